@@ -10,12 +10,12 @@ import pandas as pd
 from cyberobs_lib.schema import TESTS_COLUMNS
 
 
-def tests_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+def make_tests_table(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     """Build a ``tests.csv``-shaped frame from dict rows; missing columns are NaN/empty.
 
     Unknown keys raise ``KeyError`` so that a typo never creates a new column silently.
 
-    >>> tests_frame([{"test": "wilcoxon", "p_value": 0.5}])[["test", "p_value"]]
+    >>> make_tests_table([{"test": "wilcoxon", "p_value": 0.5}])[["test", "p_value"]]
            test  p_value
     0  wilcoxon      0.5
     """
