@@ -1,0 +1,164 @@
+"""The ``cyberobs`` command line: validate, ingest, demo, run, check-disclosure.
+
+Every command prints a clear message and exits non-zero on failure; none prints a traceback for bad
+input (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _print_violations(violations, *, limit: int | None) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", limit or 10_000, "display.max_colwidth", 80, "display.width", 200):
+        shown = violations if limit is None else violations.head(limit)
+        print(shown.to_string(index=False))
+        if limit is not None and len(violations) > limit:
+            print(f"... {len(violations) - limit} more (use --all or --csv FILE)")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from cyberobs_lib.validate import check_dataset
+
+    check = check_dataset(args.dataset, today=args.today)
+    v = check.violations
+    if args.csv:
+        v.to_csv(args.csv, index=False)
+    n_err = int((v["severity"] == "error").sum())
+    n_warn = int((v["severity"] == "warning").sum())
+    if len(v):
+        _print_violations(v, limit=None if args.all else 200)
+    rows = {n: (len(t.frame) if t.read is not None else 0) for n, t in check.tables.items()}
+    print(f"\n{args.dataset}: {n_err} error(s), {n_warn} warning(s) in "
+          + ", ".join(f"{n}={r}" for n, r in rows.items() if r))
+    return EXIT_OK if n_err == 0 else EXIT_INVALID
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from cyberobs_lib.ingest import ingest_dataset, write_canonical
+
+    result = ingest_dataset(args.dataset, today=args.today, kev_path=args.kev, epss_path=args.epss,
+                            include_info=args.include_info)
+    write_canonical(result, args.out)
+    acc = result.accounting
+    print(acc.to_string(index=False))
+    print(f"\nwrote {', '.join(f'{n}={len(t)}' for n, t in result.tables.items())} to {args.out}")
+    print(f"rejected rows: {len(result.rejects)} (see {Path(args.out) / 'rejects.csv'})")
+    if result.scan_errors:
+        print(f"\n{len(result.scan_errors)} scanner file(s) failed:", file=sys.stderr)
+        for err in result.scan_errors:
+            print(f"  {err}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_INVALID
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cyberobs_lib.demo import DemoScale, generate_dataset
+
+    scale = DemoScale.national() if args.preset == "national" else DemoScale.small()
+    overrides = {}
+    if args.establishments:
+        overrides["establishments"] = args.establishments
+    if args.years:
+        overrides["years"] = tuple(int(y) for y in args.years.split(","))
+    if overrides:
+        scale = scale.with_overrides(**overrides)
+    truth = generate_dataset(Path(args.out), seed=args.seed, scale=scale,
+                             plant_remediation=not args.no_remediation)
+    counts = truth.get("counts", {})
+    print(f"wrote synthetic dataset to {args.out} (seed {args.seed}): "
+          + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cyberobs_lib.runner import RunError, run_study
+
+    try:
+        result = run_study(Path(args.params), data=args.data, out=args.out, overrides=args.param or [],
+                           workers=args.workers, progress=not args.quiet)
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK if result.ok else EXIT_INVALID
+
+
+def cmd_check_disclosure(args: argparse.Namespace) -> int:
+    from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
+
+    identifiers = identifiers_from_dataset(Path(args.dataset)) if args.dataset else None
+    hits = check_disclosure(Path(args.report_dir), identifiers=identifiers, min_cell=args.min_cell)
+    if len(hits):
+        _print_violations(hits, limit=None)
+        print(f"\n{len(hits)} disclosure problem(s) in {args.report_dir}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{args.report_dir}: no identifying value and no cell under {args.min_cell} found")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cyberobs", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check a dataset folder against the data contract (changes nothing)")
+    v.add_argument("dataset", type=Path)
+    v.add_argument("--today", help="reference date for the 'not in the future' rule (default: today)")
+    v.add_argument("--all", action="store_true", help="print every violation (default: first 200)")
+    v.add_argument("--csv", type=Path, help="also write the violations table to this CSV")
+    v.set_defaults(func=cmd_validate)
+
+    i = sub.add_parser("ingest", help="write validated canonical Parquet tables, rejects and accounting")
+    i.add_argument("dataset", type=Path)
+    i.add_argument("--out", type=Path, required=True)
+    i.add_argument("--today")
+    i.add_argument("--kev", type=Path, help="CISA KEV catalog (JSON or CSV)")
+    i.add_argument("--epss", type=Path, help="FIRST EPSS daily scores (CSV, gzip accepted)")
+    i.add_argument("--include-info", action="store_true", help="keep informational scanner items")
+    i.set_defaults(func=cmd_ingest)
+
+    d = sub.add_parser("demo", help="generate a synthetic dataset with planted effects (truth.json)")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--preset", choices=["small", "national"], default="small")
+    d.add_argument("--establishments", type=int, help="total number of establishments (families in proportion)")
+    d.add_argument("--years", help="comma-separated audit years, e.g. 2023,2024,2025")
+    d.add_argument("--no-remediation", action="store_true", help="plant no remediation between audits")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run a study described by a parameter file (papermill)")
+    r.add_argument("params", type=Path)
+    r.add_argument("--data", type=Path, help="dataset folder (overrides the parameter file)")
+    r.add_argument("--out", type=Path, help="report folder (default reports/<run_name>)")
+    r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter")
+    r.add_argument("--workers", type=int, default=None, help="parallel workers for batches")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("check-disclosure", help="scan a report folder for identifying values and small cells")
+    c.add_argument("report_dir", type=Path)
+    c.add_argument("--dataset", type=Path, help="dataset folder whose identifiers to look for")
+    c.add_argument("--min-cell", type=int, default=5)
+    c.set_defaults(func=cmd_check_disclosure)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Readers and writers: the only module (with the scanner readers) that touches files.
+
+* :func:`read_table_csv` reads a contract CSV the way real exports come: UTF-8 with or without BOM, or
+  Latin-1/CP1252 as French administrations export; ``,``, ``;`` or tab separators, detected from the header
+  line; header names case-insensitive (lower-cased and stripped); every cell kept as text (typing is the
+  validator's job, so that a bad cell is reported, never coerced away).
+* :func:`write_parquet_atomic` / :func:`write_text_atomic` write to a temporary file in the target folder and
+  rename it into place (``os.replace`` is atomic on POSIX), so a crash never leaves a half-written table
+  that looks complete. Parquet output is deterministic: no index, fixed row order, no timestamps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class InputFileError(ValueError):
+    """A file that cannot be read at all; the message names the file and what was expected."""
+
+    def __init__(self, path: Path | str, message: str, *, line: int | None = None):
+        self.path = Path(path)
+        self.line = line
+        where = f"{self.path}" + (f": line {line}" if line else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class CsvRead:
+    """A CSV file read as text, with what was detected about it."""
+
+    frame: pd.DataFrame
+    path: Path
+    encoding: str
+    delimiter: str
+    had_bom: bool
+    original_columns: list[str] = field(default_factory=list)
+    #: 1-based physical line of each record's start in the file (header is line 1)
+    lines: pd.Series | None = None
+
+
+def _decode(raw: bytes, path: Path) -> tuple[str, str, bool]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="strict"), "utf-8-sig", True
+    try:
+        return raw.decode("utf-8"), "utf-8", False
+    except UnicodeDecodeError:
+        # CP1252 is a superset of Latin-1 for printable characters (œ, €, ’), what Windows exports use.
+        try:
+            return raw.decode("cp1252"), "cp1252", False
+        except UnicodeDecodeError:
+            return raw.decode("latin-1"), "latin-1", False
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    counts = {d: header_line.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] > 0 else ","
+
+
+def read_table_csv(path: Path | str) -> CsvRead:
+    """Read a contract CSV as text with tolerant encoding, separator and header detection.
+
+    Parameters
+    ----------
+    path
+        The CSV file.
+
+    Returns
+    -------
+    CsvRead
+        ``frame`` has lower-cased, stripped column names and string cells (``None`` for empty cells,
+        surrounding whitespace removed); ``lines`` gives the physical line where each record starts.
+
+    Raises
+    ------
+    InputFileError
+        Empty file, no header, or a record that the CSV grammar cannot parse.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "e.csv"
+    >>> _ = p.write_bytes("\\ufeffFINESS;Catégorie\\n010000024;355\\n".encode("utf-8"))
+    >>> r = read_table_csv(p)
+    >>> list(r.frame.columns), r.delimiter, r.had_bom
+    (['finess', 'catégorie'], ';', True)
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror})") from exc
+    text, encoding, had_bom = _decode(raw, path)
+    if not text.strip():
+        raise InputFileError(path, "is empty; expected a header row")
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    delimiter = _sniff_delimiter(first_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[list[str]] = []
+    starts: list[int] = []
+    try:
+        header = next(reader)
+        line_no = reader.line_num + 1
+        for record in reader:
+            if record and any(cell.strip() for cell in record):
+                records.append(record)
+                starts.append(line_no)
+            line_no = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputFileError(path, f"not valid CSV ({exc})", line=reader.line_num) from exc
+    original = [h.strip() for h in header]
+    columns = [h.strip().lower() for h in header]
+    if not any(columns):
+        raise InputFileError(path, "has no header row", line=1)
+    width = len(columns)
+    fixed = [r[:width] + [""] * (width - len(r)) if len(r) != width else r for r in records]
+    frame = pd.DataFrame(fixed, columns=columns, dtype=object)
+    frame = frame.apply(lambda s: s.str.strip()).replace({"": None})
+    frame.attrs["ragged_rows"] = [starts[i] for i, r in enumerate(records) if len(r) != width]
+    return CsvRead(
+        frame=frame,
+        path=path,
+        encoding=encoding,
+        delimiter=delimiter,
+        had_bom=had_bom,
+        original_columns=original,
+        lines=pd.Series(starts, index=frame.index, dtype="int64"),
+    )
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write ``frame`` to Parquet atomically and deterministically (no index, zstd, no stats timestamps)."""
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(text: str, path: Path | str) -> Path:
+    """Write text atomically (UTF-8, ``\\n`` line ends)."""
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path | str, *, float_format: str = "%.6g") -> Path:
+    """Write a tidy table as CSV atomically, deterministically (fixed float format, no index)."""
+    return write_text_atomic(frame.to_csv(index=False, float_format=float_format, lineterminator="\n"), path)

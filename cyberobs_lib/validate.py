@@ -1,0 +1,487 @@
+"""Validate a dataset folder against the input data contract, reporting every violation at once.
+
+Each rule is vectorized over a whole column and yields one violation row per offending cell:
+``file, row, column, rule, severity, value, message``. ``row`` is the physical line of the record in the
+file (the header is line 1); file-level problems (missing file or column) have an empty ``row``.
+``severity`` is ``error`` (the row is rejected at ingestion) or ``warning`` (kept, reported).
+
+Rules are identified by stable codes (see :data:`RULES`), used as reason codes in the rejects table.
+Nothing here changes the input files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyberobs_lib import registry
+from cyberobs_lib import schema as S
+from cyberobs_lib.config import MIN_AUDIT_DATE
+from cyberobs_lib.io import CsvRead, InputFileError, read_table_csv
+
+#: Rule code → one-line description (the rules table shown in the README and the data-quality notebook).
+RULES: dict[str, str] = {
+    "missing_file": "a required file of the dataset folder is absent",
+    "unreadable_file": "the file cannot be read as CSV",
+    "missing_column": "a required column is absent from the header",
+    "unknown_column": "a column outside the contract (kept, reported)",
+    "ragged_row": "the record has more or fewer cells than the header",
+    "required_value": "a required cell is empty",
+    "finess_format": "FINESS must be 9 characters with a valid department prefix (01-95, 2A, 2B, 97x, 98x)",
+    "finess_check_key": "the FINESS check key (Luhn over the 9 characters) fails (warning only)",
+    "duplicate_id": "an identifier that must be unique appears again with different content",
+    "duplicate_row": "an exact copy of an earlier row (counted as duplicate, not kept twice)",
+    "unknown_category": "category_code not in the FINESS category table (cyberobs_lib/data/finess_categories.csv)",
+    "unknown_legal_status": "legal_status not public/private_nonprofit/private_forprofit nor a FINESS code",
+    "unknown_finess": "the FINESS number does not exist in establishments.csv",
+    "unknown_audit": "the audit_id does not exist in audits.csv (or its audit was rejected)",
+    "bad_date": "not a date (ISO 8601 yyyy-mm-dd or dd/mm/yyyy expected)",
+    "future_date": "a date in the future",
+    "date_too_early": f"a date before {MIN_AUDIT_DATE}",
+    "not_integer": "an integer is expected",
+    "negative_count": "a count must be >= 0",
+    "port_range": "port must be an integer in 0-65535",
+    "unknown_protocol": "protocol must be tcp, udp or icmp",
+    "cvss_score_range": "cvss_score must be a number in 0-10",
+    "bad_cvss_vector": "not a CVSS v2, v3.0, v3.1 or v4.0 vector",
+    "unknown_severity": "severity must be critical, high, medium, low or info",
+    "unknown_category_label": "category not in the finding taxonomy",
+    "bad_cve": "CVE identifiers must look like CVE-YYYY-NNNN (several separated by ';')",
+    "unknown_control": "control outside the contract vocabulary (kept, reported)",
+    "bad_boolean": "a boolean is expected (true/false, 1/0, oui/non, yes/no)",
+    "unknown_nature": "nature must be malicious, accidental or unknown (malveillant/accidentel accepted)",
+    "unknown_incident_type": "type outside the incident vocabulary",
+    "unknown_impact": "impact_on_care must be none, degraded, interrupted or unknown",
+    "incident_without_frame": "an incident needs finess, category_code or family",
+    "hosts_disagree": "hosts.csv lists a different number of hosts than hosts_in_scope",
+    "host_not_in_perimeter": "a finding on a host absent from that audit's hosts.csv perimeter",
+}
+
+VIOLATION_COLUMNS = ("file", "row", "column", "rule", "severity", "value", "message")
+
+_CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,}$", re.IGNORECASE)
+_CVSS2_RE = re.compile(r"^\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC](/.*)?\)?$")
+_CVSS3_RE = re.compile(r"^CVSS:3\.[01]/AV:[NALP]/AC:[LH]/PR:[NLH]/UI:[NR]/S:[UC]/C:[NLH]/I:[NLH]/A:[NLH](/.*)?$")
+_CVSS4_RE = re.compile(r"^CVSS:4\.0/AV:[NALP]/AC:[LH]/AT:[NP]/PR:[NLH]/UI:[NPA]/VC:[HLN]/VI:[HLN]/VA:[HLN]/SC:[HLN]/SI:[HLN]/SA:[HLN](/.*)?$")
+
+
+@dataclass
+class TableCheck:
+    """Result of checking one input file: its typed frame, the per-row error mask and violations."""
+
+    name: str
+    path: Path
+    read: CsvRead | None
+    frame: pd.DataFrame
+    violations: list[pd.DataFrame] = field(default_factory=list)
+    #: rows (index labels of ``frame``) that carry at least one error, with the first reason
+    rejected: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    duplicates: pd.Index = field(default_factory=lambda: pd.Index([]))
+
+    def add(self, mask: pd.Series, column: str, rule: str, *, severity: str = "error", message: str | None = None,
+            values: pd.Series | None = None) -> None:
+        """Record a violation for every row where ``mask`` is true."""
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return
+        idx = mask[mask].index
+        vals = (values if values is not None else self.frame.get(column, pd.Series(None, index=self.frame.index)))
+        rows = self.read.lines.loc[idx] if self.read is not None and self.read.lines is not None else idx + 2
+        self.violations.append(
+            pd.DataFrame(
+                {
+                    "file": self.path.name,
+                    "row": pd.array(np.asarray(rows), dtype="Int64"),
+                    "column": column,
+                    "rule": rule,
+                    "severity": severity,
+                    "value": vals.loc[idx].astype(object).where(vals.loc[idx].notna(), None).to_numpy(),
+                    "message": message or RULES[rule],
+                }
+            )
+        )
+        if severity == "error":
+            new = idx.difference(self.rejected.index)
+            self.rejected = pd.concat([self.rejected, pd.Series(rule, index=new, dtype=object)])
+
+    def add_file(self, rule: str, message: str, *, column: str | None = None, severity: str = "error") -> None:
+        self.violations.append(
+            pd.DataFrame(
+                [{"file": self.path.name, "row": pd.NA, "column": column, "rule": rule, "severity": severity,
+                  "value": None, "message": message}],
+            ).astype({"row": "Int64"})
+        )
+
+    @property
+    def fatal(self) -> bool:
+        """True when the file cannot be used at all (unreadable or a required column missing)."""
+        return any(
+            (v["rule"].isin(["missing_file", "unreadable_file", "missing_column"])).any() for v in self.violations
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Cell parsers (vectorized): return parsed values and a mask of unparseable non-empty cells
+# --------------------------------------------------------------------------------------------------
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse ISO 8601 (yyyy-mm-dd, optional time) and French dd/mm/yyyy dates.
+
+    >>> d, bad = parse_dates(pd.Series(["2024-03-01", "15/06/2023", "2024-13-01", None]))
+    >>> [str(x.date()) if pd.notna(x) else None for x in d], bad.tolist()
+    (['2024-03-01', '2023-06-15', None, None], [False, False, True, False])
+    """
+    text = values.astype("string").str.strip()
+    iso = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    fr = pd.to_datetime(text.str.slice(0, 10), format="%d/%m/%Y", errors="coerce")
+    parsed = iso.fillna(fr)
+    bad = text.notna() & parsed.isna()
+    return parsed, bad.astype(bool)
+
+
+def parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse integers written as text ("12", "12.0"); returns (Int64 values, bad mask)."""
+    num = pd.to_numeric(values, errors="coerce")
+    ok = num.notna() & np.isfinite(num) & (num == np.floor(num))
+    bad = values.notna() & ~ok
+    return num.where(ok).astype("Int64"), bad.astype(bool)
+
+
+def parse_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse decimals, accepting a comma decimal separator (French exports)."""
+    text = values.astype("string").str.replace(",", ".", regex=False)
+    num = pd.to_numeric(text, errors="coerce").astype(float)
+    bad = values.notna() & num.isna()
+    return num, bad.astype(bool)
+
+
+def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse booleans: true/false, 1/0, oui/non, yes/no, vrai/faux (case-insensitive)."""
+    low = values.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[low.isin(S.TRUE_WORDS).fillna(False)] = True
+    out[low.isin(S.FALSE_WORDS).fillna(False)] = False
+    bad = values.notna() & out.isna()
+    return out, bad.astype(bool)
+
+
+def cvss_vector_ok(values: pd.Series) -> pd.Series:
+    """True where a vector looks like CVSS v2/v3.0/v3.1/v4.0 (structure only; scoring is normalization's)."""
+    text = values.astype("string").str.strip()
+    ok = text.str.match(_CVSS3_RE) | text.str.match(_CVSS4_RE) | text.str.match(_CVSS2_RE)
+    return ok.fillna(True).astype(bool)
+
+
+def cve_list_ok(values: pd.Series) -> pd.Series:
+    """True where every item of a ``;``/``,``/space-separated list is a CVE id (empty is fine)."""
+    parts = values.astype("string").str.strip().str.split(r"[;,\s]+", regex=True).explode()
+    parts = parts[parts.notna() & (parts != "")]
+    bad_parts = ~parts.str.match(_CVE_RE).astype(bool)
+    bad_rows = bad_parts.groupby(level=0).any()
+    return ~bad_rows.reindex(values.index, fill_value=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-file checks
+# --------------------------------------------------------------------------------------------------
+def _open(dataset: Path, name: str) -> TableCheck:
+    path = dataset / f"{name}.csv"
+    spec = S.INPUT_FILES[name]
+    empty = pd.DataFrame(columns=list(spec["required"] + spec["optional"]), dtype=object)
+    if not path.is_file():
+        check = TableCheck(name, path, None, empty)
+        if name in S.REQUIRED_FILES:
+            check.add_file("missing_file", f"{path.name} is required in the dataset folder {dataset}")
+        return check
+    try:
+        read = read_table_csv(path)
+    except InputFileError as exc:
+        check = TableCheck(name, path, None, empty)
+        check.add_file("unreadable_file", str(exc))
+        return check
+    frame = read.frame
+    present = [c.lower() for c in read.original_columns]
+    for col in spec["required"] + spec["optional"]:
+        if col not in frame.columns:
+            frame[col] = None
+    check = TableCheck(name, path, read, frame)
+    for col in spec["required"]:
+        if col not in present:
+            check.add_file("missing_column", f"required column '{col}' is absent from {path.name}", column=col)
+    known = set(spec["required"] + spec["optional"])
+    for col in present:
+        if col and col not in known:
+            check.add_file("unknown_column", f"column '{col}' is not in the contract; kept and ignored",
+                           column=col, severity="warning")
+    ragged = read.frame.attrs.get("ragged_rows", [])
+    if ragged:
+        mask = read.lines.isin(ragged)
+        check.add(mask, "*", "ragged_row", values=pd.Series("", index=frame.index))
+    for col in spec["required"]:
+        if col in present:
+            check.add(frame[col].isna(), col, "required_value")
+    return check
+
+
+def _duplicates(check: TableCheck, key: str) -> None:
+    """Exact duplicate rows are counted as duplicates; same key with other content is an error."""
+    frame = check.frame
+    exact = frame.duplicated(keep="first")
+    check.duplicates = frame.index[exact]
+    if exact.any():
+        check.add(exact, key, "duplicate_row", severity="warning",
+                  message="exact copy of an earlier row; counted once")
+    rest = frame[~exact]
+    clash = rest[key].notna() & rest.duplicated(subset=[key], keep="first")
+    check.add(clash.reindex(frame.index, fill_value=False), key, "duplicate_id",
+              message=f"{key} already used by an earlier row with different content")
+
+
+def _check_date(check: TableCheck, col: str, *, today: pd.Timestamp, not_before: str | None = None) -> pd.Series:
+    parsed, bad = parse_dates(check.frame[col])
+    check.add(bad, col, "bad_date")
+    check.add(parsed > today, col, "future_date", message=f"date after today ({today.date()})")
+    if not_before:
+        check.add(parsed < pd.Timestamp(not_before), col, "date_too_early")
+    return parsed
+
+
+def check_establishments(dataset: Path, *, today: pd.Timestamp) -> TableCheck:
+    c = _open(dataset, "establishments")
+    if c.fatal:
+        return c
+    f = c.frame
+    f["finess"] = f["finess"].astype("string").str.upper().str.replace(" ", "", regex=False)
+    fmt_ok = registry.finess_format_ok(f["finess"]).fillna(False).astype(bool)
+    c.add(f["finess"].notna() & ~fmt_ok, "finess", "finess_format")
+    key_ok = registry.finess_key_ok(f["finess"]).fillna(False).astype(bool)
+    c.add(fmt_ok & ~key_ok, "finess", "finess_check_key", severity="warning")
+    f["finess_key_ok"] = key_ok
+    _duplicates(c, "finess")
+    codes = f["category_code"].astype("string").str.strip().str.zfill(3)
+    f["category_code"] = codes
+    known = set(registry.load_categories()["category_code"].astype(str))
+    unknown = codes.notna() & ~codes.isin(known)
+    if unknown.any():
+        listed = ", ".join(sorted(codes[unknown].unique()))
+        c.add(unknown, "category_code", "unknown_category",
+              message=f"unknown FINESS category code(s) {listed}: extend cyberobs_lib/data/finess_categories.csv")
+    if f["legal_status"].notna().any():
+        norm = registry.normalize_legal_status(f["legal_status"])
+        c.add(f["legal_status"].notna() & norm.isna(), "legal_status", "unknown_legal_status")
+        f["legal_status"] = norm
+    beds, bad = parse_int(f["beds"])
+    c.add(bad, "beds", "not_integer")
+    c.add(beds < 0, "beds", "negative_count")
+    f["beds"] = beds
+    if f["department"].notna().any():
+        dep = f["department"].astype("string").str.upper().str.zfill(2)
+        f["department"] = dep
+    return c
+
+
+def check_audits(dataset: Path, establishments: TableCheck, *, today: pd.Timestamp) -> TableCheck:
+    c = _open(dataset, "audits")
+    if c.fatal:
+        return c
+    f = c.frame
+    _duplicates(c, "audit_id")
+    f["finess"] = f["finess"].astype("string").str.upper().str.replace(" ", "", regex=False)
+    kept = _kept_values(establishments, "finess")
+    c.add(f["finess"].notna() & ~f["finess"].isin(kept), "finess", "unknown_finess",
+          message="no such establishment in establishments.csv (or it was rejected): orphan audit")
+    f["audit_date"] = _check_date(c, "audit_date", today=today, not_before=MIN_AUDIT_DATE)
+    hosts, bad = parse_int(f["hosts_in_scope"])
+    c.add(bad, "hosts_in_scope", "not_integer")
+    c.add(hosts < 0, "hosts_in_scope", "negative_count")
+    f["hosts_in_scope"] = hosts
+    return c
+
+
+def _kept_values(check: TableCheck, col: str) -> pd.Series:
+    if check.fatal:
+        return pd.Series([], dtype="string")
+    ok = check.frame.index.difference(check.rejected.index).difference(check.duplicates)
+    return check.frame.loc[ok, col].dropna()
+
+
+def _check_audit_ref(c: TableCheck, audits: TableCheck) -> None:
+    kept = _kept_values(audits, "audit_id")
+    c.add(c.frame["audit_id"].notna() & ~c.frame["audit_id"].isin(kept), "audit_id", "unknown_audit")
+
+
+def check_hosts(dataset: Path, audits: TableCheck) -> TableCheck:
+    c = _open(dataset, "hosts")
+    if c.fatal or c.read is None:
+        return c
+    c.frame["host"] = c.frame["host"].astype("string").str.lower()
+    _check_audit_ref(c, audits)
+    exact = c.frame.duplicated(keep="first")
+    c.duplicates = c.frame.index[exact]
+    if not audits.fatal:
+        counts = c.frame[~exact].groupby("audit_id").size()
+        declared = audits.frame.drop_duplicates("audit_id").set_index("audit_id")["hosts_in_scope"]
+        both = pd.concat([counts.rename("listed"), declared.rename("declared")], axis=1, join="inner").dropna()
+        disagree = both[both["listed"] != both["declared"]]
+        for audit_id, row in disagree.iterrows():
+            c.add_file("hosts_disagree", f"audit {audit_id}: hosts.csv lists {int(row['listed'])} hosts, "
+                       f"audits.csv says hosts_in_scope={int(row['declared'])}", column="host", severity="warning")
+    return c
+
+
+def check_findings(dataset: Path, audits: TableCheck, hosts: TableCheck, *, today: pd.Timestamp) -> TableCheck:
+    c = _open(dataset, "findings")
+    if c.fatal or c.read is None:
+        return c
+    f = c.frame
+    _check_audit_ref(c, audits)
+    f["host"] = f["host"].astype("string").str.strip().str.lower()
+    port, bad = parse_int(f["port"])
+    c.add(bad | (port < 0) | (port > 65535), "port", "port_range")
+    f["port"] = port.where((port >= 0) & (port <= 65535)).astype("Int32")
+    proto = f["protocol"].astype("string").str.lower()
+    c.add(proto.notna() & ~proto.isin(S.PROTOCOLS), "protocol", "unknown_protocol")
+    f["protocol"] = proto
+    score, bad = parse_float(f["cvss_score"])
+    c.add(bad | (score < 0) | (score > 10), "cvss_score", "cvss_score_range")
+    f["cvss_score"] = score.where((score >= 0) & (score <= 10))
+    c.add(~cvss_vector_ok(f["cvss_vector"]), "cvss_vector", "bad_cvss_vector")
+    sev = f["severity"].astype("string").str.lower().str.strip()
+    c.add(sev.notna() & ~sev.isin(S.SEVERITIES), "severity", "unknown_severity")
+    f["severity"] = sev
+    cat = f["category"].astype("string").str.lower().str.strip()
+    c.add(cat.notna() & ~cat.isin(S.FINDING_CATEGORIES), "category", "unknown_category_label")
+    f["category"] = cat
+    c.add(~cve_list_ok(f["cve"]), "cve", "bad_cve")
+    f["first_seen"] = _check_date(c, "first_seen", today=today)
+    _duplicates_findings(c)
+    if hosts.read is not None and not hosts.fatal:
+        perim = hosts.frame[["audit_id", "host"]].dropna().drop_duplicates()
+        audited = set(perim["audit_id"])
+        keyed = f[["audit_id", "host"]].merge(perim.assign(_in=True), how="left", on=["audit_id", "host"])
+        outside = f["audit_id"].isin(audited).to_numpy() & keyed["_in"].isna().to_numpy()
+        c.add(pd.Series(outside, index=f.index), "host", "host_not_in_perimeter", severity="warning")
+    return c
+
+
+def _duplicates_findings(c: TableCheck) -> None:
+    exact = c.frame.duplicated(keep="first")
+    c.duplicates = c.frame.index[exact]
+    if exact.any():
+        c.add(exact, "vuln_id", "duplicate_row", severity="warning",
+              message="exact copy of an earlier finding row; counted once")
+
+
+def check_controls(dataset: Path, audits: TableCheck) -> TableCheck:
+    c = _open(dataset, "controls")
+    if c.fatal or c.read is None:
+        return c
+    f = c.frame
+    _check_audit_ref(c, audits)
+    f["control"] = f["control"].astype("string").str.lower().str.strip()
+    c.add(f["control"].notna() & ~f["control"].isin(S.CONTROLS), "control", "unknown_control", severity="warning")
+    present, bad = parse_bool(f["present"])
+    c.add(bad, "present", "bad_boolean")
+    f["present"] = present
+    exact = f.duplicated(keep="first")
+    c.duplicates = f.index[exact]
+    clash = ~exact & f.duplicated(subset=["audit_id", "control"], keep=False) & f["present"].notna()
+    c.add(clash & f.duplicated(subset=["audit_id", "control"], keep="first"), "control", "duplicate_id",
+          message="the same control is given twice for this audit with different values")
+    return c
+
+
+def check_incidents(dataset: Path, establishments: TableCheck, *, today: pd.Timestamp) -> TableCheck:
+    c = _open(dataset, "incidents")
+    if c.fatal or c.read is None:
+        return c
+    f = c.frame
+    _duplicates(c, "incident_id")
+    f["declared_on"] = _check_date(c, "declared_on", today=today, not_before=MIN_AUDIT_DATE)
+    fin = f["finess"].astype("string").str.upper().str.replace(" ", "", regex=False)
+    f["finess"] = fin
+    fmt_ok = registry.finess_format_ok(fin).fillna(False).astype(bool)
+    c.add(fin.notna() & ~fmt_ok, "finess", "finess_format")
+    c.add(fin.notna() & fmt_ok & ~fin.isin(_kept_values(establishments, "finess")), "finess", "unknown_finess",
+          severity="warning", message="incident of an establishment outside establishments.csv: kept, no family")
+    c.add(fin.isna() & f["category_code"].isna() & f["family"].isna(), "finess", "incident_without_frame")
+    codes = f["category_code"].astype("string").str.strip().str.zfill(3)
+    known = set(registry.load_categories()["category_code"].astype(str))
+    c.add(codes.notna() & ~codes.isin(known), "category_code", "unknown_category")
+    f["category_code"] = codes
+    nature = f["nature"].astype("string").str.lower().str.strip().map(S.NATURE_ALIASES)
+    c.add(f["nature"].notna() & nature.isna(), "nature", "unknown_nature")
+    f["nature"] = nature
+    typ = f["type"].astype("string").str.lower().str.strip()
+    c.add(typ.notna() & ~typ.isin(S.INCIDENT_TYPES), "type", "unknown_incident_type")
+    f["type"] = typ
+    imp = f["impact_on_care"].astype("string").str.lower().str.strip()
+    c.add(imp.notna() & ~imp.isin(S.IMPACTS_ON_CARE), "impact_on_care", "unknown_impact")
+    f["impact_on_care"] = imp
+    return c
+
+
+@dataclass
+class DatasetCheck:
+    """All checks of a dataset folder; ``violations`` is the one table to show."""
+
+    dataset: Path
+    tables: dict[str, TableCheck]
+
+    @property
+    def violations(self) -> pd.DataFrame:
+        parts = [v for t in self.tables.values() for v in t.violations]
+        if not parts:
+            return pd.DataFrame(columns=list(VIOLATION_COLUMNS)).astype({"row": "Int64"})
+        out = pd.concat(parts, ignore_index=True)
+        return out.sort_values(["file", "row", "column", "rule"], na_position="first", kind="stable").reset_index(
+            drop=True
+        )
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        v = self.violations
+        return v[v["severity"] == "error"].reset_index(drop=True)
+
+    @property
+    def ok(self) -> bool:
+        return self.errors.empty
+
+
+def check_dataset(dataset: Path | str, *, today: str | pd.Timestamp | None = None) -> DatasetCheck:
+    """Check every file of a dataset folder against the contract; never raises on bad content.
+
+    Parameters
+    ----------
+    dataset
+        The dataset folder (``establishments.csv``, ``audits.csv``, ...).
+    today
+        Reference date for the "not in the future" rule (default: the current date).
+
+    Returns
+    -------
+    DatasetCheck
+        ``.violations``: one row per violation (``file, row, column, rule, severity, value, message``);
+        ``.tables``: per file, the typed frame, the rejected rows and duplicates.
+    """
+    dataset = Path(dataset)
+    today = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
+    if not dataset.is_dir():
+        raise InputFileError(dataset, "is not a dataset folder")
+    est = check_establishments(dataset, today=today)
+    aud = check_audits(dataset, est, today=today)
+    hosts = check_hosts(dataset, aud)
+    tables = {
+        "establishments": est,
+        "audits": aud,
+        "hosts": hosts,
+        "findings": check_findings(dataset, aud, hosts, today=today),
+        "controls": check_controls(dataset, aud),
+        "incidents": check_incidents(dataset, est, today=today),
+    }
+    if tables["findings"].read is None and not (dataset / "scans").is_dir():
+        tables["findings"].add_file("missing_file", "the dataset needs findings.csv or a scans/ folder")
+    return DatasetCheck(dataset, tables)
