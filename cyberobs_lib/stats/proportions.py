@@ -1,0 +1,399 @@
+"""Proportions: Wilson intervals, Newcombe differences (unpaired and paired), 2-way tables, trend test.
+
+Interval functions return one row per input element with ``value, ci_low, ci_high, ci_method``;
+test functions return a frame in the fixed ``tests.csv`` vocabulary
+(:data:`cyberobs_lib.schema.TESTS_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from statsmodels.stats.proportion import proportion_confint
+
+from cyberobs_lib.stats._tidy import make_tests_table
+
+ArrayLike = float | int | Sequence[float] | np.ndarray | pd.Series
+
+
+def _counts(name: str, values: ArrayLike) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    if np.any(arr < 0) or np.any(np.isnan(arr)):
+        raise ValueError(f"{name} must be non-negative counts, got {arr.tolist()}")
+    return arr
+
+
+def _index_of(*values: ArrayLike) -> pd.Index | None:
+    for v in values:
+        if isinstance(v, pd.Series):
+            return v.index
+    return None
+
+
+def wilson_interval(successes: ArrayLike, n: ArrayLike, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Wilson score interval for one or many binomial proportions (vectorized).
+
+    Parameters
+    ----------
+    successes, n : scalar, array or Series
+        Counts of successes and of trials (broadcast together). A Series index is kept.
+    alpha : float, keyword-only
+        1 - confidence level.
+
+    Returns
+    -------
+    DataFrame, one row per element:
+        ``successes``, ``n``; ``value`` = successes / n; ``ci_low``, ``ci_high`` the Wilson limits;
+        ``ci_method`` = ``"wilson"``. Rows with ``n == 0`` have NaN value and limits.
+
+    Notes
+    -----
+    Score interval without continuity correction (Wilson 1927; method 3 of Newcombe 1998a):
+    ``(2np + z^2 +/- z sqrt(z^2 + 4np(1-p))) / (2(n + z^2))``, computed by
+    :func:`statsmodels.stats.proportion.proportion_confint`. Raises ``ValueError`` for negative
+    counts or successes > n.
+
+    References
+    ----------
+    Wilson EB (1927) JASA 22:209-212. Newcombe RG (1998a) Two-sided confidence intervals for the
+    single proportion: comparison of seven methods. Stat Med 17:857-872 (Table I).
+
+    Examples
+    --------
+    >>> wilson_interval([81, 0], [263, 20]).round(4)
+       successes      n  value  ci_low  ci_high ci_method
+    0       81.0  263.0  0.308  0.2553   0.3662    wilson
+    1        0.0   20.0  0.000  0.0000   0.1611    wilson
+    """
+    x, m = np.broadcast_arrays(_counts("successes", successes), _counts("n", n))
+    if np.any(x > m):
+        raise ValueError("successes cannot exceed n")
+    ok = m > 0
+    low = np.full(x.shape, np.nan)
+    high = np.full(x.shape, np.nan)
+    if ok.any():
+        low[ok], high[ok] = proportion_confint(x[ok], m[ok], alpha=alpha, method="wilson")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.where(ok, x / np.where(ok, m, 1), np.nan)
+    out = pd.DataFrame({"successes": x, "n": m, "value": value, "ci_low": low, "ci_high": high})
+    out["ci_method"] = "wilson"
+    index = _index_of(successes, n)
+    if index is not None and len(index) == len(out):
+        out.index = index
+    return out
+
+
+def newcombe_difference(
+    x1: ArrayLike, n1: ArrayLike, x2: ArrayLike, n2: ArrayLike, *, alpha: float = 0.05
+) -> pd.DataFrame:
+    """Newcombe hybrid-score interval for the difference of two independent proportions.
+
+    Parameters
+    ----------
+    x1, n1, x2, n2 : scalar, array or Series
+        Successes and trials in groups 1 and 2 (vectorized).
+    alpha : float, keyword-only
+
+    Returns
+    -------
+    DataFrame: ``p1``, ``p2``; ``value`` = p1 - p2; ``ci_low``, ``ci_high``;
+    ``ci_method`` = ``"newcombe_hybrid_score"``.
+
+    Notes
+    -----
+    Method 10 of Newcombe (1998b): with Wilson limits (l1, u1), (l2, u2),
+    ``L = d - sqrt((p1-l1)^2 + (u2-p2)^2)``, ``U = d + sqrt((u1-p1)^2 + (p2-l2)^2)``.
+
+    References
+    ----------
+    Newcombe RG (1998b) Interval estimation for the difference between independent proportions:
+    comparison of eleven methods. Stat Med 17:873-890.
+
+    Examples
+    --------
+    >>> newcombe_difference(56, 70, 48, 80).round(4)
+        p1   p2  value  ci_low  ci_high              ci_method
+    0  0.8  0.6    0.2  0.0524   0.3339  newcombe_hybrid_score
+    """
+    w1 = wilson_interval(x1, n1, alpha=alpha)
+    w2 = wilson_interval(x2, n2, alpha=alpha)
+    p1, l1, u1 = (w1[c].to_numpy() for c in ("value", "ci_low", "ci_high"))
+    p2, l2, u2 = (w2[c].to_numpy() for c in ("value", "ci_low", "ci_high"))
+    d = p1 - p2
+    out = pd.DataFrame(
+        {
+            "p1": p1,
+            "p2": p2,
+            "value": d,
+            "ci_low": d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            "ci_high": d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+        }
+    )
+    out["ci_method"] = "newcombe_hybrid_score"
+    return out
+
+
+def newcombe_paired_difference(
+    a: ArrayLike, b: ArrayLike, c: ArrayLike, d: ArrayLike, *, alpha: float = 0.05
+) -> pd.DataFrame:
+    """Newcombe interval for the difference of two paired proportions (method 10, phi-corrected).
+
+    Parameters
+    ----------
+    a, b, c, d : scalar, array or Series
+        Paired 2x2 counts: ``a`` = yes/yes, ``b`` = yes/no, ``c`` = no/yes, ``d`` = no/no
+        (first measurement / second measurement).
+    alpha : float, keyword-only
+
+    Returns
+    -------
+    DataFrame: ``p1`` = (a+b)/n, ``p2`` = (a+c)/n; ``value`` = p1 - p2 = (b-c)/n; ``ci_low``,
+    ``ci_high``; ``ci_method`` = ``"newcombe_paired_score_phi_cc"``. NaN when n = 0.
+
+    Notes
+    -----
+    Method 10 of Newcombe (1998c): Wilson limits (l1,u1) for p1 and (l2,u2) for p2, combined as
+    ``L = D - sqrt((p1-l1)^2 - 2 phi (p1-l1)(u2-p2) + (u2-p2)^2)`` and
+    ``U = D + sqrt((p2-l2)^2 - 2 phi (p2-l2)(u1-p1) + (u1-p1)^2)``, where phi is the correlation
+    of the paired table with a continuity correction: with ``B = ad - bc``, phi uses
+    ``max(B - n/2, 0)`` when B > 0 and B otherwise, over ``sqrt((a+b)(c+d)(a+c)(b+d))``, and is
+    0 when that product is 0.
+
+    References
+    ----------
+    Newcombe RG (1998c) Improved confidence intervals for the difference between binomial
+    proportions based on paired data. Stat Med 17:2635-2650. Altman DG et al. (2000) Statistics
+    with Confidence, 2nd ed., ch. 6.
+
+    Examples
+    --------
+    >>> newcombe_paired_difference(14, 5, 0, 22).round(4)
+           p1      p2  value  ci_low  ci_high                     ci_method
+    0  0.4634  0.3415  0.122  0.0115   0.2265  newcombe_paired_score_phi_cc
+    """
+    a, b, c, d = np.broadcast_arrays(*(_counts(k, v) for k, v in zip("abcd", (a, b, c, d), strict=True)))
+    n = a + b + c + d
+    w1 = wilson_interval(a + b, n, alpha=alpha)
+    w2 = wilson_interval(a + c, n, alpha=alpha)
+    p1, l1, u1 = (w1[k].to_numpy() for k in ("value", "ci_low", "ci_high"))
+    p2, l2, u2 = (w2[k].to_numpy() for k in ("value", "ci_low", "ci_high"))
+    big_b = a * d - b * c
+    corrected = np.where(big_b > 0, np.maximum(big_b - n / 2, 0.0), big_b)
+    denom = (a + b) * (c + d) * (a + c) * (b + d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.where(denom > 0, corrected / np.sqrt(np.where(denom > 0, denom, 1.0)), 0.0)
+    diff = p1 - p2
+    dl = (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2
+    du = (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2
+    out = pd.DataFrame(
+        {
+            "p1": p1,
+            "p2": p2,
+            "value": diff,
+            "ci_low": diff - np.sqrt(np.maximum(dl, 0.0)),
+            "ci_high": diff + np.sqrt(np.maximum(du, 0.0)),
+        }
+    )
+    out["ci_method"] = "newcombe_paired_score_phi_cc"
+    return out
+
+
+def _cramers_v_ci(chi2: float, df: int, n: float, k: int, alpha: float) -> tuple[float, float, float]:
+    """Cramér's V and a CI by inverting the noncentral chi-square in its noncentrality."""
+    scale = n * (k - 1)
+    v = float(np.sqrt(chi2 / scale))
+
+    def sf(lam: float) -> float:
+        return float(stats.ncx2.sf(chi2, df, lam)) if lam > 0 else float(stats.chi2.sf(chi2, df))
+
+    def bound(target: float) -> float:
+        if sf(0.0) >= target:
+            return 0.0
+        hi = max(chi2, 1.0)
+        while sf(hi) < target:
+            hi *= 2
+        return optimize.brentq(lambda lam: sf(lam) - target, 0.0, hi, xtol=1e-10)
+
+    low = bound(alpha / 2)
+    high = bound(1 - alpha / 2)
+    return v, min(np.sqrt(low / scale), 1.0), min(np.sqrt(high / scale), 1.0)
+
+
+def compare_proportions(
+    table: pd.DataFrame | np.ndarray,
+    *,
+    yates: bool = False,
+    alpha: float = 0.05,
+    n_resamples: int = 100_000,
+    seed: int = 0,
+    study: str | None = None,
+    metric: str | None = None,
+) -> pd.DataFrame:
+    """Test independence in an r x c table, choosing Pearson chi-square or an exact test by Cochran's rule.
+
+    Parameters
+    ----------
+    table : DataFrame or 2-D array of counts
+        Rows are groups (the index gives their labels), columns are outcome categories.
+    yates : bool, keyword-only
+        Apply Yates' continuity correction to the chi-square of a 2x2 table (R ``chisq.test``
+        default is ``True``; ours is ``False``, following Campbell 2007).
+    alpha : float, keyword-only
+        For the Cramér's V interval.
+    n_resamples, seed : int, keyword-only
+        Monte Carlo settings for the Fisher-Freeman-Halton test of larger sparse tables.
+    study, metric : str, keyword-only
+        Copied into the result row.
+
+    Returns
+    -------
+    DataFrame (tests vocabulary), one row: ``test`` in {``chi_square``, ``fisher_exact``};
+    ``variant`` in {``pearson``, ``pearson+yates``, ``fisher_exact``, ``fisher_freeman_halton_monte_carlo``};
+    ``group_a``/``group_b`` the two row labels and ``n_a``/``n_b`` their totals (for more than two
+    rows ``group_a`` joins all labels with ``|`` and ``n_a`` is the grand total); ``statistic``
+    (chi-square, or NaN for exact tests), ``df``, ``p_value``; ``effect_size`` Cramér's V with
+    ``ci_low``/``ci_high`` (``ci_method`` = ``noncentral_chi2``).
+
+    Notes
+    -----
+    Rule (Cochran 1954): a 2x2 table with any expected count < 5 gets Fisher's exact test
+    (two-sided, summing tables no more probable than the observed one, as R ``fisher.test``);
+    a larger table with any expected count < 1 or more than 20 % of expected counts < 5 gets the
+    Fisher-Freeman-Halton test by Monte Carlo (:func:`scipy.stats.fisher_exact` with
+    ``MonteCarloMethod``, seeded); otherwise Pearson's chi-square with (r-1)(c-1) df.
+    Cramér's V = sqrt(X^2 / (N (min(r,c)-1))) always uses the uncorrected Pearson X^2; its CI
+    inverts the noncentral chi-square distribution in the noncentrality lambda (limits solve
+    P(X^2 >= obs | lambda) = alpha/2 and 1-alpha/2) and maps lambda to sqrt(lambda / (N (k-1))),
+    as the R package ``effectsize`` does. Rows or columns that sum to 0 are dropped first.
+
+    References
+    ----------
+    Cochran WG (1954) Biometrics 10:417-451. Campbell I (2007) Stat Med 26:3661-3675.
+    Smithson M (2003) Confidence Intervals, Sage. Ben-Shachar MS et al. (2020) effectsize, JOSS 5:2815.
+
+    Examples
+    --------
+    >>> tea = pd.DataFrame([[3, 1], [1, 3]], index=["milk_first", "tea_first"])
+    >>> r = compare_proportions(tea)
+    >>> r[["test", "variant", "n_a", "n_b", "p_value"]].round(4)
+               test       variant  n_a  n_b  p_value
+    0  fisher_exact  fisher_exact    4    4   0.4857
+    """
+    frame = pd.DataFrame(table)
+    counts = frame.to_numpy(dtype=float)
+    if counts.ndim != 2 or counts.size == 0 or np.any(np.isnan(counts)) or np.any(counts < 0):
+        raise ValueError("table must be a non-empty 2-D table of non-negative counts")
+    keep_r, keep_c = counts.sum(axis=1) > 0, counts.sum(axis=0) > 0
+    counts, labels = counts[keep_r][:, keep_c], [str(x) for x in frame.index[keep_r]]
+    if counts.shape[0] < 2 or counts.shape[1] < 2:
+        raise ValueError("need at least two non-empty rows and two non-empty columns")
+    total = counts.sum()
+    chi2_raw, _, dof, expected = stats.chi2_contingency(counts, correction=False)
+    is_2x2 = counts.shape == (2, 2)
+    sparse = (expected < 5).any() if is_2x2 else (expected < 1).any() or (expected < 5).mean() > 0.2
+    if sparse and is_2x2:
+        test, variant, statistic = "fisher_exact", "fisher_exact", np.nan
+        p_value = stats.fisher_exact(counts.astype(int)).pvalue
+    elif sparse:
+        test, variant, statistic = "fisher_exact", "fisher_freeman_halton_monte_carlo", np.nan
+        method = stats.MonteCarloMethod(n_resamples=n_resamples, rng=np.random.default_rng(seed))
+        p_value = stats.fisher_exact(counts.astype(int), method=method).pvalue
+    else:
+        use_yates = yates and is_2x2
+        res = stats.chi2_contingency(counts, correction=use_yates)
+        test, variant = "chi_square", "pearson+yates" if use_yates else "pearson"
+        statistic, p_value = res.statistic, res.pvalue
+    v, low, high = _cramers_v_ci(chi2_raw, int(dof), total, min(counts.shape), alpha)
+    rows_n = counts.sum(axis=1)
+    two = counts.shape[0] == 2
+    row = {
+        "study": study,
+        "metric": metric,
+        "test": test,
+        "variant": variant,
+        "group_a": labels[0] if two else "|".join(labels),
+        "group_b": labels[1] if two else None,
+        "n_a": int(rows_n[0]) if two else int(total),
+        "n_b": int(rows_n[1]) if two else None,
+        "statistic": statistic,
+        "df": float(dof),
+        "p_value": float(p_value),
+        "effect_size": v,
+        "effect_size_kind": "cramers_v",
+        "ci_low": low,
+        "ci_high": high,
+        "ci_method": "noncentral_chi2",
+    }
+    return make_tests_table([row])
+
+
+def cochran_armitage_trend(
+    successes: ArrayLike,
+    totals: ArrayLike,
+    scores: ArrayLike | None = None,
+    *,
+    study: str | None = None,
+    metric: str | None = None,
+) -> pd.DataFrame:
+    """Cochran-Armitage chi-square test for a linear trend in proportions across ordered groups.
+
+    Parameters
+    ----------
+    successes, totals : arrays
+        Successes and trials per ordered group.
+    scores : array, optional
+        Group scores; default 1, 2, ..., k (as R ``prop.trend.test``).
+    study, metric : str, keyword-only
+
+    Returns
+    -------
+    DataFrame (tests vocabulary), one row: ``test`` = ``cochran_armitage_trend``, ``variant`` =
+    ``asymptotic``, ``n_a`` = total trials, ``statistic`` (chi-square, 1 df), ``df`` = 1,
+    ``p_value`` (two-sided), ``effect_size`` the weighted least-squares slope of the proportion per
+    score unit (``effect_size_kind`` = ``trend_slope_per_score_unit``); no CI.
+
+    Notes
+    -----
+    With p = sum(x)/N, ``T = sum s_i (x_i - n_i p)`` and
+    ``V = p(1-p) [sum n_i s_i^2 - (sum n_i s_i)^2 / N]``, statistic ``T^2 / V`` ~ chi-square(1).
+    This is the statistic of R ``prop.trend.test`` (variance with N, not N-1).
+
+    References
+    ----------
+    Cochran WG (1954) Biometrics 10:417-451. Armitage P (1955) Biometrics 11:375-386.
+
+    Examples
+    --------
+    >>> r = cochran_armitage_trend([83, 90, 129, 70], [86, 93, 136, 82])
+    >>> print(f"{r.statistic.iloc[0]:.4f} {r.p_value.iloc[0]:.6f}")
+    8.2249 0.004132
+    """
+    x, n = _counts("successes", successes), _counts("totals", totals)
+    s = np.arange(1, len(x) + 1, dtype=float) if scores is None else np.asarray(scores, dtype=float)
+    if not (len(x) == len(n) == len(s)) or len(x) < 2:
+        raise ValueError("successes, totals and scores need the same length, at least 2")
+    if np.any(x > n):
+        raise ValueError("successes cannot exceed totals")
+    big_n = n.sum()
+    p = x.sum() / big_n if big_n > 0 else np.nan
+    sxx = (n * s**2).sum() - (n * s).sum() ** 2 / big_n if big_n > 0 else 0.0
+    if not (0 < p < 1) or sxx <= 0:
+        raise ValueError("trend test undefined: all outcomes identical or a single score level")
+    t = (s * (x - n * p)).sum()
+    chi2 = t**2 / (p * (1 - p) * sxx)
+    row = {
+        "study": study,
+        "metric": metric,
+        "test": "cochran_armitage_trend",
+        "variant": "asymptotic",
+        "n_a": int(big_n),
+        "statistic": chi2,
+        "df": 1.0,
+        "p_value": float(stats.chi2.sf(chi2, 1)),
+        "effect_size": t / sxx,
+        "effect_size_kind": "trend_slope_per_score_unit",
+    }
+    return make_tests_table([row])
