@@ -1,0 +1,64 @@
+"""Data-quality views: accounting that reconciles, rejects by reason, violations by rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cyberobs_lib.validate import RULES
+
+
+def accounting_table(accounting: pd.DataFrame) -> pd.DataFrame:
+    """Per input file: rows read, kept, rejected, duplicates, skipped, and whether they reconcile.
+
+    Returns
+    -------
+    DataFrame
+        The accounting with a ``balanced`` column: ``rows_read == kept + rejected + duplicates + skipped``.
+
+    Examples
+    --------
+    >>> acc = pd.DataFrame({"source_file": ["a.csv"], "table": ["audits"], "rows_read": [3], "kept": [2],
+    ...                     "rejected": [1], "duplicates": [0], "skipped": [0]})
+    >>> bool(accounting_table(acc)["balanced"].iloc[0])
+    True
+    """
+    out = accounting.copy()
+    total = out["kept"] + out["rejected"] + out["duplicates"] + out["skipped"]
+    out["balanced"] = out["rows_read"] == total
+    return out.reset_index(drop=True)
+
+
+def rejects_by_reason(rejects: pd.DataFrame) -> pd.DataFrame:
+    """Count rejected rows per file and reason code, with the rule's description."""
+    if rejects.empty:
+        return pd.DataFrame(columns=["source_file", "reason", "rows", "rule"])
+    out = (
+        rejects.groupby(["source_file", "reason"], observed=True, dropna=False)
+        .size()
+        .rename("rows")
+        .reset_index()
+        .sort_values(["rows", "source_file", "reason"], ascending=[False, True, True], kind="stable")
+    )
+    out["rule"] = out["reason"].map(RULES).fillna("")
+    return out.reset_index(drop=True)
+
+
+def violations_by_rule(violations: pd.DataFrame) -> pd.DataFrame:
+    """Count violations (errors and warnings) per file, rule and severity."""
+    if violations.empty:
+        return pd.DataFrame(columns=["file", "rule", "severity", "count"])
+    return (
+        violations.groupby(["file", "rule", "severity"], observed=True)
+        .size()
+        .rename("count")
+        .reset_index()
+        .sort_values(["severity", "count"], ascending=[True, False], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def table_overview(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows and columns of each canonical table."""
+    return pd.DataFrame(
+        [{"table": n, "rows": len(t), "columns": t.shape[1]} for n, t in tables.items()]
+    )

@@ -1,0 +1,107 @@
+"""Contract validation: every planted violation is reported with its file, row and rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cyberobs_lib.cli import main
+from cyberobs_lib.validate import RULES, check_dataset, cve_list_ok, cvss_vector_ok, parse_bool, parse_dates
+
+TODAY = "2026-01-01"
+
+# (file, physical row, rule) planted in tests/fixtures/datasets/violations — one line per planted defect.
+PLANTED = [
+    ("establishments.csv", 3, "finess_format"),  # 8 characters
+    ("establishments.csv", 4, "unknown_category"),  # 999
+    ("establishments.csv", 5, "duplicate_id"),  # same FINESS, other content
+    ("establishments.csv", 6, "negative_count"),  # beds -5
+    ("establishments.csv", 7, "finess_check_key"),  # Luhn key wrong (warning)
+    ("establishments.csv", 8, "unknown_legal_status"),
+    ("audits.csv", 3, "duplicate_id"),
+    ("audits.csv", 4, "unknown_finess"),  # orphan audit
+    ("audits.csv", 5, "future_date"),
+    ("audits.csv", 6, "negative_count"),  # hosts_in_scope -1
+    ("audits.csv", 7, "date_too_early"),
+    ("audits.csv", 8, "bad_date"),  # 31/02/2024
+    ("audits.csv", 9, "required_value"),  # hosts_in_scope empty
+    ("findings.csv", 3, "port_range"),
+    ("findings.csv", 4, "unknown_protocol"),
+    ("findings.csv", 5, "bad_cvss_vector"),
+    ("findings.csv", 6, "cvss_score_range"),
+    ("findings.csv", 7, "unknown_severity"),
+    ("findings.csv", 8, "bad_cve"),
+    ("findings.csv", 9, "unknown_audit"),
+    ("findings.csv", 10, "duplicate_row"),
+    ("findings.csv", 11, "required_value"),
+    ("controls.csv", 4, "bad_boolean"),
+    ("controls.csv", 5, "unknown_control"),
+    ("incidents.csv", 3, "unknown_nature"),
+]
+
+
+@pytest.fixture(scope="module")
+def violations(fixtures_dir):
+    return check_dataset(fixtures_dir / "datasets" / "violations", today=TODAY).violations
+
+
+@pytest.mark.parametrize(("file", "row", "rule"), PLANTED)
+def test_every_planted_violation_is_reported(violations, file, row, rule):
+    hit = violations[(violations["file"] == file) & (violations["row"] == row) & (violations["rule"] == rule)]
+    assert len(hit) == 1, violations[violations["file"] == file].to_string()
+
+
+def test_missing_required_column_is_a_file_level_error(violations):
+    hit = violations[(violations["file"] == "hosts.csv") & (violations["rule"] == "missing_column")]
+    assert hit["column"].tolist() == ["host"]
+    assert hit["row"].isna().all()
+
+
+def test_latin1_semicolon_bom_and_header_case_are_read(fixtures_dir):
+    check = check_dataset(fixtures_dir / "datasets" / "violations", today=TODAY)
+    est = check.tables["establishments"]
+    assert est.read.delimiter == ";" and est.read.encoding in {"cp1252", "latin-1"}
+    assert est.frame.loc[0, "name"] == "Hôpital fictif é"
+    aud = check.tables["audits"]
+    assert aud.read.had_bom and "audit_id" in aud.frame.columns
+    assert aud.frame.loc[0, "audit_date"] == pd.Timestamp("2024-01-15")  # dd/mm/yyyy accepted
+
+
+def test_unknown_category_message_names_the_table(violations):
+    msg = violations.loc[violations["rule"] == "unknown_category", "message"].iloc[0]
+    assert "999" in msg and "finess_categories.csv" in msg
+
+
+def test_clean_dataset_has_no_violation(fixtures_dir):
+    check = check_dataset(fixtures_dir / "datasets" / "clean", today=TODAY)
+    assert check.violations.empty, check.violations.to_string()
+    assert check.ok
+
+
+def test_every_rule_is_described():
+    assert all(isinstance(v, str) and v for v in RULES.values())
+
+
+def test_cli_validate_exit_status(fixtures_dir, capsys):
+    assert main(["validate", str(fixtures_dir / "datasets" / "violations"), "--today", TODAY]) == 1
+    out = capsys.readouterr().out
+    assert "error(s)" in out and "finess_format" in out
+    assert main(["validate", str(fixtures_dir / "datasets" / "clean"), "--today", TODAY]) == 0
+
+
+def test_validate_changes_nothing(fixtures_dir, tmp_path):
+    folder = fixtures_dir / "datasets" / "violations"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    check_dataset(folder, today=TODAY)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_cell_parsers():
+    values, bad = parse_bool(pd.Series(["oui", "NON", "1", "false", "peut-être", None]))
+    assert values.tolist()[:4] == [True, False, True, False] and bad.tolist() == [False] * 4 + [True, False]
+    dates, bad = parse_dates(pd.Series(["2024-02-29", "29/02/2023"]))
+    assert bad.tolist() == [False, True]  # 2023 is not a leap year
+    assert cvss_vector_ok(pd.Series(["AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                                     "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+                                     "CVSS:3.1/AV:N", None])).tolist() == [True, True, True, False, True]
+    assert cve_list_ok(pd.Series(["CVE-2021-44228; cve-2019-0708", "CVE-21-1", None])).tolist() == [True, False, True]
