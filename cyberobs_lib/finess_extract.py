@@ -162,7 +162,9 @@ def _detect(text: str, path: Path) -> tuple[str, str]:
     )
 
 
-def read_finess_extract(path: str | Path, *, derive: bool = True) -> pd.DataFrame:
+def read_finess_extract(
+    path: str | Path, *, derive: bool = True, unknown_family: str | None = None
+) -> pd.DataFrame:
     """Read a FINESS extract (etalab, open-data re-export or SAE layout) into an establishments frame.
 
     Parameters
@@ -171,6 +173,8 @@ def read_finess_extract(path: str | Path, *, derive: bool = True) -> pd.DataFram
         The extract.
     derive : bool, default True
         Apply :func:`cyberobs_lib.registry.derive_establishments` (family, region, sector, key check …).
+    unknown_family : str, optional
+        Passed to ``derive_establishments``: family given to unknown category codes instead of raising.
 
     Returns
     -------
@@ -224,6 +228,6 @@ def read_finess_extract(path: str | Path, *, derive: bool = True) -> pd.DataFram
         picked["department"] = dep.where(~bad, from_number)
     picked["source_file"] = str(path)
     picked["source_row"] = pd.RangeIndex(1, len(picked) + 1)
-    out = derive_establishments(picked) if derive else picked
+    out = derive_establishments(picked, unknown_family=unknown_family) if derive else picked
     out.attrs.update({"layout": layout, "n_department_replaced": n_replaced})
     return out

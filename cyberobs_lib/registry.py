@@ -364,7 +364,9 @@ def normalize_legal_status(values: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------------------------------
 # The establishments frame
 # --------------------------------------------------------------------------------------------------
-def derive_establishments(est: pd.DataFrame, *, categories: pd.DataFrame | None = None) -> pd.DataFrame:
+def derive_establishments(
+    est: pd.DataFrame, *, categories: pd.DataFrame | None = None, unknown_family: str | None = None
+) -> pd.DataFrame:
     """Add derived registry columns to an establishments frame.
 
     Parameters
@@ -374,6 +376,9 @@ def derive_establishments(est: pd.DataFrame, *, categories: pd.DataFrame | None 
         ``family`` (explicit override), other columns kept.
     categories : pandas.DataFrame, optional
         A category table shaped like :func:`load_categories` (default: the packaged one).
+    unknown_family : str, optional
+        When given, rows whose category code is unknown (and have no explicit family) get this family
+        instead of raising; their codes are listed in ``attrs["unknown_categories"]``.
 
     Returns
     -------
@@ -384,7 +389,7 @@ def derive_establishments(est: pd.DataFrame, *, categories: pd.DataFrame | None 
           from ``finess`` (:func:`finess_department`);
         * ``region`` — given value kept, else :func:`department_region`;
         * ``family`` — explicit non-empty value wins, else the category table's family;
-        * ``family_source`` — ``"explicit"`` or ``"category"``;
+        * ``family_source`` — ``"explicit"``, ``"category"`` or ``"unknown"`` (``unknown_family`` used);
         * ``aggregate_code``, ``sector`` — from the category table;
         * ``legal_status`` — :func:`normalize_legal_status` of the given column (``<NA>`` when absent);
         * ``finess_key_ok`` — :func:`finess_key_ok` (a warning flag, never a rejection).
@@ -426,16 +431,18 @@ def derive_establishments(est: pd.DataFrame, *, categories: pd.DataFrame | None 
         else pd.Series(pd.NA, index=out.index, dtype="string")
     )
     bad = ~known & explicit.isna()
-    if bad.any():
+    unknown_codes = sorted(code[bad].fillna("<missing>").unique().tolist())
+    if bad.any() and unknown_family is not None:
+        explicit = explicit.mask(bad, unknown_family)
+    elif bad.any():
         raise UnknownCategoryError(
             code[bad].fillna("<missing>").unique(), cats.attrs.get("source_table", CATEGORIES_TABLE)
         )
 
     derived_family = code.map(by_code["family"]).astype("string")
     out["family"] = explicit.fillna(derived_family)
-    out["family_source"] = pd.Series(
-        np.where(explicit.notna(), "explicit", "category"), index=out.index, dtype="string"
-    )
+    source = np.where(bad, "unknown", np.where(explicit.notna(), "explicit", "category"))
+    out["family_source"] = pd.Series(source, index=out.index, dtype="string")
     out["aggregate_code"] = code.map(by_code["aggregate_code"]).astype("string").replace("", pd.NA)
     out["sector"] = code.map(by_code["sector"]).astype("string")
 
@@ -458,6 +465,7 @@ def derive_establishments(est: pd.DataFrame, *, categories: pd.DataFrame | None 
         out["legal_status"] = pd.Series(pd.NA, index=out.index, dtype="string")
     out["finess_key_ok"] = finess_key_ok(out["finess"])
     out.attrs["categories_version"] = cats.attrs.get("version")
+    out.attrs["unknown_categories"] = unknown_codes
     return out
 
 
