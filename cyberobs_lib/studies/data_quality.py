@@ -62,3 +62,29 @@ def table_overview(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(
         [{"table": n, "rows": len(t), "columns": t.shape[1]} for n, t in tables.items()]
     )
+
+
+def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
+    """Horizontal stacked bars per input file: kept, rejected, duplicates, skipped (log-free counts).
+
+    Returns the Axes; never shows or saves.
+    """
+    import matplotlib.pyplot as plt
+
+    from cyberobs_lib.report import label
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    parts = ["kept", "rejected", "duplicates", "skipped"]
+    colors = ["#4C72B0", "#C44E52", "#DD8452", "#8C8C8C"]
+    frame = accounting.set_index("source_file")[parts].astype(float)
+    share = frame.div(frame.sum(axis=1).where(lambda s: s > 0, 1), axis=0)
+    left = pd.Series(0.0, index=share.index)
+    for part, color in zip(parts, colors, strict=True):
+        ax.barh(share.index, share[part], left=left, color=color, label=label(part, lang))
+        left = left + share[part]
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("part des lignes lues" if lang == "fr" else "share of rows read")
+    ax.invert_yaxis()
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, fontsize="small")
+    return ax

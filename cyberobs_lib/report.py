@@ -1,0 +1,93 @@
+"""Presentation helpers for notebooks: save tidy tables and figures into a run folder, translate labels.
+
+Only this module (and plotting functions) formats for readers; analysis functions return raw numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from cyberobs_lib.io import write_csv_atomic
+
+LABELS: dict[str, dict[str, str]] = {
+    # table headings and figure labels, French (default for the annual report) and English
+    "source_file": {"fr": "fichier", "en": "file"},
+    "table": {"fr": "table", "en": "table"},
+    "rows_read": {"fr": "lignes lues", "en": "rows read"},
+    "kept": {"fr": "conservées", "en": "kept"},
+    "rejected": {"fr": "rejetées", "en": "rejected"},
+    "duplicates": {"fr": "doublons", "en": "duplicates"},
+    "skipped": {"fr": "ignorées", "en": "skipped"},
+    "balanced": {"fr": "équilibre", "en": "reconciles"},
+    "reason": {"fr": "motif", "en": "reason"},
+    "rows": {"fr": "lignes", "en": "rows"},
+    "rule": {"fr": "règle", "en": "rule"},
+    "severity": {"fr": "gravité", "en": "severity"},
+    "count": {"fr": "nombre", "en": "count"},
+    "file": {"fr": "fichier", "en": "file"},
+    "columns": {"fr": "colonnes", "en": "columns"},
+    "family": {"fr": "famille", "en": "family"},
+    "group": {"fr": "groupe", "en": "group"},
+    "period": {"fr": "période", "en": "period"},
+    "indicator": {"fr": "indicateur", "en": "indicator"},
+    "value": {"fr": "valeur", "en": "value"},
+    "ci_low": {"fr": "IC bas", "en": "CI low"},
+    "ci_high": {"fr": "IC haut", "en": "CI high"},
+    "n_establishments": {"fr": "établissements", "en": "establishments"},
+    "n_audits": {"fr": "audits", "en": "audits"},
+    "suppressed": {"fr": "secret", "en": "suppressed"},
+    "year": {"fr": "année", "en": "year"},
+    "days": {"fr": "jours", "en": "days"},
+    "survival": {"fr": "part encore ouverte", "en": "share still open"},
+    "rate_ratio": {"fr": "rapport de taux", "en": "rate ratio"},
+    "odds_ratio": {"fr": "rapport de cotes", "en": "odds ratio"},
+    "test": {"fr": "test", "en": "test"},
+    "p_value": {"fr": "p", "en": "p"},
+    "p_adjusted": {"fr": "p ajusté", "en": "adjusted p"},
+    "effect_size": {"fr": "taille d'effet", "en": "effect size"},
+    "metric": {"fr": "mesure", "en": "metric"},
+}
+
+
+def label(key: str, lang: str = "fr") -> str:
+    """The reader-facing label of a column or concept; the key itself when untranslated.
+
+    >>> label("rows_read", "fr"), label("rows_read", "en"), label("unknown_key")
+    ('lignes lues', 'rows read', 'unknown_key')
+    """
+    if lang not in ("fr", "en"):
+        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
+    return LABELS.get(key, {}).get(lang, key)
+
+
+def labelled(frame: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
+    """A copy of ``frame`` with reader-facing column headings (for display only; saved tables keep keys)."""
+    return frame.rename(columns={c: label(c, lang) for c in frame.columns})
+
+
+def mask_values(frame: pd.DataFrame, columns: tuple[str, ...] = ("value",)) -> pd.DataFrame:
+    """Blank cells that may hold identifying input values (FINESS, hosts) before publication."""
+    out = frame.copy()
+    for col in columns:
+        if col in out.columns:
+            out[col] = out[col].where(out[col].isna(), "(masqué)")
+    return out
+
+
+def save_table(frame: pd.DataFrame, name: str, output_dir: str | Path | None) -> Path | None:
+    """Write a tidy table to ``<output_dir>/tables/<name>.csv``; does nothing when output_dir is empty."""
+    if not output_dir:
+        return None
+    return write_csv_atomic(frame, Path(output_dir) / "tables" / f"{name}.csv")
+
+
+def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144) -> Path | None:
+    """Write a figure to ``<output_dir>/figures/<name>.png`` with no identifying metadata."""
+    if not output_dir:
+        return None
+    path = Path(output_dir) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return path
