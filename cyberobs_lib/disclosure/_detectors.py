@@ -1,0 +1,241 @@
+"""Detectors of identifying values in a piece of text: FINESS, IP addresses, hostnames, names.
+
+Generic patterns (IPv4, IPv6, FINESS with a valid department prefix and check key) find values that
+were never listed; exact look-ups find the identifiers of the input dataset (FINESS, hostnames,
+establishment names), however they are written (case, accents, hyphens, ``NN NNN NNN N``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+#: Department prefixes of FINESS numbers (data-contract.md): 01-19, 21-95, 2A, 2B, 97x, 98x.
+FINESS_DEPARTMENTS = frozenset([f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B", "97", "98"])
+
+_B = r"(?<![0-9A-Za-z])"  # token start: not inside a longer word or number
+_E = r"(?![0-9A-Za-z])"  # token end
+_NOT_DECIMAL = r"(?<!\d\.)"  # not the fractional part of a decimal number ("0.123456789")
+FINESS_RE = re.compile(_B + _NOT_DECIMAL + r"((?:\d{2}|2[AaBb])\d{7})" + _E)
+FINESS_SPACED_RE = re.compile(_B + r"((?:\d{2}|2[AaBb]) \d{3} \d{3} \d)" + _E)
+#: A listed FINESS written as a number loses its leading zero ("10000024").
+FINESS_NO_ZERO_RE = re.compile(_B + _NOT_DECIMAL + r"([1-9]\d{7})" + _E)
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+#: Four octets, not inside a longer dotted number ("10.0.0.1.2") nor a version ("3.11.2" has three).
+IPV4_RE = re.compile(r"(?<!\d)(?<!\d\.)(" + _OCTET + r"(?:\." + _OCTET + r"){3})(?!\.?\d)")
+IPV6_CANDIDATE_RE = re.compile(
+    r"(?<![0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?)(?![0-9A-Za-z:])"
+)
+_HOST_TOKEN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+_WORD_RE = re.compile(r"[^\W_]+")
+
+#: Names shorter than this (normalised, without spaces) are ignored: too generic to be identifying.
+MIN_NAME_CHARS = 5
+#: A one-word name must be at least this long to be looked for ("EHPAD" alone is a family, not a name).
+MIN_ONE_WORD_NAME_CHARS = 6
+#: Hostnames never looked for (not identifying).
+IGNORED_HOSTNAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def finess_key_is_valid(finess: str) -> bool:
+    """Luhn mod-10 check over the 9 characters of a FINESS number, with A counting 1 and B 2.
+
+    Notes
+    -----
+    No official algorithm is published; this one holds for every number of the hospital extract of
+    the FINESS open data (domain.md, "FINESS").
+
+    Examples
+    --------
+    >>> finess_key_is_valid("010000024"), finess_key_is_valid("010000025")
+    (True, False)
+    """
+    digits = finess.upper().replace("A", "1").replace("B", "2")
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def fold_text(text: str) -> str:
+    """Case-fold and strip accents ("Hôpital" → "hopital"), for name matching."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def name_tokens(text: str) -> tuple[str, ...]:
+    """Words of a name or text after :func:`fold_text`; punctuation and hyphens separate words."""
+    return tuple(_WORD_RE.findall(fold_text(text)))
+
+
+def normalize_hostname(host: str) -> str:
+    """Lower-case, without a trailing dot, scheme, port or path (``https://A.fr:443/x`` → ``a.fr``)."""
+    host = host.strip().lower()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def _ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return None
+
+
+def _not_identifying(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return ip.is_unspecified or ip.is_loopback or ip.is_reserved or ip.is_multicast
+
+
+@dataclass(frozen=True)
+class IdentifierIndex:
+    """Listed identifiers, prepared for look-ups (build with :func:`build_index`)."""
+
+    finess: frozenset[str] = frozenset()
+    ip: frozenset[str] = frozenset()
+    hostnames: frozenset[str] = frozenset()
+    single_label_hosts: bool = False
+    name_trie: dict = field(default_factory=dict)
+
+
+def build_index(identifiers: Mapping[str, Iterable[str]] | None) -> IdentifierIndex:
+    """Prepare ``{"finess", "ip_address", "hostname", "name"}`` sets for :func:`find_identifiers`.
+
+    Hostnames that parse as IP addresses go to the IP set; names too short to be identifying
+    (:data:`MIN_NAME_CHARS`, :data:`MIN_ONE_WORD_NAME_CHARS`) are dropped.
+    """
+    identifiers = identifiers or {}
+    unknown = set(identifiers) - {"finess", "ip_address", "hostname", "name"}
+    if unknown:
+        raise KeyError(f"unknown identifier kinds {sorted(unknown)}; use finess, ip_address, hostname, name")
+    finess = frozenset(str(f).strip().upper().replace(" ", "") for f in identifiers.get("finess", ()) if f)
+    ips, hosts = set(), set()
+    for value in [*identifiers.get("ip_address", ()), *identifiers.get("hostname", ())]:
+        if not value or not str(value).strip():
+            continue
+        ip = _ip_or_none(str(value).strip())
+        if ip is not None:
+            ips.add(str(ip))
+            continue
+        host = normalize_hostname(str(value))
+        if host and host not in IGNORED_HOSTNAMES and len(host) >= 4:
+            hosts.add(host)
+    trie: dict = {}
+    for name in identifiers.get("name", ()):
+        words = name_tokens(str(name)) if name else ()
+        chars = sum(len(w) for w in words)
+        if chars < MIN_NAME_CHARS or (len(words) == 1 and chars < MIN_ONE_WORD_NAME_CHARS):
+            continue
+        node = trie
+        for word in words:
+            node = node.setdefault(word, {})
+        node[None] = True  # end of a name
+    return IdentifierIndex(
+        finess=finess,
+        ip=frozenset(ips),
+        hostnames=frozenset(hosts),
+        single_label_hosts=any("." not in h for h in hosts),
+        name_trie=trie,
+    )
+
+
+def _find_finess(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+    hits = []
+    for regex in (FINESS_RE, FINESS_SPACED_RE):
+        for match in regex.finditer(text):
+            token = match.group(1)
+            compact = token.replace(" ", "").upper()
+            if compact in index.finess:
+                hits.append(("finess", token, "finess_listed"))
+            elif compact[:2] in FINESS_DEPARTMENTS and finess_key_is_valid(compact):
+                hits.append(("finess", token, "finess_pattern_luhn"))
+    if index.finess:
+        for match in FINESS_NO_ZERO_RE.finditer(text):
+            if "0" + match.group(1) in index.finess:
+                hits.append(("finess", match.group(1), "finess_listed_without_leading_zero"))
+    return hits
+
+
+def _find_ips(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+    hits = []
+    for match in IPV4_RE.finditer(text):
+        ip = ipaddress.IPv4Address(match.group(1))
+        if str(ip) in index.ip:
+            hits.append(("ip_address", match.group(1), "ip_listed"))
+        elif not _not_identifying(ip):
+            hits.append(("ip_address", match.group(1), "ipv4_pattern"))
+    if ":" in text:
+        for match in IPV6_CANDIDATE_RE.finditer(text):
+            token = match.group(1)
+            ip = _ip_or_none(token)
+            if not isinstance(ip, ipaddress.IPv6Address):
+                continue
+            if str(ip) in index.ip:
+                hits.append(("ip_address", token, "ip_listed"))
+            elif sum(1 for g in token.split(":") if g) >= 3 and not _not_identifying(ip):
+                hits.append(("ip_address", token, "ipv6_pattern"))
+    return hits
+
+
+def _find_hostnames(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+    hits = []
+    for match in _HOST_TOKEN_RE.finditer(text.lower()):
+        token = match.group(0)
+        if "." not in token and not index.single_label_hosts:
+            continue
+        labels = token.split(".")
+        # The host itself or any parent domain of the token ("vpn.chu-x.fr" reveals "chu-x.fr").
+        for start in range(len(labels)):
+            if ".".join(labels[start:]) in index.hostnames:
+                hits.append(("hostname", text[match.start() : match.end()], "hostname_listed"))
+                break
+    return hits
+
+
+def _find_names(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+    if not index.name_trie:
+        return []
+    folded = fold_text(text)
+    words = [(m.group(0), m.start()) for m in _WORD_RE.finditer(folded)]
+    hits = []
+    for i in range(len(words)):
+        node, end = index.name_trie, None
+        for j in range(i, len(words)):
+            node = node.get(words[j][0])
+            if node is None:
+                break
+            if None in node:
+                end = j
+        if end is not None:
+            start_char = words[i][1]
+            # fold_text keeps one character per original one for Latin text; fall back to the word.
+            excerpt = text[start_char : start_char + 2] if len(folded) == len(text) else words[i][0]
+            hits.append(("name", excerpt, "name_listed"))
+    return hits
+
+
+def find_identifiers(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+    """Return ``(kind, matched text, rule)`` for every identifying value in ``text``.
+
+    Examples
+    --------
+    >>> idx = build_index({"hostname": ["vpn.chu-x.fr"], "name": ["CH de Fleyriat"]})
+    >>> [(k, r) for k, _, r in find_identifiers("CH DE FLEYRIAT: vpn.chu-x.fr at 10.1.2.3", idx)]
+    [('ip_address', 'ipv4_pattern'), ('hostname', 'hostname_listed'), ('name', 'name_listed')]
+    """
+    return [
+        *_find_finess(text, index),
+        *_find_ips(text, index),
+        *_find_hostnames(text, index),
+        *_find_names(text, index),
+    ]
