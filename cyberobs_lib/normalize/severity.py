@@ -1,0 +1,260 @@
+"""Severity: CVSS vectors scored with the ``cvss`` package, scanner-native scales mapped by a table.
+
+Scoring is done once per distinct vector (a few hundred distinct vectors among millions of findings),
+then mapped back with a categorical lookup.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from cvss import CVSS2, CVSS3, CVSS4
+from cvss.exceptions import CVSSError
+
+from cyberobs_lib.config import PACKAGE_DATA
+from cyberobs_lib.schema import SEVERITIES
+
+SEVERITY_TABLE = PACKAGE_DATA / "severity_bands.csv"
+
+
+@cache
+def _bands() -> pd.DataFrame:
+    return pd.read_csv(SEVERITY_TABLE, comment="#", dtype=str, keep_default_na=False)
+
+
+def load_severity_bands() -> pd.DataFrame:
+    """Return the severity table (``kind``, ``scale``, ``value``, ``min_score``, ``max_score``, ``severity``).
+
+    Examples
+    --------
+    >>> t = load_severity_bands()
+    >>> sorted(t.loc[t["kind"] == "band", "scale"].unique())
+    ['cvss2', 'cvss3', 'cvss4']
+    """
+    return _bands().copy()
+
+
+def score_band(scores: pd.Series, *, scale: str | pd.Series = "cvss3") -> pd.Series:
+    """Qualitative severity of CVSS base scores by the standard bands of ``severity_bands.csv``.
+
+    Parameters
+    ----------
+    scores : pandas.Series
+        Base scores 0–10 (NaN allowed).
+    scale : str or pandas.Series, default "cvss3"
+        ``cvss2``, ``cvss3`` or ``cvss4`` for every row, or a Series of them aligned with ``scores``.
+
+    Returns
+    -------
+    pandas.Series
+        ``string`` dtype, canonical severity or ``<NA>`` (missing score, unknown scale, out of range).
+
+    Notes
+    -----
+    FIRST bands for v3.x and v4.0 (0.0 → ``info``); NVD bands for v2 (no critical: 7.0–10.0 is high).
+
+    Examples
+    --------
+    >>> score_band(pd.Series([0.0, 3.9, 4.0, 8.9, 9.0, 9.8])).tolist()
+    ['info', 'low', 'medium', 'high', 'critical', 'critical']
+    >>> score_band(pd.Series([9.8]), scale="cvss2").tolist()
+    ['high']
+    """
+    s = pd.Series(scores, copy=False).astype(float)
+    scl = pd.Series(scale, index=s.index) if isinstance(scale, str) else pd.Series(scale, copy=False)
+    out = pd.Series(pd.NA, index=s.index, dtype="string")
+    bands = _bands()
+    bands = bands[bands["kind"] == "band"]
+    rounded = s.round(1)
+    for row in bands.itertuples(index=False):  # a dozen bands, each a vectorized comparison
+        hit = (scl == row.scale) & (rounded >= float(row.min_score)) & (rounded <= float(row.max_score))
+        out = out.mask(hit.fillna(False), row.severity)
+    return out
+
+
+def _score_one(vector: str) -> tuple[str | None, float, str | None]:
+    """(version, base score, error reason) of one vector."""
+    v = vector.strip()
+    try:
+        if v.upper().startswith("CVSS:4.0/"):
+            c = CVSS4(v)
+            return "4.0", float(c.base_score), None
+        if v.upper().startswith(("CVSS:3.0/", "CVSS:3.1/")):
+            c = CVSS3(v)
+            return v[5:8], float(c.scores()[0]), None
+        if v.upper().startswith("CVSS:"):
+            return None, np.nan, f"unsupported CVSS version prefix {v.split('/')[0]!r}"
+        v2 = v.split("#", 1)[1] if v.upper().startswith("CVSS2#") else v
+        v2 = v2[1:-1] if v2.startswith("(") and v2.endswith(")") else v2
+        c = CVSS2(v2)
+        return "2.0", float(c.scores()[0]), None
+    except CVSSError as exc:
+        return None, np.nan, f"invalid vector: {exc}"
+    except Exception as exc:  # the cvss package raises plain errors on some malformed input
+        return None, np.nan, f"invalid vector: {type(exc).__name__}: {exc}"
+
+
+def cvss_severity(vectors: pd.Series) -> pd.DataFrame:
+    """Score CVSS v2, v3.0, v3.1 and v4.0 vectors and band the base score.
+
+    Parameters
+    ----------
+    vectors : pandas.Series
+        Vector strings: ``CVSS:4.0/…``, ``CVSS:3.1/…``, ``CVSS:3.0/…``, or a v2 vector (``AV:N/AC:L/…``,
+        also with Nessus's ``CVSS2#`` prefix or NVD's parentheses). Missing values allowed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index: ``cvss_version`` (``"2.0"``, ``"3.0"``, ``"3.1"``, ``"4.0"`` or ``<NA>``), ``cvss_score``
+        (float base score, NaN when missing/invalid), ``severity`` (band of the score: FIRST bands for v3/v4,
+        NVD bands for v2), ``cvss_error`` (reason when a non-empty vector could not be scored, else ``<NA>``).
+
+    Notes
+    -----
+    Scores come from the ``cvss`` package (Red Hat Product Security), never from hand-written formulas:
+    ``CVSS3.scores()[0]`` (base), ``CVSS4.base_score`` (v4.0 MacroVector lookup), ``CVSS2.scores()[0]``.
+    Each distinct vector is scored once.
+
+    References
+    ----------
+    FIRST, CVSS v3.1 Specification Document (section 7.4 examples); CVSS v4.0 Specification; NVD CVSS
+    calculators (https://nvd.nist.gov/vuln-metrics/cvss).
+
+    Examples
+    --------
+    >>> out = cvss_severity(pd.Series(["CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+    ...                                "AV:N/AC:L/Au:N/C:P/I:P/A:P", None, "garbage"]))
+    >>> out[["cvss_version", "cvss_score", "severity"]].values.tolist()
+    [['3.1', 9.8, 'critical'], ['2.0', 7.5, 'high'], [<NA>, nan, <NA>], [<NA>, nan, <NA>]]
+    >>> out["cvss_error"].notna().tolist()
+    [False, False, False, True]
+    """
+    s = pd.Series(vectors, copy=False).astype("string").str.strip().replace("", pd.NA)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    scored = [_score_one(u) for u in uniques]
+    ver = np.array([x[0] for x in scored] + [None], dtype=object)
+    score = np.array([x[1] for x in scored] + [np.nan], dtype=float)
+    err = np.array([x[2] for x in scored] + [None], dtype=object)
+    scale = np.array(["cvss" + (v[0] if v else "") if v else None for v in ver], dtype=object)
+    u_sev = score_band(pd.Series(score), scale=pd.Series(scale)).to_numpy(dtype=object)
+    idx = np.where(codes < 0, len(uniques), codes)
+    return pd.DataFrame(
+        {
+            "cvss_version": pd.array(ver[idx], dtype="string"),
+            "cvss_score": score[idx],
+            "severity": pd.array(u_sev[idx], dtype="string"),
+            "cvss_error": pd.array(err[idx], dtype="string"),
+        },
+        index=s.index,
+    )
+
+
+def scanner_severity(values: pd.Series, *, scanner: pd.Series | str | None = None) -> pd.Series:
+    """Map scanner-native severities to the canonical scale with ``severity_bands.csv``.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        Native values (``"4"``, ``"High"``, ``"Urgent"``, ``"Log"`` …); integers accepted.
+    scanner : pandas.Series or str, optional
+        Scanner name per row (``nessus``, ``openvas``, ``qualys``, ``nuclei``, ``testssl``; anything after a
+        ``:`` or space is ignored). Scanner-specific rows are tried first, then the ``*`` rows.
+
+    Returns
+    -------
+    pandas.Series
+        ``string`` dtype canonical severity, ``<NA>`` when unmapped (e.g. ``WARN``, ``False Positive``,
+        a bare digit without a scanner).
+
+    Examples
+    --------
+    >>> scanner_severity(pd.Series(["4", "Urgent", "Log", "High", "critique", "7"]),
+    ...                  scanner=pd.Series(["nessus", "qualys", "openvas", "nuclei", None, "nessus"])).tolist()
+    ['critical', 'critical', 'info', 'high', 'critical', <NA>]
+    """
+    v = pd.Series(values, copy=False)
+    if pd.api.types.is_float_dtype(v):
+        v = v.astype("Int64")
+    v = v.astype("string").str.strip().str.lower()
+    if scanner is None:
+        sc = pd.Series(pd.NA, index=v.index, dtype="string")
+    elif isinstance(scanner, str):
+        sc = pd.Series(scanner, index=v.index, dtype="string")
+    else:
+        sc = pd.Series(scanner, copy=False).astype("string")
+    sc = sc.str.lower().str.extract(r"^\s*([a-z0-9_.-]+)", expand=False).astype("string")
+    table = _bands()
+    table = table[table["kind"] == "scanner"]
+    specific = {(r.scale, r.value): r.severity for r in table.itertuples() if r.scale != "*"}
+    generic = {r.value: r.severity for r in table.itertuples() if r.scale == "*"}
+    sc_codes, sc_u = pd.factorize(sc.fillna(""))
+    v_codes, v_u = pd.factorize(v, use_na_sentinel=True)
+    key = sc_codes.astype(np.int64) * (len(v_u) + 1) + (v_codes + 1)
+    ukeys, inverse = np.unique(key, return_inverse=True)
+
+    def _one(k: int) -> object:
+        s_name, vi = sc_u[k // (len(v_u) + 1)], k % (len(v_u) + 1) - 1
+        if vi < 0:
+            return None
+        val = v_u[vi]
+        if (s_name, val) in specific:
+            return specific[(s_name, val)] or None
+        return generic.get(val) or None
+
+    mapped = np.array([_one(int(k)) for k in ukeys], dtype=object)
+    out = mapped[inverse.reshape(-1)]
+    return pd.Series(out, index=v.index, dtype="string")
+
+
+def resolve_severity(
+    given: pd.Series, *, cvss: pd.Series, scanner: pd.Series
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Pick the canonical severity and say where it came from.
+
+    Parameters
+    ----------
+    given : pandas.Series
+        The input ``severity`` column (kept when it is a canonical word).
+    cvss : pandas.Series
+        Severity from the vector (:func:`cvss_severity`).
+    scanner : pandas.Series
+        Severity from the scanner's native scale (:func:`scanner_severity`).
+
+    Returns
+    -------
+    tuple of pandas.Series
+        ``severity`` (string), ``severity_source`` (``given`` | ``cvss`` | ``scanner`` | ``unknown``),
+        ``severity_mismatch`` (bool: the vector's band differs from the scanner's own rating, which is the
+        canonical given severity when there is one, else the mapped native value).
+
+    Notes
+    -----
+    Precedence: a canonical given severity, then the vector's band, then the scanner's scale. The scanner's
+    value and the vector's value are both kept by the caller; a disagreement is flagged, never resolved
+    silently.
+
+    Examples
+    --------
+    >>> sev, src, mis = resolve_severity(pd.Series([None, "LOW", None, None]),
+    ...     cvss=pd.Series(["high", None, None, "critical"]), scanner=pd.Series(["high", "high", "medium", "high"]))
+    >>> sev.tolist(), src.tolist(), mis.tolist()
+    (['high', 'low', 'medium', 'critical'], ['cvss', 'given', 'scanner', 'cvss'], [False, False, False, True])
+    >>> resolve_severity(pd.Series(["low"]), cvss=pd.Series(["high"]), scanner=pd.Series([None]))[2].tolist()
+    [True]
+    """
+    g = pd.Series(given, copy=False).astype("string").str.strip().str.lower()
+    g = g.where(g.isin(SEVERITIES))
+    c = pd.Series(cvss, copy=False).astype("string")
+    s = pd.Series(scanner, copy=False).astype("string")
+    sev = g.fillna(c).fillna(s)
+    src = np.select(
+        [g.notna().to_numpy(), c.notna().to_numpy(), s.notna().to_numpy()],
+        ["given", "cvss", "scanner"],
+        default="unknown",
+    )
+    theirs = g.fillna(s)
+    mismatch = (c.notna() & theirs.notna() & (c != theirs)).fillna(False).astype(bool)
+    return sev, pd.Series(src, index=g.index, dtype="string"), mismatch
