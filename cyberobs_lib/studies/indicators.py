@@ -1,0 +1,448 @@
+"""Headline indicators of the cohort study: one row per audit, then shares, rates and medians per family.
+
+The unit of analysis is the audit of an establishment in a period (calendar year of ``audit_date``): an
+establishment counts once per period, through its first (or last) audit of that period. Every indicator
+carries its confidence interval and states its method in ``ci_method`` (``indicators.csv`` vocabulary,
+:data:`cyberobs_lib.schema.INDICATORS_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cyberobs_lib.schema import INDICATORS_COLUMNS, Audits, Controls, Establishments, Findings
+from cyberobs_lib.stats.proportions import wilson_interval
+from cyberobs_lib.stats.rates import poisson_exact_interval
+
+AuditChoice = Literal["first", "last"]
+
+#: Enrichment column flagging a finding listed in the CISA KEV catalog.
+KNOWN_EXPLOITED = "known_exploited"
+#: Protection-status column (boolean, NA = unknown) of the ``protection`` table.
+NO_PROTECTION = "no_protection"
+YEAR, LOG_BEDS, PERIOD, GROUP, ALL = "year", "log_beds", "period", "group", "all"
+#: Binary indicators (shares, Wilson interval), and the numeric ones with their CI kind.
+PROPORTION_METRICS = ("no_protection", "has_critical", "exposes_remote_admin", "has_kev")
+COUNT_METRICS = ("findings_per_host", "n_crit_high", "n_findings", "n_critical", "n_kev")
+#: Indicator names of :func:`compute_indicators` (the two numeric ones: a rate and a median).
+INDICATORS = (*PROPORTION_METRICS, "findings_per_host", "median_crit_high")
+METRICS_COLUMNS = (
+    Audits.audit_id, Audits.finess, Establishments.family, Establishments.legal_status,
+    Establishments.region, Establishments.beds, LOG_BEDS, Audits.audit_date, YEAR, Audits.hosts_in_scope,
+    "n_findings", "n_critical", "n_high", "n_crit_high", "n_kev", "has_critical", "exposes_remote_admin",
+    "has_kev", NO_PROTECTION, "findings_per_host",
+)  # fmt: skip
+
+
+def _table(data: object, name: str) -> pd.DataFrame | None:
+    if isinstance(data, Mapping):
+        return data.get(name)
+    try:
+        return getattr(data, name)
+    except AttributeError:
+        return None
+
+
+def _protection(data: object, audit_ids: pd.Series) -> pd.Series:
+    """no_protection per audit: the ``protection`` table, else derived from ``controls``; NA = unknown."""
+    prot = _table(data, "protection")
+    if prot is not None and NO_PROTECTION in prot.columns:
+        status = prot.drop_duplicates(Audits.audit_id).set_index(Audits.audit_id)[NO_PROTECTION]
+    else:
+        ctl = _table(data, "controls")
+        if ctl is None or ctl.empty:
+            return pd.Series(pd.NA, index=audit_ids.index, dtype="boolean")
+        present = ctl[Controls.present].astype("boolean").fillna(False)
+        status = ~present.groupby(ctl[Controls.audit_id], observed=True).any()
+    return audit_ids.map(status.astype("boolean")).astype("boolean")
+
+
+def audit_metrics(data: object) -> pd.DataFrame:
+    """One row per audit with the counts and flags that every cohort indicator and test is built from.
+
+    Parameters
+    ----------
+    data : StudyData or mapping of table name -> DataFrame
+        Canonical tables: ``establishments`` and ``audits`` (required), ``findings`` (optional; no
+        findings means zero counts), ``protection`` (``audit_id``, ``no_protection``) or, failing it,
+        ``controls`` (``audit_id``, ``control``, ``present``). Not mutated.
+
+    Returns
+    -------
+    DataFrame, one row per audit whose establishment is known, sorted by ``finess, audit_date, audit_id``:
+        ``audit_id``, ``finess``, ``family``, ``legal_status``, ``region``, ``beds``; ``log_beds`` = log(beds)
+        (NaN when beds is missing or 0); ``audit_date``; ``year`` (calendar year of the audit);
+        ``hosts_in_scope``; ``n_findings``, ``n_critical``, ``n_high``, ``n_crit_high`` (critical + high),
+        ``n_kev`` (findings flagged ``known_exploited`` or of category ``known_exploited``); booleans
+        ``has_critical`` (n_critical > 0), ``exposes_remote_admin`` (any finding of category
+        ``exposed_remote_admin``), ``has_kev`` (n_kev > 0); ``no_protection`` (nullable boolean, NA when
+        the protection status is unknown); ``findings_per_host`` = n_findings / hosts_in_scope (NaN when
+        no host is in scope).
+
+    Notes
+    -----
+    Findings are aggregated with one vectorized ``groupby`` on ``audit_id``. An audit without any
+    ``controls`` row has an unknown protection status, never "none" (data contract).
+
+    Examples
+    --------
+    >>> est = pd.DataFrame({"finess": ["750000010"], "family": ["CH"], "legal_status": ["public"],
+    ...                     "region": ["11"], "beds": [300]})
+    >>> aud = pd.DataFrame({"audit_id": ["A1"], "finess": ["750000010"],
+    ...                     "audit_date": pd.to_datetime(["2024-01-15"]), "hosts_in_scope": [4]})
+    >>> fnd = pd.DataFrame({"audit_id": ["A1", "A1"], "severity": ["critical", "low"],
+    ...                     "category": ["exposed_remote_admin", "other"]})
+    >>> m = audit_metrics({"establishments": est, "audits": aud, "findings": fnd})
+    >>> m[["n_findings", "n_crit_high", "has_critical", "exposes_remote_admin"]].to_dict("records")
+    [{'n_findings': 2, 'n_crit_high': 1, 'has_critical': True, 'exposes_remote_admin': True}]
+    """
+    est, aud = _table(data, "establishments"), _table(data, "audits")
+    if est is None or aud is None:
+        raise ValueError("audit_metrics needs the 'establishments' and 'audits' tables")
+    fnd = _table(data, "findings")
+    aid = Audits.audit_id
+    if fnd is None or fnd.empty:
+        fnd = pd.DataFrame({aid: pd.Series(dtype=object)})
+    sev = fnd[Findings.severity] if Findings.severity in fnd.columns else pd.Series(None, index=fnd.index)
+    cat = fnd[Findings.category] if Findings.category in fnd.columns else pd.Series(None, index=fnd.index)
+    kev = (cat == "known_exploited").to_numpy()
+    if KNOWN_EXPLOITED in fnd.columns:
+        kev = kev | fnd[KNOWN_EXPLOITED].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    flags = pd.DataFrame(
+        {
+            "n_findings": 1,
+            "n_critical": (sev == "critical").to_numpy(),
+            "n_high": (sev == "high").to_numpy(),
+            "n_remote": (cat == "exposed_remote_admin").to_numpy(),
+            "n_kev": kev,
+        },
+        index=fnd.index,
+    )
+    counts = flags.groupby(fnd[aid].astype(str).to_numpy(), sort=False).sum()
+
+    est_cols = [Establishments.finess, Establishments.family, Establishments.legal_status,
+                Establishments.region, Establishments.beds]  # fmt: skip
+    est = est.reindex(columns=est_cols).drop_duplicates(Establishments.finess)
+    out = aud[[aid, Audits.finess, Audits.audit_date, Audits.hosts_in_scope]].merge(
+        est, on=Audits.finess, how="inner", validate="many_to_one"
+    )
+    out[aid] = out[aid].astype(str)
+    out[Audits.audit_date] = pd.to_datetime(out[Audits.audit_date])
+    out[YEAR] = out[Audits.audit_date].dt.year.astype("Int64")
+    beds = pd.to_numeric(out[Establishments.beds], errors="coerce").astype(float)
+    out[LOG_BEDS] = np.log(beds.where(beds > 0))
+    per_audit = counts.reindex(out[aid]).fillna(0).astype("int64").set_axis(out.index)
+    for col in ("n_findings", "n_critical", "n_high", "n_kev"):
+        out[col] = per_audit[col]
+    out["n_crit_high"] = out["n_critical"] + out["n_high"]
+    out["has_critical"] = out["n_critical"] > 0
+    out["exposes_remote_admin"] = per_audit["n_remote"] > 0
+    out["has_kev"] = out["n_kev"] > 0
+    out[NO_PROTECTION] = _protection(data, out[aid])
+    hosts = pd.to_numeric(out[Audits.hosts_in_scope], errors="coerce").astype(float)
+    out["findings_per_host"] = out["n_findings"] / hosts.where(hosts > 0)
+    out = out.sort_values([Audits.finess, Audits.audit_date, aid], kind="stable").reset_index(drop=True)
+    return out[list(METRICS_COLUMNS)]
+
+
+def select_audits(
+    metrics: pd.DataFrame, *, period: int | None = None, audit_choice: AuditChoice = "first"
+) -> pd.DataFrame:
+    """Keep one audit per establishment (per calendar year when ``period`` is a year).
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Output of :func:`audit_metrics`.
+    period : int, optional
+        A calendar year: keep the audits of that year. None (or 0): all years, one audit per
+        establishment over the whole span.
+    audit_choice : {"first", "last"}
+        The establishment's earliest or latest audit of the period (ties on date: by ``audit_id``).
+
+    Returns
+    -------
+    DataFrame: the rows of ``metrics`` kept, same columns, sorted by ``finess``.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"finess": ["a", "a", "b"], "audit_id": ["1", "2", "3"], "year": [2023, 2024, 2024],
+    ...                   "audit_date": pd.to_datetime(["2023-05-01", "2024-01-01", "2024-02-01"])})
+    >>> select_audits(m, audit_choice="last")["audit_id"].tolist(), select_audits(m, period=2024)["audit_id"].tolist()
+    (['2', '3'], ['2', '3'])
+    """
+    if audit_choice not in ("first", "last"):
+        raise ValueError(f"audit_choice must be 'first' or 'last', got {audit_choice!r}")
+    rows = metrics if not period else metrics[metrics[YEAR] == period]
+    ordered = rows.sort_values([Audits.finess, Audits.audit_date, Audits.audit_id], kind="stable")
+    keep = "first" if audit_choice == "first" else "last"
+    return ordered.drop_duplicates(Audits.finess, keep=keep).reset_index(drop=True)
+
+
+def _cells(
+    metrics: pd.DataFrame, *, by: str, periods: Sequence[int] | None, overall: bool, audit_choice: AuditChoice
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Selected audits stacked once per (period, group) cell they belong to, and audits per cell."""
+    years = sorted(metrics[YEAR].dropna().unique().tolist()) if periods is None else list(periods)
+    chosen, all_rows = [], []
+    for year in [*years, *([0] if overall else [])]:  # a few periods, not data rows
+        label = str(year) if year else ALL
+        rows = metrics if not year else metrics[metrics[YEAR] == year]
+        chosen.append(select_audits(rows, audit_choice=audit_choice).assign(**{PERIOD: label}))
+        all_rows.append(rows[[by]].assign(**{PERIOD: label}))
+    sel, every = pd.concat(chosen, ignore_index=True), pd.concat(all_rows, ignore_index=True)
+    sel = pd.concat(
+        [sel.assign(**{GROUP: sel[by].astype(object)}), sel.assign(**{GROUP: ALL})], ignore_index=True
+    )
+    every = pd.concat([every.assign(**{GROUP: every[by].astype(object)}), every.assign(**{GROUP: ALL})])
+    n_audits = every.groupby([PERIOD, GROUP], sort=False).size().rename("n_audits")
+    return sel[sel[GROUP].notna()], n_audits
+
+
+def median_interval(values: np.ndarray, *, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Sample median with its distribution-free (binomial order-statistic) confidence interval.
+
+    Parameters
+    ----------
+    values : array
+        Observations (NaN dropped).
+    alpha : float
+        1 - nominal confidence level; the interval's coverage is at least 1 - alpha.
+
+    Returns
+    -------
+    (median, ci_low, ci_high); limits are NaN when n is too small for the level (n < 6 at 95 %).
+
+    Notes
+    -----
+    With r the largest rank such that P(Bin(n, 1/2) <= r - 1) <= alpha/2, the interval is
+    [x_(r), x_(n-r+1)] (order statistics, 1-based), whose exact coverage is 1 - 2 P(Bin(n, 1/2) <= r - 1).
+
+    References
+    ----------
+    Conover WJ (1999) Practical Nonparametric Statistics, 3rd ed., §3.2 (quantile CI). Campbell MJ,
+    Gardner MJ (2000), in Altman et al., Statistics with Confidence, 2nd ed., ch. 5 (n = 10: ranks 2 and 9).
+
+    Examples
+    --------
+    >>> median_interval(np.arange(1.0, 11.0))
+    (5.5, 2.0, 9.0)
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    r = int(stats.binom.ppf(alpha / 2, n, 0.5))  # smallest k with P(B <= k) >= alpha/2
+    if stats.binom.cdf(r, n, 0.5) <= alpha / 2:
+        r += 1
+    med = float(np.median(x))
+    if r < 1:
+        return med, np.nan, np.nan
+    return med, float(x[r - 1]), float(x[n - r])
+
+
+def _ratio_bootstrap(y: np.ndarray, e: np.ndarray, *, n_boot: int, alpha: float, rng) -> tuple[float, float]:
+    """Percentile CI of sum(y)/sum(e), resampling units (establishments) with replacement."""
+    n = len(y)
+    if n < 2 or n_boot <= 0:
+        return np.nan, np.nan
+    chunk = max(1, 4_000_000 // n)
+    ratios = []
+    for start in range(0, n_boot, chunk):  # chunks of replicates bound memory
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        ratios.append(y[idx].sum(axis=1) / e[idx].sum(axis=1))
+    lo, hi = np.quantile(np.concatenate(ratios), [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def compute_indicators(
+    metrics: pd.DataFrame,
+    *,
+    by: str = "family",
+    groups: Sequence[str] | None = None,
+    periods: Sequence[int] | None = None,
+    overall: bool = True,
+    audit_choice: AuditChoice = "first",
+    rate_ci: Literal["bootstrap", "poisson_exact"] = "bootstrap",
+    n_boot: int = 1000,
+    seed: int = 2025,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Headline indicators per group and period, each with its confidence interval (``indicators.csv``).
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Output of :func:`audit_metrics`; not mutated.
+    by : str
+        Grouping column (``family``, ``legal_status``, ``region``...); a group ``"all"`` pools every row.
+    groups : list of str, optional
+        Groups to report (``"all"`` is always kept and still pools every row). None: every group.
+    periods : list of int, optional
+        Calendar years; None: every year present. ``overall`` adds the period ``"all"`` (all years,
+        one audit per establishment over the span).
+    audit_choice : {"first", "last"}
+        Which audit of an establishment represents it in a period (:func:`select_audits`).
+    rate_ci : {"bootstrap", "poisson_exact"}
+        Interval of ``findings_per_host``: percentile bootstrap over establishments (default; robust to
+        overdispersion) or the exact Poisson (Garwood) interval of the pooled count (too narrow when
+        findings cluster within establishments).
+    n_boot, seed : int
+        Bootstrap replicates and seed (deterministic).
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    DataFrame in the ``indicators.csv`` vocabulary, sorted by indicator, period, group:
+        ``indicator`` (one of :data:`INDICATORS`), ``group``, ``period`` (year as text, or ``"all"``),
+        ``n_establishments`` (establishments behind the value: for ``no_protection`` those with a known
+        status; for ``findings_per_host`` those with hosts in scope), ``n_audits`` (audits of the group in
+        the period before one is chosen per establishment), ``value``, ``ci_low``, ``ci_high``,
+        ``ci_method``, ``suppressed`` (False: apply
+        :func:`cyberobs_lib.disclosure.suppress_small_cells` before publication).
+
+    Notes
+    -----
+    Shares: successes / establishments, Wilson score interval (``ci_method`` = ``wilson``).
+    ``findings_per_host``: ratio of sums, sum(findings) / sum(hosts in scope). ``median_crit_high``:
+    median number of critical + high findings per establishment, with the order-statistic interval of
+    :func:`median_interval` (``ci_method`` = ``order_statistic (binomial, distribution-free)``).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"finess": list("abcd"), "audit_id": list("1234"), "family": ["CH", "CH", "EHPAD", "EHPAD"],
+    ...     "year": 2024, "audit_date": pd.Timestamp("2024-03-01"), "hosts_in_scope": [2, 2, 1, 5],
+    ...     "n_findings": [2, 4, 1, 3], "n_crit_high": [0, 1, 1, 2], "has_critical": [True, False, True, True],
+    ...     "exposes_remote_admin": False, "has_kev": False, "no_protection": pd.array([True, None, True, False])})
+    >>> out = compute_indicators(m, periods=[2024], overall=False, rate_ci="poisson_exact")
+    >>> out[out.indicator == "no_protection"][["group", "n_establishments", "value"]].round(3)
+       group  n_establishments  value
+    0     CH                 1  1.000
+    1  EHPAD                 2  0.500
+    2    all                 3  0.667
+    """
+    if by not in metrics.columns:
+        raise KeyError(f"grouping column {by!r} not in metrics")
+    if rate_ci not in ("bootstrap", "poisson_exact"):
+        raise ValueError(f"rate_ci must be 'bootstrap' or 'poisson_exact', got {rate_ci!r}")
+    sel, n_audits = _cells(metrics, by=by, periods=periods, overall=overall, audit_choice=audit_choice)
+    keys = [PERIOD, GROUP]
+    parts = []
+    for name in PROPORTION_METRICS:
+        flag = sel[name].astype("boolean")
+        agg = flag.groupby([sel[k] for k in keys], sort=False).agg(["sum", "count"])
+        ci = wilson_interval(agg["sum"].astype(float), agg["count"].astype(float), alpha=alpha)
+        parts.append(ci.assign(indicator=name, n_establishments=agg["count"].to_numpy()))
+    hosts = pd.to_numeric(sel[Audits.hosts_in_scope], errors="coerce")
+    exposed = sel[hosts > 0]
+    sums = exposed.groupby(keys, sort=False)[["n_findings", Audits.hosts_in_scope]].agg(["sum", "count"])
+    rate = poisson_exact_interval(
+        sums[("n_findings", "sum")].astype(float),
+        sums[(Audits.hosts_in_scope, "sum")].astype(float),
+        alpha=alpha,
+    ).assign(indicator="findings_per_host", n_establishments=sums[("n_findings", "count")].to_numpy())
+    if rate_ci == "bootstrap":
+        rng = np.random.default_rng(seed)
+        limits = [
+            _ratio_bootstrap(
+                g["n_findings"].to_numpy(float), g[Audits.hosts_in_scope].to_numpy(float),
+                n_boot=n_boot, alpha=alpha, rng=rng,
+            )
+            for _, g in exposed.groupby(keys, sort=False)  # a few dozen cells, not data rows
+        ]  # fmt: skip
+        rate[["ci_low", "ci_high"]] = np.array(limits, dtype=float).reshape(-1, 2)
+        rate["ci_method"] = f"bootstrap-percentile (establishments resampled, n_boot={n_boot}, seed={seed})"
+    parts.append(rate)
+    med = {
+        key: median_interval(g["n_crit_high"].to_numpy(float), alpha=alpha)
+        for key, g in sel.groupby(keys, sort=False)  # a few dozen cells, not data rows
+    }
+    med_frame = pd.DataFrame(med.values(), index=pd.MultiIndex.from_tuples(med.keys(), names=keys),
+                             columns=["value", "ci_low", "ci_high"])  # fmt: skip
+    med_frame["n_establishments"] = sel.groupby(keys, sort=False).size().reindex(med_frame.index).to_numpy()
+    parts.append(
+        med_frame.assign(
+            indicator="median_crit_high", ci_method="order_statistic (binomial, distribution-free)"
+        )
+    )
+    out = pd.concat([p.reset_index() for p in parts], ignore_index=True)
+    out["n_audits"] = n_audits.reindex(pd.MultiIndex.from_frame(out[keys])).to_numpy()
+    out["suppressed"] = False
+    if groups is not None:
+        out = out[out[GROUP].isin([*groups, ALL])]
+    order = {name: i for i, name in enumerate(INDICATORS)}
+    out = out.assign(_o=out["indicator"].map(order), _a=out[GROUP].eq(ALL), _p=out[PERIOD].eq(ALL))
+    out = out.sort_values(["_o", "_p", PERIOD, "_a", GROUP], kind="stable")
+    out = out[list(INDICATORS_COLUMNS)].reset_index(drop=True)
+    return out.astype({"n_establishments": "int64", "n_audits": "int64"})
+
+
+def coverage(
+    establishments: pd.DataFrame,
+    metrics: pd.DataFrame,
+    *,
+    by: str = "family",
+    periods: Sequence[int] | None = None,
+    overall: bool = True,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Audit coverage: audited / eligible establishments per group and period, with Wilson intervals.
+
+    Parameters
+    ----------
+    establishments : DataFrame
+        The registry frame (every establishment that could be audited), with ``finess`` and ``by``.
+    metrics : DataFrame
+        Output of :func:`audit_metrics` (the audits).
+    by, periods, overall, alpha
+        As in :func:`compute_indicators`.
+
+    Returns
+    -------
+    DataFrame in the ``indicators.csv`` vocabulary with ``indicator`` = ``audit_coverage``:
+    ``n_establishments`` = eligible establishments (registry), ``n_audits`` = audits in the period,
+    ``value`` = share of eligible establishments audited at least once in the period, Wilson interval.
+
+    Notes
+    -----
+    Eligibility comes from the registry as given (no opening/closing dates in the contract), so the
+    denominator is the same for every period. Audited establishments absent from the registry cannot
+    occur (audits of unknown establishments are rejected at ingestion).
+
+    Examples
+    --------
+    >>> reg = pd.DataFrame({"finess": list("abcd"), "family": ["CH", "CH", "CH", "EHPAD"]})
+    >>> m = pd.DataFrame({"finess": ["a", "a", "d"], "year": [2024, 2024, 2024]})
+    >>> coverage(reg, m, overall=False)[["group", "n_establishments", "n_audits", "value"]]
+       group  n_establishments  n_audits     value
+    0     CH                 3         2  0.333333
+    1  EHPAD                 1         1  1.000000
+    2    all                 4         3  0.500000
+    """
+    reg = establishments[[Establishments.finess, by]].drop_duplicates(Establishments.finess)
+    reg = pd.concat([reg.assign(**{GROUP: reg[by].astype(object)}), reg.assign(**{GROUP: ALL})])
+    eligible = reg.groupby(GROUP, sort=False).size()
+    aud = metrics[[Audits.finess, YEAR]].merge(reg[[Establishments.finess, GROUP]], on=Audits.finess)
+    years = sorted(metrics[YEAR].dropna().unique().tolist()) if periods is None else list(periods)
+    rows = []
+    for year in [*years, *([0] if overall else [])]:  # a few periods
+        a = aud if not year else aud[aud[YEAR] == year]
+        counts = pd.DataFrame(
+            {
+                "audited": a.groupby(GROUP)[Audits.finess].nunique().reindex(eligible.index, fill_value=0),
+                "n_audits": a.groupby(GROUP).size().reindex(eligible.index, fill_value=0),
+            }
+        )
+        ci = wilson_interval(counts["audited"].astype(float), eligible.astype(float), alpha=alpha)
+        rows.append(ci.assign(n_audits=counts["n_audits"], period=str(year) if year else ALL))
+    out = pd.concat(rows).rename_axis(GROUP).reset_index()
+    out = out.assign(indicator="audit_coverage", n_establishments=out["n"].astype("int64"), suppressed=False)
+    out = out.assign(_a=out[GROUP].eq(ALL), _p=out[PERIOD].eq(ALL)).sort_values(["_p", PERIOD, "_a", GROUP])
+    return out[list(INDICATORS_COLUMNS)].reset_index(drop=True).astype({"n_audits": "int64"})
