@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 #: Department prefixes of FINESS numbers (data-contract.md): 01-19, 21-95, 2A, 2B, 97x, 98x.
@@ -25,8 +25,9 @@ FINESS_SPACED_RE = re.compile(_B + r"((?:\d{2}|2[AaBb]) \d{3} \d{3} \d)" + _E)
 FINESS_NO_ZERO_RE = re.compile(_B + _NOT_DECIMAL + r"([1-9]\d{7})" + _E)
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-#: Four octets, not inside a longer dotted number ("10.0.0.1.2") nor a version ("3.11.2" has three).
-IPV4_RE = re.compile(r"(?<!\d)(?<!\d\.)(" + _OCTET + r"(?:\." + _OCTET + r"){3})(?!\.?\d)")
+#: Four octets, not inside a longer dotted number ("10.0.0.1.2"), not a "v1.2.3.4" version ("3.11.2"
+#: has three octets anyway).
+IPV4_RE = re.compile(r"(?<![\dvV])(?<!\d\.)(" + _OCTET + r"(?:\." + _OCTET + r"){3})(?!\.?\d)")
 IPV6_CANDIDATE_RE = re.compile(
     r"(?<![0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?)(?![0-9A-Za-z:])"
 )
@@ -202,11 +203,24 @@ def _find_hostnames(text: str, index: IdentifierIndex) -> list[tuple[str, str, s
     return hits
 
 
+def _folded_with_positions(text: str) -> tuple[str, list[int] | None]:
+    """:func:`fold_text` of ``text`` and, when lengths differ, the original position of each character."""
+    folded = fold_text(text)
+    if len(folded) == len(text):
+        return folded, None
+    chars, positions = [], []
+    for position, ch in enumerate(text):
+        piece = fold_text(ch)
+        chars.append(piece)
+        positions.extend([position] * len(piece))
+    return "".join(chars), positions
+
+
 def _find_names(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
     if not index.name_trie:
         return []
-    folded = fold_text(text)
-    words = [(m.group(0), m.start()) for m in _WORD_RE.finditer(folded)]
+    folded, positions = _folded_with_positions(text)
+    words = [(m.group(0), m.start(), m.end()) for m in _WORD_RE.finditer(folded)]
     hits = []
     for i in range(len(words)):
         node, end = index.name_trie, None
@@ -217,11 +231,23 @@ def _find_names(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]
             if None in node:
                 end = j
         if end is not None:
-            start_char = words[i][1]
-            # fold_text keeps one character per original one for Latin text; fall back to the word.
-            excerpt = text[start_char : start_char + 2] if len(folded) == len(text) else words[i][0]
-            hits.append(("name", excerpt, "name_listed"))
+            start, stop = words[i][1], words[end][2]
+            if positions is not None:
+                start, stop = positions[start], positions[stop - 1] + 1
+            hits.append(("name", text[start:stop], "name_listed"))
     return hits
+
+
+def redact(text: str, index: IdentifierIndex, *, mask: Callable[[str], str]) -> str:
+    """Replace every identifying value found in ``text`` by ``mask(value)``.
+
+    Used on the file names and locations printed by the check, which may themselves hold an
+    identifier (``report_759999907.md``, a column named after a host).
+    """
+    hits = find_identifiers(text, index)
+    for value in sorted({value for _, value, _ in hits}, key=len, reverse=True):
+        text = text.replace(value, mask(value))
+    return text
 
 
 def find_identifiers(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from cyberobs_lib.config import DEFAULT_MIN_CELL
-from cyberobs_lib.disclosure._detectors import IdentifierIndex, build_index, find_identifiers
+from cyberobs_lib.disclosure._detectors import IdentifierIndex, build_index, find_identifiers, redact
 from cyberobs_lib.disclosure._extract import file_segments, table_rows
 
 CHECK_COLUMNS = ("file", "location", "kind", "value", "rule")
@@ -112,7 +112,7 @@ def check_disclosure(
     pandas.DataFrame
         One row per hit, empty when the folder is clean:
 
-        * ``file`` -- path relative to ``report_dir`` (``/``-separated);
+        * ``file`` -- path relative to ``report_dir`` (``/``-separated), identifiers in it masked;
         * ``location`` -- ``line N, column C`` (tables), ``sheet 'S' line N, column C`` (xlsx),
           ``cell I output J text/html line N`` (notebooks), ``PNG tEXt 'Comment'``, ``file name``...;
         * ``kind`` -- ``finess``, ``ip_address``, ``hostname``, ``name``, ``small_cell``, or
@@ -162,5 +162,7 @@ def check_disclosure(
         except Exception as error:  # noqa: BLE001 -- any parse failure means "not verified"
             hits = [("whole file", "unreadable", "", type(error).__name__)]
         rows.extend((relative, *hit) for hit in hits)
-    frame = pd.DataFrame(rows, columns=list(CHECK_COLUMNS)).drop_duplicates(ignore_index=True)
-    return frame.astype(str)
+    frame = pd.DataFrame(rows, columns=list(CHECK_COLUMNS)).astype(str)
+    for col in ("file", "location"):  # a file or column name may itself be an identifier
+        frame[col] = frame[col].map({v: redact(v, index, mask=mask) for v in frame[col].unique()})
+    return frame.drop_duplicates(ignore_index=True)
