@@ -1,0 +1,324 @@
+"""Shared machinery of the scanner readers: errors, result objects, the row collector, severity mapping.
+
+Every reader appends one *item* per scanner record (a Nessus ``ReportItem``, an OpenVAS ``result``, an
+open nmap port, a testssl row, ...) to a :class:`Collector`, with the scanner's native severity. The
+collector turns its rows into the canonical findings frame in one vectorized step: the native severity is
+looked up in ``cyberobs_lib/data/scanner_severity.csv`` (canonical severity + *disposition*), and the
+disposition decides whether the item is kept or counted as skipped, and why. So the skip policy is data,
+and the accounting identity ``items_read == findings + sum(skipped)`` holds by construction.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyberobs_lib import schema
+from cyberobs_lib.config import PACKAGE_DATA
+
+F = schema.Findings
+#: Columns of the findings frame returned by the readers, in order. ``scanner_severity``, ``scanner`` and
+#: ``evidence`` are reader-level columns (not in the canonical contract yet).
+SCANNER_SEVERITY = "scanner_severity"
+SCANNER = "scanner"
+EVIDENCE = "evidence"
+FINDING_COLUMNS = (
+    F.audit_id,
+    F.host,
+    F.port,
+    F.protocol,
+    F.service,
+    F.vuln_id,
+    F.cve,
+    F.title,
+    F.cvss_vector,
+    F.cvss_score,
+    F.severity,
+    SCANNER_SEVERITY,
+    SCANNER,
+    F.first_seen,
+    schema.SOURCE_FILE,
+    schema.SOURCE_ROW,
+    EVIDENCE,
+)
+CONTROL_COLUMNS = ("audit_id", "host", "control", "present", schema.SOURCE_FILE)
+_RAW = (
+    "host",
+    "port",
+    "protocol",
+    "service",
+    "vuln_id",
+    "cve",
+    "title",
+    "cvss_vector",
+    "cvss_score",
+    "scanner_severity",
+    "first_seen",
+    "source_row",
+    "evidence",
+    "scale",
+    "native",
+    "skip",
+)
+#: Skip reason per disposition of ``scanner_severity.csv`` (disposition ``finding`` is kept).
+SKIP_REASONS = {
+    "info": "informational",
+    "pass": "check_passed",
+    "scan_problem": "scan_problem",
+    "false_positive": "false_positive",
+}
+EVIDENCE_MAX = 200
+
+
+class ScanError(ValueError):
+    """A scanner export that cannot be read: names the file, the line and what was expected.
+
+    ``str(err)`` is one line: ``"<file>: line <n>: <what is wrong>; expected <what>"``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        message: str,
+        *,
+        line: int | None = None,
+        element: str | None = None,
+        expected: str = "",
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.element = element
+        self.expected = expected
+        self.message = message
+        where = f"line {line}: " if line is not None else ""
+        tail = f"; expected {expected}" if expected else ""
+        super().__init__(f"{self.path}: {where}{message}{tail}")
+
+
+class ScanSecurityError(ScanError):
+    """XML that declares entities, or references external resources: refused, never expanded or fetched."""
+
+
+@dataclass
+class ScanResult:
+    """What one scanner export holds (see :func:`cyberobs_lib.scanners.read_scan_file`)."""
+
+    format: str
+    findings: pd.DataFrame
+    hosts: list[str]
+    controls: pd.DataFrame
+    accounting: dict = field(default_factory=dict)
+    source_file: str = ""
+
+
+@functools.cache
+def severity_table() -> pd.DataFrame:
+    """The native-severity mapping table ``scanner_severity.csv`` (cached; callers must not mutate it)."""
+    table = pd.read_csv(PACKAGE_DATA / "scanner_severity.csv", comment="#", dtype=str, keep_default_na=False)
+    table["native"] = table["native"].str.strip().str.lower()
+    return table
+
+
+@functools.cache
+def severity_keys(scanner: str, scale: str) -> frozenset[str]:
+    """The native values listed for ``(scanner, scale)``, lowercase."""
+    t = severity_table()
+    return frozenset(t.loc[(t["scanner"] == scanner) & (t["scale"] == scale), "native"])
+
+
+@functools.cache
+def source_prefix(fmt: str) -> tuple[str, str]:
+    """``(scanner, id_prefix)`` of a format, from ``scanner_sources.csv``."""
+    t = pd.read_csv(PACKAGE_DATA / "scanner_sources.csv", comment="#", dtype=str, keep_default_na=False)
+    row = t.loc[t["format"] == fmt].iloc[0]
+    return row["scanner"], row["id_prefix"]
+
+
+def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFrame:
+    """Canonical ``severity`` and ``disposition`` of native values, from ``scanner_severity.csv``.
+
+    Parameters
+    ----------
+    scanner : str
+        Scanner name (``nessus``, ``openvas``, ...).
+    scale, native : pandas.Series
+        Per item, the native scale (``severity``, ``threat``, ``cvss``, ...) and value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index; ``severity`` (canonical or None) and ``disposition`` (``finding`` for values not in the
+        table, so that an unknown word never hides an item).
+
+    Notes
+    -----
+    Scale ``cvss`` maps a numeric score by the CVSS v3.1 qualitative bands (rows ``any,cvss,<lower bound>``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> map_severity("nessus", pd.Series(["severity", "risk"]), pd.Series(["0", "High"])).values.tolist()
+    [['info', 'info'], ['high', 'finding']]
+    >>> map_severity("nmap", pd.Series(["cvss"]), pd.Series(["9.8"])).values.tolist()
+    [['critical', 'finding']]
+    """
+    t = severity_table()
+    out = pd.DataFrame({"severity": None, "disposition": "finding"}, index=native.index, dtype=object)
+    key = native.astype("string").str.strip().str.lower()
+    words = t.loc[t["scanner"] == scanner].set_index(["scale", "native"])
+    idx = pd.MultiIndex.from_arrays([scale.astype("string"), key])
+    hit = idx.isin(words.index)
+    if hit.any():
+        found = words.reindex(idx[hit])
+        out.loc[hit, "severity"] = found["severity"].replace("", None).to_numpy()
+        out.loc[hit, "disposition"] = found["disposition"].to_numpy()
+    is_cvss = (scale == "cvss").to_numpy() & ~hit
+    if is_cvss.any():
+        bands = t.loc[t["scale"] == "cvss"].assign(lo=lambda d: d["native"].astype(float)).sort_values("lo")
+        score = pd.to_numeric(key[is_cvss], errors="coerce").to_numpy(dtype=float)
+        pos = np.searchsorted(bands["lo"].to_numpy(), score, side="right") - 1
+        ok = (pos >= 0) & ~np.isnan(score)
+        sev = np.where(ok, bands["severity"].to_numpy()[np.clip(pos, 0, None)], None)
+        dis = np.where(ok, bands["disposition"].to_numpy()[np.clip(pos, 0, None)], "finding")
+        out.loc[is_cvss, "severity"] = sev
+        out.loc[is_cvss, "disposition"] = dis
+    return out
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    """Parse date strings (mixed formats) to tz-naive UTC datetimes; unique values parsed once."""
+    uniq = values.dropna().unique()
+    if len(uniq) == 0:
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    with warnings.catch_warnings():  # "MST"-style abbreviations: dropped (documented), not an error
+        warnings.simplefilter("ignore", FutureWarning)
+        parsed = pd.to_datetime(pd.Series(uniq), format="mixed", errors="coerce", utc=True)
+    parsed = parsed.dt.tz_localize(None)
+    return values.map(dict(zip(uniq, parsed, strict=True))).astype("datetime64[ns]")
+
+
+class Collector:
+    """Accumulates the items of one file as column lists, then builds the findings frame in one go."""
+
+    def __init__(self, fmt: str, path: str | Path, *, audit_id: str | None, include_info: bool) -> None:
+        self.format = fmt
+        self.scanner, self.prefix = source_prefix(fmt)
+        self.path = str(path)
+        self.audit_id = audit_id
+        self.include_info = include_info
+        self.cols: dict[str, list] = {c: [] for c in _RAW}
+        self.hosts: set[str] = set()
+        self.controls: list[tuple[str, str, bool]] = []
+        self.extra_skipped: Counter = Counter()
+
+    def add(self, **row) -> None:
+        """Append one item; missing fields are None. ``scale``/``native`` drive severity and disposition."""
+        for name, values in self.cols.items():
+            values.append(row.get(name))
+
+    def add_block(self, n: int, **columns) -> None:
+        """Append ``n`` items at once (vectorized readers); each column is a sequence of length ``n``."""
+        for name, values in self.cols.items():
+            col = columns.get(name)
+            values.extend([None] * n if col is None else list(col))
+
+    def flush(self) -> ScanResult:
+        """The result of the items collected since the last flush, and reset (streaming in chunks)."""
+        res = self.result()
+        self.cols = {c: [] for c in _RAW}
+        self.hosts = set()
+        self.controls = []
+        self.extra_skipped = Counter()
+        return res
+
+    def __len__(self) -> int:
+        return len(self.cols["source_row"])
+
+    def add_control(self, host: str, control: str, present: bool) -> None:
+        self.controls.append((host, control, bool(present)))
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Count items read but not turned into rows (e.g. a record without a host)."""
+        self.extra_skipped[reason] += n
+
+    def result(self) -> ScanResult:
+        """The :class:`ScanResult` of the items collected so far (resets nothing)."""
+        raw = pd.DataFrame(self.cols)
+        n_read = len(raw) + sum(self.extra_skipped.values())
+        mapped = map_severity(self.scanner, raw["scale"], raw["native"])
+        reason = raw["skip"].astype(object)
+        by_disposition = mapped["disposition"].map(SKIP_REASONS)
+        if self.include_info:
+            by_disposition = by_disposition.where(mapped["disposition"] != "info")
+        reason = reason.where(reason.notna(), by_disposition)
+        keep = reason.isna().to_numpy()
+        skipped = Counter(self.extra_skipped)
+        skipped.update(reason[~keep].value_counts().to_dict())
+        kept = raw.loc[keep]
+        findings = pd.DataFrame(
+            {
+                F.audit_id: pd.Series(self.audit_id, index=kept.index, dtype=object),
+                F.host: kept["host"].astype(object),
+                F.port: pd.to_numeric(kept["port"], errors="coerce").astype("Int32"),
+                F.protocol: kept["protocol"].astype("string").str.lower().astype(object),
+                F.service: kept["service"].astype(object),
+                F.vuln_id: kept["vuln_id"].astype(object),
+                F.cve: kept["cve"].astype(object),
+                F.title: kept["title"].astype(object),
+                F.cvss_vector: kept["cvss_vector"].astype(object),
+                F.cvss_score: pd.to_numeric(kept["cvss_score"], errors="coerce").astype(float),
+                F.severity: mapped.loc[keep, "severity"].astype(object),
+                SCANNER_SEVERITY: kept["scanner_severity"].astype(object),
+                SCANNER: self.scanner,
+                F.first_seen: _parse_dates(kept["first_seen"]),
+                schema.SOURCE_FILE: self.path,
+                schema.SOURCE_ROW: kept["source_row"].astype("int64"),
+                EVIDENCE: kept["evidence"].astype("string").str.slice(0, EVIDENCE_MAX).astype(object),
+            },
+            columns=list(FINDING_COLUMNS),
+        ).reset_index(drop=True)
+        findings = findings.replace({np.nan: None}).astype({F.port: "Int32", F.cvss_score: float})
+        findings[F.first_seen] = findings[F.first_seen].astype("datetime64[ns]")
+        controls = pd.DataFrame(self.controls, columns=["host", "control", "present"])
+        controls.insert(0, "audit_id", self.audit_id)
+        controls[schema.SOURCE_FILE] = self.path
+        accounting = {
+            "items_read": int(n_read),
+            "findings": int(len(findings)),
+            "skipped": {str(k): int(v) for k, v in sorted(skipped.items())},
+        }
+        return ScanResult(
+            format=self.format,
+            findings=findings,
+            hosts=sorted(h for h in self.hosts if h),
+            controls=controls.astype({"present": bool}),
+            accounting=accounting,
+            source_file=self.path,
+        )
+
+
+def join_cves(values) -> str | None:
+    """``"CVE-a;CVE-b"`` from an iterable of CVE strings (uppercased, de-duplicated, order kept), or None."""
+    seen: dict[str, None] = {}
+    for v in values:
+        if not v:
+            continue
+        for part in str(v).replace(",", " ").replace(";", " ").split():
+            part = part.strip().upper()
+            if part.startswith("CVE-"):
+                seen[part] = None
+    return ";".join(seen) or None
+
+
+def empty_result(fmt: str, path: str | Path, *, audit_id: str | None) -> ScanResult:
+    """The result of a file with no items (an empty file, a report with zero results)."""
+    res = Collector("nessus_xml", path, audit_id=audit_id, include_info=False).result()
+    res.format = fmt
+    res.findings[SCANNER] = res.findings[SCANNER].astype(object)
+    return res

@@ -1,0 +1,161 @@
+"""Detect the format of a scanner export from its content (never from its file name).
+
+Rules, in order:
+
+1. Empty or whitespace-only file → ``"empty"`` (a valid scan with zero findings). A JSON ``[]`` too.
+2. First significant byte ``<`` → XML. The prolog is security-checked first (:mod:`.xmlsafe`; an XXE or
+   entity-expansion file raises :class:`ScanSecurityError` here), then the root element decides:
+   ``NessusClientData*`` → ``nessus_xml``; ``report`` / ``get_reports_response`` / ``result`` (a GVM
+   result fragment, refused by the reader) → ``openvas_xml``; ``nmaprun`` → ``nmap_xml``; ``SCAN``,
+   ``ASSET_DATA_REPORT``, ``WAS_SCAN_REPORT`` → ``qualys_xml``.
+3. ``{`` or ``[`` → JSON: objects with ``server_scan_results`` → ``sslyze_json``; objects with a nuclei
+   template key (``template-id``, ``templateID``, ``template``) → ``nuclei_json`` (JSON Lines or array).
+4. Otherwise a delimited text export, by header names: ``fqdn/ip`` + ``finding`` → ``testssl_csv``;
+   ``nvt oid`` / ``nvt name`` → ``openvas_csv``; ``plugin id`` / ``definition.id`` → ``tenable_csv``;
+   ``qid`` → ``qualys_csv`` (the header may follow report metadata lines).
+
+Anything else raises :class:`ScanError` listing the supported formats.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cyberobs_lib.scanners._core import ScanError
+from cyberobs_lib.scanners.nessus import _is_tenable_header
+from cyberobs_lib.scanners.tabular import sniff_header
+from cyberobs_lib.scanners.xmlsafe import sniff_root
+
+__all__ = ["detect_format", "FORMATS"]
+
+FORMATS = (
+    "nessus_xml",
+    "tenable_csv",
+    "openvas_xml",
+    "openvas_csv",
+    "nmap_xml",
+    "qualys_xml",
+    "qualys_csv",
+    "nuclei_json",
+    "testssl_csv",
+    "sslyze_json",
+)
+_XML_ROOTS = {
+    "report": "openvas_xml",
+    "get_reports_response": "openvas_xml",
+    "result": "openvas_xml",
+    "nmaprun": "nmap_xml",
+    "SCAN": "qualys_xml",
+    "ASSET_DATA_REPORT": "qualys_xml",
+    "WAS_SCAN_REPORT": "qualys_xml",
+}
+_NUCLEI_KEYS = {"template-id", "templateID", "template", "template-path"}
+
+
+def _is_testssl(names: set[str]) -> bool:
+    return {"id", "fqdn/ip", "severity", "finding"} <= names
+
+
+def _is_openvas(names: set[str]) -> bool:
+    return "nvt oid" in names or ("nvt name" in names and "ip" in names)
+
+
+def _is_qualys(names: set[str]) -> bool:
+    return "qid" in names and bool({"ip", "asset ipv4", "title", "vuln title"} & names)
+
+
+def _first_json_object(text: str):
+    """The first JSON value of a JSON document or JSON Lines file (None if it does not parse)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    line = text.lstrip().split("\n", 1)[0]
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def detect_format(path: str | Path) -> str:
+    """Name the format of a scanner export by reading its beginning.
+
+    Parameters
+    ----------
+    path : path-like
+        The export file.
+
+    Returns
+    -------
+    str
+        One of :data:`FORMATS`, or ``"empty"`` for a file with no content.
+
+    Raises
+    ------
+    ScanSecurityError
+        XML declaring entities or external references.
+    ScanError
+        Content of no supported format.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "x.txt").write_text('"id","fqdn/ip","port","severity","finding","cve","cwe"\\n')
+    >>> detect_format(d / "x.txt")
+    'testssl_csv'
+    >>> _ = (d / "y.bin").write_text('<?xml version="1.0"?><nmaprun scanner="nmap"></nmaprun>')
+    >>> detect_format(d / "y.bin")
+    'nmap_xml'
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped:
+        return "empty"
+    first = stripped[:1]
+    if first == b"<":
+        root = sniff_root(path)
+        if root.startswith("NessusClientData"):
+            return "nessus_xml"
+        if root in _XML_ROOTS:
+            return _XML_ROOTS[root]
+        raise ScanError(
+            path,
+            f"unknown XML root element <{root}>",
+            line=None,
+            expected="a Nessus, OpenVAS/GVM, Nmap or Qualys XML export",
+        )
+    if first in (b"{", b"["):
+        text = (
+            path.read_text(encoding="utf-8-sig", errors="replace")
+            if len(head) == 1 << 16
+            else (stripped.decode("utf-8", errors="replace"))
+        )
+        obj = _first_json_object(text)
+        if isinstance(obj, list):
+            if not obj:
+                return "empty"
+            obj = obj[0]
+        if isinstance(obj, dict):
+            if "server_scan_results" in obj or "sslyze_version" in obj:
+                return "sslyze_json"
+            if _NUCLEI_KEYS & set(obj) or ("info" in obj and "matched-at" in obj):
+                return "nuclei_json"
+        raise ScanError(path, "JSON of no known scanner", line=1, expected="nuclei JSON/JSONL or sslyze JSON")
+    for fmt, test in (
+        ("testssl_csv", _is_testssl),
+        ("openvas_csv", _is_openvas),
+        ("tenable_csv", _is_tenable_header),
+        ("qualys_csv", _is_qualys),
+    ):
+        if sniff_header(path, test) is not None:
+            return fmt
+    raise ScanError(
+        path,
+        "unrecognized content",
+        line=1,
+        expected="a supported scanner export (" + ", ".join(FORMATS) + ")",
+    )

@@ -1,0 +1,163 @@
+"""Nessus v2 (``.nessus`` XML) and Tenable CSV exports (Nessus, Tenable.sc, Tenable.io; ``,`` or ``;``).
+
+Policy
+------
+* Item = one ``ReportItem`` (XML) or one data row (CSV). Severity ``0`` / risk ``None`` / ``Info`` items are
+  informational: skipped (reason ``informational``) unless ``include_info=True``.
+* Perimeter (``hosts``) = every ``ReportHost@name`` (XML), including hosts without any item; for CSV,
+  every host that has a row (a CSV export does not list clean hosts).
+* ``vuln_id`` = ``nessus:<plugin id>``; ``cve`` = the ``<cve>`` elements joined by ``;``; CVSS v3 vector and
+  score when present, else v2 (the ``CVSS2#`` prefix is dropped). ``first_seen`` = the host scan start
+  (``HOST_START`` host property) for XML — Nessus does not record an earlier first sighting — and the
+  "First Discovered" / ``first_observed`` column of Tenable.sc/io CSV exports.
+* ``evidence`` = the start of ``plugin_output`` (volatile between scans, so never an identity column).
+* Root element must be ``NessusClientData_v2``: the legacy v1 ``NessusClientData`` is refused with a
+  wrong-root error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves
+from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
+from cyberobs_lib.scanners.xmlsafe import iterparse_safe
+
+ROOTS = ("NessusClientData_v2",)
+
+
+def _v2(vector: str | None) -> str | None:
+    if vector and vector.startswith("CVSS2#"):
+        return vector[6:]
+    return vector
+
+
+def iter_nessus_xml(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Stream a ``.nessus`` v2 file as :class:`ScanResult` chunks of at most ``chunk_rows`` items."""
+    col = Collector("nessus_xml", path, audit_id=audit_id, include_info=include_info)
+    prefix = col.prefix
+    host = host_start = None
+    report = report_host = policy = None
+    n = 0
+    for ev, el in iterparse_safe(path, roots=ROOTS):
+        tag = el.tag
+        if ev == "start":
+            if tag == "ReportHost":
+                host, host_start, report_host = el.get("name"), None, el
+                col.hosts.add(host)
+            elif tag == "Report":
+                report = el
+            elif tag == "Policy":
+                policy = el
+            continue
+        if tag == "ReportItem":
+            n += 1
+            cves = []
+            v3 = s3 = v2 = s2 = risk = output = None
+            for c in el:
+                t = c.tag
+                if t == "cve":
+                    cves.append(c.text)
+                elif t == "cvss3_vector":
+                    v3 = c.text
+                elif t == "cvss3_base_score":
+                    s3 = c.text
+                elif t == "cvss_vector":
+                    v2 = c.text
+                elif t == "cvss_base_score":
+                    s2 = c.text
+                elif t == "risk_factor":
+                    risk = c.text
+                elif t == "plugin_output":
+                    output = c.text
+            sev = el.get("severity")
+            col.add(
+                host=host,
+                port=el.get("port"),
+                protocol=el.get("protocol"),
+                service=el.get("svc_name"),
+                vuln_id=prefix + (el.get("pluginID") or ""),
+                cve=join_cves(cves),
+                title=el.get("pluginName"),
+                cvss_vector=v3 or _v2(v2),
+                cvss_score=s3 if v3 or s3 else s2,
+                scanner_severity=sev if sev is not None else risk,
+                first_seen=host_start,
+                source_row=n,
+                evidence=output.strip() if output else None,
+                scale="severity" if sev is not None else "risk",
+                native=sev if sev is not None else risk,
+                skip="no_host" if host is None else None,
+            )
+            el.clear()
+            if report_host is not None and len(report_host) and report_host[-1] is el:
+                del report_host[-1]
+            if len(col) >= chunk_rows:
+                yield col.flush()
+        elif tag == "tag":
+            if el.get("name") == "HOST_START":
+                host_start = el.text
+        elif tag == "ReportHost":
+            el.clear()
+            if report is not None and len(report) and report[-1] is el:
+                del report[-1]
+            report_host = None
+        elif tag == "Policy" and policy is not None:
+            policy.clear()
+    yield col.flush()
+
+
+def _is_tenable_header(names: set[str]) -> bool:
+    return bool(
+        {"plugin id", "definition.id"} & names
+        or {"plugin", "plugin name"} <= names
+        or ("plugin" in names and "ip address" in names)
+    )
+
+
+def iter_tenable_csv(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Stream a Nessus / Tenable.sc / Tenable.io CSV export as :class:`ScanResult` chunks."""
+    sniffed = sniff_header(path, _is_tenable_header)
+    if sniffed is None:
+        raise ScanError(
+            path, "no Tenable CSV header", line=1, expected="a 'Plugin ID' or 'definition.id' column"
+        )
+    enc, sep, skip, _ = sniffed
+    col = Collector("tenable_csv", path, audit_id=audit_id, include_info=include_info)
+    for df in iter_csv(path, encoding=enc, sep=sep, skip_lines=skip, chunk_rows=chunk_rows):
+        host = pick(df, "host", "ip address", "asset.display_ipv4_address", "asset.display_fqdn", "dns name")
+        fallback = pick(df, "dns name", "asset.display_fqdn", "asset.host_name", "asset.display_ipv6_address")
+        host = host.where(host.notna(), fallback)
+        pid = pick(df, "plugin id", "plugin", "definition.id")
+        risk = pick(df, "risk", "risk factor", "severity", "definition.severity")
+        v3 = pick(df, "cvss v3 vector", "definition.cvss3.base_vector")
+        v2 = pick(df, "cvss v2 vector", "definition.cvss2.base_vector")
+        s3 = pick(df, "cvss v3.0 base score", "cvss v3 base score", "definition.cvss3.base_score")
+        s2 = pick(df, "cvss v2.0 base score", "cvss v2 base score", "definition.cvss2.base_score")
+        cve = pick(df, "cve", "definition.cve").map(lambda v: join_cves([v]) if v else None)
+        col.hosts.update(host.dropna())
+        col.add_block(
+            len(df),
+            host=host,
+            port=pick(df, "port"),
+            protocol=pick(df, "protocol"),
+            vuln_id=("nessus:" + pid.fillna("")).where(pid.notna(), None),
+            cve=cve,
+            title=pick(df, "name", "plugin name", "definition.name"),
+            cvss_vector=v3.where(v3.notna(), v2.map(_v2, na_action="ignore")),
+            cvss_score=s3.where(s3.notna(), s2),
+            scanner_severity=risk,
+            first_seen=pick(df, "first discovered", "first_observed", "first_found"),
+            source_row=df["_row"],
+            evidence=pick(df, "plugin output", "plugin text", "output"),
+            scale=["risk"] * len(df),
+            native=risk,
+            skip=row_skip(df, host),
+        )
+        yield col.flush()
+    yield col.flush()

@@ -1,0 +1,149 @@
+"""OpenVAS / Greenbone GVM XML reports (GMP ``get_reports``, OpenVAS 6 to GVM 22.x) and CSV result exports.
+
+Policy
+------
+* Item = one ``<result>`` that carries an ``<nvt>`` (nested ``<detection><result>`` references are not
+  results), or one CSV data row.
+* Severity from the ``<threat>`` word (``Log``/``Debug`` informational: skipped unless ``include_info``;
+  ``False Positive`` skipped as ``false_positive``; ``Error`` as ``scan_problem``), or, when the word is
+  missing, from the numeric ``<severity>`` by its CVSS band. ``cvss_score`` = ``<severity>`` (else
+  ``nvt/cvss_base``); ``cvss_vector`` = ``severities/severity/value`` (GVM 21+) or the
+  ``cvss_base_vector=`` tag.
+* ``vuln_id`` = ``openvas:<NVT OID>``; CVEs from ``refs/ref[@type="cve"]`` (GVM 9+), ``nvt/cve``
+  (OpenVAS ≤ 8; ``NOCVE`` ignored) or the CSV ``CVEs`` column.
+* Port ``443/tcp`` → port 443, protocol tcp; ``general/tcp`` → no port, protocol tcp.
+* Perimeter = the report's ``<host><ip>`` entries plus every result host (XML); the hosts with a row (CSV).
+* ``first_seen`` = the result's ``creation_time`` (else ``modification_time``) / the CSV ``Timestamp``.
+* Root must be ``report`` (or ``get_reports_response``): a lone ``<result>`` fragment is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves
+from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
+from cyberobs_lib.scanners.xmlsafe import iterparse_safe
+
+
+def _split_port(value: str | None) -> tuple[str | None, str | None]:
+    if not value:
+        return None, None
+    port, _, proto = value.strip().partition("/")
+    return (port if port.isdigit() else None), (proto or None)
+
+
+def _tag_value(tags: str | None, key: str) -> str | None:
+    for part in (tags or "").split("|"):
+        k, _, v = part.partition("=")
+        if k == key:
+            return v or None
+    return None
+
+
+def _result(col: Collector, el, n: int) -> None:
+    nvt = el.find("nvt")
+    host_el = el.find("host")
+    host = (host_el.text or "").strip() if host_el is not None else ""
+    port, proto = _split_port(el.findtext("port"))
+    threat = (el.findtext("threat") or "").strip() or None
+    sev = (el.findtext("severity") or "").strip() or None
+    cves = [r.get("id") for r in nvt.iterfind("refs/ref") if r.get("type") == "cve"]
+    cves += [c.text for c in nvt.iterfind("cve") if c.text and c.text.strip().upper() != "NOCVE"]
+    vector = nvt.findtext("severities/severity/value") or _tag_value(nvt.findtext("tags"), "cvss_base_vector")
+    created = el.findtext("creation_time") or el.findtext("modification_time")
+    if host:
+        col.hosts.add(host)
+    desc = el.findtext("description")
+    col.add(
+        host=host or None,
+        port=port,
+        protocol=proto,
+        vuln_id="openvas:" + (nvt.get("oid") or ""),
+        cve=join_cves(cves),
+        title=nvt.findtext("name") or el.findtext("name"),
+        cvss_vector=vector,
+        cvss_score=sev if sev is not None else nvt.findtext("cvss_base"),
+        scanner_severity=threat or sev,
+        first_seen=created.strip() if created and created.strip() else None,
+        source_row=n,
+        evidence=desc.strip() if desc else None,
+        scale="threat" if threat else "cvss",
+        native=threat or sev,
+        skip=None if host else "no_host",
+    )
+
+
+def iter_openvas_xml(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Stream a GVM/OpenVAS XML report as :class:`ScanResult` chunks."""
+    col = Collector("openvas_xml", path, audit_id=audit_id, include_info=include_info)
+    results = None
+    n = 0
+    for ev, el in iterparse_safe(path, roots=("report", "get_reports_response")):
+        tag = el.tag
+        if ev == "start":
+            if tag == "results":
+                results = el
+            continue
+        if tag == "result":
+            if el.find("nvt") is None:
+                continue  # a <detection><result> reference inside a result
+            n += 1
+            _result(col, el, n)
+            el.clear()
+            if results is not None and len(results) and results[-1] is el:
+                del results[-1]
+            if len(col) >= chunk_rows:
+                yield col.flush()
+        elif tag == "host":
+            ip = el.findtext("ip")
+            if ip:
+                col.hosts.add(ip.strip())
+                el.clear()
+    yield col.flush()
+
+
+def _is_openvas_header(names: set[str]) -> bool:
+    return "nvt oid" in names or ("nvt name" in names and "ip" in names)
+
+
+def iter_openvas_csv(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Stream a GVM CSV results export as :class:`ScanResult` chunks."""
+    sniffed = sniff_header(path, _is_openvas_header)
+    if sniffed is None:
+        raise ScanError(path, "no OpenVAS CSV header", line=1, expected="an 'NVT OID' column")
+    enc, sep, skip, _ = sniffed
+    col = Collector("openvas_csv", path, audit_id=audit_id, include_info=include_info)
+    for df in iter_csv(path, encoding=enc, sep=sep, skip_lines=skip, chunk_rows=chunk_rows):
+        host = pick(df, "ip", "hostname")
+        threat = pick(df, "severity")
+        score = pick(df, "cvss")
+        oid = pick(df, "nvt oid")
+        col.hosts.update(host.dropna())
+        col.add_block(
+            len(df),
+            host=host,
+            port=pick(df, "port"),
+            protocol=pick(df, "port protocol"),
+            vuln_id=("openvas:" + oid.fillna("")).where(oid.notna(), None),
+            cve=pick(df, "cves").map(lambda v: join_cves([v]) if v else None),
+            title=pick(df, "nvt name"),
+            cvss_score=score,
+            scanner_severity=threat.where(threat.notna(), score),
+            first_seen=pick(df, "timestamp"),
+            source_row=df["_row"],
+            evidence=pick(df, "specific result"),
+            scale=pd.Series("threat", index=df.index).where(threat.notna(), "cvss"),
+            native=threat.where(threat.notna(), score),
+            skip=row_skip(df, host),
+        )
+        if len(col) >= chunk_rows:
+            yield col.flush()
+    yield col.flush()

@@ -1,0 +1,231 @@
+"""Safe, tolerant, streaming XML for scanner exports.
+
+Security policy (DESIGN.md principle 3). The document *prolog* — everything before the root element's start
+tag, which is the only place where a DTD, entity declarations or external references can appear — is parsed
+first by ``defusedxml`` (``forbid_entities=True, forbid_external=True``): any entity declaration (billion
+laughs, quadratic blow-up) or external entity (XXE: ``file://``, ``http://``) raises
+:class:`ScanSecurityError` and nothing is expanded or fetched. A ``<!DOCTYPE X SYSTEM "url">`` reference
+without entity declarations (Qualys reports carry one) is allowed: it is never fetched. Once the prolog is
+cleared, the body is streamed by the C-accelerated :func:`xml.etree.ElementTree.iterparse`, which never
+loads external resources and rejects undeclared entities (``undefined entity``) — a body cannot declare
+new ones. This two-stage design keeps defusedxml's policy while streaming at the C parser's speed
+(defusedxml's own ``iterparse`` is the pure-Python parser, about half as fast).
+
+Tolerance. A UTF-8 byte-order mark is dropped; an XML declaration that is not at the very start (a licence
+comment or blank lines before it, as in REUSE-annotated files) is moved to the front and blanked in place,
+so that line numbers in errors still match the file.
+
+Strictness. Any well-formedness error (truncated file, mismatched tag, invalid token) becomes a
+:class:`ScanError` naming the file and line, with what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+
+from cyberobs_lib.scanners._core import ScanError, ScanSecurityError
+
+__all__ = ["sniff_root", "iterparse_safe", "open_xml"]
+
+_CHUNK = 1 << 16
+#: The root start tag must appear within this many bytes (Nessus policies sit inside the root).
+_PROLOG_LIMIT = 8 << 20
+_DECL = re.compile(rb"<\?xml\s[^>]*\?>")
+_BOM = b"\xef\xbb\xbf"
+
+
+class _RootReached(Exception):
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+
+class _StopAtRoot:
+    """Target for the prolog check: stops at the first start tag."""
+
+    def start(self, tag, attrib):
+        raise _RootReached(tag)
+
+    def end(self, tag):  # pragma: no cover - never reached before the root
+        return None
+
+    def data(self, data):
+        return None
+
+    def close(self):
+        return None
+
+
+class _PrefixedStream:
+    """A binary file whose first bytes are replaced by ``head`` (the rewritten beginning)."""
+
+    def __init__(self, head: bytes, rest) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                out, self._head = self._head + self._rest.read(), b""
+                return out
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._rest.read(n)
+
+    def close(self) -> None:
+        self._rest.close()
+
+
+def _fix_head(head: bytes) -> bytes:
+    """Drop a BOM; move an XML declaration that is not at offset 0 to the front, keeping line numbers."""
+    if head.startswith(_BOM):
+        head = head[len(_BOM) :]
+    m = _DECL.search(head, 0, 1 << 16)
+    if m and m.start() > 0:
+        before = head[: m.start()]
+        if before.strip() == b"" or before.lstrip().startswith(b"<!--"):
+            decl = m.group(0)
+            moved = decl.replace(b"\n", b" ").replace(b"\r", b" ")
+            blank = bytes(c if c in b"\r\n" else 0x20 for c in decl)
+            head = moved + before + blank + head[m.end() :]
+    return head
+
+
+def _line_of(err: Exception) -> int | None:
+    pos = getattr(err, "position", None)
+    return pos[0] if pos else None
+
+
+def _check_prolog(path: Path, head: bytes, fh) -> tuple[bytes, str]:
+    """Run the defusedxml prolog check; returns the (possibly extended) head and the root tag."""
+    parser = DefusedXMLParser(
+        target=_StopAtRoot(), forbid_dtd=False, forbid_entities=True, forbid_external=True
+    )
+    fed = 0
+    buf = head
+    try:
+        while True:
+            parser.feed(buf[fed:])
+            fed = len(buf)
+            if fed > _PROLOG_LIMIT:
+                raise ScanError(path, "no root element in the first 8 MB", expected="an XML root element")
+            more = fh.read(_CHUNK)
+            if not more:
+                parser.close()
+                raise ScanError(path, "no root element", expected="an XML document with a root element")
+            buf += more
+    except _RootReached as stop:
+        return buf, stop.tag
+    except DefusedXmlException as err:
+        raise ScanSecurityError(
+            path,
+            f"refused XML: {type(err).__name__} ({err}); entity declarations and external references "
+            "are never expanded or fetched",
+            expected="a scanner export without DTD entities",
+        ) from None
+    except ET.ParseError as err:
+        raise ScanError(
+            path,
+            f"XML syntax error before the root element: {err.msg}",
+            line=_line_of(err),
+            expected="a well-formed XML prolog",
+        ) from None
+
+
+def open_xml(path: str | Path):
+    """Open an XML export for streaming after the security check; returns ``(stream, root_tag)``.
+
+    Raises
+    ------
+    ScanSecurityError
+        Entity declarations or external entities in the prolog.
+    ScanError
+        Empty or non-XML content, or a syntax error before the root element.
+    """
+    path = Path(path)
+    fh = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned stream
+    try:
+        head = _fix_head(fh.read(_CHUNK))
+        if not head.strip():
+            raise ScanError(path, "empty file", expected="an XML document")
+        head, root = _check_prolog(path, head, fh)
+    except BaseException:
+        fh.close()
+        raise
+    return _PrefixedStream(head, fh), root
+
+
+def sniff_root(path: str | Path) -> str:
+    """Root element tag of an XML file (after the security check on its prolog).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.xml"
+    >>> _ = p.write_bytes(b"<!-- licence -->\\n<?xml version='1.0'?>\\n<nmaprun/>")
+    >>> sniff_root(p)
+    'nmaprun'
+    """
+    stream, root = open_xml(path)
+    stream.close()
+    return _local(root)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1] if tag[:1] == "{" else tag
+
+
+def iterparse_safe(
+    path: str | Path, *, roots: tuple[str, ...], events: tuple[str, ...] = ("start", "end")
+) -> Iterator[tuple[str, ET.Element]]:
+    """Stream ``(event, element)`` pairs of a scanner export, safely and with clear errors.
+
+    Parameters
+    ----------
+    path : path-like
+        The XML file.
+    roots : tuple of str
+        Accepted root element tags; another root raises :class:`ScanError` naming the expected ones.
+    events : tuple of str
+        iterparse events.
+
+    Returns
+    -------
+    iterator of (str, xml.etree.ElementTree.Element)
+        The caller clears elements as it consumes them.
+
+    Notes
+    -----
+    ``ET.ParseError`` (truncation: "no element found", "mismatched tag", "not well-formed (invalid
+    token)") is re-raised as :class:`ScanError` with the line number reported by expat.
+    """
+    path = Path(path)
+    stream, root = open_xml(path)
+    try:
+        if _local(root) not in roots:
+            raise ScanError(
+                path,
+                f"wrong root element <{_local(root)}>",
+                line=None,
+                element=_local(root),
+                expected=" or ".join(f"<{r}>" for r in roots),
+            )
+        try:
+            yield from ET.iterparse(stream, events=events)
+        except ET.ParseError as err:
+            msg = err.msg if hasattr(err, "msg") else str(err)
+            what = (
+                "truncated XML (the document ends before its root element is closed)"
+                if ("no element found" in msg)
+                else f"malformed XML: {msg.split(':')[0]}"
+            )
+            raise ScanError(
+                path, what, line=_line_of(err), expected=f"a well-formed <{_local(root)}> document"
+            ) from None
+    finally:
+        stream.close()
