@@ -124,15 +124,9 @@ def wilcoxon_paired(
     has_ties = len(np.unique(np.abs(ranked))) < len(ranked)
     facts = f"zero_method={zero_method};zeros={zeros};incomplete_dropped={dropped}"
     row = {
-        "study": study,
-        "metric": metric,
-        "test": "wilcoxon_signed_rank",
-        "group_a": group_a,
-        "group_b": group_b,
-        "n_a": n_pairs,
-        "n_b": n_pairs,
-        "effect_size_kind": "rank_biserial_paired",
-    }
+        "study": study, "metric": metric, "test": "wilcoxon_signed_rank", "group_a": group_a,
+        "group_b": group_b, "n_a": n_pairs, "n_b": n_pairs, "effect_size_kind": "rank_biserial_paired",
+    }  # fmt: skip
     if n_nz == 0:
         return make_tests_table([{**row, "variant": f"undefined_all_differences_zero;{facts}"}])
     exact = n_nz < exact_max_n and not has_ties and zeros == 0
@@ -144,14 +138,10 @@ def wilcoxon_paired(
     z = stats.norm.ppf(1 - alpha / 2)
     zr = np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12))
     row |= {
-        "variant": f"{'exact' if exact else 'asymptotic+cc'};{facts}",
-        "statistic": float(t_plus),
-        "p_value": float(res.pvalue),
-        "effect_size": float(r),
-        "ci_low": float(np.tanh(zr - z * se)),
-        "ci_high": float(np.tanh(zr + z * se)),
-        "ci_method": "fisher_z",
-    }
+        "variant": f"{'exact' if exact else 'asymptotic+cc'};{facts}", "statistic": float(t_plus),
+        "p_value": float(res.pvalue), "effect_size": float(r), "ci_low": float(np.tanh(zr - z * se)),
+        "ci_high": float(np.tanh(zr + z * se)), "ci_method": "fisher_z",
+    }  # fmt: skip
     return make_tests_table([row])
 
 
@@ -252,29 +242,19 @@ def sign_test(
     d = b.astype(float) - a.astype(float)
     pos, n_nz, zeros = int((d > 0).sum()), int((d != 0).sum()), int((d == 0).sum())
     row = {
-        "study": study,
-        "metric": metric,
-        "test": "sign",
-        "group_a": group_a,
-        "group_b": group_b,
-        "n_a": len(d),
-        "n_b": len(d),
-        "effect_size_kind": "share_positive_differences",
+        "study": study, "metric": metric, "test": "sign", "group_a": group_a, "group_b": group_b,
+        "n_a": len(d), "n_b": len(d), "effect_size_kind": "share_positive_differences",
         "variant": f"exact_binomial;zeros={zeros};incomplete_dropped={dropped}",
-    }
+    }  # fmt: skip
     if n_nz == 0:
         row["variant"] = "undefined_all_differences_zero;" + row["variant"].split(";", 1)[1]
         return make_tests_table([row])
     res = stats.binomtest(pos, n_nz, 0.5)
     ci = res.proportion_ci(confidence_level=1 - alpha, method="exact")
     row |= {
-        "statistic": float(pos),
-        "p_value": float(res.pvalue),
-        "effect_size": pos / n_nz,
-        "ci_low": float(ci.low),
-        "ci_high": float(ci.high),
-        "ci_method": "clopper_pearson",
-    }
+        "statistic": float(pos), "p_value": float(res.pvalue), "effect_size": pos / n_nz,
+        "ci_low": float(ci.low), "ci_high": float(ci.high), "ci_method": "clopper_pearson",
+    }  # fmt: skip
     return make_tests_table([row])
 
 
@@ -348,23 +328,13 @@ def mcnemar_test(
     ci = newcombe_paired_difference(a11, b10, c01, d00, alpha=alpha).iloc[0]
     n = len(bb)
     row = {
-        "study": study,
-        "metric": metric,
-        "test": "mcnemar",
-        "group_a": group_a,
-        "group_b": group_b,
+        "study": study, "metric": metric, "test": "mcnemar", "group_a": group_a, "group_b": group_b,
         "variant": f"{'exact_binomial' if exact else 'asymptotic+cc'};incomplete_dropped={dropped}",
-        "n_a": n,
-        "n_b": n,
-        "statistic": float(res.statistic) if b10 + c01 > 0 or exact else np.nan,
-        "df": np.nan if exact else 1.0,
-        "p_value": min(1.0, float(res.pvalue)),
-        "effect_size": float(ci["value"]),
-        "effect_size_kind": "paired_difference_of_proportions",
-        "ci_low": float(ci["ci_low"]),
-        "ci_high": float(ci["ci_high"]),
-        "ci_method": ci["ci_method"],
-    }
+        "n_a": n, "n_b": n, "statistic": float(res.statistic) if b10 + c01 > 0 or exact else np.nan,
+        "df": np.nan if exact else 1.0, "p_value": min(1.0, float(res.pvalue)),
+        "effect_size": float(ci["value"]), "effect_size_kind": "paired_difference_of_proportions",
+        "ci_low": float(ci["ci_low"]), "ci_high": float(ci["ci_high"]), "ci_method": ci["ci_method"],
+    }  # fmt: skip
     return make_tests_table([row])
 
 
@@ -402,18 +372,11 @@ def friedman_test(
     else:
         stat, p = stats.friedmanchisquare(*values.T)
     row = {
-        "study": study,
-        "metric": metric,
-        "test": "friedman",
+        "study": study, "metric": metric, "test": "friedman",
         "variant": f"asymptotic_chi2+ties;incomplete_dropped={dropped}",
-        "group_a": "|".join(map(str, kept.columns)),
-        "n_a": n,
-        "statistic": stat,
-        "df": float(k - 1),
-        "p_value": p,
-        "effect_size": stat / (n * (k - 1)),
-        "effect_size_kind": "kendalls_w",
-    }
+        "group_a": "|".join(map(str, kept.columns)), "n_a": n, "statistic": stat, "df": float(k - 1),
+        "p_value": p, "effect_size": stat / (n * (k - 1)), "effect_size_kind": "kendalls_w",
+    }  # fmt: skip
     return make_tests_table([row])
 
 
@@ -446,14 +409,9 @@ def cochran_q(frame: pd.DataFrame, *, study: str | None = None, metric: str | No
         res = _sm_cochrans_q(values)
         stat, p = float(res.statistic), float(res.pvalue)
     row = {
-        "study": study,
-        "metric": metric,
-        "test": "cochran_q",
+        "study": study, "metric": metric, "test": "cochran_q",
         "variant": f"asymptotic_chi2;incomplete_dropped={dropped}",
-        "group_a": "|".join(map(str, kept.columns)),
-        "n_a": n,
-        "statistic": stat,
-        "df": float(k - 1),
+        "group_a": "|".join(map(str, kept.columns)), "n_a": n, "statistic": stat, "df": float(k - 1),
         "p_value": p,
-    }
+    }  # fmt: skip
     return make_tests_table([row])
