@@ -286,7 +286,7 @@ def finess_key_ok(finess: pd.Series) -> pd.Series:
     doubled = np.where(doubled > 9, doubled - 9, doubled)
     total = mat[:, 8::-2].sum(axis=1) + doubled.sum(axis=1)
     ok_map = dict(zip(uniq, total % 10 == 0, strict=True))
-    result = s.map(ok_map).fillna(False).astype(bool)
+    result = s.map(ok_map).astype("boolean").fillna(False).astype(bool)
     return result.rename(getattr(finess, "name", None))
 
 
