@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from cyberobs_lib.stats._tidy import make_tests_table
 
@@ -32,7 +32,8 @@ def poisson_exact_interval(count: ArrayLike, exposure: ArrayLike = 1, *, alpha: 
     Notes
     -----
     ``low = chi2_{alpha/2}(2x) / 2``, ``high = chi2_{1-alpha/2}(2x + 2) / 2``, both divided by the
-    exposure; ``low = 0`` when x = 0. Same interval as R ``poisson.test``.
+    exposure; ``low = 0`` when x = 0 (computed as inverse regularized gamma functions,
+    ``chi2_q(2k) / 2 = gammaincinv(k, q)``). Same interval as R ``poisson.test``.
 
     References
     ----------
@@ -53,8 +54,10 @@ def poisson_exact_interval(count: ArrayLike, exposure: ArrayLike = 1, *, alpha: 
         raise ValueError("count must hold non-negative integers")
     if np.any(np.isnan(t)) or np.any(t <= 0):
         raise ValueError("exposure must be positive")
-    low = np.where(x > 0, stats.chi2.ppf(alpha / 2, 2 * np.maximum(x, 1)) / 2, 0.0)
-    high = stats.chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2
+    # quantiles once per distinct count (counts repeat a lot in large tables)
+    ux, inverse = np.unique(x, return_inverse=True)
+    low = np.where(ux > 0, special.gammaincinv(np.maximum(ux, 1), alpha / 2), 0.0)[inverse]
+    high = special.gammaincinv(ux + 1, 1 - alpha / 2)[inverse]
     out = pd.DataFrame({"count": x, "exposure": t, "value": x / t, "ci_low": low / t, "ci_high": high / t})
     out["ci_method"] = "garwood_exact"
     for v in (count, exposure):
