@@ -123,7 +123,8 @@ def audit_metrics(data: object) -> pd.DataFrame:
         },
         index=fnd.index,
     )
-    counts = flags.groupby(fnd[aid].astype(str).to_numpy(), sort=False).sum()
+    counts = flags.groupby(fnd[aid], observed=True, sort=False).sum()  # categorical ids stay cheap
+    counts.index = counts.index.astype(str)
 
     est_cols = [Establishments.finess, Establishments.family, Establishments.legal_status,
                 Establishments.region, Establishments.beds]  # fmt: skip

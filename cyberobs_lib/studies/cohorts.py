@@ -1,0 +1,472 @@
+"""Vertical (cohort) study: families of establishments compared at one time, crude and adjusted.
+
+Every function takes the per-audit frame of :func:`cyberobs_lib.studies.indicators.audit_metrics`, keeps
+one audit per establishment (:func:`~cyberobs_lib.studies.indicators.select_audits`) and returns rows in
+the fixed ``tests.csv`` vocabulary (:data:`cyberobs_lib.schema.TESTS_COLUMNS`), each stating its variant,
+its interval method and its multiplicity adjustment.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cyberobs_lib.schema import Audits, Establishments
+from cyberobs_lib.stats._tidy import make_tests_table
+from cyberobs_lib.stats.groups import compare_groups
+from cyberobs_lib.stats.models import (
+    SeparationWarning,
+    build_design,
+    fit_count_model,
+    fit_logistic,
+    to_tests_table,
+)
+from cyberobs_lib.stats.multiplicity import adjust_pvalues
+from cyberobs_lib.stats.proportions import cochran_armitage_trend, compare_proportions, newcombe_difference
+from cyberobs_lib.studies.indicators import (
+    COUNT_METRICS,
+    PROPORTION_METRICS,
+    YEAR,
+    AuditChoice,
+    select_audits,
+)
+
+FAMILY = Establishments.family
+STUDY = "cohorts"
+DEFAULT_METRICS = (*PROPORTION_METRICS, "findings_per_host", "n_crit_high")
+DEFAULT_COVARIATES = ("legal_status", "region", "log_beds")
+BH = "fdr_bh across metrics"
+HOLM = "holm within metric"
+
+
+def _subset(
+    frame: pd.DataFrame, *, families: Sequence[str] | None, period: int | None, audit_choice: AuditChoice
+) -> pd.DataFrame:
+    rows = select_audits(frame, period=period, audit_choice=audit_choice)
+    rows = rows[rows[FAMILY].notna()]
+    return rows if not families else rows[rows[FAMILY].isin(list(families))]
+
+
+def _orient(tests: pd.DataFrame, reference: str | None) -> pd.DataFrame:
+    """Put the reference family in ``group_b`` of pairwise rows (statistic, effect and CI change sign)."""
+    if reference is None:
+        return tests
+    out = tests.copy()
+    flip = (out["group_a"] == reference) & out["group_b"].notna()
+    out.loc[flip, ["group_a", "group_b"]] = out.loc[flip, ["group_b", "group_a"]].to_numpy()
+    out.loc[flip, ["n_a", "n_b"]] = out.loc[flip, ["n_b", "n_a"]].to_numpy()
+    out.loc[flip, "statistic"] = -out.loc[flip, "statistic"]
+    out.loc[flip, "effect_size"] = -out.loc[flip, "effect_size"]
+    out.loc[flip, ["ci_low", "ci_high"]] = -out.loc[flip, ["ci_high", "ci_low"]].to_numpy()
+    return out
+
+
+def _undefined(metric: str, test: str, reason: str, n: int) -> pd.DataFrame:
+    return make_tests_table(
+        [
+            {
+                "study": STUDY,
+                "metric": metric,
+                "test": test,
+                "variant": f"undefined: {reason}",
+                "group_a": "all",
+                "n_a": n,
+            }
+        ]
+    )
+
+
+def _proportion_tests(sub: pd.DataFrame, metric: str, *, alpha: float, seed: int, reference: str | None):
+    """Omnibus r x 2 test with Cramér's V, then every pair: 2 x 2 test and Newcombe difference (Holm)."""
+    flag = sub[metric].astype("boolean")
+    table = pd.crosstab(sub[FAMILY], flag).reindex(columns=[True, False], fill_value=0)
+    try:
+        omnibus = compare_proportions(table, alpha=alpha, seed=seed, study=STUDY, metric=metric)
+    except ValueError as err:
+        return _undefined(metric, "chi_square", str(err), len(sub))
+    pairs = []
+    order = sorted(table.index, key=lambda g: (g == reference, g))
+    for a, b in combinations(order, 2):
+        pair = table.loc[[a, b]]
+        diff = newcombe_difference(
+            pair.iloc[0, 0], pair.iloc[0].sum(), pair.iloc[1, 0], pair.iloc[1].sum(), alpha=alpha
+        )
+        try:
+            test = compare_proportions(pair, alpha=alpha, seed=seed, study=STUDY, metric=metric).iloc[0]
+            name, variant, stat, p = test["test"], test["variant"], test["statistic"], test["p_value"]
+        except ValueError as err:  # both groups all-true or all-false: no test, the difference is 0
+            name, variant, stat, p = "chi_square", f"undefined: {err}", np.nan, np.nan
+        pairs.append(
+            {"study": STUDY, "metric": metric, "test": name, "variant": f"pairwise {variant}", "group_a": a,
+             "group_b": b, "n_a": int(pair.iloc[0].sum()), "n_b": int(pair.iloc[1].sum()), "statistic": stat,
+             "df": 1.0, "p_value": p, "effect_size": diff.loc[0, "value"], "effect_size_kind": "risk_difference",
+             "ci_low": diff.loc[0, "ci_low"], "ci_high": diff.loc[0, "ci_high"], "ci_method": diff.loc[0, "ci_method"]}
+        )  # fmt: skip
+    pairwise = adjust_pvalues(make_tests_table(pairs), method="holm") if pairs else make_tests_table([])
+    return pd.concat([omnibus, pairwise.assign(adjust_method=HOLM)], ignore_index=True)
+
+
+def compare_families(
+    frame: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    families: Sequence[str] | None = None,
+    reference: str | None = None,
+    period: int | None = None,
+    audit_choice: AuditChoice = "first",
+    alpha: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 2025,
+) -> pd.DataFrame:
+    """Crude comparisons of families, metric by metric, with effect sizes and multiplicity control.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Output of :func:`~cyberobs_lib.studies.indicators.audit_metrics`; not mutated.
+    metrics : list of str
+        Binary metrics (:data:`~cyberobs_lib.studies.indicators.PROPORTION_METRICS`) and numeric ones
+        (:data:`~cyberobs_lib.studies.indicators.COUNT_METRICS`).
+    families : list of str, optional
+        Families compared (None: every family present).
+    reference : str, optional
+        Family put in ``group_b`` of each pair that includes it (effects read "family vs reference").
+    period : int, optional
+        Calendar year (None or 0: all years); one audit per establishment (``audit_choice``).
+    alpha, n_boot, seed
+        1 - confidence level; bootstrap replicates of the epsilon² interval and their seed.
+
+    Returns
+    -------
+    DataFrame (tests vocabulary), for each metric in order:
+
+    * numeric metric: one ``kruskal_wallis`` row (``effect_size`` epsilon² with bootstrap CI), then one
+      ``dunn`` row per pair (z; ``effect_size`` Cliff's delta of group_a over group_b, Cliff CI);
+    * binary metric: one omnibus row (``chi_square`` or ``fisher_exact`` on the families x outcome
+      table, ``effect_size`` Cramér's V, noncentral chi-square CI), then one row per pair (2 x 2 test
+      chosen by expected counts, ``effect_size`` = share_a - share_b with its Newcombe hybrid-score CI).
+
+    ``p_adjusted``: omnibus rows are adjusted across metrics by Benjamini-Hochberg (``adjust_method`` =
+    ``fdr_bh across metrics``); pairwise rows by Holm within the metric (``holm within metric``).
+
+    Notes
+    -----
+    Tests are delegated to :func:`cyberobs_lib.stats.groups.compare_groups` and
+    :func:`cyberobs_lib.stats.proportions.compare_proportions` (Cochran's rule: a 2 x 2 table with an
+    expected count < 5, or a larger table with > 20 % of expected counts < 5, gets an exact test). Rows
+    with a missing metric (e.g. unknown protection status) are left out of that metric only. A metric
+    for which a test is undefined (a single family, a constant outcome) yields one row whose
+    ``variant`` starts with ``undefined:``.
+
+    References
+    ----------
+    Kruskal & Wallis (1952); Dunn (1964); Cliff (1993); Cochran (1954); Newcombe (1998) Stat Med
+    17:873-890; Holm (1979); Benjamini & Hochberg (1995) JRSS B 57:289-300.
+    """
+    unknown = [m for m in metrics if m not in (*PROPORTION_METRICS, *COUNT_METRICS)]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; use {PROPORTION_METRICS + COUNT_METRICS}")
+    rows = _subset(frame, families=families, period=period, audit_choice=audit_choice)
+    parts = []
+    for metric in metrics:  # a handful of metrics
+        sub = rows[[FAMILY, metric]].dropna()
+        if sub[FAMILY].nunique() < 2:
+            parts.append(_undefined(metric, "kruskal_wallis", "fewer than two families with data", len(sub)))
+        elif metric in PROPORTION_METRICS:
+            parts.append(_proportion_tests(sub, metric, alpha=alpha, seed=seed, reference=reference))
+        else:
+            try:
+                res = compare_groups(
+                    sub,
+                    value=metric,
+                    group=FAMILY,
+                    alpha=alpha,
+                    study=STUDY,
+                    metric=metric,
+                    n_boot=n_boot,
+                    seed=seed,
+                )
+            except ValueError as err:
+                parts.append(_undefined(metric, "kruskal_wallis", str(err), len(sub)))
+                continue
+            res.loc[res["test"] == "dunn", "adjust_method"] = HOLM
+            parts.append(_orient(res, reference))
+    out = pd.concat(parts, ignore_index=True)
+    omnibus = out["group_b"].isna()
+    out.loc[omnibus, ["p_adjusted", "adjust_method"]] = adjust_pvalues(out.loc[omnibus], method="fdr_bh")[
+        ["p_adjusted", "adjust_method"]
+    ].assign(adjust_method=BH)
+    return make_tests_table(out.to_dict("records"))
+
+
+def _usable_covariates(
+    rows: pd.DataFrame, base: list[str], covariates: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Covariates that exist, vary, and keep the design of full rank (dropped from the end otherwise)."""
+    kept = [c for c in covariates if c in rows.columns and rows[c].dropna().nunique() > 1]
+    while True:
+        data = rows[[*base, *kept]].dropna()
+        X, _ = build_design(data, terms=[FAMILY, *kept], reference=None)
+        if not kept or np.linalg.matrix_rank(X.to_numpy()) == X.shape[1]:
+            return kept, [c for c in covariates if c not in kept]
+        kept = kept[:-1]
+
+
+def _family_rows_bh(tests: pd.DataFrame) -> pd.DataFrame:
+    """BH across the family coefficients of every outcome; covariate rows are not the study question."""
+    out = tests.copy()
+    is_family = out["group_a"].astype(str).str.startswith(f"{FAMILY}=")
+    if is_family.any():
+        adj = adjust_pvalues(out.loc[is_family], method="fdr_bh")
+        out.loc[is_family, "p_adjusted"] = adj["p_adjusted"]
+        out.loc[is_family, "adjust_method"] = BH
+    return out
+
+
+def adjusted_rate_ratios(
+    frame: pd.DataFrame,
+    *,
+    reference: str,
+    outcomes: Sequence[str] = ("n_findings",),
+    exposure: str = Audits.hosts_in_scope,
+    families: Sequence[str] | None = None,
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    period: int | None = None,
+    audit_choice: AuditChoice = "first",
+    dispersion_threshold: float = 1.5,
+    alpha: float = 0.05,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rate ratios of families against a reference, adjusted for legal status, region and size.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Output of :func:`~cyberobs_lib.studies.indicators.audit_metrics`; not mutated.
+    reference : str
+        Reference family (rate ratio 1).
+    outcomes : list of str
+        Count columns (``n_findings``, ``n_crit_high``...), one model each.
+    exposure : str
+        Exposure of the log offset (exposed hosts); audits with no host in scope are left out.
+    families, covariates, period, audit_choice
+        Families kept; adjustment covariates (numeric ones enter linearly, e.g. ``log_beds``, so that
+        its rate ratio is per e-fold of beds); period and audit choice as in :func:`compare_families`.
+    dispersion_threshold, alpha
+        Pearson dispersion above which a negative binomial is fitted; 1 - confidence level.
+
+    Returns
+    -------
+    (rate_ratios, tests)
+        ``rate_ratios``: one row per outcome and coefficient, the columns of
+        :func:`cyberobs_lib.stats.models.fit_count_model` (``term``, ``level``, ``reference``,
+        ``rate_ratio``, ``ci_low``, ``ci_high``, ``z``, ``p_value``, ``model``, ``dispersion``, ``n``,
+        ``ci_method``) plus ``outcome``, ``p_adjusted``, ``covariates`` (those kept) and ``note``.
+        ``tests``: the same in the tests vocabulary; family rows carry Benjamini-Hochberg p-values
+        across outcomes (``fdr_bh across metrics``).
+
+    Notes
+    -----
+    log E[count] = log(hosts) + family + covariates; Poisson GLM, refitted as NB2 when the Pearson
+    dispersion exceeds the threshold (McCullagh & Nelder 1989; Cameron & Trivedi 2013). A covariate
+    that is absent, constant, or makes the design rank-deficient (e.g. legal status when every family
+    kept has a single status) is dropped and named in ``note``. A family difference that only reflects
+    size shows a rate ratio near 1 once ``log_beds`` is in the model.
+    """
+    rows = _subset(frame, families=families, period=period, audit_choice=audit_choice)
+    rows = rows[pd.to_numeric(rows[exposure], errors="coerce") > 0]
+    if reference not in set(rows[FAMILY]):
+        raise ValueError(f"reference family {reference!r} has no audit with hosts in scope")
+    fits, tests = [], []
+    for outcome in outcomes:  # one model per outcome
+        kept, dropped = _usable_covariates(rows, [FAMILY, outcome, exposure], covariates)
+        fit = fit_count_model(
+            rows, outcome=outcome, exposure=exposure, terms=[FAMILY, *kept], reference={FAMILY: reference},
+            dispersion_threshold=dispersion_threshold, alpha=alpha,
+        )  # fmt: skip
+        note = fit.attrs["note"] + (f"; dropped covariates {dropped}" if dropped else "")
+        fits.append(fit.assign(outcome=outcome, covariates=",".join(kept), note=note))
+        tests.append(to_tests_table(fit, study=STUDY, metric=outcome))
+    test_table = _family_rows_bh(pd.concat(tests, ignore_index=True))
+    table = pd.concat(fits, ignore_index=True)
+    table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
+    return table, make_tests_table(test_table.to_dict("records"))
+
+
+def adjusted_odds_ratios(
+    frame: pd.DataFrame,
+    *,
+    reference: str,
+    outcomes: Sequence[str] = PROPORTION_METRICS,
+    families: Sequence[str] | None = None,
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    period: int | None = None,
+    audit_choice: AuditChoice = "first",
+    alpha: float = 0.05,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Odds ratios of families for each binary indicator, adjusted like :func:`adjusted_rate_ratios`.
+
+    Returns
+    -------
+    (odds_ratios, tests)
+        ``odds_ratios``: columns of :func:`cyberobs_lib.stats.models.fit_logistic` (``odds_ratio``,
+        ``ci_low``, ``ci_high``, ``separation``...) plus ``outcome``, ``p_adjusted``, ``covariates``,
+        ``note``; ``tests`` in the tests vocabulary (BH across outcomes on the family rows). An outcome
+        with a single observed value is skipped and listed in ``attrs["skipped"]``.
+
+    Notes
+    -----
+    Logistic regression (Agresti 2013, §3.1); under (quasi-)separation the affected odds ratios are NaN
+    with ``separation = True`` (the warning is recorded in ``note`` instead of being raised).
+    """
+    rows = _subset(frame, families=families, period=period, audit_choice=audit_choice)
+    fits, tests, skipped = [], [], []
+    for outcome in outcomes:
+        data = rows[rows[outcome].notna()].assign(**{outcome: rows[outcome].astype(float)})
+        if data[outcome].nunique() < 2 or reference not in set(data[FAMILY]):
+            skipped.append(outcome)
+            continue
+        kept, dropped = _usable_covariates(data, [FAMILY, outcome], covariates)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SeparationWarning)
+            fit = fit_logistic(
+                data, outcome=outcome, terms=[FAMILY, *kept], reference={FAMILY: reference}, alpha=alpha
+            )
+        note = "; ".join(
+            [str(w.message) for w in caught] + ([f"dropped covariates {dropped}"] if dropped else [])
+        )
+        fits.append(fit.assign(outcome=outcome, covariates=",".join(kept), note=note))
+        tests.append(to_tests_table(fit, study=STUDY, metric=outcome))
+    if not fits:
+        raise ValueError(
+            f"no binary outcome could be modelled (constant or without the reference): {skipped}"
+        )
+    test_table = _family_rows_bh(pd.concat(tests, ignore_index=True))
+    table = pd.concat(fits, ignore_index=True)
+    table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
+    table.attrs["skipped"] = skipped
+    return table, make_tests_table(test_table.to_dict("records"))
+
+
+def family_trends(
+    frame: pd.DataFrame,
+    *,
+    families: Sequence[str] | None = None,
+    proportions: Sequence[str] = PROPORTION_METRICS,
+    count: str = "n_findings",
+    exposure: str = Audits.hosts_in_scope,
+    audit_choice: AuditChoice = "first",
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Trends across calendar years within each family: Cochran-Armitage for shares, count model for rates.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Output of :func:`~cyberobs_lib.studies.indicators.audit_metrics`; one audit per establishment
+        and year is kept.
+    families, proportions, count, exposure, audit_choice, alpha
+        Families; binary metrics tested for a linear trend; count and exposure of the rate model.
+
+    Returns
+    -------
+    DataFrame (tests vocabulary), per family: one ``cochran_armitage_trend`` row per binary metric
+    (scores = calendar years; ``effect_size`` = slope of the share per year) and one count-model row
+    (``metric`` = ``<count> per year``, ``effect_size`` = rate ratio per year with its Wald CI, from
+    :func:`~cyberobs_lib.stats.models.fit_count_model` with year as a numeric covariate and the exposure
+    offset; year enters as years since the first year of the data). ``group_a`` = the family. A family observed in a single year, or a constant outcome, gets a
+    row whose ``variant`` starts with ``undefined:``. ``p_adjusted``: BH across all rows.
+
+    References
+    ----------
+    Cochran WG (1954) Biometrics 10:417-451; Armitage P (1955) Biometrics 11:375-386.
+    """
+    years = sorted(frame[YEAR].dropna().unique().tolist())
+    per_year = pd.concat([select_audits(frame, period=y, audit_choice=audit_choice) for y in years])
+    per_year = per_year[per_year[FAMILY].notna()]
+    if families:
+        per_year = per_year[per_year[FAMILY].isin(list(families))]
+    parts = []
+    for family, rows in per_year.groupby(FAMILY, sort=True):  # a few families
+        for metric in proportions:
+            sub = rows[rows[metric].notna()]
+            agg = sub[metric].astype(bool).groupby(sub[YEAR]).agg(["sum", "count"])
+            try:
+                res = cochran_armitage_trend(
+                    agg["sum"], agg["count"], agg.index.to_numpy(float), study=STUDY, metric=metric
+                )
+            except ValueError as err:
+                res = _undefined(metric, "cochran_armitage_trend", str(err), len(sub))
+            parts.append(res.assign(group_a=family, variant=res["variant"] + "; scores = calendar years"))
+        sub = rows[pd.to_numeric(rows[exposure], errors="coerce") > 0]
+        sub = sub.assign(**{YEAR: (sub[YEAR] - years[0]).astype(float)})  # centred: the NB fit converges
+        metric = f"{count} per year"
+        if sub[YEAR].nunique() < 2:
+            parts.append(_undefined(metric, "poisson", "a single year", len(sub)).assign(group_a=family))
+            continue
+        fit = fit_count_model(sub, outcome=count, exposure=exposure, terms=[YEAR], alpha=alpha)
+        res = to_tests_table(fit, study=STUDY, metric=metric)
+        parts.append(res.assign(group_a=family, variant=res["variant"] + "; year numeric covariate"))
+    out = pd.concat(parts, ignore_index=True)
+    return make_tests_table(adjust_pvalues(out, method="fdr_bh").assign(adjust_method=BH).to_dict("records"))
+
+
+def plan_sample_size(
+    p_a: float | Sequence[float], p_b: float | Sequence[float], *, alpha: float = 0.05, power: float = 0.8
+) -> pd.DataFrame:
+    """Establishments to audit per family to detect a difference between two shares.
+
+    Parameters
+    ----------
+    p_a, p_b : float or array
+        Expected shares in the two families (vectorized).
+    alpha, power : float, keyword-only
+        Two-sided significance level and the power wanted.
+
+    Returns
+    -------
+    DataFrame: ``p_a``, ``p_b``, ``difference``, ``alpha``, ``power``, ``n_exact`` (real-valued
+    solution), ``n_per_family`` (rounded up), ``method``.
+
+    Notes
+    -----
+    Normal approximation for two independent proportions, equal group sizes:
+    n = (z_{1-alpha/2} sqrt(2 pbar qbar) + z_{power} sqrt(p_a q_a + p_b q_b))^2 / (p_a - p_b)^2, the
+    closed form of R ``power.prop.test`` (which neglects the far tail, ``strict = FALSE``). Written
+    here because ``cyberobs_lib.stats.power`` is not available yet.
+
+    References
+    ----------
+    Fleiss JL, Levin B, Paik MC (2003) Statistical Methods for Rates and Proportions, 3rd ed., §4.2.
+    R Core Team, ``power.prop.test``: p1 = 0.5, p2 = 0.75, power = 0.9 gives n = 76.7.
+
+    Examples
+    --------
+    >>> plan_sample_size(0.5, 0.75, power=0.9)[["n_exact", "n_per_family"]].round(2)
+       n_exact  n_per_family
+    0    76.71            77
+    """
+    a, b = np.broadcast_arrays(np.atleast_1d(np.asarray(p_a, float)), np.atleast_1d(np.asarray(p_b, float)))
+    if np.any((a <= 0) | (a >= 1) | (b <= 0) | (b >= 1)) or np.any(a == b):
+        raise ValueError("shares must lie strictly between 0 and 1 and differ")
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError("alpha and power must lie strictly between 0 and 1")
+    pbar = (a + b) / 2
+    za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    n = (za * np.sqrt(2 * pbar * (1 - pbar)) + zb * np.sqrt(a * (1 - a) + b * (1 - b))) ** 2 / (a - b) ** 2
+    return pd.DataFrame(
+        {
+            "p_a": a,
+            "p_b": b,
+            "difference": a - b,
+            "alpha": alpha,
+            "power": power,
+            "n_exact": n,
+            "n_per_family": np.ceil(n - 1e-9).astype("int64"),
+            "method": "normal approximation, two-sided (R power.prop.test)",
+        }
+    )
