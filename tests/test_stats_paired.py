@@ -183,6 +183,22 @@ def test_mcnemar_exact_below_threshold():
     assert forced["statistic"] == pytest.approx((5 - 1) ** 2 / 7)
 
 
+def test_mcnemar_matches_fagerland_cavo_2012():
+    """Fagerland, Lydersen & Laake (2017) ch. 8, Cavo et al. (2012) table [[59, 6], [16, 80]]:
+    McNemar exact conditional P = 0.052479; asymptotic with continuity correction P = 0.055009,
+    Z = 1.919 (outputs of the authors' R package contingencytables)."""
+    before = [True] * 65 + [False] * 96
+    after = [True] * 59 + [False] * 6 + [True] * 16 + [False] * 80
+    exact = mcnemar_test(before, after).iloc[0]  # b + c = 22 < 25
+    assert exact["variant"].startswith("exact_binomial")
+    assert exact["p_value"] == pytest.approx(0.052479, abs=5e-7)
+    asym = mcnemar_test(before, after, exact_threshold=20).iloc[0]
+    assert asym["variant"].startswith("asymptotic+cc")
+    assert asym["p_value"] == pytest.approx(0.055009, abs=5e-7)
+    assert math.sqrt(asym["statistic"]) == pytest.approx(1.919, abs=5e-4)
+    assert (asym["ci_low"], asym["ci_high"]) == pytest.approx((-0.1186, -0.0046), abs=5e-5)
+
+
 def test_mcnemar_failure_paths_and_missing():
     """Non-boolean values raise; missing values drop the pair; no discordant pair gives p = 1."""
     with pytest.raises(ValueError, match="booleans"):

@@ -135,6 +135,17 @@ def test_newcombe_paired_matches_independent_implementation(cells):
     assert row["ci_low"] <= row["value"] <= row["ci_high"]
 
 
+def test_newcombe_paired_matches_fagerland_cavo_2012():
+    """Fagerland, Lydersen & Laake (2017) Statistical Analysis of Contingency Tables, ch. 8, complete
+    response before/after consolidation therapy (Cavo et al. 2012), table [[59, 6], [16, 80]]:
+    Newcombe square-and-add estimate -0.0621, 95 % CI -0.1186 to -0.0046 (as printed by the
+    authors' R package contingencytables, Newcombe_square_and_add_CI_paired_2x2)."""
+    row = newcombe_paired_difference(59, 6, 16, 80).iloc[0]
+    assert round(row["value"], 4) == -0.0621
+    assert row["ci_low"] == pytest.approx(-0.1186, abs=5e-5)
+    assert row["ci_high"] == pytest.approx(-0.0046, abs=5e-5)
+
+
 def test_newcombe_paired_example_a():
     """Newcombe (1998c) Stat Med 17:2635, example (a) e=36, f=12, g=2, h=0: method 10 gives
     0.0569 to 0.3404 (value recalled from the paper and reproduced by the hand implementation above)."""
