@@ -165,14 +165,16 @@ def newcombe_paired_difference(
     References
     ----------
     Newcombe RG (1998c) Improved confidence intervals for the difference between binomial
-    proportions based on paired data. Stat Med 17:2635-2650. Altman DG et al. (2000) Statistics
-    with Confidence, 2nd ed., ch. 6.
+    proportions based on paired data. Stat Med 17:2635-2650. Fagerland MW, Lydersen S, Laake P
+    (2017) Statistical Analysis of Contingency Tables, CRC, ch. 8.
 
     Examples
     --------
-    >>> newcombe_paired_difference(14, 5, 0, 22).round(4)
-           p1      p2  value  ci_low  ci_high                     ci_method
-    0  0.4634  0.3415  0.122  0.0115   0.2265  newcombe_paired_score_phi_cc
+    Fagerland, Lydersen & Laake (2017), ch. 8 (Cavo et al. 2012): -0.0621 (-0.1186 to -0.0046).
+
+    >>> newcombe_paired_difference(59, 6, 16, 80).round(4)
+           p1      p2   value  ci_low  ci_high                     ci_method
+    0  0.4037  0.4658 -0.0621 -0.1186  -0.0046  newcombe_paired_score_phi_cc
     """
     a, b, c, d = np.broadcast_arrays(*(_counts(k, v) for k, v in zip("abcd", (a, b, c, d), strict=True)))
     n = a + b + c + d
