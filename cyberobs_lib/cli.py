@@ -16,7 +16,9 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 def _print_violations(violations, *, limit: int | None) -> None:
     import pandas as pd
 
-    with pd.option_context("display.max_rows", limit or 10_000, "display.max_colwidth", 80, "display.width", 200):
+    with pd.option_context(
+        "display.max_rows", limit or 10_000, "display.max_colwidth", 80, "display.width", 200
+    ):
         shown = violations if limit is None else violations.head(limit)
         print(shown.to_string(index=False))
         if limit is not None and len(violations) > limit:
@@ -35,16 +37,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if len(v):
         _print_violations(v, limit=None if args.all else 200)
     rows = {n: (len(t.frame) if t.read is not None else 0) for n, t in check.tables.items()}
-    print(f"\n{args.dataset}: {n_err} error(s), {n_warn} warning(s) in "
-          + ", ".join(f"{n}={r}" for n, r in rows.items() if r))
+    print(
+        f"\n{args.dataset}: {n_err} error(s), {n_warn} warning(s) in "
+        + ", ".join(f"{n}={r}" for n, r in rows.items() if r)
+    )
     return EXIT_OK if n_err == 0 else EXIT_INVALID
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from cyberobs_lib.ingest import ingest_dataset, write_canonical
 
-    result = ingest_dataset(args.dataset, today=args.today, kev_path=args.kev, epss_path=args.epss,
-                            include_info=args.include_info)
+    result = ingest_dataset(
+        args.dataset, today=args.today, kev_path=args.kev, epss_path=args.epss, include_info=args.include_info
+    )
     write_canonical(result, args.out)
     acc = result.accounting
     print(acc.to_string(index=False))
@@ -68,11 +73,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overrides["years"] = tuple(int(y) for y in args.years.split(","))
     if overrides:
         scale = scale.with_overrides(**overrides)
-    truth = generate_dataset(Path(args.out), seed=args.seed, scale=scale,
-                             plant_remediation=not args.no_remediation)
+    truth = generate_dataset(
+        Path(args.out), seed=args.seed, scale=scale, plant_remediation=not args.no_remediation
+    )
     counts = truth.get("counts", {})
-    print(f"wrote synthetic dataset to {args.out} (seed {args.seed}): "
-          + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    print(
+        f"wrote synthetic dataset to {args.out} (seed {args.seed}): "
+        + ", ".join(f"{k}={v}" for k, v in counts.items())
+    )
     return EXIT_OK
 
 
@@ -80,8 +88,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cyberobs_lib.runner import RunError, run_study
 
     try:
-        result = run_study(Path(args.params), data=args.data, out=args.out, overrides=args.param or [],
-                           workers=args.workers, progress=not args.quiet)
+        result = run_study(
+            Path(args.params),
+            data=args.data,
+            out=args.out,
+            overrides=args.param or [],
+            workers=args.workers,
+            progress=not args.quiet,
+        )
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -126,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--preset", choices=["small", "national"], default="small")
-    d.add_argument("--establishments", type=int, help="total number of establishments (families in proportion)")
+    d.add_argument(
+        "--establishments", type=int, help="total number of establishments (families in proportion)"
+    )
     d.add_argument("--years", help="comma-separated audit years, e.g. 2023,2024,2025")
     d.add_argument("--no-remediation", action="store_true", help="plant no remediation between audits")
     d.set_defaults(func=cmd_demo)

@@ -75,7 +75,9 @@ def _split(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         viol = pd.concat(check.violations, ignore_index=True)
         viol = viol[viol["severity"] == "error"]
         by_row = viol.groupby("row", sort=False).agg(
-            column=("column", "first"), rule=("rule", "first"), value=("value", "first"),
+            column=("column", "first"),
+            rule=("rule", "first"),
+            value=("value", "first"),
             message=("message", lambda m: " | ".join(dict.fromkeys(m))),
             all_rules=("rule", lambda r: ";".join(dict.fromkeys(r))),
         )
@@ -98,7 +100,9 @@ def _split(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     }
     kept = kept.copy()
     kept[S.SOURCE_FILE] = check.path.name
-    kept[S.SOURCE_ROW] = lines.loc[kept.index].astype("int64").to_numpy() if len(lines) else pd.Series(dtype="int64")
+    kept[S.SOURCE_ROW] = (
+        lines.loc[kept.index].astype("int64").to_numpy() if len(lines) else pd.Series(dtype="int64")
+    )
     return kept.reset_index(drop=True), rej, acc
 
 
@@ -181,7 +185,9 @@ def ingest_dataset(
             )
         tables["findings"] = pd.concat([tables["findings"], sf[~orphan]], ignore_index=True)
         sh = batch.hosts[batch.hosts["audit_id"].isin(known)]
-        tables["hosts"] = pd.concat([tables["hosts"], sh], ignore_index=True).drop_duplicates(["audit_id", "host"])
+        tables["hosts"] = pd.concat([tables["hosts"], sh], ignore_index=True).drop_duplicates(
+            ["audit_id", "host"]
+        )
         scan_controls = batch.controls[batch.controls["audit_id"].isin(known)]
         acc = batch.accounting.copy()
         for row in acc.itertuples(index=False):
@@ -200,9 +206,18 @@ def ingest_dataset(
         for err in scan_errors:
             rejects.append(
                 pd.DataFrame(
-                    [{"source_file": str(Path(err.path).relative_to(dataset)) if Path(err.path).is_relative_to(dataset)
-                      else str(err.path), "row": getattr(err, "line", None), "column": None,
-                      "reason": "unreadable_scan", "value": None, "message": str(err)}]
+                    [
+                        {
+                            "source_file": str(Path(err.path).relative_to(dataset))
+                            if Path(err.path).is_relative_to(dataset)
+                            else str(err.path),
+                            "row": getattr(err, "line", None),
+                            "column": None,
+                            "reason": "unreadable_scan",
+                            "value": None,
+                            "message": str(err),
+                        }
+                    ]
                 )
             )
 
@@ -226,8 +241,10 @@ def ingest_dataset(
     for name in list(tables):
         if name in S.INPUT_FILES:
             tables[name] = _typed(name, tables[name])
-    rej = pd.concat([r for r in rejects if len(r)], ignore_index=True) if any(len(r) for r in rejects) else (
-        pd.DataFrame(columns=list(S.REJECTS_COLUMNS))
+    rej = (
+        pd.concat([r for r in rejects if len(r)], ignore_index=True)
+        if any(len(r) for r in rejects)
+        else (pd.DataFrame(columns=list(S.REJECTS_COLUMNS)))
     )
     rej = rej[list(S.REJECTS_COLUMNS)].astype({"row": "Int64"})
     for c in ("source_file", "column", "reason", "value", "message"):
@@ -250,8 +267,9 @@ def ingest_dataset(
             "epss": (epss.attrs.get("catalog") if epss is not None else None),
         },
     }
-    return IngestResult(tables=tables, rejects=rej, accounting=acc, check=check, scan_errors=scan_errors,
-                        summary=summary)
+    return IngestResult(
+        tables=tables, rejects=rej, accounting=acc, check=check, scan_errors=scan_errors, summary=summary
+    )
 
 
 def write_canonical(result: IngestResult, out: Path | str) -> Path:
@@ -268,19 +286,24 @@ def write_canonical(result: IngestResult, out: Path | str) -> Path:
     write_csv_atomic(result.rejects, out / "rejects.csv")
     write_csv_atomic(result.accounting, out / "accounting.csv")
     write_csv_atomic(result.check.violations, out / "violations.csv")
-    write_text_atomic(json.dumps(result.summary, indent=2, sort_keys=True, default=str) + "\n", out / "ingest.json")
+    write_text_atomic(
+        json.dumps(result.summary, indent=2, sort_keys=True, default=str) + "\n", out / "ingest.json"
+    )
     return out
 
 
-def read_canonical(folder: Path | str, *, tables: tuple[str, ...] | None = None,
-                   columns: dict[str, list[str]] | None = None) -> dict[str, pd.DataFrame]:
+def read_canonical(
+    folder: Path | str, *, tables: tuple[str, ...] | None = None, columns: dict[str, list[str]] | None = None
+) -> dict[str, pd.DataFrame]:
     """Read canonical tables written by :func:`write_canonical` (column-selectively when asked).
 
     Raises ``FileNotFoundError`` when the folder has no ``ingest.json`` (an incomplete or foreign folder).
     """
     folder = Path(folder)
     if not (folder / "ingest.json").is_file():
-        raise FileNotFoundError(f"{folder}: no ingest.json; run `cyberobs ingest DATASET --out {folder}` first")
+        raise FileNotFoundError(
+            f"{folder}: no ingest.json; run `cyberobs ingest DATASET --out {folder}` first"
+        )
     names = tables or ("establishments", "audits", "hosts", "findings", "controls", "incidents", "protection")
     columns = columns or {}
     return {n: pd.read_parquet(folder / f"{n}.parquet", columns=columns.get(n)) for n in names}

@@ -56,8 +56,21 @@ NOTEBOOK_ITEM_KEYS = {"notebook": (str,), "parameters": (dict,)}
 BATCH_KEYS = {"notebook": (str,), "establishments": (str, list), "workers": (int,), "parameters": (dict,)}
 #: Parameters the runner injects itself into every notebook that declares them.
 RUNNER_PARAMETERS = ("data_dir", "output_dir", "published")
-PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "scikit-posthocs", "seaborn", "matplotlib",
-            "papermill", "pyarrow", "pandera", "cvss", "defusedxml")
+PACKAGES = (
+    "pandas",
+    "numpy",
+    "scipy",
+    "statsmodels",
+    "lifelines",
+    "scikit-posthocs",
+    "seaborn",
+    "matplotlib",
+    "papermill",
+    "pyarrow",
+    "pandera",
+    "cvss",
+    "defusedxml",
+)
 
 
 class RunError(ValueError):
@@ -87,8 +100,10 @@ class RunResult:
 # Parameter validation
 # --------------------------------------------------------------------------------------------------
 def _type_name(types: tuple[type, ...]) -> str:
-    return " or ".join({str: "text", bool: "true/false", int: "integer", float: "number", list: "list",
-                        dict: "mapping"}[t] for t in types)
+    return " or ".join(
+        {str: "text", bool: "true/false", int: "integer", float: "number", list: "list", dict: "mapping"}[t]
+        for t in types
+    )
 
 
 def _check_keys(mapping: dict, allowed: dict[str, tuple[type, ...]], where: str) -> None:
@@ -129,8 +144,14 @@ def notebook_parameters(path: Path) -> dict[str, dict]:
     return pm.inspect_notebook(str(path))
 
 
-_PY_TYPES = {"int": (int,), "float": (float, int), "str": (str,), "bool": (bool,), "list": (list,),
-             "dict": (dict,)}
+_PY_TYPES = {
+    "int": (int,),
+    "float": (float, int),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
 
 
 def _check_value(nb: str, key: str, value: Any, declared: dict) -> None:
@@ -153,8 +174,14 @@ class RunPlan:
     notebooks: list[tuple[str, dict]]
 
 
-def load_plan(params_file: Path, *, data: Path | str | None = None, out: Path | str | None = None,
-              overrides: list[str] | None = None, notebooks_dir: Path = NOTEBOOKS_DIR) -> RunPlan:
+def load_plan(
+    params_file: Path,
+    *,
+    data: Path | str | None = None,
+    out: Path | str | None = None,
+    overrides: list[str] | None = None,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> RunPlan:
     """Validate a parameter file (and ``-p`` overrides) against the notebooks; nothing runs yet."""
     params_file = Path(params_file)
     if not params_file.is_file():
@@ -183,7 +210,9 @@ def load_plan(params_file: Path, *, data: Path | str | None = None, out: Path | 
         if "notebook" not in spec["batch"]:
             raise RunError(f"{where}: batch: required key 'notebook' is missing")
         if spec.get("published", True):
-            raise RunError(f"{where}: per-establishment batch reports are confidential: set 'published: false'")
+            raise RunError(
+                f"{where}: per-establishment batch reports are confidential: set 'published: false'"
+            )
     common = dict(spec.get("common") or {})
     for text in overrides or []:
         key, value = parse_override(text)
@@ -191,19 +220,24 @@ def load_plan(params_file: Path, *, data: Path | str | None = None, out: Path | 
     declared_all: set[str] = set()
     nb_names = [n for n, _ in items] + ([spec["batch"]["notebook"]] if "batch" in spec else [])
     declared_by = {n: notebook_parameters(notebooks_dir / n) for n in nb_names}
-    for name, params in items + ([(spec["batch"]["notebook"], dict(spec["batch"].get("parameters") or {}))]
-                                 if "batch" in spec else []):
+    for name, params in items + (
+        [(spec["batch"]["notebook"], dict(spec["batch"].get("parameters") or {}))] if "batch" in spec else []
+    ):
         declared = declared_by[name]
         declared_all |= set(declared)
         for key, value in params.items():
             if key not in declared:
-                raise RunError(f"{where}: {name}: unknown parameter '{key}'; the notebook declares: "
-                               f"{', '.join(sorted(declared))}")
+                raise RunError(
+                    f"{where}: {name}: unknown parameter '{key}'; the notebook declares: "
+                    f"{', '.join(sorted(declared))}"
+                )
             _check_value(f"{where}: {name}", key, value, declared[key])
     for key, value in common.items():
         if key not in declared_all:
-            raise RunError(f"{where}: common parameter '{key}' is declared by none of the notebooks "
-                           f"({', '.join(nb_names)})")
+            raise RunError(
+                f"{where}: common parameter '{key}' is declared by none of the notebooks "
+                f"({', '.join(nb_names)})"
+            )
         for name in nb_names:
             if key in declared_by[name]:
                 _check_value(f"{where}: {name}", key, value, declared_by[name][key])
@@ -235,8 +269,12 @@ def _sha256(path: Path) -> str:
 
 def _code_version() -> str:
     try:
-        rev = subprocess.run(["git", "-C", str(PROJECT_DIR), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=10)
+        rev = subprocess.run(
+            ["git", "-C", str(PROJECT_DIR), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if rev.returncode == 0:
             return f"{__version__}+{rev.stdout.strip()}"
     except (OSError, subprocess.SubprocessError):
@@ -265,8 +303,13 @@ def describe_failure(exc: BaseException) -> str:
     return f"{where} raised {ename}: {str(evalue).strip().splitlines()[-1] if evalue else ''}"
 
 
-def execute_notebook(name: str, params: dict, out_dir: Path, *, notebooks_dir: Path = NOTEBOOKS_DIR,
-                     ) -> NotebookOutcome:
+def execute_notebook(
+    name: str,
+    params: dict,
+    out_dir: Path,
+    *,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> NotebookOutcome:
     """Execute one notebook with papermill into ``out_dir`` and export its HTML without code."""
     import time
 
@@ -276,8 +319,15 @@ def execute_notebook(name: str, params: dict, out_dir: Path, *, notebooks_dir: P
     target = out_dir / name
     error = None
     try:
-        pm.execute_notebook(str(notebooks_dir / name), str(target), parameters=params, kernel_name="python3",
-                            cwd=str(notebooks_dir), progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(notebooks_dir / name),
+            str(target),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(notebooks_dir),
+            progress_bar=False,
+            log_output=False,
+        )
     except Exception as exc:  # noqa: BLE001 - any notebook failure is reported, the run goes on
         error = describe_failure(exc)
     if target.exists():
@@ -291,8 +341,12 @@ def export_html(notebook: Path, html: Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
-    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])
-                and "parameters" not in c.metadata.get("tags", [])]
+    nb.cells = [
+        c
+        for c in nb.cells
+        if "injected-parameters" not in c.metadata.get("tags", [])
+        and "parameters" not in c.metadata.get("tags", [])
+    ]
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
     html.write_text(body, encoding="utf-8")
@@ -312,9 +366,16 @@ def write_workbook(tables_dir: Path, path: Path) -> Path | None:
     return path
 
 
-def run_study(params_file: Path, *, data: Path | str | None = None, out: Path | str | None = None,
-              overrides: list[str] | None = None, workers: int | None = None, progress: bool = True,
-              notebooks_dir: Path = NOTEBOOKS_DIR) -> RunResult:
+def run_study(
+    params_file: Path,
+    *,
+    data: Path | str | None = None,
+    out: Path | str | None = None,
+    overrides: list[str] | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> RunResult:
     """Run every notebook of a parameter file; a failing notebook does not stop the others."""
     from tqdm import tqdm
 
@@ -353,29 +414,42 @@ def run_study(params_file: Path, *, data: Path | str | None = None, out: Path | 
     if "batch" in spec:
         from cyberobs_lib.batch import run_batch
 
-        result.outcomes.extend(run_batch(plan, canonical=canonical, workers=workers, progress=progress,
-                                         notebooks_dir=notebooks_dir))
+        result.outcomes.extend(
+            run_batch(
+                plan, canonical=canonical, workers=workers, progress=progress, notebooks_dir=notebooks_dir
+            )
+        )
     write_workbook(out_dir / "tables", out_dir / "tables.xlsx")
     if published:
         from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
 
-        hits = check_disclosure(out_dir, identifiers=identifiers_from_dataset(plan.data),
-                                min_cell=int(spec.get("common", {}).get("min_cell", 5)),
-                                exclude=("canonical",))
+        hits = check_disclosure(
+            out_dir,
+            identifiers=identifiers_from_dataset(plan.data),
+            min_cell=int(spec.get("common", {}).get("min_cell", 5)),
+            exclude=("canonical",),
+        )
         result.disclosure_hits = len(hits)
         if len(hits):
             hits.to_csv(out_dir / "disclosure_problems.csv", index=False)
-            tqdm.write(f"DISCLOSURE CHECK FAILED: {len(hits)} problem(s), see {out_dir / 'disclosure_problems.csv'}",
-                       file=sys.stderr)
+            tqdm.write(
+                f"DISCLOSURE CHECK FAILED: {len(hits)} problem(s), see {out_dir / 'disclosure_problems.csv'}",
+                file=sys.stderr,
+            )
     manifest = {
         "run_name": spec["run_name"],
         "description": spec.get("description", ""),
         "parameter_file": str(plan.params_file),
-        "parameters": {"common": spec.get("common", {}), "notebooks": dict(plan.notebooks),
-                       "batch": spec.get("batch")},
+        "parameters": {
+            "common": spec.get("common", {}),
+            "notebooks": dict(plan.notebooks),
+            "batch": spec.get("batch"),
+        },
         "published": published,
         "data": str(plan.data),
-        "inputs": {str(p.relative_to(plan.data)): _sha256(p) for p in sorted(plan.data.rglob("*")) if p.is_file()},
+        "inputs": {
+            str(p.relative_to(plan.data)): _sha256(p) for p in sorted(plan.data.rglob("*")) if p.is_file()
+        },
         "rows": ingest.summary["rows"],
         "rejected_rows": ingest.summary["rejected"],
         "packages": _package_versions(),
@@ -387,9 +461,15 @@ def run_study(params_file: Path, *, data: Path | str | None = None, out: Path | 
         "platform": f"{platform.system()} {platform.machine()}",
         "pid": os.getpid(),
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    (out_dir / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     failed = [o for o in result.outcomes if not o.ok]
-    summary = f"{len(result.outcomes) - len(failed)}/{len(result.outcomes)} notebooks ran; report in {out_dir}"
-    print(summary if not failed else summary + f"; FAILED: {', '.join(o.notebook for o in failed)}",
-          file=sys.stderr)
+    summary = (
+        f"{len(result.outcomes) - len(failed)}/{len(result.outcomes)} notebooks ran; report in {out_dir}"
+    )
+    print(
+        summary if not failed else summary + f"; FAILED: {', '.join(o.notebook for o in failed)}",
+        file=sys.stderr,
+    )
     return result

@@ -108,7 +108,9 @@ REQUIRED_FILES = ("establishments", "audits")
 
 # Columns added to canonical tables by ingestion (provenance) -------------------------------------
 SOURCE_FILE = "source_file"
-SOURCE_ROW = "source_row"  # 1-based data row number in the source file (header is row 0); element index for XML
+SOURCE_ROW = (
+    "source_row"  # 1-based data row number in the source file (header is row 0); element index for XML
+)
 
 # --------------------------------------------------------------------------------------------------
 # Canonical tables (Parquet) as pandera models: the class attributes are the column names.

@@ -65,8 +65,12 @@ VIOLATION_COLUMNS = ("file", "row", "column", "rule", "severity", "value", "mess
 
 _CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,}$", re.IGNORECASE)
 _CVSS2_RE = re.compile(r"^\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC](/.*)?\)?$")
-_CVSS3_RE = re.compile(r"^CVSS:3\.[01]/AV:[NALP]/AC:[LH]/PR:[NLH]/UI:[NR]/S:[UC]/C:[NLH]/I:[NLH]/A:[NLH](/.*)?$")
-_CVSS4_RE = re.compile(r"^CVSS:4\.0/AV:[NALP]/AC:[LH]/AT:[NP]/PR:[NLH]/UI:[NPA]/VC:[HLN]/VI:[HLN]/VA:[HLN]/SC:[HLN]/SI:[HLN]/SA:[HLN](/.*)?$")
+_CVSS3_RE = re.compile(
+    r"^CVSS:3\.[01]/AV:[NALP]/AC:[LH]/PR:[NLH]/UI:[NR]/S:[UC]/C:[NLH]/I:[NLH]/A:[NLH](/.*)?$"
+)
+_CVSS4_RE = re.compile(
+    r"^CVSS:4\.0/AV:[NALP]/AC:[LH]/AT:[NP]/PR:[NLH]/UI:[NPA]/VC:[HLN]/VI:[HLN]/VA:[HLN]/SC:[HLN]/SI:[HLN]/SA:[HLN](/.*)?$"
+)
 
 
 @dataclass
@@ -82,14 +86,24 @@ class TableCheck:
     rejected: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
     duplicates: pd.Index = field(default_factory=lambda: pd.Index([]))
 
-    def add(self, mask: pd.Series, column: str, rule: str, *, severity: str = "error", message: str | None = None,
-            values: pd.Series | None = None) -> None:
+    def add(
+        self,
+        mask: pd.Series,
+        column: str,
+        rule: str,
+        *,
+        severity: str = "error",
+        message: str | None = None,
+        values: pd.Series | None = None,
+    ) -> None:
         """Record a violation for every row where ``mask`` is true."""
         mask = mask.fillna(False).astype(bool)
         if not mask.any():
             return
         idx = mask[mask].index
-        vals = (values if values is not None else self.frame.get(column, pd.Series(None, index=self.frame.index)))
+        vals = (
+            values if values is not None else self.frame.get(column, pd.Series(None, index=self.frame.index))
+        )
         rows = self.read.lines.loc[idx] if self.read is not None and self.read.lines is not None else idx + 2
         self.violations.append(
             pd.DataFrame(
@@ -108,11 +122,22 @@ class TableCheck:
             new = idx.difference(self.rejected.index)
             self.rejected = pd.concat([self.rejected, pd.Series(rule, index=new, dtype=object)])
 
-    def add_file(self, rule: str, message: str, *, column: str | None = None, severity: str = "error") -> None:
+    def add_file(
+        self, rule: str, message: str, *, column: str | None = None, severity: str = "error"
+    ) -> None:
         self.violations.append(
             pd.DataFrame(
-                [{"file": self.path.name, "row": pd.NA, "column": column, "rule": rule, "severity": severity,
-                  "value": None, "message": message}],
+                [
+                    {
+                        "file": self.path.name,
+                        "row": pd.NA,
+                        "column": column,
+                        "rule": rule,
+                        "severity": severity,
+                        "value": None,
+                        "message": message,
+                    }
+                ],
             ).astype({"row": "Int64"})
         )
 
@@ -120,7 +145,8 @@ class TableCheck:
     def fatal(self) -> bool:
         """True when the file cannot be used at all (unreadable or a required column missing)."""
         return any(
-            (v["rule"].isin(["missing_file", "unreadable_file", "missing_column"])).any() for v in self.violations
+            (v["rule"].isin(["missing_file", "unreadable_file", "missing_column"])).any()
+            for v in self.violations
         )
 
 
@@ -210,12 +236,18 @@ def _open(dataset: Path, name: str) -> TableCheck:
     check = TableCheck(name, path, read, frame)
     for col in spec["required"]:
         if col not in present:
-            check.add_file("missing_column", f"required column '{col}' is absent from {path.name}", column=col)
+            check.add_file(
+                "missing_column", f"required column '{col}' is absent from {path.name}", column=col
+            )
     known = set(spec["required"] + spec["optional"])
     for col in present:
         if col and col not in known:
-            check.add_file("unknown_column", f"column '{col}' is not in the contract; kept and ignored",
-                           column=col, severity="warning")
+            check.add_file(
+                "unknown_column",
+                f"column '{col}' is not in the contract; kept and ignored",
+                column=col,
+                severity="warning",
+            )
     ragged = read.frame.attrs.get("ragged_rows", [])
     if ragged:
         mask = read.lines.isin(ragged)
@@ -232,15 +264,26 @@ def _duplicates(check: TableCheck, key: str) -> None:
     exact = frame.duplicated(keep="first")
     check.duplicates = frame.index[exact]
     if exact.any():
-        check.add(exact, key, "duplicate_row", severity="warning",
-                  message="exact copy of an earlier row; counted once")
+        check.add(
+            exact,
+            key,
+            "duplicate_row",
+            severity="warning",
+            message="exact copy of an earlier row; counted once",
+        )
     rest = frame[~exact]
     clash = rest[key].notna() & rest.duplicated(subset=[key], keep="first")
-    check.add(clash.reindex(frame.index, fill_value=False), key, "duplicate_id",
-              message=f"{key} already used by an earlier row with different content")
+    check.add(
+        clash.reindex(frame.index, fill_value=False),
+        key,
+        "duplicate_id",
+        message=f"{key} already used by an earlier row with different content",
+    )
 
 
-def _check_date(check: TableCheck, col: str, *, today: pd.Timestamp, not_before: str | None = None) -> pd.Series:
+def _check_date(
+    check: TableCheck, col: str, *, today: pd.Timestamp, not_before: str | None = None
+) -> pd.Series:
     parsed, bad = parse_dates(check.frame[col])
     check.add(bad, col, "bad_date")
     check.add(parsed > today, col, "future_date", message=f"date after today ({today.date()})")
@@ -267,8 +310,12 @@ def check_establishments(dataset: Path, *, today: pd.Timestamp) -> TableCheck:
     unknown = codes.notna() & ~codes.isin(known)
     if unknown.any():
         listed = ", ".join(sorted(codes[unknown].unique()))
-        c.add(unknown, "category_code", "unknown_category",
-              message=f"unknown FINESS category code(s) {listed}: extend cyberobs_lib/data/finess_categories.csv")
+        c.add(
+            unknown,
+            "category_code",
+            "unknown_category",
+            message=f"unknown FINESS category code(s) {listed}: extend cyberobs_lib/data/finess_categories.csv",
+        )
     if f["legal_status"].notna().any():
         norm = registry.normalize_legal_status(f["legal_status"])
         c.add(f["legal_status"].notna() & norm.isna(), "legal_status", "unknown_legal_status")
@@ -291,8 +338,12 @@ def check_audits(dataset: Path, establishments: TableCheck, *, today: pd.Timesta
     _duplicates(c, "audit_id")
     f["finess"] = f["finess"].astype("string").str.upper().str.replace(" ", "", regex=False)
     kept = _kept_values(establishments, "finess")
-    c.add(f["finess"].notna() & ~f["finess"].isin(kept), "finess", "unknown_finess",
-          message="no such establishment in establishments.csv (or it was rejected): orphan audit")
+    c.add(
+        f["finess"].notna() & ~f["finess"].isin(kept),
+        "finess",
+        "unknown_finess",
+        message="no such establishment in establishments.csv (or it was rejected): orphan audit",
+    )
     f["audit_date"] = _check_date(c, "audit_date", today=today, not_before=MIN_AUDIT_DATE)
     hosts, bad = parse_int(f["hosts_in_scope"])
     c.add(bad, "hosts_in_scope", "not_integer")
@@ -324,15 +375,24 @@ def check_hosts(dataset: Path, audits: TableCheck) -> TableCheck:
     if not audits.fatal:
         counts = c.frame[~exact].groupby("audit_id").size()
         declared = audits.frame.drop_duplicates("audit_id").set_index("audit_id")["hosts_in_scope"]
-        both = pd.concat([counts.rename("listed"), declared.rename("declared")], axis=1, join="inner").dropna()
+        both = pd.concat(
+            [counts.rename("listed"), declared.rename("declared")], axis=1, join="inner"
+        ).dropna()
         disagree = both[both["listed"] != both["declared"]]
         for audit_id, row in disagree.iterrows():
-            c.add_file("hosts_disagree", f"audit {audit_id}: hosts.csv lists {int(row['listed'])} hosts, "
-                       f"audits.csv says hosts_in_scope={int(row['declared'])}", column="host", severity="warning")
+            c.add_file(
+                "hosts_disagree",
+                f"audit {audit_id}: hosts.csv lists {int(row['listed'])} hosts, "
+                f"audits.csv says hosts_in_scope={int(row['declared'])}",
+                column="host",
+                severity="warning",
+            )
     return c
 
 
-def check_findings(dataset: Path, audits: TableCheck, hosts: TableCheck, *, today: pd.Timestamp) -> TableCheck:
+def check_findings(
+    dataset: Path, audits: TableCheck, hosts: TableCheck, *, today: pd.Timestamp
+) -> TableCheck:
     c = _open(dataset, "findings")
     if c.fatal or c.read is None:
         return c
@@ -371,8 +431,13 @@ def _duplicates_findings(c: TableCheck) -> None:
     exact = c.frame.duplicated(keep="first")
     c.duplicates = c.frame.index[exact]
     if exact.any():
-        c.add(exact, "vuln_id", "duplicate_row", severity="warning",
-              message="exact copy of an earlier finding row; counted once")
+        c.add(
+            exact,
+            "vuln_id",
+            "duplicate_row",
+            severity="warning",
+            message="exact copy of an earlier finding row; counted once",
+        )
 
 
 def check_controls(dataset: Path, audits: TableCheck) -> TableCheck:
@@ -382,15 +447,24 @@ def check_controls(dataset: Path, audits: TableCheck) -> TableCheck:
     f = c.frame
     _check_audit_ref(c, audits)
     f["control"] = f["control"].astype("string").str.lower().str.strip()
-    c.add(f["control"].notna() & ~f["control"].isin(S.CONTROLS), "control", "unknown_control", severity="warning")
+    c.add(
+        f["control"].notna() & ~f["control"].isin(S.CONTROLS),
+        "control",
+        "unknown_control",
+        severity="warning",
+    )
     present, bad = parse_bool(f["present"])
     c.add(bad, "present", "bad_boolean")
     f["present"] = present
     exact = f.duplicated(keep="first")
     c.duplicates = f.index[exact]
     clash = ~exact & f.duplicated(subset=["audit_id", "control"], keep=False) & f["present"].notna()
-    c.add(clash & f.duplicated(subset=["audit_id", "control"], keep="first"), "control", "duplicate_id",
-          message="the same control is given twice for this audit with different values")
+    c.add(
+        clash & f.duplicated(subset=["audit_id", "control"], keep="first"),
+        "control",
+        "duplicate_id",
+        message="the same control is given twice for this audit with different values",
+    )
     return c
 
 
@@ -405,8 +479,13 @@ def check_incidents(dataset: Path, establishments: TableCheck, *, today: pd.Time
     f["finess"] = fin
     fmt_ok = registry.finess_format_ok(fin).fillna(False).astype(bool)
     c.add(fin.notna() & ~fmt_ok, "finess", "finess_format")
-    c.add(fin.notna() & fmt_ok & ~fin.isin(_kept_values(establishments, "finess")), "finess", "unknown_finess",
-          severity="warning", message="incident of an establishment outside establishments.csv: kept, no family")
+    c.add(
+        fin.notna() & fmt_ok & ~fin.isin(_kept_values(establishments, "finess")),
+        "finess",
+        "unknown_finess",
+        severity="warning",
+        message="incident of an establishment outside establishments.csv: kept, no family",
+    )
     c.add(fin.isna() & f["category_code"].isna() & f["family"].isna(), "finess", "incident_without_frame")
     codes = f["category_code"].astype("string").str.strip().str.zfill(3)
     known = set(registry.load_categories()["category_code"].astype(str))
@@ -437,9 +516,9 @@ class DatasetCheck:
         if not parts:
             return pd.DataFrame(columns=list(VIOLATION_COLUMNS)).astype({"row": "Int64"})
         out = pd.concat(parts, ignore_index=True)
-        return out.sort_values(["file", "row", "column", "rule"], na_position="first", kind="stable").reset_index(
-            drop=True
-        )
+        return out.sort_values(
+            ["file", "row", "column", "rule"], na_position="first", kind="stable"
+        ).reset_index(drop=True)
 
     @property
     def errors(self) -> pd.DataFrame:

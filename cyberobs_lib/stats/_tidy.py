@@ -29,8 +29,17 @@ def make_tests_table(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
         frame[col] = pd.array(frame[col], dtype="Int64")
     for col in ("statistic", "df", "p_value", "p_adjusted", "effect_size", "ci_low", "ci_high"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    for col in ("study", "metric", "test", "variant", "group_a", "group_b", "adjust_method",
-                "effect_size_kind", "ci_method"):
+    for col in (
+        "study",
+        "metric",
+        "test",
+        "variant",
+        "group_a",
+        "group_b",
+        "adjust_method",
+        "effect_size_kind",
+        "ci_method",
+    ):
         frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
     return frame
 

@@ -59,9 +59,7 @@ def violations_by_rule(violations: pd.DataFrame) -> pd.DataFrame:
 
 def table_overview(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Rows and columns of each canonical table."""
-    return pd.DataFrame(
-        [{"table": n, "rows": len(t), "columns": t.shape[1]} for n, t in tables.items()]
-    )
+    return pd.DataFrame([{"table": n, "rows": len(t), "columns": t.shape[1]} for n, t in tables.items()])
 
 
 def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
