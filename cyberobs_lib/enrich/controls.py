@@ -156,11 +156,14 @@ def protection_status(
         present_list = (
             per[per["present"].astype(bool)].groupby("audit_id")["control"].agg(lambda s: ";".join(sorted(s)))
         )
+        per["present_i"] = per["present"].astype(bool).astype(np.int64)
+        per["from_controls"] = (per["origin"] == "controls").astype(np.int64)
+        per["from_scanner"] = (per["origin"] == "scanner").astype(np.int64)
         agg = per.groupby("audit_id").agg(
             n_controls_observed=("control", "size"),
-            n_present=("present", lambda s: int(s.astype(bool).sum())),
-            has_controls=("origin", lambda s: bool((s == "controls").any())),
-            has_scanner=("origin", lambda s: bool((s == "scanner").any())),
+            n_present=("present_i", "sum"),
+            has_controls=("from_controls", "max"),
+            has_scanner=("from_scanner", "max"),
         )
     else:
         agg = pd.DataFrame(columns=["n_controls_observed", "n_present", "has_controls", "has_scanner"])
@@ -178,8 +181,8 @@ def protection_status(
     nop = pd.Series(pd.NA, index=res.index, dtype="boolean")
     nop[observed] = (res.loc[observed, "n_present"] == 0).to_numpy()
     res["no_protection"] = nop
-    hc = a["has_controls"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    hs = a["has_scanner"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    hc = pd.to_numeric(a["has_controls"]).fillna(0).to_numpy() > 0
+    hs = pd.to_numeric(a["has_scanner"]).fillna(0).to_numpy() > 0
     res["source"] = pd.array(
         np.select([hc & hs, hc, hs], ["both", "controls", "scanner"], default="none"), dtype="string"
     )

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 #: A CVE id with any case and common separator damage (``cve_2021_44228``, ``CVE 2021-44228``, en dash).
-CVE_PATTERN = re.compile(r"CVE[\s_\-\u2010-\u2015:]*(\d{4})[\s_\-\u2010-\u2015:]*(\d{4,7})", re.IGNORECASE)
+CVE_PATTERN = re.compile(
+    r"CVE[\s_\-\u2010-\u2015:]*(\d{4})[\s_\-\u2010-\u2015:]*(\d{1,7})(?!\d)", re.IGNORECASE
+)
 
 
 def _normalize_one(text: str) -> str | None:
