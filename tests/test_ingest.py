@@ -1,0 +1,94 @@
+"""Ingestion: every input row kept or rejected with a reason; atomic, deterministic writes."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pandas as pd
+import pytest
+
+from cyberobs_lib.cli import main
+from cyberobs_lib.ingest import ingest_dataset, read_canonical, write_canonical
+
+TODAY = "2026-01-01"
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_every_row_is_kept_or_rejected(fixtures_dir):
+    result = ingest_dataset(fixtures_dir / "datasets" / "violations", today=TODAY)
+    acc = result.accounting.set_index("source_file")
+    assert (acc["rows_read"] == acc["kept"] + acc["rejected"] + acc["duplicates"] + acc["skipped"]).all()
+    # each rejected row appears once in the rejects, with a reason code
+    counts = result.rejects.groupby("source_file").size()
+    for name, row in acc.iterrows():
+        assert counts.get(name, 0) == row["rejected"], name
+    assert result.rejects["reason"].notna().all()
+    # kept rows are in the canonical tables
+    assert len(result.tables["findings"]) == acc.loc["findings.csv", "kept"]
+
+
+def test_cascade_orphans_are_rejected(fixtures_dir):
+    result = ingest_dataset(fixtures_dir / "datasets" / "violations", today=TODAY)
+    rej = result.rejects
+    audits = rej[rej["source_file"] == "audits.csv"]
+    assert "unknown_finess" in set(audits["reason"])
+    # a row breaking several rules has its first rule as reason and every rule in the message
+    assert audits["message"].str.contains("future_date").any()
+    assert "unknown_audit" in set(rej.loc[rej["source_file"] == "findings.csv", "reason"])
+
+
+def test_clean_dataset_round_trip_and_byte_identical(fixtures_dir, tmp_path):
+    src = fixtures_dir / "datasets" / "clean"
+    out1, out2 = tmp_path / "a", tmp_path / "b"
+    assert main(["ingest", str(src), "--out", str(out1), "--today", TODAY]) == 0
+    assert main(["ingest", str(src), "--out", str(out2), "--today", TODAY]) == 0
+    assert _digest(out1) == _digest(out2)
+    tables = read_canonical(out1)
+    assert len(tables["findings"]) == 5 and len(tables["establishments"]) == 2
+    assert tables["establishments"].set_index("finess").loc["690000039", "family"] == "EHPAD"
+    assert tables["findings"]["fingerprint"].notna().all()
+    # protection status: A1 all absent -> no protection; A2 has a WAF; B1 dmarc absent -> none
+    prot = tables["protection"].set_index("audit_id")["no_protection"]
+    assert bool(prot["A1"]) is True and bool(prot["A2"]) is False
+
+
+def test_write_is_atomic_marker_last(fixtures_dir, tmp_path, monkeypatch):
+    """A crash while writing leaves no ingest.json: the folder is not taken for a complete one."""
+    result = ingest_dataset(fixtures_dir / "datasets" / "clean", today=TODAY)
+    import cyberobs_lib.ingest as ingest
+
+    calls = {"n": 0}
+    real = ingest.write_parquet_atomic
+
+    def crashing(frame, path):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full (simulated)")
+        return real(frame, path)
+
+    monkeypatch.setattr(ingest, "write_parquet_atomic", crashing)
+    with pytest.raises(OSError):
+        write_canonical(result, tmp_path / "out")
+    assert not (tmp_path / "out" / "ingest.json").exists()
+    assert not list((tmp_path / "out").glob("*.tmp"))
+    with pytest.raises(FileNotFoundError, match="ingest.json"):
+        read_canonical(tmp_path / "out")
+
+
+def test_missing_required_file_fails_clearly(fixtures_dir, tmp_path, capsys):
+    ds = tmp_path / "ds"
+    shutil.copytree(fixtures_dir / "datasets" / "clean", ds)
+    (ds / "audits.csv").unlink()
+    assert main(["ingest", str(ds), "--out", str(tmp_path / "o"), "--today", TODAY]) == 1
+
+
+def test_inputs_not_mutated(fixtures_dir):
+    src = fixtures_dir / "datasets" / "clean"
+    before = _digest(src)
+    ingest_dataset(src, today=TODAY)
+    assert _digest(src) == before
+    assert isinstance(pd.read_csv(src / "findings.csv"), pd.DataFrame)
