@@ -6,7 +6,8 @@ Policy
   ``vuln_id = "nuclei:<template-id>"``, plus ``":<matcher-name>"`` when the finding names its matcher (one
   template can report several distinct matches on one target).
 * Host = the host name of ``host`` (a URL or ``host:port``), else of ``url`` / ``matched-at`` /
-  ``matched`` / ``ip``; port = ``port`` when given, else the URL's port, else 443/80 for https/http URLs.
+  ``matched`` / ``ip``; port = ``port`` when given, else the first explicit port of ``matched-at``,
+  ``matched``, ``host``, ``url``, else 443/80 for https/http URLs.
   Perimeter = every such host.
 * Severity from ``info.severity`` (``info`` informational: skipped unless ``include_info``); CVEs from
   ``info.classification.cve-id``; ``cvss-metrics`` / ``cvss-score`` likewise; ``first_seen`` =
@@ -59,23 +60,34 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
         yield n, obj
 
 
+def _split(value) -> tuple[str | None, int | None, str]:
+    """``(hostname, explicit port, scheme)`` of a URL or ``host:port`` value."""
+    value = str(value).lstrip("/")  # "/http://h/" seen in nuclei 3 output
+    parts = urlsplit(value if "://" in value else "//" + value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname, port, parts.scheme
+
+
 def _host_port(rec: dict) -> tuple[str | None, int | None]:
-    for key in ("host", "url", "matched-at", "matched", "ip"):
-        value = rec.get(key)
-        if not value:
-            continue
-        value = str(value)
-        parts = urlsplit(value if "://" in value else "//" + value)
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if parts.hostname:
-            port = port or _DEFAULT_PORTS.get(parts.scheme)
-            if rec.get("port") and str(rec["port"]).isdigit():
-                port = int(rec["port"])
-            return parts.hostname, port
-    return None, None
+    """Host from ``host``/``url``/``matched-at``/``matched``/``ip``; port from ``port``, else the first
+    explicit port (``matched-at`` first: it is where the match happened), else the URL scheme's default."""
+    keys = ("host", "url", "matched-at", "matched", "ip")
+    split = {k: _split(rec[k]) for k in keys if rec.get(k)}
+    host = next((split[k][0] for k in keys if k in split and split[k][0]), None)
+    if host is None:
+        return None, None
+    if rec.get("port") and str(rec["port"]).isdigit():
+        return host, int(rec["port"])
+    for k in ("matched-at", "matched", "host", "url"):
+        if k in split and split[k][1]:
+            return host, split[k][1]
+    for k in ("host", "url", "matched-at"):
+        if k in split and split[k][2] in _DEFAULT_PORTS:
+            return host, _DEFAULT_PORTS[split[k][2]]
+    return host, None
 
 
 def iter_nuclei_json(

@@ -14,7 +14,8 @@ Policy
   ``QID_LIST`` as above; ``first_seen`` = ``DETECTION_DATE``.
 * CSV (scan report and VMDR "Asset Vuln Datalist" layouts; metadata lines before the header accepted):
   item = each data row; ``Type`` ``Ig``/``Info`` informational; host = ``IP`` / ``Asset IPV4`` (else DNS,
-  asset name). Perimeter = hosts with a row.
+  IPv6, asset name; a cell listing several addresses gives its first: one asset is one host). Perimeter =
+  hosts with a row.
 * ``vuln_id`` = ``qualys:<QID>``; ``cvss_score`` = CVSS v3 base when given, else v2 base.
 """
 
@@ -216,6 +217,7 @@ def iter_qualys_csv(
         host = pick(df, "ip", "asset ipv4")
         alt = pick(df, "dns", "hostname", "asset ipv6", "asset name", "fqdn")
         host = host.where(host.notna(), alt)
+        host = host.where(host.isna(), host.astype(str).str.split(",").str[0].str.strip())
         typ = pick(df, "type", "type detected").fillna("").str.strip().str.lower()
         is_info = typ.isin(info)
         sev = pick(df, "severity", "q_severity")

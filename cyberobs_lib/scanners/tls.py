@@ -15,7 +15,8 @@ Policy
   ``tls_1_0_offered``, ``tls_1_1_offered`` (accepted cipher suites), ``heartbleed``, ``ccs_injection``,
   ``robot`` (``VULNERABLE_*`` oracle), ``insecure_renegotiation``, ``client_renegotiation``,
   ``compression``, ``no_fallback_scsv``, ``certificate_untrusted`` (no verified chain against any trust
-  store), ``certificate_expired`` (leaf ``not_valid_after``/``notAfter`` before the scan date),
+  store), ``certificate_expired`` (leaf ``not_valid_after``/``notAfter`` before ``date_scans_started``; not
+  evaluated when the report has no scan date, as in 3.x, so that results never depend on today's date),
   ``certificate_hostname_mismatch``. A server with a connectivity error is one item skipped
   ``scan_problem`` and stays in the perimeter.
 * Controls (evidence, one row per host and control): ``tls_modern`` present when TLS 1.2 or 1.3 is offered
@@ -73,7 +74,14 @@ def iter_testssl_csv(
     enc, sep, skip, _ = sniffed
     col = Collector("testssl_csv", path, audit_id=audit_id, include_info=include_info)
     for df in iter_csv(path, encoding=enc, sep=sep, skip_lines=skip, chunk_rows=chunk_rows):
-        target = pick(df, "fqdn/ip").fillna("").str.split("/", n=1, expand=True).reindex(columns=[0, 1])
+        target = (
+            pick(df, "fqdn/ip")
+            .fillna("")
+            .astype(str)
+            .str.split("/", n=1, expand=True)
+            .reindex(columns=[0, 1])
+        )
+        target = target.astype(object).fillna("").astype(str)
         host = target[1].where(target[1].fillna("") != "", target[0]).replace("", None)
         host = host.where(host.notna(), None)
         ids = pick(df, "id")
@@ -132,7 +140,7 @@ def _cert_checks(cert: dict, scan_date: str | None) -> dict[str, bool]:
     )
     mismatch = any(d.get("leaf_certificate_subject_matches_hostname") is False for d in deps)
     expired = False
-    ref = pd.to_datetime(scan_date, utc=True, errors="coerce") if scan_date else pd.Timestamp.now(tz="UTC")
+    ref = pd.to_datetime(scan_date, utc=True, errors="coerce") if scan_date else pd.NaT
     for d in deps:
         chain = d.get("received_certificate_chain") or []
         if chain:
@@ -140,7 +148,9 @@ def _cert_checks(cert: dict, scan_date: str | None) -> dict[str, bool]:
             end = leaf.get("not_valid_after") or leaf.get("notAfter")
             end = pd.to_datetime(end, utc=True, errors="coerce") if end else pd.NaT
             expired |= bool(pd.notna(end) and pd.notna(ref) and end < ref)
-    checks = {"certificate_untrusted": untrusted, "certificate_expired": expired}
+    checks = {"certificate_untrusted": untrusted}
+    if pd.notna(ref):  # no scan date (sslyze 3.x): expiry is not decided, to stay deterministic
+        checks["certificate_expired"] = expired
     if any("leaf_certificate_subject_matches_hostname" in d for d in deps):
         checks["certificate_hostname_mismatch"] = mismatch
     return checks

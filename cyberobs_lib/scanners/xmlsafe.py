@@ -101,7 +101,12 @@ def _line_of(err: Exception) -> int | None:
     return pos[0] if pos else None
 
 
-def _check_prolog(path: Path, head: bytes, fh) -> tuple[bytes, str]:
+def _current_line(parser) -> int | None:
+    expat = getattr(parser, "parser", None) or getattr(parser, "_parser", None)
+    return getattr(expat, "CurrentLineNumber", None)
+
+
+def _check_prolog(path: Path, head: bytes, fh) -> tuple[bytes, str, int | None]:
     """Run the defusedxml prolog check; returns the (possibly extended) head and the root tag."""
     parser = DefusedXMLParser(
         target=_StopAtRoot(), forbid_dtd=False, forbid_entities=True, forbid_external=True
@@ -120,13 +125,18 @@ def _check_prolog(path: Path, head: bytes, fh) -> tuple[bytes, str]:
                 raise ScanError(path, "no root element", expected="an XML document with a root element")
             buf += more
     except _RootReached as stop:
-        return buf, stop.tag
+        return buf, stop.tag, _current_line(parser)
     except DefusedXmlException as err:
+        name, system_id = getattr(err, "name", None), getattr(err, "sysid", None)
+        what = f"entity declaration '{name}'" if name else type(err).__name__
+        if system_id:
+            what += f" referencing {system_id!r}"
         raise ScanSecurityError(
             path,
-            f"refused XML: {type(err).__name__} ({err}); entity declarations and external references "
-            "are never expanded or fetched",
-            expected="a scanner export without DTD entities",
+            f"security: {what} refused (XML entities are never expanded, external resources never fetched)",
+            line=_current_line(parser),
+            element="!ENTITY",
+            expected="a scanner export without DTD entity declarations",
         ) from None
     except ET.ParseError as err:
         raise ScanError(
@@ -138,7 +148,7 @@ def _check_prolog(path: Path, head: bytes, fh) -> tuple[bytes, str]:
 
 
 def open_xml(path: str | Path):
-    """Open an XML export for streaming after the security check; returns ``(stream, root_tag)``.
+    """Open an XML export for streaming after the security check; ``(stream, root_tag, root_line)``.
 
     Raises
     ------
@@ -153,11 +163,11 @@ def open_xml(path: str | Path):
         head = _fix_head(fh.read(_CHUNK))
         if not head.strip():
             raise ScanError(path, "empty file", expected="an XML document")
-        head, root = _check_prolog(path, head, fh)
+        head, root, line = _check_prolog(path, head, fh)
     except BaseException:
         fh.close()
         raise
-    return _PrefixedStream(head, fh), root
+    return _PrefixedStream(head, fh), root, line
 
 
 def sniff_root(path: str | Path) -> str:
@@ -171,7 +181,7 @@ def sniff_root(path: str | Path) -> str:
     >>> sniff_root(p)
     'nmaprun'
     """
-    stream, root = open_xml(path)
+    stream, root, _ = open_xml(path)
     stream.close()
     return _local(root)
 
@@ -205,13 +215,13 @@ def iterparse_safe(
     token)") is re-raised as :class:`ScanError` with the line number reported by expat.
     """
     path = Path(path)
-    stream, root = open_xml(path)
+    stream, root, root_line = open_xml(path)
     try:
         if _local(root) not in roots:
             raise ScanError(
                 path,
                 f"wrong root element <{_local(root)}>",
-                line=None,
+                line=root_line,
                 element=_local(root),
                 expected=" or ".join(f"<{r}>" for r in roots),
             )
