@@ -35,8 +35,8 @@ def luhn_key(body: pd.Series) -> pd.Series:
 
     Examples
     --------
-    >>> luhn_key(pd.Series(["01000002", "2A000015"])).tolist()  # published FINESS 010000024, 2A0000156
-    ['4', '6']
+    >>> luhn_key(pd.Series(["01000002", "2A000021"])).tolist()  # published FINESS 010000024, 2A0000212
+    ['4', '2']
     """
     s = body.astype(str).str.slice(0, 2).replace(_LETTER_VALUE, regex=True) + body.astype(str).str.slice(2)
     mat = np.frombuffer("".join(s).encode("ascii"), dtype=np.uint8).reshape(-1, 8).astype(np.int16) - ord("0")
