@@ -103,13 +103,13 @@ def test_bootstrap_interval_is_seeded_and_stated():
 
 
 def test_bootstrap_h_equals_scipy_on_each_replicate():
-    # the vectorised H used in the bootstrap must equal scipy's tie-corrected H
+    # the vectorised H used in the bootstrap must equal scipy's tie-corrected H, row by row
     from cyberobs_lib.stats.groups import _kruskal_h
 
     rng = np.random.default_rng(0)
-    values = rng.integers(0, 5, size=(4, 12)).astype(float)
+    values = rng.integers(0, 5, size=(4, 12))  # integer codes 0..4, with many ties
     codes = np.repeat([0, 1, 2], 4)
-    got = _kruskal_h(values, codes, 3)
+    got = _kruskal_h(values, 5, codes, 3)
     want = [stats.kruskal(*(row[codes == g] for g in range(3))).statistic for row in values]
     assert got == pytest.approx(want, rel=1e-12)
 
