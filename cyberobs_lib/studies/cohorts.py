@@ -15,6 +15,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from cyberobs_lib.schema import Audits, Establishments
 from cyberobs_lib.stats._tidy import make_tests_table
@@ -66,6 +67,11 @@ def _orient(tests: pd.DataFrame, reference: str | None) -> pd.DataFrame:
     return out
 
 
+def _stack(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate tests tables row-wise through records (no dtype guessing on all-empty columns)."""
+    return make_tests_table([row for frame in frames for row in frame.to_dict("records")])
+
+
 def _undefined(metric: str, test: str, reason: str, n: int) -> pd.DataFrame:
     return make_tests_table(
         [
@@ -89,6 +95,8 @@ def _proportion_tests(sub: pd.DataFrame, metric: str, *, alpha: float, seed: int
         omnibus = compare_proportions(table, alpha=alpha, seed=seed, study=STUDY, metric=metric)
     except ValueError as err:
         return _undefined(metric, "chi_square", str(err), len(sub))
+    labels = "|".join(str(g) for g in table.index)  # one omnibus shape whatever the number of families
+    omnibus = omnibus.assign(group_a=labels, group_b=None, n_a=int(table.to_numpy().sum()), n_b=pd.NA)
     pairs = []
     order = sorted(table.index, key=lambda g: (g == reference, g))
     for a, b in combinations(order, 2):
@@ -108,7 +116,7 @@ def _proportion_tests(sub: pd.DataFrame, metric: str, *, alpha: float, seed: int
              "ci_low": diff.loc[0, "ci_low"], "ci_high": diff.loc[0, "ci_high"], "ci_method": diff.loc[0, "ci_method"]}
         )  # fmt: skip
     pairwise = adjust_pvalues(make_tests_table(pairs), method="holm") if pairs else make_tests_table([])
-    return pd.concat([omnibus, pairwise.assign(adjust_method=HOLM)], ignore_index=True)
+    return _stack([omnibus, pairwise.assign(adjust_method=HOLM)])
 
 
 def compare_families(
@@ -196,8 +204,8 @@ def compare_families(
                 continue
             res.loc[res["test"] == "dunn", "adjust_method"] = HOLM
             parts.append(_orient(res, reference))
-    out = pd.concat(parts, ignore_index=True)
-    omnibus = out["group_b"].isna()
+    out = _stack(parts)
+    omnibus = out["adjust_method"].isna()  # pairwise rows already carry their Holm adjustment
     out.loc[omnibus, ["p_adjusted", "adjust_method"]] = adjust_pvalues(out.loc[omnibus], method="fdr_bh")[
         ["p_adjusted", "adjust_method"]
     ].assign(adjust_method=BH)
@@ -291,7 +299,7 @@ def adjusted_rate_ratios(
         note = fit.attrs["note"] + (f"; dropped covariates {dropped}" if dropped else "")
         fits.append(fit.assign(outcome=outcome, covariates=",".join(kept), note=note))
         tests.append(to_tests_table(fit, study=STUDY, metric=outcome))
-    test_table = _family_rows_bh(pd.concat(tests, ignore_index=True))
+    test_table = _family_rows_bh(_stack(tests))
     table = pd.concat(fits, ignore_index=True)
     table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
     return table, make_tests_table(test_table.to_dict("records"))
@@ -345,7 +353,7 @@ def adjusted_odds_ratios(
         raise ValueError(
             f"no binary outcome could be modelled (constant or without the reference): {skipped}"
         )
-    test_table = _family_rows_bh(pd.concat(tests, ignore_index=True))
+    test_table = _family_rows_bh(_stack(tests))
     table = pd.concat(fits, ignore_index=True)
     table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
     table.attrs["skipped"] = skipped
@@ -408,10 +416,12 @@ def family_trends(
         if sub[YEAR].nunique() < 2:
             parts.append(_undefined(metric, "poisson", "a single year", len(sub)).assign(group_a=family))
             continue
-        fit = fit_count_model(sub, outcome=count, exposure=exposure, terms=[YEAR], alpha=alpha)
+        with warnings.catch_warnings():  # two years make a saturated fit: exact, not an error
+            warnings.simplefilter("ignore", PerfectSeparationWarning)
+            fit = fit_count_model(sub, outcome=count, exposure=exposure, terms=[YEAR], alpha=alpha)
         res = to_tests_table(fit, study=STUDY, metric=metric)
         parts.append(res.assign(group_a=family, variant=res["variant"] + "; year numeric covariate"))
-    out = pd.concat(parts, ignore_index=True)
+    out = _stack(parts)
     return make_tests_table(adjust_pvalues(out, method="fdr_bh").assign(adjust_method=BH).to_dict("records"))
 
 
