@@ -147,10 +147,10 @@ def encode(
     if (audit < 0).any():
         unknown = pd.unique(findings[Findings.audit_id].to_numpy()[audit < 0])[:5]
         raise ValueError(f"findings: audit_id not in audits: {list(unknown)}")
-    if findings[FINGERPRINT].isna().any() or findings[Findings.host].isna().any():
-        raise ValueError("findings: fingerprint and host must not be missing")
     host, host_index = factorize(findings[Findings.host])
     ident, fp_index = factorize(findings[FINGERPRINT])
+    if (host < 0).any() or (ident < 0).any():  # factorize codes missing values as -1
+        raise ValueError("findings: fingerprint and host must not be missing")
 
     n_audits = len(ordered)
     est_of_audit = ordered["est"].to_numpy()
@@ -174,7 +174,7 @@ def encode(
         from_table[ha] = True
         per_a, per_h = np.concatenate([ha, audit]), np.concatenate([hh, host])
     n_hosts = max(len(host_index), 1)
-    per_key = np.unique(per_a.astype(np.int64) * n_hosts + per_h)
+    per_key = sorted_unique(per_a.astype(np.int64) * n_hosts + per_h)
     per_audit, per_host = per_key // n_hosts, per_key % n_hosts
 
     # findings of kept audits, sorted by (establishment, fingerprint, rank), deduplicated
@@ -212,6 +212,16 @@ def encode(
         fingerprints=fp_index,
         hosts=host_index,
     )
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an int array (hash-based ``pd.unique``, then sort the few left)."""
+    return np.sort(pd.unique(values))
+
+
+def categorical(codes: np.ndarray, categories) -> pd.Categorical:
+    """Categorical from codes and a short list of distinct categories (statuses)."""
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories)), validate=False)
 
 
 def group_starts(key: np.ndarray) -> np.ndarray:

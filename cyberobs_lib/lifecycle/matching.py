@@ -12,9 +12,9 @@ from cyberobs_lib.lifecycle._encode import (
     SOURCE_FINDINGS,
     SOURCE_HOSTS,
     _sorted_contains,
+    categorical,
     count_before_in_group,
     encode,
-    factorize,
 )
 from cyberobs_lib.lifecycle.sequence import DATE_FROM, DATE_TO, PAIR_RANK, pairs_from_ordered
 from cyberobs_lib.schema import LIFECYCLE_COLUMNS, Audits, Establishments, Findings
@@ -59,10 +59,6 @@ class LifecycleResult:
     pairs: pd.DataFrame
 
 
-def _categorical(codes: np.ndarray, categories) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes, categories=pd.Index(categories))
-
-
 def match_lifecycle(
     findings: pd.DataFrame,
     audits: pd.DataFrame,
@@ -98,8 +94,8 @@ def match_lifecycle(
         ``finess``, ``audit_from``, ``audit_to``, ``fingerprint``, ``host``, ``status`` (one of
         ``new``, ``persistent``, ``fixed``, ``reopened``, ``out_of_scope_new``,
         ``out_of_scope_gone``), and ``severity``/``category`` when the findings have them (from the
-        ``audit_to`` row, or the ``audit_from`` row for fixed/out_of_scope_gone). Columns are
-        categorical. Order: by identity, then audit.
+        ``audit_to`` row, or the ``audit_from`` row for fixed/out_of_scope_gone). ``finess``,
+        ``audit_from``, ``audit_to`` and ``status`` are categorical. Order: by identity, then audit.
 
         ``pairs``: the ``lifecycle.csv`` table, one row per pair of consecutive kept audits:
         ``establishment`` (the raw FINESS: the caller pseudonymizes it before publishing),
@@ -192,21 +188,23 @@ def match_lifecycle(
     order = np.argsort(idx * 2 + np.r_[np.ones(len(idx_f), np.int64), np.zeros(len(idx_t), np.int64)])
     idx, st, pos_from, pos_to = idx[order], st[order], pos_from[order], pos_to[order]
 
+    # audits and establishments as categoricals (few categories); fingerprint and host as object
+    # arrays sharing the input's string objects: a pointer take, where a categorical of millions of
+    # categories would cost seconds of pandas' uniqueness check
     audit_ids = ordered[Audits.audit_id]
-    finess_codes = ordered["est"].to_numpy()
-    finess_uniques = ordered[Audits.finess].drop_duplicates()
     events = {
-        Audits.finess: _categorical(finess_codes[pos_to], finess_uniques),
-        AUDIT_FROM: _categorical(pos_from, audit_ids),
-        AUDIT_TO: _categorical(pos_to, audit_ids),
-        FINGERPRINT: _categorical(enc.fp[idx], enc.fingerprints),
-        Findings.host: _categorical(enc.host[idx], enc.hosts),
-        STATUS: _categorical(st, STATUSES),
+        Audits.finess: categorical(
+            ordered["est"].to_numpy()[pos_to], ordered[Audits.finess].drop_duplicates()
+        ),
+        AUDIT_FROM: categorical(pos_from, audit_ids),
+        AUDIT_TO: categorical(pos_to, audit_ids),
+        FINGERPRINT: enc.fingerprints.to_numpy()[enc.fp[idx]],
+        Findings.host: enc.hosts.to_numpy()[enc.host[idx]],
+        STATUS: categorical(st, STATUSES),
     }
     for col in (Findings.severity, Findings.category):
         if col in findings.columns:
-            codes, uniques = factorize(findings[col])
-            events[col] = _categorical(codes[enc.row[idx]], uniques)
+            events[col] = findings[col].to_numpy()[enc.row[idx]]
     events = pd.DataFrame(events)
 
     pairs = _pairs_table(enc, pos_from, st, establishments)
