@@ -367,6 +367,20 @@ def test_close_rate_monthly_hand_computed(data):
         close_rate_monthly(iv.drop(columns="origin"))
 
 
+def test_optional_columns_absent_give_na(data):
+    slim = data["findings"][["audit_id", "host", "fingerprint"]]
+    iv = remediation_intervals(slim, data["audits"], hosts=data["hosts"], use_first_seen=True)
+    assert iv["known_exploited"].isna().all() and iv["severity"].isna().all()
+    # no first_seen column: the flag changes nothing, r starts at a1
+    assert iv.loc[(iv["fingerprint"] == "r") & (iv["episode"] == 1), "duration_days"].item() == 45.5
+    ev = establishment_evolution(slim, data["audits"])
+    assert ev["n_kev"].isna().all()
+    assert (ev["n_severity_missing"] == ev["n_findings"]).all()
+    # known_exploited with missing values counts missing as not flagged
+    kev = data["findings"].assign(known_exploited=pd.array([True] + [None] * 19, dtype="boolean"))
+    assert establishment_evolution(kev, data["audits"]).set_index("audit_id").loc["a1", "n_kev"] == 1
+
+
 # ------------------------------------------------------------------------------------------ evolution
 def test_establishment_evolution(data):
     ev = establishment_evolution(data["findings"], data["audits"]).set_index("audit_id")

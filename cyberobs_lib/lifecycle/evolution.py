@@ -115,7 +115,7 @@ def establishment_evolution(findings: pd.DataFrame, audits: pd.DataFrame) -> pd.
         for j, name in enumerate((*names, missing)):
             out[name] = counts[:, j]
     if KNOWN_EXPLOITED in sub.columns:
-        kev = sub[KNOWN_EXPLOITED].fillna(False).to_numpy(dtype=bool)
+        kev = pd.array(sub[KNOWN_EXPLOITED], dtype="boolean").fillna(False).to_numpy(dtype=bool)
         out["n_kev"] = pd.array(
             np.bincount(audit, weights=kev, minlength=n_audits).astype(np.int64), dtype="Int64"
         )

@@ -154,7 +154,7 @@ def remediation_intervals(
     for col in (Findings.severity, Findings.category):
         out[col] = findings[col].to_numpy()[rows] if col in findings.columns else pd.NA
     if KNOWN_EXPLOITED in findings.columns:
-        kev = findings[KNOWN_EXPLOITED].fillna(False).to_numpy(dtype=bool)[enc.row]
+        kev = pd.array(findings[KNOWN_EXPLOITED], dtype="boolean").fillna(False).to_numpy(dtype=bool)[enc.row]
         out[KNOWN_EXPLOITED] = pd.array(np.maximum.reduceat(kev, s) if len(s) else kev[:0], dtype="boolean")
     else:
         out[KNOWN_EXPLOITED] = pd.array([pd.NA] * len(s), dtype="boolean")
