@@ -204,6 +204,16 @@ def test_min_days_skipped_audit_is_ignored(data):
     assert _pair(res30, "b1")[["audit_to", "days"]].tolist() == ["b3", 152]
 
 
+def test_no_findings_still_reports_perimeter(data):
+    res = match_lifecycle(data["findings"].iloc[:0], data["audits"], hosts=data["hosts"])
+    assert len(res.events) == 0
+    assert (res.pairs[["n_new", "n_persistent", "n_fixed", "n_reopened"]] == 0).all().all()
+    # drift comes from hosts.csv alone: same perimeters as in the full scenario
+    assert res.pairs.set_index("audit_from").loc[["a1", "a2", "a3"], "scope_drift"].tolist() == pytest.approx(
+        [1 / 4, 3 / 5, 1 / 4]
+    )
+
+
 def test_match_bad_input(data):
     f = data["findings"]
     with pytest.raises(ValueError, match="zz"):
