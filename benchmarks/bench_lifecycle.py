@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import psutil
@@ -60,6 +61,7 @@ FROM j LEFT JOIN fixes fx ON fx.fp = j.fp
 GROUP BY j.af
 """
 
+DUCKDB_THREADS = os.cpu_count()  # DuckDB's default: every core
 COUNTS = ["n_new", "n_persistent", "n_fixed", "n_reopened"]
 
 
@@ -160,8 +162,6 @@ class PeakRSS:
 
 
 def run_duckdb(findings: pd.DataFrame, audits: pd.DataFrame, hosts: pd.DataFrame) -> pd.DataFrame:
-    import duckdb
-
     con = duckdb.connect()
     con.register("findings", findings[["audit_id", "host", "fingerprint"]])
     con.register("audits", audits[["audit_id", "finess", "audit_date"]])
@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             f"(+{(m.peak - m.start) / gib:5.2f} GiB over the start of the stage)"
         )
     print(f"time ratio match_lifecycle / duckdb = {m_pd.seconds / m_db.seconds:.2f} (target <= 2)")
+    growth = (m_pd.peak - m_pd.start) / max(m_db.peak - m_db.start, 1)
+    print(f"memory growth ratio match_lifecycle / duckdb = {growth:.2f}")
+    print(f"duckdb {duckdb.__version__}, threads {DUCKDB_THREADS}; load average {os.getloadavg()}")
     print(f"pairs: {len(ours):,}; totals {ours.sum().to_dict()}")
     print(f"per-pair counts identical: {identical}")
     return 0 if identical else 1
