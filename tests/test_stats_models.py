@@ -298,3 +298,14 @@ def test_other_bad_inputs():
         fit_trend_gee(audits.assign(years="2021"), outcome="y", time="years", group_id="est", terms=[])
     with pytest.raises(ValueError):
         fit_trend_gee(audits, outcome="y", time="years", group_id="est", terms=[], family="binomial")
+
+
+def test_gee_non_convergence_is_reported():
+    # every audit of an establishment repeats the same count: the exchangeable correlation tends
+    # to 1, statsmodels' working covariance becomes singular and the estimates NaN
+    rng = np.random.default_rng(0)
+    est = pd.DataFrame({"family": rng.choice(["CH", "EHPAD"], 60), "y": rng.poisson(5, 60)})
+    rep = est.loc[est.index.repeat(3)].assign(years=np.tile([0.0, 1, 2], 60), est=np.repeat(np.arange(60), 3))
+    with pytest.warns(UserWarning, match="did not converge"):
+        fit = fit_trend_gee(rep, outcome="y", time="years", group_id="est", terms=["family"])
+    assert fit.attrs["converged"] is False

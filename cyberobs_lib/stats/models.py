@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
-from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from cyberobs_lib.stats._tidy import make_tests_table
 
@@ -344,7 +344,14 @@ def fit_trend_gee(
     fam = sm.families.Poisson() if family == "poisson" else sm.families.Binomial()
     groups = pd.factorize(data[group_id])[0]
     model = sm.GEE(y, X, groups=groups, family=fam, cov_struct=sm.cov_struct.Exchangeable(), offset=offset)
-    result = model.fit()
+    with warnings.catch_warnings(record=True) as caught, np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("always", ConvergenceWarning)
+        result = model.fit()
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught) and bool(
+        np.isfinite(result.params).all()
+    )
+    if not converged:
+        warnings.warn(f"GEE did not converge ({outcome}): estimates unreliable or NaN", stacklevel=2)
     out = _tidy(
         result,
         coefs,
@@ -356,7 +363,9 @@ def fit_trend_gee(
         n_clusters=int(groups.max() + 1),
         ci_method="wald, robust sandwich",
     )
-    out.attrs.update(n_dropped=n_dropped, outcome=outcome, working_correlation="exchangeable")
+    out.attrs.update(
+        n_dropped=n_dropped, outcome=outcome, working_correlation="exchangeable", converged=converged
+    )
     return out
 
 
