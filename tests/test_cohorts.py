@@ -139,6 +139,7 @@ def test_rate_ratio_with_family_only_is_the_ratio_of_crude_rates():
         (24 / 22 * math.exp(-Z * se), 24 / 22 * math.exp(Z * se))
     )
     assert "dropped covariates ['legal_status', 'beds']" in row.note  # absent columns are named, not fatal
+    assert (row.n_family, row.n_reference) == (2, 2) and (tests.n_a.iloc[0], tests.n_b.iloc[0]) == (2, 2)
     assert tests.group_a.iloc[0] == "family=EHPAD" and tests.adjust_method.iloc[0] == "fdr_bh across metrics"
     with pytest.raises(ValueError, match="reference family"):
         cohorts.adjusted_rate_ratios(m, reference="CHU/CHR")

@@ -225,6 +225,21 @@ def _usable_covariates(
         kept = kept[:-1]
 
 
+def _sized(fit: pd.DataFrame, used: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add establishments per family level (``n_family``) and in the reference (``n_reference``).
+
+    Covariate rows get the model's n, so that small-cell suppression on ``n_family`` only ever hides
+    the families that are too small; the tests rows carry the same sizes in ``n_a``/``n_b``.
+    """
+    sizes = used[FAMILY].value_counts()
+    is_family = (fit["term"] == FAMILY).to_numpy()
+    n_family = np.where(is_family, fit["level"].map(sizes), fit["n"]).astype("int64")
+    n_reference = pd.array(np.where(is_family, fit["reference"].map(sizes), np.nan), dtype="Int64")
+    fit = fit.assign(n_family=n_family, n_reference=n_reference)
+    tests = to_tests_table(fit, study=STUDY, metric=fit.attrs.get("outcome", fit["outcome"].iloc[0]))
+    return fit, tests.assign(n_a=pd.array(n_family, dtype="Int64"), n_b=n_reference)
+
+
 def _family_rows_bh(tests: pd.DataFrame) -> pd.DataFrame:
     """BH across the family coefficients of every outcome; covariate rows are not the study question."""
     out = tests.copy()
@@ -273,9 +288,11 @@ def adjusted_rate_ratios(
         ``rate_ratios``: one row per outcome and coefficient, the columns of
         :func:`cyberobs_lib.stats.models.fit_count_model` (``term``, ``level``, ``reference``,
         ``rate_ratio``, ``ci_low``, ``ci_high``, ``z``, ``p_value``, ``model``, ``dispersion``, ``n``,
-        ``ci_method``) plus ``outcome``, ``p_adjusted``, ``covariates`` (those kept) and ``note``.
-        ``tests``: the same in the tests vocabulary; family rows carry Benjamini-Hochberg p-values
-        across outcomes (``fdr_bh across metrics``).
+        ``ci_method``) plus ``outcome``, ``covariates`` (those kept), ``note``, ``n_family``
+        (establishments of that family in the model; the model's n on covariate rows), ``n_reference``
+        and ``p_adjusted``. ``tests``: the same in the tests vocabulary (``n_a``/``n_b`` = family and
+        reference sizes); family rows carry Benjamini-Hochberg p-values across outcomes
+        (``fdr_bh across metrics``).
 
     Notes
     -----
@@ -297,8 +314,10 @@ def adjusted_rate_ratios(
             dispersion_threshold=dispersion_threshold, alpha=alpha,
         )  # fmt: skip
         note = fit.attrs["note"] + (f"; dropped covariates {dropped}" if dropped else "")
-        fits.append(fit.assign(outcome=outcome, covariates=",".join(kept), note=note))
-        tests.append(to_tests_table(fit, study=STUDY, metric=outcome))
+        used = rows[[FAMILY, outcome, exposure, *kept]].dropna()
+        fit, test = _sized(fit.assign(outcome=outcome, covariates=",".join(kept), note=note), used)
+        fits.append(fit)
+        tests.append(test)
     test_table = _family_rows_bh(_stack(tests))
     table = pd.concat(fits, ignore_index=True)
     table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
@@ -323,7 +342,7 @@ def adjusted_odds_ratios(
     (odds_ratios, tests)
         ``odds_ratios``: columns of :func:`cyberobs_lib.stats.models.fit_logistic` (``odds_ratio``,
         ``ci_low``, ``ci_high``, ``separation``...) plus ``outcome``, ``p_adjusted``, ``covariates``,
-        ``note``; ``tests`` in the tests vocabulary (BH across outcomes on the family rows). An outcome
+        ``note``, ``n_family``, ``n_reference`` (as in :func:`adjusted_rate_ratios`); ``tests`` in the tests vocabulary (BH across outcomes on the family rows). An outcome
         with a single observed value is skipped and listed in ``attrs["skipped"]``.
 
     Notes
@@ -347,8 +366,10 @@ def adjusted_odds_ratios(
         note = "; ".join(
             [str(w.message) for w in caught] + ([f"dropped covariates {dropped}"] if dropped else [])
         )
-        fits.append(fit.assign(outcome=outcome, covariates=",".join(kept), note=note))
-        tests.append(to_tests_table(fit, study=STUDY, metric=outcome))
+        used = data[[FAMILY, outcome, *kept]].dropna()
+        fit, test = _sized(fit.assign(outcome=outcome, covariates=",".join(kept), note=note), used)
+        fits.append(fit)
+        tests.append(test)
     if not fits:
         raise ValueError(
             f"no binary outcome could be modelled (constant or without the reference): {skipped}"

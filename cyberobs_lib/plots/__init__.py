@@ -1,0 +1,1 @@
+"""Figures of the studies: functions take ax=None and return the matplotlib Axes."""

@@ -1,0 +1,241 @@
+"""Figures of the cohort study: indicators with intervals by family, distributions, forest plot of ratios.
+
+Every function takes ``ax=None`` (a new figure is made when absent), draws, and returns the Axes; none
+calls ``plt.show()`` or saves. Labels are French by default (``lang="fr"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.ticker import NullFormatter
+
+from cyberobs_lib.report import label
+
+#: Reader-facing names of the cohort indicators and metrics (added here rather than in report.LABELS).
+COHORT_LABELS: dict[str, dict[str, str]] = {
+    "no_protection": {"fr": "aucun mécanisme de protection", "en": "no protection mechanism"},
+    "has_critical": {"fr": "au moins une vulnérabilité critique", "en": "at least one critical finding"},
+    "exposes_remote_admin": {
+        "fr": "administration à distance exposée",
+        "en": "exposed remote administration",
+    },
+    "has_kev": {"fr": "vulnérabilité exploitée connue (KEV)", "en": "known exploited vulnerability (KEV)"},
+    "findings_per_host": {"fr": "vulnérabilités par hôte exposé", "en": "findings per exposed host"},
+    "median_crit_high": {"fr": "médiane critiques + élevées", "en": "median critical + high"},
+    "n_crit_high": {"fr": "vulnérabilités critiques + élevées", "en": "critical + high findings"},
+    "n_findings": {"fr": "vulnérabilités", "en": "findings"},
+    "audit_coverage": {"fr": "couverture des audits", "en": "audit coverage"},
+    "share": {"fr": "part des établissements", "en": "share of establishments"},
+    "secret": {"fr": "secret (effectif < seuil)", "en": "suppressed (small cell)"},
+    "all": {"fr": "ensemble", "en": "all"},
+    "log_scale": {"fr": "échelle logarithmique", "en": "log scale"},
+    "vs": {"fr": "vs", "en": "vs"},
+    "log_beds": {"fr": "taille (×e lits)", "en": "size (×e beds)"},
+    "legal_status": {"fr": "statut", "en": "legal status"},
+    "region": {"fr": "région", "en": "region"},
+}
+SHARES = ("no_protection", "has_critical", "exposes_remote_admin", "has_kev", "audit_coverage")
+SECRET_COLOR, DOT_COLOR, ALL_COLOR = "0.6", "tab:blue", "0.2"
+
+
+def cohort_label(key: str, lang: str = "fr") -> str:
+    """Label of a cohort indicator or metric, falling back to :func:`cyberobs_lib.report.label`.
+
+    >>> cohort_label("no_protection"), cohort_label("family", "en")
+    ('aucun mécanisme de protection', 'family')
+    """
+    if lang not in ("fr", "en"):
+        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
+    return COHORT_LABELS.get(key, {}).get(lang) or label(key, lang)
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    return ax if ax is not None else plt.subplots(figsize=size)[1]
+
+
+def plot_indicator_ci(
+    indicators: pd.DataFrame,
+    *,
+    indicator: str,
+    period: str = "all",
+    groups: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    lang: str = "fr",
+) -> Axes:
+    """Dots with confidence-interval bars, one line per group; suppressed cells shown as a grey "secret".
+
+    Parameters
+    ----------
+    indicators : DataFrame
+        ``indicators.csv`` rows (after :func:`cyberobs_lib.disclosure.suppress_small_cells` when published).
+    indicator, period : str
+        The indicator and period drawn.
+    groups : list of str, optional
+        Order of the groups (top to bottom); ``"all"`` is drawn last, in black. Default: table order.
+    ax, lang
+        Axes to draw on; label language.
+
+    Returns
+    -------
+    matplotlib Axes. Shares are drawn in percent.
+    """
+    rows = indicators[
+        (indicators["indicator"] == indicator) & (indicators["period"].astype(str) == str(period))
+    ]
+    if rows.empty:
+        raise ValueError(f"no row for indicator {indicator!r} and period {period!r}")
+    order = [g for g in (groups or rows["group"].tolist()) if g != "all" and g in set(rows["group"])]
+    order += ["all"] if "all" in set(rows["group"]) else []
+    rows = rows.set_index("group").loc[order]
+    ax = _axes(ax, (7, 0.5 * len(order) + 1.2))
+    scale = 100.0 if indicator in SHARES else 1.0
+    y = np.arange(len(order))[::-1]
+    secret = (
+        rows["suppressed"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+        | rows["value"].isna().to_numpy()
+    )
+    value, low, high = (rows[c].to_numpy(float) * scale for c in ("value", "ci_low", "ci_high"))
+    for is_all in (False, True):
+        pick = ~secret & ((rows.index == "all") == is_all)
+        err = np.vstack([value[pick] - low[pick], high[pick] - value[pick]])
+        ax.errorbar(value[pick], y[pick], xerr=np.nan_to_num(err), fmt="o", capsize=3,
+                    color=ALL_COLOR if is_all else DOT_COLOR)  # fmt: skip
+        for xv, yv, hi in zip(value[pick], y[pick], high[pick], strict=True):
+            text = f"{xv:.0f} %" if scale == 100 else f"{xv:.2f}"
+            ax.annotate(text, (hi if np.isfinite(hi) else xv, yv), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=8)  # fmt: skip
+    if secret.any():  # a hatched grey square and the word "secret" where the value is withheld
+        ax.scatter(np.zeros(secret.sum()), y[secret], marker="s", s=90, color=SECRET_COLOR, hatch="///",
+                   edgecolor="0.3")  # fmt: skip
+        for yv in y[secret]:
+            ax.annotate(cohort_label("secret", lang), (0.0, yv), xytext=(9, 0), textcoords="offset points",
+                        va="center", fontsize=8, color="0.35")  # fmt: skip
+    ax.set_yticks(y, [cohort_label(g, lang) if g == "all" else g for g in order])
+    ax.set_xlabel(f"{cohort_label(indicator, lang)}" + (" (%)" if scale == 100 else ""))
+    if scale == 100:
+        ax.set_xlim(-3, 103)
+    ax.set_title(
+        f"{cohort_label(indicator, lang)} — {label('period', lang)} {cohort_label(str(period), lang)}"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def plot_family_distributions(
+    metrics: pd.DataFrame,
+    *,
+    value: str = "findings_per_host",
+    families: Sequence[str] | None = None,
+    min_cell: int = 5,
+    show_points: bool = False,
+    seed: int = 0,
+    ax: Axes | None = None,
+    lang: str = "fr",
+) -> Axes:
+    """Boxplots of a per-establishment value by family on a log scale, optionally with the points.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        One row per establishment (e.g. :func:`~cyberobs_lib.studies.indicators.select_audits` output).
+    value : str
+        Column drawn (``findings_per_host``, ``n_crit_high``...).
+    families : list of str, optional
+        Families and their order (top to bottom). Default: sorted.
+    min_cell : int
+        Families with fewer establishments are not drawn (labelled secret).
+    show_points : bool
+        Add a jittered strip of the individual establishments (never in published reports: points are
+        individual values).
+    seed, ax, lang
+        Jitter seed; Axes; label language.
+
+    Returns
+    -------
+    matplotlib Axes; x axis symmetric-log (linear below 0.1, so that zeros are shown).
+    """
+    data = metrics[["family", value]].dropna()
+    order = list(families) if families else sorted(data["family"].unique())
+    ax = _axes(ax, (7, 0.6 * len(order) + 1.2))
+    positions = np.arange(len(order))[::-1]
+    samples, pos, names = [], [], []
+    for family, p in zip(order, positions, strict=True):
+        x = data.loc[data["family"] == family, value].to_numpy(float)
+        names.append(
+            f"{family} (n={len(x)})" if len(x) >= min_cell else f"{family}: {cohort_label('secret', lang)}"
+        )
+        if len(x) >= min_cell:
+            samples.append(x)
+            pos.append(p)
+    if samples:
+        ax.boxplot(samples, positions=pos, orientation="horizontal", widths=0.5, showfliers=not show_points,
+                   patch_artist=True, boxprops={"facecolor": "lightsteelblue"}, medianprops={"color": "k"})  # fmt: skip
+    if show_points:
+        rng = np.random.default_rng(seed)
+        for x, p in zip(samples, pos, strict=True):
+            ax.scatter(x, p + rng.uniform(-0.18, 0.18, len(x)), s=6, alpha=0.35, color=DOT_COLOR)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_yticks(positions, names)
+    ax.set_xlabel(f"{cohort_label(value, lang)} ({cohort_label('log_scale', lang)})")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def plot_rate_ratios(
+    ratios: pd.DataFrame,
+    *,
+    terms: Sequence[str] = ("family", "log_beds"),
+    ratio: str = "rate_ratio",
+    ax: Axes | None = None,
+    lang: str = "fr",
+) -> Axes:
+    """Forest plot of rate (or odds) ratios with their intervals, log x axis and a line at 1.
+
+    Parameters
+    ----------
+    ratios : DataFrame
+        Output of :func:`~cyberobs_lib.studies.cohorts.adjusted_rate_ratios` (or ``adjusted_odds_ratios``
+        with ``ratio="odds_ratio"``): ``term``, ``level``, ``reference``, the ratio, ``ci_low``,
+        ``ci_high``, optionally ``outcome``.
+    terms : list of str
+        Terms drawn (covariates such as region are left out by default).
+    ratio, ax, lang
+        Ratio column; Axes; label language.
+
+    Returns
+    -------
+    matplotlib Axes, one line per coefficient ("EHPAD vs CH"), annotated with the ratio and its interval.
+    """
+    rows = ratios[ratios["term"].isin(list(terms))].dropna(subset=[ratio])
+    if rows.empty:
+        raise ValueError(f"no coefficient of terms {list(terms)} to draw")
+    multi = "outcome" in rows.columns and rows["outcome"].nunique() > 1
+    names = [
+        (f"{cohort_label(o, lang)}: " if multi else "")
+        + (f"{lv} {cohort_label('vs', lang)} {ref}" if isinstance(lv, str) else cohort_label(t, lang))
+        for o, t, lv, ref in zip(rows.get("outcome", rows["term"]), rows["term"], rows["level"], rows["reference"],
+                                 strict=True)
+    ]  # fmt: skip
+    ax = _axes(ax, (7, 0.45 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    value, low, high = (rows[c].to_numpy(float) for c in (ratio, "ci_low", "ci_high"))
+    ax.errorbar(value, y, xerr=np.vstack([value - low, high - value]), fmt="s", color=DOT_COLOR, capsize=3)
+    for v, lo, hi, yy in zip(value, low, high, y, strict=True):
+        ax.annotate(f"{v:.2f} [{lo:.2f}; {hi:.2f}]", (hi, yy), xytext=(5, 0), textcoords="offset points",
+                    va="center", fontsize=8)  # fmt: skip
+    ax.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8) if np.nanmin(low) / 1.5 <= t <= np.nanmax(high) * 1.9]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(y, names)
+    ax.set_xlabel(f"{label(ratio, lang)} ({cohort_label('log_scale', lang)})")
+    span = max(np.nanmax(high), 1 / np.nanmin(low), 1.5)
+    ax.set_xlim(min(np.nanmin(low), 1 / 1.5) / 1.15, span * 1.9)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
