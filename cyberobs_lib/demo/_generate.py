@@ -113,7 +113,14 @@ def _audit_ids(est, k) -> pd.Series:
     )
 
 
-def _findings_frame(rng, f: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
+def _lookup(names: pd.Series, keys: np.ndarray) -> np.ndarray:
+    """Strings for many rows from a small table of distinct keys (avoids per-row string building)."""
+    return names.to_numpy(dtype=object)[names.index.get_indexer(keys)]
+
+
+def _findings_frame(
+    rng, f: pd.DataFrame, catalog: pd.DataFrame, ids: pd.Series, hostnames: pd.Series
+) -> pd.DataFrame:
     c = catalog.iloc[f["item"].to_numpy()].reset_index(drop=True)
     n = len(f)
     has_vector = c["cvss_vector"].ne("").to_numpy()
@@ -123,8 +130,8 @@ def _findings_frame(rng, f: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame
     title = c["title"].where(~f["retitled"].to_numpy(dtype=bool), c["title"] + W.TITLE_VARIATION_SUFFIX)
     return pd.DataFrame(
         {
-            "audit_id": _audit_ids(f["est"], f["k"]),
-            "host": host_names(f["est"], f["h"]),
+            "audit_id": _lookup(ids, f["est"].to_numpy(np.int64) * 100 + f["k"].to_numpy(np.int64)),
+            "host": _lookup(hostnames, f["est"].to_numpy(np.int64) * 1_000_000 + f["h"].to_numpy(np.int64)),
             "port": c["port"],
             "protocol": c["protocol"],
             "service": c["service"],
@@ -167,11 +174,20 @@ def _chunk(rng, est, catalog, scale, plant_remediation, writer, tally) -> None:
     e = est.set_index("est")
     n_hosts = hosts.groupby(["est", "k"]).size().rename("hosts_in_scope")
     a = audits.join(n_hosts, on=["est", "k"])
+    ids = pd.Series(
+        _audit_ids(a["est"], a["k"]).to_numpy(),
+        index=a["est"].to_numpy(np.int64) * 100 + a["k"].to_numpy(np.int64),
+    )
+    uh = hosts[["est", "h"]].drop_duplicates()
+    hostnames = pd.Series(
+        host_names(uh["est"], uh["h"]),
+        index=uh["est"].to_numpy(np.int64) * 1_000_000 + uh["h"].to_numpy(np.int64),
+    )
     writer.append(
         "audits",
         pd.DataFrame(
             {
-                "audit_id": _audit_ids(a["est"], a["k"]),
+                "audit_id": ids.to_numpy(),
                 "finess": e.loc[a["est"], "finess"].to_numpy(),
                 "audit_date": _iso(a["date"]),
                 "hosts_in_scope": a["hosts_in_scope"].to_numpy(),
@@ -184,16 +200,29 @@ def _chunk(rng, est, catalog, scale, plant_remediation, writer, tally) -> None:
     writer.append(
         "hosts",
         pd.DataFrame(
-            {"audit_id": _audit_ids(hosts["est"], hosts["k"]), "host": host_names(hosts["est"], hosts["h"])}
+            {
+                "audit_id": _lookup(
+                    ids, hosts["est"].to_numpy(np.int64) * 100 + hosts["k"].to_numpy(np.int64)
+                ),
+                "host": _lookup(
+                    hostnames, hosts["est"].to_numpy(np.int64) * 1_000_000 + hosts["h"].to_numpy(np.int64)
+                ),
+            }
         ),
         ["audit_id", "host"],
     )
-    writer.append("findings", _findings_frame(rng, found, catalog), ["audit_id", "host", "port", "vuln_id"])
+    writer.append(
+        "findings",
+        _findings_frame(rng, found, catalog, ids, hostnames),
+        ["audit_id", "host", "port", "vuln_id"],
+    )
     writer.append(
         "controls",
         pd.DataFrame(
             {
-                "audit_id": _audit_ids(controls["est"], controls["k"]),
+                "audit_id": _lookup(
+                    ids, controls["est"].to_numpy(np.int64) * 100 + controls["k"].to_numpy(np.int64)
+                ),
                 "control": controls["control"].to_numpy(),
                 "present": np.where(controls["present"], "true", "false"),
             }
@@ -242,7 +271,11 @@ def _chunk(rng, est, catalog, scale, plant_remediation, writer, tally) -> None:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
