@@ -212,7 +212,13 @@ def test_monthly_close_rate_by_hand():
     assert out["closed"].tolist() == [0, 1, 1]
     assert np.isnan(out.loc[0, "close_rate"]) and out["close_rate"].iloc[1:].tolist() == [0.5, 0.5]
     by = monthly_close_rate(f, opened="opened", closed="closed", group="family")
-    assert by.loc[by["group"] == "EHPAD", "open_at_start"].sum() == 0
+    assert by.loc[by["group"] == "EHPAD", "open_at_start"].sum() == 0  # finding 4: same month
+    assert by.loc[by["group"] == "CH", "open_at_start"].tolist() == [0, 2, 2]
+    assert by["month"].dt.strftime("%Y-%m").tolist()[:3] == ["2024-01", "2024-02", "2024-03"]
+    with pytest.raises(ValueError):
+        monthly_close_rate(
+            f.assign(family=[None, "CH", "CH", "CH"]), opened="opened", closed="closed", group="family"
+        )
     with pytest.raises(ValueError):
         monthly_close_rate(f.assign(closed=pd.to_datetime("2023-01-01")), opened="opened", closed="closed")
 

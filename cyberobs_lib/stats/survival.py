@@ -415,26 +415,49 @@ def monthly_close_rate(
     months covered by audits. Kenna/Cyentia "Prioritization to Prediction" vol. 5 report monthly
     close rates of 6.6 % / 15.2 % / 27.1 % (low / median / high performers).
     """
-    cols = [opened, closed, *([group] if group else [])]
-    data = frame.loc[:, cols].assign(_g=frame[group] if group else "all")
-    if data[opened].isna().any() or (data[closed] < data[opened]).any():
+    start, end = frame[opened], frame[closed]
+    if start.isna().any() or (end < start).any():
         raise ValueError(f"{opened!r} must be set and not after {closed!r}")
-    m_open, m_close = data[opened].dt.to_period("M"), data[closed].dt.to_period("M")
-    months = pd.period_range(m_open.min(), pd.concat([m_open, m_close]).max(), freq="M")
+    if group and frame[group].isna().any():
+        raise ValueError(f"{group!r} has missing values")
+    g_codes, g_labels = (
+        pd.factorize(frame[group], sort=True) if group else (np.zeros(len(frame), int), ["all"])
+    )
+    m_open = (start.dt.year * 12 + start.dt.month - 1).to_numpy()  # month index, no Period objects
+    m_close = (end.dt.year * 12 + end.dt.month - 1).to_numpy(dtype=float, na_value=np.nan)
+    first = m_open.min()
+    n_months = int(
+        np.nanmax([m_open.max(), np.nanmax(m_close) if np.isfinite(m_close).any() else 0]) - first + 1
+    )
+    n_g = len(g_labels)
 
-    def per_month(mask: pd.Series, month: pd.Series) -> pd.DataFrame:
-        counts = pd.crosstab(data.loc[mask, "_g"], month[mask])
-        return counts.reindex(index=sorted(data["_g"].unique()), columns=months, fill_value=0)
+    def per_month(mask: np.ndarray, month: np.ndarray) -> np.ndarray:  # (groups, months) counts
+        flat = g_codes[mask] * n_months + (month[mask] - first).astype(int)
+        return np.bincount(flat, minlength=n_g * n_months).reshape(n_g, n_months)
 
-    def before(counts: pd.DataFrame) -> pd.DataFrame:  # cumulative count up to the previous month
-        return counts.cumsum(axis=1).shift(1, axis=1, fill_value=0)
+    def before(counts: np.ndarray) -> np.ndarray:  # cumulative count up to the previous month
+        return np.concatenate([np.zeros((n_g, 1), int), counts.cumsum(axis=1)[:, :-1]], axis=1)
 
-    is_closed = m_close.notna()
-    open_at_start = before(per_month(m_open.notna(), m_open)) - before(per_month(is_closed, m_close))
+    is_closed = np.isfinite(m_close)
+    open_at_start = before(per_month(np.ones(len(m_open), bool), m_open)) - before(
+        per_month(is_closed, m_close)
+    )
     closed_n = per_month(is_closed & (m_close > m_open), m_close)
-    out = pd.concat({"open_at_start": open_at_start.stack(), "closed": closed_n.stack()}, axis=1)
-    out = out.rename_axis(["group", "month"]).reset_index()
-    out["month"] = out["month"].dt.to_timestamp()
+    month_index = first + np.arange(n_months)
+    out = pd.DataFrame(
+        {
+            "group": np.repeat(np.asarray(g_labels, dtype=object), n_months),
+            "month": pd.to_datetime(
+                {
+                    "year": np.tile(month_index // 12, n_g),
+                    "month": np.tile(month_index % 12 + 1, n_g),
+                    "day": 1,
+                }
+            ),
+            "open_at_start": open_at_start.ravel(),
+            "closed": closed_n.ravel(),
+        }
+    )
     out["close_rate"] = out["closed"] / out["open_at_start"].where(out["open_at_start"] > 0)
     return out
 
