@@ -55,8 +55,9 @@ from pathlib import Path
 import numpy as np
 
 from cyberobs_lib.demo import _world as W
-from cyberobs_lib.demo._generate import _chunk, _rng, _truth, _Writer, load_catalog
+from cyberobs_lib.demo._generate import _chunk, _rng, _Writer, load_catalog
 from cyberobs_lib.demo._registry import luhn_key, make_establishments
+from cyberobs_lib.demo._truth import build_truth
 from cyberobs_lib.demo._world import DemoScale
 
 __all__ = ["DemoScale", "generate_dataset", "luhn_key", "load_catalog"]
@@ -152,7 +153,7 @@ def generate_dataset(
     for i, start in enumerate(range(0, n, scale.chunk_establishments)):
         chunk = est.iloc[start : start + scale.chunk_establishments]
         _chunk(_rng(seed, i + 1), chunk, catalog, scale, plant_remediation, writer, tally)
-    truth = _truth(seed, scale, plant_remediation, est, writer, tally, out)
+    truth = build_truth(seed, scale, plant_remediation, est, writer, tally, out)
     (out / "truth.json").write_text(
         json.dumps(truth, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )

@@ -15,8 +15,7 @@ def simulate_controls(rng: np.random.Generator, est: pd.DataFrame, audits: pd.Da
     Returns
     -------
     pandas.DataFrame
-        ``est``, ``k``, ``control``, ``present`` (bool); plus ``attrs["first_none"]``: per audited
-        establishment whose first audit status is known, whether no control was present.
+        ``est``, ``k``, ``control``, ``present`` (bool).
     """
     fam = est.set_index("est")["fam"]
     no_control = W.FAMILY_TABLE.set_index("family")["no_control"]
