@@ -238,6 +238,10 @@ def test_survival_bad_input(aml, change, error):
         kaplan_meier(aml, duration="weeks", event="status")
     with pytest.raises(ValueError):
         logrank(aml.assign(x="one"), duration="time", event="status", group="x")
+    with pytest.raises(ValueError):  # a missing group would otherwise vanish in groupby
+        kaplan_meier(
+            aml.assign(x=aml["x"].where(aml["time"] > 5)), duration="time", event="status", group="x"
+        )
 
 
 def test_plot_survival_returns_axes(aml):

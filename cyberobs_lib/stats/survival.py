@@ -34,6 +34,8 @@ def _check(frame: pd.DataFrame, duration: str, event: str, groups: Sequence[str]
         raise ValueError(f"{duration!r} must be non-negative and not missing")
     if not data[event].isin([0, 1, True, False]).all():
         raise ValueError(f"{event!r} must be 0/1 or boolean (1 = fixed, 0 = still open: censored)")
+    if data[list(groups)].isna().any().any():
+        raise ValueError(f"missing values in grouping column(s) {list(groups)}")
     return data
 
 
