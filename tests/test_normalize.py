@@ -77,7 +77,7 @@ def test_scanner_native_scales():
                           None, None, "nessus"])  # fmt: skip
     got = scanner_severity(vals, scanner=scanners).tolist()
     expected = ["info", "critical", "high", "medium", "info", "info", None, None, "medium", None, None]
-    assert [None if g is pd.NA else g for g in got] == expected
+    assert [None if pd.isna(g) else g for g in got] == expected
 
 
 def test_normalize_cve_forms():

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.normalize._unique import assign_categorical, map_unique
 from cyberobs_lib.normalize.category import categorize_findings, load_category_rules
-from cyberobs_lib.normalize.cve import first_cve, normalize_cve
+from cyberobs_lib.normalize.cve import normalize_cve
 from cyberobs_lib.normalize.fingerprint import (
-    canonical_parts,
     finding_fingerprint,
     fingerprint_lanes,
     lanes_to_hex,
@@ -71,32 +71,40 @@ def vuln_key(
     >>> vuln_key(pd.Series(["Nessus:19506", "cve_2021_44228", "10940", None, None]),
     ...          scanner=pd.Series(["nessus", "nuclei", "nessus", "nessus", None]),
     ...          cve=pd.Series([None, None, None, "CVE-2017-0144;CVE-2017-0145", None])).tolist()
-    ['nessus:19506', 'cve-2021-44228', 'nessus:10940', 'cve-2017-0144', <NA>]
+    ['nessus:19506', 'cve-2021-44228', 'nessus:10940', 'cve-2017-0144', nan]
     """
-    v = pd.Series(vuln_id, copy=False).astype("string")
-    codes, uniq = pd.factorize(v, use_na_sentinel=True)
-    u = pd.Series(uniq, dtype="string").str.strip()
-    as_cve = normalize_cve(u)
-    single = as_cve.notna() & ~as_cve.str.contains(";", regex=False).fillna(False)
-    key_u = u.str.lower().where(u.str.contains(":", regex=False).fillna(False))
-    key_u = as_cve.str.lower().where(single, key_u)
-    key_u = key_u.where(u != "", pd.NA)
-    key = pd.Series(_take(key_u.to_numpy(dtype=object, na_value=None), codes), index=v.index, dtype="string")
-    flag_u = np.append((key_u.isna() & (u != "")).fillna(False).to_numpy(dtype=bool), False)
-    unprefixed = pd.Series(flag_u[np.where(codes < 0, len(uniq), codes)], index=v.index)
+    v = pd.Series(vuln_id, copy=False)
+    sc = (
+        pd.Series(scanner, copy=False)
+        if scanner is not None
+        else pd.Series(None, index=v.index, dtype=object)
+    )
+
+    def _keys(u: pd.Series) -> pd.Series:
+        t = u.str.strip()
+        as_cve = normalize_cve(t).astype("string")
+        single = as_cve.notna() & ~as_cve.str.contains(";", regex=False).fillna(False)
+        k = t.str.lower().where(t.str.contains(":", regex=False).fillna(False))
+        k = as_cve.str.lower().where(single, k)
+        return k.where(t != "", pd.NA)
+
+    key = map_unique(v, _keys)
+    stripped = map_unique(v, lambda u: u.str.strip())
+    blank = (stripped.isna() | (stripped == "")).to_numpy(dtype=bool)
+    extra = np.full(len(v), None, dtype=object)
+    unprefixed = key.isna().to_numpy() & ~blank
     if unprefixed.any():
-        sc = (
-            pd.Series(scanner, copy=False)
-            .astype("string")[unprefixed]
-            .str.strip()
-            .str.lower()
-            .fillna("unknown")
-            if scanner is not None
-            else "unknown"
-        )
-        key[unprefixed] = sc + ":" + v[unprefixed].str.strip().str.lower()
+        prefix = sc[unprefixed].astype(object).where(sc[unprefixed].notna(), "unknown").astype(str)
+        ids = v[unprefixed].astype(str).str.strip().str.lower()
+        extra[unprefixed] = (prefix.str.strip().str.lower() + ":" + ids).to_numpy()
     if cve is not None:
-        key = key.fillna(first_cve(cve).str.lower())
+        missing = key.isna().to_numpy() & ~unprefixed
+        if missing.any():
+            first = pd.Series(cve, copy=False)[missing].astype(object)
+            extra[missing] = [None if pd.isna(x) else str(x).split(";", 1)[0].lower() for x in first]
+    fill = pd.notna(extra)
+    if fill.any():
+        key = assign_categorical(key, fill, extra[fill])
     return key
 
 
@@ -145,7 +153,7 @@ def normalize_findings(
     ...     "cvss_vector": [None, None, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N"]})
     >>> out = normalize_findings(f, audits=audits)
     >>> out[["category", "severity", "n_duplicates"]].values.tolist()
-    [['exposed_remote_admin', <NA>, 1], ['tls_certificate', 'medium', 0]]
+    [['exposed_remote_admin', nan, 1], ['tls_certificate', 'medium', 0]]
     """
     out = findings.copy()
     for col in _OPTIONAL:
@@ -153,17 +161,17 @@ def normalize_findings(
             out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
     n_read = len(out)
 
-    amap = audits.drop_duplicates("audit_id").set_index("audit_id")["finess"].astype("string")
-    acodes = pd.Categorical(out["audit_id"].astype("string"), categories=amap.index).codes
+    amap = audits.drop_duplicates("audit_id").set_index("audit_id")["finess"]
+    acodes = pd.Categorical(out["audit_id"], categories=amap.index).codes
     out["finess"] = pd.array(_take(amap.to_numpy(dtype=object, na_value=None), acodes), dtype="string")
 
     cve = normalize_cve(out["cve"])
-    from_id = normalize_cve(out["vuln_id"].where(out["vuln_id"].astype("string").str.contains(
-        "cve", case=False, regex=False).fillna(False)))  # fmt: skip
-    both = from_id.notna() & cve.notna() & (from_id != cve)
-    if both.any():
-        cve[both] = normalize_cve(cve[both] + ";" + from_id[both])
-    out["cve"] = cve.fillna(from_id)
+    from_id = normalize_cve(out["vuln_id"])
+    has_id = from_id.notna().to_numpy()
+    if has_id.any():
+        pair = pd.Series(cve[has_id].astype(object)).fillna("") + ";" + from_id[has_id].astype(object)
+        cve = assign_categorical(cve, has_id, normalize_cve(pair).astype(object).to_numpy())
+    out["cve"] = cve
 
     cv = cvss_severity(out["cvss_vector"])
     given_score = pd.to_numeric(out["cvss_score"], errors="coerce")
@@ -178,9 +186,7 @@ def normalize_findings(
     out["severity"], out["severity_source"], out["severity_mismatch"] = sev, src, mismatch
 
     out["vuln_key"] = vuln_key(out["vuln_id"], scanner=out["scanner"], cve=out["cve"])
-    parts = canonical_parts(out)
-    lane0, lane1 = fingerprint_lanes(parts)
-    del parts
+    lane0, lane1 = fingerprint_lanes(out)
     kev_cves = None if kev is None else kev["cve"].astype("string").dropna().unique()
     out["category"] = categorize_findings(out, kev_cves=kev_cves)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.config import PACKAGE_DATA
+from cyberobs_lib.normalize._unique import map_unique
 from cyberobs_lib.schema import FINDING_CATEGORIES
 
 CATEGORY_RULES_TABLE = PACKAGE_DATA / "category_rules.csv"
@@ -55,8 +56,8 @@ def _check(rules: pd.DataFrame) -> None:
 
 
 def _factorized(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
-    return np.where(codes < 0, len(uniques), codes), pd.Series(uniques, dtype="string")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.where(codes < 0, len(uniques), codes), pd.Series(uniques, dtype=object).astype("string")
 
 
 def _unique_hits(u: pd.Series, field: str, pattern: str) -> np.ndarray:
@@ -113,13 +114,15 @@ def categorize_findings(
     n = len(frame)
     out = np.full(n, None, dtype=object)
     if "category" in frame.columns:
-        given = frame["category"].astype("string").str.strip().str.lower()
-        given = given.where(given.isin(FINDING_CATEGORIES))
+        given = map_unique(
+            frame["category"],
+            lambda u: u.str.strip().str.lower().where(u.str.strip().str.lower().isin(FINDING_CATEGORIES)),
+        )
         out = given.to_numpy(dtype=object, na_value=None)
     kev_hit = None
     if kev_cves is not None and "cve" in frame.columns:
         kev_set = frozenset(kev_cves)
-        codes, uniques = pd.factorize(frame["cve"].astype("string"), use_na_sentinel=True)
+        codes, uniques = pd.factorize(frame["cve"], use_na_sentinel=True)
         hit_u = np.array(
             [any(c in kev_set for c in str(u).split(";")) for u in uniques] + [False], dtype=bool
         )

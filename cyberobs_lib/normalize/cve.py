@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.normalize._unique import categorical_from, factorize_na
+
 #: A CVE id with any case and common separator damage (``cve_2021_44228``, ``CVE 2021-44228``, en dash).
 CVE_PATTERN = re.compile(
     r"CVE[\s_\-\u2010-\u2015:]*(\d{4})[\s_\-\u2010-\u2015:]*(\d{1,7})(?!\d)", re.IGNORECASE
@@ -32,9 +34,9 @@ def normalize_cve(values: pd.Series) -> pd.Series:
     Returns
     -------
     pandas.Series
-        ``string`` dtype: canonical ids (upper case, ``-`` separators, the sequence number zero-padded to at
+        Categorical of str: canonical ids (upper case, ``-`` separators, the sequence number zero-padded to at
         least 4 digits as MITRE requires) joined by ``;``, sorted by year then number, duplicates removed;
-        ``<NA>`` when the text holds no CVE id.
+        missing when the text holds no CVE id.
 
     Notes
     -----
@@ -49,13 +51,12 @@ def normalize_cve(values: pd.Series) -> pd.Series:
     --------
     >>> normalize_cve(pd.Series(["cve-2021-44228, CVE_2017_0144", "CVE-2021-10000;CVE-2021-9999;cve-2021-9999",
     ...                          "none", None])).tolist()
-    ['CVE-2017-0144;CVE-2021-44228', 'CVE-2021-9999;CVE-2021-10000', <NA>, <NA>]
+    ['CVE-2017-0144;CVE-2021-44228', 'CVE-2021-9999;CVE-2021-10000', nan, nan]
     """
     s = pd.Series(values, copy=False)
-    codes, uniques = pd.factorize(s.astype("string"), use_na_sentinel=True)
-    mapped = np.array([_normalize_one(str(u)) for u in uniques] + [None], dtype=object)
-    out = mapped[np.where(codes < 0, len(uniques), codes)]
-    return pd.Series(pd.array(out, dtype="string"), index=s.index, name=getattr(values, "name", None))
+    codes, uniques = factorize_na(s)
+    mapped = np.array([None if u is None else _normalize_one(str(u)) for u in uniques], dtype=object)
+    return categorical_from(codes, mapped, s.index).rename(getattr(values, "name", None))
 
 
 def first_cve(cve_lists: pd.Series) -> pd.Series:
@@ -64,9 +65,11 @@ def first_cve(cve_lists: pd.Series) -> pd.Series:
     Examples
     --------
     >>> first_cve(pd.Series(["CVE-2017-0144;CVE-2021-44228", None])).tolist()
-    ['CVE-2017-0144', <NA>]
+    ['CVE-2017-0144', nan]
     """
-    return pd.Series(cve_lists, copy=False).astype("string").str.split(";", n=1).str[0]
+    from cyberobs_lib.normalize._unique import map_unique
+
+    return map_unique(cve_lists, lambda u: u.str.split(";", n=1).str[0])
 
 
 def explode_cves(cve_lists: pd.Series) -> pd.DataFrame:

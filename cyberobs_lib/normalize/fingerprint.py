@@ -29,11 +29,28 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _component_hashes(values: pd.Series, field: str) -> tuple[np.ndarray, np.ndarray]:
-    """Two uint64 lanes per row: BLAKE2b-128 of ``field=value`` (UTF-8), computed per distinct value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    lanes = np.empty((len(uniques) + 1, 2), dtype=np.uint64)
-    for i, u in enumerate(list(uniques) + [""]):
+def _canon_text(u: pd.Series, field: str) -> pd.Series:
+    """Canonical form of distinct values of one identity field (see :func:`canonical_parts`)."""
+    if field == "port":
+        num = pd.to_numeric(u, errors="coerce")
+        num = num.where(num.isna() | (num == num.round()))
+        return num.astype("Int64").astype("string").fillna("")
+    t = u.astype("string").str.strip()
+    if field == "finess":
+        t = t.str.upper()
+    elif field == "host":
+        t = t.str.lower().str.rstrip(".")
+    else:
+        t = t.str.lower()
+    return t.fillna("")
+
+
+def _field_lanes(values: pd.Series, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two uint64 lanes per row: BLAKE2b-128 of ``field=<canonical value>`` (UTF-8), once per distinct raw value."""
+    codes, uniques = pd.factorize(pd.Series(values, copy=False), use_na_sentinel=True)
+    canon = _canon_text(pd.Series(list(uniques) + [None], dtype=object), field)
+    lanes = np.empty((len(canon), 2), dtype=np.uint64)
+    for i, u in enumerate(canon.tolist()):
         digest = hashlib.blake2b(f"{field}={u}".encode(), digest_size=16).digest()
         lanes[i, 0] = int.from_bytes(digest[:8], "big")
         lanes[i, 1] = int.from_bytes(digest[8:], "big")
@@ -44,8 +61,8 @@ def _component_hashes(values: pd.Series, field: str) -> tuple[np.ndarray, np.nda
 def canonical_parts(frame: pd.DataFrame, *, finess: str = "finess", host: str = "host", port: str = "port",
                     protocol: str = "protocol", vuln_key: str = "vuln_key") -> pd.DataFrame:  # fmt: skip
     """The five canonical identity strings: finess stripped/upper, host stripped/lower-cased (a trailing dot
-    of an FQDN removed), port as a decimal integer string (empty when missing), protocol lower-cased (empty
-    when missing), vuln_key stripped/lower-cased.
+    of an FQDN removed), port as a decimal integer string (empty when missing or not an integer), protocol
+    lower-cased, vuln_key stripped/lower-cased; missing values are empty strings.
 
     Examples
     --------
@@ -53,33 +70,27 @@ def canonical_parts(frame: pd.DataFrame, *, finess: str = "finess", host: str = 
     ...                               "protocol": ["TCP"], "vuln_key": ["Nessus:19506"]})).values.tolist()
     [['010000024', 'www.example.fr', '443', 'tcp', 'nessus:19506']]
     """
-
-    def _s(col: str) -> pd.Series:
-        return frame[col].astype("string").str.strip() if col in frame.columns else pd.Series(
-            pd.NA, index=frame.index, dtype="string")  # fmt: skip
-
-    p = frame[port] if port in frame.columns else pd.Series(pd.NA, index=frame.index)
-    p = pd.to_numeric(p, errors="coerce").astype("Int64").astype("string")
-    return pd.DataFrame(
-        {
-            "finess": _s(finess).str.upper().fillna(""),
-            "host": _s(host).str.lower().str.rstrip(".").fillna(""),
-            "port": p.fillna(""),
-            "protocol": _s(protocol).str.lower().fillna(""),
-            "vuln_key": _s(vuln_key).str.lower().fillna(""),
-        },
-        index=frame.index,
-    )
+    cols = dict(zip(_FIELDS, (finess, host, port, protocol, vuln_key), strict=True))
+    out = {}
+    for field, col in cols.items():
+        raw = frame[col] if col in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        canon = _canon_text(pd.Series(list(uniques) + [None], dtype=object), field).to_numpy(dtype=object)
+        out[field] = canon[np.where(codes < 0, len(uniques), codes)]
+    return pd.DataFrame(out, index=frame.index).astype("string")
 
 
-def fingerprint_lanes(parts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The two uint64 lanes of the fingerprint of canonical parts (see :func:`finding_fingerprint`)."""
-    acc = [np.full(len(parts), np.uint64(v), dtype=np.uint64) for v in (
-        int.from_bytes(hashlib.blake2b(FINGERPRINT_VERSION.encode(), digest_size=16).digest()[:8], "big"),
-        int.from_bytes(hashlib.blake2b(FINGERPRINT_VERSION.encode(), digest_size=16).digest()[8:], "big"))]  # fmt: skip
+def fingerprint_lanes(frame: pd.DataFrame, *, finess: str = "finess", host: str = "host", port: str = "port",
+                      protocol: str = "protocol", vuln_key: str = "vuln_key") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The two uint64 lanes of the fingerprint (see :func:`finding_fingerprint`), from the raw columns."""
+    seed = hashlib.blake2b(FINGERPRINT_VERSION.encode(), digest_size=16).digest()
+    acc = [np.full(len(frame), np.uint64(int.from_bytes(seed[:8], "big")), dtype=np.uint64),
+           np.full(len(frame), np.uint64(int.from_bytes(seed[8:], "big")), dtype=np.uint64)]  # fmt: skip
+    cols = dict(zip(_FIELDS, (finess, host, port, protocol, vuln_key), strict=True))
     with np.errstate(over="ignore"):
-        for field in _FIELDS:
-            h0, h1 = _component_hashes(parts[field], field)
+        for field, col in cols.items():
+            raw = frame[col] if col in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
+            h0, h1 = _field_lanes(raw, field)
             acc[0] = _mix(acc[0] ^ h0)
             acc[1] = _mix(acc[1] ^ h1)
     return acc[0], acc[1]
@@ -132,8 +143,9 @@ def finding_fingerprint(frame: pd.DataFrame, *, finess: str = "finess", host: st
     >>> fp[0] == fp[1], len(fp[0])
     (True, 32)
     """
-    parts = canonical_parts(frame, finess=finess, host=host, port=port, protocol=protocol, vuln_key=vuln_key)
-    l0, l1 = fingerprint_lanes(parts)
+    l0, l1 = fingerprint_lanes(
+        frame, finess=finess, host=host, port=port, protocol=protocol, vuln_key=vuln_key
+    )
     return pd.Series(pd.array(lanes_to_hex(l0, l1), dtype="string"), index=frame.index, name="fingerprint")
 
 

@@ -14,6 +14,7 @@ from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from cyberobs_lib.config import PACKAGE_DATA
+from cyberobs_lib.normalize._unique import categorical_from, factorize_na, map_unique
 from cyberobs_lib.schema import SEVERITIES
 
 SEVERITY_TABLE = PACKAGE_DATA / "severity_bands.csv"
@@ -128,25 +129,26 @@ def cvss_severity(vectors: pd.Series) -> pd.DataFrame:
     >>> out = cvss_severity(pd.Series(["CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
     ...                                "AV:N/AC:L/Au:N/C:P/I:P/A:P", None, "garbage"]))
     >>> out[["cvss_version", "cvss_score", "severity"]].values.tolist()
-    [['3.1', 9.8, 'critical'], ['2.0', 7.5, 'high'], [<NA>, nan, <NA>], [<NA>, nan, <NA>]]
+    [['3.1', 9.8, 'critical'], ['2.0', 7.5, 'high'], [nan, nan, nan], [nan, nan, nan]]
     >>> out["cvss_error"].notna().tolist()
     [False, False, False, True]
     """
-    s = pd.Series(vectors, copy=False).astype("string").str.strip().replace("", pd.NA)
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    scored = [_score_one(u) for u in uniques]
-    ver = np.array([x[0] for x in scored] + [None], dtype=object)
-    score = np.array([x[1] for x in scored] + [np.nan], dtype=float)
-    err = np.array([x[2] for x in scored] + [None], dtype=object)
-    scale = np.array(["cvss" + (v[0] if v else "") if v else None for v in ver], dtype=object)
-    u_sev = score_band(pd.Series(score), scale=pd.Series(scale)).to_numpy(dtype=object)
-    idx = np.where(codes < 0, len(uniques), codes)
+    s = pd.Series(vectors, copy=False)
+    codes, uniques = factorize_na(s)
+    scored = [
+        (None, np.nan, None) if u is None or not str(u).strip() else _score_one(str(u)) for u in uniques
+    ]
+    ver = np.array([x[0] for x in scored], dtype=object)
+    score = np.array([x[1] for x in scored], dtype=float)
+    err = np.array([x[2] for x in scored], dtype=object)
+    scale = np.array(["cvss" + v[0] if v else None for v in ver], dtype=object)
+    u_sev = score_band(pd.Series(score), scale=pd.Series(scale)).to_numpy(dtype=object, na_value=None)
     return pd.DataFrame(
         {
-            "cvss_version": pd.array(ver[idx], dtype="string"),
-            "cvss_score": score[idx],
-            "severity": pd.array(u_sev[idx], dtype="string"),
-            "cvss_error": pd.array(err[idx], dtype="string"),
+            "cvss_version": categorical_from(codes, ver, s.index),
+            "cvss_score": score[codes],
+            "severity": categorical_from(codes, u_sev, s.index).cat.set_categories(list(SEVERITIES)),
+            "cvss_error": categorical_from(codes, err, s.index),
         },
         index=s.index,
     )
@@ -166,31 +168,32 @@ def scanner_severity(values: pd.Series, *, scanner: pd.Series | str | None = Non
     Returns
     -------
     pandas.Series
-        ``string`` dtype canonical severity, ``<NA>`` when unmapped (e.g. ``WARN``, ``False Positive``,
+        Categorical canonical severity (categories ``schema.SEVERITIES``), missing when unmapped (e.g. ``WARN``, ``False Positive``,
         a bare digit without a scanner).
 
     Examples
     --------
     >>> scanner_severity(pd.Series(["4", "Urgent", "Log", "High", "critique", "7"]),
     ...                  scanner=pd.Series(["nessus", "qualys", "openvas", "nuclei", None, "nessus"])).tolist()
-    ['critical', 'critical', 'info', 'high', 'critical', <NA>]
+    ['critical', 'critical', 'info', 'high', 'critical', nan]
     """
     v = pd.Series(values, copy=False)
     if pd.api.types.is_float_dtype(v):
         v = v.astype("Int64")
-    v = v.astype("string").str.strip().str.lower()
+    v = map_unique(v, lambda u: u.str.strip().str.lower())
     if scanner is None:
         sc = pd.Series(pd.NA, index=v.index, dtype="string")
     elif isinstance(scanner, str):
         sc = pd.Series(scanner, index=v.index, dtype="string")
     else:
-        sc = pd.Series(scanner, copy=False).astype("string")
-    sc = sc.str.lower().str.extract(r"^\s*([a-z0-9_.-]+)", expand=False).astype("string")
+        sc = pd.Series(scanner, copy=False)
+    sc = map_unique(sc, lambda u: u.str.lower().str.extract(r"^\s*([a-z0-9_.-]+)", expand=False))
     table = _bands()
     table = table[table["kind"] == "scanner"]
     specific = {(r.scale, r.value): r.severity for r in table.itertuples() if r.scale != "*"}
     generic = {r.value: r.severity for r in table.itertuples() if r.scale == "*"}
-    sc_codes, sc_u = pd.factorize(sc.fillna(""))
+    sc_codes, sc_u = factorize_na(sc)
+    sc_u = ["" if x is None else x for x in sc_u]
     v_codes, v_u = pd.factorize(v, use_na_sentinel=True)
     key = sc_codes.astype(np.int64) * (len(v_u) + 1) + (v_codes + 1)
     ukeys, inverse = np.unique(key, return_inverse=True)
@@ -205,8 +208,7 @@ def scanner_severity(values: pd.Series, *, scanner: pd.Series | str | None = Non
         return generic.get(val) or None
 
     mapped = np.array([_one(int(k)) for k in ukeys], dtype=object)
-    out = mapped[inverse.reshape(-1)]
-    return pd.Series(out, index=v.index, dtype="string")
+    return categorical_from(inverse.reshape(-1), mapped, v.index).cat.set_categories(list(SEVERITIES))
 
 
 def resolve_severity(
@@ -245,16 +247,26 @@ def resolve_severity(
     >>> resolve_severity(pd.Series(["low"]), cvss=pd.Series(["high"]), scanner=pd.Series([None]))[2].tolist()
     [True]
     """
-    g = pd.Series(given, copy=False).astype("string").str.strip().str.lower()
-    g = g.where(g.isin(SEVERITIES))
-    c = pd.Series(cvss, copy=False).astype("string")
-    s = pd.Series(scanner, copy=False).astype("string")
-    sev = g.fillna(c).fillna(s)
-    src = np.select(
-        [g.notna().to_numpy(), c.notna().to_numpy(), s.notna().to_numpy()],
-        ["given", "cvss", "scanner"],
-        default="unknown",
+    g = pd.Series(given, copy=False)
+    index = g.index
+    gc = (
+        map_unique(g, lambda u: u.str.strip().str.lower())
+        .cat.set_categories(list(SEVERITIES))
+        .cat.codes.to_numpy()
     )
-    theirs = g.fillna(s)
-    mismatch = (c.notna() & theirs.notna() & (c != theirs)).fillna(False).astype(bool)
-    return sev, pd.Series(src, index=g.index, dtype="string"), mismatch
+
+    def _codes(x: pd.Series) -> np.ndarray:
+        x = pd.Series(x, copy=False)
+        if not isinstance(x.dtype, pd.CategoricalDtype):
+            x = x.astype("category")
+        return x.cat.set_categories(list(SEVERITIES)).cat.codes.to_numpy()
+
+    cc, sc = _codes(cvss), _codes(scanner)
+    sev = np.where(gc >= 0, gc, np.where(cc >= 0, cc, sc))
+    src_codes = np.where(gc >= 0, 0, np.where(cc >= 0, 1, np.where(sc >= 0, 2, 3)))
+    theirs = np.where(gc >= 0, gc, sc)
+    mismatch = (cc >= 0) & (theirs >= 0) & (cc != theirs)
+    severity = pd.Series(pd.Categorical.from_codes(sev, categories=list(SEVERITIES)), index=index)
+    sources = ["given", "cvss", "scanner", "unknown"]
+    source = pd.Series(pd.Categorical.from_codes(src_codes, categories=sources), index=index)
+    return severity, source, pd.Series(mismatch, index=index)
