@@ -248,6 +248,12 @@ def fit_logistic(
     ----------
     Agresti A. (2013) Categorical Data Analysis, 3rd ed., §3.1 and §6.5.1 (separation).
     Woolf B. (1955) Annals of Human Genetics 19:251–253.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1] * 6 + [0] * 4 + [1] * 3 + [0] * 7, "f": ["A"] * 10 + ["B"] * 10})
+    >>> float(round(fit_logistic(df, outcome="y", terms=["f"]).loc[0, "odds_ratio"], 4))  # 3*4/(7*6)
+    0.2857
     """
     data, n_dropped = _complete_rows(frame, [outcome, *terms])
     y = data[outcome]
