@@ -91,3 +91,15 @@ def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return path
+
+
+def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: int = 30):
+    """A reader-facing view of a table: labelled headings, no index, numbers to ``digits`` significant
+    digits, p-values in scientific notation when small, at most ``max_rows`` rows (display only)."""
+    shown = labelled(frame.head(max_rows), lang)
+    formats = {}
+    for col, src in zip(shown.columns, frame.columns, strict=True):
+        if pd.api.types.is_float_dtype(frame[src]):
+            formats[col] = (lambda v: "" if pd.isna(v) else f"{v:.2e}" if abs(v) < 1e-3 and v != 0 else
+                            f"{v:.{digits}g}")
+    return shown.style.hide(axis="index").format(formats, na_rep="")

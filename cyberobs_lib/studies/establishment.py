@@ -1,0 +1,130 @@
+"""The confidential per-establishment report: one establishment's audits, changes, remediation, and rank.
+
+This is the only output allowed to name the establishment and its hosts: it goes to the establishment's
+security officer, never into a published report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cyberobs_lib import lifecycle as lc
+from cyberobs_lib.schema import SEVERITY_RANK
+
+#: Metrics compared with the family; for each, a higher value means more exposure.
+RANK_METRICS = ("findings_per_host", "n_crit_high", "n_kev", "hosts_in_scope")
+
+
+class UnknownEstablishmentError(KeyError):
+    """The FINESS is not in the dataset, or has no audit."""
+
+
+def establishment_profile(data, finess: str) -> pd.Series:
+    """Registry facts of one establishment (name, family, category, legal status, region, beds)."""
+    est = data.establishments.set_index("finess")
+    if finess not in est.index:
+        known = ", ".join(sorted(data.establishments["finess"].astype(str))[:5])
+        raise UnknownEstablishmentError(f"FINESS {finess} is not in the dataset (e.g. {known}, ...)")
+    row = est.loc[finess]
+    cols = [c for c in ("name", "family", "category_code", "legal_status", "region", "department", "beds")
+            if c in est.columns]
+    return pd.concat([pd.Series({"finess": finess}), row[cols]])
+
+
+def establishment_audits(metrics: pd.DataFrame, finess: str) -> pd.DataFrame:
+    """Its audits over time: date, exposed hosts, findings by severity, KEV, protection."""
+    mine = metrics[metrics["finess"] == finess].sort_values("audit_date")
+    if mine.empty:
+        raise UnknownEstablishmentError(f"FINESS {finess} has no audit in the dataset")
+    cols = ["audit_id", "audit_date", "hosts_in_scope", "n_findings", "n_critical", "n_high", "n_kev",
+            "findings_per_host", "no_protection", "exposes_remote_admin"]
+    return mine[[c for c in cols if c in mine.columns]].reset_index(drop=True)
+
+
+def severity_by_audit(data, finess: str) -> pd.DataFrame:
+    """Counts of findings per audit and severity (wide: one column per severity, worst first)."""
+    audits = data.audits[data.audits["finess"] == finess][["audit_id", "audit_date"]]
+    f = data.findings[data.findings["audit_id"].isin(audits["audit_id"])]
+    wide = pd.crosstab(f["audit_id"], f["severity"]).reindex(audits["audit_id"], fill_value=0)
+    order = sorted(wide.columns, key=lambda s: -SEVERITY_RANK.get(s, -1))
+    wide = wide[order]
+    wide.index = audits.set_index("audit_id").loc[wide.index, "audit_date"].dt.date
+    return wide
+
+
+def establishment_changes(data, finess: str, *, min_days: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Lifecycle of its findings: the pairs table and the detail of the last pair (fixed, new, ...).
+
+    Returns
+    -------
+    (pairs, detail)
+        ``pairs``: its rows of ``lifecycle.csv`` (+ drift detail); ``detail``: one row per finding of the
+        last pair of audits with ``status``, ``host``, ``port``, ``severity``, ``title``.
+    """
+    audits = data.audits[data.audits["finess"] == finess]
+    findings = data.findings[data.findings["audit_id"].isin(audits["audit_id"])]
+    hosts = data.hosts[data.hosts["audit_id"].isin(audits["audit_id"])] if len(data.hosts) else None
+    result = lc.match_lifecycle(findings, audits, hosts=hosts, establishments=data.establishments,
+                                min_days=min_days)
+    pairs = result.pairs
+    if pairs.empty:
+        return pairs, pd.DataFrame(columns=["status", "host", "port", "severity", "title"])
+    last = pairs.iloc[-1]
+    ev = result.events
+    ev = ev[(ev["audit_from"].astype(str) == str(last["audit_from"])) &
+            (ev["audit_to"].astype(str) == str(last["audit_to"]))]
+    info = findings.drop_duplicates("fingerprint").set_index("fingerprint")[["port", "title"]]
+    detail = ev.join(info, on="fingerprint")
+    detail = detail.assign(_rank=detail["severity"].map(SEVERITY_RANK).fillna(-1))
+    detail = detail.sort_values(["status", "_rank", "host"], ascending=[True, False, True])
+    cols = ["status", "host", "port", "severity", "category", "title"]
+    return pairs, detail[[c for c in cols if c in detail.columns]].reset_index(drop=True)
+
+
+def family_percentiles(metrics: pd.DataFrame, finess: str, *, columns: Sequence[str] = RANK_METRICS
+                       ) -> pd.DataFrame:
+    """Where it stands in its family: percentile of its latest audit in the family's latest audits.
+
+    ``percentile`` is the mid-rank percentile (share of the family below, plus half the ties), in 0–100:
+    a high percentile means more exposed than most of the family.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"finess": list("abcd"), "family": ["X"] * 4, "audit_date": pd.Timestamp("2024-01-01"),
+    ...                   "findings_per_host": [1.0, 2.0, 3.0, 4.0]})
+    >>> family_percentiles(m, "c", columns=["findings_per_host"])["percentile"].iloc[0]
+    62.5
+    """
+    latest = metrics.sort_values("audit_date").groupby("finess", sort=False).tail(1)
+    mine = latest[latest["finess"] == finess]
+    if mine.empty:
+        raise UnknownEstablishmentError(f"FINESS {finess} has no audit in the dataset")
+    family = mine["family"].iloc[0]
+    peers = latest[latest["family"] == family]
+    rows = []
+    for col in columns:
+        if col not in peers.columns:
+            continue
+        values = peers[col].astype(float).dropna().to_numpy()
+        v = float(mine[col].iloc[0])
+        pct = 100 * (np.sum(values < v) + 0.5 * np.sum(values == v)) / len(values) if len(values) else np.nan
+        rows.append({"metric": col, "value": v, "family": family, "family_median": float(np.median(values)),
+                     "family_q1": float(np.quantile(values, 0.25)), "family_q3": float(np.quantile(values, 0.75)),
+                     "n_family": len(values), "percentile": pct})
+    return pd.DataFrame(rows)
+
+
+def establishment_remediation(data, finess: str) -> pd.DataFrame:
+    """Its fixed and still-open findings with their time open (days; open ones censored at the last audit)."""
+    audits = data.audits[data.audits["finess"] == finess]
+    findings = data.findings[data.findings["audit_id"].isin(audits["audit_id"])]
+    hosts = data.hosts[data.hosts["audit_id"].isin(audits["audit_id"])] if len(data.hosts) else None
+    iv = lc.remediation_intervals(findings, audits, hosts=hosts)
+    out = iv.groupby(["severity", "observed"], observed=True).agg(
+        n=("fingerprint", "size"), median_days=("duration_days", "median"), max_days=("duration_days", "max")
+    ).reset_index()
+    out["state"] = np.where(out["observed"], "fixed", "still open")
+    return out.drop(columns="observed")
