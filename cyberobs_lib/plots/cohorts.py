@@ -33,6 +33,7 @@ COHORT_LABELS: dict[str, dict[str, str]] = {
     "share": {"fr": "part des établissements", "en": "share of establishments"},
     "secret": {"fr": "secret (effectif < seuil)", "en": "suppressed (small cell)"},
     "all": {"fr": "ensemble", "en": "all"},
+    "all_years": {"fr": "toutes années", "en": "all years"},
     "log_scale": {"fr": "échelle logarithmique", "en": "log scale"},
     "vs": {"fr": "vs", "en": "vs"},
     "log_beds": {"fr": "taille (×e lits)", "en": "size (×e beds)"},
@@ -118,10 +119,9 @@ def plot_indicator_ci(
     ax.set_yticks(y, [cohort_label(g, lang) if g == "all" else g for g in order])
     ax.set_xlabel(f"{cohort_label(indicator, lang)}" + (" (%)" if scale == 100 else ""))
     if scale == 100:
-        ax.set_xlim(-3, 103)
-    ax.set_title(
-        f"{cohort_label(indicator, lang)} — {label('period', lang)} {cohort_label(str(period), lang)}"
-    )
+        ax.set_xlim(-3, 112)
+    when = cohort_label("all_years", lang) if str(period) == "all" else str(period)
+    ax.set_title(f"{cohort_label(indicator, lang)} — {when}")
     ax.grid(axis="x", alpha=0.3)
     return ax
 
@@ -191,6 +191,7 @@ def plot_rate_ratios(
     *,
     terms: Sequence[str] = ("family", "log_beds"),
     ratio: str = "rate_ratio",
+    title: str | None = None,
     ax: Axes | None = None,
     lang: str = "fr",
 ) -> Axes:
@@ -204,8 +205,8 @@ def plot_rate_ratios(
         ``ci_high``, optionally ``outcome``.
     terms : list of str
         Terms drawn (covariates such as region are left out by default).
-    ratio, ax, lang
-        Ratio column; Axes; label language.
+    ratio, title, ax, lang
+        Ratio column; figure title (none by default); Axes; label language.
 
     Returns
     -------
@@ -238,4 +239,6 @@ def plot_rate_ratios(
     span = max(np.nanmax(high), 1 / np.nanmin(low), 1.5)
     ax.set_xlim(min(np.nanmin(low), 1 / 1.5) / 1.15, span * 1.9)
     ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title)
     return ax
