@@ -1,0 +1,369 @@
+"""Incident indicators in the registry frame: declarations, shares and rates per family and year, trends.
+
+Incident declarations (read by :func:`cyberobs_lib.studies.incident_sources.read_incidents` or ingested from
+``incidents.csv``) are placed in the same registry frame as the audits: an incident's family comes from its
+establishment in the registry, else from its FINESS category code, else from the family it declares
+(:func:`attach_family`). Rates are per 1,000 *eligible* establishments of the family (the registry frame)
+per year, with exact Poisson (Garwood) intervals; shares carry Wilson intervals; every row states its
+method in ``ci_method`` (``indicators.csv`` vocabulary). The exposure side (audits next to incidents,
+exposure before an incident) is :mod:`cyberobs_lib.studies.incident_exposure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from cyberobs_lib import registry
+from cyberobs_lib.schema import INDICATORS_COLUMNS, Establishments, Incidents
+from cyberobs_lib.stats.models import fit_poisson_trend
+from cyberobs_lib.stats.proportions import wilson_interval
+from cyberobs_lib.stats.rates import poisson_exact_interval
+
+ALL, YEAR, FAMILY = "all", "year", "family"
+#: Indicator names of :func:`incident_indicators`, in table order.
+INCIDENT_INDICATORS = (
+    "eligible_establishments",
+    "declarations",
+    "declaring_structures",
+    "declaring_share",
+    "incident_rate_per_1000",
+    "malicious_share",
+    "ransomware",
+    "impact_on_care_share",
+)
+#: Impacts counted as an impact on patient care (CERT Santé: "mode dégradé" or interruption).
+CARE_IMPACTS = ("degraded", "interrupted")
+
+
+def attach_family(incidents: pd.DataFrame, establishments: pd.DataFrame) -> pd.DataFrame:
+    """Give every incident a family: registry (by FINESS), else FINESS category code, else declared family.
+
+    Parameters
+    ----------
+    incidents : DataFrame
+        Contract columns ``finess``, ``category_code``, ``family`` (any may be absent or empty: absent
+        optional contract columns are added empty); not mutated.
+    establishments : DataFrame
+        The registry frame: ``finess``, ``family``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``incidents`` with ``family`` resolved (NA when nothing says it) and ``family_source``
+        (``registry``, ``category_code``, ``declared`` or NA).
+
+    Examples
+    --------
+    >>> reg = pd.DataFrame({"finess": ["750000010"], "family": ["CH"]})
+    >>> inc = pd.DataFrame({"finess": ["750000010", None, None], "category_code": [None, "500", None],
+    ...                     "family": [None, None, "US health plan"]})
+    >>> attach_family(inc, reg)[["family", "family_source"]].values.tolist()
+    [['CH', 'registry'], ['EHPAD', 'category_code'], ['US health plan', 'declared']]
+    """
+    out = incidents.copy()
+    for col in (
+        Incidents.finess,
+        Incidents.category_code,
+        Incidents.family,
+        Incidents.type,
+        Incidents.impact_on_care,
+    ):
+        if col not in out.columns:
+            out[col] = pd.NA
+    reg = establishments.drop_duplicates(Establishments.finess).set_index(Establishments.finess)[FAMILY]
+    from_reg = out[Incidents.finess].map(reg)
+    cats = registry.load_categories().set_index("category_code")[FAMILY]
+    codes = out[Incidents.category_code].astype("string").str.strip().str.zfill(3)
+    from_code = codes.map(cats)
+    declared = out[Incidents.family].astype("string")
+    out["family_source"] = np.select(
+        [from_reg.notna(), from_code.notna(), declared.notna()],
+        ["registry", "category_code", "declared"],
+        None,
+    )
+    out[FAMILY] = from_reg.astype("string").fillna(from_code.astype("string")).fillna(declared)
+    return out
+
+
+def _years(incidents: pd.DataFrame, years: Sequence[int] | None) -> list[int]:
+    present = incidents[Incidents.declared_on].dt.year.dropna().astype(int)
+    return sorted(set(present)) if not years else sorted(int(y) for y in years)
+
+
+def _cell_counts(inc: pd.DataFrame, *, years: list[int], groups: list[str], overall: bool) -> pd.DataFrame:
+    """Counts per (period, group): declarations, structures, malicious, ransomware, care impact."""
+    inc = inc.assign(
+        period=inc[YEAR].astype(str),
+        _mal=inc[Incidents.nature].eq("malicious").fillna(False).astype(int),
+        _ran=inc[Incidents.type].eq("ransomware").fillna(False).astype(int),
+        _imp=inc[Incidents.impact_on_care].isin(CARE_IMPACTS).fillna(False).astype(int),
+        _anon=inc[Incidents.finess].isna().astype(int),
+    )
+    if overall:
+        inc = pd.concat([inc, inc.assign(period=ALL)], ignore_index=True)
+    inc = pd.concat([inc.assign(group=inc[FAMILY].astype(object)), inc.assign(group=ALL)], ignore_index=True)
+    keys = ["period", "group"]
+    agg = inc.groupby(keys, sort=False).agg(
+        declarations=(Incidents.incident_id, "size"),
+        named=(Incidents.finess, "nunique"),
+        anonymous=("_anon", "sum"),
+        malicious=("_mal", "sum"),
+        ransomware=("_ran", "sum"),
+        care_impact=("_imp", "sum"),
+    )
+    agg["structures"] = agg["named"] + agg["anonymous"]
+    periods = [str(y) for y in years] + ([ALL] if overall else [])
+    index = pd.MultiIndex.from_product([periods, [*groups, ALL]], names=keys)
+    return agg.reindex(index, fill_value=0).drop(columns=["named", "anonymous"])
+
+
+def incident_indicators(
+    incidents: pd.DataFrame,
+    establishments: pd.DataFrame,
+    *,
+    years: Sequence[int] | None = None,
+    families: Sequence[str] | None = None,
+    per: float = 1000.0,
+    overall: bool = True,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Incident indicators per family and year, with intervals, in the ``indicators.csv`` vocabulary.
+
+    Parameters
+    ----------
+    incidents : DataFrame
+        Contract incidents (``incident_id``, ``declared_on`` datetime, ``nature``, ``finess``,
+        ``category_code``, ``family``, ``type``, ``impact_on_care``); not mutated.
+    establishments : DataFrame
+        The registry frame (``finess``, ``family``): the eligible establishments, the rate denominators.
+    years : list of int, optional
+        Calendar years of ``declared_on``; None or empty: every year present.
+    families : list of str, optional
+        Families reported (the group ``all`` always pools every incident of the years, whatever its family).
+        None: every family of the registry.
+    per : float
+        Rate multiplier (1000: per 1,000 establishments per year).
+    overall : bool
+        Add the period ``all`` (every year pooled; rates per establishment-year).
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    DataFrame (``indicator, group, period, n_establishments, n_audits, value, ci_low, ci_high, ci_method,
+    suppressed``), one row per indicator × group × period, indicators in :data:`INCIDENT_INDICATORS` order:
+        * ``eligible_establishments`` -- registry establishments of the group (no interval);
+        * ``declarations`` -- incidents declared, exact Poisson (Garwood) interval of the count;
+        * ``declaring_structures`` -- distinct declaring establishments (no interval);
+        * ``declaring_share`` -- declaring structures / eligible, Wilson interval;
+        * ``incident_rate_per_1000`` -- per × declarations / (eligible × years in the period), Garwood;
+        * ``malicious_share`` -- malicious / declarations, Wilson;
+        * ``ransomware`` -- declarations of type ransomware, Garwood;
+        * ``impact_on_care_share`` -- declarations with a degraded or interrupted care / declarations, Wilson.
+        ``n_establishments`` = declaring structures behind the value (the disclosure unit, for
+        :func:`cyberobs_lib.disclosure.suppress_small_cells`), except the eligible row (eligible count);
+        ``n_audits`` is NA (no audit behind an incident indicator); ``suppressed`` False.
+
+    Notes
+    -----
+    Declarations are treated as Poisson given the eligible establishments (rare events; rate =
+    count / exposure, Garwood limits ``chi2_{a/2}(2x)/2`` and ``chi2_{1-a/2}(2x+2)/2``). Shares use all
+    declarations as denominator, as the CERT Santé reports do (``unknown`` natures included). A declaration
+    without FINESS counts as one declaring structure of its own. Incidents with no family (nothing in the
+    registry, code or declaration) enter the group ``all`` only. Eligibility has no dates in the contract,
+    so the denominator is the same every year.
+
+    References
+    ----------
+    Garwood F (1936) Biometrika 28:437-442. Wilson EB (1927) JASA 22:209-212. ANS / CERT Santé, Observatoire
+    des incidents de sécurité des SI pour les secteurs santé et médico-social (yearly reports).
+
+    Examples
+    --------
+    >>> reg = pd.DataFrame({"finess": [f"75000{i:04d}" for i in range(2000)], "family": "EHPAD"})
+    >>> inc = pd.DataFrame({"incident_id": list("abcde"), "finess": reg["finess"][:5].tolist(),
+    ...     "declared_on": pd.to_datetime(["2024-01-05"] * 5), "nature": "malicious", "type": "phishing",
+    ...     "impact_on_care": "none"})
+    >>> out = incident_indicators(inc, reg, overall=False)
+    >>> out[(out.indicator == "incident_rate_per_1000") & (out.group == "EHPAD")][["value", "ci_low", "ci_high"]].round(3)
+       value  ci_low  ci_high
+    8    2.5   0.812    5.834
+    """
+    inc = attach_family(incidents, establishments)
+    inc[YEAR] = inc[Incidents.declared_on].dt.year
+    yrs = _years(inc, years)
+    inc = inc[inc[YEAR].isin(yrs)]
+    eligible = establishments.drop_duplicates(Establishments.finess).groupby(FAMILY, sort=True).size()
+    groups = [str(g) for g in (families if families is not None else eligible.index)]
+    eligible = eligible.reindex(groups, fill_value=0)
+    eligible[ALL] = establishments[Establishments.finess].nunique()
+    c = _cell_counts(inc, years=yrs, groups=groups, overall=overall)
+    period, group = c.index.get_level_values(0), c.index.get_level_values(1)
+    n_years = np.where(period == ALL, max(len(yrs), 1), 1)
+    e = eligible.reindex(group).to_numpy(dtype=float)
+    base = pd.DataFrame({"group": group, "period": period})
+    structures = c["structures"].to_numpy()
+
+    def rows(name, value, low=np.nan, high=np.nan, method=None, n=structures) -> pd.DataFrame:
+        return base.assign(
+            indicator=name, n_establishments=n, value=value, ci_low=low, ci_high=high, ci_method=method
+        )
+
+    def garwood(count, exposure, scale=1.0):
+        out = pd.DataFrame(np.nan, index=range(len(count)), columns=["value", "ci_low", "ci_high"])
+        ok = np.asarray(exposure) > 0
+        if ok.any():
+            ci = poisson_exact_interval(np.asarray(count)[ok], np.asarray(exposure)[ok], alpha=alpha)
+            out.loc[ok, ["value", "ci_low", "ci_high"]] = (
+                ci[["value", "ci_low", "ci_high"]].to_numpy() * scale
+            )
+        return out
+
+    def wilson(x, n):
+        return wilson_interval(np.asarray(x, float), np.asarray(n, float), alpha=alpha)
+
+    decl = c["declarations"].to_numpy()
+    parts = [rows("eligible_establishments", e, n=e.astype("int64"))]
+    g = garwood(decl, np.ones(len(decl)))
+    parts.append(rows("declarations", decl, g["ci_low"], g["ci_high"], "garwood_exact"))
+    parts.append(rows("declaring_structures", structures))
+    w = wilson(np.minimum(structures, e), e)
+    parts.append(rows("declaring_share", w["value"], w["ci_low"], w["ci_high"], "wilson"))
+    g = garwood(decl, e * n_years, per)
+    parts.append(rows("incident_rate_per_1000", g["value"], g["ci_low"], g["ci_high"], "garwood_exact"))
+    w = wilson(c["malicious"], decl)
+    parts.append(rows("malicious_share", w["value"], w["ci_low"], w["ci_high"], "wilson"))
+    g = garwood(c["ransomware"], np.ones(len(decl)))
+    parts.append(rows("ransomware", c["ransomware"].to_numpy(), g["ci_low"], g["ci_high"], "garwood_exact"))
+    w = wilson(c["care_impact"], decl)
+    parts.append(rows("impact_on_care_share", w["value"], w["ci_low"], w["ci_high"], "wilson"))
+    out = pd.concat(parts, ignore_index=True)
+    out["n_audits"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["suppressed"] = False
+    out["value"] = out["value"].astype(float)
+    out["n_establishments"] = out["n_establishments"].astype("int64")
+    return out[list(INDICATORS_COLUMNS)]
+
+
+def incident_trends(
+    incidents: pd.DataFrame,
+    establishments: pd.DataFrame,
+    *,
+    years: Sequence[int] | None = None,
+    families: Sequence[str] | None = None,
+    per: float = 1000.0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Year-over-year trend of the incident rate per family: rate ratio per year with its interval.
+
+    Parameters
+    ----------
+    incidents, establishments, years, families, per, alpha
+        As in :func:`incident_indicators` (years with no declaration count as zeros).
+
+    Returns
+    -------
+    DataFrame, one row per family then ``all``: ``group``, ``rate_ratio_per_year``, ``ci_low``, ``ci_high``,
+    ``p_value``, ``model`` (``poisson`` or ``quasi_poisson``), ``dispersion``, ``n_years``, ``first_year``,
+    ``last_year``, ``rate_first``, ``rate_last`` (per ``per`` eligible establishments), ``ci_method``
+    (``wald``), from :func:`cyberobs_lib.stats.models.fit_poisson_trend`.
+
+    Notes
+    -----
+    log E[declarations] = log(eligible) + b0 + b1 (year - first year); rate ratio per year = exp(b1). When
+    the Pearson dispersion exceeds 1.5 the standard errors are scaled (quasi-Poisson): a negative binomial
+    is not identifiable from a handful of yearly points. A family without declarations, or with
+    declarations in only its first or last year, has no finite estimate (NaN).
+
+    Examples
+    --------
+    >>> reg = pd.DataFrame({"finess": [f"75000{i:04d}" for i in range(1000)], "family": "CH"})
+    >>> inc = pd.DataFrame({"incident_id": [str(i) for i in range(30)], "finess": reg["finess"][:30].tolist(),
+    ...     "declared_on": pd.to_datetime(["2022-06-01"] * 10 + ["2023-06-01"] * 20), "nature": "malicious"})
+    >>> float(incident_trends(inc, reg).loc[0, "rate_ratio_per_year"].round(6))
+    2.0
+    """
+    ind = incident_indicators(
+        incidents, establishments, years=years, families=families, per=per, overall=False
+    )
+    wide = ind[ind["indicator"].isin(["declarations", "eligible_establishments"])].pivot_table(
+        index=["group", "period"], columns="indicator", values="value", aggfunc="first", observed=True
+    )
+    wide = wide.reset_index().assign(year=lambda d: d["period"].astype(int))
+    wide = wide[wide["eligible_establishments"] > 0]
+    order = {g: i for i, g in enumerate(ind["group"].drop_duplicates())}
+    trend = fit_poisson_trend(
+        wide,
+        count="declarations",
+        exposure="eligible_establishments",
+        year=YEAR,
+        by="group",
+        per=per,
+        alpha=alpha,
+    )
+    return trend.sort_values("group", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def national_totals(
+    incidents: pd.DataFrame, *, years: Sequence[int] | None = None, alpha: float = 0.05
+) -> pd.DataFrame:
+    """Yearly national totals as the CERT Santé observatory publishes them.
+
+    Parameters
+    ----------
+    incidents : DataFrame
+        Contract incidents (no registry needed); not mutated.
+    years : list of int, optional
+        Calendar years of ``declared_on``; None or empty: every year present.
+    alpha : float
+        1 - confidence level of the share intervals.
+
+    Returns
+    -------
+    DataFrame, one row per year: ``year``, ``declarations``, ``declaring_structures`` (distinct FINESS, a
+    declaration without FINESS counting as its own structure), ``malicious``, ``malicious_share`` with
+    ``malicious_ci_low``/``malicious_ci_high`` (Wilson), ``ransomware``, ``impact_on_care`` (degraded or
+    interrupted care) and ``impact_on_care_share``.
+
+    Notes
+    -----
+    Shares are over all declarations of the year, as in the published reports (e.g. 2023: 581
+    declarations by 462 structures, 50 % malicious, 32 ransomware attacks; domain.md).
+
+    Examples
+    --------
+    >>> inc = pd.DataFrame({"incident_id": list("abc"), "finess": ["750000010", "750000010", None],
+    ...     "declared_on": pd.to_datetime(["2023-01-02", "2023-05-06", "2023-07-08"]),
+    ...     "nature": ["malicious", "accidental", "malicious"], "type": ["ransomware", "outage", "phishing"]})
+    >>> national_totals(inc)[["year", "declarations", "declaring_structures", "ransomware"]]
+       year  declarations  declaring_structures  ransomware
+    0  2023             3                     2           1
+    """
+    inc = incidents.copy()
+    for col in (Incidents.finess, Incidents.type, Incidents.impact_on_care, FAMILY):
+        if col not in inc.columns:
+            inc[col] = pd.NA
+    inc[YEAR] = inc[Incidents.declared_on].dt.year
+    yrs = _years(inc, years)
+    inc = inc[inc[YEAR].isin(yrs)]
+    c = _cell_counts(inc, years=yrs, groups=[], overall=False).xs(ALL, level="group")
+    w = wilson_interval(c["malicious"].astype(float), c["declarations"].astype(float), alpha=alpha)
+    imp = wilson_interval(c["care_impact"].astype(float), c["declarations"].astype(float), alpha=alpha)
+    out = pd.DataFrame(
+        {
+            YEAR: np.array(yrs, dtype="int64"),
+            "declarations": c["declarations"].to_numpy(),
+            "declaring_structures": c["structures"].to_numpy(),
+            "malicious": c["malicious"].to_numpy(),
+            "malicious_share": w["value"].to_numpy(),
+            "malicious_ci_low": w["ci_low"].to_numpy(),
+            "malicious_ci_high": w["ci_high"].to_numpy(),
+            "ransomware": c["ransomware"].to_numpy(),
+            "impact_on_care": c["care_impact"].to_numpy(),
+            "impact_on_care_share": imp["value"].to_numpy(),
+        }
+    )
+    return out
