@@ -191,6 +191,12 @@ def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFr
     return out
 
 
+def _none(values: pd.Series) -> pd.Series:
+    """Object series with None (not NaN) for missing values."""
+    values = values.astype(object)
+    return values.where(values.notna(), None)
+
+
 def _parse_dates(values: pd.Series) -> pd.Series:
     """Parse date strings (mixed formats) to tz-naive UTC datetimes; unique values parsed once."""
     uniq = values.dropna().unique()
@@ -212,33 +218,49 @@ class Collector:
         self.path = str(path)
         self.audit_id = audit_id
         self.include_info = include_info
-        self.cols: dict[str, list] = {c: [] for c in _RAW}
+        self.rows: list[tuple] = []
         self.hosts: set[str] = set()
         self.controls: list[tuple[str, str, bool]] = []
         self.extra_skipped: Counter = Counter()
 
     def add(self, **row) -> None:
         """Append one item; missing fields are None. ``scale``/``native`` drive severity and disposition."""
-        for name, values in self.cols.items():
-            values.append(row.get(name))
+        self.rows.append(tuple(map(row.get, _RAW)))
 
     def add_block(self, n: int, **columns) -> None:
         """Append ``n`` items at once (vectorized readers); each column is a sequence of length ``n``."""
-        for name, values in self.cols.items():
-            col = columns.get(name)
-            values.extend([None] * n if col is None else list(col))
+        cols = [[None] * n if columns.get(name) is None else list(columns[name]) for name in _RAW]
+        self.rows.extend(zip(*cols, strict=True))
+
+    def update_row(self, i: int, **changes) -> None:
+        """Change fields of row ``i`` (values known only after the row, e.g. from a report glossary)."""
+        row = dict(zip(_RAW, self.rows[i], strict=True))
+        row.update(changes)
+        self.rows[i] = tuple(row[c] for c in _RAW)
+
+    def fill(self, name: str, start: int, value) -> None:
+        """Set column ``name`` to ``value`` in rows ``start:`` (e.g. the host, known at the host's end)."""
+        k = _RAW.index(name)
+        rows = self.rows
+        for i in range(start, len(rows)):
+            row = rows[i]
+            rows[i] = row[:k] + (value,) + row[k + 1 :]
+
+    def field(self, i: int, name: str):
+        """Field ``name`` of row ``i``."""
+        return self.rows[i][_RAW.index(name)]
 
     def flush(self) -> ScanResult:
         """The result of the items collected since the last flush, and reset (streaming in chunks)."""
         res = self.result()
-        self.cols = {c: [] for c in _RAW}
+        self.rows = []
         self.hosts = set()
         self.controls = []
         self.extra_skipped = Counter()
         return res
 
     def __len__(self) -> int:
-        return len(self.cols["source_row"])
+        return len(self.rows)
 
     def add_control(self, host: str, control: str, present: bool) -> None:
         self.controls.append((host, control, bool(present)))
@@ -249,7 +271,11 @@ class Collector:
 
     def result(self) -> ScanResult:
         """The :class:`ScanResult` of the items collected so far (resets nothing)."""
-        raw = pd.DataFrame(self.cols)
+        raw = (
+            pd.DataFrame.from_records(self.rows, columns=list(_RAW))
+            if self.rows
+            else pd.DataFrame({c: pd.Series(dtype=object) for c in _RAW})
+        )
         n_read = len(raw) + sum(self.extra_skipped.values())
         mapped = map_severity(self.scanner, raw["scale"], raw["native"])
         reason = raw["skip"].astype(object)
@@ -264,27 +290,25 @@ class Collector:
         findings = pd.DataFrame(
             {
                 F.audit_id: pd.Series(self.audit_id, index=kept.index, dtype=object),
-                F.host: kept["host"].astype(object),
+                F.host: _none(kept["host"]),
                 F.port: pd.to_numeric(kept["port"], errors="coerce").astype("Int32"),
-                F.protocol: kept["protocol"].astype("string").str.lower().astype(object),
-                F.service: kept["service"].astype(object),
-                F.vuln_id: kept["vuln_id"].astype(object),
-                F.cve: kept["cve"].astype(object),
-                F.title: kept["title"].astype(object),
-                F.cvss_vector: kept["cvss_vector"].astype(object),
+                F.protocol: _none(kept["protocol"].astype("string").str.lower()),
+                F.service: _none(kept["service"]),
+                F.vuln_id: _none(kept["vuln_id"]),
+                F.cve: _none(kept["cve"]),
+                F.title: _none(kept["title"]),
+                F.cvss_vector: _none(kept["cvss_vector"]),
                 F.cvss_score: pd.to_numeric(kept["cvss_score"], errors="coerce").astype(float),
                 F.severity: mapped.loc[keep, "severity"].astype(object),
-                SCANNER_SEVERITY: kept["scanner_severity"].astype(object),
+                SCANNER_SEVERITY: _none(kept["scanner_severity"]),
                 SCANNER: self.scanner,
                 F.first_seen: _parse_dates(kept["first_seen"]),
                 schema.SOURCE_FILE: self.path,
                 schema.SOURCE_ROW: kept["source_row"].astype("int64"),
-                EVIDENCE: kept["evidence"].astype("string").str.slice(0, EVIDENCE_MAX).astype(object),
+                EVIDENCE: _none(kept["evidence"].astype("string").str.slice(0, EVIDENCE_MAX)),
             },
             columns=list(FINDING_COLUMNS),
         ).reset_index(drop=True)
-        findings = findings.replace({np.nan: None}).astype({F.port: "Int32", F.cvss_score: float})
-        findings[F.first_seen] = findings[F.first_seen].astype("datetime64[ns]")
         controls = pd.DataFrame(self.controls, columns=["host", "control", "present"])
         controls.insert(0, "audit_id", self.audit_id)
         controls[schema.SOURCE_FILE] = self.path

@@ -1,13 +1,14 @@
 """Read a dataset's ``scans/<audit_id>/*`` folder: every export, never aborting on a bad file.
 
-``audit_id`` is the name of the sub-folder. Files directly under ``scans/`` (no audit folder) are read with
-``audit_id`` None. Hidden files (``.*``) are ignored. A file that raises :class:`ScanError` (including
+``audit_id`` is the name of the sub-folder (symbolic links are followed). Files directly under ``scans/``
+(no audit folder) are read with ``audit_id`` None. Hidden files and folders (``.*``) are ignored. A file that raises :class:`ScanError` (including
 :class:`ScanSecurityError`) is recorded in ``errors`` and in the accounting row's ``error``; the others are
 read; ``ok`` is False when any file failed, so that the command line can exit non-zero with a summary.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +82,13 @@ def read_scans_dir(scans_dir: str | Path, *, include_info: bool = False) -> Scan
     (False, [True, False])
     """
     scans_dir = Path(scans_dir)
-    files = sorted(p for p in scans_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(
+        Path(root) / name
+        for root, dirs, names in os.walk(scans_dir, followlinks=True)
+        for name in names
+        if not name.startswith(".")
+        and not any(part.startswith(".") for part in Path(root).relative_to(scans_dir).parts)
+    )
     results, rows, errors = [], [], []
     for p in files:
         rel = p.relative_to(scans_dir)

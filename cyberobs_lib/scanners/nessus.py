@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves
+from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import iterparse_safe
+from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
 
 ROOTS = ("NessusClientData_v2",)
+_WANTED = frozenset({"ReportItem", "tag", "ReportHost", "Policy"})
 
 
 def _v2(vector: str | None) -> str | None:
@@ -39,74 +40,73 @@ def iter_nessus_xml(
     """Stream a ``.nessus`` v2 file as :class:`ScanResult` chunks of at most ``chunk_rows`` items."""
     col = Collector("nessus_xml", path, audit_id=audit_id, include_info=include_info)
     prefix = col.prefix
-    host = host_start = None
-    report = report_host = policy = None
-    n = 0
-    for ev, el in iterparse_safe(path, roots=ROOTS):
-        tag = el.tag
-        if ev == "start":
-            if tag == "ReportHost":
-                host, host_start, report_host = el.get("name"), None, el
-                col.hosts.add(host)
-            elif tag == "Report":
-                report = el
+    root = report = host_start = None
+    n = first_of_host = 0
+    wanted = _WANTED
+    for batch in iterparse_safe(path, roots=ROOTS):
+        if root is None:
+            root = batch[0][1]  # the first event is the root's start
+        for ev, el in batch:
+            tag = el.tag
+            if tag not in wanted or ev != "end":
+                continue
+            if tag == "ReportItem":
+                n += 1
+                cves = []
+                v3 = s3 = v2 = s2 = risk = output = None
+                for c in el:
+                    t = c.tag
+                    if t == "cve":
+                        cves.append(c.text)
+                    elif t == "cvss3_vector":
+                        v3 = c.text
+                    elif t == "cvss3_base_score":
+                        s3 = c.text
+                    elif t == "cvss_vector":
+                        v2 = c.text
+                    elif t == "cvss_base_score":
+                        s2 = c.text
+                    elif t == "risk_factor":
+                        risk = c.text
+                    elif t == "plugin_output":
+                        output = c.text
+                sev = el.get("severity")
+                col.add(
+                    port=el.get("port"),
+                    protocol=el.get("protocol"),
+                    service=el.get("svc_name"),
+                    vuln_id=prefix + (el.get("pluginID") or ""),
+                    cve=";".join(dict.fromkeys(cves)) if cves else None,
+                    title=el.get("pluginName"),
+                    cvss_vector=v3 or _v2(v2),
+                    cvss_score=s3 if v3 or s3 else s2,
+                    scanner_severity=sev if sev is not None else risk,
+                    source_row=n,
+                    evidence=output.strip()[:EVIDENCE_MAX] if output else None,
+                    scale="severity" if sev is not None else "risk",
+                    native=sev if sev is not None else risk,
+                )
+                el.clear()  # the shell stays in its ReportHost until the host ends
+            elif tag == "tag":
+                if el.get("name") == "HOST_START":
+                    host_start = el.text
+            elif tag == "ReportHost":
+                # the host's items were read before its end tag: give them its name and start time now
+                name = el.get("name")
+                col.hosts.add(name)
+                col.fill("host", first_of_host, name)
+                col.fill("first_seen", first_of_host, host_start)
+                host_start = None
+                if report is None:
+                    report = root.find("Report")
+                detach(report, el)
+                if len(col) >= chunk_rows:
+                    yield col.flush()
+                first_of_host = len(col)
             elif tag == "Policy":
-                policy = el
-            continue
-        if tag == "ReportItem":
-            n += 1
-            cves = []
-            v3 = s3 = v2 = s2 = risk = output = None
-            for c in el:
-                t = c.tag
-                if t == "cve":
-                    cves.append(c.text)
-                elif t == "cvss3_vector":
-                    v3 = c.text
-                elif t == "cvss3_base_score":
-                    s3 = c.text
-                elif t == "cvss_vector":
-                    v2 = c.text
-                elif t == "cvss_base_score":
-                    s2 = c.text
-                elif t == "risk_factor":
-                    risk = c.text
-                elif t == "plugin_output":
-                    output = c.text
-            sev = el.get("severity")
-            col.add(
-                host=host,
-                port=el.get("port"),
-                protocol=el.get("protocol"),
-                service=el.get("svc_name"),
-                vuln_id=prefix + (el.get("pluginID") or ""),
-                cve=join_cves(cves),
-                title=el.get("pluginName"),
-                cvss_vector=v3 or _v2(v2),
-                cvss_score=s3 if v3 or s3 else s2,
-                scanner_severity=sev if sev is not None else risk,
-                first_seen=host_start,
-                source_row=n,
-                evidence=output.strip() if output else None,
-                scale="severity" if sev is not None else "risk",
-                native=sev if sev is not None else risk,
-                skip="no_host" if host is None else None,
-            )
-            el.clear()
-            if report_host is not None and len(report_host) and report_host[-1] is el:
-                del report_host[-1]
-            if len(col) >= chunk_rows:
-                yield col.flush()
-        elif tag == "tag":
-            if el.get("name") == "HOST_START":
-                host_start = el.text
-        elif tag == "ReportHost":
-            el.clear()
-            if report is not None and len(report) and report[-1] is el:
-                del report[-1]
-            report_host = None
-        elif tag == "Policy" and policy is not None:
-            policy.clear()
+                detach(root, el)
+    if first_of_host < len(col):  # items outside any ReportHost (not valid v2): kept visible, no host
+        col.fill("skip", first_of_host, "no_host")
     yield col.flush()
 
 

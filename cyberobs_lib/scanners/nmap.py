@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cyberobs_lib.scanners._core import Collector, ScanResult, severity_keys
-from cyberobs_lib.scanners.xmlsafe import iterparse_safe
+from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _LINE = re.compile(r"^\s*(\S+)\t([0-9.]+)\t", re.M)
@@ -135,16 +135,15 @@ def iter_nmap_xml(
     col = Collector("nmap_xml", path, audit_id=audit_id, include_info=include_info)
     root = None
     counter = [0]
-    for ev, el in iterparse_safe(path, roots=("nmaprun",)):
-        if ev == "start":
-            if root is None:
-                root = el
-            continue
-        if el.tag == "host":
-            _host(col, el, counter)
-            el.clear()
-            if len(root) and root[-1] is el:
-                del root[-1]
-            if len(col) >= chunk_rows:
-                yield col.flush()
+    for batch in iterparse_safe(path, roots=("nmaprun",)):
+        for ev, el in batch:
+            if ev == "start":
+                if root is None:
+                    root = el
+                continue
+            if el.tag == "host":
+                _host(col, el, counter)
+                detach(root, el)
+                if len(col) >= chunk_rows:
+                    yield col.flush()
     yield col.flush()

@@ -19,6 +19,7 @@ Policy
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import pandas as pd
 
 from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import iterparse_safe
+from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
 
 
 def _split_port(value: str | None) -> tuple[str | None, str | None]:
@@ -82,29 +83,35 @@ def iter_openvas_xml(
 ) -> Iterator[ScanResult]:
     """Stream a GVM/OpenVAS XML report as :class:`ScanResult` chunks."""
     col = Collector("openvas_xml", path, audit_id=audit_id, include_info=include_info)
-    results = None
+    root = None
+    parents: dict[str, ET.Element | None] = {}
     n = 0
-    for ev, el in iterparse_safe(path, roots=("report", "get_reports_response")):
-        tag = el.tag
-        if ev == "start":
-            if tag == "results":
-                results = el
-            continue
-        if tag == "result":
-            if el.find("nvt") is None:
-                continue  # a <detection><result> reference inside a result
-            n += 1
-            _result(col, el, n)
-            el.clear()
-            if results is not None and len(results) and results[-1] is el:
-                del results[-1]
-            if len(col) >= chunk_rows:
-                yield col.flush()
-        elif tag == "host":
-            ip = el.findtext("ip")
-            if ip:
-                col.hosts.add(ip.strip())
-                el.clear()
+    for batch in iterparse_safe(path, roots=("report", "get_reports_response")):
+        for ev, el in batch:
+            if ev == "start":
+                if root is None:
+                    root = el
+                continue
+            tag = el.tag
+            if tag == "result":
+                if el.find("nvt") is None:
+                    continue  # a <detection><result> reference inside a result
+                n += 1
+                _result(col, el, n)
+                if "results" not in parents:
+                    parents["results"] = root.find(".//results")
+                detach(parents["results"], el)
+                if len(col) >= chunk_rows:
+                    yield col.flush()
+            elif tag == "host":
+                ip = el.findtext("ip")
+                if ip:
+                    col.hosts.add(ip.strip())
+                    if "host" not in parents:
+                        parents["host"] = next(
+                            (r for r in (root, root.find("report")) if r is not None and el in list(r)), None
+                        )
+                    detach(parents["host"], el)
     yield col.flush()
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 
 from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves, severity_table
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import iterparse_safe
+from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
 
 ROOTS = ("SCAN", "ASSET_DATA_REPORT", "WAS_SCAN_REPORT")
 _KINDS = {"VULN", "PRACTICE", "INFO", "SERVICE"}
@@ -121,13 +121,23 @@ def _glossary_entry(el) -> dict:
 def _apply_glossary(col: Collector, keys: list, glossary: dict) -> None:
     for i, key in enumerate(keys):
         g = glossary.get(key, {})
-        col.cols["title"][i] = (g.get("title") or "").strip() or col.cols["vuln_id"][i]
-        col.cols["cve"][i] = g.get("cve")
-        col.cols["scanner_severity"][i] = g.get("severity")
-        if col.cols["cvss_score"][i] is None:
-            col.cols["cvss_score"][i] = g.get("score")
-        if col.cols["scale"][i] == "severity":
-            col.cols["native"][i] = g.get("severity")
+        changes = {
+            "title": (g.get("title") or "").strip() or col.field(i, "vuln_id"),
+            "cve": g.get("cve"),
+            "scanner_severity": g.get("severity"),
+        }
+        if col.field(i, "cvss_score") is None:
+            changes["cvss_score"] = g.get("score")
+        if col.field(i, "scale") == "severity":
+            changes["native"] = g.get("severity")
+        col.update_row(i, **changes)
+
+
+def _find(cache: dict, root, path: str):
+    """``root.find(path)``, cached once found (the container of the records being read)."""
+    if cache.get(path) is None:
+        cache[path] = root.find(path)
+    return cache[path]
 
 
 def iter_qualys_xml(
@@ -139,53 +149,53 @@ def iter_qualys_xml(
     keys: list = []
     glossary: dict = {}
     counter = [0]
-    for ev, el in iterparse_safe(path, roots=ROOTS):
-        tag = el.tag
-        if ev == "start":
-            if root is None:
-                root = el
-            continue
-        if root.tag == "SCAN":
-            if tag == "KEY" and el.get("value") == "DATE":
-                date = el.text
-            elif tag == "IP" and el.get("value") is not None:
-                _scan_ip(col, el, date, counter)
-                el.clear()
-                if len(root) and root[-1] is el:
-                    del root[-1]
-                if len(col) >= chunk_rows:
-                    yield col.flush()
-        elif root.tag == "ASSET_DATA_REPORT":
-            if tag == "HOST":
-                _asset_host(col, el, counter, keys)
-                el.clear()
-            elif tag == "VULN_DETAILS":
-                glossary[el.get("id")] = _glossary_entry(el)
-                el.clear()
-        else:  # WAS_SCAN_REPORT
-            if tag == "VULNERABILITY" and el.find("QID") is not None:
-                counter[0] += 1
-                url = urlsplit(el.findtext("URL") or "")
-                host = url.hostname
-                if host:
-                    col.hosts.add(host)
-                keys.append((el.findtext("QID") or "").strip())
-                col.add(
-                    host=host,
-                    port=url.port or {"https": 443, "http": 80}.get(url.scheme),
-                    protocol="tcp",
-                    service=url.scheme or None,
-                    vuln_id="qualys:" + keys[-1],
-                    first_seen=el.findtext("DETECTION_DATE"),
-                    source_row=counter[0],
-                    evidence=el.findtext("URL"),
-                    scale="severity",
-                    skip=None if host else "no_host",
-                )
-                el.clear()
-            elif tag == "QID" and el.find("SEVERITY") is not None:
-                glossary[(el.findtext("QID") or "").strip()] = _glossary_entry(el)
-                el.clear()
+    parents: dict = {}
+    for batch in iterparse_safe(path, roots=ROOTS):
+        for ev, el in batch:
+            tag = el.tag
+            if ev == "start":
+                if root is None:
+                    root = el
+                continue
+            if root.tag == "SCAN":
+                if tag == "KEY" and el.get("value") == "DATE":
+                    date = el.text
+                elif tag == "IP" and el.get("value") is not None:
+                    _scan_ip(col, el, date, counter)
+                    detach(root, el)
+                    if len(col) >= chunk_rows:
+                        yield col.flush()
+            elif root.tag == "ASSET_DATA_REPORT":
+                if tag == "HOST":
+                    _asset_host(col, el, counter, keys)
+                    detach(_find(parents, root, "HOST_LIST"), el)
+                elif tag == "VULN_DETAILS":
+                    glossary[el.get("id")] = _glossary_entry(el)
+                    detach(_find(parents, root, "GLOSSARY/VULN_DETAILS_LIST"), el)
+            else:  # WAS_SCAN_REPORT
+                if tag == "VULNERABILITY" and el.find("QID") is not None:
+                    counter[0] += 1
+                    url = urlsplit(el.findtext("URL") or "")
+                    host = url.hostname
+                    if host:
+                        col.hosts.add(host)
+                    keys.append((el.findtext("QID") or "").strip())
+                    col.add(
+                        host=host,
+                        port=url.port or {"https": 443, "http": 80}.get(url.scheme),
+                        protocol="tcp",
+                        service=url.scheme or None,
+                        vuln_id="qualys:" + keys[-1],
+                        first_seen=el.findtext("DETECTION_DATE"),
+                        source_row=counter[0],
+                        evidence=el.findtext("URL"),
+                        scale="severity",
+                        skip=None if host else "no_host",
+                    )
+                    detach(_find(parents, root, "RESULTS/VULNERABILITY_LIST"), el)
+                elif tag == "QID" and el.find("SEVERITY") is not None:
+                    glossary[(el.findtext("QID") or "").strip()] = _glossary_entry(el)
+                    detach(_find(parents, root, "GLOSSARY/QID_LIST"), el)
     if keys:
         _apply_glossary(col, keys, glossary)
     yield col.flush()

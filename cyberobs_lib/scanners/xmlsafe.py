@@ -31,9 +31,10 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from cyberobs_lib.scanners._core import ScanError, ScanSecurityError
 
-__all__ = ["sniff_root", "iterparse_safe", "open_xml"]
+__all__ = ["sniff_root", "iterparse_safe", "open_xml", "detach"]
 
 _CHUNK = 1 << 16
+_BLOCK = 1 << 16
 #: The root start tag must appear within this many bytes (Nessus policies sit inside the root).
 _PROLOG_LIMIT = 8 << 20
 _DECL = re.compile(rb"<\?xml\s[^>]*\?>")
@@ -190,10 +191,33 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1] if tag[:1] == "{" else tag
 
 
-def iterparse_safe(
-    path: str | Path, *, roots: tuple[str, ...], events: tuple[str, ...] = ("start", "end")
-) -> Iterator[tuple[str, ET.Element]]:
-    """Stream ``(event, element)`` pairs of a scanner export, safely and with clear errors.
+def _end_events_only(parser: ET.XMLPullParser) -> bool:
+    """Stop reporting ``start`` events once the root has been reported (CPython's C parser).
+
+    Uses the private ``XMLParser._setevents`` that ``XMLPullParser`` itself calls; when it is missing the
+    parser keeps reporting ``start`` events, which the readers ignore: only speed differs.
+    """
+    try:
+        parser._parser._setevents(parser._events_queue, ("end",))
+    except AttributeError:
+        pass
+    return True
+
+
+def detach(parent: ET.Element | None, elem: ET.Element) -> None:
+    """Clear ``elem`` and remove it from ``parent`` (a cleared element left in place is a shell that grows
+    memory with file size). Elements are detached in document order, so ``elem`` is among the first
+    children of ``parent`` and the removal is cheap."""
+    elem.clear()
+    if parent is not None:
+        try:
+            parent.remove(elem)
+        except ValueError:
+            pass
+
+
+def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list[tuple[str, ET.Element]]]:
+    """Stream a scanner export as batches of ``(event, element)`` pairs, safely and with clear errors.
 
     Parameters
     ----------
@@ -201,18 +225,32 @@ def iterparse_safe(
         The XML file.
     roots : tuple of str
         Accepted root element tags; another root raises :class:`ScanError` naming the expected ones.
-    events : tuple of str
-        iterparse events.
 
     Returns
     -------
-    iterator of (str, xml.etree.ElementTree.Element)
-        The caller clears elements as it consumes them.
+    iterator of lists of (str, xml.etree.ElementTree.Element)
+        One list per block of input (``for batch in ...: for event, elem in batch``). The first
+        event is ``("start", root)``; after the first block only ``end`` events are reported (a few more
+        ``start`` events may come in the first block: callers ignore them). Events are delivered a
+        block at a time, so when an ``end`` event is handled the tree may already hold later elements:
+        find parents by path from the root, never as "the last child". The caller :func:`detach`-es
+        records as it consumes them.
 
     Notes
     -----
-    ``ET.ParseError`` (truncation: "no element found", "mismatched tag", "not well-formed (invalid
-    token)") is re-raised as :class:`ScanError` with the line number reported by expat.
+    The body is fed block by block to :class:`xml.etree.ElementTree.XMLPullParser` (the C parser);
+    iterating each block's events as a list saves the generator levels that
+    :func:`~xml.etree.ElementTree.iterparse` spends per event. ``ET.ParseError`` (truncation: "no element found",
+    "mismatched tag", "not well-formed (invalid token)") is re-raised as :class:`ScanError` with the line
+    number reported by expat.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.xml"
+    >>> _ = p.write_text("<nmaprun><host/></nmaprun>")
+    >>> [(ev, el.tag) for batch in iterparse_safe(p, roots=("nmaprun",)) for ev, el in batch]
+    [('start', 'nmaprun'), ('start', 'host'), ('end', 'host'), ('end', 'nmaprun')]
     """
     path = Path(path)
     stream, root, root_line = open_xml(path)
@@ -225,13 +263,22 @@ def iterparse_safe(
                 element=_local(root),
                 expected=" or ".join(f"<{r}>" for r in roots),
             )
+        parser = ET.XMLPullParser(events=("start", "end"))
+        switched = False
         try:
-            yield from ET.iterparse(stream, events=events)
+            while data := stream.read(_BLOCK):
+                parser.feed(data)
+                batch = list(parser.read_events())  # a parse error surfaces here, inside the try
+                if not switched:
+                    switched = _end_events_only(parser)
+                yield batch
+            parser.close()
+            yield list(parser.read_events())
         except ET.ParseError as err:
-            msg = err.msg if hasattr(err, "msg") else str(err)
+            msg = getattr(err, "msg", None) or str(err)
             what = (
                 "truncated XML (the document ends before its root element is closed)"
-                if ("no element found" in msg)
+                if "no element found" in msg
                 else f"malformed XML: {msg.split(':')[0]}"
             )
             raise ScanError(
