@@ -236,3 +236,26 @@ def test_plan_sample_size_matches_r_power_prop_test():
         cohorts.plan_sample_size(0.5, 0.5)
     with pytest.raises(ValueError):
         cohorts.plan_sample_size(0.5, 0.6, power=1.2)
+
+
+def test_recovery_on_the_demo_generator_through_ingestion(tmp_path):
+    """cyberobs_lib.demo.generate_dataset plants rate ratios and a size effect (truth.json); ingest and refit."""
+    from cyberobs_lib.demo import DemoScale, generate_dataset
+    from cyberobs_lib.studies.data import load_study_data
+
+    per_family = {"CH": 300, "CHU/CHR": 120, "EHPAD": 500, "Private clinic (MCO)": 250, "Other health": 120}
+    scale = DemoScale(establishments_per_family=per_family, years=(2024, 2025), audits_per_establishment=(1, 1),
+                      audited_share=1.0, pilot_establishments=0)  # fmt: skip
+    truth = generate_dataset(tmp_path, seed=11, scale=scale)["findings"]
+    m = audit_metrics(load_study_data(tmp_path, today="2026-01-01"))
+    table, _ = cohorts.adjusted_rate_ratios(m, reference=truth["reference_family"])
+    fam = table[table.term == "family"].set_index("level")
+    for family in per_family.keys() - {truth["reference_family"]}:
+        planted_rr = truth["rate_ratio"][family]
+        assert fam.loc[family, "ci_low"] <= planted_rr <= fam.loc[family, "ci_high"], family
+    size = table[table.term == "log_beds"].iloc[0]  # mean ∝ (beds / 100) ** size_beta
+    assert size.ci_low <= math.exp(truth["size_beta"]) <= size.ci_high
+    crude, _ = cohorts.adjusted_rate_ratios(m, reference=truth["reference_family"], covariates=())
+    crude = crude.set_index("level")
+    for family in truth["size_only_families"]:  # crude difference from size alone, gone once adjusted
+        assert crude.loc[family, "p_value"] < 1e-6 and fam.loc[family, "p_adjusted"] > 0.05, family
