@@ -286,7 +286,7 @@ def test_clean_folder_gives_zero_rows(tmp_path, identifiers):
 )
 def test_ip_patterns(text, found):
     hits = find_identifiers(text, build_index(None))
-    assert [value for kind, value, _ in hits if kind == "ip_address"] == found
+    assert [h.value for h in hits if h.kind == "ip_address"] == found
 
 
 def test_finess_patterns():
@@ -305,10 +305,10 @@ def test_finess_patterns():
         "339999906.0": ["339999906"],  # listed, written as a float
     }
     for text, found in cases.items():
-        assert [v for k, v, _ in find_identifiers(text, index) if k == "finess"] == found, text
+        assert [h.value for h in find_identifiers(text, index) if h.kind == "finess"] == found, text
     # A listed FINESS with a leading zero that a spreadsheet dropped.
     zero = build_index({"finess": ["010000024"]})
-    assert [r for k, _, r in find_identifiers("id 10000024", zero)] == ["finess_listed_without_leading_zero"]
+    assert [h.rule for h in find_identifiers("id 10000024", zero)] == ["finess_listed_without_leading_zero"]
 
 
 def test_names_and_hostnames_matching_rules():
@@ -318,7 +318,7 @@ def test_names_and_hostnames_matching_rules():
             "hostname": ["Mail.CH-Fictiville.example.", "localhost"],
         }
     )
-    found = lambda text: [k for k, _, _ in find_identifiers(text, index)]  # noqa: E731
+    found = lambda text: [h.kind for h in find_identifiers(text, index)]  # noqa: E731
     assert found("l'ehpad les glycines-deja VUES a été audité") == ["name"]  # case, accents, hyphens
     assert found("EHPAD les glycines") == []  # a part of a name is not the name
     assert found("CH and EHPAD families") == []  # too short / one generic word: ignored
@@ -356,3 +356,20 @@ def test_identifiers_from_dataset_latin1_byte_after_the_sniffed_block(tmp_path):
     )
     found = identifiers_from_dataset(tmp_path)
     assert "Hôpital de Fictiville" in found["name"] and len(found["finess"]) == 3001
+
+
+def test_line_numbers_wrapped_names_and_cell_barrier(tmp_path, identifiers):
+    folder = tmp_path / "r"
+    # A name wrapped over two lines of Markdown is found, on the line where it starts.
+    write(folder, "a.md", "# Title\n\nThe worst score went to Clinique des\nTilleuls Bleus this year.\n")
+    # Two adjacent cells that together spell a name are not a name; each cell is located.
+    write(
+        folder,
+        "t.csv",
+        "left,right,host\nClinique des,Tilleuls Bleus,ok\nx,y,smtp.mail.ch-fictiville.example\n",
+    )
+    hits = check_disclosure(folder, identifiers=identifiers)
+    assert hits[["file", "location", "kind"]].values.tolist() == [
+        ["a.md", "line 3", "name"],
+        ["t.csv", "line 3, column host", "hostname"],
+    ]

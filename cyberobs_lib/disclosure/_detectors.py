@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: Department prefixes of FINESS numbers (data-contract.md): 01-19, 21-95, 2A, 2B, 97x, 98x.
 FINESS_DEPARTMENTS = frozenset([f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B", "97", "98"])
@@ -32,7 +33,11 @@ IPV6_CANDIDATE_RE = re.compile(
     r"(?<![0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?)(?![0-9A-Za-z:])"
 )
 _HOST_TOKEN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+_DOTTED_HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
 _WORD_RE = re.compile(r"[^\W_]+")
+#: Joins the cells of a table row so that they are scanned at once but no name spans two cells.
+CELL_BARRIER = "\x1e"
+_WORD_OR_BARRIER_RE = re.compile(r"[^\W_]+|\x1e")
 
 #: Names shorter than this (normalised, without spaces) are ignored: too generic to be identifying.
 MIN_NAME_CHARS = 5
@@ -67,6 +72,8 @@ def finess_key_is_valid(finess: str) -> bool:
 
 def fold_text(text: str) -> str:
     """Case-fold and strip accents ("Hôpital" → "hopital"), for name matching."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -150,31 +157,42 @@ def build_index(identifiers: Mapping[str, Iterable[str]] | None) -> IdentifierIn
     )
 
 
-def _find_finess(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+class Hit(NamedTuple):
+    """One identifying value found in a text: ``value`` starts at offset ``start``."""
+
+    kind: str
+    value: str
+    rule: str
+    start: int
+
+
+def _find_finess(text: str, index: IdentifierIndex) -> list[Hit]:
     hits = []
     for regex in (FINESS_RE, FINESS_SPACED_RE):
         for match in regex.finditer(text):
             token = match.group(1)
             compact = token.replace(" ", "").upper()
             if compact in index.finess:
-                hits.append(("finess", token, "finess_listed"))
+                hits.append(Hit("finess", token, "finess_listed", match.start(1)))
             elif compact[:2] in FINESS_DEPARTMENTS and finess_key_is_valid(compact):
-                hits.append(("finess", token, "finess_pattern_luhn"))
+                hits.append(Hit("finess", token, "finess_pattern_luhn", match.start(1)))
     if index.finess:
         for match in FINESS_NO_ZERO_RE.finditer(text):
             if "0" + match.group(1) in index.finess:
-                hits.append(("finess", match.group(1), "finess_listed_without_leading_zero"))
+                hits.append(
+                    Hit("finess", match.group(1), "finess_listed_without_leading_zero", match.start(1))
+                )
     return hits
 
 
-def _find_ips(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+def _find_ips(text: str, index: IdentifierIndex) -> list[Hit]:
     hits = []
     for match in IPV4_RE.finditer(text):
         ip = ipaddress.IPv4Address(match.group(1))
         if str(ip) in index.ip:
-            hits.append(("ip_address", match.group(1), "ip_listed"))
+            hits.append(Hit("ip_address", match.group(1), "ip_listed", match.start(1)))
         elif not _not_identifying(ip):
-            hits.append(("ip_address", match.group(1), "ipv4_pattern"))
+            hits.append(Hit("ip_address", match.group(1), "ipv4_pattern", match.start(1)))
     if ":" in text:
         for match in IPV6_CANDIDATE_RE.finditer(text):
             token = match.group(1)
@@ -182,23 +200,27 @@ def _find_ips(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
             if not isinstance(ip, ipaddress.IPv6Address):
                 continue
             if str(ip) in index.ip:
-                hits.append(("ip_address", token, "ip_listed"))
+                hits.append(Hit("ip_address", token, "ip_listed", match.start(1)))
             elif sum(1 for g in token.split(":") if g) >= 3 and not _not_identifying(ip):
-                hits.append(("ip_address", token, "ipv6_pattern"))
+                hits.append(Hit("ip_address", token, "ipv6_pattern", match.start(1)))
     return hits
 
 
-def _find_hostnames(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+def _find_hostnames(text: str, index: IdentifierIndex) -> list[Hit]:
+    if not index.hostnames:
+        return []
     hits = []
-    for match in _HOST_TOKEN_RE.finditer(text.lower()):
-        token = match.group(0)
-        if "." not in token and not index.single_label_hosts:
+    regex = _HOST_TOKEN_RE if index.single_label_hosts else _DOTTED_HOST_RE
+    for match in regex.finditer(text.lower()):
+        labels = match.group(0).split(".")
+        if labels[-1].isdigit():  # "0.5123", "3.11.2": numbers, not names
             continue
-        labels = token.split(".")
-        # The host itself or any parent domain of the token ("vpn.chu-x.fr" reveals "chu-x.fr").
-        for start in range(len(labels)):
-            if ".".join(labels[start:]) in index.hostnames:
-                hits.append(("hostname", text[match.start() : match.end()], "hostname_listed"))
+        # The host itself or any sub-domain of it ("smtp.mail.chu-x.fr" reveals "mail.chu-x.fr").
+        for first in range(len(labels)):
+            if ".".join(labels[first:]) in index.hostnames:
+                hits.append(
+                    Hit("hostname", text[match.start() : match.end()], "hostname_listed", match.start())
+                )
                 break
     return hits
 
@@ -216,26 +238,54 @@ def _folded_with_positions(text: str) -> tuple[str, list[int] | None]:
     return "".join(chars), positions
 
 
-def _find_names(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
+def _find_names(text: str, index: IdentifierIndex) -> list[Hit]:
     if not index.name_trie:
         return []
     folded, positions = _folded_with_positions(text)
-    words = [(m.group(0), m.start(), m.end()) for m in _WORD_RE.finditer(folded)]
-    hits = []
-    for i in range(len(words)):
-        node, end = index.name_trie, None
+    trie = index.name_trie
+    words = _WORD_OR_BARRIER_RE.findall(folded)  # strings only: fast; positions only for hits
+    spans = []
+    for i, word in enumerate(words):
+        if word not in trie:
+            continue
+        node, end = trie, None
         for j in range(i, len(words)):
-            node = node.get(words[j][0])
+            node = node.get(words[j])
             if node is None:
                 break
             if None in node:
                 end = j
         if end is not None:
-            start, stop = words[i][1], words[end][2]
-            if positions is not None:
-                start, stop = positions[start], positions[stop - 1] + 1
-            hits.append(("name", text[start:stop], "name_listed"))
+            spans.append((i, end))
+    if not spans:
+        return []
+    matches = list(_WORD_OR_BARRIER_RE.finditer(folded))
+    hits = []
+    for i, end in spans:
+        start, stop = matches[i].start(), matches[end].end()
+        if positions is not None:
+            start, stop = positions[start], positions[stop - 1] + 1
+        hits.append(Hit("name", text[start:stop], "name_listed", start))
     return hits
+
+
+def find_identifiers(text: str, index: IdentifierIndex) -> list[Hit]:
+    """Return a :class:`Hit` (kind, matched text, rule, offset) for every identifying value in ``text``.
+
+    A name never spans the cell barrier :data:`CELL_BARRIER` (used to join table cells).
+
+    Examples
+    --------
+    >>> idx = build_index({"hostname": ["vpn.chu-x.fr"], "name": ["CH de Fleyriat"]})
+    >>> [(h.kind, h.rule, h.start) for h in find_identifiers("CH DE FLEYRIAT: vpn.chu-x.fr at 10.1.2.3", idx)]
+    [('ip_address', 'ipv4_pattern', 32), ('hostname', 'hostname_listed', 16), ('name', 'name_listed', 0)]
+    """
+    return [
+        *_find_finess(text, index),
+        *_find_ips(text, index),
+        *_find_hostnames(text, index),
+        *_find_names(text, index),
+    ]
 
 
 def redact(text: str, index: IdentifierIndex, *, mask: Callable[[str], str]) -> str:
@@ -244,24 +294,6 @@ def redact(text: str, index: IdentifierIndex, *, mask: Callable[[str], str]) -> 
     Used on the file names and locations printed by the check, which may themselves hold an
     identifier (``report_759999907.md``, a column named after a host).
     """
-    hits = find_identifiers(text, index)
-    for value in sorted({value for _, value, _ in hits}, key=len, reverse=True):
+    for value in sorted({hit.value for hit in find_identifiers(text, index)}, key=len, reverse=True):
         text = text.replace(value, mask(value))
     return text
-
-
-def find_identifiers(text: str, index: IdentifierIndex) -> list[tuple[str, str, str]]:
-    """Return ``(kind, matched text, rule)`` for every identifying value in ``text``.
-
-    Examples
-    --------
-    >>> idx = build_index({"hostname": ["vpn.chu-x.fr"], "name": ["CH de Fleyriat"]})
-    >>> [(k, r) for k, _, r in find_identifiers("CH DE FLEYRIAT: vpn.chu-x.fr at 10.1.2.3", idx)]
-    [('ip_address', 'ipv4_pattern'), ('hostname', 'hostname_listed'), ('name', 'name_listed')]
-    """
-    return [
-        *_find_finess(text, index),
-        *_find_ips(text, index),
-        *_find_hostnames(text, index),
-        *_find_names(text, index),
-    ]

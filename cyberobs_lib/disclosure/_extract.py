@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+#: ``(location, text)``; a ``{line}`` in the location is replaced by the line number of each hit.
 Segment = tuple[str, str]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -41,9 +42,9 @@ def read_text(path: Path) -> str:
 
 
 def _lines(text: str, prefix: str = "") -> Iterator[Segment]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield f"{prefix}line {number}", line
+    """The whole text as one segment; the caller turns offsets into ``line N`` (``{line}``)."""
+    if text.strip():
+        yield f"{prefix}line {{line}}", text
 
 
 def _binary_strings(data: bytes, location: str) -> Iterator[Segment]:
@@ -112,10 +113,11 @@ def _embedded_images(text: str, prefix: str) -> tuple[str, list[Segment]]:
 
     def decode(match: re.Match) -> str:
         kind, payload = match.group(1), match.group(2)
+        placeholder = "[image]" + "\n" * payload.count("\n")  # keeps the line numbers that follow
         try:
             data = base64.b64decode(re.sub(r"\s+", "", payload), validate=False)
         except ValueError:
-            return "[image]"
+            return placeholder
         where = f"{prefix}embedded image {len(segments) + 1}: "
         if kind == "png":
             segments.extend((where + loc, txt) for loc, txt in png_text_chunks(data))
@@ -125,7 +127,7 @@ def _embedded_images(text: str, prefix: str) -> tuple[str, list[Segment]]:
             )
         else:
             segments.extend((where + loc, txt) for loc, txt in _binary_strings(data, "bytes"))
-        return "[image]"
+        return placeholder
 
     return _DATA_URI_RE.sub(decode, text), segments
 
@@ -182,11 +184,12 @@ def _notebook(path: Path) -> Iterator[Segment]:
 
 def _json(path: Path) -> Iterator[Segment]:
     text = read_text(path)
-    try:
-        # Re-dump so that "\u00e9"-escaped names read as written.
-        text = json.dumps(json.loads(text), ensure_ascii=False, indent=1)
-    except json.JSONDecodeError:
-        pass
+    if "\\u" in text:
+        try:
+            # Re-dump so that "\u00e9"-escaped names read as written (line numbers then follow the re-dump).
+            text = json.dumps(json.loads(text), ensure_ascii=False, indent=1)
+        except json.JSONDecodeError:
+            pass
     yield from _lines(text)
 
 
@@ -232,20 +235,14 @@ def _xlsx_extras(path: Path) -> Iterator[Segment]:
 
 
 def file_segments(path: Path) -> Iterator[Segment]:
-    """All ``(location, text)`` pieces of one file of a report folder (see module docstring)."""
+    """All ``(location, text)`` pieces of one file of a report folder (see module docstring).
+
+    For tables (CSV, TSV, xlsx, Parquet) only what lies outside the cells is yielded (xlsx document
+    properties, comments); their cells come from :func:`table_rows`.
+    """
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".xlsx", ".parquet"):
-        for sheet, rows in table_rows(path):
-            header = rows[0] if rows else []
-            where = f"sheet {sheet!r} " if sheet else ""
-            for number, row in enumerate(rows, start=1):
-                line = "\t".join(row)
-                if not line.strip():
-                    continue
-                for k, value in enumerate(row):
-                    if value.strip():
-                        column = header[k] if k < len(header) and number > 1 else f"#{k + 1}"
-                        yield f"{where}line {number}, column {column}", value
+        # Cell values come from table_rows (scanned row by row by the caller); here only the rest.
         if suffix == ".xlsx":
             yield from _xlsx_extras(path)
     elif suffix == ".ipynb":

@@ -6,14 +6,23 @@ row. Hits never print the identifier back: the ``value`` column keeps its first 
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from cyberobs_lib.config import DEFAULT_MIN_CELL
-from cyberobs_lib.disclosure._detectors import IdentifierIndex, build_index, find_identifiers, redact
+from cyberobs_lib.disclosure._detectors import (
+    CELL_BARRIER,
+    IdentifierIndex,
+    build_index,
+    find_identifiers,
+    redact,
+)
 from cyberobs_lib.disclosure._extract import file_segments, table_rows
 
 CHECK_COLUMNS = ("file", "location", "kind", "value", "rule")
@@ -67,20 +76,61 @@ def _excluded(relative: str, exclude: Iterable[str]) -> bool:
     return False
 
 
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in re.finditer("\n", text))]
+
+
+def _scan_text(location: str, text: str, index: IdentifierIndex) -> list[tuple[str, str, str, str]]:
+    """Identifiers in one segment; a ``{line}`` in ``location`` becomes the line of each hit."""
+    hits = find_identifiers(text, index)
+    if not hits:
+        return []
+    starts = _line_starts(text) if "{line}" in location else []
+    return [
+        (
+            location.replace("{line}", str(bisect.bisect_right(starts, hit.start))),
+            hit.kind,
+            mask(hit.value),
+            hit.rule,
+        )
+        for hit in hits
+    ]
+
+
+def _scan_rows(rows: list[list[str]], where: str, index: IdentifierIndex) -> list[tuple[str, str, str, str]]:
+    """Identifiers in table cells, scanned at once (cells joined by a barrier no name can span)."""
+    lines = [CELL_BARRIER.join(row) for row in rows]
+    text = "\n".join(lines)
+    hits = find_identifiers(text, index)
+    if not hits:
+        return []
+    header = rows[0]
+    starts = _line_starts(text)
+    out = []
+    for hit in hits:
+        r = bisect.bisect_right(starts, hit.start) - 1
+        offset = hit.start - starts[r]
+        cell_starts = list(
+            itertools.accumulate((len(c) + len(CELL_BARRIER) for c in rows[r][:-1]), initial=0)
+        )
+        k = bisect.bisect_right(cell_starts, offset) - 1
+        column = header[k] if r > 0 and k < len(header) else f"#{k + 1}"
+        out.append((f"{where}line {r + 1}, column {column}", hit.kind, mask(hit.value), hit.rule))
+    return out
+
+
 def _scan_file(
     path: Path, relative: str, index: IdentifierIndex, min_cell: int
 ) -> list[tuple[str, str, str, str]]:
-    hits = [
-        (loc, kind, mask(value), rule)
-        for loc, kind, value, rule in ((("file name",) + h) for h in find_identifiers(relative, index))
-    ]
+    hits = _scan_text("file name", relative, index)
     for location, text in file_segments(path):
-        hits.extend(
-            (location, kind, mask(value), rule) for kind, value, rule in find_identifiers(text, index)
-        )
+        hits.extend(_scan_text(location, text, index))
     if path.suffix.lower() in TABLE_SUFFIXES:
         for sheet, rows in table_rows(path):
-            hits.extend(_small_cells(rows, f"sheet {sheet!r} " if sheet else "", min_cell))
+            where = f"sheet {sheet!r} " if sheet else ""
+            if rows:
+                hits.extend(_scan_rows(rows, where, index))
+                hits.extend(_small_cells(rows, where, min_cell))
     return hits
 
 
