@@ -259,3 +259,26 @@ def test_recovery_on_the_demo_generator_through_ingestion(tmp_path):
     crude = crude.set_index("level")
     for family in truth["size_only_families"]:  # crude difference from size alone, gone once adjusted
         assert crude.loc[family, "p_value"] < 1e-6 and fam.loc[family, "p_adjusted"] > 0.05, family
+
+
+def test_plots_return_axes_and_mark_secret_cells():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cyberobs_lib.plots import cohorts as plots
+
+    ind = pd.DataFrame({"indicator": "has_kev", "group": ["CH", "EHPAD", "all"], "period": "all",
+                        "value": [0.2, np.nan, 0.3], "ci_low": [0.1, np.nan, 0.2], "ci_high": [0.3, np.nan, 0.4],
+                        "suppressed": [False, True, False]})  # fmt: skip
+    ax = plots.plot_indicator_ci(ind, indicator="has_kev", lang="en")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["CH", "EHPAD", "all"]
+    assert any("suppressed" in t.get_text() for t in ax.texts)  # the secret cell is labelled, not drawn
+    with pytest.raises(ValueError, match="no row"):
+        plots.plot_indicator_ci(ind, indicator="has_kev", period="2024")
+    ratios = pd.DataFrame({"term": ["family", "region"], "level": ["EHPAD", "84"], "reference": ["CH", "11"],
+                           "rate_ratio": [1.5, 0.9], "ci_low": [1.2, 0.7], "ci_high": [1.9, 1.1]})  # fmt: skip
+    ax = plots.plot_rate_ratios(ratios, lang="en")
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_yticklabels()] == ["EHPAD vs CH"]
+    plt.close("all")
