@@ -97,8 +97,8 @@ def make_establishments(rng: np.random.Generator, scale: W.DemoScale) -> pd.Data
     finess = _finess(rng, dep["finess_prefix"])
     ej = _finess(rng, dep["finess_prefix"])
     ej = ej.where(~chu, ej.iloc[first_of_group.fillna(0).astype(int).to_numpy()].to_numpy())
-    # the planted failing keys: shift the key by 1..9
-    bad = rng.random(n) < W.FAILING_KEY_SHARE
+    # the planted failing keys (exactly max(1, round(1 % of n)) numbers): shift the key by 1..9
+    bad = np.isin(np.arange(n), rng.permutation(n)[: max(1, round(W.FAILING_KEY_SHARE * n))])
     shifted = (finess.str[8].astype(int) + rng.integers(1, 10, size=n)) % 10
     finess = finess.where(~bad, finess.str[:8] + shifted.astype(str))
     beds = (

@@ -41,6 +41,7 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
             "category_weights": W.CATEGORY_WEIGHTS,
             "finess": "department prefix (2 characters, 4 overseas: 9701-9704, 9805) + random digits + Luhn key over the 9 characters (2A/2B: A=1, B=2); never real numbers, except by chance",
             "failing_key_share": W.FAILING_KEY_SHARE,
+            "failing_key_count": "exactly max(1, round(failing_key_share * establishments))",
             "failing_key_finess": sorted(est.loc[~est["key_ok"], "finess"].tolist()),
             "chu_sites_per_legal_entity": 3,
             "family_override": f"the first {W.FAMILY_OVERRIDE_ROWS} CHU/CHR rows carry family=CHU/CHR explicitly (same as derived); all other rows leave it empty",
