@@ -266,6 +266,23 @@ def test_clean_folder_gives_zero_rows(tmp_path, identifiers):
         "figures/f.png",
         png_bytes((b"tEXt", b"Software\x00Matplotlib version3.11.2, https://matplotlib.org/")),
     )
+    # SVG path data ("M1.4.1.9.1") looks like dotted numbers; real matplotlib figures (glyphs as paths).
+    write(
+        folder,
+        "figures/icon.svg",
+        '<svg viewBox="0 0 22 22"><path d="M20.2 11.8c-1.6 0 .4.1.9.1 1.3z"/></svg>',
+    )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.bar(["CH", "EHPAD"], [0.5, 0.7])
+    ax.set_title("Share without protection, 2024")
+    fig.savefig(folder / "figures" / "bar.svg")
+    fig.savefig(folder / "figures" / "bar.png")
+    plt.close(fig)
     hits = check_disclosure(folder, identifiers=identifiers)
     assert hits.empty, hits.to_string()
     assert list(hits.columns) == list(CHECK_COLUMNS)

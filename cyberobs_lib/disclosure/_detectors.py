@@ -26,9 +26,9 @@ FINESS_SPACED_RE = re.compile(_B + r"((?:\d{2}|2[AaBb]) \d{3} \d{3} \d)" + _E)
 FINESS_NO_ZERO_RE = re.compile(_B + _NOT_DECIMAL + r"([1-9]\d{7})" + _E)
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-#: Four octets, not inside a longer dotted number ("10.0.0.1.2"), not a "v1.2.3.4" version ("3.11.2"
-#: has three octets anyway).
-IPV4_RE = re.compile(r"(?<![\dvV])(?<!\d\.)(" + _OCTET + r"(?:\." + _OCTET + r"){3})(?!\.?\d)")
+#: Four octets, not inside a longer dotted number ("10.0.0.1.2", ".5.1.9.1" in SVG path data), not a
+#: "v1.2.3.4" version ("3.11.2" has three octets anyway).
+IPV4_RE = re.compile(r"(?<![\d.vV])(" + _OCTET + r"(?:\." + _OCTET + r"){3})(?!\.?\d)")
 IPV6_CANDIDATE_RE = re.compile(
     r"(?<![0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?)(?![0-9A-Za-z:])"
 )

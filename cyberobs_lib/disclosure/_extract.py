@@ -30,6 +30,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".log", ".tex", ".rst", ".py", ".toml", ".cfg", ".ini"}
 _DATA_URI_RE = re.compile(r"data:image/(png|svg\+xml|jpeg|gif);base64,([A-Za-z0-9+/=\s]+)")
 _PRINTABLE_RE = re.compile(rb"[\x20-\x7e]{4,}")
+#: Numeric geometry of SVG/HTML elements: never text a reader sees.
+_GEOMETRY_RE = re.compile(r"\b(d|points|viewBox|transform|path)=\"[^\"]*\"")
 
 
 def read_text(path: Path) -> str:
@@ -123,7 +125,8 @@ def _embedded_images(text: str, prefix: str) -> tuple[str, list[Segment]]:
             segments.extend((where + loc, txt) for loc, txt in png_text_chunks(data))
         elif kind == "svg+xml":
             segments.extend(
-                (where + loc, html.unescape(txt)) for loc, txt in _lines(data.decode("utf-8", "replace"))
+                (where + loc, html.unescape(txt))
+                for loc, txt in _lines(_drop_geometry(data.decode("utf-8", "replace")))
             )
         else:
             segments.extend((where + loc, txt) for loc, txt in _binary_strings(data, "bytes"))
@@ -132,9 +135,14 @@ def _embedded_images(text: str, prefix: str) -> tuple[str, list[Segment]]:
     return _DATA_URI_RE.sub(decode, text), segments
 
 
+def _drop_geometry(text: str) -> str:
+    """Empty SVG geometry attributes (path data "M1.2.3.4.5" reads like an IP), keeping line breaks."""
+    return _GEOMETRY_RE.sub(lambda m: f'{m.group(1)}=""' + "\n" * m.group(0).count("\n"), text)
+
+
 def _text_with_images(text: str, prefix: str = "") -> Iterator[Segment]:
     text, images = _embedded_images(text, prefix)
-    yield from _lines(html.unescape(text), prefix)
+    yield from _lines(html.unescape(_drop_geometry(text)), prefix)
     yield from images
 
 
