@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from cyberobs_lib.schema import Audits, Incidents
@@ -221,6 +222,7 @@ def side_by_side(
     families: Sequence[str] | None = None,
     per: float = 1000.0,
     alpha: float = 0.05,
+    min_cell: int | None = None,
 ) -> pd.DataFrame:
     """Family × year: audit exposure shares next to incident rates, each with its interval.
 
@@ -235,6 +237,9 @@ def side_by_side(
         Families shown (plus ``all``); None: every family of the registry.
     per, alpha : float
         Rate multiplier and 1 - confidence level.
+    min_cell : int, optional
+        When given (published runs), exposure shares of fewer than ``min_cell`` audited establishments and
+        incident rates built from fewer than ``min_cell`` declaring structures are blanked (0 stays shown).
 
     Returns
     -------
@@ -242,7 +247,8 @@ def side_by_side(
     ``audited`` (establishments audited in the period, one audit each), for each of ``has_kev``,
     ``exposes_remote_admin``, ``no_protection``: the share (column named after the flag) and its Wilson
     limits ``<flag>_ci_low``/``<flag>_ci_high``; then ``eligible``, ``declarations``,
-    ``incident_rate_per_1000`` with ``rate_ci_low``/``rate_ci_high`` (Garwood).
+    ``incident_rate_per_1000`` with ``rate_ci_low``/``rate_ci_high`` (Garwood), ``suppressed`` (bool: a value
+    of the row was blanked).
 
     Notes
     -----
@@ -265,7 +271,7 @@ def side_by_side(
     out = pd.DataFrame(
         {
             "eligible": inc.loc[inc["indicator"] == "eligible_establishments", "value"].astype("int64"),
-            "declarations": inc.loc[inc["indicator"] == "declarations", "value"].astype("int64"),
+            "declarations": inc.loc[inc["indicator"] == "declarations", "value"].astype("Int64"),
             "incident_rate_per_1000": rate["value"],
             "rate_ci_low": rate["ci_low"],
             "rate_ci_high": rate["ci_high"],
@@ -273,6 +279,15 @@ def side_by_side(
     )
     out = out.join(audited.rename("audited")).join(wide)
     out["audited"] = out["audited"].fillna(0).astype("int64")
+    out["suppressed"] = False
+    if min_cell:
+        structures = rate["n_establishments"].reindex(out.index)
+        small_exp = out["audited"].between(1, min_cell - 1)
+        small_rate = structures.between(1, min_cell - 1)
+        shares = [f"{f}{s}" for f in SIDE_BY_SIDE_EXPOSURES for s in ("", "_ci_low", "_ci_high")]
+        out.loc[small_exp, shares] = np.nan
+        out.loc[small_rate, ["declarations", "incident_rate_per_1000", "rate_ci_low", "rate_ci_high"]] = pd.NA
+        out["suppressed"] = small_exp | small_rate
     cols = ["audited"] + [f"{f}{s}" for f in SIDE_BY_SIDE_EXPOSURES for s in ("", "_ci_low", "_ci_high")]
     out = out.reindex(
         columns=[*cols, "eligible", "declarations", "incident_rate_per_1000", "rate_ci_low", "rate_ci_high"]

@@ -256,6 +256,7 @@ def incident_trends(
     families: Sequence[str] | None = None,
     per: float = 1000.0,
     alpha: float = 0.05,
+    min_cell: int | None = None,
 ) -> pd.DataFrame:
     """Year-over-year trend of the incident rate per family: rate ratio per year with its interval.
 
@@ -263,13 +264,17 @@ def incident_trends(
     ----------
     incidents, establishments, years, families, per, alpha
         As in :func:`incident_indicators` (years with no declaration count as zeros).
+    min_cell : int, optional
+        When given (published runs), the estimates and crude rates of a group whose declarations come from
+        fewer than ``min_cell`` structures (over the years, 0 excepted) are blanked.
 
     Returns
     -------
     DataFrame, one row per family then ``all``: ``group``, ``rate_ratio_per_year``, ``ci_low``, ``ci_high``,
     ``p_value``, ``model`` (``poisson`` or ``quasi_poisson``), ``dispersion``, ``n_years``, ``first_year``,
     ``last_year``, ``rate_first``, ``rate_last`` (per ``per`` eligible establishments), ``ci_method``
-    (``wald``), from :func:`cyberobs_lib.stats.models.fit_poisson_trend`.
+    (``wald``), from :func:`cyberobs_lib.stats.models.fit_poisson_trend`; ``declaring_structures`` (over the
+    years) and ``suppressed`` (bool).
 
     Notes
     -----
@@ -304,7 +309,15 @@ def incident_trends(
         per=per,
         alpha=alpha,
     )
-    return trend.sort_values("group", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    trend = trend.sort_values("group", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    ind_all = incident_indicators(incidents, establishments, years=years, families=families, per=per)
+    structures = ind_all[(ind_all["indicator"] == "declaring_structures") & (ind_all["period"] == ALL)]
+    trend["declaring_structures"] = trend["group"].map(structures.set_index("group")["value"]).astype("int64")
+    small = trend["declaring_structures"].between(1, (min_cell or 1) - 1)
+    blank = ["rate_ratio_per_year", "ci_low", "ci_high", "p_value", "dispersion", "rate_first", "rate_last"]
+    trend.loc[small, blank] = np.nan
+    trend["suppressed"] = small
+    return trend
 
 
 def national_totals(

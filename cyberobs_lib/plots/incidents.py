@@ -1,0 +1,244 @@
+"""Figures of the incident study: rates per family with intervals, yearly trends, odds-ratio forest plot.
+
+Every function takes ``ax=None`` (a new figure is made when absent), draws, and returns the Axes; none calls
+``plt.show()`` or saves. Labels are French by default (``lang="fr"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from cyberobs_lib.report import label
+
+INCIDENT_LABELS: dict[str, dict[str, str]] = {
+    "incident_rate_per_1000": {
+        "fr": "incidents déclarés pour 1 000 établissements et par an",
+        "en": "declared incidents per 1,000 establishments per year",
+    },
+    "odds_ratio": {"fr": "rapport de cotes ajusté (IC 95 %)", "en": "adjusted odds ratio (95% CI)"},
+    "kev_or_remote_admin": {"fr": "KEV ou administration exposée", "en": "KEV or exposed remote admin"},
+    "has_kev": {"fr": "vulnérabilité exploitée connue (KEV)", "en": "known exploited vulnerability (KEV)"},
+    "exposes_remote_admin": {
+        "fr": "administration à distance exposée",
+        "en": "exposed remote administration",
+    },
+    "no_protection": {"fr": "aucun mécanisme de protection", "en": "no protection mechanism"},
+    "year": {"fr": "année", "en": "year"},
+    "all": {"fr": "ensemble", "en": "all"},
+    "all_years": {"fr": "toutes années", "en": "all years"},
+    "secret": {"fr": "secret (effectif < seuil)", "en": "suppressed (small cell)"},
+    "exposure_share": {"fr": "part des audités exposés", "en": "share of audited establishments exposed"},
+}
+
+
+def incident_label(key: str, lang: str = "fr") -> str:
+    """Reader-facing label of an incident-study key, falling back to :func:`cyberobs_lib.report.label`.
+
+    >>> incident_label("has_kev", "en"), incident_label("family")
+    ('known exploited vulnerability (KEV)', 'famille')
+    """
+    if lang not in ("fr", "en"):
+        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
+    return INCIDENT_LABELS.get(key, {}).get(lang) or label(key, lang)
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    return ax if ax is not None else plt.subplots(figsize=size)[1]
+
+
+def plot_incident_rates(
+    indicators: pd.DataFrame,
+    *,
+    period: str = "all",
+    indicator: str = "incident_rate_per_1000",
+    planted: pd.Series | None = None,
+    ax: Axes | None = None,
+    lang: str = "fr",
+) -> Axes:
+    """Horizontal dot-and-interval plot of an incident rate by family (suppressed cells in grey, no value).
+
+    Parameters
+    ----------
+    indicators : DataFrame
+        Output of :func:`cyberobs_lib.studies.incidents.incident_indicators` (possibly after
+        :func:`cyberobs_lib.disclosure.suppress_small_cells`).
+    period : str
+        The period shown (a year as text, or ``"all"``).
+    indicator : str
+        Indicator drawn.
+    planted : Series, optional
+        Known true values by group (synthetic data), drawn as crosses.
+    ax, lang
+        Axes to draw on (new figure if None); label language.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    rows = indicators[(indicators["indicator"] == indicator) & (indicators["period"] == str(period))]
+    rows = rows.assign(_a=rows["group"].eq("all")).sort_values(["_a", "group"], ascending=[False, False])
+    ax = _axes(ax, (7, 0.35 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    secret = rows["suppressed"].astype(bool).to_numpy() if "suppressed" in rows else np.zeros(len(rows), bool)
+    value = rows["value"].to_numpy(float)
+    low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
+    shown = ~secret & np.isfinite(value)
+    ax.errorbar(
+        value[shown], y[shown], xerr=[value[shown] - low[shown], high[shown] - value[shown]],
+        fmt="o", color="tab:red", ecolor="0.4", capsize=3,
+    )  # fmt: skip
+    for yy in y[secret]:
+        ax.text(0.01, yy, incident_label("secret", lang), va="center", color="0.5", fontsize=8,
+                transform=ax.get_yaxis_transform())  # fmt: skip
+    if planted is not None:
+        truth = rows["group"].map(planted).to_numpy(float)
+        ax.plot(truth, y, "x", color="k", label="planted" if lang == "en" else "valeur simulée")
+        ax.legend(loc="lower right", fontsize=8)
+    names = [incident_label("all", lang) if g == "all" else g for g in rows["group"]]
+    ax.set_yticks(y, names)
+    ax.set_xlabel(incident_label(indicator, lang))
+    ax.set_xlim(left=0)
+    shown_period = incident_label("all_years", lang) if str(period) == "all" else str(period)
+    ax.set_title(
+        f"{incident_label('period', lang)} : {shown_period}" if lang == "fr" else f"period: {shown_period}"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def plot_incident_trends(
+    indicators: pd.DataFrame,
+    *,
+    groups: Sequence[str] | None = None,
+    top: int | None = None,
+    indicator: str = "incident_rate_per_1000",
+    ax: Axes | None = None,
+    lang: str = "fr",
+) -> Axes:
+    """Yearly lines of an incident rate per family, with shaded intervals (suppressed years left out).
+
+    Parameters
+    ----------
+    indicators : DataFrame
+        Output of :func:`~cyberobs_lib.studies.incidents.incident_indicators` (yearly periods are used).
+    groups : list of str, optional
+        Groups drawn; default every group but ``all``.
+    top : int, optional
+        Keep only the ``top`` groups of ``groups`` with the highest published values (summed over the
+        years; groups with nothing but zeros or secret cells are left out), plus ``all``.
+    indicator, ax, lang
+        Indicator drawn; Axes (new figure if None); label language.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    rows = indicators[(indicators["indicator"] == indicator) & (indicators["period"] != "all")]
+    if "suppressed" in rows:
+        rows = rows[~rows["suppressed"].astype(bool)]
+    groups = list(groups) if groups is not None else sorted(g for g in rows["group"].unique() if g != "all")
+    if top is not None:
+        total = rows[rows["group"].isin(groups) & rows["group"].ne("all")].groupby("group")["value"].sum()
+        groups = [*total[total > 0].nlargest(top).index, "all"]
+    ax = _axes(ax, (7, 4))
+    for group in groups:  # a few families
+        g = rows[rows["group"] == group].assign(year=lambda d: d["period"].astype(int)).sort_values("year")
+        if g.empty:
+            continue
+        line = ax.plot(g["year"], g["value"], marker="o", label=group)[0]
+        ax.fill_between(g["year"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.12)
+    ax.set_xlabel(incident_label("year", lang))
+    ax.set_ylabel(incident_label(indicator, lang))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_odds_ratios(
+    odds_ratios: pd.DataFrame,
+    *,
+    planted: float | None = None,
+    ax: Axes | None = None,
+    lang: str = "fr",
+) -> Axes:
+    """Forest plot of exposure odds ratios (log scale) with their intervals and a line at 1.
+
+    Parameters
+    ----------
+    odds_ratios : DataFrame
+        Second output of :func:`cyberobs_lib.studies.incident_exposure.exposure_incident_association`.
+    planted : float, optional
+        Known true odds ratio (synthetic data), drawn as a dashed line.
+    ax, lang
+        Axes (new figure if None); label language.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    rows = odds_ratios.iloc[::-1]
+    ax = _axes(ax, (7, 0.5 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    v = rows["odds_ratio"].to_numpy(float)
+    lo, hi = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
+    ok = np.isfinite(v) & np.isfinite(lo) & np.isfinite(hi)
+    ax.errorbar(v[ok], y[ok], xerr=[v[ok] - lo[ok], hi[ok] - v[ok]], fmt="s", color="tab:blue", capsize=3)
+    ax.axvline(1.0, color="0.3", lw=1)
+    if planted is not None:
+        ax.axvline(planted, color="k", ls="--", lw=1, label=("planted" if lang == "en" else "valeur simulée"))
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xscale("log")
+    names = [f"{incident_label(e, lang)} (n={n})" for e, n in zip(rows["exposure"], rows["n"], strict=True)]
+    ax.set_yticks(y, names)
+    ax.set_xlabel(incident_label("odds_ratio", lang))
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def plot_exposure_vs_rate(
+    side: pd.DataFrame,
+    *,
+    exposure: str = "has_kev",
+    period: str = "all",
+    ax: Axes | None = None,
+    lang: str = "fr",
+) -> Axes:
+    """Scatter of a family's exposure share against its incident rate (descriptive, one point per family).
+
+    Parameters
+    ----------
+    side : DataFrame
+        Output of :func:`cyberobs_lib.studies.incident_exposure.side_by_side`.
+    exposure, period
+        Exposure share on the x axis; period shown.
+    ax, lang
+        Axes (new figure if None); label language.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    rows = side[(side["period"] == str(period)) & (side["group"] != "all")].dropna(subset=[exposure])
+    ax = _axes(ax, (6, 4.5))
+    ax.errorbar(
+        rows[exposure], rows["incident_rate_per_1000"],
+        xerr=[rows[exposure] - rows[f"{exposure}_ci_low"], rows[f"{exposure}_ci_high"] - rows[exposure]],
+        yerr=[rows["incident_rate_per_1000"] - rows["rate_ci_low"], rows["rate_ci_high"] - rows["incident_rate_per_1000"]],
+        fmt="o", color="tab:purple", ecolor="0.7", capsize=2,
+    )  # fmt: skip
+    for _, r in rows.iterrows():  # one label per family (a dozen points)
+        ax.annotate(r["group"], (r[exposure], r["incident_rate_per_1000"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")  # fmt: skip
+    ax.set_xlabel(f"{incident_label('exposure_share', lang)} : {incident_label(exposure, lang)}")
+    ax.set_ylabel(incident_label("incident_rate_per_1000", lang))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    return ax
