@@ -7,6 +7,8 @@ Usage::
 Each side runs in its own child process on the same in-process synthetic data (same seed), so that peak RSS
 is measured per side. Realistic cardinalities: ~40k audits (~250 findings each), ~20 hosts per audit, ~500
 distinct CVSS vectors (v2/v3.0/v3.1/v4.0), ~5k distinct CVE lists, ~3k scanner ids, ~2 % duplicate rows.
+Text columns are pandas categoricals, as pandas reads the dictionary-encoded columns of the canonical Parquet
+tables (both sides get the same frames; DuckDB reads them as ENUMs).
 
 The baseline does, in one DuckDB query over the same pandas frames and returning a pandas frame: audit ->
 finess join, vector -> score/severity join (vectors scored once in Python with the ``cvss`` package, as the
@@ -77,17 +79,29 @@ def make_data(n: int, seed: int = 20260101) -> dict[str, pd.DataFrame]:
     idx = np.arange(n)
     src = np.where(dup, np.maximum(idx - 1, 0), idx)
     a, v, h, p = a[src], v[src], h[src], p[src]
+
+    def cat(values: np.ndarray, codes: np.ndarray) -> pd.Categorical:
+        """Dictionary-encoded column, as pandas reads a Parquet dictionary column (missing values kept)."""
+        uniq, inv = np.unique(np.array([v if v is not None else "\x00" for v in values], dtype=object),
+                              return_inverse=True)  # fmt: skip
+        c = inv[codes].astype(np.int32)
+        miss = np.nonzero(uniq == "\x00")[0]
+        if len(miss):
+            c = np.where(c == miss[0], -1, c - (c > miss[0]))
+            uniq = np.delete(uniq, miss[0])
+        return pd.Categorical.from_codes(c, categories=pd.Index(uniq.astype(str)))
+
     findings = pd.DataFrame({
-        "audit_id": audit_ids[a],
-        "host": hosts[h],
+        "audit_id": cat(audit_ids, a),
+        "host": cat(hosts, h),
         "port": ports[p],
-        "protocol": np.where(p == 7, "udp", "tcp").astype(object),
-        "vuln_id": vuln_ids[v],
-        "title": titles[v % len(titles)],
-        "cve": lists[v % len(lists)],
-        "cvss_vector": vectors[v % len(vectors)],
-        "scanner": np.full(n, "nessus", dtype=object),
-        "scanner_severity": np.array(["0", "1", "2", "3", "4"], dtype=object)[v % 5],
+        "protocol": cat(np.array(["tcp", "udp"], dtype=object), (p == 7).astype(np.int64)),
+        "vuln_id": cat(vuln_ids, v),
+        "title": cat(titles, v % len(titles)),
+        "cve": cat(lists, v % len(lists)),
+        "cvss_vector": cat(vectors, v % len(vectors)),
+        "scanner": cat(np.array(["nessus"], dtype=object), np.zeros(n, dtype=np.int64)),
+        "scanner_severity": cat(np.array(["0", "1", "2", "3", "4"], dtype=object), v % 5),
         "source_row": np.arange(1, n + 1),
     })  # fmt: skip
     kev = pd.DataFrame(
@@ -129,7 +143,7 @@ def run_duckdb(n: int) -> dict:
     gen_peak = _peak_mb()
     findings, audits, kev, epss = d["findings"], d["audits"], d["kev"], d["epss"]
     t0 = time.perf_counter()
-    distinct = pd.Series(findings["cvss_vector"].dropna().unique())
+    distinct = pd.Series(findings["cvss_vector"].dropna().unique().astype(object))
     scored = cvss_severity(distinct)
     vectors = pd.DataFrame(
         {"vector": distinct, "score": scored["cvss_score"], "sev": scored["severity"].astype(object)}
@@ -145,7 +159,7 @@ def run_duckdb(n: int) -> dict:
     variants = ("pandas", "arrow") if n <= 2_000_000 else ("pandas",)  # Arrow copies the data: small n only
     for variant in variants:
         con = duckdb.connect()
-        con.execute("SET memory_limit = '4GB'")  # spills to disk beyond: keeps the run under the 8 GB budget
+        con.execute(f"SET memory_limit = '{3 if n > 2_000_000 else 4}GB'")  # spills beyond: keeps under 8 GB
         t_conv = time.perf_counter()
         frames = {"findings": findings, "audits": audits, "vectors": vectors, "smap": smap, "kev": kev_df,
                   "epss": epss_df}  # fmt: skip

@@ -56,7 +56,7 @@ def vuln_key(
     Returns
     -------
     pandas.Series
-        ``string`` dtype, lower case; ``<NA>`` when nothing identifies the vulnerability.
+        Categorical of str, lower case; missing when nothing identifies the vulnerability.
 
     Notes
     -----
@@ -128,7 +128,7 @@ def normalize_findings(
     -------
     pandas.DataFrame
         One row per distinct (audit, fingerprint), the first row in input order kept, with the input columns
-        and: ``finess``; ``cve`` (normalized list ``CVE-YYYY-N;…``, sorted, unique, including a CVE given as
+        and (text outputs are pandas categoricals of str: few distinct values among millions of rows): ``finess``; ``cve`` (normalized list ``CVE-YYYY-N;…``, sorted, unique, including a CVE given as
         ``vuln_id``); ``cvss_version``, ``cvss_score`` (computed from a valid vector, else the given score),
         ``cvss_error``; ``severity_cvss`` (band of the vector), ``severity_scanner`` (native scale mapped),
         ``severity`` (canonical), ``severity_source`` (``given`` | ``cvss`` | ``scanner`` | ``unknown``),

@@ -90,7 +90,7 @@ def categorize_findings(
     Returns
     -------
     pandas.Series
-        ``string`` dtype, one of ``schema.FINDING_CATEGORIES`` (``other`` when no rule matches).
+        Categorical (categories ``schema.FINDING_CATEGORIES``; ``other`` when no rule matches).
 
     Raises
     ------
@@ -112,13 +112,11 @@ def categorize_findings(
     table = load_category_rules() if rules is None else rules.sort_values("priority", kind="stable")
     _check(table)
     n = len(frame)
-    out = np.full(n, None, dtype=object)
+    cats = list(FINDING_CATEGORIES)
+    out = np.full(n, -1, dtype=np.int8)  # category codes; -1 = not decided yet
     if "category" in frame.columns:
-        given = map_unique(
-            frame["category"],
-            lambda u: u.str.strip().str.lower().where(u.str.strip().str.lower().isin(FINDING_CATEGORIES)),
-        )
-        out = given.to_numpy(dtype=object, na_value=None)
+        given = map_unique(frame["category"], lambda u: u.str.strip().str.lower())
+        out = given.cat.set_categories(cats).cat.codes.to_numpy().astype(np.int8)
     kev_hit = None
     if kev_cves is not None and "cve" in frame.columns:
         kev_set = frozenset(kev_cves)
@@ -140,8 +138,8 @@ def categorize_findings(
                 fields[rule.field] = _factorized(frame[rule.field])
             codes, uniq = fields[rule.field]
             hit = _unique_hits(uniq, rule.field, rule.pattern)[codes]
-        todo = np.equal(out, None) & hit
+        todo = (out < 0) & hit
         if todo.any():
-            out[todo] = rule.category
-    out[np.equal(out, None)] = "other"
-    return pd.Series(pd.array(out, dtype="string"), index=frame.index, name="category")
+            out[todo] = cats.index(rule.category)
+    out[out < 0] = cats.index("other")
+    return pd.Series(pd.Categorical.from_codes(out, categories=cats), index=frame.index, name="category")
