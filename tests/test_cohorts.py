@@ -162,6 +162,12 @@ def test_odds_ratio_with_family_only_is_woolf():
     assert row.odds_ratio == pytest.approx(or_)
     assert (row.ci_low, row.ci_high) == pytest.approx((or_ * math.exp(-Z * se), or_ * math.exp(Z * se)))
     assert tests.effect_size_kind.iloc[0] == "odds_ratio"
+    assert "events per parameter" not in row.note  # min(104 events, 46 non-events) for 1 coefficient
+    few = _shares({"EHPAD": (3, 10), "CH": (2, 10)})
+    assert (
+        "events per parameter"
+        in cohorts.adjusted_odds_ratios(few, reference="CH", outcomes=["has_critical"])[0].note.iloc[0]
+    )
     with pytest.raises(ValueError, match="no binary outcome"):
         cohorts.adjusted_odds_ratios(
             _shares({"EHPAD": (3, 3), "CH": (2, 2)}), reference="CH", outcomes=["has_critical"]

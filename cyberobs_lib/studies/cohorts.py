@@ -348,7 +348,10 @@ def adjusted_odds_ratios(
     Notes
     -----
     Logistic regression (Agresti 2013, §3.1); under (quasi-)separation the affected odds ratios are NaN
-    with ``separation = True`` (the warning is recorded in ``note`` instead of being raised).
+    with ``separation = True`` (the warning is recorded in ``note`` instead of being raised). When the
+    rarer outcome has fewer than 10 events per estimated coefficient, ``note`` says so: maximum
+    likelihood odds ratios are then biased away from 1 and their Wald intervals unreliable (Peduzzi et
+    al. 1996, J Clin Epidemiol 49:1373-1379); drop covariates (e.g. region) or pool families.
     """
     rows = _subset(frame, families=families, period=period, audit_choice=audit_choice)
     fits, tests, skipped = [], [], []
@@ -363,10 +366,12 @@ def adjusted_odds_ratios(
             fit = fit_logistic(
                 data, outcome=outcome, terms=[FAMILY, *kept], reference={FAMILY: reference}, alpha=alpha
             )
-        note = "; ".join(
-            [str(w.message) for w in caught] + ([f"dropped covariates {dropped}"] if dropped else [])
-        )
         used = data[[FAMILY, outcome, *kept]].dropna()
+        epv = min(used[outcome].sum(), len(used) - used[outcome].sum()) / len(fit)
+        notes = [str(w.message) for w in caught] + ([f"dropped covariates {dropped}"] if dropped else [])
+        if epv < 10:
+            notes.append(f"{epv:.1f} events per parameter (< 10): odds ratios may be biased away from 1")
+        note = "; ".join(notes)
         fit, test = _sized(fit.assign(outcome=outcome, covariates=",".join(kept), note=note), used)
         fits.append(fit)
         tests.append(test)
