@@ -273,3 +273,7 @@ def test_coverage_against_registry(metrics):
     assert _row(out, "audit_coverage", "all", "2024").value == pytest.approx(5 / 7)
     assert _row(out, "audit_coverage", "EHPAD", "all").value == 0.75  # E6 audited in 2023
     assert _row(out, "audit_coverage", "EHPAD", "2023").n_audits == 1
+    only = coverage(reg, metrics, groups=["CH"], overall=False)
+    assert (
+        set(only.group) == {"CH", "all"} and _row(only, "audit_coverage", "all", "2024").n_establishments == 7
+    )

@@ -390,6 +390,7 @@ def coverage(
     metrics: pd.DataFrame,
     *,
     by: str = "family",
+    groups: Sequence[str] | None = None,
     periods: Sequence[int] | None = None,
     overall: bool = True,
     alpha: float = 0.05,
@@ -402,8 +403,8 @@ def coverage(
         The registry frame (every establishment that could be audited), with ``finess`` and ``by``.
     metrics : DataFrame
         Output of :func:`audit_metrics` (the audits).
-    by, periods, overall, alpha
-        As in :func:`compute_indicators`.
+    by, groups, periods, overall, alpha
+        As in :func:`compute_indicators` (``"all"`` is always kept and pools the whole registry).
 
     Returns
     -------
@@ -445,5 +446,7 @@ def coverage(
         rows.append(ci.assign(n_audits=counts["n_audits"], period=str(year) if year else ALL))
     out = pd.concat(rows).rename_axis(GROUP).reset_index()
     out = out.assign(indicator="audit_coverage", n_establishments=out["n"].astype("int64"), suppressed=False)
+    if groups is not None:
+        out = out[out[GROUP].isin([*groups, ALL])]
     out = out.assign(_a=out[GROUP].eq(ALL), _p=out[PERIOD].eq(ALL)).sort_values(["_p", PERIOD, "_a", GROUP])
     return out[list(INDICATORS_COLUMNS)].reset_index(drop=True).astype({"n_audits": "int64"})
