@@ -100,6 +100,7 @@ def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: in
     formats = {}
     for col, src in zip(shown.columns, frame.columns, strict=True):
         if pd.api.types.is_float_dtype(frame[src]):
-            formats[col] = (lambda v: "" if pd.isna(v) else f"{v:.2e}" if abs(v) < 1e-3 and v != 0 else
-                            f"{v:.{digits}g}")
+            formats[col] = lambda v: (
+                "" if pd.isna(v) else f"{v:.2e}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}g}"
+            )
     return shown.style.hide(axis="index").format(formats, na_rep="")

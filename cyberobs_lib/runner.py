@@ -396,7 +396,8 @@ def run_study(
     out_dir = plan.out
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    canonical = out_dir / "canonical"
+    # The canonical tables hold identifying data: they live beside the report folder, never inside it.
+    canonical = out_dir.parent / ".work" / out_dir.name / "canonical"
     ingest = ingest_dataset(plan.data)
     write_canonical(ingest, canonical)
     result = RunResult(out_dir)
@@ -420,22 +421,6 @@ def run_study(
             )
         )
     write_workbook(out_dir / "tables", out_dir / "tables.xlsx")
-    if published:
-        from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
-
-        hits = check_disclosure(
-            out_dir,
-            identifiers=identifiers_from_dataset(plan.data),
-            min_cell=int(spec.get("common", {}).get("min_cell", 5)),
-            exclude=("canonical",),
-        )
-        result.disclosure_hits = len(hits)
-        if len(hits):
-            hits.to_csv(out_dir / "disclosure_problems.csv", index=False)
-            tqdm.write(
-                f"DISCLOSURE CHECK FAILED: {len(hits)} problem(s), see {out_dir / 'disclosure_problems.csv'}",
-                file=sys.stderr,
-            )
     manifest = {
         "run_name": spec["run_name"],
         "description": spec.get("description", ""),
@@ -457,10 +442,31 @@ def run_study(
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "notebooks": [o.__dict__ for o in result.outcomes],
-        "disclosure_problems": result.disclosure_hits,
+        "disclosure_problems": None if published else "not checked (confidential run)",
         "platform": f"{platform.system()} {platform.machine()}",
         "pid": os.getpid(),
     }
+    (out_dir / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    if published:
+        from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
+
+        hits = check_disclosure(
+            out_dir,
+            identifiers=identifiers_from_dataset(canonical),
+            min_cell=int(spec.get("common", {}).get("min_cell", 5)),
+        )
+        result.disclosure_hits = len(hits)
+        if len(hits):
+            hits.to_csv(out_dir.parent / ".work" / out_dir.name / "disclosure_problems.csv", index=False)
+            tqdm.write(
+                f"DISCLOSURE CHECK FAILED: {len(hits)} problem(s), see "
+                f"{out_dir.parent / '.work' / out_dir.name / 'disclosure_problems.csv'}; the report folder "
+                "must not be published as it is",
+                file=sys.stderr,
+            )
+        manifest["disclosure_problems"] = result.disclosure_hits
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
     )

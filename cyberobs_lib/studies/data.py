@@ -67,3 +67,14 @@ def load_study_data(data_dir: str | Path, *, today: str | None = None) -> StudyD
         violations=result.check.violations,
         summary=result.summary,
     )
+
+
+def load_audit_metrics(data: StudyData) -> pd.DataFrame:
+    """Per-audit metrics (:func:`studies.indicators.audit_metrics`), read from ``audit_metrics.parquet``
+    when the canonical folder holds a precomputed copy (batch runs), computed otherwise."""
+    from cyberobs_lib.studies.indicators import audit_metrics
+
+    cached = Path(data.source) / "audit_metrics.parquet"
+    if cached.is_file():
+        return pd.read_parquet(cached)
+    return audit_metrics(data)

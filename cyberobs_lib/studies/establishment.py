@@ -22,6 +22,17 @@ class UnknownEstablishmentError(KeyError):
     """The FINESS is not in the dataset, or has no audit."""
 
 
+def finess_parameter(value: object) -> str:
+    """A FINESS given as a notebook parameter: papermill's ``-p finess 014053177`` arrives as the integer
+    14053177; give it back its 9 characters.
+
+    >>> finess_parameter(14053177), finess_parameter("2A0000212"), finess_parameter("")
+    ('014053177', '2A0000212', '')
+    """
+    text = str(value).strip().replace(" ", "")
+    return text.zfill(9) if text.isdigit() and len(text) < 9 else text
+
+
 def establishment_profile(data, finess: str) -> pd.Series:
     """Registry facts of one establishment (name, family, category, legal status, region, beds)."""
     est = data.establishments.set_index("finess")
@@ -29,8 +40,11 @@ def establishment_profile(data, finess: str) -> pd.Series:
         known = ", ".join(sorted(data.establishments["finess"].astype(str))[:5])
         raise UnknownEstablishmentError(f"FINESS {finess} is not in the dataset (e.g. {known}, ...)")
     row = est.loc[finess]
-    cols = [c for c in ("name", "family", "category_code", "legal_status", "region", "department", "beds")
-            if c in est.columns]
+    cols = [
+        c
+        for c in ("name", "family", "category_code", "legal_status", "region", "department", "beds")
+        if c in est.columns
+    ]
     return pd.concat([pd.Series({"finess": finess}), row[cols]])
 
 
@@ -39,8 +53,18 @@ def establishment_audits(metrics: pd.DataFrame, finess: str) -> pd.DataFrame:
     mine = metrics[metrics["finess"] == finess].sort_values("audit_date")
     if mine.empty:
         raise UnknownEstablishmentError(f"FINESS {finess} has no audit in the dataset")
-    cols = ["audit_id", "audit_date", "hosts_in_scope", "n_findings", "n_critical", "n_high", "n_kev",
-            "findings_per_host", "no_protection", "exposes_remote_admin"]
+    cols = [
+        "audit_id",
+        "audit_date",
+        "hosts_in_scope",
+        "n_findings",
+        "n_critical",
+        "n_high",
+        "n_kev",
+        "findings_per_host",
+        "no_protection",
+        "exposes_remote_admin",
+    ]
     return mine[[c for c in cols if c in mine.columns]].reset_index(drop=True)
 
 
@@ -67,15 +91,18 @@ def establishment_changes(data, finess: str, *, min_days: int = 0) -> tuple[pd.D
     audits = data.audits[data.audits["finess"] == finess]
     findings = data.findings[data.findings["audit_id"].isin(audits["audit_id"])]
     hosts = data.hosts[data.hosts["audit_id"].isin(audits["audit_id"])] if len(data.hosts) else None
-    result = lc.match_lifecycle(findings, audits, hosts=hosts, establishments=data.establishments,
-                                min_days=min_days)
+    result = lc.match_lifecycle(
+        findings, audits, hosts=hosts, establishments=data.establishments, min_days=min_days
+    )
     pairs = result.pairs
     if pairs.empty:
         return pairs, pd.DataFrame(columns=["status", "host", "port", "severity", "title"])
     last = pairs.iloc[-1]
     ev = result.events
-    ev = ev[(ev["audit_from"].astype(str) == str(last["audit_from"])) &
-            (ev["audit_to"].astype(str) == str(last["audit_to"]))]
+    ev = ev[
+        (ev["audit_from"].astype(str) == str(last["audit_from"]))
+        & (ev["audit_to"].astype(str) == str(last["audit_to"]))
+    ]
     info = findings.drop_duplicates("fingerprint").set_index("fingerprint")[["port", "title"]]
     detail = ev.join(info, on="fingerprint")
     detail = detail.assign(_rank=detail["severity"].map(SEVERITY_RANK).fillna(-1))
@@ -84,8 +111,9 @@ def establishment_changes(data, finess: str, *, min_days: int = 0) -> tuple[pd.D
     return pairs, detail[[c for c in cols if c in detail.columns]].reset_index(drop=True)
 
 
-def family_percentiles(metrics: pd.DataFrame, finess: str, *, columns: Sequence[str] = RANK_METRICS
-                       ) -> pd.DataFrame:
+def family_percentiles(
+    metrics: pd.DataFrame, finess: str, *, columns: Sequence[str] = RANK_METRICS
+) -> pd.DataFrame:
     """Where it stands in its family: percentile of its latest audit in the family's latest audits.
 
     ``percentile`` is the mid-rank percentile (share of the family below, plus half the ties), in 0–100:
@@ -111,9 +139,18 @@ def family_percentiles(metrics: pd.DataFrame, finess: str, *, columns: Sequence[
         values = peers[col].astype(float).dropna().to_numpy()
         v = float(mine[col].iloc[0])
         pct = 100 * (np.sum(values < v) + 0.5 * np.sum(values == v)) / len(values) if len(values) else np.nan
-        rows.append({"metric": col, "value": v, "family": family, "family_median": float(np.median(values)),
-                     "family_q1": float(np.quantile(values, 0.25)), "family_q3": float(np.quantile(values, 0.75)),
-                     "n_family": len(values), "percentile": pct})
+        rows.append(
+            {
+                "metric": col,
+                "value": v,
+                "family": family,
+                "family_median": float(np.median(values)),
+                "family_q1": float(np.quantile(values, 0.25)),
+                "family_q3": float(np.quantile(values, 0.75)),
+                "n_family": len(values),
+                "percentile": pct,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -123,8 +160,47 @@ def establishment_remediation(data, finess: str) -> pd.DataFrame:
     findings = data.findings[data.findings["audit_id"].isin(audits["audit_id"])]
     hosts = data.hosts[data.hosts["audit_id"].isin(audits["audit_id"])] if len(data.hosts) else None
     iv = lc.remediation_intervals(findings, audits, hosts=hosts)
-    out = iv.groupby(["severity", "observed"], observed=True).agg(
-        n=("fingerprint", "size"), median_days=("duration_days", "median"), max_days=("duration_days", "max")
-    ).reset_index()
+    out = (
+        iv.groupby(["severity", "observed"], observed=True)
+        .agg(
+            n=("fingerprint", "size"),
+            median_days=("duration_days", "median"),
+            max_days=("duration_days", "max"),
+        )
+        .reset_index()
+    )
     out["state"] = np.where(out["observed"], "fixed", "still open")
     return out.drop(columns="observed")
+
+
+SEVERITY_COLORS = {
+    "critical": "#8B0000",
+    "high": "#C44E52",
+    "medium": "#DD8452",
+    "low": "#CCB974",
+    "info": "#8C8C8C",
+}
+
+
+def plot_findings_by_audit(by_severity: pd.DataFrame, *, ax=None, lang: str = "fr"):
+    """Stacked bars of findings per audit by severity (an audit with no finding shows an empty bar)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    x = [str(d) for d in by_severity.index]
+    bottom = np.zeros(len(by_severity))
+    for sev in by_severity.columns:
+        ax.bar(
+            x, by_severity[sev].to_numpy(), bottom=bottom, color=SEVERITY_COLORS.get(sev, "grey"), label=sev
+        )
+        bottom += by_severity[sev].to_numpy()
+    if not len(by_severity.columns):
+        ax.text(
+            0.5, 0.5, "aucun constat" if lang == "fr" else "no finding", transform=ax.transAxes, ha="center"
+        )
+    ax.set_xlabel("date de l'audit" if lang == "fr" else "audit date")
+    ax.set_ylabel("constats" if lang == "fr" else "findings")
+    if len(by_severity.columns):
+        ax.legend(frameon=False, fontsize="small")
+    return ax

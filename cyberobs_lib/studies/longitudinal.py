@@ -53,9 +53,7 @@ def lifecycle_table(data, *, min_days: int = 0, families: Sequence[str] | None =
     return lc.match_lifecycle(findings, audits, hosts=hosts, establishments=est, min_days=min_days)
 
 
-def paired_audits(
-    metrics: pd.DataFrame, *, pairing: str = "first_last", min_days: int = 0
-) -> pd.DataFrame:
+def paired_audits(metrics: pd.DataFrame, *, pairing: str = "first_last", min_days: int = 0) -> pd.DataFrame:
     """Baseline and follow-up audit of each establishment, side by side (suffixes ``_a``, ``_b``).
 
     Parameters
@@ -117,17 +115,28 @@ def paired_tests(
         after = pairs.loc[ok, f"{metric}_b"].astype(bool).to_numpy()
         rows.append(
             paired.mcnemar_test(
-                before, after, exact_threshold=exact_threshold, alpha=alpha, study=STUDY, metric=metric,
-                group_a="baseline", group_b="follow-up",
+                before,
+                after,
+                exact_threshold=exact_threshold,
+                alpha=alpha,
+                study=STUDY,
+                metric=metric,
+                group_a="baseline",
+                group_b="follow-up",
             )
         )
     tests = pd.concat(rows, ignore_index=True)
     return adjust_pvalues(tests, method="fdr_bh")
 
 
-def paired_summary(metrics: pd.DataFrame, *, pairing: str = "first_last", min_days: int = 0,
-                   count_metrics: Sequence[str] = COUNT_METRICS,
-                   binary_metrics: Sequence[str] = BINARY_METRICS) -> pd.DataFrame:
+def paired_summary(
+    metrics: pd.DataFrame,
+    *,
+    pairing: str = "first_last",
+    min_days: int = 0,
+    count_metrics: Sequence[str] = COUNT_METRICS,
+    binary_metrics: Sequence[str] = BINARY_METRICS,
+) -> pd.DataFrame:
     """Descriptive companion of :func:`paired_tests`: medians (counts) or shares (binary) before and after."""
     pairs = paired_audits(metrics, pairing=pairing, min_days=min_days)
     if pairing == "consecutive":
@@ -135,13 +144,29 @@ def paired_summary(metrics: pd.DataFrame, *, pairing: str = "first_last", min_da
     rows = []
     for metric in count_metrics:
         a, b = pairs[f"{metric}_a"].astype(float), pairs[f"{metric}_b"].astype(float)
-        rows.append({"metric": metric, "statistic": "median", "n_pairs": int((a.notna() & b.notna()).sum()),
-                     "baseline": a.median(), "follow_up": b.median(), "median_difference": (b - a).median()})
+        rows.append(
+            {
+                "metric": metric,
+                "statistic": "median",
+                "n_pairs": int((a.notna() & b.notna()).sum()),
+                "baseline": a.median(),
+                "follow_up": b.median(),
+                "median_difference": (b - a).median(),
+            }
+        )
     for metric in binary_metrics:
         ok = pairs[f"{metric}_a"].notna() & pairs[f"{metric}_b"].notna()
         a, b = pairs.loc[ok, f"{metric}_a"].astype(float), pairs.loc[ok, f"{metric}_b"].astype(float)
-        rows.append({"metric": metric, "statistic": "share", "n_pairs": int(ok.sum()),
-                     "baseline": a.mean(), "follow_up": b.mean(), "median_difference": np.nan})
+        rows.append(
+            {
+                "metric": metric,
+                "statistic": "share",
+                "n_pairs": int(ok.sum()),
+                "baseline": a.mean(),
+                "follow_up": b.mean(),
+                "median_difference": np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -178,27 +203,53 @@ def repeated_tests(
         multi["audit_rank"] = multi["rank"] - 1
         terms = ["family"] if multi["family"].nunique() > 1 else []
         ref = {"family": reference_family} if reference_family and terms else None
-        coef = fit_trend_gee(multi, outcome=trend_outcome, time="audit_rank", group_id="finess",
-                             terms=terms, family="poisson", exposure="hosts_in_scope", reference=ref)
+        coef = fit_trend_gee(
+            multi,
+            outcome=trend_outcome,
+            time="audit_rank",
+            group_id="finess",
+            terms=terms,
+            family="poisson",
+            exposure="hosts_in_scope",
+            reference=ref,
+        )
         trend = coef[coef["term"] == "audit_rank"]
         for r in trend.itertuples(index=False):
-            rows.append(pd.DataFrame([{
-                "study": STUDY, "metric": trend_outcome, "test": "gee_trend",
-                "variant": "poisson;exchangeable;offset=log(hosts_in_scope);covariates=" + ("family" if terms else "none"),
-                "group_a": "audit_rank", "group_b": None, "n_a": int(multi["finess"].nunique()),
-                "n_b": int(len(multi)), "statistic": np.nan, "df": np.nan,
-                "p_value": getattr(r, "p_value", np.nan), "p_adjusted": np.nan, "adjust_method": None,
-                "effect_size": getattr(r, "rate_ratio", np.nan), "effect_size_kind": "rate_ratio_per_audit",
-                "ci_low": getattr(r, "ci_low", np.nan), "ci_high": getattr(r, "ci_high", np.nan),
-                "ci_method": "wald (robust sandwich)",
-            }]))
+            rows.append(
+                pd.DataFrame(
+                    [
+                        {
+                            "study": STUDY,
+                            "metric": trend_outcome,
+                            "test": "gee_trend",
+                            "variant": "poisson;exchangeable;offset=log(hosts_in_scope);covariates="
+                            + ("family" if terms else "none"),
+                            "group_a": "audit_rank",
+                            "group_b": None,
+                            "n_a": int(multi["finess"].nunique()),
+                            "n_b": int(len(multi)),
+                            "statistic": np.nan,
+                            "df": np.nan,
+                            "p_value": getattr(r, "p_value", np.nan),
+                            "p_adjusted": np.nan,
+                            "adjust_method": None,
+                            "effect_size": getattr(r, "rate_ratio", np.nan),
+                            "effect_size_kind": "rate_ratio_per_audit",
+                            "ci_low": getattr(r, "ci_low", np.nan),
+                            "ci_high": getattr(r, "ci_high", np.nan),
+                            "ci_method": "wald (robust sandwich)",
+                        }
+                    ]
+                )
+            )
     if not rows:
         return pd.DataFrame()
     return pd.concat(rows, ignore_index=True)
 
 
-def remediation_episodes(data, *, convention: str = "midpoint", families: Sequence[str] | None = None
-                         ) -> pd.DataFrame:
+def remediation_episodes(
+    data, *, convention: str = "midpoint", families: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Finding episodes with their time to fix (observed) or to censoring, with family and severity.
 
     Episodes never followed by an audit covering their host (seen only at the last audit) carry no
@@ -236,18 +287,34 @@ def interval_medians(episodes: pd.DataFrame, *, by: str = "severity", alpha: flo
         upper = sub["duration_upper"].where(sub["observed"], np.inf)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ApproximationWarning)
-            est = survival.interval_censored_median(sub["duration_lower"], upper, sub["observed"], alpha=alpha)
+            est = survival.interval_censored_median(
+                sub["duration_lower"], upper, sub["observed"], alpha=alpha
+            )
         if any(issubclass(w.category, ApproximationWarning) for w in caught):
             # Not identifiable: nearly every fix falls inside the first audit interval, so the data only
             # bound the median. Report the bounds, no point estimate.
-            est = pd.DataFrame([{"n": len(sub), "median_days": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                                 "lambda_": np.nan, "rho_": np.nan,
-                                 "model": "not identifiable (fixes within the first interval)",
-                                 "ci_method": None}])
-        lower_km = survival.median_survival(sub.assign(_d=sub["duration_lower"]), duration="_d", event="event")
-        upper_km = survival.median_survival(sub.assign(_d=sub["duration_upper"].where(sub["observed"],
-                                                                                     sub["duration_days"])),
-                                            duration="_d", event="event")
+            est = pd.DataFrame(
+                [
+                    {
+                        "n": len(sub),
+                        "median_days": np.nan,
+                        "ci_low": np.nan,
+                        "ci_high": np.nan,
+                        "lambda_": np.nan,
+                        "rho_": np.nan,
+                        "model": "not identifiable (fixes within the first interval)",
+                        "ci_method": None,
+                    }
+                ]
+            )
+        lower_km = survival.median_survival(
+            sub.assign(_d=sub["duration_lower"]), duration="_d", event="event"
+        )
+        upper_km = survival.median_survival(
+            sub.assign(_d=sub["duration_upper"].where(sub["observed"], sub["duration_days"])),
+            duration="_d",
+            event="event",
+        )
         est["median_bound_low"] = float(lower_km["median_days"].iloc[0])
         est["median_bound_high"] = float(upper_km["median_days"].iloc[0])
         rows.append(est.assign(**{"group": group}))
@@ -280,13 +347,21 @@ def deadline_compliance(
         known = sub[(sub["observed"] & (sub["duration_days"] <= days)) | (sub["duration_days"] > days)]
         fixed_in_time = int((known["observed"] & (known["duration_days"] <= days)).sum())
         w = wilson_interval(fixed_in_time, len(known), alpha=alpha).iloc[0]
-        rows.append({
-            "severity": sev, "deadline_days": days, "n": len(sub),
-            "share_fixed_in_time": 1 - s, "ci_low": 1 - hi, "ci_high": 1 - lo,
-            "ci_method": "kaplan-meier greenwood log(-log)",
-            "crude_share": w["value"], "crude_ci_low": w["ci_low"], "crude_ci_high": w["ci_high"],
-            "crude_n_known": len(known),
-        })
+        rows.append(
+            {
+                "severity": sev,
+                "deadline_days": days,
+                "n": len(sub),
+                "share_fixed_in_time": 1 - s,
+                "ci_low": 1 - hi,
+                "ci_high": 1 - lo,
+                "ci_method": "kaplan-meier greenwood log(-log)",
+                "crude_share": w["value"],
+                "crude_ci_low": w["ci_low"],
+                "crude_ci_high": w["ci_high"],
+                "crude_n_known": len(known),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -300,22 +375,41 @@ def remediation_study(
     ``deadlines``.
     """
     ep = episodes.dropna(subset=["family"])
-    surv_family = survival.kaplan_meier(ep, duration="duration_days", event="event", group="family", alpha=alpha)
-    surv_sev = survival.kaplan_meier(ep, duration="duration_days", event="event", group="severity", alpha=alpha)
-    remediation = survival.remediation_table(ep, duration="duration_days", event="event", group="family",
-                                             severity="severity", alpha=alpha)
+    surv_family = survival.kaplan_meier(
+        ep, duration="duration_days", event="event", group="family", alpha=alpha
+    )
+    surv_sev = survival.kaplan_meier(
+        ep, duration="duration_days", event="event", group="severity", alpha=alpha
+    )
+    remediation = survival.remediation_table(
+        ep, duration="duration_days", event="event", group="family", severity="severity", alpha=alpha
+    )
     tests = pd.concat(
         [
-            survival.logrank(ep, duration="duration_days", event="event", group="family", study=STUDY,
-                             metric="time_to_fix_by_family"),
-            survival.logrank(ep, duration="duration_days", event="event", group="severity", study=STUDY,
-                             metric="time_to_fix_by_severity"),
+            survival.logrank(
+                ep,
+                duration="duration_days",
+                event="event",
+                group="family",
+                study=STUDY,
+                metric="time_to_fix_by_family",
+            ),
+            survival.logrank(
+                ep,
+                duration="duration_days",
+                event="event",
+                group="severity",
+                study=STUDY,
+                metric="time_to_fix_by_severity",
+            ),
         ],
         ignore_index=True,
     )
     opened = ep["origin"]
     closed = ep["origin"] + pd.to_timedelta(ep["duration_days"].where(ep["observed"]), unit="D")
-    close = survival.monthly_close_rate(ep.assign(opened=opened, closed=closed), opened="opened", closed="closed")
+    close = survival.monthly_close_rate(
+        ep.assign(opened=opened, closed=closed), opened="opened", closed="closed"
+    )
     return {
         "survival": surv_family,
         "survival_severity": surv_sev,

@@ -29,8 +29,9 @@ def study_key(data) -> bytes:
     return load_key(dataset_is_demo=is_demo(data))
 
 
-def pseudonymize_establishments(table: pd.DataFrame, data, *, columns: Sequence[str] = ("establishment",),
-                                published: bool = True) -> pd.DataFrame:
+def pseudonymize_establishments(
+    table: pd.DataFrame, data, *, columns: Sequence[str] = ("establishment",), published: bool = True
+) -> pd.DataFrame:
     """Replace FINESS numbers by keyed pseudonyms in ``columns`` (drop a raw ``finess`` column too)."""
     if not published:
         return table
@@ -41,11 +42,19 @@ def pseudonymize_establishments(table: pd.DataFrame, data, *, columns: Sequence[
     for col in columns:
         if col in out.columns:
             out[col] = pseudonymize(out[col].astype("string"), key=key)
-    return out.drop(columns=[c for c in ("finess", "finess_ej", "name") if c in out.columns and c not in columns])
+    return out.drop(
+        columns=[c for c in ("finess", "finess_ej", "name") if c in out.columns and c not in columns]
+    )
 
 
-def suppress_small_groups(table: pd.DataFrame, n_establishments: pd.Series, *, group_col: str = "group",
-                          min_cell: int = DEFAULT_MIN_CELL, keep: Sequence[str] = ()) -> pd.DataFrame:
+def suppress_small_groups(
+    table: pd.DataFrame,
+    n_establishments: pd.Series,
+    *,
+    group_col: str = "group",
+    min_cell: int = DEFAULT_MIN_CELL,
+    keep: Sequence[str] = (),
+) -> pd.DataFrame:
     """Blank the values of rows whose group has fewer than ``min_cell`` establishments.
 
     Parameters
@@ -74,8 +83,10 @@ def suppress_small_groups(table: pd.DataFrame, n_establishments: pd.Series, *, g
     keys = set(keep) | {group_col}
     for col in out.columns:
         if col not in keys and small.any():
-            out[col] = out[col].astype(object).where(~small, None) if out[col].dtype == object else out[col].where(
-                ~small
+            out[col] = (
+                out[col].astype(object).where(~small, None)
+                if out[col].dtype == object
+                else out[col].where(~small)
             )
     out["n_establishments"] = n
     out["suppressed"] = small

@@ -1,0 +1,214 @@
+"""Per-establishment reports in batch: one confidential report per establishment, in parallel workers.
+
+Each worker process keeps **one warm Jupyter kernel** and executes the report notebook for its share of the
+establishments in it, one after the other: parameters are injected exactly as papermill does (a cell tagged
+``injected-parameters`` after the ``parameters`` cell), and the kernel's namespace is reset between two
+reports (``%reset -f``), so no variable leaks from one report to the next, while imported modules stay
+loaded. Compared with one papermill call per establishment, this saves a kernel start and the imports of
+the scientific stack per report; the shared per-audit metrics are computed once (``audit_metrics.parquet``
+in the canonical folder) instead of once per report. A failing report is recorded and the batch goes on;
+a dead kernel is restarted.
+
+Output: ``<run>/establishments/<FINESS>/`` with the executed notebook, its HTML without code, ``tables/``
+and ``figures/``. These reports are confidential (they name the establishment and its hosts).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import pandas as pd
+
+from cyberobs_lib.config import NOTEBOOKS_DIR
+
+
+def batch_establishments(canonical: Path, selection: str | list) -> list[str]:
+    """FINESS numbers to report on: ``"all"`` (every audited establishment) or an explicit list."""
+    audits = pd.read_parquet(Path(canonical) / "audits.parquet", columns=["finess"])
+    audited = sorted(set(audits["finess"].astype(str)))
+    if selection == "all":
+        return audited
+    if isinstance(selection, str):
+        raise ValueError(f"establishments must be 'all' or a list of FINESS numbers, got {selection!r}")
+    wanted = [str(f).replace(" ", "") for f in selection]
+    missing = [f for f in wanted if f not in set(audited)]
+    if missing:
+        raise ValueError(f"establishments without any audit in the dataset: {', '.join(missing)}")
+    return wanted
+
+
+def precompute_metrics(canonical: Path) -> Path:
+    """Write ``audit_metrics.parquet`` next to the canonical tables (read by each report)."""
+    from cyberobs_lib.io import write_parquet_atomic
+    from cyberobs_lib.studies.data import load_study_data
+    from cyberobs_lib.studies.indicators import audit_metrics
+
+    path = Path(canonical) / "audit_metrics.parquet"
+    write_parquet_atomic(audit_metrics(load_study_data(canonical)), path)
+    return path
+
+
+def _inject(nb, params: dict):
+    from papermill.parameterize import parameterize_notebook
+
+    return parameterize_notebook(nb, params)
+
+
+class WarmKernel:
+    """One Jupyter kernel reused for many notebook executions (namespace reset between them)."""
+
+    def __init__(self, cwd: Path):
+        from jupyter_client.manager import KernelManager
+
+        self.cwd = str(cwd)
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=self.cwd, env={**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"})
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def run(self, nb, *, timeout: int = 600):
+        from nbclient import NotebookClient
+
+        client = NotebookClient(
+            nb, km=self.km, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": self.cwd}}
+        )
+        client.kc = self.kc
+        client.reset_execution_trackers()
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        self.kc.execute_interactive(
+            "%reset -f\nimport matplotlib.pyplot as _plt\n_plt.close('all')\ndel _plt",
+            timeout=60,
+            output_hook=lambda msg: None,
+        )
+        return nb
+
+    def restart(self):
+        self.km.restart_kernel(now=True)
+        self.kc.wait_for_ready(timeout=120)
+
+    def close(self):
+        try:
+            self.kc.stop_channels()
+        finally:
+            self.km.shutdown_kernel(now=True)
+
+
+def _run_chunk(notebook: str, chunk: list[tuple[str, dict, str]], notebooks_dir: str) -> list[dict]:
+    """Worker: execute the report notebook for each (finess, parameters, out_dir) of the chunk."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+
+    from cyberobs_lib.runner import describe_failure, export_html
+
+    template = load_notebook_node(str(Path(notebooks_dir) / notebook))  # gives every cell a tags list
+    kernel = WarmKernel(Path(notebooks_dir))
+    results = []
+    try:
+        for finess, params, out_dir in chunk:
+            start = time.perf_counter()
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            error = None
+            nb = nbformat.from_dict(template)
+            try:
+                nb = _inject(nb, params)
+                kernel.run(nb)
+            except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
+                error = describe_failure(exc)
+                try:
+                    kernel.restart()
+                except Exception:  # noqa: BLE001
+                    kernel = WarmKernel(Path(notebooks_dir))
+            target = out / notebook
+            nbformat.write(nb, target)
+            export_html(target, target.with_suffix(".html"))
+            results.append(
+                {
+                    "finess": finess,
+                    "ok": error is None,
+                    "seconds": time.perf_counter() - start,
+                    "error": error,
+                }
+            )
+    finally:
+        kernel.close()
+    return results
+
+
+def run_reports(
+    notebook: str,
+    establishments: list[str],
+    *,
+    canonical: Path,
+    out: Path,
+    parameters: dict | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> list[dict]:
+    """Execute ``notebook`` once per establishment into ``out/<FINESS>/`` with ``workers`` processes."""
+    from tqdm import tqdm
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(establishments) or 1))
+    jobs = []
+    for finess in establishments:
+        folder = Path(out) / finess
+        params = dict(parameters or {})
+        params.update({"data_dir": str(canonical), "output_dir": str(folder), "finess": finess})
+        jobs.append((finess, params, str(folder)))
+    chunks = [jobs[i::workers] for i in range(workers)]
+    results: list[dict] = []
+    bar = tqdm(
+        total=len(jobs), desc="establishment reports", unit="report", disable=not progress, file=sys.stderr
+    )
+    if workers == 1:
+        for job in jobs:
+            results.extend(_run_chunk(notebook, [job], str(notebooks_dir)))
+            bar.update(1)
+    else:
+        # chunks are split further so that the bar moves and work stays balanced
+        pieces = [c[i : i + 10] for c in chunks for i in range(0, len(c), 10)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(_run_chunk, notebook, piece, str(notebooks_dir)) for piece in pieces if piece
+            ]
+            for fut in as_completed(futures):
+                done = fut.result()
+                results.extend(done)
+                bar.update(len(done))
+    bar.close()
+    for r in results:
+        if not r["ok"]:
+            tqdm.write(f"FAILED report {r['finess']}: {r['error']}", file=sys.stderr)
+    return sorted(results, key=lambda r: r["finess"])
+
+
+def run_batch(plan, *, canonical: Path, workers: int | None, progress: bool, notebooks_dir: Path) -> list:
+    """The ``batch`` section of a parameter file (called by :func:`cyberobs_lib.runner.run_study`)."""
+    from cyberobs_lib.runner import NotebookOutcome
+
+    spec = plan.spec["batch"]
+    establishments = batch_establishments(canonical, spec.get("establishments", "all"))
+    precompute_metrics(canonical)
+    params = {k: v for k, v in plan.spec.get("common", {}).items()}
+    params.update(spec.get("parameters") or {})
+    results = run_reports(
+        spec["notebook"],
+        establishments,
+        canonical=canonical,
+        out=plan.out / "establishments",
+        parameters=params,
+        workers=workers or spec.get("workers"),
+        progress=progress,
+        notebooks_dir=notebooks_dir,
+    )
+    return [
+        NotebookOutcome(f"{spec['notebook']}[{r['finess']}]", r["ok"], r["seconds"], r["error"])
+        for r in results
+    ]

@@ -1,0 +1,144 @@
+"""The annual summary: the year's headline figures, their evolution, written out for a general reader.
+
+Functions here only assemble what the studies compute (indicators, family ratios, remediation, incidents)
+into short tables and sentences; every number comes with its interval and the method named once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Headline indicators in reading order, with French and English wording of "share of audited structures ...".
+HEADLINES = {
+    "no_protection": ("sans aucun mécanisme de protection mis en œuvre", "with no protection mechanism implemented"),
+    "has_critical": ("avec au moins une vulnérabilité critique", "with at least one critical vulnerability"),
+    "exposes_remote_admin": ("exposant une administration à distance (RDP, SMB, Telnet, bases de données…)",
+                             "exposing remote administration (RDP, SMB, Telnet, databases…)"),
+    "has_kev": ("avec une vulnérabilité activement exploitée (catalogue KEV)",
+                "with an actively exploited vulnerability (KEV catalog)"),
+}
+FAMILY_FR = {
+    "CH": "CH", "CHU/CHR": "CHU/CHR", "EHPAD": "EHPAD", "Private clinic (MCO)": "cliniques privées (MCO)",
+    "Psychiatry": "psychiatrie", "SSR": "SSR", "HAD": "HAD", "Home care": "soins à domicile",
+    "Cancer centre": "centres de lutte contre le cancer", "Long stay": "soins de longue durée",
+    "Dialysis": "dialyse", "Army": "hôpitaux des armées", "Other elderly housing": "autres EHPA",
+    "Other health": "autres établissements de santé", "all": "ensemble",
+}
+
+
+def _pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{100 * x:.0f} %"
+
+
+def headline_table(indicators: pd.DataFrame, *, year: int | str, lang: str = "fr") -> pd.DataFrame:
+    """The year's headline shares for all audited structures: value, 95 % interval, establishments.
+
+    ``indicators`` is the output of :func:`studies.indicators.compute_indicators` (group ``all`` used).
+    """
+    year = str(year)
+    rows = []
+    for key, (fr, en) in HEADLINES.items():
+        row = indicators[(indicators["indicator"] == key) & (indicators["group"] == "all")
+                         & (indicators["period"].astype(str) == year)]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        rows.append({
+            "indicator": key,
+            "label": fr if lang == "fr" else en,
+            "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+            "n_establishments": r["n_establishments"], "ci_method": r["ci_method"],
+            "suppressed": bool(r.get("suppressed", False)),
+        })
+    return pd.DataFrame(rows)
+
+
+def headline_sentences(headlines: pd.DataFrame, *, year: int | str, lang: str = "fr") -> str:
+    """The headline figures as Markdown bullets, e.g. "64 % [57 %; 72 %] of the 161 audited structures ...".
+
+    Examples
+    --------
+    >>> h = pd.DataFrame([{"indicator": "no_protection", "label": "with no protection mechanism implemented",
+    ...                    "value": 0.7, "ci_low": 0.6, "ci_high": 0.78, "n_establishments": 120,
+    ...                    "ci_method": "wilson", "suppressed": False}])
+    >>> print(headline_sentences(h, year=2025, lang="en"))
+    - **70 %** [60 %; 78 %] of the 120 structures audited in 2025 were with no protection mechanism implemented.
+    <BLANKLINE>
+    *95 % confidence intervals: wilson.*
+    """
+    lines = []
+    for r in headlines.itertuples(index=False):
+        if r.suppressed or pd.isna(r.value):
+            lines.append(f"- {r.label}: " + ("secret statistique" if lang == "fr" else "suppressed (small cell)"))
+            continue
+        if lang == "fr":
+            lines.append(f"- **{_pct(r.value)}** [{_pct(r.ci_low)} ; {_pct(r.ci_high)}] des "
+                         f"{int(r.n_establishments)} structures auditées en {year} étaient {r.label}.")
+        else:
+            lines.append(f"- **{_pct(r.value)}** [{_pct(r.ci_low)}; {_pct(r.ci_high)}] of the "
+                         f"{int(r.n_establishments)} structures audited in {year} were {r.label}.")
+    methods = ", ".join(sorted(set(headlines["ci_method"].dropna()))) if len(headlines) else ""
+    note = (f"*Intervalles de confiance à 95 % : {methods}.*" if lang == "fr"
+            else f"*95 % confidence intervals: {methods}.*")
+    return "\n".join(lines) + "\n\n" + note
+
+
+def family_label(name: str, lang: str = "fr") -> str:
+    """Reader-facing family name."""
+    return FAMILY_FR.get(name, name) if lang == "fr" else name
+
+
+def plot_evolution(indicators: pd.DataFrame, *, indicators_shown=tuple(HEADLINES), ax=None, lang: str = "fr"):
+    """Yearly evolution of the headline shares (all structures), with 95 % intervals; returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    sub = indicators[(indicators["group"] == "all") & (indicators["period"].astype(str) != "all")].copy()
+    sub["year"] = sub["period"].astype(int)
+    for i, key in enumerate(indicators_shown):
+        line = sub[sub["indicator"] == key].sort_values("year")
+        if line.empty:
+            continue
+        x = line["year"] + (i - 1.5) * 0.04
+        err = np.vstack([line["value"] - line["ci_low"], line["ci_high"] - line["value"]])
+        ax.errorbar(x, line["value"], yerr=err, marker="o", capsize=3,
+                    label=HEADLINES[key][0 if lang == "fr" else 1])
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f} %"))
+    years = sorted(sub["year"].unique())
+    ax.set_xticks(years, [str(y) for y in years])
+    ax.set_ylabel("part des structures auditées" if lang == "fr" else "share of audited structures")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False, fontsize="small")
+    return ax
+
+
+def plot_family_shares(indicators: pd.DataFrame, *, indicator: str = "no_protection", year: int | str,
+                       ax=None, lang: str = "fr", min_families: int = 1):
+    """One headline share by family for the year, sorted, with intervals; suppressed cells marked."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    sub = indicators[(indicators["indicator"] == indicator) & (indicators["period"].astype(str) == str(year))
+                     & (indicators["group"] != "all")].copy()
+    sub["label"] = [family_label(g, lang) for g in sub["group"]]
+    sub = sub.sort_values("value", na_position="first")
+    y = np.arange(len(sub))
+    shown = sub["value"].notna().to_numpy()
+    ax.errorbar(sub["value"][shown], y[shown],
+                xerr=np.vstack([(sub["value"] - sub["ci_low"])[shown], (sub["ci_high"] - sub["value"])[shown]]),
+                fmt="o", color="#4C72B0", capsize=3)
+    for yy in y[~shown]:
+        ax.text(0.01, yy, "secret statistique" if lang == "fr" else "suppressed (small cell)",
+                va="center", color="grey", fontsize="small", style="italic")
+    overall = indicators[(indicators["indicator"] == indicator) & (indicators["group"] == "all")
+                         & (indicators["period"].astype(str) == str(year))]
+    if len(overall) and pd.notna(overall["value"].iloc[0]):
+        ax.axvline(overall["value"].iloc[0], color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, sub["label"])
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f} %"))
+    ax.set_title(HEADLINES.get(indicator, (indicator, indicator))[0 if lang == "fr" else 1], fontsize="medium")
+    return ax
