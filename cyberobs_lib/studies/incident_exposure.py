@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.schema import Audits, Incidents
+from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.models import SeparationWarning, fit_logistic, to_tests_table
 from cyberobs_lib.studies.incidents import ALL, incident_indicators
 from cyberobs_lib.studies.indicators import compute_indicators, select_audits
@@ -139,7 +140,8 @@ def exposure_incident_association(
         ``ci_low``, ``ci_high`` (Wald), ``p_value``, ``crude_odds_ratio`` (same rows, no covariate), ``n``
         (audits in the model), ``n_exposed``, ``events``, ``events_exposed``, ``n_dropped_missing`` (a
         missing exposure or covariate, e.g. unknown protection status or beds), ``n_dropped_noninformative``
-        (families whose establishments all had, or all lacked, an incident), ``covariates``,
+        (families whose establishments all had, or all lacked, an incident), ``covariates`` (those in the
+        model: a covariate left with a single value is dropped),
         ``window_days``, ``audit_choice``, ``separation``, ``model``, ``ci_method``.
 
     Notes
@@ -161,7 +163,7 @@ def exposure_incident_association(
         raise ValueError(f"unknown exposures {unknown}; known: {EXPOSURES}")
     units = metrics if audit_choice == "all" else select_audits(metrics, audit_choice=audit_choice)
     o = audit_outcomes(units, incidents, window_days=window_days, follow_up_end=follow_up_end)
-    o = o[o["window_complete"]]
+    o = o[o["window_complete"]].reset_index(drop=True)
     covariates = list(covariates)
     rows, tests = [], []
     for exposure in exposures:  # a handful of models
@@ -178,18 +180,19 @@ def exposure_incident_association(
             "events_exposed": int(data.loc[data[exposure], OUTCOME].sum()),
             "n_dropped_missing": int((~complete).sum()),
             "n_dropped_noninformative": int(drop.sum()),
-            "covariates": ", ".join(covariates),
+            "covariates": ", ".join(c for c in covariates if data[c].nunique() > 1),
             "window_days": window_days,
             "audit_choice": audit_choice,
             "separation": False,
             "model": "logistic",
             "ci_method": "wald",
         }
-        reference = {c: data[c].astype(str).mode().iloc[0] for c in covariates if data[c].dtype == object}
+        terms = [c for c in covariates if data[c].nunique() > 1]  # a constant covariate adjusts nothing
+        reference = {c: data[c].astype(str).mode().iloc[0] for c in terms if data[c].dtype == object}
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SeparationWarning)
-                fit = fit_logistic(data, outcome=OUTCOME, terms=[exposure, *covariates], reference=reference)
+                fit = fit_logistic(data, outcome=OUTCOME, terms=[exposure, *terms], reference=reference)
                 crude = fit_logistic(data, outcome=OUTCOME, terms=[exposure])
         except ValueError as exc:  # no event, one exposure level, one covariate level...
             rows.append(row | {"model": f"not estimable: {exc}"})
@@ -207,9 +210,7 @@ def exposure_incident_association(
         rows.append(row)
         tests.append(to_tests_table(coef, study="incidents", metric=f"incident_within_{window_days}d"))
     table = pd.DataFrame(rows).reindex(columns=list(ODDS_RATIO_COLUMNS))
-    tests_table = (
-        pd.concat(tests, ignore_index=True) if tests else to_tests_table(pd.DataFrame(columns=["odds_ratio"]))
-    )
+    tests_table = pd.concat(tests, ignore_index=True) if tests else make_tests_table([])
     return tests_table, table
 
 
@@ -290,7 +291,15 @@ def side_by_side(
         out["suppressed"] = small_exp | small_rate
     cols = ["audited"] + [f"{f}{s}" for f in SIDE_BY_SIDE_EXPOSURES for s in ("", "_ci_low", "_ci_high")]
     out = out.reindex(
-        columns=[*cols, "eligible", "declarations", "incident_rate_per_1000", "rate_ci_low", "rate_ci_high"]
+        columns=[
+            *cols,
+            "eligible",
+            "declarations",
+            "incident_rate_per_1000",
+            "rate_ci_low",
+            "rate_ci_high",
+            "suppressed",
+        ]
     )
     out = out.reset_index()
     periods = {p: i for i, p in enumerate([*map(str, yrs), ALL])}
