@@ -11,6 +11,11 @@ process (so that its peak RSS is its own):
 * ``read``   — :func:`cyberobs_lib.scanners.read_scan_file`: the same plus the whole findings table kept
   in memory (grows with the number of findings, by design: it is the output).
 
+Record sizes follow the corpus (../shared/corpus): about 4 KB per Nessus ReportItem (pytenable_example:
+6 KB, rubynessus_example_v3: 4.7 KB), 3 KB per GVM result (defectdojo_many_vuln.xml), 2.5 KB per Qualys
+VULN; nmap hosts carry 4 open ports with banners and one vulners table. Smaller records mean more
+elements per MB and a lower ratio (about 0.4 for 0.7 KB GVM results in our trials).
+
 Reported: seconds, MB/s, ratio of the reader's throughput to the bare loop's (target ≥ 0.5) and peak RSS
 (MB). Usage::
 
@@ -58,11 +63,12 @@ def gen_nessus(fh, target: int, rng: random.Random) -> None:
             fh.write(
                 f'<ReportItem port="{rng.choice((22, 80, 443, 3389, 0))}" svc_name="www" protocol="tcp" '
                 f'severity="{sev}" pluginID="{10000 + i * 7}" pluginName="Plugin number {i}" pluginFamily="General">'
-                f"<description>{_text(rng, 600)}</description><solution>{_text(rng, 120)}</solution>"
+                f"<description>{_text(rng, 1800)}</description><solution>{_text(rng, 250)}</solution>"
                 f"<synopsis>{_text(rng, 100)}</synopsis><risk_factor>Medium</risk_factor>"
                 "<cvss3_base_score>6.5</cvss3_base_score>"
                 "<cvss3_vector>CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:L/A:N</cvss3_vector>"
-                f"{cves}<plugin_output>{_text(rng, 200)}</plugin_output></ReportItem>\n"
+                f"<see_also>https://www.example.org/advisory/{i}</see_also><plugin_publication_date>2020/01/01</plugin_publication_date>"
+                f"{cves}<plugin_output>{_text(rng, 900)}</plugin_output></ReportItem>\n"
             )
         fh.write("</ReportHost>\n")
     fh.write("</Report>\n</NessusClientData_v2>\n")
@@ -81,10 +87,11 @@ def gen_openvas(fh, target: int, rng: random.Random) -> None:
             f'<host>10.1.{i >> 8 & 255}.{i & 255}<asset asset_id=""/><hostname>h{i}</hostname></host>'
             f"<port>{rng.choice(('443/tcp', 'general/tcp', '22/tcp'))}</port>"
             f'<nvt oid="1.3.6.1.4.1.25623.1.0.{100000 + i % 500}"><type>nvt</type><name>NVT {i % 500}</name>'
-            f"<cvss_base>{sev}</cvss_base><tags>cvss_base_vector=AV:N/AC:L/Au:N/C:P/I:N/A:N|summary={_text(rng, 300)}</tags>"
+            f"<cvss_base>{sev}</cvss_base><tags>cvss_base_vector=AV:N/AC:L/Au:N/C:P/I:N/A:N|summary={_text(rng, 400)}"
+            f"|insight={_text(rng, 500)}|impact={_text(rng, 300)}|solution={_text(rng, 300)}</tags>"
             f'<refs><ref type="cve" id="CVE-2020-{i % 9000 + 1000}"/><ref type="url" id="https://example.org"/></refs></nvt>'
             f"<threat>{threat}</threat><severity>{sev}</severity><qod><value>80</value></qod>"
-            f"<description>{_text(rng, 400)}</description></result>\n"
+            f"<description>{_text(rng, 900)}</description></result>\n"
         )
     fh.write("</results>\n<host><ip>10.1.0.1</ip></host></report></report>\n")
 
@@ -152,7 +159,8 @@ def gen_qualys(fh, target: int, rng: random.Random) -> None:
                 f'<VULN number="{38000 + i}" severity="{rng.randrange(1, 6)}"><TITLE><![CDATA[Vuln {i}]]></TITLE>'
                 "<CVSS_BASE>5</CVSS_BASE><CVSS3_BASE>6.5</CVSS3_BASE>"
                 f"<CVE_ID_LIST><CVE_ID><ID><![CDATA[CVE-2021-{i + 1000}]]></ID></CVE_ID></CVE_ID_LIST>"
-                f"<DIAGNOSIS>{_text(rng, 400)}</DIAGNOSIS><RESULT>{_text(rng, 200)}</RESULT></VULN>"
+                f"<DIAGNOSIS>{_text(rng, 800)}</DIAGNOSIS><CONSEQUENCE>{_text(rng, 500)}</CONSEQUENCE>"
+                f"<SOLUTION>{_text(rng, 400)}</SOLUTION><RESULT>{_text(rng, 300)}</RESULT></VULN>"
             )
         fh.write("</CAT></VULNS></IP>\n")
     fh.write("</SCAN>\n")

@@ -79,7 +79,14 @@ EVIDENCE_MAX = 200
 class ScanError(ValueError):
     """A scanner export that cannot be read: names the file, the line and what was expected.
 
-    ``str(err)`` is one line: ``"<file>: line <n>: <what is wrong>; expected <what>"``.
+    ``str(err)`` is one line: ``"<file>: line <n>: <what is wrong>; expected <what>"``. Attributes:
+    ``path``, ``line`` (1-based, or None when the problem is not tied to a line), ``element`` (XML tag) or
+    ``row`` (data record), ``expected``, ``message``.
+
+    Examples
+    --------
+    >>> str(ScanError("a.nessus", "wrong root element <x>", line=2, expected="<NessusClientData_v2>"))
+    'a.nessus: line 2: wrong root element <x>; expected <NessusClientData_v2>'
     """
 
     def __init__(
@@ -89,11 +96,13 @@ class ScanError(ValueError):
         *,
         line: int | None = None,
         element: str | None = None,
+        row: int | None = None,
         expected: str = "",
     ) -> None:
         self.path = str(path)
         self.line = line
         self.element = element
+        self.row = row
         self.expected = expected
         self.message = message
         where = f"line {line}: " if line is not None else ""
@@ -140,6 +149,16 @@ def source_prefix(fmt: str) -> tuple[str, str]:
     return row["scanner"], row["id_prefix"]
 
 
+@functools.cache
+def _lookup(scanner: str) -> tuple[dict[str, str | None], dict[str, str]]:
+    """``"scale\\x00native"`` -> severity, and -> disposition, for one scanner (cached)."""
+    t = severity_table()
+    t = t.loc[t["scanner"] == scanner]
+    keys = (t["scale"] + "\x00" + t["native"]).tolist()
+    sev = [v or None for v in t["severity"]]
+    return dict(zip(keys, sev, strict=True)), dict(zip(keys, t["disposition"], strict=True))
+
+
 def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFrame:
     """Canonical ``severity`` and ``disposition`` of native values, from ``scanner_severity.csv``.
 
@@ -171,13 +190,13 @@ def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFr
     t = severity_table()
     out = pd.DataFrame({"severity": None, "disposition": "finding"}, index=native.index, dtype=object)
     key = native.astype("string").str.strip().str.lower()
-    words = t.loc[t["scanner"] == scanner].set_index(["scale", "native"])
-    idx = pd.MultiIndex.from_arrays([scale.astype("string"), key])
-    hit = idx.isin(words.index)
+    sev_of, disp_of = _lookup(scanner)
+    joined = scale.astype("string").str.cat(key, sep="\x00")
+    found_sev = joined.map(sev_of)
+    hit = joined.isin(disp_of.keys()).to_numpy()
     if hit.any():
-        found = words.reindex(idx[hit])
-        out.loc[hit, "severity"] = found["severity"].replace("", None).to_numpy()
-        out.loc[hit, "disposition"] = found["disposition"].to_numpy()
+        out.loc[hit, "severity"] = found_sev[hit].to_numpy()
+        out.loc[hit, "disposition"] = joined[hit].map(disp_of).to_numpy()
     is_cvss = (scale == "cvss").to_numpy() & ~hit
     if is_cvss.any():
         bands = t.loc[t["scale"] == "cvss"].assign(lo=lambda d: d["native"].astype(float)).sort_values("lo")
@@ -290,17 +309,17 @@ class Collector:
         findings = pd.DataFrame(
             {
                 F.audit_id: pd.Series(self.audit_id, index=kept.index, dtype=object),
-                F.host: _none(kept["host"]),
+                F.host: kept["host"],
                 F.port: pd.to_numeric(kept["port"], errors="coerce").astype("Int32"),
                 F.protocol: _none(kept["protocol"].astype("string").str.lower()),
-                F.service: _none(kept["service"]),
-                F.vuln_id: _none(kept["vuln_id"]),
-                F.cve: _none(kept["cve"]),
-                F.title: _none(kept["title"]),
-                F.cvss_vector: _none(kept["cvss_vector"]),
+                F.service: kept["service"],
+                F.vuln_id: kept["vuln_id"],
+                F.cve: kept["cve"],
+                F.title: kept["title"],
+                F.cvss_vector: kept["cvss_vector"],
                 F.cvss_score: pd.to_numeric(kept["cvss_score"], errors="coerce").astype(float),
                 F.severity: mapped.loc[keep, "severity"].astype(object),
-                SCANNER_SEVERITY: _none(kept["scanner_severity"]),
+                SCANNER_SEVERITY: kept["scanner_severity"],
                 SCANNER: self.scanner,
                 F.first_seen: _parse_dates(kept["first_seen"]),
                 schema.SOURCE_FILE: self.path,

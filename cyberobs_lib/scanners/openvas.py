@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves
+from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
 from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
 
@@ -46,32 +46,63 @@ def _tag_value(tags: str | None, key: str) -> str | None:
 
 
 def _result(col: Collector, el, n: int) -> None:
-    nvt = el.find("nvt")
-    host_el = el.find("host")
-    host = (host_el.text or "").strip() if host_el is not None else ""
-    port, proto = _split_port(el.findtext("port"))
-    threat = (el.findtext("threat") or "").strip() or None
-    sev = (el.findtext("severity") or "").strip() or None
-    cves = [r.get("id") for r in nvt.iterfind("refs/ref") if r.get("type") == "cve"]
-    cves += [c.text for c in nvt.iterfind("cve") if c.text and c.text.strip().upper() != "NOCVE"]
-    vector = nvt.findtext("severities/severity/value") or _tag_value(nvt.findtext("tags"), "cvss_base_vector")
-    created = el.findtext("creation_time") or el.findtext("modification_time")
+    """One ``<result>``: a single pass over its children (and its ``<nvt>``'s), no repeated searches."""
+    host = port_text = threat = sev = created = modified = desc = rname = None
+    nvt = None
+    for c in el:
+        t = c.tag
+        if t == "host":
+            host = (c.text or "").strip()
+        elif t == "port":
+            port_text = c.text
+        elif t == "threat":
+            threat = (c.text or "").strip() or None
+        elif t == "severity":
+            sev = (c.text or "").strip() or None
+        elif t == "nvt":
+            nvt = c
+        elif t == "creation_time":
+            created = c.text
+        elif t == "modification_time":
+            modified = c.text
+        elif t == "description":
+            desc = c.text
+        elif t == "name":
+            rname = c.text
+    name = cvss_base = tags = vector = None
+    cves = []
+    for c in nvt:
+        t = c.tag
+        if t == "name":
+            name = c.text
+        elif t == "cvss_base":
+            cvss_base = c.text
+        elif t == "tags":
+            tags = c.text
+        elif t == "refs":
+            cves += [r.get("id") for r in c if r.get("type") == "cve"]
+        elif t == "cve":
+            if c.text and c.text.strip().upper() != "NOCVE":
+                cves.append(c.text)
+        elif t == "severities":
+            vector = c.findtext("severity/value")
+    port, proto = _split_port(port_text)
+    created = (created or modified or "").strip() or None
     if host:
         col.hosts.add(host)
-    desc = el.findtext("description")
     col.add(
         host=host or None,
         port=port,
         protocol=proto,
         vuln_id="openvas:" + (nvt.get("oid") or ""),
-        cve=join_cves(cves),
-        title=nvt.findtext("name") or el.findtext("name"),
-        cvss_vector=vector,
-        cvss_score=sev if sev is not None else nvt.findtext("cvss_base"),
+        cve=";".join(dict.fromkeys(c.strip().upper() for c in cves if c)) or None,
+        title=name or rname,
+        cvss_vector=vector or _tag_value(tags, "cvss_base_vector"),
+        cvss_score=sev if sev is not None else cvss_base,
         scanner_severity=threat or sev,
-        first_seen=created.strip() if created and created.strip() else None,
+        first_seen=created,
         source_row=n,
-        evidence=desc.strip() if desc else None,
+        evidence=desc.strip()[:EVIDENCE_MAX] if desc else None,
         scale="threat" if threat else "cvss",
         native=threat or sev,
         skip=None if host else "no_host",
@@ -95,7 +126,7 @@ def iter_openvas_xml(
             tag = el.tag
             if tag == "result":
                 if el.find("nvt") is None:
-                    continue  # a <detection><result> reference inside a result
+                    continue  # a <detection><result> reference inside a result (or a delta)
                 n += 1
                 _result(col, el, n)
                 if "results" not in parents:

@@ -28,7 +28,14 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves, severity_table
+from cyberobs_lib.scanners._core import (
+    EVIDENCE_MAX,
+    Collector,
+    ScanError,
+    ScanResult,
+    join_cves,
+    severity_table,
+)
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
 from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
 
@@ -59,8 +66,20 @@ def _scan_ip(col: Collector, ip_el, date: str | None, counter: list[int]) -> Non
                     continue
                 counter[0] += 1
                 sev = item.get("severity")
-                cves = [c.text for c in item.iterfind("CVE_ID_LIST/CVE_ID/ID")] or [item.get("cveid")]
-                v3 = _num(item.findtext("CVSS3_BASE"))
+                title = v3 = v2 = result = None
+                cves = []
+                for c in item:  # one pass over the entry's children
+                    t = c.tag
+                    if t == "TITLE":
+                        title = c.text
+                    elif t == "CVSS3_BASE":
+                        v3 = _num(c.text)
+                    elif t == "CVSS_BASE":
+                        v2 = _num(c.text)
+                    elif t == "CVE_ID_LIST":
+                        cves = [i.text for i in c.iter("ID")]
+                    elif t == "RESULT":
+                        result = c.text
                 informational = kind in ("INFO", "SERVICE")
                 col.add(
                     host=host,
@@ -68,13 +87,13 @@ def _scan_ip(col: Collector, ip_el, date: str | None, counter: list[int]) -> Non
                     protocol=cat.get("protocol"),
                     service=cat.get("value") if cat.get("port") else None,
                     vuln_id="qualys:" + (item.get("number") or ""),
-                    cve=join_cves(cves),
-                    title=(item.findtext("TITLE") or "").strip() or None,
-                    cvss_score=v3 or _num(item.findtext("CVSS_BASE")),
+                    cve=join_cves(cves or [item.get("cveid")]),
+                    title=(title or "").strip() or None,
+                    cvss_score=v3 or v2,
                     scanner_severity=sev,
                     first_seen=date,
                     source_row=counter[0],
-                    evidence=(item.findtext("RESULT") or "").strip() or None,
+                    evidence=result.strip()[:EVIDENCE_MAX] if result else None,
                     scale="type" if informational else "severity",
                     native=kind.lower() if informational else sev,
                 )
