@@ -375,3 +375,40 @@ def test_planted_exposure_odds_ratio_inside_the_interval(tmp_path):
     assert ors["exposure"].tolist() == list(EXPOSURES) and len(tests) == len(EXPOSURES)
     nop = ors.set_index("exposure").loc["no_protection"]  # not planted: interval covers 1
     assert nop["ci_low"] <= 1.0 <= nop["ci_high"]
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def test_figures_draw_one_mark_per_published_cell():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cyberobs_lib.disclosure import suppress_small_cells
+    from cyberobs_lib.plots import incidents as plots
+
+    reg = _registry(n_ehpad=1000, n_ch=200)
+    reg.loc[1100:, "family"] = "SSR"
+    ch, ssr, eh = (
+        reg["finess"].iloc[1000:1100].tolist(),
+        reg["finess"].iloc[1100:].tolist(),
+        reg["finess"].tolist(),
+    )
+    inc = _incidents(ch[:12] + ssr[:6] + eh[:2], ["2023-03-01"] * 6 + ["2024-03-01"] * 14)
+    ind = suppress_small_cells(incident_indicators(inc, reg), min_cell=5)
+    ax = plots.plot_incident_rates(ind, period="all", lang="en")
+    points = ax.lines[0].get_xdata()
+    # EHPAD (2 declarants) is secret, and SSR too (secondary suppression: all - CH would reveal EHPAD)
+    assert sorted(np.round(points, 3)) == [round(1000 * 20 / (1200 * 2), 3), 1000 * 12 / (100 * 2)]
+    assert sum("suppressed" in t.get_text() for t in ax.texts) == 2
+    ax = plots.plot_incident_trends(ind, top=3)
+    # yearly: EHPAD never published; 2024 hides CH as the secondary cell (tie with SSR, first in order)
+    assert [line.get_label() for line in ax.lines] == ["CH", "SSR", "all"]
+    assert [len(line.get_xdata()) for line in ax.lines] == [1, 2, 2]  # SSR 2023 is a published zero
+    m = _metrics([True] * 20 + [False] * 40)
+    ors = exposure_incident_association(m, inc, covariates=(), exposures=["has_kev"])[1]
+    ax = plots.plot_odds_ratios(ors, planted=2.5, lang="en")
+    assert ax.get_xscale() == "log" and len(ax.get_yticklabels()) == 1
+    with pytest.raises(ValueError, match="lang"):
+        plots.incident_label("x", "de")
+    plt.close("all")
