@@ -129,8 +129,8 @@ def plot_incident_trends(
     groups : list of str, optional
         Groups drawn; default every group but ``all``.
     top : int, optional
-        Keep only the ``top`` groups of ``groups`` with the highest published values (summed over the
-        years; groups with nothing but zeros or secret cells are left out), plus ``all``.
+        Keep only the ``top`` groups of ``groups`` with the most published declarations over the years
+        (groups with nothing but zeros or secret cells are left out), plus ``all``.
     indicator, ax, lang
         Indicator drawn; Axes (new figure if None); label language.
 
@@ -142,9 +142,13 @@ def plot_incident_trends(
     if "suppressed" in rows:
         rows = rows[~rows["suppressed"].astype(bool)]
     groups = list(groups) if groups is not None else sorted(g for g in rows["group"].unique() if g != "all")
-    if top is not None:
-        total = rows[rows["group"].isin(groups) & rows["group"].ne("all")].groupby("group")["value"].sum()
-        groups = [*total[total > 0].nlargest(top).index, "all"]
+    if top is not None:  # rank by published declarations (the evidence behind a line), else by the values
+        rank = indicators[(indicators["indicator"] == "declarations") & (indicators["period"] != "all")]
+        rank = rank if len(rank) else rows
+        if "suppressed" in rank:
+            rank = rank[~rank["suppressed"].astype(bool)]
+        total = rank[rank["group"].isin(groups) & rank["group"].ne("all")].groupby("group")["value"].sum()
+        groups = [*total[total > 0].sort_values(ascending=False, kind="stable").index[:top], "all"]
     ax = _axes(ax, (7, 4))
     for group in groups:  # a few families
         g = rows[rows["group"] == group].assign(year=lambda d: d["period"].astype(int)).sort_values("year")
