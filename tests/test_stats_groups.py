@@ -27,7 +27,7 @@ def test_kruskal_matches_r_help_example():
     assert kw["statistic"] == pytest.approx(0.77143, abs=5e-6)
     assert kw["df"] == 2
     assert round(kw["p_value"], 2) == 0.68
-    assert (kw["n_a"], kw["n_b"]) == (14, 3)
+    assert (kw["n_a"], kw["df"]) == (14, 2) and pd.isna(kw["n_b"])  # k = df + 1 groups
     # epsilon^2 = H / ((N^2 - 1)/(N + 1)) = H / 13 (Tomczak & Tomczak 2014)
     assert kw["effect_size"] == pytest.approx(0.77143 / 13, abs=1e-6)
     assert kw["effect_size_kind"] == "epsilon_squared"

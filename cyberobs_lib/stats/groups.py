@@ -200,7 +200,7 @@ def compare_groups(
     -------
     DataFrame
         ``tests.csv`` vocabulary (:data:`cyberobs_lib.schema.TESTS_COLUMNS`). Row 0: ``test`` =
-        ``kruskal_wallis`` (``group_a`` = ``"all"``, ``n_a`` = N, ``n_b`` = k, ``statistic`` = H,
+        ``kruskal_wallis`` (``group_a`` = ``"all"``, ``n_a`` = N, ``n_b`` empty (k = ``df`` + 1), ``statistic`` = H,
         ``df`` = k − 1, ``effect_size`` = epsilon² with its bootstrap CI). Then one ``dunn`` row per
         pair (``statistic`` = z, positive when ``group_a`` ranks higher; ``p_adjusted`` Holm;
         ``effect_size`` = Cliff's delta of a over b with its CI). ``attrs["n_dropped_nan"]`` counts
@@ -244,10 +244,10 @@ def compare_groups(
             "study": study,
             "metric": metric,
             "test": "kruskal_wallis",
-            "variant": "asymptotic chi2, tie-corrected",
+            "variant": f"asymptotic chi2, tie-corrected; k={k} groups",
             "group_a": "all",
             "n_a": n_total,
-            "n_b": k,
+            "n_b": None,
             "statistic": h,
             "df": k - 1,
             "p_value": p,

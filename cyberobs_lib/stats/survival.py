@@ -239,7 +239,7 @@ def logrank(
     -------
     DataFrame
         ``tests.csv`` vocabulary. Row 0: ``logrank`` over all groups (``group_a`` = ``"all"``,
-        ``n_a`` = N, ``n_b`` = k, ``statistic`` = χ², ``df`` = k − 1). With k > 2, one row per pair
+        ``n_a`` = N, ``n_b`` empty (k is in ``variant`` and ``df`` + 1), ``statistic`` = χ², ``df`` = k − 1). With k > 2, one row per pair
         with ``p_adjusted`` (Holm).
 
     Notes
@@ -260,10 +260,10 @@ def logrank(
     rows = [
         {
             **base,
-            "variant": "Mantel-Haenszel chi2, asymptotic",
+            "variant": f"Mantel-Haenszel chi2, asymptotic; k={len(sizes)} groups",
             "group_a": "all",
             "n_a": len(data),
-            "n_b": len(sizes),
+            "n_b": None,
             "statistic": res.test_statistic,
             "df": res.degrees_of_freedom,
             "p_value": res.p_value,

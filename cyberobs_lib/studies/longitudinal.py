@@ -366,15 +366,25 @@ def deadline_compliance(
 
 
 def remediation_study(
-    episodes: pd.DataFrame, *, alpha: float = 0.05, deadlines: dict[str, int] | None = None
+    episodes: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    deadlines: dict[str, int] | None = None,
+    min_cell: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Survival curves, remediation table, log-rank tests, close rate and deadline compliance.
 
     Returns a dict of tables: ``survival`` (by family), ``survival_severity``, ``remediation`` (family ×
     severity), ``tests`` (log-rank across families and severities, pairwise Holm), ``close_rate``,
-    ``deadlines``.
+    ``deadlines``. With ``min_cell``, families of fewer establishments are left out of every table
+    (published runs); their names are in ``attrs["excluded_families"]`` of each table.
     """
     ep = episodes.dropna(subset=["family"])
+    small: list[str] = []
+    if min_cell:
+        n_est = ep.groupby("family")["finess"].nunique()
+        small = sorted(n_est[n_est < min_cell].index)
+        ep = ep[~ep["family"].isin(small)]
     surv_family = survival.kaplan_meier(
         ep, duration="duration_days", event="event", group="family", alpha=alpha
     )
@@ -410,7 +420,7 @@ def remediation_study(
     close = survival.monthly_close_rate(
         ep.assign(opened=opened, closed=closed), opened="opened", closed="closed"
     )
-    return {
+    out = {
         "survival": surv_family,
         "survival_severity": surv_sev,
         "remediation": remediation,
@@ -418,3 +428,6 @@ def remediation_study(
         "close_rate": close,
         "deadlines": deadline_compliance(ep, deadlines=deadlines, alpha=alpha),
     }
+    for table in out.values():
+        table.attrs["excluded_families"] = small
+    return out
