@@ -122,6 +122,29 @@ def _typed(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _catalog_meta(table: pd.DataFrame | None, dataset: Path) -> dict | None:
+    """Catalog version/date of an enrichment table, its path relative to the dataset when inside it."""
+    if table is None:
+        return None
+    meta = dict(table.attrs.get("catalog") or {})
+    path = Path(str(meta.get("path", "")))
+    if path.is_absolute() and path.is_relative_to(dataset.resolve()):
+        meta["path"] = str(path.relative_to(dataset.resolve()))
+    elif path.is_relative_to(dataset):
+        meta["path"] = str(path.relative_to(dataset))
+    return meta
+
+
+def _reference_file(dataset: Path, patterns: tuple[str, ...]) -> Path | None:
+    """The catalog shipped in ``DATASET/reference/`` (first match, sorted), if any."""
+    folder = dataset / "reference"
+    for pattern in patterns:
+        found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+        if found:
+            return found[-1]
+    return None
+
+
 def ingest_dataset(
     dataset: Path | str,
     *,
@@ -139,7 +162,9 @@ def ingest_dataset(
     today
         Reference date for "not in the future" (default: the current date).
     kev_path, epss_path
-        Optional CISA KEV catalog (JSON/CSV) and FIRST EPSS daily CSV (``.csv`` or ``.csv.gz``).
+        CISA KEV catalog (JSON/CSV) and FIRST EPSS daily CSV (``.csv`` or ``.csv.gz``). Default: the
+        files of the dataset's optional ``reference/`` folder (``known_exploited_vulnerabilities*.json``,
+        ``epss*.csv.gz``); without a catalog, ``known_exploited``/``epss`` stay unknown (NA).
     include_info
         Keep informational scanner items (skipped and counted by default).
     """
@@ -226,6 +251,10 @@ def ingest_dataset(
     if len(est):
         est = registry.derive_establishments(est)
     tables["establishments"] = est
+    kev_path = kev_path or _reference_file(
+        dataset, ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
+    )
+    epss_path = epss_path or _reference_file(dataset, ("epss*.csv.gz", "epss*.csv"))
     kev = read_kev(kev_path) if kev_path else None
     epss = read_epss(epss_path) if epss_path else None
     findings = tables["findings"]
@@ -263,8 +292,8 @@ def ingest_dataset(
         "warnings": int((check.violations["severity"] == "warning").sum()),
         "scan_errors": [str(e) for e in scan_errors],
         "catalogs": {
-            "kev": (kev.attrs.get("catalog") if kev is not None else None),
-            "epss": (epss.attrs.get("catalog") if epss is not None else None),
+            "kev": _catalog_meta(kev, dataset),
+            "epss": _catalog_meta(epss, dataset),
         },
     }
     return IngestResult(

@@ -38,7 +38,11 @@ def _read(d: Path, name: str) -> pd.DataFrame:
 
 
 def _hashes(d: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _luhn_ok(number: str) -> bool:
@@ -69,7 +73,7 @@ def test_same_seed_gives_identical_bytes(tmp_path, tiny):
     d, _ = tiny
     generate_dataset(tmp_path / "again", seed=3, scale=TINY)
     assert _hashes(tmp_path / "again") == _hashes(d)
-    assert len(_hashes(d)) == 8  # 6 CSV + truth.json + README.txt
+    assert len(_hashes(d)) == 10  # 6 CSV + truth.json + README.txt + reference/ KEV and EPSS catalogs
 
 
 def test_different_seed_differs(tmp_path, tiny):

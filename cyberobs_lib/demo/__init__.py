@@ -53,6 +53,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cyberobs_lib.demo import _world as W
 from cyberobs_lib.demo._generate import _chunk, _rng, _Writer, load_catalog
@@ -122,7 +123,7 @@ def generate_dataset(
     >>> with tempfile.TemporaryDirectory() as d:
     ...     truth = generate_dataset(Path(d), seed=1, scale=tiny)
     ...     sorted(p.name for p in Path(d).iterdir())
-    ['README.txt', 'audits.csv', 'controls.csv', 'establishments.csv', 'findings.csv', 'hosts.csv', 'incidents.csv', 'truth.json']
+    ['README.txt', 'audits.csv', 'controls.csv', 'establishments.csv', 'findings.csv', 'hosts.csv', 'incidents.csv', 'reference', 'truth.json']
     >>> truth["findings"]["rate_ratio"]["CHU/CHR"], truth["remediation"]["remediation_planted"]
     (1.0, True)
     """
@@ -153,6 +154,7 @@ def generate_dataset(
     for i, start in enumerate(range(0, n, scale.chunk_establishments)):
         chunk = est.iloc[start : start + scale.chunk_establishments]
         _chunk(_rng(seed, i + 1), chunk, catalog, scale, plant_remediation, writer, tally)
+    write_reference_catalogs(out / "reference", catalog, end_date=str(scale.end_date))
     truth = build_truth(seed, scale, plant_remediation, est, writer, tally, out)
     (out / "truth.json").write_text(
         json.dumps(truth, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -167,3 +169,61 @@ def generate_dataset(
         encoding="utf-8",
     )
     return json.loads(json.dumps(truth))
+
+
+def write_reference_catalogs(folder: Path, catalog: pd.DataFrame, *, end_date: str) -> None:
+    """Write the demo's reference catalogs in their publishers' formats (deterministic bytes).
+
+    * ``known_exploited_vulnerabilities.json`` — CISA KEV JSON layout, listing the catalog CVEs flagged
+      ``kev`` (their real KEV membership, see ``demo_cves.csv``); ``catalogVersion`` says it is a demo subset.
+    * ``epss_scores.csv.gz`` — FIRST EPSS daily layout (``#model_version…`` header, ``cve,epss,percentile``)
+      with **synthetic** scores, a fixed function of the CVSS score and KEV flag (not FIRST's scores).
+    """
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = catalog.dropna(subset=["cve"]).copy()
+    rows["cve"] = rows["cve"].astype(str).str.split(";")
+    rows = rows.explode("cve")
+    rows["cve"] = rows["cve"].str.strip().str.upper()
+    rows = rows[rows["cve"].str.startswith("CVE-")].drop_duplicates("cve").sort_values("cve")
+    kev_flag = rows["kev"].astype(str).str.lower().eq("true")
+    ransom = rows["ransomware"].astype(str).str.lower().eq("true")
+    vulns = [
+        {
+            "cveID": r.cve,
+            "vendorProject": str(r.product).split(" ")[0],
+            "product": str(r.product),
+            "vulnerabilityName": str(r.title),
+            "dateAdded": "2021-11-03",
+            "shortDescription": "Demo subset of the CISA KEV catalog (cyberobs synthetic demo data).",
+            "requiredAction": "Apply updates per vendor instructions.",
+            "dueDate": "2021-11-17",
+            "knownRansomwareCampaignUse": "Known" if rw else "Unknown",
+            "notes": "",
+        }
+        for r, rw in zip(rows[kev_flag].itertuples(index=False), ransom[kev_flag], strict=True)
+    ]
+    kev = {
+        "title": "CISA Catalog of Known Exploited Vulnerabilities (cyberobs demo subset)",
+        "catalogVersion": f"demo-{end_date}",
+        "dateReleased": f"{end_date}T00:00:00.000Z",
+        "count": len(vulns),
+        "vulnerabilities": vulns,
+    }
+    (folder / "known_exploited_vulnerabilities.json").write_text(
+        json.dumps(kev, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    score = pd.to_numeric(rows["cvss_score"], errors="coerce").fillna(5.0).to_numpy()
+    epss = np.where(kev_flag, 0.90 + 0.009 * (score - 9.0).clip(-9, 1), 0.0005 * np.exp(0.6 * score)).clip(
+        0, 0.99
+    )
+    epss = np.round(epss, 5)
+    pct = pd.Series(epss).rank(pct=True).round(5).to_numpy()
+    lines = [f"#model_version:demo-synthetic,score_date:{end_date}T00:00:00+0000", "cve,epss,percentile"]
+    lines += [f"{c},{e:.5f},{p:.5f}" for c, e, p in zip(rows["cve"], epss, pct, strict=True)]
+    with (
+        open(folder / "epss_scores.csv.gz", "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+    ):
+        gz.write(("\n".join(lines) + "\n").encode("utf-8"))
