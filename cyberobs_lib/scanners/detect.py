@@ -129,11 +129,13 @@ def detect_format(path: str | Path) -> str:
             expected="a Nessus, OpenVAS/GVM, Nmap or Qualys XML export",
         )
     if first in (b"{", b"["):
-        text = (
-            path.read_text(encoding="utf-8-sig", errors="replace")
-            if len(head) == 1 << 16
-            else (stripped.decode("utf-8", errors="replace"))
-        )
+        # JSON Lines: the first line decides without reading the whole file; else the whole document
+        line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        try:
+            json.loads(line)
+            text = line
+        except json.JSONDecodeError:
+            text = path.read_text(encoding="utf-8-sig", errors="replace")
         obj = _first_json_object(text)
         if isinstance(obj, list):
             if not obj:

@@ -20,6 +20,7 @@ Policy
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,18 +32,26 @@ _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _LINE = re.compile(r"^\s*(\S+)\t([0-9.]+)\t", re.M)
 
 
-def _vulners_entries(script) -> list[tuple[str, str | None, str | None]]:
-    """``(id, cvss, type)`` of each vulners entry (tables, else output text lines)."""
+def _vulners_entries(script) -> list[tuple[str, str | None]]:
+    """``(id, cvss)`` of each vulners entry (script tables, else the ``output`` text lines)."""
     out = []
     for table in script.iter("table"):
-        elems = {e.get("key"): e.text for e in table.findall("elem")}
-        if "id" in elems:
-            out.append((elems["id"], elems.get("cvss"), elems.get("type")))
+        vid = cvss = None
+        for e in table:
+            if e.tag == "elem":
+                key = e.get("key")
+                if key == "id":
+                    vid = e.text
+                elif key == "cvss":
+                    cvss = e.text
+        if vid:
+            out.append((vid, cvss))
     if not out:
-        out = [(m.group(1), m.group(2), None) for m in _LINE.finditer(script.get("output") or "")]
+        out = [(m.group(1), m.group(2)) for m in _LINE.finditer(script.get("output") or "")]
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _epoch(value: str | None) -> str | None:
     if not value or not value.isdigit():
         return None
@@ -50,32 +59,50 @@ def _epoch(value: str | None) -> str | None:
 
 
 def _host(col: Collector, el, counter: list[int]) -> None:
-    status = el.find("status")
-    if status is not None and status.get("state") != "up":
+    """One ``<host>``: a single pass over its children; exposure rows and vulners CVE rows."""
+    state = addr = name_fallback = None
+    port_list = ()
+    for c in el:
+        t = c.tag
+        if t == "status":
+            state = c.get("state")
+        elif t == "address":
+            if addr is None and c.get("addrtype") in ("ipv4", "ipv6"):
+                addr = c.get("addr")
+        elif t == "hostnames":
+            hn = c.find("hostname")
+            name_fallback = hn.get("name") if hn is not None else None
+        elif t == "ports":
+            port_list = c
+    if state is not None and state != "up":
         return
-    addr = None
-    for a in el.findall("address"):
-        if a.get("addrtype") in ("ipv4", "ipv6"):
-            addr = a.get("addr")
-            break
-    if addr is None:
-        hn = el.find("hostnames/hostname")
-        addr = hn.get("name") if hn is not None else None
+    addr = addr or name_fallback
     if addr is None:
         return
     col.hosts.add(addr)
     seen = _epoch(el.get("starttime"))
     services = severity_keys("nmap", "service")
     ports = severity_keys("nmap", "port")
-    for port in el.iterfind("ports/port"):
-        state = port.find("state")
-        if state is None or state.get("state") != "open":
+    for port in port_list:
+        if port.tag != "port":
+            continue
+        open_ = False
+        svc = None
+        scripts = []
+        for c in port:
+            t = c.tag
+            if t == "state":
+                open_ = c.get("state") == "open"
+            elif t == "service":
+                svc = c
+            elif t == "script" and c.get("id") == "vulners":
+                scripts.append(c)
+        if not open_:
             continue
         counter[0] += 1
         portid, proto = port.get("portid"), port.get("protocol")
-        svc = port.find("service")
         name = svc.get("name") if svc is not None else None
-        if name and svc.get("tunnel") == "ssl" and name == "http":
+        if name == "http" and svc.get("tunnel") == "ssl":
             name = "https"
         product = " ".join(filter(None, (svc.get("product"), svc.get("version")))) if svc is not None else ""
         if name and name.lower() in services:
@@ -98,16 +125,16 @@ def _host(col: Collector, el, counter: list[int]) -> None:
             scale=scale,
             native=native,
         )
-        for script in port.iterfind("script"):
-            if script.get("id") != "vulners":
-                continue
+        for script in scripts:
             done = set()
-            for vid, cvss, _type in _vulners_entries(script):
+            for vid, cvss in _vulners_entries(script):
                 counter[0] += 1
-                is_cve = bool(_CVE.match(vid))
-                skip = None if is_cve else "vulners_non_cve"
-                if is_cve and vid in done:
-                    skip = "duplicate"
+                if not _CVE.match(vid):
+                    col.skip("vulners_non_cve")  # counted, never a finding: no row needed
+                    continue
+                if vid in done:
+                    col.skip("duplicate")
+                    continue
                 done.add(vid)
                 col.add(
                     host=addr,
@@ -115,7 +142,7 @@ def _host(col: Collector, el, counter: list[int]) -> None:
                     protocol=proto,
                     service=name,
                     vuln_id=vid,
-                    cve=vid if is_cve else None,
+                    cve=vid,
                     title=f"{vid} ({product or name or 'service'})",
                     cvss_score=cvss,
                     scanner_severity=cvss,
@@ -124,7 +151,6 @@ def _host(col: Collector, el, counter: list[int]) -> None:
                     evidence=product or None,
                     scale="cvss",
                     native=cvss,
-                    skip=skip,
                 )
 
 
