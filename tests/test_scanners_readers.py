@@ -225,3 +225,11 @@ def test_map_severity_table_scales():
     # an unknown word is kept as a finding with no severity (never hidden)
     out = map_severity("nuclei", pd.Series(["severity"]), pd.Series(["weird"]))
     assert out.values.tolist() == [[None, "finding"]]
+
+
+def test_latin1_semicolon_csv(scans):
+    # ISO-8859-1 bytes (0xE9 = "é") and ';' delimiters, as French administrations export
+    res = read_scan_file(scans / "tenable_latin1.csv")
+    assert res.format == "tenable_csv"
+    assert res.findings["title"].tolist() == ["Vulnérabilité SMB"]
+    assert res.findings["severity"].tolist() == ["critical"]

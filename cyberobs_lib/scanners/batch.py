@@ -99,6 +99,13 @@ def read_scans_dir(scans_dir: str | Path, *, include_info: bool = False) -> Scan
             errors.append(err)
             rows.append((str(p), audit_id, None, 0, 0, 0, "", str(err)))
             continue
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a reader bug must not stop the batch
+            err = ScanError(
+                p, f"could not be read ({type(exc).__name__}: {exc})", expected="a readable export"
+            )
+            errors.append(err)
+            rows.append((str(p), audit_id, None, 0, 0, 0, "", str(err)))
+            continue
         results.append((audit_id, res))
         sk = res.accounting["skipped"]
         rows.append(

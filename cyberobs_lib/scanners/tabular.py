@@ -65,11 +65,7 @@ def sniff_header(
     with open(path, "rb") as fh:
         raw = fh.read(_HEAD_BYTES)
     if encoding is None:
-        try:
-            raw.decode("utf-8")
-            encoding = "utf-8-sig"
-        except UnicodeDecodeError as err:
-            encoding = "utf-8-sig" if err.start > len(raw) - 4 else "latin-1"
+        encoding = detect_encoding(path)  # the whole file: a Latin-1 byte may come after the head
     text = raw.decode(encoding, errors="ignore")
     lines = text.splitlines(keepends=True)
     if len(raw) == _HEAD_BYTES and lines:
