@@ -123,7 +123,7 @@ def family_percentiles(
     --------
     >>> m = pd.DataFrame({"finess": list("abcd"), "family": ["X"] * 4, "audit_date": pd.Timestamp("2024-01-01"),
     ...                   "findings_per_host": [1.0, 2.0, 3.0, 4.0]})
-    >>> family_percentiles(m, "c", columns=["findings_per_host"])["percentile"].iloc[0]
+    >>> float(family_percentiles(m, "c", columns=["findings_per_host"])["percentile"].iloc[0])
     62.5
     """
     latest = metrics.sort_values("audit_date").groupby("finess", sort=False).tail(1)
