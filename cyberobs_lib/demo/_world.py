@@ -284,6 +284,24 @@ class DemoScale:
             raise ValueError("the scale has no establishment")
         return self
 
+    def with_overrides(self, **changes) -> DemoScale:
+        """A copy with some fields changed; a new ``establishments`` total drops explicit family counts
+        (the national family mix applies) and ``years`` moves ``end_date`` to the end of the last year.
+
+        >>> s = DemoScale.small().with_overrides(establishments=50, years=(2024, 2025))
+        >>> int(s.family_counts().sum()), s.end_date, s.label
+        (50, '2025-12-31', 'custom')
+        """
+        from dataclasses import replace
+
+        if "establishments" in changes and "establishments_per_family" not in changes:
+            changes["establishments_per_family"] = None
+        if "years" in changes:
+            changes["years"] = tuple(int(y) for y in changes["years"])
+            changes.setdefault("end_date", f"{changes['years'][-1]}-12-31")
+        changes.setdefault("label", "custom")
+        return replace(self, **changes).validate()
+
     def to_dict(self) -> dict:
         """Plain-JSON description (for truth.json)."""
         d = asdict(self)
