@@ -301,12 +301,39 @@ def ingest_dataset(
     )
 
 
-def write_canonical(result: IngestResult, out: Path | str) -> Path:
+class CanonicalSchemaError(ValueError):
+    """A canonical table breaks its pandera model: a defect of the pipeline, never of the input."""
+
+
+def check_canonical(tables: dict[str, pd.DataFrame]) -> None:
+    """Check every canonical table against its pandera model (:data:`schema.CANONICAL_MODELS`), lazily,
+    so that every failing column and check is listed at once."""
+    import pandera.pandas as pa
+
+    problems = []
+    for name, model in S.CANONICAL_MODELS.items():
+        if name not in tables or tables[name].empty:
+            continue
+        try:
+            model.validate(tables[name], lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases.drop_duplicates(["column", "check"]).head(20)
+            problems += [
+                f"{name}.{r.column}: {r.check} (e.g. {r.failure_case!r})" for r in cases.itertuples()
+            ]
+    if problems:
+        raise CanonicalSchemaError("canonical tables break the schema:\n  " + "\n  ".join(problems))
+
+
+def write_canonical(result: IngestResult, out: Path | str, *, check_schema: bool = True) -> Path:
     """Write the canonical tables, rejects, accounting and summary atomically into ``out``.
 
-    ``ingest.json`` is written last: its presence marks a complete set of tables.
+    ``ingest.json`` is written last: its presence marks a complete set of tables. The tables are first
+    checked against the pandera models of :mod:`cyberobs_lib.schema` (``check_schema``).
     """
     out = Path(out)
+    if check_schema:
+        check_canonical(result.tables)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ingest.json").unlink(missing_ok=True)
     for name, table in result.tables.items():

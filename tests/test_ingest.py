@@ -15,7 +15,9 @@ TODAY = "2026-01-01"
 
 
 def _digest(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
+    }
 
 
 def test_every_row_is_kept_or_rejected(fixtures_dir):
@@ -92,3 +94,16 @@ def test_inputs_not_mutated(fixtures_dir):
     ingest_dataset(src, today=TODAY)
     assert _digest(src) == before
     assert isinstance(pd.read_csv(src / "findings.csv"), pd.DataFrame)
+
+
+def test_canonical_tables_are_checked_against_the_pandera_models(fixtures_dir):
+    from cyberobs_lib.ingest import CanonicalSchemaError, check_canonical
+
+    result = ingest_dataset(fixtures_dir / "datasets" / "clean", today=TODAY)
+    check_canonical(result.tables)  # the pipeline's own output passes
+    broken = dict(result.tables)
+    broken["findings"] = broken["findings"].assign(severity="urgent", cvss_score=12.0)
+    with pytest.raises(
+        CanonicalSchemaError, match=r"findings\.severity.*findings\.cvss_score|findings\.cvss_score"
+    ):
+        check_canonical(broken)
