@@ -122,6 +122,15 @@ def _typed(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _relative(path: object, dataset: Path) -> str:
+    """A scanner file's path relative to the dataset folder (stable across machines, no local paths)."""
+    p = Path(str(path))
+    for base in (dataset, dataset.resolve()):
+        if p.is_relative_to(base):
+            return str(p.relative_to(base))
+    return str(p)
+
+
 def _catalog_meta(table: pd.DataFrame | None, dataset: Path) -> dict | None:
     """Catalog version/date of an enrichment table, its path relative to the dataset when inside it."""
     if table is None:
@@ -193,7 +202,8 @@ def ingest_dataset(
         batch = read_scans_dir(scans_dir, include_info=include_info)
         scan_errors = list(batch.errors)
         known = set(tables["audits"]["audit_id"]) if len(tables["audits"]) else set()
-        sf = batch.findings
+        sf = batch.findings.copy()
+        sf["source_file"] = sf["source_file"].map(lambda p: _relative(p, dataset))
         orphan = ~sf["audit_id"].isin(known)
         if orphan.any():
             rejects.append(
@@ -215,6 +225,7 @@ def ingest_dataset(
         )
         scan_controls = batch.controls[batch.controls["audit_id"].isin(known)]
         acc = batch.accounting.copy()
+        acc["source_file"] = acc["source_file"].map(lambda p: _relative(p, dataset))
         for row in acc.itertuples(index=False):
             n_orphan = int((orphan & (sf["source_file"] == row.source_file)).sum()) if len(sf) else 0
             accounting.append(
@@ -223,7 +234,8 @@ def ingest_dataset(
                     "table": f"scan:{row.format}",
                     "rows_read": int(row.items_read),
                     "kept": int(row.findings) - n_orphan,
-                    "rejected": n_orphan + (1 if isinstance(row.error, str) and row.error else 0),
+                    # a file that could not be read has no items: it is listed in the rejects (unreadable_scan)
+                    "rejected": n_orphan,
                     "duplicates": 0,
                     "skipped": int(row.skipped),
                 }
@@ -233,14 +245,12 @@ def ingest_dataset(
                 pd.DataFrame(
                     [
                         {
-                            "source_file": str(Path(err.path).relative_to(dataset))
-                            if Path(err.path).is_relative_to(dataset)
-                            else str(err.path),
+                            "source_file": _relative(err.path, dataset),
                             "row": getattr(err, "line", None),
                             "column": None,
                             "reason": "unreadable_scan",
                             "value": None,
-                            "message": str(err),
+                            "message": str(err).replace(f"{dataset}/", ""),
                         }
                     ]
                 )

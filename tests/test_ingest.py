@@ -107,3 +107,34 @@ def test_canonical_tables_are_checked_against_the_pandera_models(fixtures_dir):
         CanonicalSchemaError, match=r"findings\.severity.*findings\.cvss_score|findings\.cvss_score"
     ):
         check_canonical(broken)
+
+
+def test_scanner_exports_join_the_findings_and_a_bad_file_does_not_stop_the_batch(
+    fixtures_dir, tmp_path, capsys
+):
+    ds = tmp_path / "ds"
+    shutil.copytree(fixtures_dir / "datasets" / "clean", ds)
+    scans = fixtures_dir / "scans"
+    for audit, name in (
+        ("A1", "small.nessus"),
+        ("A2", "testssl.csv"),
+        ("B1", "truncated_nmap.xml"),
+        ("Z9", "small.nessus"),
+        ("B1", "xxe.xml"),
+    ):
+        (ds / "scans" / audit).mkdir(parents=True, exist_ok=True)
+        shutil.copy(scans / name, ds / "scans" / audit / name)
+    result = ingest_dataset(ds, today=TODAY)
+    assert not result.ok and len(result.scan_errors) == 2  # truncated XML and the XXE file, both named
+    messages = " | ".join(str(e) for e in result.scan_errors)
+    assert "truncated_nmap.xml" in messages and "xxe.xml" in messages
+    findings = result.tables["findings"]
+    assert len(findings) > 5 and set(findings["scanner"].dropna()) >= {"nessus"}
+    acc = result.accounting
+    scan_rows = acc[acc["table"].str.startswith("scan:")]
+    assert (scan_rows["rows_read"] == scan_rows["kept"] + scan_rows["rejected"] + scan_rows["skipped"]).all()
+    reasons = set(result.rejects["reason"])
+    assert {"unreadable_scan", "unknown_audit"} <= reasons  # Z9 is not an audit of audits.csv
+    assert main(["ingest", str(ds), "--out", str(tmp_path / "out"), "--today", TODAY]) == 1
+    assert "2 scanner file(s) failed" in capsys.readouterr().err
+    assert (tmp_path / "out" / "findings.parquet").is_file()
