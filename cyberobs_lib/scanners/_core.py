@@ -237,13 +237,28 @@ class Collector:
         self.path = str(path)
         self.audit_id = audit_id
         self.include_info = include_info
+        self._dispositions = _lookup(self.scanner)[1]
         self.rows: list[tuple] = []
         self.hosts: set[str] = set()
         self.controls: list[tuple[str, str, bool]] = []
         self.extra_skipped: Counter = Counter()
 
     def add(self, **row) -> None:
-        """Append one item; missing fields are None. ``scale``/``native`` drive severity and disposition."""
+        """Append one item; missing fields are None. ``scale``/``native`` drive severity and disposition.
+
+        An item that will be skipped anyway (a reader-level ``skip`` reason, or a native value whose
+        disposition in the table is not kept) is counted at once instead of becoming a row: same
+        accounting as the vectorized path, without the cost of a row for every informational item.
+        """
+        skip = row.get("skip")
+        if skip is None:
+            native = row.get("native")
+            disp = self._dispositions.get(f"{row.get('scale')}\x00{str(native).strip().lower()}")
+            if disp is not None and disp != "finding" and not (disp == "info" and self.include_info):
+                skip = SKIP_REASONS[disp]
+        if skip is not None:
+            self.extra_skipped[skip] += 1
+            return
         self.rows.append(tuple(map(row.get, _RAW)))
 
     def add_block(self, n: int, **columns) -> None:

@@ -162,12 +162,10 @@ def iter_nmap_xml(
     root = None
     counter = [0]
     for batch in iterparse_safe(path, roots=("nmaprun",)):
+        if root is None:
+            root = batch[0][1]  # the first event is the root's start
         for ev, el in batch:
-            if ev == "start":
-                if root is None:
-                    root = el
-                continue
-            if el.tag == "host":
+            if el.tag == "host" and ev == "end":
                 _host(col, el, counter)
                 detach(root, el)
                 if len(col) >= chunk_rows:
