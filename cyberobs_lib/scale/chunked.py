@@ -1,0 +1,335 @@
+"""Chunked ingestion of a national-size dataset: findings.csv streamed, checked, normalized, written.
+
+:func:`ingest_large` gives the same canonical findings, rejects and accounting as
+:func:`cyberobs_lib.ingest.ingest_dataset` (the single source of truth), with memory flat in the number
+of chunks: ``findings.csv`` is read by ``pyarrow.csv.open_csv`` (every cell as text), each chunk goes
+through the contract rules of :func:`cyberobs_lib.validate.check_findings` (its vectorized helpers and
+reason codes), :func:`~cyberobs_lib.normalize.normalize_findings` and
+:func:`~cyberobs_lib.enrich.enrich_findings`, and is appended to a year-partitioned Parquet folder
+(:mod:`cyberobs_lib.scale.storage`). The small tables go through ``ingest_dataset`` itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyberobs_lib import schema as S
+from cyberobs_lib.ingest import SORT_KEYS, _reference_file, _split, _typed, ingest_dataset
+from cyberobs_lib.io import CsvRead
+from cyberobs_lib.scale.csv_stream import detect_csv, read_csv_chunks
+from cyberobs_lib.scale.storage import PartitionedWriter, _year_of_audits, add_year
+from cyberobs_lib.validate import (
+    RULES,
+    TableCheck,
+    _check_date,
+    _duplicates_findings,
+    cve_list_ok,
+    cvss_vector_ok,
+    parse_float,
+    parse_int,
+)
+
+FINDINGS = "findings"
+#: Catalog file patterns searched in ``DATASET/reference/`` (as ``ingest_dataset`` does).
+_KEV_FILES = ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
+_EPSS_FILES = ("epss*.csv.gz", "epss*.csv")
+
+
+def _on_unique(values: pd.Series, rule) -> pd.Series:
+    """Evaluate a per-cell boolean rule once per distinct value (a few thousand CVSS vectors or CVE lists)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    probe = pd.Series(np.append(uniques.astype(object), None), dtype=object)
+    result = rule(probe).to_numpy(dtype=bool)
+    return pd.Series(result[np.where(codes < 0, len(uniques), codes)], index=values.index)
+
+
+def check_findings_chunk(
+    frame: pd.DataFrame,
+    lines: pd.Series,
+    *,
+    path: Path,
+    known_audits: pd.Index,
+    perimeter: tuple[pd.Index, pd.Index] | None,
+    today: pd.Timestamp,
+    ragged: list[tuple[int, str]] = (),
+    delimiter: str = ",",
+) -> TableCheck:
+    """Apply the row rules of :func:`cyberobs_lib.validate.check_findings` to one chunk of findings.csv.
+
+    Parameters
+    ----------
+    frame, lines : DataFrame, Series
+        A chunk from :func:`read_csv_chunks` (text cells, physical lines). Not mutated.
+    path : Path
+        The findings file (named in violations and rejects).
+    known_audits : Index
+        audit_id values kept by the audits check (others: ``unknown_audit``).
+    perimeter : (Index, Index) or None
+        :func:`perimeter_index` of hosts.csv, for the ``host_not_in_perimeter`` warning.
+    today : Timestamp
+        Reference date of the ``future_date`` rule.
+    ragged : list of (int, str)
+        Line and text of the records the reader skipped for a wrong number of cells: padded or cut to
+        the header's width and rejected as ``ragged_row``, as ``read_table_csv`` does.
+    delimiter : str
+        The file's separator, to split the ragged records.
+
+    Returns
+    -------
+    TableCheck
+        As ``check_findings`` returns for the same rows: typed ``frame``, ``violations``, ``rejected``,
+        ``duplicates``; ``ingest._split`` turns it into kept rows, rejects and accounting.
+
+    Notes
+    -----
+    Same rules, same order, same reason codes (:data:`cyberobs_lib.validate.RULES`) as ``check_findings``;
+    the CVSS-vector and CVE-list rules are evaluated once per distinct value. The equality with the
+    in-memory path is asserted by ``tests/test_scale.py``.
+    """
+    spec = S.INPUT_FILES[FINDINGS]
+    present = list(frame.columns)
+    f = frame.copy()
+    for col in spec["required"] + spec["optional"]:
+        if col not in f.columns:
+            f[col] = None
+    is_ragged = np.zeros(len(f), dtype=bool)
+    if ragged:  # records with a wrong number of cells (rare): padded or cut as read_table_csv does
+        width = len(present)
+        cells = [next(csv.reader([text], delimiter=delimiter)) for _, text in ragged]
+        cells = [[(x.strip() or None) for x in (r[:width] + [""] * (width - len(r)))] for r in cells]
+        pad = pd.DataFrame(cells, columns=present, dtype=object).reindex(columns=f.columns)
+        f = pd.concat([f, pad], ignore_index=True)
+        lines = pd.concat([lines, pd.Series([n for n, _ in ragged], dtype="int64")], ignore_index=True)
+        order = np.argsort(lines.to_numpy(), kind="stable")
+        is_ragged = np.r_[is_ragged, np.ones(len(ragged), dtype=bool)][order]
+        f, lines = f.iloc[order].reset_index(drop=True), lines.iloc[order].reset_index(drop=True)
+    read = CsvRead(frame=f, path=path, encoding="", delimiter="", had_bom=False, original_columns=present,
+                   lines=pd.Series(lines.to_numpy(), index=f.index, dtype="int64"))  # fmt: skip
+    c = TableCheck(FINDINGS, path, read, f)
+    if ragged:
+        c.add(pd.Series(is_ragged, index=f.index), "*", "ragged_row", values=pd.Series("", index=f.index))
+    for col in spec["required"]:
+        if col in present:
+            c.add(f[col].isna(), col, "required_value")
+    # the body of validate.check_findings, rule by rule
+    c.add(f["audit_id"].notna() & ~f["audit_id"].isin(known_audits), "audit_id", "unknown_audit")
+    f["host"] = f["host"].astype("string").str.strip().str.lower()
+    port, bad = parse_int(f["port"])
+    c.add(bad | (port < 0) | (port > 65535), "port", "port_range")
+    f["port"] = port.where((port >= 0) & (port <= 65535)).astype("Int32")
+    proto = f["protocol"].astype("string").str.lower()
+    c.add(proto.notna() & ~proto.isin(S.PROTOCOLS), "protocol", "unknown_protocol")
+    f["protocol"] = proto
+    score, bad = parse_float(f["cvss_score"])
+    c.add(bad | (score < 0) | (score > 10), "cvss_score", "cvss_score_range")
+    f["cvss_score"] = score.where((score >= 0) & (score <= 10))
+    c.add(~_on_unique(f["cvss_vector"], cvss_vector_ok), "cvss_vector", "bad_cvss_vector")
+    sev = f["severity"].astype("string").str.lower().str.strip()
+    c.add(sev.notna() & ~sev.isin(S.SEVERITIES), "severity", "unknown_severity")
+    f["severity"] = sev
+    cat = f["category"].astype("string").str.lower().str.strip()
+    c.add(cat.notna() & ~cat.isin(S.FINDING_CATEGORIES), "category", "unknown_category_label")
+    f["category"] = cat
+    c.add(~_on_unique(f["cve"], cve_list_ok), "cve", "bad_cve")
+    f["first_seen"] = _check_date(c, "first_seen", today=today)
+    _duplicates_findings(c)
+    if perimeter is not None:
+        audited, keys = perimeter
+        inside = (f["audit_id"].astype(str) + "\x00" + f["host"].astype(str)).isin(keys)
+        outside = f["audit_id"].isin(audited) & ~inside
+        c.add(outside, "host", "host_not_in_perimeter", severity="warning")
+    return c
+
+
+def perimeter_index(hosts: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
+    """Audits listed in hosts.csv and their ``audit_id\\x00host`` keys (built once, probed per chunk)."""
+    perim = hosts[["audit_id", "host"]].dropna().drop_duplicates()
+    keys = perim["audit_id"].astype(str) + "\x00" + perim["host"].astype(str)
+    return pd.Index(perim["audit_id"].unique()), pd.Index(keys)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _small_tables(dataset: Path, *, today: str | None, kev_path, epss_path):
+    """``ingest_dataset`` over a view of the dataset without findings.csv (symlinks, nothing copied)."""
+    view = Path(tempfile.mkdtemp(prefix="cyberobs_view_"))
+    try:
+        for entry in dataset.iterdir():
+            if entry.name != f"{FINDINGS}.csv":
+                os.symlink(entry.resolve(), view / entry.name)
+        result = ingest_dataset(view, today=today, kev_path=kev_path, epss_path=epss_path)
+        result.summary["dataset"] = dataset.name
+    finally:
+        for entry in view.iterdir():
+            entry.unlink()
+        view.rmdir()
+    return result
+
+
+def ingest_large(
+    dataset: Path | str,
+    out: Path | str,
+    *,
+    chunk_rows: int = 1_000_000,
+    today: str | None = None,
+    kev_path: Path | str | None = None,
+    epss_path: Path | str | None = None,
+) -> dict:
+    """Ingest a dataset folder chunk by chunk into a year-partitioned canonical folder.
+
+    Parameters
+    ----------
+    dataset : path
+        Dataset folder following the data contract; ``findings.csv`` grouped by ``audit_id`` (every row
+        of an audit on consecutive lines, as exports and ``cyberobs demo`` write it).
+    out : path
+        Target folder (:func:`cyberobs_lib.scale.storage.read_partitioned` reads it), written atomically.
+    chunk_rows : int
+        Findings per chunk: bounds memory (about 1.5 GB per million rows).
+    today, kev_path, epss_path
+        As :func:`cyberobs_lib.ingest.ingest_dataset`.
+
+    Returns
+    -------
+    dict
+        The summary also stored in ``_manifest.json`` under ``ingest``: ``rows`` per table, ``rejected``,
+        ``warnings``, ``inputs`` (SHA-256), ``catalogs``, ``chunks``, ``seconds`` per phase (``small``,
+        ``read``, ``check``, ``normalize``, ``write``). Tables written: the canonical ones, ``rejects``
+        (``source_file, row, column, reason, value, message``), ``accounting``, ``violations``.
+
+    Raises
+    ------
+    ValueError
+        ``findings.csv`` is not grouped by audit (an audit seen again after a later one).
+
+    Notes
+    -----
+    Exact duplicate rows and duplicates of one (audit, fingerprint) are collapsed within an audit; an
+    audit never straddles two chunks (:func:`read_csv_chunks`), so the result equals the in-memory path.
+    Rows of unknown audits are rejected wherever they sit (only the grouping of known audits is
+    required; an exact copy of such a row in another chunk is then counted as rejected, not duplicate).
+    Findings rows are sorted by ``ingest.SORT_KEYS`` within each chunk; chunks follow the file.
+    """
+    from cyberobs_lib.enrich import enrich_findings
+    from cyberobs_lib.normalize import normalize_findings
+
+    dataset, out = Path(dataset), Path(out)
+    secs = dict.fromkeys(("small", "read", "check", "normalize", "write"), 0.0)
+    t0 = time.perf_counter()
+    small = _small_tables(dataset, today=today, kev_path=kev_path, epss_path=epss_path)
+    tables = small.tables
+    ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
+    kev = _load(kev_path or _reference_file(dataset, _KEV_FILES), "kev")
+    epss = _load(epss_path or _reference_file(dataset, _EPSS_FILES), "epss")
+    audits_check = small.check.tables["audits"]
+    hosts_check = small.check.tables["hosts"]
+    known = pd.Index(tables["audits"]["audit_id"].astype(str)) if len(tables["audits"]) else pd.Index([])
+    known_set = set(known)
+    perimeter = None
+    if hosts_check.read is not None and not hosts_check.fatal:
+        perimeter = perimeter_index(hosts_check.frame)
+    years = _year_of_audits(tables["audits"]) if len(tables["audits"]) else pd.Series(dtype="Int16")
+    norm_audits = tables["audits"][["audit_id", "finess", "audit_date"]]
+    secs["small"] = time.perf_counter() - t0
+    del audits_check
+
+    path = dataset / f"{FINDINGS}.csv"
+    rejects = [small.rejects]
+    violations = [small.check.violations.query("not (file == 'findings.csv' and rule == 'missing_file')")]
+    accounting = small.accounting.to_dict("records")
+    acc_f = dict.fromkeys(("rows_read", "kept", "rejected", "duplicates", "skipped"), 0)
+    n_findings, n_chunks, seen = 0, 0, set()
+    with PartitionedWriter(out) as writer:
+        if path.is_file():
+            delimiter = detect_csv(path)[1]
+            t = time.perf_counter()
+            for frame, lines, ragged in read_csv_chunks(path, chunk_rows=chunk_rows):
+                secs["read"] += time.perf_counter() - t
+                t = time.perf_counter()
+                ids = (
+                    set(frame["audit_id"].dropna().unique()) & known_set
+                    if "audit_id" in frame.columns
+                    else set()
+                )
+                again = ids & seen
+                if again:
+                    raise ValueError(f"{path}: not grouped by audit_id (audit {sorted(again)[0]} appears again "
+                                     "after other audits); sort the file by audit_id or use ingest_dataset")  # fmt: skip
+                seen |= ids
+                check = check_findings_chunk(frame, lines, path=path, known_audits=known, perimeter=perimeter,
+                                             today=ts, ragged=ragged, delimiter=delimiter)  # fmt: skip
+                kept, rej, acc = _split(check)
+                rejects.append(rej)
+                violations.append(
+                    pd.concat(check.violations, ignore_index=True) if check.violations else None
+                )
+                for k in acc_f:
+                    acc_f[k] += acc.get(k, 0)
+                secs["check"] += time.perf_counter() - t
+                t = time.perf_counter()
+                if len(kept):
+                    kept = normalize_findings(kept, audits=norm_audits, kev=kev)
+                    kept = _typed(FINDINGS, enrich_findings(kept, kev=kev, epss=epss))
+                secs["normalize"] += time.perf_counter() - t
+                t = time.perf_counter()
+                if len(kept):
+                    writer.append(FINDINGS, add_year(kept, years=years))
+                n_findings += len(kept)
+                n_chunks += 1
+                del frame, check, kept
+                secs["write"] += time.perf_counter() - t
+                t = time.perf_counter()
+            accounting.append({"source_file": path.name, "table": FINDINGS, **acc_f})
+        scan_findings = tables[FINDINGS]
+        if len(scan_findings):  # findings read from scans/ by ingest_dataset, already normalized
+            writer.append(FINDINGS, add_year(scan_findings, years=years))
+            n_findings += len(scan_findings)
+        t = time.perf_counter()
+        for name in ("establishments", "audits", "hosts", "controls", "incidents", "protection"):
+            frame = tables[name]
+            if "audit_id" in frame.columns:
+                frame = add_year(frame, years=years)
+            writer.append(name, frame)
+        rej = pd.concat([r for r in rejects if len(r)] or [rejects[0]], ignore_index=True)
+        rej = rej.sort_values(["source_file", "row"], kind="stable").reset_index(drop=True)
+        writer.append("rejects", rej.astype({"row": "Int64"}))
+        writer.append("accounting", pd.DataFrame(accounting, columns=list(S.ACCOUNTING_COLUMNS)))
+        viol = pd.concat(
+            [v for v in violations if v is not None and len(v)] or [violations[0]], ignore_index=True
+        )
+        writer.append("violations", viol.astype({"row": "Int64"}))
+        summary = dict(small.summary)
+        summary["inputs"] = dict(summary.get("inputs", {}))
+        if path.is_file():
+            summary["inputs"][path.name] = _sha256(path)
+        summary["rows"] = {**summary.get("rows", {}), FINDINGS: n_findings}
+        summary["rejected"] = len(rej)
+        summary["warnings"] = int((viol["severity"] == "warning").sum()) if len(viol) else 0
+        summary["chunks"] = n_chunks
+        summary["sort_keys"] = SORT_KEYS[FINDINGS]
+        secs["write"] += time.perf_counter() - t
+        summary["seconds"] = {k: round(v, 3) for k, v in secs.items()}
+        writer.commit({"ingest": summary, "rules": sorted(RULES)})
+    return summary
+
+
+def _load(path, kind: str):
+    if path is None:
+        return None
+    from cyberobs_lib.enrich import read_epss, read_kev
+
+    return read_kev(path) if kind == "kev" else read_epss(path)

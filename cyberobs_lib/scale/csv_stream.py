@@ -1,0 +1,156 @@
+"""Stream a large contract CSV as text chunks that never split an audit, with exact line numbers.
+
+:func:`read_csv_chunks` reads with ``pyarrow.csv.open_csv`` (every cell as text), detecting encoding and
+separator as :func:`cyberobs_lib.io.read_table_csv` does, so that the chunked ingestion sees the same
+cells and the same physical line numbers as the in-memory reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from cyberobs_lib import schema as S
+from cyberobs_lib.io import InputFileError, _sniff_delimiter
+
+
+def detect_csv(path: Path) -> tuple[str, str, list[str]]:
+    """Encoding, delimiter and lower-cased header of a CSV, as :func:`cyberobs_lib.io.read_table_csv` does."""
+    with path.open("rb") as fh:
+        head = fh.read(1 << 20)
+    if not head.strip():
+        raise InputFileError(path, "is empty; expected a header row")
+    try:
+        (head if len(head) < (1 << 20) else head[: head.rfind(b"\n") + 1]).decode("utf-8")
+        encoding = "utf8"
+    except UnicodeDecodeError:
+        encoding = "cp1252"
+    text = head.decode("utf-8" if encoding == "utf8" else "cp1252", errors="replace").lstrip("\ufeff")
+    first = text.split("\n", 1)[0].rstrip("\r")
+    delimiter = _sniff_delimiter(first)
+    return encoding, delimiter, [c.strip() for c in first.split(delimiter)]
+
+
+def read_csv_chunks(
+    path: Path | str, *, chunk_rows: int = 1_000_000, group_by: str | None = S.Findings.audit_id
+) -> Iterator[tuple[pd.DataFrame, pd.Series, list[int]]]:
+    """Stream a contract CSV as text chunks of about ``chunk_rows`` records, never splitting a group.
+
+    Parameters
+    ----------
+    path : path
+        The CSV file (UTF-8 with or without BOM, or CP1252; ``,``/``;``/tab separators).
+    chunk_rows : int
+        Records per chunk (more when a group straddles the boundary: its rows move to the next chunk).
+    group_by : str, optional
+        Column whose consecutive equal values stay in one chunk (``audit_id``: exact duplicates and
+        the per-audit duplicate collapse of normalization never cross a chunk boundary).
+
+    Yields
+    ------
+    (frame, lines, ragged)
+        ``frame``: lower-cased column names, stripped text cells, ``None`` for empty ones, blank records
+        dropped (as :func:`~cyberobs_lib.io.read_table_csv`); ``lines``: physical line of each record
+        (header is line 1); ``ragged``: lines of the records with a wrong number of cells met so far
+        in this chunk, with their text (to be rejected with ``ragged_row``).
+
+    Notes
+    -----
+    One record per physical line is assumed (no line break inside a quoted cell); a record's line is
+    its position in the stream plus the lines skipped before it.
+    """
+    path = Path(path)
+    encoding, delimiter, _ = detect_csv(path)
+    skipped: list[int] = []
+    texts: dict[int, str] = {}
+
+    def _bad(row) -> str:
+        skipped.append(int(row.number))
+        texts[int(row.number)] = row.text
+        return "skip"
+
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24, encoding=encoding),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=_bad,
+                                          ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={}, strings_can_be_null=False, quoted_strings_can_be_null=False,
+            auto_dict_encode=False,
+        ),
+    )  # fmt: skip
+    names = [n.strip().lower() for n in reader.schema.names]
+    delivered, used_skips = 0, 0
+    buffer: list[pd.DataFrame] = []
+    buffered = 0
+    carry: pd.DataFrame | None = None
+
+    def _frame(batch: pa.RecordBatch, start: int) -> pd.DataFrame:
+        cols = {}
+        for name, col in zip(names, batch.columns, strict=True):
+            text = pc.utf8_trim_whitespace(col.cast(pa.string()))
+            cols[name] = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        frame = pa.table(cols).to_pandas()
+        frame["__line"] = np.arange(start, start + len(frame), dtype=np.int64)
+        blank = frame[names].isna().all(axis=1).to_numpy()  # blank records: skipped, never counted
+        return frame.loc[~blank] if blank.any() else frame
+
+    def _flush(final: bool):
+        nonlocal carry, buffer, buffered
+        parts = ([carry] if carry is not None else []) + buffer
+        buffer, buffered = [], 0
+        if not parts:
+            return None
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+        carry = None
+        if not final and group_by in frame.columns and len(frame):
+            key = frame[group_by]
+            last = key.iloc[-1]
+            same = key.eq(last) if pd.notna(last) else key.isna()
+            run = int(np.argmin(same.to_numpy()[::-1])) if not same.all() else len(frame)
+            cut = len(frame) - run
+            if cut == 0:
+                carry = frame
+                return None
+            carry, frame = frame.iloc[cut:], frame.iloc[:cut]
+        return frame
+
+    def _emit(frame: pd.DataFrame):
+        nonlocal used_skips
+        # physical line = stream position + 2 (header, 1-based) + skipped (ragged) lines before it
+        s = np.sort(np.asarray(skipped, dtype=np.int64))
+        adjusted = s - 2 - np.arange(len(s))
+        pos = frame["__line"].to_numpy()
+        lines = pos + 2 + np.searchsorted(adjusted, pos, side="right")
+        last = int(lines.max()) if len(lines) else 0
+        ragged = [(int(x), texts.pop(int(x))) for x in s[used_skips:] if x <= last]
+        used_skips += len(ragged)
+        return frame.drop(columns="__line").reset_index(drop=True), pd.Series(lines, dtype="int64"), ragged
+
+    for whole in reader:
+        for offset in range(0, whole.num_rows, chunk_rows):
+            batch = whole.slice(offset, chunk_rows)
+            buffer.append(_frame(batch, delivered))
+            delivered += batch.num_rows
+            buffered += batch.num_rows
+            if buffered >= chunk_rows:
+                frame = _flush(final=False)
+                if frame is not None:
+                    yield _emit(frame)
+    frame = _flush(final=True)
+    if frame is not None:
+        frame, lines, ragged = _emit(frame)
+        ragged += [(x, texts.pop(x)) for x in sorted(skipped)[used_skips:]]
+        yield frame, lines, ragged
+    elif skipped[used_skips:]:
+        yield (
+            pd.DataFrame(columns=names),
+            pd.Series(dtype="int64"),
+            [(x, texts.pop(x)) for x in sorted(skipped)],
+        )

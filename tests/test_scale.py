@@ -1,0 +1,218 @@
+"""Tests of cyberobs_lib.scale: partitioned storage, chunked ingestion, the Dask path.
+
+Expected values come from the pandas path of the library itself (``ingest_dataset``,
+``match_lifecycle``, ``audit_metrics``): the scale paths must reproduce it exactly, so the reference is
+the single source of truth, never a pasted output. The small frames of the storage tests are
+hand-written; their expected years and rows are read off the frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from cyberobs_lib.demo import DemoScale, generate_dataset
+from cyberobs_lib.ingest import SORT_KEYS, ingest_dataset
+from cyberobs_lib.scale.chunked import ingest_large
+from cyberobs_lib.scale.csv_stream import read_csv_chunks
+from cyberobs_lib.scale.storage import (
+    PartitionedWriter,
+    open_partitioned,
+    read_manifest,
+    read_partitioned,
+    write_partitioned,
+    year_filter,
+)
+
+TODAY = "2026-01-01"
+
+
+def _values(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Cells as plain Python values (categoricals by value, NA as None), rows sorted by ``keys``."""
+    out = frame.astype(object).where(frame.notna(), None)
+    order = out[keys].astype(str).apply(tuple, axis=1).argsort(kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
+def _tables() -> dict[str, pd.DataFrame]:
+    audits = pd.DataFrame(
+        {
+            "audit_id": ["a1", "a2", "a3"],
+            "finess": ["750000001", "750000001", "130000002"],
+            "audit_date": pd.to_datetime(["2023-03-01", "2024-09-01", "2024-02-01"]),
+            "hosts_in_scope": pd.array([2, 3, 1], dtype="Int64"),
+        }
+    )
+    findings = pd.DataFrame(
+        {
+            "audit_id": ["a1", "a1", "a2", "a3", "a3"],
+            "host": ["h1", "h2", "h1", "x9", "x9"],
+            "port": pd.array([3389, None, 443, 22, 80], dtype="Int32"),
+            "severity": pd.Categorical(["critical", "low", "high", None, "medium"]),
+            "cvss_score": [9.8, 2.1, 7.5, np.nan, 5.0],
+            "known_exploited": pd.array([True, False, None, False, False], dtype="boolean"),
+            "fingerprint": ["f1", "f2", "f1", "f3", "f4"],
+        }
+    )
+    establishments = pd.DataFrame({"finess": ["750000001", "130000002"], "family": ["CH", "EHPAD"]})
+    return {"establishments": establishments, "audits": audits, "findings": findings}
+
+
+# -------------------------------------------------------------------------------------------------
+# storage
+# -------------------------------------------------------------------------------------------------
+def test_partitioned_round_trip_equals_input(tmp_path):
+    tables = _tables()
+    out = write_partitioned(tables, tmp_path / "canon")
+    for name, frame in tables.items():
+        back = read_partitioned(out, name)
+        if name != "establishments":  # years read off the audit dates above: a1 2023, a2/a3 2024
+            assert back.pop("year").tolist() == (
+                [2023, 2024, 2024] if name == "audits" else [2023, 2023, 2024, 2024, 2024]
+            )
+        # rows come back grouped by year, in input order within a year (here the same order)
+        pd.testing.assert_frame_equal(_values(back, ["audit_id"] if "audit_id" in back else ["finess"]),
+                                      _values(frame, ["audit_id"] if "audit_id" in frame else ["finess"]))  # fmt: skip
+
+
+def test_partitioned_compact_types_and_manifest(tmp_path):
+    out = write_partitioned(_tables(), tmp_path / "canon")
+    schema = open_partitioned(out, "findings").schema
+    assert schema.field("port").type == pa.int32()
+    assert pa.types.is_dictionary(schema.field("severity").type)
+    assert schema.field("host").type == pa.string()  # high-cardinality text stays plain
+    assert schema.field("known_exploited").type == pa.bool_()
+    assert schema.field("year").type == pa.int16()
+    manifest = read_manifest(out)
+    assert manifest["tables"]["findings"]["rows"] == {"year=2023": 2, "year=2024": 3}
+    assert all(p.startswith("findings/year=") for p in manifest["tables"]["findings"]["files"])
+
+
+def test_read_one_year_touches_only_its_partition(tmp_path):
+    out = write_partitioned(_tables(), tmp_path / "canon")
+    fragments = list(open_partitioned(out, "findings").get_fragments(filter=year_filter([2023])))
+    assert [Path(f.path).parent.name for f in fragments] == ["year=2023"]
+    # the other year's file is never opened: corrupting it does not disturb a 2023 read
+    for p in (out / "findings" / "year=2024").iterdir():
+        p.write_bytes(b"not parquet")
+    with pytest.raises(pa.ArrowInvalid):
+        read_partitioned(out, "findings", years=[2024])
+    got = read_partitioned(out, "findings", years=[2023], columns=["audit_id", "severity"])
+    assert list(got.columns) == ["audit_id", "severity"]
+    assert got["severity"].tolist() == ["critical", "low"]
+
+
+def test_partitioned_write_is_atomic(tmp_path):
+    out = write_partitioned(_tables(), tmp_path / "canon")
+    before = read_manifest(out)
+    with pytest.raises(RuntimeError), PartitionedWriter(out) as writer:
+        writer.append("audits", _tables()["audits"])
+        raise RuntimeError("crash in the middle of a write")
+    assert read_manifest(out) == before  # the complete folder is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["canon"]  # no temporary left behind
+    with pytest.raises(FileNotFoundError, match="_manifest.json"):
+        read_partitioned(tmp_path, "findings")
+
+
+def test_partitioned_rejects_lossy_and_bad_options(tmp_path):
+    big = _tables()
+    big["audits"]["hosts_in_scope"] = pd.array([2, 3, 2**40], dtype="Int64")  # beyond int32
+    with pytest.raises(pa.ArrowInvalid):
+        write_partitioned(big, tmp_path / "x")
+    with pytest.raises(ValueError, match="partition_by"):
+        write_partitioned(_tables(), tmp_path / "y", partition_by="region")
+    with pytest.raises(ValueError, match="audits"):
+        write_partitioned({"findings": _tables()["findings"]}, tmp_path / "z")
+    assert not (tmp_path / "x").exists()
+
+
+# -------------------------------------------------------------------------------------------------
+# chunked ingestion
+# -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_dataset(tmp_path_factory) -> Path:
+    """About 100k findings over 1,000 structures (DemoScale.national shape, smaller)."""
+    out = tmp_path_factory.mktemp("scale") / "dataset"
+    generate_dataset(out, seed=7, scale=DemoScale.national().with_overrides(establishments=1000))
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_reference(demo_dataset):
+    return ingest_dataset(demo_dataset, today=TODAY)
+
+
+def test_ingest_large_equals_ingest_dataset(demo_dataset, demo_reference, tmp_path):
+    summary = ingest_large(demo_dataset, tmp_path / "large", chunk_rows=25_000, today=TODAY)
+    assert summary["chunks"] >= 4  # several chunks really were used
+    ref = demo_reference.tables["findings"]
+    assert len(ref) > 90_000
+    got = read_partitioned(tmp_path / "large", "findings").drop(columns="year")
+    assert list(got.columns) == list(ref.columns)
+    keys = ["source_row"]
+    pd.testing.assert_frame_equal(_values(got, keys), _values(ref, keys))
+    for name in ("audits", "hosts", "controls", "establishments"):
+        back = read_partitioned(tmp_path / "large", name).drop(columns="year", errors="ignore")
+        k = SORT_KEYS[name]
+        pd.testing.assert_frame_equal(_values(back, k), _values(demo_reference.tables[name], k))
+    assert summary["rows"]["findings"] == len(ref)
+
+
+def _faulty_dataset(root: Path) -> Path:
+    """A tiny generated dataset whose findings.csv gets one example of every row-level fault."""
+    generate_dataset(root, seed=3, scale=DemoScale(establishments=30, years=(2024, 2025)))
+    path = root / "findings.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    first = rows[0].split(",")
+    bad_port = ",".join(first[:2] + ["99999"] + first[3:])
+    bad_audit = ",".join(["NO-SUCH-AUDIT"] + first[1:])
+    bad_sev = ",".join(first[:10] + ["grave"] + first[11:])
+    faults = [rows[0], bad_port, "", "a,b,c", ",,,,,,,,,,,", bad_sev, rows[0]]
+    path.write_text("\n".join([header, rows[0], *faults, *rows[1:], bad_audit]) + "\n", encoding="utf-8")
+    return root
+
+
+def test_ingest_large_rejects_like_ingest_dataset(tmp_path):
+    dataset = _faulty_dataset(tmp_path / "faulty")
+    ref = ingest_dataset(dataset, today=TODAY)
+    ingest_large(dataset, tmp_path / "large", chunk_rows=40, today=TODAY)
+    got = read_partitioned(tmp_path / "large", "rejects")
+    want = ref.rejects
+    # reasons written in _faulty_dataset: port_range, ragged_row, unknown_audit, unknown_severity
+    assert set(want["reason"]) >= {"port_range", "ragged_row", "unknown_audit", "unknown_severity"}
+    pd.testing.assert_frame_equal(_values(got, ["source_file", "row"]), _values(want, ["source_file", "row"]))
+    acc = read_partitioned(tmp_path / "large", "accounting").set_index("source_file")
+    ref_acc = ref.accounting.set_index("source_file")
+    for col in ("rows_read", "kept", "rejected", "duplicates"):
+        assert int(acc.loc["findings.csv", col]) == int(ref_acc.loc["findings.csv", col]), col
+    assert int(acc.loc["findings.csv", "duplicates"]) == 2  # rows[0] three times in total
+    f_ref = ref.tables["findings"]
+    f_got = read_partitioned(tmp_path / "large", "findings").drop(columns="year")
+    pd.testing.assert_frame_equal(_values(f_got, ["source_row"]), _values(f_ref, ["source_row"]))
+
+
+def test_read_csv_chunks_keeps_audits_whole_and_lines_exact(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("Audit_ID;host\na1;h1\na1;h2\n\na2;h1\na2;h2;extra\na2;h3\na3;h1\n", encoding="utf-8")
+    chunks = list(read_csv_chunks(path, chunk_rows=1))
+    ids = [c[0]["audit_id"].tolist() for c in chunks]
+    # physical lines read off the text above: a1 at 2-3, blank 4, a2 at 5, ragged 6, a2 at 7, a3 at 8
+    assert [c[1].tolist() for c in chunks] == [[2, 3], [5, 7], [8]]
+    assert ids == [["a1", "a1"], ["a2", "a2"], ["a3"]]
+    assert [c[2] for c in chunks] == [[], [(6, "a2;h2;extra")], []]
+
+
+def test_ingest_large_refuses_ungrouped_findings(tmp_path):
+    dataset = tmp_path / "d"
+    generate_dataset(dataset, seed=3, scale=DemoScale(establishments=30, years=(2024, 2025)))
+    path = dataset / "findings.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0], *lines[2:], lines[1]]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not grouped by audit_id"):
+        ingest_large(dataset, tmp_path / "out", chunk_rows=5, today=TODAY)
+    assert not (tmp_path / "out").exists()
