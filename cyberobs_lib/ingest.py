@@ -16,7 +16,6 @@ exact duplicate, or listed in the rejects with a reason code from :data:`cyberob
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import pandas as pd
 
 from cyberobs_lib import CONTRACT_VERSION, __version__
 from cyberobs_lib import schema as S
-from cyberobs_lib.io import write_csv_atomic, write_parquet_atomic, write_text_atomic
+from cyberobs_lib.io import sha256_file, write_csv_atomic, write_parquet_atomic, write_text_atomic
 from cyberobs_lib.validate import RULES, DatasetCheck, TableCheck, check_dataset
 
 #: Sort keys giving each canonical table a deterministic row order.
@@ -58,11 +57,7 @@ class IngestResult:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _split(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

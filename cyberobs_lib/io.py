@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tempfile
@@ -174,3 +175,12 @@ def write_text_atomic(text: str, path: Path | str) -> Path:
 def write_csv_atomic(frame: pd.DataFrame, path: Path | str, *, float_format: str = "%.6g") -> Path:
     """Write a tidy table as CSV atomically, deterministically (fixed float format, no index)."""
     return write_text_atomic(frame.to_csv(index=False, float_format=float_format, lineterminator="\n"), path)
+
+
+def sha256_file(path: Path | str) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (inputs of a run are recorded by their hash)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -11,44 +11,16 @@ import pandas as pd
 
 from cyberobs_lib.io import write_csv_atomic
 
-LABELS: dict[str, dict[str, str]] = {
-    # table headings and figure labels, French (default for the annual report) and English
-    "source_file": {"fr": "fichier", "en": "file"},
-    "table": {"fr": "table", "en": "table"},
-    "rows_read": {"fr": "lignes lues", "en": "rows read"},
-    "kept": {"fr": "conservées", "en": "kept"},
-    "rejected": {"fr": "rejetées", "en": "rejected"},
-    "duplicates": {"fr": "doublons", "en": "duplicates"},
-    "skipped": {"fr": "ignorées", "en": "skipped"},
-    "balanced": {"fr": "équilibre", "en": "reconciles"},
-    "reason": {"fr": "motif", "en": "reason"},
-    "rows": {"fr": "lignes", "en": "rows"},
-    "rule": {"fr": "règle", "en": "rule"},
-    "severity": {"fr": "gravité", "en": "severity"},
-    "count": {"fr": "nombre", "en": "count"},
-    "file": {"fr": "fichier", "en": "file"},
-    "columns": {"fr": "colonnes", "en": "columns"},
-    "family": {"fr": "famille", "en": "family"},
-    "group": {"fr": "groupe", "en": "group"},
-    "period": {"fr": "période", "en": "period"},
-    "indicator": {"fr": "indicateur", "en": "indicator"},
-    "value": {"fr": "valeur", "en": "value"},
-    "ci_low": {"fr": "IC bas", "en": "CI low"},
-    "ci_high": {"fr": "IC haut", "en": "CI high"},
-    "n_establishments": {"fr": "établissements", "en": "establishments"},
-    "n_audits": {"fr": "audits", "en": "audits"},
-    "suppressed": {"fr": "secret", "en": "suppressed"},
-    "year": {"fr": "année", "en": "year"},
-    "days": {"fr": "jours", "en": "days"},
-    "survival": {"fr": "part encore ouverte", "en": "share still open"},
-    "rate_ratio": {"fr": "rapport de taux", "en": "rate ratio"},
-    "odds_ratio": {"fr": "rapport de cotes", "en": "odds ratio"},
-    "test": {"fr": "test", "en": "test"},
-    "p_value": {"fr": "p", "en": "p"},
-    "p_adjusted": {"fr": "p ajusté", "en": "adjusted p"},
-    "effect_size": {"fr": "taille d'effet", "en": "effect size"},
-    "metric": {"fr": "mesure", "en": "metric"},
-}
+
+def _load_labels() -> dict[str, dict[str, str]]:
+    from cyberobs_lib.config import PACKAGE_DATA
+
+    table = pd.read_csv(PACKAGE_DATA / "labels.csv", comment="#", dtype=str, keep_default_na=False)
+    return {r.key: {"fr": r.fr, "en": r.en} for r in table.itertuples(index=False)}
+
+
+#: key -> {"fr": ..., "en": ...}, from ``cyberobs_lib/data/labels.csv`` (one table for every label).
+LABELS: dict[str, dict[str, str]] = _load_labels()
 
 
 def label(key: str, lang: str = "fr") -> str:

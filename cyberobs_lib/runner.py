@@ -27,7 +27,6 @@ cells, ``tables/*.csv`` plus ``tables.xlsx``, ``figures/``, ``manifest.json``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -41,6 +40,7 @@ import yaml
 
 from cyberobs_lib import __version__
 from cyberobs_lib.config import NOTEBOOKS_DIR, PROJECT_DIR, REPORTS_DIR
+from cyberobs_lib.io import sha256_file
 
 TOP_LEVEL_KEYS: dict[str, tuple[type, ...]] = {
     "run_name": (str,),
@@ -260,11 +260,7 @@ def load_plan(
 # Execution
 # --------------------------------------------------------------------------------------------------
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _code_version() -> str:

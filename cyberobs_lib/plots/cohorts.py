@@ -17,29 +17,6 @@ from matplotlib.ticker import NullFormatter
 from cyberobs_lib.report import label
 
 #: Reader-facing names of the cohort indicators and metrics (added here rather than in report.LABELS).
-COHORT_LABELS: dict[str, dict[str, str]] = {
-    "no_protection": {"fr": "aucun mécanisme de protection", "en": "no protection mechanism"},
-    "has_critical": {"fr": "au moins une vulnérabilité critique", "en": "at least one critical finding"},
-    "exposes_remote_admin": {
-        "fr": "administration à distance exposée",
-        "en": "exposed remote administration",
-    },
-    "has_kev": {"fr": "vulnérabilité exploitée connue (KEV)", "en": "known exploited vulnerability (KEV)"},
-    "findings_per_host": {"fr": "vulnérabilités par hôte exposé", "en": "findings per exposed host"},
-    "median_crit_high": {"fr": "médiane critiques + élevées", "en": "median critical + high"},
-    "n_crit_high": {"fr": "vulnérabilités critiques + élevées", "en": "critical + high findings"},
-    "n_findings": {"fr": "vulnérabilités", "en": "findings"},
-    "audit_coverage": {"fr": "couverture des audits", "en": "audit coverage"},
-    "share": {"fr": "part des établissements", "en": "share of establishments"},
-    "secret": {"fr": "secret (effectif < seuil)", "en": "suppressed (small cell)"},
-    "all": {"fr": "ensemble", "en": "all"},
-    "all_years": {"fr": "toutes années", "en": "all years"},
-    "log_scale": {"fr": "échelle logarithmique", "en": "log scale"},
-    "vs": {"fr": "vs", "en": "vs"},
-    "log_beds": {"fr": "taille (×e lits)", "en": "size (×e beds)"},
-    "legal_status": {"fr": "statut", "en": "legal status"},
-    "region": {"fr": "région", "en": "region"},
-}
 SHARES = ("no_protection", "has_critical", "exposes_remote_admin", "has_kev", "audit_coverage")
 SECRET_COLOR, DOT_COLOR, ALL_COLOR = "0.6", "tab:blue", "0.2"
 
@@ -52,7 +29,7 @@ def cohort_label(key: str, lang: str = "fr") -> str:
     """
     if lang not in ("fr", "en"):
         raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
-    return COHORT_LABELS.get(key, {}).get(lang) or label(key, lang)
+    return label(key, lang)
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:

@@ -15,26 +15,6 @@ from matplotlib.axes import Axes
 
 from cyberobs_lib.report import label
 
-INCIDENT_LABELS: dict[str, dict[str, str]] = {
-    "incident_rate_per_1000": {
-        "fr": "incidents déclarés pour 1 000 établissements et par an",
-        "en": "declared incidents per 1,000 establishments per year",
-    },
-    "odds_ratio": {"fr": "rapport de cotes ajusté (IC 95 %)", "en": "adjusted odds ratio (95% CI)"},
-    "kev_or_remote_admin": {"fr": "KEV ou administration exposée", "en": "KEV or exposed remote admin"},
-    "has_kev": {"fr": "vulnérabilité exploitée connue (KEV)", "en": "known exploited vulnerability (KEV)"},
-    "exposes_remote_admin": {
-        "fr": "administration à distance exposée",
-        "en": "exposed remote administration",
-    },
-    "no_protection": {"fr": "aucun mécanisme de protection", "en": "no protection mechanism"},
-    "year": {"fr": "année", "en": "year"},
-    "all": {"fr": "ensemble", "en": "all"},
-    "all_years": {"fr": "toutes années", "en": "all years"},
-    "secret": {"fr": "secret (effectif < seuil)", "en": "suppressed (small cell)"},
-    "exposure_share": {"fr": "part des audités exposés", "en": "share of audited establishments exposed"},
-}
-
 
 def incident_label(key: str, lang: str = "fr") -> str:
     """Reader-facing label of an incident-study key, falling back to :func:`cyberobs_lib.report.label`.
@@ -44,7 +24,7 @@ def incident_label(key: str, lang: str = "fr") -> str:
     """
     if lang not in ("fr", "en"):
         raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
-    return INCIDENT_LABELS.get(key, {}).get(lang) or label(key, lang)
+    return label(key, lang)
 
 
 def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
@@ -201,7 +181,7 @@ def plot_odds_ratios(
     ax.set_xscale("log")
     names = [f"{incident_label(e, lang)} (n={n})" for e, n in zip(rows["exposure"], rows["n"], strict=True)]
     ax.set_yticks(y, names)
-    ax.set_xlabel(incident_label("odds_ratio", lang))
+    ax.set_xlabel(incident_label("odds_ratio_axis", lang))
     ax.grid(axis="x", alpha=0.3)
     return ax
 

@@ -5,32 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-FR = {
-    "baseline": ("audit initial", "baseline"),
-    "follow-up": ("audit de suivi", "follow-up"),
-    "findings_per_host": ("vulnérabilités par hôte exposé", "findings per exposed host"),
-    "n_crit_high": ("vulnérabilités critiques + élevées", "critical + high findings"),
-    "n_kev": ("vulnérabilités exploitées connues (KEV)", "known exploited (KEV) findings"),
-    "days": ("jours depuis la première détection", "days since first detection"),
-    "open": ("part encore ouverte", "share still open"),
-    "difference": ("différence suivi − initial", "difference follow-up − baseline"),
-    "median": ("médiane", "median"),
-    "new": ("nouvelles", "new"),
-    "persistent": ("persistantes", "persistent"),
-    "fixed": ("corrigées", "fixed"),
-    "reopened": ("réouvertes", "reopened"),
-    "critical": ("critique", "critical"),
-    "high": ("élevée", "high"),
-    "medium": ("moyenne", "medium"),
-    "low": ("faible", "low"),
-    "info": ("information", "info"),
-}
+from cyberobs_lib.report import label
+
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
 
 
 def _t(key: str, lang: str) -> str:
-    fr, en = FR.get(key, (key, key))
-    return fr if lang == "fr" else en
+    return label(key, lang)
 
 
 def plot_slopes(
@@ -143,7 +124,7 @@ def plot_survival_curves(table: pd.DataFrame, *, ax=None, lang: str = "fr", grou
             alpha=0.15,
             color=line.get_color(),
         )
-    ax.set_xlabel(_t("days", lang))
+    ax.set_xlabel(_t("days_since_detection", lang))
     ax.set_ylabel(_t("open", lang))
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0)
