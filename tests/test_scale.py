@@ -216,3 +216,88 @@ def test_ingest_large_refuses_ungrouped_findings(tmp_path):
     with pytest.raises(ValueError, match="not grouped by audit_id"):
         ingest_large(dataset, tmp_path / "out", chunk_rows=5, today=TODAY)
     assert not (tmp_path / "out").exists()
+
+
+# -------------------------------------------------------------------------------------------------
+# Dask path (synchronous scheduler here; the benchmark runs it on a 2-process LocalCluster)
+# -------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def sync_dask():
+    dask = pytest.importorskip("dask")
+    with dask.config.set(scheduler="synchronous"):
+        yield dask
+
+
+def test_normalize_dask_equals_pandas(demo_dataset, demo_reference, sync_dask):
+    import dask.dataframe as dd
+
+    from cyberobs_lib.enrich import read_epss, read_kev
+    from cyberobs_lib.ingest import _split
+    from cyberobs_lib.scale.dask_pipeline import normalize_dask
+
+    kept, _, _ = _split(demo_reference.check.tables["findings"])  # checked rows, before normalization
+    ref_dir = demo_dataset / "reference"
+    kev = read_kev(ref_dir / "known_exploited_vulnerabilities.json")
+    epss = read_epss(ref_dir / "epss_scores.csv.gz")
+    audits = demo_reference.tables["audits"][["audit_id", "finess", "audit_date"]]
+    # re-reported findings (same identity, other wording, later rows): the collapse must keep the first
+    again = kept.iloc[::1000].assign(
+        title=lambda d: d["title"] + " (again)", source_row=lambda d: d["source_row"] + 10**7
+    )
+    rows = pd.concat([kept, again], ignore_index=True)
+    got = normalize_dask(dd.from_pandas(rows, npartitions=4), audits=audits, kev=kev, epss=epss).compute()
+    from cyberobs_lib.enrich import enrich_findings
+    from cyberobs_lib.ingest import _typed
+    from cyberobs_lib.normalize import normalize_findings
+
+    want = _typed(
+        "findings", enrich_findings(normalize_findings(rows, audits=audits, kev=kev), kev=kev, epss=epss)
+    )
+    assert int(want["n_duplicates"].sum()) == len(again)
+    pd.testing.assert_frame_equal(_values(got, ["source_row"]), _values(want, ["source_row"]))
+    # and without the copies it is the canonical table of ingest_dataset
+    assert len(want) == len(demo_reference.tables["findings"])
+
+
+def test_lifecycle_dask_equals_match_lifecycle(demo_reference, sync_dask):
+    import dask.dataframe as dd
+
+    from cyberobs_lib.lifecycle import match_lifecycle
+    from cyberobs_lib.scale.dask_pipeline import lifecycle_dask
+
+    t = demo_reference.tables
+    events, pairs = lifecycle_dask(
+        dd.from_pandas(t["findings"], npartitions=3),
+        t["audits"],
+        hosts=dd.from_pandas(t["hosts"], npartitions=2),
+        establishments=t["establishments"],
+        buckets=4,
+    )
+    events, pairs = sync_dask.compute(events, pairs)
+    ref = match_lifecycle(t["findings"], t["audits"], hosts=t["hosts"], establishments=t["establishments"])
+    assert len(ref.pairs) > 1000 and ref.pairs["n_fixed"].sum() > 0
+    pd.testing.assert_frame_equal(_values(pairs, ["audit_from"]), _values(ref.pairs, ["audit_from"]))
+    keys = ["audit_from", "fingerprint", "status"]
+    pd.testing.assert_frame_equal(_values(events, keys), _values(ref.events, keys))
+
+
+def test_audit_metrics_dask_equals_audit_metrics(demo_reference, sync_dask):
+    import dask.dataframe as dd
+
+    from cyberobs_lib.scale.dask_pipeline import audit_metrics_dask
+    from cyberobs_lib.studies.indicators import audit_metrics
+
+    t = demo_reference.tables
+    got = audit_metrics_dask(dd.from_pandas(t["findings"], npartitions=5), t)
+    want = audit_metrics(t)
+    assert want["has_kev"].any() and want["exposes_remote_admin"].any()
+    pd.testing.assert_frame_equal(got, want)  # same columns, dtypes, order and values
+
+
+def test_bucket_of_is_stable_and_bounded():
+    from cyberobs_lib.scale.dask_pipeline import bucket_of
+
+    finess = pd.Series(["750000001", "130000002", "750000001", "2A0000015"])
+    b = bucket_of(finess, buckets=4)
+    assert b[0] == b[2] and ((b >= 0) & (b < 4)).all()
+    assert (bucket_of(finess.astype("category"), buckets=4) == b).all()  # dtype does not move a FINESS

@@ -9,6 +9,7 @@
 """
 
 from cyberobs_lib.scale.chunked import ingest_large
+from cyberobs_lib.scale.dask_pipeline import audit_metrics_dask, client, lifecycle_dask, normalize_dask
 from cyberobs_lib.scale.storage import (
     PartitionedWriter,
     open_partitioned,
@@ -19,7 +20,11 @@ from cyberobs_lib.scale.storage import (
 
 __all__ = [
     "PartitionedWriter",
+    "audit_metrics_dask",
+    "client",
     "ingest_large",
+    "lifecycle_dask",
+    "normalize_dask",
     "open_partitioned",
     "read_manifest",
     "read_partitioned",
