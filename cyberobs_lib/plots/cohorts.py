@@ -80,7 +80,7 @@ def plot_indicator_ci(
     value, low, high = (rows[c].to_numpy(float) * scale for c in ("value", "ci_low", "ci_high"))
     for is_all in (False, True):
         pick = ~secret & ((rows.index == "all") == is_all)
-        err = np.vstack([value[pick] - low[pick], high[pick] - value[pick]])
+        err = np.clip(np.vstack([value[pick] - low[pick], high[pick] - value[pick]]), 0, None)
         ax.errorbar(value[pick], y[pick], xerr=np.nan_to_num(err), fmt="o", capsize=3,
                     color=ALL_COLOR if is_all else DOT_COLOR)  # fmt: skip
         for xv, yv, hi in zip(value[pick], y[pick], high[pick], strict=True):
@@ -202,7 +202,7 @@ def plot_rate_ratios(
     ax = _axes(ax, (7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     value, low, high = (rows[c].to_numpy(float) for c in (ratio, "ci_low", "ci_high"))
-    ax.errorbar(value, y, xerr=np.vstack([value - low, high - value]), fmt="s", color=DOT_COLOR, capsize=3)
+    ax.errorbar(value, y, xerr=np.clip(np.vstack([value - low, high - value]), 0, None), fmt="s", color=DOT_COLOR, capsize=3)
     for v, lo, hi, yy in zip(value, low, high, y, strict=True):
         ax.annotate(f"{v:.2f} [{lo:.2f}; {hi:.2f}]", (hi, yy), xytext=(5, 0), textcoords="offset points",
                     va="center", fontsize=8)  # fmt: skip

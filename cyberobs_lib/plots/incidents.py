@@ -69,7 +69,7 @@ def plot_incident_rates(
     low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
     shown = ~secret & np.isfinite(value)
     ax.errorbar(
-        value[shown], y[shown], xerr=[value[shown] - low[shown], high[shown] - value[shown]],
+        value[shown], y[shown], xerr=np.clip([value[shown] - low[shown], high[shown] - value[shown]], 0, None),
         fmt="o", color="tab:red", ecolor="0.4", capsize=3,
     )  # fmt: skip
     for yy in y[secret]:
@@ -173,7 +173,7 @@ def plot_odds_ratios(
     v = rows["odds_ratio"].to_numpy(float)
     lo, hi = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
     ok = np.isfinite(v) & np.isfinite(lo) & np.isfinite(hi)
-    ax.errorbar(v[ok], y[ok], xerr=[v[ok] - lo[ok], hi[ok] - v[ok]], fmt="s", color="tab:blue", capsize=3)
+    ax.errorbar(v[ok], y[ok], xerr=np.clip([v[ok] - lo[ok], hi[ok] - v[ok]], 0, None), fmt="s", color="tab:blue", capsize=3)
     ax.axvline(1.0, color="0.3", lw=1)
     if planted is not None:
         ax.axvline(planted, color="k", ls="--", lw=1, label=("planted" if lang == "en" else "valeur simulée"))
@@ -213,8 +213,9 @@ def plot_exposure_vs_rate(
     ax = _axes(ax, (6, 4.5))
     ax.errorbar(
         rows[exposure], rows["incident_rate_per_1000"],
-        xerr=[rows[exposure] - rows[f"{exposure}_ci_low"], rows[f"{exposure}_ci_high"] - rows[exposure]],
-        yerr=[rows["incident_rate_per_1000"] - rows["rate_ci_low"], rows["rate_ci_high"] - rows["incident_rate_per_1000"]],
+        # clipped at 0: a value equal to its bound may exceed it by a rounding error (1e-17)
+        xerr=np.clip([rows[exposure] - rows[f"{exposure}_ci_low"], rows[f"{exposure}_ci_high"] - rows[exposure]], 0, None),
+        yerr=np.clip([rows["incident_rate_per_1000"] - rows["rate_ci_low"], rows["rate_ci_high"] - rows["incident_rate_per_1000"]], 0, None),
         fmt="o", color="tab:purple", ecolor="0.7", capsize=2,
     )  # fmt: skip
     for _, r in rows.iterrows():  # one label per family (a dozen points)

@@ -102,7 +102,7 @@ def plot_evolution(indicators: pd.DataFrame, *, indicators_shown=tuple(HEADLINES
         if line.empty:
             continue
         x = line["year"] + (i - 1.5) * 0.04
-        err = np.vstack([line["value"] - line["ci_low"], line["ci_high"] - line["value"]])
+        err = np.clip(np.vstack([line["value"] - line["ci_low"], line["ci_high"] - line["value"]]), 0, None)
         ax.errorbar(x, line["value"], yerr=err, marker="o", capsize=3,
                     label=HEADLINES[key][0 if lang == "fr" else 1])
     ax.set_ylim(0, 1)
@@ -128,7 +128,8 @@ def plot_family_shares(indicators: pd.DataFrame, *, indicator: str = "no_protect
     y = np.arange(len(sub))
     shown = sub["value"].notna().to_numpy()
     ax.errorbar(sub["value"][shown], y[shown],
-                xerr=np.vstack([(sub["value"] - sub["ci_low"])[shown], (sub["ci_high"] - sub["value"])[shown]]),
+                xerr=np.clip(np.vstack([(sub["value"] - sub["ci_low"])[shown], (sub["ci_high"] - sub["value"])[shown]]),
+                             0, None),
                 fmt="o", color="#4C72B0", capsize=3)
     for yy in y[~shown]:
         ax.text(0.01, yy, "secret statistique" if lang == "fr" else "suppressed (small cell)",
