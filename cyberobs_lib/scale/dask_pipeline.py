@@ -119,7 +119,9 @@ def normalize_dask(
     input order: partitions are shuffled on ``audit_id`` and re-sorted by ``source_row`` before the call.
     """
     shuffled = findings.shuffle(on=Findings.audit_id, npartitions=npartitions or findings.npartitions)
-    sample = findings.head(200, npartitions=-1)
+    sample = findings.head(200, npartitions=1)
+    if sample.empty:  # a first partition without rows: look further
+        sample = findings.head(200, npartitions=-1)
     meta = _normalize_part(sample, audits, kev, epss).iloc[:0]
     aud = dask.delayed(audits, pure=True)
     return shuffled.map_partitions(_normalize_part, aud, kev, epss, meta=meta, align_dataframes=False)
