@@ -119,10 +119,14 @@ def stage_indicators(work: str) -> dict:
 
     f = _canonical(work, "findings", ["audit_id", "severity", "category", "known_exploited"])
     tables = {n: _canonical(work, n) for n in ("establishments", "audits", "protection")}
+    t = time.perf_counter()
     metrics = audit_metrics({**tables, "findings": f})
+    phases = {"audit_metrics": time.perf_counter() - t}
     metrics.to_parquet(Path(work) / "metrics_pandas.parquet")
+    t = time.perf_counter()
     ind = compute_indicators(metrics, n_boot=200)
-    return {"findings": len(f), "audits": len(metrics), "indicators": len(ind)}
+    phases["compute_indicators"] = time.perf_counter() - t
+    return {"findings": len(f), "audits": len(metrics), "indicators": len(ind), "phases": phases}
 
 
 def stage_duckdb_indicators(work: str) -> dict:
@@ -267,6 +271,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e5,1e6")
     parser.add_argument("--work", default="/tmp/cyberobs_scale")
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument(
+        "--reuse-canonical",
+        default="",
+        help="sizes (e.g. 1e7) whose canonical folder, already written by ingest_large, is reused: "
+        "the ingest stage is not re-run (its figures come from the manifest, peak not measured)",
+    )
     args = parser.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     print(f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 1024**3:.0f} GB; load {os.getloadavg()}")
@@ -278,9 +288,16 @@ def main() -> None:
             s, gb, r = run_stage("generate", work, size)
             print(f"[{size:.0e}] generated {r['findings']:,} findings in {s:.0f} s", flush=True)
         rows = report.setdefault(size, {})
+        reuse = {int(float(x)) for x in args.reuse_canonical.split(",") if x}
         for ours, base in PLAN:
             for name in (ours, base):
-                s, gb, r = run_stage(name, work)
+                manifest = Path(work) / "canonical" / "_manifest.json"
+                if name == "ingest" and size in reuse and manifest.is_file():
+                    ing = json.loads(manifest.read_text())["ingest"]
+                    s, gb, r = sum(ing["seconds"].values()), float("nan"), {"findings": ing["rows"]["findings"],
+                                                                            "phases": ing["seconds"]}  # fmt: skip
+                else:
+                    s, gb, r = run_stage(name, work)
                 rows[name] = {"seconds": s, "peak_gb": gb, **r}
                 extra = f" phases {r['phases']}" if "phases" in r else ""
                 print(f"[{size:.0e}] {name:18s} {s:8.1f} s  peak {gb:5.2f} GB  {r['findings']:>11,} findings"

@@ -71,7 +71,7 @@ def check_findings_chunk(
     path : Path
         The findings file (named in violations and rejects).
     known_audits : Index
-        audit_id values kept by the audits check (others: ``unknown_audit``).
+        audit_id values kept by the audits check (unique; others: ``unknown_audit``).
     perimeter : (Index, Index) or None
         :func:`perimeter_index` of hosts.csv, for the ``host_not_in_perimeter`` warning.
     today : Timestamp
@@ -120,7 +120,8 @@ def check_findings_chunk(
         if col in present:
             c.add(f[col].isna(), col, "required_value")
     # the body of validate.check_findings, rule by rule
-    c.add(f["audit_id"].notna() & ~f["audit_id"].isin(known_audits), "audit_id", "unknown_audit")
+    # Index lookups reuse the hash table the Index built once, instead of rebuilding it per chunk (isin)
+    c.add(f["audit_id"].notna() & (known_audits.get_indexer(f["audit_id"]) < 0), "audit_id", "unknown_audit")
     f["host"] = f["host"].astype("string").str.strip().str.lower()
     port, bad = parse_int(f["port"])
     c.add(bad | (port < 0) | (port > 65535), "port", "port_range")
@@ -143,8 +144,8 @@ def check_findings_chunk(
     _duplicates_findings(c)
     if perimeter is not None:
         audited, keys = perimeter
-        inside = (f["audit_id"].astype(str) + "\x00" + f["host"].astype(str)).isin(keys)
-        outside = f["audit_id"].isin(audited) & ~inside
+        inside = keys.get_indexer(f["audit_id"].astype(str) + "\x00" + f["host"].astype(str)) >= 0
+        outside = pd.Series((audited.get_indexer(f["audit_id"]) >= 0) & ~inside, index=f.index)
         c.add(outside, "host", "host_not_in_perimeter", severity="warning")
     return c
 
@@ -235,7 +236,6 @@ def ingest_large(
     ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
     kev = _load(kev_path or _reference_file(dataset, _KEV_FILES), "kev")
     epss = _load(epss_path or _reference_file(dataset, _EPSS_FILES), "epss")
-    audits_check = small.check.tables["audits"]
     hosts_check = small.check.tables["hosts"]
     known = pd.Index(tables["audits"]["audit_id"].astype(str)) if len(tables["audits"]) else pd.Index([])
     known_set = set(known)
@@ -244,12 +244,14 @@ def ingest_large(
         perimeter = perimeter_index(hosts_check.frame)
     years = _year_of_audits(tables["audits"]) if len(tables["audits"]) else pd.Series(dtype="Int16")
     norm_audits = tables["audits"][["audit_id", "finess", "audit_date"]]
+    small_violations = small.check.violations
+    del hosts_check
+    small.check = None  # the checked frames of hosts/controls are not needed any more: free them
     secs["small"] = time.perf_counter() - t0
-    del audits_check
 
     path = dataset / f"{FINDINGS}.csv"
     rejects = [small.rejects]
-    violations = [small.check.violations.query("not (file == 'findings.csv' and rule == 'missing_file')")]
+    violations = [small_violations.query("not (file == 'findings.csv' and rule == 'missing_file')")]
     accounting = small.accounting.to_dict("records")
     acc_f = dict.fromkeys(("rows_read", "kept", "rejected", "duplicates", "skipped"), 0)
     n_findings, n_chunks, seen = 0, 0, set()

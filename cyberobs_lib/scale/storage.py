@@ -252,7 +252,8 @@ def read_partitioned(
     table : str
         Table name (``findings``, ``audits``, …).
     years : iterable of int, optional
-        Audit years to read (partition pruning: other folders are never opened). None: all.
+        Audit years to read (partition pruning: other folders are never opened). None: all. Ignored
+        for tables that are not partitioned (establishments, incidents, rejects, accounting).
     columns : list of str, optional
         Columns to read (projection); None: all, with ``year`` last for partitioned tables.
 
