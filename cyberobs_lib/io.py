@@ -67,6 +67,64 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _read_fast(text: str, delimiter: str) -> tuple[pd.DataFrame, list[int], list[str]] | None:
+    """Parse with pyarrow's C reader when every record is one physical line (the common case).
+
+    Returns None — and the caller falls back to the :mod:`csv` module, which knows each record's line —
+    when a quoted field spans lines, a record is ragged, or pyarrow refuses the text. Results are the same
+    on both paths (tested): cells stripped, empty cells missing, all-blank records dropped.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    data = text.encode("utf-8")
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(autogenerate_column_names=False, use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=None,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                auto_dict_encode=False,
+                null_values=[],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    header = table.column_names
+    if len(set(header)) != len(header):
+        return None
+    # physical lines that are not blank, after the header: one per record on this path
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts_pos = np.concatenate([[0], ends + 1])
+    stops = np.concatenate([ends, [len(buf)]])
+    length = stops - starts_pos
+    cr_only = (length == 1) & (buf[np.minimum(starts_pos, len(buf) - 1)] == 13)
+    nonblank = np.flatnonzero((length > 0) & ~cr_only)  # the lines pyarrow reads (it skips empty ones)
+    if len(nonblank) - 1 != table.num_rows:
+        return None
+    columns = {}
+    for name in header:
+        col = table.column(name)
+        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+            col = pc.cast(col, pa.string())
+        col = pc.utf8_trim_whitespace(col)
+        columns[name.strip().lower()] = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+    if not any(columns):
+        return None
+    frame = pa.table(columns).to_pandas(types_mapper=None)
+    frame = frame.astype(object).where(frame.notna(), None)
+    lines = np.asarray(nonblank[1:], dtype=np.int64) + 1
+    keep = frame.notna().any(axis=1).to_numpy()
+    frame = frame[keep].reset_index(drop=True)
+    frame.attrs["ragged_rows"] = []
+    return frame, lines[keep].tolist(), header
+
+
 def read_table_csv(path: Path | str) -> CsvRead:
     """Read a contract CSV as text with tolerant encoding, separator and header detection.
 
@@ -105,6 +163,18 @@ def read_table_csv(path: Path | str) -> CsvRead:
         raise InputFileError(path, "is empty; expected a header row")
     first_line = text.split("\n", 1)[0].rstrip("\r")
     delimiter = _sniff_delimiter(first_line)
+    fast = _read_fast(text, delimiter)
+    if fast is not None:
+        frame, starts, header = fast
+        return CsvRead(
+            frame=frame,
+            path=path,
+            encoding=encoding,
+            delimiter=delimiter,
+            had_bom=had_bom,
+            original_columns=[h.strip() for h in header],
+            lines=pd.Series(starts, index=frame.index, dtype="int64"),
+        )
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records: list[list[str]] = []
     starts: list[int] = []

@@ -101,7 +101,45 @@ def test_cell_parsers():
     assert values.tolist()[:4] == [True, False, True, False] and bad.tolist() == [False] * 4 + [True, False]
     dates, bad = parse_dates(pd.Series(["2024-02-29", "29/02/2023"]))
     assert bad.tolist() == [False, True]  # 2023 is not a leap year
-    assert cvss_vector_ok(pd.Series(["AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-                                     "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
-                                     "CVSS:3.1/AV:N", None])).tolist() == [True, True, True, False, True]
-    assert cve_list_ok(pd.Series(["CVE-2021-44228; cve-2019-0708", "CVE-21-1", None])).tolist() == [True, False, True]
+    assert cvss_vector_ok(
+        pd.Series(
+            [
+                "AV:N/AC:L/Au:N/C:P/I:P/A:P",
+                "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+                "CVSS:3.1/AV:N",
+                None,
+            ]
+        )
+    ).tolist() == [True, True, True, False, True]
+    assert cve_list_ok(pd.Series(["CVE-2021-44228; cve-2019-0708", "CVE-21-1", None])).tolist() == [
+        True,
+        False,
+        True,
+    ]
+
+
+def test_fast_and_fallback_csv_paths_agree(tmp_path, fixtures_dir):
+    """The pyarrow path and the csv-module path give the same cells and line numbers."""
+    import cyberobs_lib.io as io_mod
+
+    samples = {
+        "simple.csv": 'a,b,c\n1, x ,\n\n2,"y, z",3\n , ,\n4,w,5\r\n',
+        "multiline.csv": 'a,b\n1,"two\nlines"\n2,x\n',  # a quoted field spans lines: fallback
+        "ragged.csv": "a,b\n1,2,3\n4\n",  # ragged records: fallback
+    }
+    for name, text in samples.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    files = [tmp_path / n for n in samples] + sorted((fixtures_dir / "datasets" / "violations").glob("*.csv"))
+    for path in files:
+        fast = io_mod.read_table_csv(path)
+        real = io_mod._read_fast
+        try:
+            io_mod._read_fast = lambda *a, **k: None
+            slow = io_mod.read_table_csv(path)
+        finally:
+            io_mod._read_fast = real
+        pd.testing.assert_frame_equal(fast.frame, slow.frame, check_dtype=False)
+        assert fast.lines.tolist() == slow.lines.tolist(), path.name
+    simple = io_mod.read_table_csv(tmp_path / "simple.csv")
+    assert simple.lines.tolist() == [2, 4, 6] and simple.frame["b"].tolist() == ["x", "y, z", "w"]
