@@ -24,6 +24,7 @@ QUICK = [
     ("bench_cohorts.py", ["--findings", "1000000", "--establishments", "5000"]),
     ("bench_xml_readers.py", ["--size-mb", "50"]),
     ("bench_batch.py", ["--n", "20"]),
+    ("bench_scale.py", ["--sizes", "1e5,1e6"]),
 ]
 FULL = [
     ("bench_pipeline.py", []),
@@ -32,6 +33,7 @@ FULL = [
     ("bench_cohorts.py", []),
     ("bench_xml_readers.py", []),
     ("bench_batch.py", ["--n", "200"]),
+    ("bench_scale.py", ["--sizes", "1e5,1e6,1e7"]),
 ]
 
 
