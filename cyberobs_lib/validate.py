@@ -11,7 +11,6 @@ Nothing here changes the input files.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,14 @@ from cyberobs_lib import registry
 from cyberobs_lib import schema as S
 from cyberobs_lib.config import MIN_AUDIT_DATE
 from cyberobs_lib.io import CsvRead, InputFileError, read_table_csv
+from cyberobs_lib.parsing import (  # noqa: F401 - re-exported: the contract's cell parsers
+    cve_list_ok,
+    cvss_vector_ok,
+    parse_bool,
+    parse_dates,
+    parse_float,
+    parse_int,
+)
 
 #: Rule code → one-line description (the rules table shown in the README and the data-quality notebook).
 RULES: dict[str, str] = {
@@ -62,15 +69,6 @@ RULES: dict[str, str] = {
 }
 
 VIOLATION_COLUMNS = ("file", "row", "column", "rule", "severity", "value", "message")
-
-_CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,}$", re.IGNORECASE)
-_CVSS2_RE = re.compile(r"^\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC](/.*)?\)?$")
-_CVSS3_RE = re.compile(
-    r"^CVSS:3\.[01]/AV:[NALP]/AC:[LH]/PR:[NLH]/UI:[NR]/S:[UC]/C:[NLH]/I:[NLH]/A:[NLH](/.*)?$"
-)
-_CVSS4_RE = re.compile(
-    r"^CVSS:4\.0/AV:[NALP]/AC:[LH]/AT:[NP]/PR:[NLH]/UI:[NPA]/VC:[HLN]/VI:[HLN]/VA:[HLN]/SC:[HLN]/SI:[HLN]/SA:[HLN](/.*)?$"
-)
 
 
 @dataclass
@@ -148,66 +146,6 @@ class TableCheck:
             (v["rule"].isin(["missing_file", "unreadable_file", "missing_column"])).any()
             for v in self.violations
         )
-
-
-# --------------------------------------------------------------------------------------------------
-# Cell parsers (vectorized): return parsed values and a mask of unparseable non-empty cells
-# --------------------------------------------------------------------------------------------------
-def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse ISO 8601 (yyyy-mm-dd, optional time) and French dd/mm/yyyy dates.
-
-    >>> d, bad = parse_dates(pd.Series(["2024-03-01", "15/06/2023", "2024-13-01", None]))
-    >>> [str(x.date()) if pd.notna(x) else None for x in d], bad.tolist()
-    (['2024-03-01', '2023-06-15', None, None], [False, False, True, False])
-    """
-    text = values.astype("string").str.strip()
-    iso = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
-    fr = pd.to_datetime(text.str.slice(0, 10), format="%d/%m/%Y", errors="coerce")
-    parsed = iso.fillna(fr)
-    bad = text.notna() & parsed.isna()
-    return parsed, bad.astype(bool)
-
-
-def parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse integers written as text ("12", "12.0"); returns (Int64 values, bad mask)."""
-    num = pd.to_numeric(values, errors="coerce")
-    ok = num.notna() & np.isfinite(num) & (num == np.floor(num))
-    bad = values.notna() & ~ok
-    return num.where(ok).astype("Int64"), bad.astype(bool)
-
-
-def parse_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse decimals, accepting a comma decimal separator (French exports)."""
-    text = values.astype("string").str.replace(",", ".", regex=False)
-    num = pd.to_numeric(text, errors="coerce").astype(float)
-    bad = values.notna() & num.isna()
-    return num, bad.astype(bool)
-
-
-def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse booleans: true/false, 1/0, oui/non, yes/no, vrai/faux (case-insensitive)."""
-    low = values.astype("string").str.strip().str.lower()
-    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
-    out[low.isin(S.TRUE_WORDS).fillna(False)] = True
-    out[low.isin(S.FALSE_WORDS).fillna(False)] = False
-    bad = values.notna() & out.isna()
-    return out, bad.astype(bool)
-
-
-def cvss_vector_ok(values: pd.Series) -> pd.Series:
-    """True where a vector looks like CVSS v2/v3.0/v3.1/v4.0 (structure only; scoring is normalization's)."""
-    text = values.astype("string").str.strip()
-    ok = text.str.match(_CVSS3_RE) | text.str.match(_CVSS4_RE) | text.str.match(_CVSS2_RE)
-    return ok.fillna(True).astype(bool)
-
-
-def cve_list_ok(values: pd.Series) -> pd.Series:
-    """True where every item of a ``;``/``,``/space-separated list is a CVE id (empty is fine)."""
-    parts = values.astype("string").str.strip().str.split(r"[;,\s]+", regex=True).explode()
-    parts = parts[parts.notna() & (parts != "")]
-    bad_parts = ~parts.str.match(_CVE_RE).astype(bool)
-    bad_rows = bad_parts.groupby(level=0).any()
-    return ~bad_rows.reindex(values.index, fill_value=False)
 
 
 # --------------------------------------------------------------------------------------------------
