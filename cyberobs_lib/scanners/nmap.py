@@ -167,7 +167,7 @@ def iter_nmap_xml(
     dispositions = col._dispositions
     cve_match = _CVE.match
     epoch = _epoch
-    kinds: dict = {}  # (service, portid, protocol) -> (vuln_id, title, scale, native, skip reason)
+    kinds: dict = {}  # (service, portid, protocol) -> (vuln_id, title, scale, native, skip, port number)
     skipped: dict[str, int] = {}
     n = 0  # source_row: open ports and vulners entries, in file order
 
@@ -188,7 +188,9 @@ def iter_nmap_xml(
             scale, native = "port", "any"
         skip = skip_reason(scale, native)
         title = f"Open port {portid}/{proto}" + (f" ({name})" if name else "")
-        return f"nmap:port/{portid}", title, scale, native, skip
+        # the port number as an int: the collector's to_numeric is 4x faster on ints than on digit strings
+        number = int(portid) if portid and portid.isascii() and portid.isdigit() else portid
+        return f"nmap:port/{portid}", title, scale, native, skip, number
 
     def flush() -> ScanResult:
         for reason, count in skipped.items():
@@ -256,11 +258,12 @@ def iter_nmap_xml(
                     kinds.clear()
                 k = kinds[key] = kind(name, portid, proto)
             evidence = product or None
+            number = k[5]
             if k[4] is None:
                 rows.append(
                     (
                         addr,
-                        portid,
+                        number,
                         proto,
                         name,
                         k[0],
@@ -299,7 +302,7 @@ def iter_nmap_xml(
                     rows.append(
                         (
                             addr,
-                            portid,
+                            number,
                             proto,
                             name,
                             vid,
