@@ -66,7 +66,8 @@ class WarmKernel:
 
         self.cwd = str(cwd)
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(cwd=self.cwd, env={**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"})
+        env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # figures must go inline
+        self.km.start_kernel(cwd=self.cwd, env={**env, "PYTHONHASHSEED": "0"})
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)

@@ -398,6 +398,9 @@ def run_study(
     write_canonical(ingest, canonical)
     result = RunResult(out_dir)
     runner_params = {"data_dir": str(canonical), "output_dir": str(out_dir), "published": published}
+    # Kernels inherit the environment: a non-interactive MPLBACKEND (e.g. Agg) would keep every figure
+    # out of the executed notebooks and their HTML.
+    os.environ.pop("MPLBACKEND", None)
     bar = tqdm(plan.notebooks, desc=spec["run_name"], unit="notebook", disable=not progress, file=sys.stderr)
     for name, params in bar:
         bar.set_postfix_str(name)

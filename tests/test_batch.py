@@ -25,7 +25,8 @@ def test_selection(canonical):
 
 
 @pytest.mark.slow
-def test_reports_in_parallel_workers_with_one_failure_isolated(canonical, tmp_path):
+def test_reports_in_parallel_workers_with_one_failure_isolated(canonical, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
     chosen = batch_establishments(canonical, "all")[:3]
     results = run_reports(
         "50_establishment_report.ipynb",
@@ -45,6 +46,7 @@ def test_reports_in_parallel_workers_with_one_failure_isolated(canonical, tmp_pa
             folder / "figures" / "findings_by_audit.png"
         ).is_file()
         html = (folder / "50_establishment_report.html").read_text(encoding="utf-8")
+        assert "data:image/png;base64" in html  # figures inline, whatever MPLBACKEND says
         assert f in html  # the confidential report names its own establishment ...
         others = set(chosen) - {f}
         assert not any(o in html for o in others)  # ... and no other (no state leaks between reports)

@@ -113,7 +113,8 @@ def test_a_failing_notebook_is_reported_and_the_others_still_run(tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_same_inputs_same_tables_and_a_complete_manifest(tmp_path):
+def test_same_inputs_same_tables_and_a_complete_manifest(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as in a headless shell: figures must still reach the report
     spec = dict(BASE, run_name="d")
     params = _write(tmp_path, spec)
     outs = [tmp_path / "a", tmp_path / "b"]
@@ -134,6 +135,10 @@ def test_same_inputs_same_tables_and_a_complete_manifest(tmp_path):
     assert "establishments.csv" in manifest["inputs"] and len(manifest["inputs"]["establishments.csv"]) == 64
     assert (outs[0] / "tables.xlsx").is_file() and (outs[0] / "00_data_quality.html").is_file()
     assert not (outs[0] / "canonical").exists()  # identifying tables never inside the published folder
+    executed = nbformat.read(outs[0] / "00_data_quality.ipynb", as_version=4)
+    images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the accounting figure is missing from the executed notebook"
+    assert "data:image/png;base64" in (outs[0] / "00_data_quality.html").read_text(encoding="utf-8")
 
 
 def test_real_data_without_a_key_refuses_to_start(tmp_path, fixtures_dir, monkeypatch):
