@@ -17,31 +17,63 @@ Policy
   IPv6, asset name; a cell listing several addresses gives its first: one asset is one host). Perimeter =
   hosts with a row.
 * ``vuln_id`` = ``qualys:<QID>``; ``cvss_score`` = CVSS v3 base when given, else v2 base.
+
+Speed
+-----
+The XML layouts are parsed without per-element events: after each 16 KB block fed to the C parser, the
+completed children of the open elements on the path from the root (all but the last child of each) are
+read and removed, and the records among them (``IP``, ``HOST``, ``VULN_DETAILS``, ...) are processed whole
+(memory stays flat: the glossary layouts keep one small row per item until the glossary is read). Rows
+are appended as tuples in the collector's column order; the disposition of each distinct (entry kind,
+severity) is decided once (with :func:`~cyberobs_lib.scanners._core.map_severity`, as the collector
+does), so an item skipped by policy is counted without reading its children; CVE lists, ports and CVSS
+scores are converted once per distinct value (ports as ints, scores as floats: same values as the
+collector's own conversion, which is faster on numbers than on digit strings).
 """
 
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pandas as pd
 
+from cyberobs_lib.scanners import _core
 from cyberobs_lib.scanners._core import (
     EVIDENCE_MAX,
+    SKIP_REASONS,
     Collector,
     ScanError,
     ScanResult,
     join_cves,
+    map_severity,
     severity_table,
 )
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
+from cyberobs_lib.scanners.xmlsafe import _line_of, _local, open_xml
 
 ROOTS = ("SCAN", "ASSET_DATA_REPORT", "WAS_SCAN_REPORT")
 _KINDS = {"VULN", "PRACTICE", "INFO", "SERVICE"}
 _SCORE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:\((.*)\))?\s*$")
+_DECIMAL = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,4})?$")
+#: The records of each layout: processed whole once complete (never descended into while open).
+_RECORDS = {
+    "SCAN": frozenset({"IP", "KEY"}),
+    "ASSET_DATA_REPORT": frozenset({"HOST", "VULN_DETAILS"}),
+    "WAS_SCAN_REPORT": frozenset({"VULNERABILITY", "QID"}),
+}
+_BLOCK = 1 << 14  # as xmlsafe: bigger blocks keep more parsed elements alive (more GC passes)
+_MEMO_MAX = 4096  # bound of the per-value memos (they are cleared when full)
+#: Positions in the tuples appended to ``Collector.rows`` (checked against the collector's at import).
+_FIELDS = tuple(
+    "host port protocol service vuln_id cve title cvss_vector cvss_score scanner_severity first_seen"
+    " source_row evidence scale native skip".split()
+)
+if _core._RAW != _FIELDS:  # pragma: no cover - guards the positional rows below
+    raise ImportError("cyberobs_lib.scanners.qualys: Collector row fields changed; update _FIELDS")
 
 
 def _info_types() -> frozenset[str]:
@@ -55,74 +87,197 @@ def _num(value: str | None) -> str | None:
     return value if value and value not in ("-", "'-") else None
 
 
-def _scan_ip(col: Collector, ip_el, date: str | None, counter: list[int]) -> None:
+class _Memo(dict):
+    """Per-distinct-value conversions of one file (bounded)."""
+
+    def __init__(self, scanner: str, include_info: bool) -> None:
+        super().__init__()
+        self.scanner = scanner
+        self.include_info = include_info
+        self.kinds: dict = {}  # (entry tag, severity) -> (scale, native, skip reason): a handful per file
+
+    def put(self, key, value):
+        if len(self) >= _MEMO_MAX:
+            self.clear()
+        self[key] = value
+        return value
+
+    def skip_reason(self, scale: str, native: str | None) -> str | None:
+        """The skip reason the collector would give a row of ``(scale, native)`` (None: kept)."""
+        key = ("skip", scale, native)
+        if key not in self:
+            disp = map_severity(
+                self.scanner, pd.Series([scale], dtype=object), pd.Series([native], dtype=object)
+            )["disposition"].iloc[0]
+            keep = disp not in SKIP_REASONS or (disp == "info" and self.include_info)
+            self.put(key, None if keep else SKIP_REASONS[disp])
+        return self[key]
+
+    def port(self, value: str | None):
+        """Digit strings as ints (same value once the collector converts the column)."""
+        key = ("port", value)
+        if key not in self:
+            num = int(value) if value and len(value) < 10 and value.isascii() and value.isdigit() else value
+            self.put(key, num)
+        return self[key]
+
+    def score(self, value: str | None):
+        """``_num(value)``, as a float when it is a plain decimal (converted as the collector does)."""
+        key = ("score", value)
+        if key not in self:
+            num = _num(value)
+            if num is not None and _DECIMAL.match(num):
+                num = float(pd.to_numeric(pd.Series([num], dtype=object)).astype(float).iloc[0])
+            self.put(key, num)
+        return self[key]
+
+    def cves(self, values: tuple) -> str | None:
+        key = ("cve", values)
+        if key not in self:
+            self.put(key, join_cves(values))
+        return self[key]
+
+
+def _records_in(el: ET.Element, tags: frozenset[str]) -> Iterator[ET.Element]:
+    """The records in a completed element (itself, or nested, not inside another record), in order."""
+    if el.tag in tags:
+        yield el
+    else:
+        for child in el:
+            yield from _records_in(child, tags)
+
+
+def _iter_records(path: Path, root_tag: str, stream) -> Iterator[ET.Element]:
+    """The root element, then each complete record of its layout in document order (see Speed)."""
+    parser = ET.XMLPullParser(events=("start",))
+    root = None
+    tags = frozenset()
+    try:
+        while data := stream.read(_BLOCK):
+            parser.feed(data)
+            for _ev, el in parser.read_events():  # also raises the block's parse error, if any
+                if root is None:
+                    root = el
+                    tags = _RECORDS.get(el.tag, _RECORDS["WAS_SCAN_REPORT"])
+                    yield root
+                    try:  # no more events (private API, as in xmlsafe; without it: drained here)
+                        parser._parser._setevents(parser._events_queue, ())
+                    except AttributeError:
+                        pass
+            node = root
+            while node is not None and len(node):
+                if len(node) > 1:
+                    done = node[:-1]
+                    del node[:-1]
+                    for child in done:
+                        yield from _records_in(child, tags)
+                node = node[-1]
+                if node.tag in tags:  # an open record: read when complete
+                    break
+        parser.close()
+        for _ev in parser.read_events():
+            pass
+    except ET.ParseError as err:
+        msg = getattr(err, "msg", None) or str(err)
+        what = (
+            "truncated XML (the document ends before its root element is closed)"
+            if "no element found" in msg
+            else f"malformed XML: {msg.split(':')[0]}"
+        )
+        raise ScanError(
+            path, what, line=_line_of(err), expected=f"a well-formed <{_local(root_tag)}> document"
+        ) from None
+    if root is not None:
+        done = root[:]
+        del root[:]
+        for child in done:
+            yield from _records_in(child, tags)
+
+
+def _scan_ip(rows: list, skipped: dict, memo: _Memo, ip_el, date: str | None, n: int) -> int:
+    """The rows of one ``SCAN/IP``; returns the running item count (``source_row``)."""
     host = ip_el.get("value")
-    col.hosts.add(host)
+    kinds = memo.kinds
     for group in ip_el:
-        for cat in group.iterfind("CAT"):
+        for cat in group:
+            if cat.tag != "CAT":
+                continue
+            port_raw = cat.get("port")
+            port = memo.port(port_raw)
+            proto = cat.get("protocol")
+            service = cat.get("value") if port_raw else None
             for item in cat:
                 kind = item.tag
                 if kind not in _KINDS:
                     continue
-                counter[0] += 1
+                n += 1
                 sev = item.get("severity")
+                k = kinds.get((kind, sev))
+                if k is None:
+                    informational = kind in ("INFO", "SERVICE")
+                    scale = "type" if informational else "severity"
+                    native = kind.lower() if informational else sev
+                    k = kinds[(kind, sev)] = (scale, native, memo.skip_reason(scale, native))
+                if k[2] is not None:  # skipped by policy: counted, children never read
+                    skipped[k[2]] = skipped.get(k[2], 0) + 1
+                    continue
                 title = v3 = v2 = result = None
-                cves = []
-                for c in item:  # one pass over the entry's children
+                cves = None
+                for c in item:  # one pass over the entry's children (the last one of a tag wins)
                     t = c.tag
                     if t == "TITLE":
                         title = c.text
                     elif t == "CVSS3_BASE":
-                        v3 = _num(c.text)
+                        v3 = c.text
                     elif t == "CVSS_BASE":
-                        v2 = _num(c.text)
+                        v2 = c.text
                     elif t == "CVE_ID_LIST":
-                        cves = [i.text for i in c.iter("ID")]
+                        cves = tuple(i.text for i in c.iter("ID"))
                     elif t == "RESULT":
                         result = c.text
-                informational = kind in ("INFO", "SERVICE")
-                col.add(
-                    host=host,
-                    port=cat.get("port"),
-                    protocol=cat.get("protocol"),
-                    service=cat.get("value") if cat.get("port") else None,
-                    vuln_id="qualys:" + (item.get("number") or ""),
-                    cve=join_cves(cves or [item.get("cveid")]),
-                    title=(title or "").strip() or None,
-                    cvss_score=v3 or v2,
-                    scanner_severity=sev,
-                    first_seen=date,
-                    source_row=counter[0],
-                    evidence=result.strip()[:EVIDENCE_MAX] if result else None,
-                    scale="type" if informational else "severity",
-                    native=kind.lower() if informational else sev,
+                score = memo.score(v3)
+                if score is None:
+                    score = memo.score(v2)
+                vid = "qualys:" + (item.get("number") or "")
+                cve = memo.cves(cves or (item.get("cveid"),))
+                title = (title or "").strip() or None
+                ev = result.strip()[:EVIDENCE_MAX] if result else None
+                rows.append(
+                    (host, port, proto, service, vid, cve, title, None, score, sev, date, n, ev, *k[:2], None)
                 )
+    return n
 
 
-def _asset_host(col: Collector, host_el, counter: list[int], qids: list) -> None:
+def _asset_host(rows: list, skipped: dict, memo: _Memo, host_el, n: int, keys: list, info) -> int:
+    """The rows of one ``ASSET_DATA_REPORT`` ``HOST`` (glossary fields filled at the end)."""
     host = host_el.findtext("IP") or host_el.findtext("DNS")
-    if host:
-        col.hosts.add(host.strip())
-    info = _info_types()
     for vi in host_el.iterfind("VULN_INFO_LIST/VULN_INFO"):
-        counter[0] += 1
-        qid = vi.findtext("QID")
-        typ = (vi.findtext("TYPE") or "").strip()
-        qids.append(vi.find("QID").get("id") if vi.find("QID") is not None else None)
-        col.add(
-            host=host,
-            port=vi.findtext("PORT"),
-            protocol=vi.findtext("PROTOCOL"),
-            vuln_id=f"qualys:{qid}",
-            scanner_severity=None,
-            cvss_score=_num(vi.findtext("CVSS3_FINAL")) or _num(vi.findtext("CVSS_FINAL")),
-            first_seen=vi.findtext("FIRST_FOUND"),
-            source_row=counter[0],
-            evidence=(vi.findtext("RESULT") or "").strip() or None,
-            scale="type" if typ.lower() in info else "severity",
-            native=typ.lower() if typ.lower() in info else None,
-            skip=None if host else "no_host",
+        n += 1
+        f: dict = {}
+        for c in vi:  # the first child of each tag, as findtext
+            f.setdefault(c.tag, c)
+
+        def text(tag: str, f=f) -> str | None:
+            el = f.get(tag)
+            return None if el is None else (el.text or "")
+
+        typ = (text("TYPE") or "").strip().lower()
+        scale, native = ("type", typ) if typ in info else ("severity", None)
+        reason = "no_host" if not host else memo.skip_reason(scale, native) if native else None
+        if reason is not None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        keys.append(f["QID"].get("id") if "QID" in f else None)
+        score = memo.score(text("CVSS3_FINAL"))
+        if score is None:
+            score = memo.score(text("CVSS_FINAL"))
+        port, proto, seen = memo.port(text("PORT")), text("PROTOCOL"), text("FIRST_FOUND")
+        ev = (text("RESULT") or "").strip() or None
+        vid = f"qualys:{text('QID')}"
+        rows.append(
+            (host, port, proto, None, vid, None, None, None, score, None, seen, n, ev, scale, native, None)
         )
+    return n
 
 
 def _glossary_entry(el) -> dict:
@@ -137,87 +292,111 @@ def _glossary_entry(el) -> dict:
     }
 
 
-def _apply_glossary(col: Collector, keys: list, glossary: dict) -> None:
+def _apply_glossary(rows: list, keys: list, glossary: dict) -> None:
+    """Title, CVEs, severity (and the score when the item has none) of each row, from the glossary."""
     for i, key in enumerate(keys):
         g = glossary.get(key, {})
-        changes = {
-            "title": (g.get("title") or "").strip() or col.field(i, "vuln_id"),
-            "cve": g.get("cve"),
-            "scanner_severity": g.get("severity"),
-        }
-        if col.field(i, "cvss_score") is None:
-            changes["cvss_score"] = g.get("score")
-        if col.field(i, "scale") == "severity":
-            changes["native"] = g.get("severity")
-        col.update_row(i, **changes)
+        r = rows[i]
+        sev = g.get("severity")
+        rows[i] = (
+            *r[:5],
+            g.get("cve"),
+            (g.get("title") or "").strip() or r[4],
+            r[7],
+            g.get("score") if r[8] is None else r[8],
+            sev,
+            *r[10:14],
+            sev if r[13] == "severity" else r[14],
+            r[15],
+        )
 
 
-def _find(cache: dict, root, path: str):
-    """``root.find(path)``, cached once found (the container of the records being read)."""
-    if cache.get(path) is None:
-        cache[path] = root.find(path)
-    return cache[path]
+def _was_vuln(col: Collector, el, n: int, keys: list) -> None:
+    """One ``WAS_SCAN_REPORT`` ``VULNERABILITY`` (glossary fields filled at the end)."""
+    url = urlsplit(el.findtext("URL") or "")
+    host = url.hostname
+    if host:
+        col.hosts.add(host)
+    else:
+        col.skip("no_host")
+        return
+    keys.append((el.findtext("QID") or "").strip())
+    col.add(
+        host=host,
+        port=url.port or {"https": 443, "http": 80}.get(url.scheme),
+        protocol="tcp",
+        service=url.scheme or None,
+        vuln_id="qualys:" + keys[-1],
+        first_seen=el.findtext("DETECTION_DATE"),
+        source_row=n,
+        evidence=el.findtext("URL"),
+        scale="severity",
+    )
 
 
 def iter_qualys_xml(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
     """Stream a Qualys XML report as :class:`ScanResult` chunks (glossary layouts: one chunk)."""
-    col = Collector("qualys_xml", path, audit_id=audit_id, include_info=include_info)
-    root = date = None
-    keys: list = []
-    glossary: dict = {}
-    counter = [0]
-    parents: dict = {}
-    for batch in iterparse_safe(path, roots=ROOTS):
-        for ev, el in batch:
+    path = Path(path)
+    stream, root_tag, root_line = open_xml(path)
+    try:
+        if _local(root_tag) not in ROOTS:
+            raise ScanError(
+                path,
+                f"wrong root element <{_local(root_tag)}>",
+                line=root_line,
+                element=_local(root_tag),
+                expected=" or ".join(f"<{r}>" for r in ROOTS),
+            )
+        col = Collector("qualys_xml", path, audit_id=audit_id, include_info=include_info)
+        memo = _Memo(col.scanner, include_info)
+        records = _iter_records(path, root_tag, stream)
+        root = next(records, None)
+        layout = root.tag if root is not None else None
+        date = None
+        keys: list = []
+        glossary: dict = {}
+        skipped: dict[str, int] = {}
+        n = 0  # source_row: items in file order
+        info = _info_types()
+
+        def flush() -> ScanResult:
+            for reason, count in skipped.items():
+                col.skip(reason, count)
+            skipped.clear()
+            return col.flush()
+
+        for el in records:
             tag = el.tag
-            if ev == "start":
-                if root is None:
-                    root = el
-                continue
-            if root.tag == "SCAN":
-                if tag == "KEY" and el.get("value") == "DATE":
-                    date = el.text
-                elif tag == "IP" and el.get("value") is not None:
-                    _scan_ip(col, el, date, counter)
-                    detach(root, el)
+            if layout == "SCAN":
+                if tag == "KEY":
+                    if el.get("value") == "DATE":
+                        date = el.text
+                elif el.get("value") is not None:  # IP
+                    col.hosts.add(el.get("value"))
+                    n = _scan_ip(col.rows, skipped, memo, el, date, n)
                     if len(col) >= chunk_rows:
-                        yield col.flush()
-            elif root.tag == "ASSET_DATA_REPORT":
+                        yield flush()
+            elif layout == "ASSET_DATA_REPORT":
                 if tag == "HOST":
-                    _asset_host(col, el, counter, keys)
-                    detach(_find(parents, root, "HOST_LIST"), el)
-                elif tag == "VULN_DETAILS":
-                    glossary[el.get("id")] = _glossary_entry(el)
-                    detach(_find(parents, root, "GLOSSARY/VULN_DETAILS_LIST"), el)
-            else:  # WAS_SCAN_REPORT
-                if tag == "VULNERABILITY" and el.find("QID") is not None:
-                    counter[0] += 1
-                    url = urlsplit(el.findtext("URL") or "")
-                    host = url.hostname
+                    host = el.findtext("IP") or el.findtext("DNS")
                     if host:
-                        col.hosts.add(host)
-                    keys.append((el.findtext("QID") or "").strip())
-                    col.add(
-                        host=host,
-                        port=url.port or {"https": 443, "http": 80}.get(url.scheme),
-                        protocol="tcp",
-                        service=url.scheme or None,
-                        vuln_id="qualys:" + keys[-1],
-                        first_seen=el.findtext("DETECTION_DATE"),
-                        source_row=counter[0],
-                        evidence=el.findtext("URL"),
-                        scale="severity",
-                        skip=None if host else "no_host",
-                    )
-                    detach(_find(parents, root, "RESULTS/VULNERABILITY_LIST"), el)
-                elif tag == "QID" and el.find("SEVERITY") is not None:
-                    glossary[(el.findtext("QID") or "").strip()] = _glossary_entry(el)
-                    detach(_find(parents, root, "GLOSSARY/QID_LIST"), el)
-    if keys:
-        _apply_glossary(col, keys, glossary)
-    yield col.flush()
+                        col.hosts.add(host.strip())
+                    n = _asset_host(col.rows, skipped, memo, el, n, keys, info)
+                else:
+                    glossary[el.get("id")] = _glossary_entry(el)
+            elif tag == "VULNERABILITY":  # WAS_SCAN_REPORT
+                if el.find("QID") is not None:
+                    n += 1
+                    _was_vuln(col, el, n, keys)
+            elif el.find("SEVERITY") is not None:  # glossary QID
+                glossary[(el.findtext("QID") or "").strip()] = _glossary_entry(el)
+        if keys:
+            _apply_glossary(col.rows, keys, glossary)
+        yield flush()
+    finally:
+        stream.close()
 
 
 def _is_qualys_header(names: set[str]) -> bool:
