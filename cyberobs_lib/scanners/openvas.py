@@ -15,19 +15,30 @@ Policy
 * Perimeter = the report's ``<host><ip>`` entries plus every result host (XML); the hosts with a row (CSV).
 * ``first_seen`` = the result's ``creation_time`` (else ``modification_time``) / the CSV ``Timestamp``.
 * Root must be ``report`` (or ``get_reports_response``): a lone ``<result>`` fragment is refused.
+
+Speed
+-----
+As the Qualys reader (:func:`~cyberobs_lib.scanners.qualys.iter_records`): no per-element events, each
+completed ``<result>`` / report ``<host>`` read whole and removed; rows appended as tuples in the
+collector's column order; the disposition of each distinct (threat, severity) decided once, so a result
+skipped by policy is counted without reading its ``<nvt>``; ports, scores and CVE lists converted once per
+distinct value.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
+from cyberobs_lib.scanners.qualys import ValueMemo, iter_records
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
+from cyberobs_lib.scanners.xmlsafe import _local, open_xml
+
+ROOTS = ("report", "get_reports_response")
+_RECORDS = frozenset({"result", "host"})
 
 
 def _split_port(value: str | None) -> tuple[str | None, str | None]:
@@ -45,8 +56,24 @@ def _tag_value(tags: str | None, key: str) -> str | None:
     return None
 
 
-def _result(col: Collector, el, n: int) -> None:
-    """One ``<result>``: a single pass over its children (and its ``<nvt>``'s), no repeated searches."""
+def _port(memo: ValueMemo, value: str | None) -> tuple:
+    """``_split_port(value)``, the port as an int when it is ASCII digits (memoized)."""
+    key = ("port/proto", value)
+    if key not in memo:
+        port, proto = _split_port(value)
+        memo.put(key, (memo.port(port), proto))
+    return memo[key]
+
+
+def _cves(memo: ValueMemo, cves: tuple) -> str | None:
+    key = ("openvas cve", cves)
+    if key not in memo:
+        memo.put(key, ";".join(dict.fromkeys(c.strip().upper() for c in cves if c)) or None)
+    return memo[key]
+
+
+def _result(rows: list, skipped: dict, hosts: set, memo: ValueMemo, el, n: int) -> None:
+    """One ``<result>``: a single pass over its children (and, when it is kept, its ``<nvt>``'s)."""
     host = port_text = threat = sev = created = modified = desc = rname = None
     nvt = None
     for c in el:
@@ -69,6 +96,14 @@ def _result(col: Collector, el, n: int) -> None:
             desc = c.text
         elif t == "name":
             rname = c.text
+    if host:
+        hosts.add(host)
+    scale = "threat" if threat else "cvss"
+    native = threat or sev
+    reason = memo.skip_reason(scale, native) if host else "no_host"
+    if reason is not None:  # counted, the <nvt> never read
+        skipped[reason] = skipped.get(reason, 0) + 1
+        return
     name = cvss_base = tags = vector = None
     cves = []
     for c in nvt:
@@ -86,26 +121,32 @@ def _result(col: Collector, el, n: int) -> None:
                 cves.append(c.text)
         elif t == "severities":
             vector = c.findtext("severity/value")
-    port, proto = _split_port(port_text)
-    created = (created or modified or "").strip() or None
-    if host:
-        col.hosts.add(host)
-    col.add(
-        host=host or None,
-        port=port,
-        protocol=proto,
-        vuln_id="openvas:" + (nvt.get("oid") or ""),
-        cve=";".join(dict.fromkeys(c.strip().upper() for c in cves if c)) or None,
-        title=name or rname,
-        cvss_vector=vector or _tag_value(tags, "cvss_base_vector"),
-        cvss_score=sev if sev is not None else cvss_base,
-        scanner_severity=threat or sev,
-        first_seen=created,
-        source_row=n,
-        evidence=desc.strip()[:EVIDENCE_MAX] if desc else None,
-        scale="threat" if threat else "cvss",
-        native=threat or sev,
-        skip=None if host else "no_host",
+    port, proto = _port(memo, port_text)
+    vid = "openvas:" + (nvt.get("oid") or "")
+    cve = _cves(memo, tuple(cves))
+    vector = vector or _tag_value(tags, "cvss_base_vector")
+    score = memo.number(sev if sev is not None else cvss_base)
+    seen = (created or modified or "").strip() or None
+    ev = desc.strip()[:EVIDENCE_MAX] if desc else None
+    rows.append(
+        (
+            host,
+            port,
+            proto,
+            None,
+            vid,
+            cve,
+            name or rname,
+            vector,
+            score,
+            native,
+            seen,
+            n,
+            ev,
+            scale,
+            native,
+            None,
+        )
     )
 
 
@@ -113,37 +154,41 @@ def iter_openvas_xml(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
     """Stream a GVM/OpenVAS XML report as :class:`ScanResult` chunks."""
-    col = Collector("openvas_xml", path, audit_id=audit_id, include_info=include_info)
-    root = None
-    parents: dict[str, ET.Element | None] = {}
-    n = 0
-    for batch in iterparse_safe(path, roots=("report", "get_reports_response")):
-        for ev, el in batch:
-            if ev == "start":
-                if root is None:
-                    root = el
-                continue
-            tag = el.tag
-            if tag == "result":
+    path = Path(path)
+    stream, root_tag, root_line = open_xml(path)
+    try:
+        if _local(root_tag) not in ROOTS:
+            raise ScanError(
+                path,
+                f"wrong root element <{_local(root_tag)}>",
+                line=root_line,
+                element=_local(root_tag),
+                expected=" or ".join(f"<{r}>" for r in ROOTS),
+            )
+        col = Collector("openvas_xml", path, audit_id=audit_id, include_info=include_info)
+        memo = ValueMemo(col.scanner, include_info)
+        skipped: dict[str, int] = {}
+        n = 0
+        for el in iter_records(path, stream, root_tag, _RECORDS):
+            if el.tag == "result":
                 if el.find("nvt") is None:
-                    continue  # a <detection><result> reference inside a result (or a delta)
+                    continue  # a <detection><result> reference (or a delta) outside a result
                 n += 1
-                _result(col, el, n)
-                if "results" not in parents:
-                    parents["results"] = root.find(".//results")
-                detach(parents["results"], el)
+                _result(col.rows, skipped, col.hosts, memo, el, n)
                 if len(col) >= chunk_rows:
+                    for reason, count in skipped.items():
+                        col.skip(reason, count)
+                    skipped.clear()
                     yield col.flush()
-            elif tag == "host":
+            else:  # a report <host>
                 ip = el.findtext("ip")
                 if ip:
                     col.hosts.add(ip.strip())
-                    if "host" not in parents:
-                        parents["host"] = next(
-                            (r for r in (root, root.find("report")) if r is not None and el in list(r)), None
-                        )
-                    detach(parents["host"], el)
-    yield col.flush()
+        for reason, count in skipped.items():
+            col.skip(reason, count)
+        yield col.flush()
+    finally:
+        stream.close()
 
 
 def _is_openvas_header(names: set[str]) -> bool:

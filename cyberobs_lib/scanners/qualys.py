@@ -87,7 +87,7 @@ def _num(value: str | None) -> str | None:
     return value if value and value not in ("-", "'-") else None
 
 
-class _Memo(dict):
+class ValueMemo(dict):
     """Per-distinct-value conversions of one file (bounded)."""
 
     def __init__(self, scanner: str, include_info: bool) -> None:
@@ -121,14 +121,21 @@ class _Memo(dict):
             self.put(key, num)
         return self[key]
 
+    def number(self, value: str | None):
+        """``value`` as a float when it is a plain decimal (converted as the collector does), else as is."""
+        key = ("number", value)
+        if key not in self:
+            num = value
+            if value is not None and _DECIMAL.match(value):
+                num = float(pd.to_numeric(pd.Series([value], dtype=object)).astype(float).iloc[0])
+            self.put(key, num)
+        return self[key]
+
     def score(self, value: str | None):
-        """``_num(value)``, as a float when it is a plain decimal (converted as the collector does)."""
+        """``_num(value)`` (a score cell: blank or ``-`` is None) through :meth:`number`."""
         key = ("score", value)
         if key not in self:
-            num = _num(value)
-            if num is not None and _DECIMAL.match(num):
-                num = float(pd.to_numeric(pd.Series([num], dtype=object)).astype(float).iloc[0])
-            self.put(key, num)
+            self.put(key, self.number(_num(value)))
         return self[key]
 
     def cves(self, values: tuple) -> str | None:
@@ -147,19 +154,22 @@ def _records_in(el: ET.Element, tags: frozenset[str]) -> Iterator[ET.Element]:
             yield from _records_in(child, tags)
 
 
-def _iter_records(path: Path, root_tag: str, stream) -> Iterator[ET.Element]:
-    """The root element, then each complete record of its layout in document order (see Speed)."""
+def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Iterator[ET.Element]:
+    """Each complete record (element tagged ``tags``) of an XML stream from :func:`open_xml`, in order.
+
+    The C parser reports no events after the root's start: after each block, the completed children of
+    the open elements on the path from the root (all but the last child of each; the path stops at an
+    open record) are removed from the tree and their records yielded whole. Records nested in a record
+    are not yielded separately. Errors as :func:`~cyberobs_lib.scanners.xmlsafe.iterparse_safe`'s.
+    """
     parser = ET.XMLPullParser(events=("start",))
     root = None
-    tags = frozenset()
     try:
         while data := stream.read(_BLOCK):
             parser.feed(data)
             for _ev, el in parser.read_events():  # also raises the block's parse error, if any
                 if root is None:
                     root = el
-                    tags = _RECORDS.get(el.tag, _RECORDS["WAS_SCAN_REPORT"])
-                    yield root
                     try:  # no more events (private API, as in xmlsafe; without it: drained here)
                         parser._parser._setevents(parser._events_queue, ())
                     except AttributeError:
@@ -194,7 +204,7 @@ def _iter_records(path: Path, root_tag: str, stream) -> Iterator[ET.Element]:
             yield from _records_in(child, tags)
 
 
-def _scan_ip(rows: list, skipped: dict, memo: _Memo, ip_el, date: str | None, n: int) -> int:
+def _scan_ip(rows: list, skipped: dict, memo: ValueMemo, ip_el, date: str | None, n: int) -> int:
     """The rows of one ``SCAN/IP``; returns the running item count (``source_row``)."""
     host = ip_el.get("value")
     kinds = memo.kinds
@@ -248,7 +258,7 @@ def _scan_ip(rows: list, skipped: dict, memo: _Memo, ip_el, date: str | None, n:
     return n
 
 
-def _asset_host(rows: list, skipped: dict, memo: _Memo, host_el, n: int, keys: list, info) -> int:
+def _asset_host(rows: list, skipped: dict, memo: ValueMemo, host_el, n: int, keys: list, info) -> int:
     """The rows of one ``ASSET_DATA_REPORT`` ``HOST`` (glossary fields filled at the end)."""
     host = host_el.findtext("IP") or host_el.findtext("DNS")
     for vi in host_el.iterfind("VULN_INFO_LIST/VULN_INFO"):
@@ -350,10 +360,9 @@ def iter_qualys_xml(
                 expected=" or ".join(f"<{r}>" for r in ROOTS),
             )
         col = Collector("qualys_xml", path, audit_id=audit_id, include_info=include_info)
-        memo = _Memo(col.scanner, include_info)
-        records = _iter_records(path, root_tag, stream)
-        root = next(records, None)
-        layout = root.tag if root is not None else None
+        memo = ValueMemo(col.scanner, include_info)
+        layout = root_tag  # as the parsed root's tag
+        records = iter_records(path, stream, root_tag, _RECORDS.get(layout, _RECORDS["WAS_SCAN_REPORT"]))
         date = None
         keys: list = []
         glossary: dict = {}
