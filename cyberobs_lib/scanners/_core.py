@@ -151,10 +151,10 @@ def source_prefix(fmt: str) -> tuple[str, str]:
 
 @functools.cache
 def _lookup(scanner: str) -> tuple[dict[str, str | None], dict[str, str]]:
-    """``"scale\\x00native"`` -> severity, and -> disposition, for one scanner (cached)."""
+    """``"scale\\x1fnative"`` -> severity, and -> disposition, for one scanner (cached)."""
     t = severity_table()
     t = t.loc[t["scanner"] == scanner]
-    keys = (t["scale"] + "\x00" + t["native"]).tolist()
+    keys = (t["scale"] + "\x1f" + t["native"]).tolist()
     sev = [v or None for v in t["severity"]]
     return dict(zip(keys, sev, strict=True)), dict(zip(keys, t["disposition"], strict=True))
 
@@ -191,7 +191,7 @@ def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFr
     out = pd.DataFrame({"severity": None, "disposition": "finding"}, index=native.index, dtype=object)
     key = native.astype("string").str.strip().str.lower()
     sev_of, disp_of = _lookup(scanner)
-    joined = scale.astype("string").str.cat(key, sep="\x00")
+    joined = scale.astype("string").str.cat(key, sep="\x1f")
     found_sev = joined.map(sev_of)
     hit = joined.isin(disp_of.keys()).to_numpy()
     if hit.any():
@@ -253,7 +253,7 @@ class Collector:
         skip = row.get("skip")
         if skip is None:
             native = row.get("native")
-            disp = self._dispositions.get(f"{row.get('scale')}\x00{str(native).strip().lower()}")
+            disp = self._dispositions.get(f"{row.get('scale')}\x1f{str(native).strip().lower()}")
             if disp is not None and disp != "finding" and not (disp == "info" and self.include_info):
                 skip = SKIP_REASONS[disp]
         if skip is not None:

@@ -172,12 +172,12 @@ def iter_nmap_xml(
     n = 0  # source_row: open ports and vulners entries, in file order
 
     def skip_reason(scale, native):  # what Collector.add decides from the table
-        disp = dispositions.get(f"{scale}\x00{str(native).strip().lower()}")
+        disp = dispositions.get(f"{scale}\x1f{str(native).strip().lower()}")
         if disp is not None and disp != "finding" and not (disp == "info" and include_info):
             return SKIP_REASONS[disp]
         return None
 
-    cvss_listed = any(key.startswith("cvss\x00") for key in dispositions)  # none today: any-scanner bands
+    cvss_listed = any(key.startswith("cvss\x1f") for key in dispositions)  # none today: any-scanner bands
 
     def kind(name, portid, proto):
         if name and name.lower() in services:
