@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
 
+from cyberobs_lib.plots import axes_or_new
 from cyberobs_lib.report import label
 
 #: Reader-facing names of the cohort indicators and metrics (added here rather than in report.LABELS).
@@ -21,19 +21,7 @@ SHARES = ("no_protection", "has_critical", "exposes_remote_admin", "has_kev", "a
 SECRET_COLOR, DOT_COLOR, ALL_COLOR = "0.6", "tab:blue", "0.2"
 
 
-def cohort_label(key: str, lang: str = "fr") -> str:
-    """Label of a cohort indicator or metric, falling back to :func:`cyberobs_lib.report.label`.
-
-    >>> cohort_label("no_protection"), cohort_label("family", "en")
-    ('aucun mécanisme de protection', 'family')
-    """
-    if lang not in ("fr", "en"):
-        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
-    return label(key, lang)
-
-
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    return ax if ax is not None else plt.subplots(figsize=size)[1]
+cohort_label = label  # reader-facing labels: one table for every study (data/labels.csv)
 
 
 def plot_indicator_ci(
@@ -70,7 +58,7 @@ def plot_indicator_ci(
     order = [g for g in (groups or rows["group"].tolist()) if g != "all" and g in set(rows["group"])]
     order += ["all"] if "all" in set(rows["group"]) else []
     rows = rows.set_index("group").loc[order]
-    ax = _axes(ax, (7, 0.5 * len(order) + 1.2))
+    ax = axes_or_new(ax, (7, 0.5 * len(order) + 1.2))
     scale = 100.0 if indicator in SHARES else 1.0
     y = np.arange(len(order))[::-1]
     secret = (
@@ -138,7 +126,7 @@ def plot_family_distributions(
     """
     data = metrics[["family", value]].dropna()
     order = list(families) if families else sorted(data["family"].unique())
-    ax = _axes(ax, (7, 0.6 * len(order) + 1.2))
+    ax = axes_or_new(ax, (7, 0.6 * len(order) + 1.2))
     positions = np.arange(len(order))[::-1]
     samples, pos, names = [], [], []
     for family, p in zip(order, positions, strict=True):
@@ -199,10 +187,17 @@ def plot_rate_ratios(
         for o, t, lv, ref in zip(rows.get("outcome", rows["term"]), rows["term"], rows["level"], rows["reference"],
                                  strict=True)
     ]  # fmt: skip
-    ax = _axes(ax, (7, 0.45 * len(rows) + 1.2))
+    ax = axes_or_new(ax, (7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     value, low, high = (rows[c].to_numpy(float) for c in (ratio, "ci_low", "ci_high"))
-    ax.errorbar(value, y, xerr=np.clip(np.vstack([value - low, high - value]), 0, None), fmt="s", color=DOT_COLOR, capsize=3)
+    ax.errorbar(
+        value,
+        y,
+        xerr=np.clip(np.vstack([value - low, high - value]), 0, None),
+        fmt="s",
+        color=DOT_COLOR,
+        capsize=3,
+    )
     for v, lo, hi, yy in zip(value, low, high, y, strict=True):
         ax.annotate(f"{v:.2f} [{lo:.2f}; {hi:.2f}]", (hi, yy), xytext=(5, 0), textcoords="offset points",
                     va="center", fontsize=8)  # fmt: skip

@@ -8,27 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from cyberobs_lib.plots import axes_or_new
 from cyberobs_lib.report import label
 
-
-def incident_label(key: str, lang: str = "fr") -> str:
-    """Reader-facing label of an incident-study key, falling back to :func:`cyberobs_lib.report.label`.
-
-    >>> incident_label("has_kev", "en"), incident_label("family")
-    ('known exploited vulnerability (KEV)', 'famille')
-    """
-    if lang not in ("fr", "en"):
-        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
-    return label(key, lang)
-
-
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    return ax if ax is not None else plt.subplots(figsize=size)[1]
+incident_label = label  # reader-facing labels: one table for every study (data/labels.csv)
 
 
 def plot_incident_rates(
@@ -62,7 +49,7 @@ def plot_incident_rates(
     """
     rows = indicators[(indicators["indicator"] == indicator) & (indicators["period"] == str(period))]
     rows = rows.assign(_a=rows["group"].eq("all")).sort_values(["_a", "group"], ascending=[False, False])
-    ax = _axes(ax, (7, 0.35 * len(rows) + 1.2))
+    ax = axes_or_new(ax, (7, 0.35 * len(rows) + 1.2))
     y = np.arange(len(rows))
     secret = rows["suppressed"].astype(bool).to_numpy() if "suppressed" in rows else np.zeros(len(rows), bool)
     value = rows["value"].to_numpy(float)
@@ -129,7 +116,7 @@ def plot_incident_trends(
             rank = rank[~rank["suppressed"].astype(bool)]
         total = rank[rank["group"].isin(groups) & rank["group"].ne("all")].groupby("group")["value"].sum()
         groups = [*total[total > 0].sort_values(ascending=False, kind="stable").index[:top], "all"]
-    ax = _axes(ax, (7, 4))
+    ax = axes_or_new(ax, (7, 4))
     for group in groups:  # a few families
         g = rows[rows["group"] == group].assign(year=lambda d: d["period"].astype(int)).sort_values("year")
         if g.empty:
@@ -168,12 +155,19 @@ def plot_odds_ratios(
     matplotlib Axes
     """
     rows = odds_ratios.iloc[::-1]
-    ax = _axes(ax, (7, 0.5 * len(rows) + 1.2))
+    ax = axes_or_new(ax, (7, 0.5 * len(rows) + 1.2))
     y = np.arange(len(rows))
     v = rows["odds_ratio"].to_numpy(float)
     lo, hi = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
     ok = np.isfinite(v) & np.isfinite(lo) & np.isfinite(hi)
-    ax.errorbar(v[ok], y[ok], xerr=np.clip([v[ok] - lo[ok], hi[ok] - v[ok]], 0, None), fmt="s", color="tab:blue", capsize=3)
+    ax.errorbar(
+        v[ok],
+        y[ok],
+        xerr=np.clip([v[ok] - lo[ok], hi[ok] - v[ok]], 0, None),
+        fmt="s",
+        color="tab:blue",
+        capsize=3,
+    )
     ax.axvline(1.0, color="0.3", lw=1)
     if planted is not None:
         ax.axvline(planted, color="k", ls="--", lw=1, label=("planted" if lang == "en" else "valeur simulée"))
@@ -210,7 +204,7 @@ def plot_exposure_vs_rate(
     matplotlib Axes
     """
     rows = side[(side["period"] == str(period)) & (side["group"] != "all")].dropna(subset=[exposure])
-    ax = _axes(ax, (6, 4.5))
+    ax = axes_or_new(ax, (6, 4.5))
     ax.errorbar(
         rows[exposure], rows["incident_rate_per_1000"],
         # clipped at 0: a value equal to its bound may exceed it by a rounding error (1e-17)
