@@ -18,7 +18,7 @@ Policy
 
 Speed
 -----
-As the Qualys reader (:func:`~cyberobs_lib.scanners.qualys.iter_records`): no per-element events, each
+As the Qualys reader (:func:`~cyberobs_lib.scanners.xmlsafe.iter_records`): no per-element events, each
 completed ``<result>`` / report ``<host>`` read whole and removed; rows appended as tuples in the
 collector's column order; the disposition of each distinct (threat, severity) decided once, so a result
 skipped by policy is counted without reading its ``<nvt>``; ports, scores and CVE lists converted once per
@@ -33,9 +33,9 @@ from pathlib import Path
 import pandas as pd
 
 from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
-from cyberobs_lib.scanners.qualys import ValueMemo, iter_records
+from cyberobs_lib.scanners._memo import ValueMemo
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import _local, open_xml
+from cyberobs_lib.scanners.xmlsafe import _local, iter_records, open_xml
 
 ROOTS = ("report", "get_reports_response")
 _RECORDS = frozenset({"result", "host"})

@@ -34,7 +34,6 @@ collector's own conversion, which is faster on numbers than on digit strings).
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,29 +43,25 @@ import pandas as pd
 from cyberobs_lib.scanners import _core
 from cyberobs_lib.scanners._core import (
     EVIDENCE_MAX,
-    SKIP_REASONS,
     Collector,
     ScanError,
     ScanResult,
     join_cves,
-    map_severity,
     severity_table,
 )
+from cyberobs_lib.scanners._memo import ValueMemo, _num
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import _line_of, _local, open_xml
+from cyberobs_lib.scanners.xmlsafe import _local, iter_records, open_xml
 
 ROOTS = ("SCAN", "ASSET_DATA_REPORT", "WAS_SCAN_REPORT")
 _KINDS = {"VULN", "PRACTICE", "INFO", "SERVICE"}
 _SCORE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:\((.*)\))?\s*$")
-_DECIMAL = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,4})?$")
 #: The records of each layout: processed whole once complete (never descended into while open).
 _RECORDS = {
     "SCAN": frozenset({"IP", "KEY"}),
     "ASSET_DATA_REPORT": frozenset({"HOST", "VULN_DETAILS"}),
     "WAS_SCAN_REPORT": frozenset({"VULNERABILITY", "QID"}),
 }
-_BLOCK = 1 << 14  # as xmlsafe: bigger blocks keep more parsed elements alive (more GC passes)
-_MEMO_MAX = 4096  # bound of the per-value memos (they are cleared when full)
 #: Positions in the tuples appended to ``Collector.rows`` (checked against the collector's at import).
 _FIELDS = tuple(
     "host port protocol service vuln_id cve title cvss_vector cvss_score scanner_severity first_seen"
@@ -80,128 +75,6 @@ def _info_types() -> frozenset[str]:
     t = severity_table()
     sel = (t["scanner"] == "qualys") & (t["scale"] == "type") & (t["disposition"] == "info")
     return frozenset(t.loc[sel, "native"])
-
-
-def _num(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value if value and value not in ("-", "'-") else None
-
-
-class ValueMemo(dict):
-    """Per-distinct-value conversions of one file (bounded)."""
-
-    def __init__(self, scanner: str, include_info: bool) -> None:
-        super().__init__()
-        self.scanner = scanner
-        self.include_info = include_info
-        self.kinds: dict = {}  # (entry tag, severity) -> (scale, native, skip reason): a handful per file
-
-    def put(self, key, value):
-        if len(self) >= _MEMO_MAX:
-            self.clear()
-        self[key] = value
-        return value
-
-    def skip_reason(self, scale: str, native: str | None) -> str | None:
-        """The skip reason the collector would give a row of ``(scale, native)`` (None: kept)."""
-        key = ("skip", scale, native)
-        if key not in self:
-            disp = map_severity(
-                self.scanner, pd.Series([scale], dtype=object), pd.Series([native], dtype=object)
-            )["disposition"].iloc[0]
-            keep = disp not in SKIP_REASONS or (disp == "info" and self.include_info)
-            self.put(key, None if keep else SKIP_REASONS[disp])
-        return self[key]
-
-    def port(self, value: str | None):
-        """Digit strings as ints (same value once the collector converts the column)."""
-        key = ("port", value)
-        if key not in self:
-            num = int(value) if value and len(value) < 10 and value.isascii() and value.isdigit() else value
-            self.put(key, num)
-        return self[key]
-
-    def number(self, value: str | None):
-        """``value`` as a float when it is a plain decimal (converted as the collector does), else as is."""
-        key = ("number", value)
-        if key not in self:
-            num = value
-            if value is not None and _DECIMAL.match(value):
-                num = float(pd.to_numeric(pd.Series([value], dtype=object)).astype(float).iloc[0])
-            self.put(key, num)
-        return self[key]
-
-    def score(self, value: str | None):
-        """``_num(value)`` (a score cell: blank or ``-`` is None) through :meth:`number`."""
-        key = ("score", value)
-        if key not in self:
-            self.put(key, self.number(_num(value)))
-        return self[key]
-
-    def cves(self, values: tuple) -> str | None:
-        key = ("cve", values)
-        if key not in self:
-            self.put(key, join_cves(values))
-        return self[key]
-
-
-def _records_in(el: ET.Element, tags: frozenset[str]) -> Iterator[ET.Element]:
-    """The records in a completed element (itself, or nested, not inside another record), in order."""
-    if el.tag in tags:
-        yield el
-    else:
-        for child in el:
-            yield from _records_in(child, tags)
-
-
-def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Iterator[ET.Element]:
-    """Each complete record (element tagged ``tags``) of an XML stream from :func:`open_xml`, in order.
-
-    The C parser reports no events after the root's start: after each block, the completed children of
-    the open elements on the path from the root (all but the last child of each; the path stops at an
-    open record) are removed from the tree and their records yielded whole. Records nested in a record
-    are not yielded separately. Errors as :func:`~cyberobs_lib.scanners.xmlsafe.iterparse_safe`'s.
-    """
-    parser = ET.XMLPullParser(events=("start",))
-    root = None
-    try:
-        while data := stream.read(_BLOCK):
-            parser.feed(data)
-            for _ev, el in parser.read_events():  # also raises the block's parse error, if any
-                if root is None:
-                    root = el
-                    try:  # no more events (private API, as in xmlsafe; without it: drained here)
-                        parser._parser._setevents(parser._events_queue, ())
-                    except AttributeError:
-                        pass
-            node = root
-            while node is not None and len(node):
-                if len(node) > 1:
-                    done = node[:-1]
-                    del node[:-1]
-                    for child in done:
-                        yield from _records_in(child, tags)
-                node = node[-1]
-                if node.tag in tags:  # an open record: read when complete
-                    break
-        parser.close()
-        for _ev in parser.read_events():
-            pass
-    except ET.ParseError as err:
-        msg = getattr(err, "msg", None) or str(err)
-        what = (
-            "truncated XML (the document ends before its root element is closed)"
-            if "no element found" in msg
-            else f"malformed XML: {msg.split(':')[0]}"
-        )
-        raise ScanError(
-            path, what, line=_line_of(err), expected=f"a well-formed <{_local(root_tag)}> document"
-        ) from None
-    if root is not None:
-        done = root[:]
-        del root[:]
-        for child in done:
-            yield from _records_in(child, tags)
 
 
 def _scan_ip(rows: list, skipped: dict, memo: ValueMemo, ip_el, date: str | None, n: int) -> int:

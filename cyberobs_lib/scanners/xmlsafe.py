@@ -286,3 +286,62 @@ def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list
             ) from None
     finally:
         stream.close()
+
+
+def _records_in(el: ET.Element, tags: frozenset[str]) -> Iterator[ET.Element]:
+    """The records in a completed element (itself, or nested, not inside another record), in order."""
+    if el.tag in tags:
+        yield el
+    else:
+        for child in el:
+            yield from _records_in(child, tags)
+
+
+def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Iterator[ET.Element]:
+    """Each complete record (element tagged ``tags``) of an XML stream from :func:`open_xml`, in order.
+
+    The C parser reports no events after the root's start: after each block, the completed children of
+    the open elements on the path from the root (all but the last child of each; the path stops at an
+    open record) are removed from the tree and their records yielded whole. Records nested in a record
+    are not yielded separately. Errors as :func:`~cyberobs_lib.scanners.xmlsafe.iterparse_safe`'s.
+    """
+    parser = ET.XMLPullParser(events=("start",))
+    root = None
+    try:
+        while data := stream.read(_BLOCK):
+            parser.feed(data)
+            for _ev, el in parser.read_events():  # also raises the block's parse error, if any
+                if root is None:
+                    root = el
+                    try:  # no more events (private API, as in xmlsafe; without it: drained here)
+                        parser._parser._setevents(parser._events_queue, ())
+                    except AttributeError:
+                        pass
+            node = root
+            while node is not None and len(node):
+                if len(node) > 1:
+                    done = node[:-1]
+                    del node[:-1]
+                    for child in done:
+                        yield from _records_in(child, tags)
+                node = node[-1]
+                if node.tag in tags:  # an open record: read when complete
+                    break
+        parser.close()
+        for _ev in parser.read_events():
+            pass
+    except ET.ParseError as err:
+        msg = getattr(err, "msg", None) or str(err)
+        what = (
+            "truncated XML (the document ends before its root element is closed)"
+            if "no element found" in msg
+            else f"malformed XML: {msg.split(':')[0]}"
+        )
+        raise ScanError(
+            path, what, line=_line_of(err), expected=f"a well-formed <{_local(root_tag)}> document"
+        ) from None
+    if root is not None:
+        done = root[:]
+        del root[:]
+        for child in done:
+            yield from _records_in(child, tags)
