@@ -36,7 +36,7 @@ from pathlib import Path
 
 from cyberobs_lib.scanners import _core
 from cyberobs_lib.scanners._core import SKIP_REASONS, Collector, ScanError, ScanResult, severity_keys
-from cyberobs_lib.scanners.xmlsafe import _line_of, _local, open_xml
+from cyberobs_lib.scanners.xmlsafe import _line_of, open_xml, require_root
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _LINE = re.compile(r"^\s*(\S+)\t([0-9.]+)\t", re.M)
@@ -103,14 +103,7 @@ def _iter_hosts(path: str | Path) -> Iterator[ET.Element]:
     path = Path(path)
     stream, root_tag, root_line = open_xml(path)
     try:
-        if _local(root_tag) != "nmaprun":
-            raise ScanError(
-                path,
-                f"wrong root element <{_local(root_tag)}>",
-                line=root_line,
-                element=_local(root_tag),
-                expected="<nmaprun>",
-            )
+        require_root(path, root_tag, root_line, ("nmaprun",))
         parser = ET.XMLPullParser(events=("start",))
         root = None
         try:

@@ -35,7 +35,7 @@ import pandas as pd
 from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
 from cyberobs_lib.scanners._memo import ValueMemo
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import _local, iter_records, open_xml
+from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
 
 ROOTS = ("report", "get_reports_response")
 _RECORDS = frozenset({"result", "host"})
@@ -157,14 +157,7 @@ def iter_openvas_xml(
     path = Path(path)
     stream, root_tag, root_line = open_xml(path)
     try:
-        if _local(root_tag) not in ROOTS:
-            raise ScanError(
-                path,
-                f"wrong root element <{_local(root_tag)}>",
-                line=root_line,
-                element=_local(root_tag),
-                expected=" or ".join(f"<{r}>" for r in ROOTS),
-            )
+        require_root(path, root_tag, root_line, ROOTS)
         col = Collector("openvas_xml", path, audit_id=audit_id, include_info=include_info)
         memo = ValueMemo(col.scanner, include_info)
         skipped: dict[str, int] = {}

@@ -51,7 +51,7 @@ from cyberobs_lib.scanners._core import (
 )
 from cyberobs_lib.scanners._memo import ValueMemo, _num
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import _local, iter_records, open_xml
+from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
 
 ROOTS = ("SCAN", "ASSET_DATA_REPORT", "WAS_SCAN_REPORT")
 _KINDS = {"VULN", "PRACTICE", "INFO", "SERVICE"}
@@ -224,14 +224,7 @@ def iter_qualys_xml(
     path = Path(path)
     stream, root_tag, root_line = open_xml(path)
     try:
-        if _local(root_tag) not in ROOTS:
-            raise ScanError(
-                path,
-                f"wrong root element <{_local(root_tag)}>",
-                line=root_line,
-                element=_local(root_tag),
-                expected=" or ".join(f"<{r}>" for r in ROOTS),
-            )
+        require_root(path, root_tag, root_line, ROOTS)
         col = Collector("qualys_xml", path, audit_id=audit_id, include_info=include_info)
         memo = ValueMemo(col.scanner, include_info)
         layout = root_tag  # as the parsed root's tag

@@ -345,3 +345,15 @@ def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Ite
         del root[:]
         for child in done:
             yield from _records_in(child, tags)
+
+
+def require_root(path: Path, root_tag: str, root_line: int | None, roots: tuple[str, ...]) -> None:
+    """Raise :class:`ScanError` naming the file, the line and the expected roots when ``root_tag`` is not one."""
+    if _local(root_tag) not in roots:
+        raise ScanError(
+            path,
+            f"wrong root element <{_local(root_tag)}>",
+            line=root_line,
+            element=_local(root_tag),
+            expected=" or ".join(f"<{r}>" for r in roots),
+        )
