@@ -334,8 +334,37 @@ def check_findings(
     c = _open(dataset, "findings")
     if c.fatal or c.read is None:
         return c
+    known = pd.Index(_kept_values(audits, "audit_id").unique())
+    perimeter = perimeter_index(hosts.frame) if hosts.read is not None and not hosts.fatal else None
+    findings_rules(c, known_audits=known, perimeter=perimeter, today=today)
+    return c
+
+
+def perimeter_index(hosts: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
+    """Audits listed in hosts.csv and their ``audit_id\\x00host`` keys (built once, probed per chunk)."""
+    perim = hosts[["audit_id", "host"]].dropna().drop_duplicates()
+    keys = perim["audit_id"].astype(str) + "\x00" + perim["host"].astype(str)
+    return pd.Index(perim["audit_id"].unique()), pd.Index(keys.unique())
+
+
+def _on_unique(values: pd.Series, rule) -> pd.Series:
+    """Evaluate a per-cell boolean rule once per distinct value (a few thousand CVSS vectors or CVE lists)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    probe = pd.Series(np.append(uniques.astype(object), None), dtype=object)
+    result = rule(probe).to_numpy(dtype=bool)
+    return pd.Series(result[np.where(codes < 0, len(uniques), codes)], index=values.index)
+
+
+def findings_rules(
+    c: TableCheck, *, known_audits: pd.Index, perimeter: tuple[pd.Index, pd.Index] | None, today: pd.Timestamp
+) -> None:
+    """The row rules of findings.csv on ``c.frame`` (typed in place), shared by the in-memory and chunked paths.
+
+    ``known_audits``: unique audit_id values kept by the audits check; ``perimeter``: :func:`perimeter_index`
+    of hosts.csv (None: no perimeter warning). Index lookups reuse the hash table each Index built once.
+    """
     f = c.frame
-    _check_audit_ref(c, audits)
+    c.add(f["audit_id"].notna() & (known_audits.get_indexer(f["audit_id"]) < 0), "audit_id", "unknown_audit")
     f["host"] = f["host"].astype("string").str.strip().str.lower()
     port, bad = parse_int(f["port"])
     c.add(bad | (port < 0) | (port > 65535), "port", "port_range")
@@ -346,23 +375,21 @@ def check_findings(
     score, bad = parse_float(f["cvss_score"])
     c.add(bad | (score < 0) | (score > 10), "cvss_score", "cvss_score_range")
     f["cvss_score"] = score.where((score >= 0) & (score <= 10))
-    c.add(~cvss_vector_ok(f["cvss_vector"]), "cvss_vector", "bad_cvss_vector")
+    c.add(~_on_unique(f["cvss_vector"], cvss_vector_ok), "cvss_vector", "bad_cvss_vector")
     sev = f["severity"].astype("string").str.lower().str.strip()
     c.add(sev.notna() & ~sev.isin(S.SEVERITIES), "severity", "unknown_severity")
     f["severity"] = sev
     cat = f["category"].astype("string").str.lower().str.strip()
     c.add(cat.notna() & ~cat.isin(S.FINDING_CATEGORIES), "category", "unknown_category_label")
     f["category"] = cat
-    c.add(~cve_list_ok(f["cve"]), "cve", "bad_cve")
+    c.add(~_on_unique(f["cve"], cve_list_ok), "cve", "bad_cve")
     f["first_seen"] = _check_date(c, "first_seen", today=today)
     _duplicates_findings(c)
-    if hosts.read is not None and not hosts.fatal:
-        perim = hosts.frame[["audit_id", "host"]].dropna().drop_duplicates()
-        audited = set(perim["audit_id"])
-        keyed = f[["audit_id", "host"]].merge(perim.assign(_in=True), how="left", on=["audit_id", "host"])
-        outside = f["audit_id"].isin(audited).to_numpy() & keyed["_in"].isna().to_numpy()
-        c.add(pd.Series(outside, index=f.index), "host", "host_not_in_perimeter", severity="warning")
-    return c
+    if perimeter is not None:
+        audited, keys = perimeter
+        inside = keys.get_indexer(f["audit_id"].astype(str) + "\x00" + f["host"].astype(str)) >= 0
+        outside = pd.Series((audited.get_indexer(f["audit_id"]) >= 0) & ~inside, index=f.index)
+        c.add(outside, "host", "host_not_in_perimeter", severity="warning")
 
 
 def _duplicates_findings(c: TableCheck) -> None:

@@ -196,6 +196,45 @@ def test_ingest_large_rejects_like_ingest_dataset(tmp_path):
     pd.testing.assert_frame_equal(_values(f_got, ["source_row"]), _values(f_ref, ["source_row"]))
 
 
+def _store_contents(folder: Path) -> dict[str, pa.Table]:
+    """Every table of a partitioned folder, as read (files in manifest order)."""
+    manifest = read_manifest(folder)
+    return {name: open_partitioned(folder, name).to_table() for name in manifest["tables"]}
+
+
+def test_ingest_large_in_worker_processes_equals_one_process(tmp_path):
+    dataset = _faulty_dataset(tmp_path / "faulty")
+    one = ingest_large(dataset, tmp_path / "one", chunk_rows=300, today=TODAY)
+    two = ingest_large(dataset, tmp_path / "two", chunk_rows=300, workers=2, today=TODAY)
+    assert one["chunks"] == two["chunks"] >= 3 and two["workers"] == 2
+    a, b = _store_contents(tmp_path / "one"), _store_contents(tmp_path / "two")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].equals(b[name]), name
+    files = read_manifest(tmp_path / "two")["tables"]["findings"]["files"]
+    assert files == read_manifest(tmp_path / "one")["tables"]["findings"]["files"]
+    assert one["rows"] == two["rows"] and one["rejected"] == two["rejected"] > 0
+
+
+def test_ingest_large_on_a_dask_cluster_equals_one_process(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    dataset = _faulty_dataset(tmp_path / "faulty")
+    ingest_large(dataset, tmp_path / "one", chunk_rows=300, today=TODAY)
+    with distributed.Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as cl:
+        s = ingest_large(dataset, tmp_path / "dask", chunk_rows=300, client=cl, today=TODAY)
+    assert s["workers"] == 2 and s["chunks"] >= 3
+    a, b = _store_contents(tmp_path / "one"), _store_contents(tmp_path / "dask")
+    for name in a:
+        assert a[name].equals(b[name]), name
+
+
+def test_ingest_large_refuses_zero_workers(tmp_path):
+    dataset = _faulty_dataset(tmp_path / "faulty")
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        ingest_large(dataset, tmp_path / "out", workers=0, today=TODAY)
+    assert not (tmp_path / "out").exists()
+
+
 def test_read_csv_chunks_keeps_audits_whole_and_lines_exact(tmp_path):
     path = tmp_path / "f.csv"
     path.write_text("Audit_ID;host\na1;h1\na1;h2\n\na2;h1\na2;h2;extra\na2;h3\na3;h1\n", encoding="utf-8")

@@ -12,7 +12,6 @@ reason codes), :func:`~cyberobs_lib.normalize.normalize_findings` and
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import tempfile
 import time
@@ -20,35 +19,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from cyberobs_lib import schema as S
-from cyberobs_lib.ingest import SORT_KEYS, _reference_file, _split, _typed, ingest_dataset
-from cyberobs_lib.io import CsvRead
-from cyberobs_lib.scale.csv_stream import detect_csv, read_csv_chunks
+from cyberobs_lib.ingest import SORT_KEYS, _reference_file, ingest_dataset
+from cyberobs_lib.io import CsvRead, sha256_file
+from cyberobs_lib.scale.chunk_worker import ChunkContext, ChunkRunner
+from cyberobs_lib.scale.csv_stream import detect_csv, read_arrow_chunks
 from cyberobs_lib.scale.storage import PartitionedWriter, _year_of_audits, add_year
-from cyberobs_lib.validate import (
-    RULES,
-    TableCheck,
-    _check_date,
-    _duplicates_findings,
-    cve_list_ok,
-    cvss_vector_ok,
-    parse_float,
-    parse_int,
-)
+from cyberobs_lib.validate import RULES, TableCheck, findings_rules, perimeter_index
 
 FINDINGS = "findings"
 #: Catalog file patterns searched in ``DATASET/reference/`` (as ``ingest_dataset`` does).
 _KEV_FILES = ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
 _EPSS_FILES = ("epss*.csv.gz", "epss*.csv")
-
-
-def _on_unique(values: pd.Series, rule) -> pd.Series:
-    """Evaluate a per-cell boolean rule once per distinct value (a few thousand CVSS vectors or CVE lists)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    probe = pd.Series(np.append(uniques.astype(object), None), dtype=object)
-    result = rule(probe).to_numpy(dtype=bool)
-    return pd.Series(result[np.where(codes < 0, len(uniques), codes)], index=values.index)
 
 
 def check_findings_chunk(
@@ -119,50 +103,8 @@ def check_findings_chunk(
     for col in spec["required"]:
         if col in present:
             c.add(f[col].isna(), col, "required_value")
-    # the body of validate.check_findings, rule by rule
-    # Index lookups reuse the hash table the Index built once, instead of rebuilding it per chunk (isin)
-    c.add(f["audit_id"].notna() & (known_audits.get_indexer(f["audit_id"]) < 0), "audit_id", "unknown_audit")
-    f["host"] = f["host"].astype("string").str.strip().str.lower()
-    port, bad = parse_int(f["port"])
-    c.add(bad | (port < 0) | (port > 65535), "port", "port_range")
-    f["port"] = port.where((port >= 0) & (port <= 65535)).astype("Int32")
-    proto = f["protocol"].astype("string").str.lower()
-    c.add(proto.notna() & ~proto.isin(S.PROTOCOLS), "protocol", "unknown_protocol")
-    f["protocol"] = proto
-    score, bad = parse_float(f["cvss_score"])
-    c.add(bad | (score < 0) | (score > 10), "cvss_score", "cvss_score_range")
-    f["cvss_score"] = score.where((score >= 0) & (score <= 10))
-    c.add(~_on_unique(f["cvss_vector"], cvss_vector_ok), "cvss_vector", "bad_cvss_vector")
-    sev = f["severity"].astype("string").str.lower().str.strip()
-    c.add(sev.notna() & ~sev.isin(S.SEVERITIES), "severity", "unknown_severity")
-    f["severity"] = sev
-    cat = f["category"].astype("string").str.lower().str.strip()
-    c.add(cat.notna() & ~cat.isin(S.FINDING_CATEGORIES), "category", "unknown_category_label")
-    f["category"] = cat
-    c.add(~_on_unique(f["cve"], cve_list_ok), "cve", "bad_cve")
-    f["first_seen"] = _check_date(c, "first_seen", today=today)
-    _duplicates_findings(c)
-    if perimeter is not None:
-        audited, keys = perimeter
-        inside = keys.get_indexer(f["audit_id"].astype(str) + "\x00" + f["host"].astype(str)) >= 0
-        outside = pd.Series((audited.get_indexer(f["audit_id"]) >= 0) & ~inside, index=f.index)
-        c.add(outside, "host", "host_not_in_perimeter", severity="warning")
+    findings_rules(c, known_audits=known_audits, perimeter=perimeter, today=today)
     return c
-
-
-def perimeter_index(hosts: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
-    """Audits listed in hosts.csv and their ``audit_id\\x00host`` keys (built once, probed per chunk)."""
-    perim = hosts[["audit_id", "host"]].dropna().drop_duplicates()
-    keys = perim["audit_id"].astype(str) + "\x00" + perim["host"].astype(str)
-    return pd.Index(perim["audit_id"].unique()), pd.Index(keys)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _small_tables(dataset: Path, *, today: str | None, kev_path, epss_path):
@@ -185,7 +127,9 @@ def ingest_large(
     dataset: Path | str,
     out: Path | str,
     *,
-    chunk_rows: int = 1_000_000,
+    chunk_rows: int = 500_000,
+    workers: int = 1,
+    client=None,
     today: str | None = None,
     kev_path: Path | str | None = None,
     epss_path: Path | str | None = None,
@@ -200,7 +144,12 @@ def ingest_large(
     out : path
         Target folder (:func:`cyberobs_lib.scale.storage.read_partitioned` reads it), written atomically.
     chunk_rows : int
-        Findings per chunk: bounds memory (about 1.5 GB per million rows).
+        Findings per chunk: bounds memory (about 0.8 GB per 500,000 rows and per worker).
+    workers : int
+        Local worker processes checking, normalizing and writing chunks while this process reads the
+        next ones (1: everything in this process). Same output whatever the number.
+    client : distributed.Client, optional
+        Run the chunks on this Dask cluster instead (workers must see ``out``'s parent folder).
     today, kev_path, epss_path
         As :func:`cyberobs_lib.ingest.ingest_dataset`.
 
@@ -208,9 +157,11 @@ def ingest_large(
     -------
     dict
         The summary also stored in ``_manifest.json`` under ``ingest``: ``rows`` per table, ``rejected``,
-        ``warnings``, ``inputs`` (SHA-256), ``catalogs``, ``chunks``, ``seconds`` per phase (``small``,
-        ``read``, ``check``, ``normalize``, ``write``). Tables written: the canonical ones, ``rejects``
-        (``source_file, row, column, reason, value, message``), ``accounting``, ``violations``.
+        ``warnings``, ``inputs`` (SHA-256), ``catalogs``, ``chunks``, ``workers``, ``wall_seconds`` and
+        ``seconds`` per phase (``small``, ``read``, ``write_tables`` in this process; ``check``,
+        ``normalize``, ``write`` summed over the chunks, wherever they ran). Tables written: the
+        canonical ones, ``rejects`` (``source_file, row, column, reason, value, message``),
+        ``accounting``, ``violations``.
 
     Raises
     ------
@@ -220,30 +171,21 @@ def ingest_large(
     Notes
     -----
     Exact duplicate rows and duplicates of one (audit, fingerprint) are collapsed within an audit; an
-    audit never straddles two chunks (:func:`read_csv_chunks`), so the result equals the in-memory path.
+    audit never straddles two chunks (:func:`read_arrow_chunks`), so the result equals the in-memory path.
     Rows of unknown audits are rejected wherever they sit (only the grouping of known audits is
     required; an exact copy of such a row in another chunk is then counted as rejected, not duplicate).
     Findings rows are sorted by ``ingest.SORT_KEYS`` within each chunk; chunks follow the file.
     """
-    from cyberobs_lib.enrich import enrich_findings
-    from cyberobs_lib.normalize import normalize_findings
-
     dataset, out = Path(dataset), Path(out)
-    secs = dict.fromkeys(("small", "read", "check", "normalize", "write"), 0.0)
-    t0 = time.perf_counter()
+    secs = dict.fromkeys(("small", "read", "check", "normalize", "write", "write_tables"), 0.0)
+    t_start = t0 = time.perf_counter()
     small = _small_tables(dataset, today=today, kev_path=kev_path, epss_path=epss_path)
     tables = small.tables
-    ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
-    kev = _load(kev_path or _reference_file(dataset, _KEV_FILES), "kev")
-    epss = _load(epss_path or _reference_file(dataset, _EPSS_FILES), "epss")
     hosts_check = small.check.tables["hosts"]
     known = pd.Index(tables["audits"]["audit_id"].astype(str)) if len(tables["audits"]) else pd.Index([])
-    known_set = set(known)
     perimeter = None
     if hosts_check.read is not None and not hosts_check.fatal:
         perimeter = perimeter_index(hosts_check.frame)
-    years = _year_of_audits(tables["audits"]) if len(tables["audits"]) else pd.Series(dtype="Int16")
-    norm_audits = tables["audits"][["audit_id", "finess", "audit_date"]]
     small_violations = small.check.violations
     del hosts_check
     small.check = None  # the checked frames of hosts/controls are not needed any more: free them
@@ -254,53 +196,41 @@ def ingest_large(
     violations = [small_violations.query("not (file == 'findings.csv' and rule == 'missing_file')")]
     accounting = small.accounting.to_dict("records")
     acc_f = dict.fromkeys(("rows_read", "kept", "rejected", "duplicates", "skipped"), 0)
-    n_findings, n_chunks, seen = 0, 0, set()
+    n_findings, n_chunks = 0, 0
     with PartitionedWriter(out) as writer:
         if path.is_file():
-            delimiter = detect_csv(path)[1]
-            t = time.perf_counter()
-            for frame, lines, ragged in read_csv_chunks(path, chunk_rows=chunk_rows):
-                secs["read"] += time.perf_counter() - t
-                t = time.perf_counter()
-                ids = (
-                    set(frame["audit_id"].dropna().unique()) & known_set
-                    if "audit_id" in frame.columns
-                    else set()
-                )
-                again = ids & seen
-                if again:
-                    raise ValueError(f"{path}: not grouped by audit_id (audit {sorted(again)[0]} appears again "
-                                     "after other audits); sort the file by audit_id or use ingest_dataset")  # fmt: skip
-                seen |= ids
-                check = check_findings_chunk(frame, lines, path=path, known_audits=known, perimeter=perimeter,
-                                             today=ts, ragged=ragged, delimiter=delimiter)  # fmt: skip
-                kept, rej, acc = _split(check)
-                rejects.append(rej)
-                violations.append(
-                    pd.concat(check.violations, ignore_index=True) if check.violations else None
-                )
-                for k in acc_f:
-                    acc_f[k] += acc.get(k, 0)
-                secs["check"] += time.perf_counter() - t
-                t = time.perf_counter()
-                if len(kept):
-                    kept = normalize_findings(kept, audits=norm_audits, kev=kev)
-                    kept = _typed(FINDINGS, enrich_findings(kept, kev=kev, epss=epss))
-                secs["normalize"] += time.perf_counter() - t
-                t = time.perf_counter()
-                if len(kept):
-                    writer.append(FINDINGS, add_year(kept, years=years))
-                n_findings += len(kept)
-                n_chunks += 1
-                del frame, check, kept
-                secs["write"] += time.perf_counter() - t
-                t = time.perf_counter()
+            ctx = ChunkContext(
+                path=path,
+                delimiter=detect_csv(path)[1],
+                known_audits=known,
+                perimeter=perimeter,
+                today=pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize(),
+                audits=tables["audits"][["audit_id", "finess", "audit_date"]],
+                kev=_load(kev_path or _reference_file(dataset, _KEV_FILES), "kev"),
+                epss=_load(epss_path or _reference_file(dataset, _EPSS_FILES), "epss"),
+                years=_years(tables["audits"]),
+                root=writer.tmp,
+            )
+            with ChunkRunner(ctx, workers=workers, client=client) as runner:
+                chunks = _grouped(path, read_arrow_chunks(path, chunk_rows=chunk_rows), set(known), secs)
+                for res in runner.map(chunks):
+                    rejects.append(res.rejects)
+                    violations.append(res.violations)
+                    for k in acc_f:
+                        acc_f[k] += res.accounting.get(k, 0)
+                    for k, v in res.seconds.items():
+                        secs[k] += v
+                    if res.parts:
+                        writer.register(FINDINGS, res.parts, res.schema)
+                    n_findings += res.kept
+                    n_chunks += 1
             accounting.append({"source_file": path.name, "table": FINDINGS, **acc_f})
+        t = time.perf_counter()
+        years = _years(tables["audits"])
         scan_findings = tables[FINDINGS]
         if len(scan_findings):  # findings read from scans/ by ingest_dataset, already normalized
             writer.append(FINDINGS, add_year(scan_findings, years=years))
             n_findings += len(scan_findings)
-        t = time.perf_counter()
         for name in ("establishments", "audits", "hosts", "controls", "incidents", "protection"):
             frame = tables[name]
             if "audit_id" in frame.columns:
@@ -317,16 +247,39 @@ def ingest_large(
         summary = dict(small.summary)
         summary["inputs"] = dict(summary.get("inputs", {}))
         if path.is_file():
-            summary["inputs"][path.name] = _sha256(path)
+            summary["inputs"][path.name] = sha256_file(path)
         summary["rows"] = {**summary.get("rows", {}), FINDINGS: n_findings}
         summary["rejected"] = len(rej)
         summary["warnings"] = int((viol["severity"] == "warning").sum()) if len(viol) else 0
         summary["chunks"] = n_chunks
+        summary["workers"] = runner.workers if path.is_file() else 1
         summary["sort_keys"] = SORT_KEYS[FINDINGS]
-        secs["write"] += time.perf_counter() - t
+        secs["write_tables"] += time.perf_counter() - t
         summary["seconds"] = {k: round(v, 3) for k, v in secs.items()}
+        summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
         writer.commit({"ingest": summary, "rules": sorted(RULES)})
     return summary
+
+
+def _years(audits: pd.DataFrame) -> pd.Series:
+    return _year_of_audits(audits) if len(audits) else pd.Series(dtype="Int16")
+
+
+def _grouped(path: Path, chunks, known: set, secs: dict):
+    """Pass the chunks on, checking that no known audit comes back after another one; time the reading."""
+    seen: set = set()
+    t = time.perf_counter()
+    for table, lines, ragged in chunks:
+        secs["read"] += time.perf_counter() - t
+        if "audit_id" in table.column_names:
+            ids = set(pc.unique(table["audit_id"]).drop_null().to_pylist()) & known
+            again = ids & seen
+            if again:
+                raise ValueError(f"{path}: not grouped by audit_id (audit {sorted(again)[0]} appears again "
+                                 "after other audits); sort the file by audit_id or use ingest_dataset")  # fmt: skip
+            seen |= ids
+        yield table, lines, ragged
+        t = time.perf_counter()
 
 
 def _load(path, kind: str):

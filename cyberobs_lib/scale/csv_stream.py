@@ -19,6 +19,8 @@ import pyarrow.csv as pacsv
 from cyberobs_lib import schema as S
 from cyberobs_lib.io import InputFileError, _sniff_delimiter
 
+_LINE = "__line"
+
 
 def detect_csv(path: Path) -> tuple[str, str, list[str]]:
     """Encoding, delimiter and lower-cased header of a CSV, as :func:`cyberobs_lib.io.read_table_csv` does."""
@@ -39,8 +41,8 @@ def detect_csv(path: Path) -> tuple[str, str, list[str]]:
 
 def read_csv_chunks(
     path: Path | str, *, chunk_rows: int = 1_000_000, group_by: str | None = S.Findings.audit_id
-) -> Iterator[tuple[pd.DataFrame, pd.Series, list[int]]]:
-    """Stream a contract CSV as text chunks of about ``chunk_rows`` records, never splitting a group.
+) -> Iterator[tuple[pd.DataFrame, pd.Series, list[tuple[int, str]]]]:
+    """Stream a contract CSV as pandas text chunks of about ``chunk_rows`` records, never splitting a group.
 
     Parameters
     ----------
@@ -57,14 +59,23 @@ def read_csv_chunks(
     (frame, lines, ragged)
         ``frame``: lower-cased column names, stripped text cells, ``None`` for empty ones, blank records
         dropped (as :func:`~cyberobs_lib.io.read_table_csv`); ``lines``: physical line of each record
-        (header is line 1); ``ragged``: lines of the records with a wrong number of cells met so far
-        in this chunk, with their text (to be rejected with ``ragged_row``).
+        (header is line 1); ``ragged``: line and text of the records with a wrong number of cells met
+        so far in this chunk (to be rejected with ``ragged_row``).
 
     Notes
     -----
     One record per physical line is assumed (no line break inside a quoted cell); a record's line is
-    its position in the stream plus the lines skipped before it.
+    its position in the stream plus the lines skipped before it. :func:`read_arrow_chunks` yields the
+    same chunks as Arrow tables (cheap to send to another process).
     """
+    for table, lines, ragged in read_arrow_chunks(path, chunk_rows=chunk_rows, group_by=group_by):
+        yield table.to_pandas(), pd.Series(lines, dtype="int64"), ragged
+
+
+def read_arrow_chunks(
+    path: Path | str, *, chunk_rows: int = 1_000_000, group_by: str | None = S.Findings.audit_id
+) -> Iterator[tuple[pa.Table, np.ndarray, list[tuple[int, str]]]]:
+    """:func:`read_csv_chunks` as Arrow tables (string columns) and a numpy array of physical lines."""
     path = Path(path)
     encoding, delimiter, _ = detect_csv(path)
     skipped: list[int] = []
@@ -87,70 +98,73 @@ def read_csv_chunks(
     )  # fmt: skip
     names = [n.strip().lower() for n in reader.schema.names]
     delivered, used_skips = 0, 0
-    buffer: list[pd.DataFrame] = []
+    buffer: list[pa.Table] = []
     buffered = 0
-    carry: pd.DataFrame | None = None
+    carry: pa.Table | None = None
+    null = pa.scalar(None, pa.string())
 
-    def _frame(batch: pa.RecordBatch, start: int) -> pd.DataFrame:
+    def _table(batch: pa.RecordBatch, start: int) -> pa.Table:
         cols = {}
         for name, col in zip(names, batch.columns, strict=True):
             text = pc.utf8_trim_whitespace(col.cast(pa.string()))
-            cols[name] = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-        frame = pa.table(cols).to_pandas()
-        frame["__line"] = np.arange(start, start + len(frame), dtype=np.int64)
-        blank = frame[names].isna().all(axis=1).to_numpy()  # blank records: skipped, never counted
-        return frame.loc[~blank] if blank.any() else frame
+            cols[name] = pc.if_else(pc.equal(text, ""), null, text)
+        cols[_LINE] = pa.array(np.arange(start, start + batch.num_rows, dtype=np.int64))
+        table = pa.table(cols)
+        blank = None  # blank records: skipped, never counted
+        for name in names:
+            blank = pc.is_null(table[name]) if blank is None else pc.and_(blank, pc.is_null(table[name]))
+        if blank is not None and pc.any(blank).as_py():
+            table = table.filter(pc.invert(blank))
+        return table
 
-    def _flush(final: bool):
+    def _flush(final: bool) -> pa.Table | None:
         nonlocal carry, buffer, buffered
         parts = ([carry] if carry is not None else []) + buffer
         buffer, buffered = [], 0
         if not parts:
             return None
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+        table = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
         carry = None
-        if not final and group_by in frame.columns and len(frame):
-            key = frame[group_by]
-            last = key.iloc[-1]
-            same = key.eq(last) if pd.notna(last) else key.isna()
-            run = int(np.argmin(same.to_numpy()[::-1])) if not same.all() else len(frame)
-            cut = len(frame) - run
+        if not final and group_by in table.column_names and table.num_rows:
+            key = table[group_by]
+            last = key[-1]
+            same = pc.is_null(key) if not last.is_valid else pc.fill_null(pc.equal(key, last), False)
+            same = same.to_numpy(zero_copy_only=False)
+            run = int(np.argmin(same[::-1])) if not same.all() else table.num_rows
+            cut = table.num_rows - run
             if cut == 0:
-                carry = frame
+                carry = table
                 return None
-            carry, frame = frame.iloc[cut:], frame.iloc[:cut]
-        return frame
+            carry, table = table.slice(cut), table.slice(0, cut)
+        return table
 
-    def _emit(frame: pd.DataFrame):
+    def _emit(table: pa.Table):
         nonlocal used_skips
         # physical line = stream position + 2 (header, 1-based) + skipped (ragged) lines before it
         s = np.sort(np.asarray(skipped, dtype=np.int64))
         adjusted = s - 2 - np.arange(len(s))
-        pos = frame["__line"].to_numpy()
+        pos = table[_LINE].to_numpy()
         lines = pos + 2 + np.searchsorted(adjusted, pos, side="right")
         last = int(lines.max()) if len(lines) else 0
         ragged = [(int(x), texts.pop(int(x))) for x in s[used_skips:] if x <= last]
         used_skips += len(ragged)
-        return frame.drop(columns="__line").reset_index(drop=True), pd.Series(lines, dtype="int64"), ragged
+        return table.drop_columns([_LINE]), lines.astype(np.int64), ragged
 
     for whole in reader:
         for offset in range(0, whole.num_rows, chunk_rows):
             batch = whole.slice(offset, chunk_rows)
-            buffer.append(_frame(batch, delivered))
+            buffer.append(_table(batch, delivered))
             delivered += batch.num_rows
             buffered += batch.num_rows
             if buffered >= chunk_rows:
-                frame = _flush(final=False)
-                if frame is not None:
-                    yield _emit(frame)
-    frame = _flush(final=True)
-    if frame is not None:
-        frame, lines, ragged = _emit(frame)
+                table = _flush(final=False)
+                if table is not None:
+                    yield _emit(table)
+    table = _flush(final=True)
+    if table is not None:
+        table, lines, ragged = _emit(table)
         ragged += [(x, texts.pop(x)) for x in sorted(skipped)[used_skips:]]
-        yield frame, lines, ragged
+        yield table, lines, ragged
     elif skipped[used_skips:]:
-        yield (
-            pd.DataFrame(columns=names),
-            pd.Series(dtype="int64"),
-            [(x, texts.pop(x)) for x in sorted(skipped)],
-        )
+        empty = pa.table({n: pa.array([], pa.string()) for n in names})
+        yield empty, np.zeros(0, dtype=np.int64), [(x, texts.pop(x)) for x in sorted(skipped)]

@@ -120,26 +120,27 @@ class PartitionedWriter:
         table = to_compact_arrow(frame)
         if name in self.schemas:
             table = table.select(self.schemas[name].names).cast(self.schemas[name], safe=True)
-        else:
-            self.schemas[name] = table.schema
+        parts = write_parts(self.tmp, name, table, part=len(self.files.get(name, [])),
+                            partition_by=self.partition_by)  # fmt: skip
+        self.register(name, parts, table.schema)
+
+    def register(self, name: str, parts: list[tuple[str, str, int]], schema: pa.Schema) -> None:
+        """Record files written under :attr:`tmp` by :func:`write_parts` (possibly in another process).
+
+        The first schema of a table is its schema; a part written with another one is rewritten cast to
+        it (a lossy cast raises). Parts are listed in the order registered: the read order.
+        """
+        if name not in self.schemas:
+            self.schemas[name] = schema
+        elif not schema.equals(self.schemas[name]):
+            for rel, _, _ in parts:
+                table = pq.read_table(self.tmp / rel).select(self.schemas[name].names)
+                pq.write_table(table.cast(self.schemas[name], safe=True), self.tmp / rel,
+                               compression="zstd", write_statistics=True)  # fmt: skip
         files, rows = self.files.setdefault(name, []), self.rows.setdefault(name, {})
-        if self.partition_by and self.partition_by in table.column_names:
-            key = table.column(self.partition_by).to_numpy(zero_copy_only=False)
-            key = np.where(pd.isna(key), -1, key).astype(np.int64)
-            values = np.unique(key)
-            groups = [(f"{self.partition_by}={v}" if v >= 0 else f"{self.partition_by}=__HIVE_DEFAULT_PARTITION__", key == v)
-                      for v in values]  # fmt: skip
-        else:
-            groups = [("", None)]
-        for folder, mask in groups:
-            part = table if mask is None else table.filter(pa.array(mask))
-            if self.partition_by in part.column_names and folder:
-                part = part.drop_columns([self.partition_by])
-            rel = f"{name}/{folder}/part-{len(files):05d}.parquet".replace("//", "/")
-            (self.tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, self.tmp / rel, compression="zstd", write_statistics=True)
+        for rel, folder, n in parts:
             files.append(rel)
-            rows[folder or "all"] = rows.get(folder or "all", 0) + part.num_rows
+            rows[folder or "all"] = rows.get(folder or "all", 0) + n
 
     def commit(self, extra: dict | None = None) -> Path:
         """Write the manifest last, then swap the temporary folder into ``out``."""
@@ -162,6 +163,33 @@ class PartitionedWriter:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.out
+
+
+def write_parts(
+    root: Path, name: str, table: pa.Table, *, part: int, partition_by: str | None = YEAR
+) -> list[tuple[str, str, int]]:
+    """Write ``table`` under ``root/name/`` as one Parquet file per partition value, named ``part-{part}``.
+
+    Returns ``(relative path, partition folder, rows)`` per file written, for
+    :meth:`PartitionedWriter.register`. Callable in a worker process (it writes only new files).
+    """
+    if partition_by and partition_by in table.column_names:
+        key = table.column(partition_by).to_numpy(zero_copy_only=False)
+        key = np.where(pd.isna(key), -1, key).astype(np.int64)
+        groups = [(f"{partition_by}={v}" if v >= 0 else f"{partition_by}=__HIVE_DEFAULT_PARTITION__", key == v)
+                  for v in np.unique(key)]  # fmt: skip
+    else:
+        groups = [("", None)]
+    written = []
+    for folder, mask in groups:
+        piece = table if mask is None else table.filter(pa.array(mask))
+        if partition_by in piece.column_names and folder:
+            piece = piece.drop_columns([partition_by])
+        rel = f"{name}/{folder}/part-{part:05d}.parquet".replace("//", "/")
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(piece, root / rel, compression="zstd", write_statistics=True)
+        written.append((rel, folder, piece.num_rows))
+    return written
 
 
 def write_partitioned(
