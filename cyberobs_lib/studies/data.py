@@ -1,32 +1,95 @@
 """Load what a study needs: canonical tables from an ingested folder, or a dataset folder ingested in memory.
 
-Notebooks take one ``data_dir`` parameter: either a dataset folder following the data contract (the demo
-data, for interactive work and nbval) or a canonical folder written by ``cyberobs ingest`` (what the runner
-passes, so that a run ingests once).
+Notebooks take one ``data_dir`` parameter, one of:
+
+* a **dataset folder** following the data contract (the demo data, for interactive work and nbval),
+  ingested in memory;
+* a **canonical folder** written by ``cyberobs ingest`` (``ingest.json`` and one Parquet file per table);
+* a **partitioned store** written by ``cyberobs ingest --large`` (:func:`cyberobs_lib.scale.ingest_large`:
+  ``_manifest.json`` and one Parquet dataset per table, partitioned by audit year).
+
+Whatever the source, :func:`load_study_data` gives the same tables (same rows in the same order, same
+columns; text as pandas ``string``), so that a study gives the same results on each. Tables are read on
+first access, only the audit years (``years``) and columns (``columns``) asked for: a notebook that never
+touches the findings never reads them, and one that needs four of their thirty columns reads four.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from cyberobs_lib.ingest import ingest_dataset, read_canonical
+from cyberobs_lib.config import MIN_AUDIT_DATE
+from cyberobs_lib.ingest import SORT_KEYS, ingest_dataset, read_canonical
 
 TABLES = ("establishments", "audits", "hosts", "findings", "controls", "incidents", "protection")
+#: Tables with one audit per row: what ``years`` filters (the others are read whole).
+AUDIT_TABLES = ("audits", "hosts", "findings", "controls", "protection")
+#: Columns of ``findings`` that :func:`cyberobs_lib.studies.indicators.audit_metrics` reads.
+METRICS_FINDINGS = ("audit_id", "severity", "category", "known_exploited")
+#: Columns of ``findings`` that the lifecycle studies read (``longitudinal.lifecycle_table``,
+#: ``longitudinal.remediation_episodes``), plus those of :data:`METRICS_FINDINGS`.
+LIFECYCLE_FINDINGS = ("audit_id", "host", "fingerprint", "severity", "category", "known_exploited")
+PARTITIONED, FLAT, DATASET = "partitioned", "flat", "dataset"
+#: Text columns are read as pandas ``string`` backed by Arrow (compact: no Python object per cell).
+TEXT = pd.StringDtype("pyarrow")
+#: Canonical types that the store's Arrow types do not tell (otherwise: integers ``Int64``, booleans
+#: ``boolean``, text :data:`TEXT`).
+_TYPES = {"port": "Int32", "source_row": "int64", "finess_key_ok": "bool", "severity_mismatch": "bool"}
+#: Findings columns that normalization and enrichment make categorical: read as categoricals whose
+#: categories are the store's dictionary (the fixed vocabularies, e.g. ``schema.SEVERITIES``, in order).
+CATEGORICAL_FINDINGS = ("cve", "severity", "category", "cvss_version", "severity_cvss", "severity_scanner",
+                        "severity_source", "vuln_key", "kev_catalog", "epss_catalog")  # fmt: skip
+
+
+class LazyTables(Mapping):
+    """Tables read on first access (``read(name)``), then kept; iterating lists the names only."""
+
+    def __init__(self, names: Iterable[str], read: Callable[[str], pd.DataFrame]):
+        self._names = tuple(names)
+        self._read = read
+        self._loaded: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._loaded:
+            self._loaded[name] = self._read(name)
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def loaded(self) -> list[str]:
+        """Names of the tables read so far."""
+        return list(self._loaded)
 
 
 @dataclass
 class StudyData:
-    """Canonical tables of one dataset, plus its rejects, accounting and violations."""
+    """Canonical tables of one dataset, plus its rejects, accounting and violations.
+
+    ``tables`` maps a table name to its frame (a :class:`LazyTables` when read from a folder: each table
+    is read on first access); ``data.findings`` is ``data.tables["findings"]``. ``years`` is the audit
+    years kept (None: all).
+    """
 
     source: Path
-    tables: dict[str, pd.DataFrame]
+    tables: Mapping[str, pd.DataFrame]
     rejects: pd.DataFrame
     accounting: pd.DataFrame
     violations: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    years: tuple[int, ...] | None = None
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         tables = self.__dict__.get("tables", {})
@@ -35,46 +98,259 @@ class StudyData:
         raise AttributeError(name)
 
 
-def load_study_data(data_dir: str | Path, *, today: str | None = None) -> StudyData:
-    """Read canonical tables (folder with ``ingest.json``) or ingest a dataset folder in memory.
+def canonical_format(folder: str | Path) -> str | None:
+    """``"partitioned"`` (``_manifest.json``), ``"flat"`` (``ingest.json``), or None (anything else)."""
+    from cyberobs_lib.scale.storage import MANIFEST
+
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return PARTITIONED
+    if (folder / "ingest.json").is_file():
+        return FLAT
+    return None
+
+
+def years_until(year: int) -> range:
+    """Audit years from the earliest the data contract accepts up to ``year`` (for ``years=``).
+
+    >>> list(years_until(2002))
+    [2000, 2001, 2002]
+    """
+    return range(pd.Timestamp(MIN_AUDIT_DATE).year, int(year) + 1)
+
+
+def load_study_data(
+    data_dir: str | Path,
+    *,
+    today: str | None = None,
+    years: Iterable[int] | None = None,
+    columns: Mapping[str, Sequence[str]] | None = None,
+) -> StudyData:
+    """Canonical tables of a partitioned store, a canonical folder or a dataset folder (ingested in memory).
 
     Parameters
     ----------
-    data_dir
-        A canonical folder (``cyberobs ingest`` output) or a dataset folder.
-    today
+    data_dir : path
+        A partitioned store (``cyberobs ingest --large``, ``_manifest.json``), a canonical folder
+        (``cyberobs ingest``, ``ingest.json``) or a dataset folder (data contract).
+    today : str, optional
         Reference date for date checks when ingesting a dataset folder.
-    """
-    import json
+    years : iterable of int, optional
+        Calendar years of ``audit_date`` to keep in the tables of :data:`AUDIT_TABLES` (rows of other
+        audits, and of unknown audits, are left out); None: every year. A partitioned store reads only
+        those year folders. ``establishments`` and ``incidents`` are always whole.
+    columns : mapping of table name → list of str, optional
+        Columns to read per table (e.g. ``{"findings": METRICS_FINDINGS}``); tables not named are read
+        whole. A column the table does not have raises ``ValueError``.
 
+    Returns
+    -------
+    StudyData
+        Tables rows in the canonical order (``ingest.SORT_KEYS``), the ``year`` partition column
+        dropped; ``summary`` is the ingest summary (``ingest.json``, or ``ingest`` of the store manifest).
+        From a folder, each table is read on first access.
+
+    Examples
+    --------
+    >>> data = load_study_data("data/demo", years=[2025], columns={"findings": METRICS_FINDINGS})
+    >>> list(data.findings.columns), sorted(data.audits["audit_date"].dt.year.unique().tolist())
+    (['audit_id', 'severity', 'category', 'known_exploited'], [2025])
+    """
     folder = Path(data_dir)
-    if (folder / "ingest.json").is_file():
-        tables = read_canonical(folder, tables=TABLES)
+    wanted = None if years is None else tuple(sorted({int(y) for y in years}))
+    cols = {name: list(c) for name, c in (columns or {}).items()}
+    unknown = sorted(set(cols) - set(TABLES))
+    if unknown:
+        raise ValueError(f"columns: unknown table(s) {unknown}; tables are {', '.join(TABLES)}")
+    kind = canonical_format(folder)
+    if kind == PARTITIONED:
+        return _load_partitioned(folder, years=wanted, columns=cols)
+    if kind == FLAT:
+        audit_ids = _audit_ids_of_years(folder, wanted) if wanted is not None else None
+
+        def read_flat(name: str) -> pd.DataFrame:
+            _check_columns(folder / f"{name}.parquet", name, cols.get(name))
+            frame = read_canonical(
+                folder, tables=(name,), columns={name: cols[name]} if name in cols else None
+            )
+            return _keep_audits(frame[name], name, audit_ids)
+
         return StudyData(
             source=folder,
-            tables=tables,
+            tables=LazyTables(TABLES, read_flat),
             rejects=pd.read_parquet(folder / "rejects.parquet"),
             accounting=pd.read_csv(folder / "accounting.csv"),
             violations=pd.read_csv(folder / "violations.csv", dtype={"row": "Int64"}),
             summary=json.loads((folder / "ingest.json").read_text(encoding="utf-8")),
+            years=wanted,
         )
     result = ingest_dataset(folder, today=today)
+    tables = dict(result.tables)
+    audit_ids = None
+    if wanted is not None:
+        audits = tables["audits"]
+        audit_ids = set(audits.loc[audits["audit_date"].dt.year.isin(wanted), "audit_id"])
+    for name in tables:
+        if name in cols:
+            missing = [c for c in cols[name] if c not in tables[name].columns]
+            if missing:
+                raise ValueError(f"{folder}: table {name!r} has no column(s) {missing}")
+            tables[name] = tables[name][cols[name]]
+        tables[name] = _keep_audits(tables[name], name, audit_ids)
     return StudyData(
         source=folder,
-        tables=result.tables,
+        tables=tables,
         rejects=result.rejects,
         accounting=result.accounting,
         violations=result.check.violations,
         summary=result.summary,
+        years=wanted,
     )
+
+
+def _keep_audits(frame: pd.DataFrame, name: str, audit_ids: set | None) -> pd.DataFrame:
+    """Rows of the audits in ``audit_ids`` (None: every row), for the tables of :data:`AUDIT_TABLES`."""
+    if audit_ids is None or name not in AUDIT_TABLES or "audit_id" not in frame.columns:
+        return frame
+    return frame[frame["audit_id"].isin(audit_ids)].reset_index(drop=True)
+
+
+def _audit_ids_of_years(folder: Path, years: tuple[int, ...]) -> set:
+    audits = pd.read_parquet(folder / "audits.parquet", columns=["audit_id", "audit_date"])
+    return set(audits.loc[pd.to_datetime(audits["audit_date"]).dt.year.isin(years), "audit_id"])
+
+
+def _check_columns(path: Path, name: str, wanted: list[str] | None) -> None:
+    import pyarrow.parquet as pq
+
+    if wanted is not None:
+        missing = [c for c in wanted if c not in pq.read_schema(path).names]
+        if missing:
+            raise ValueError(f"{path.parent}: table {name!r} has no column(s) {missing}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Partitioned store (cyberobs_lib.scale.storage)
+# --------------------------------------------------------------------------------------------------
+def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: dict) -> StudyData:
+    from cyberobs_lib.scale.storage import read_manifest
+
+    manifest = read_manifest(folder)
+    present = [n for n in TABLES if n in manifest["tables"]]
+    accounting = _read_store(folder, "accounting") if "accounting" in manifest["tables"] else None
+    # Findings from scanner exports are appended after those of findings.csv: only then does the
+    # canonical order need every sort key (otherwise the rows of one audit are already in order).
+    mixed = accounting is not None and bool(
+        (accounting["table"].astype(str).str.startswith("scan:") & (accounting["kept"] > 0)).any()
+    )
+
+    def read(name: str) -> pd.DataFrame:
+        keys = SORT_KEYS["findings"] if (name == "findings" and mixed) else ["audit_id"]
+        return _read_store(folder, name, years=years, columns=columns.get(name), sort_keys=keys)
+
+    def small(name: str) -> pd.DataFrame:
+        return _read_store(folder, name) if name in manifest["tables"] else pd.DataFrame()
+
+    return StudyData(
+        source=folder,
+        tables=LazyTables(present, read),
+        rejects=small("rejects"),
+        accounting=accounting if accounting is not None else pd.DataFrame(),
+        violations=small("violations"),
+        summary=dict(manifest.get("ingest", {})),
+        years=years,
+    )
+
+
+def _read_store(
+    folder: Path,
+    name: str,
+    *,
+    years: tuple[int, ...] | None = None,
+    columns: list[str] | None = None,
+    sort_keys: Sequence[str] = (),
+) -> pd.DataFrame:
+    """One table of a partitioned store: only ``years`` and ``columns``, rows in canonical order.
+
+    Rows of a partitioned table come back one year folder after the other; a stable sort on
+    ``sort_keys`` (those the table has) restores the order of the flat canonical table.
+    """
+    from cyberobs_lib.scale.storage import YEAR, open_partitioned, year_filter
+
+    dataset = open_partitioned(folder, name)
+    names = [c for c in dataset.schema.names if c != YEAR]
+    wanted = names if columns is None else list(columns)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise ValueError(f"{folder}: table {name!r} has no column(s) {missing}; it has {names}")
+    partitioned = YEAR in dataset.schema.names
+    keys = [k for k in sort_keys if k in names] if partitioned else []
+    table = dataset.to_table(
+        columns=list(dict.fromkeys(wanted + keys)), filter=year_filter(years) if partitioned else None
+    )
+    if keys and table.num_rows:
+        table = table.take(pa.array(_stable_order(table, keys)))
+    return _to_pandas(table.select(wanted), categorical=CATEGORICAL_FINDINGS if name == "findings" else ())
+
+
+def _sort_rank(column: pa.ChunkedArray) -> np.ndarray:
+    """Integer ranks giving the order of ``column`` (code-point order of text, missing values last)."""
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        column = column.unify_dictionaries()
+        values = column.chunk(0).dictionary.to_numpy(zero_copy_only=False) if column.num_chunks else []
+        rank = np.empty(len(values) + 1, dtype=np.int64)
+        rank[np.argsort(np.asarray(values, dtype=object), kind="stable")] = np.arange(len(values))
+        rank[-1] = len(values)
+        codes = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks]
+        return rank[np.concatenate(codes) if codes else np.array([], dtype=np.int64)]
+    ranked = pc.rank(column, sort_keys="ascending", null_placement="at_end", tiebreaker="dense")
+    return ranked.to_numpy().astype(np.int64)
+
+
+def _stable_order(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
+    """Row order sorting ``table`` by ``keys`` (first key first), ties kept in their order."""
+    ranks = [_sort_rank(table.column(k)) for k in keys]
+    if len(ranks) == 1:
+        return np.argsort(ranks[0], kind="stable")
+    return np.lexsort(ranks[::-1])
+
+
+def _pandas_type(arrow_type: pa.DataType):
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return TEXT
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(arrow_type):
+        return pd.BooleanDtype()
+    return None
+
+
+def _to_pandas(table: pa.Table, *, categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """A DataFrame with the canonical types (:data:`TEXT`, ``Int64``, ``boolean``, :data:`_TYPES`);
+    the dictionary columns named in ``categorical`` as categoricals."""
+    fields = [
+        pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) and f.name not in categorical else f
+        for f in table.schema
+    ]
+    frame = table.cast(pa.schema(fields)).to_pandas(types_mapper=_pandas_type, self_destruct=True)
+    for name, dtype in _TYPES.items():
+        if name in frame.columns and not frame[name].isna().any():
+            frame[name] = frame[name].astype(dtype)
+    return frame
 
 
 def load_audit_metrics(data: StudyData) -> pd.DataFrame:
     """Per-audit metrics (:func:`studies.indicators.audit_metrics`), read from ``audit_metrics.parquet``
-    when the canonical folder holds a precomputed copy (batch runs), computed otherwise."""
+    when the canonical folder holds a precomputed copy (batch runs), computed otherwise (both limited
+    to ``data.years``)."""
     from cyberobs_lib.studies.indicators import audit_metrics
 
     cached = Path(data.source) / "audit_metrics.parquet"
     if cached.is_file():
-        return pd.read_parquet(cached)
+        metrics = pd.read_parquet(cached)
+        if data.years is not None:
+            metrics = metrics[metrics["year"].isin(data.years)].reset_index(drop=True)
+        return metrics
     return audit_metrics(data)
