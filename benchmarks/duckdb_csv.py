@@ -1,0 +1,250 @@
+"""Read a contract CSV into DuckDB with the physical line of every record (for the DuckDB ingest baseline).
+
+DuckDB's ``read_csv`` gives no line number. :func:`load_csv` recovers it exactly:
+
+* the records are copied into a table in file order (``preserve_insertion_order``), so ``rowid`` is the
+  record's rank among the records DuckDB kept;
+* records with a wrong number of cells are not kept but stored by ``store_rejects`` with their *logical*
+  line (DuckDB counts one line per record and per empty line, but one line for a record whose quoted
+  cell spans several lines);
+* empty lines, which the CSV reader skips silently, are found by a second scan of the file as single-cell
+  lines (no quote, no delimiter): one row per physical line, empty ones NULL;
+* records whose quoted cells hold line breaks (multi-line records) are detected by the line count
+  (physical lines − header − records − empty lines > 0) and then located by the newlines in their cells.
+
+From these few "special" lines (usually none: the fast path is ``line = rowid + 2``) a short walk in
+Python builds segments ``(first rowid, offset)``, joined to the records with an ASOF join. Records with a
+wrong number of cells are padded or cut to the header's width (as :func:`cyberobs_lib.io.read_table_csv`
+and :func:`cyberobs_lib.scale.csv_stream.read_csv_chunks` do) and flagged ``ragged``.
+
+The result is the view ``src_<name>``: ``line``, ``ragged``, then one VARCHAR column per header cell
+(lower-cased names), cells as in the file (not yet trimmed).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cyberobs_lib.scale.csv_stream import detect_csv
+
+#: Characters with the Unicode White_Space property: what the project's readers strip (pyarrow's
+#: ``utf8_trim_whitespace``) around every cell.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_RAGGED = ("TOO MANY COLUMNS", "MISSING COLUMNS")
+_LINE_SCAN_DELIM = "\x1f"
+
+
+def sql_str(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def run(con, sql: str) -> list:
+    """Execute a statement and fetch its whole result (DuckDB wants results consumed before the next call)."""
+    return con.execute(sql).fetchall()
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class CsvSource:
+    """What :func:`load_csv` found in one file."""
+
+    name: str
+    path: Path
+    columns: list[str]
+    records: int = 0  # records DuckDB parsed with the right width
+    ragged: int = 0  # records with a wrong number of cells (padded, flagged)
+    blank_ragged: int = 0  # whitespace-only lines of a wrong width, dropped (blank records)
+    empty_lines: int = 0
+    multiline: int = 0  # records spanning several physical lines
+    special: dict = field(default_factory=dict)  # timings / counts of the line reconstruction
+
+
+def _read_options(path: Path, delimiter: str, encoding: str) -> str:
+    enc = "utf-8" if encoding == "utf8" else "latin-1"
+    return f"{sql_str(str(path))}, delim={sql_str(delimiter)}, encoding={sql_str(enc)}, auto_detect=false"
+
+
+def _segments(
+    blanks: list[int], rejects: list[tuple[int, int]], multiline: dict[int, int], n_records: int
+) -> tuple[list[tuple[int, int]], dict[int, int]]:
+    """Walk the special lines in file order: record segments ``(first rowid, line - rowid)`` and the
+    physical line of each rejected record (keyed by its logical line).
+
+    ``blanks``: physical lines that are empty; ``rejects``: ``(logical line, extra newlines)``, sorted;
+    ``multiline``: rowid → extra newlines of a kept record.
+    """
+    phys, logical, r = 2, 2, 0
+    segments: list[tuple[int, int]] = [(0, 2)]
+    reject_phys: dict[int, int] = {}
+    mrows = sorted(multiline)
+    bi = ri = mi = 0
+    while True:
+        while bi < len(blanks) and blanks[bi] < phys:  # empty lines inside a multi-line cell
+            bi += 1
+        gaps = []
+        if bi < len(blanks):
+            gaps.append((blanks[bi] - phys, 0))
+        if ri < len(rejects):
+            gaps.append((rejects[ri][0] - logical, 1))
+        if mi < len(mrows):
+            gaps.append((mrows[mi] - r, 2))
+        if not gaps:
+            break
+        gap, kind = min(gaps)
+        gap = max(gap, 0)
+        r, phys, logical = r + gap, phys + gap, logical + gap
+        if kind == 0:
+            phys, logical, bi = phys + 1, logical + 1, bi + 1
+        elif kind == 1:
+            reject_phys[rejects[ri][0]] = phys
+            phys, logical, ri = phys + 1 + rejects[ri][1], logical + 1, ri + 1
+        else:
+            phys, logical, r, mi = phys + 1 + multiline[mrows[mi]], logical + 1, r + 1, mi + 1
+        if r <= n_records and segments[-1][1] != phys - r:
+            if segments[-1][0] == r:
+                segments[-1] = (r, phys - r)
+            else:
+                segments.append((r, phys - r))
+    return segments, reject_phys
+
+
+def load_csv(con, name: str, path: Path, *, drop_blank_ragged: bool = True) -> CsvSource:
+    """Load ``path`` into ``raw_<name>`` and define the view ``src_<name>`` (``line``, ``ragged``, cells).
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection (``preserve_insertion_order`` must be on: it is DuckDB's default).
+    name : str
+        Table name (``findings`` …).
+    path : Path
+        The CSV file (UTF-8 with or without BOM, or CP1252 read as Latin-1; ``,``/``;``/tab separators).
+    drop_blank_ragged : bool
+        Whitespace-only lines with a wrong number of cells: dropped as blank records (True, as
+        ``read_table_csv``) or rejected as ragged (False, as ``read_csv_chunks`` does for findings).
+
+    Returns
+    -------
+    CsvSource
+        Counts of what was found (records, ragged, empty lines, multi-line records).
+
+    Raises
+    ------
+    ValueError
+        A CSV error other than a wrong number of cells (DuckDB names it; the baseline stops).
+    """
+    encoding, delimiter, header = detect_csv(path)
+    columns = [h.strip().lower() for h in header]
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"{path}: duplicate column names in the header {columns}")
+    src = CsvSource(name, path, columns)
+    spec = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in columns) + "}"
+    opts = _read_options(path, delimiter, encoding)
+    run(
+        con,
+        f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv({opts}, header=true, quote='\"', "
+        f"escape='\"', columns={spec}, store_rejects=true, rejects_table='rej_{name}', "
+        f"rejects_scan='rejscan_{name}')",
+    )
+    src.records = con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
+    has_rej = con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rej_{name}'").fetchall()[
+        0
+    ][0]
+    rej = (
+        con.execute(
+            f"SELECT line, any_value(error_type), any_value(csv_line) FROM rej_{name} GROUP BY line ORDER BY line"
+        ).fetchall()
+        if has_rej
+        else []
+    )
+    bad = [(line, kind) for line, kind, _ in rej if kind not in _RAGGED]
+    if bad:
+        raise ValueError(f"{path}: line {bad[0][0]} (logical): {bad[0][1]}; the DuckDB baseline stops here")
+    # one row per physical line: the empty ones are the lines the CSV reader skipped
+    scan = (
+        f"read_csv({_read_options(path, _LINE_SCAN_DELIM, encoding)}, header=false, quote='', escape='', "
+        f"columns={{'l': 'VARCHAR'}}, strict_mode=false)"
+    )
+    total, empty = con.execute(f"SELECT count(*), count(*) FILTER (WHERE l IS NULL) FROM {scan}").fetchall()[
+        0
+    ]
+    src.empty_lines = int(empty)
+    extra = total - 1 - src.records - len(rej) - empty
+    blanks: list[int] = []
+    if empty:
+        run(con, f"CREATE OR REPLACE TEMP TABLE lines_{name} AS SELECT l IS NULL AS e FROM {scan}")
+        blanks = [
+            r[0] for r in con.execute(f"SELECT rowid + 1 FROM lines_{name} WHERE e ORDER BY 1").fetchall()
+        ]
+        run(con, f"DROP TABLE lines_{name}")
+    multiline: dict[int, int] = {}
+    if extra > 0:  # quoted cells with line breaks: locate them by their newlines
+        cat = " || ".join(f"coalesce({ident(c)}, '')" for c in columns)
+        rows = con.execute(
+            f"SELECT rowid, length({cat}) - length(replace({cat}, chr(10), '')) AS n FROM raw_{name} "
+            f"WHERE contains({cat}, chr(10))"
+        ).fetchall()
+        multiline = {int(r): int(n) for r, n in rows}
+    src.multiline = len(multiline)
+    rejects = [(int(line), text.strip("\r\n").count("\n")) for line, _, text in rej]
+    if blanks or rejects or multiline:
+        segments, reject_phys = _segments(blanks, rejects, multiline, src.records)
+    else:
+        segments, reject_phys = [(0, 2)], {}
+    src.special = {"segments": len(segments), "rejected_lines": len(rej)}
+    seg = pd.DataFrame(segments, columns=["rid", "off"]).astype("int64")
+    con.register(f"seg_{name}_df", seg)
+    run(con, f"CREATE OR REPLACE TEMP TABLE seg_{name} AS SELECT * FROM seg_{name}_df")
+    con.unregister(f"seg_{name}_df")
+    # ragged records: padded or cut to the header's width, as the project's readers do
+    ragged_rows = []
+    for line, _, text in rej:
+        cells = next(csv.reader([text.strip("\r\n")], delimiter=delimiter), [])
+        if not any(c.strip(WHITESPACE) for c in cells):
+            if drop_blank_ragged:
+                src.blank_ragged += 1
+                continue
+        cells = (cells + [""] * len(columns))[: len(columns)]
+        ragged_rows.append([reject_phys.get(int(line), int(line))] + cells)
+    src.ragged = len(ragged_rows)
+    rag = pd.DataFrame(ragged_rows, columns=["line", *columns]).astype({"line": "int64"})
+    rag[columns] = rag[columns].astype(object)
+    con.register(f"rag_{name}_df", rag)
+    col_list = ", ".join(ident(c) for c in columns)
+    casts = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in columns)
+    run(con, f"CREATE OR REPLACE TEMP TABLE rag_{name} AS SELECT line, {casts} FROM rag_{name}_df")
+    con.unregister(f"rag_{name}_df")
+    if len(segments) == 1:
+        body = f"SELECT rowid + {segments[0][1]} AS line, false AS ragged, {col_list} FROM raw_{name}"
+    else:
+        body = (
+            f"SELECT r.rid + s.off AS line, false AS ragged, {', '.join('r.' + ident(c) for c in columns)} "
+            f"FROM (SELECT rowid AS rid, * FROM raw_{name}) r ASOF JOIN seg_{name} s ON r.rid >= s.rid"
+        )
+    run(
+        con,
+        f"CREATE OR REPLACE VIEW src_{name} AS {body} "
+        f"UNION ALL SELECT line, true AS ragged, {col_list} FROM rag_{name}",
+    )
+    return src
+
+
+def empty_source(con, name: str, columns: list[str]) -> None:
+    """Define ``src_<name>`` with no rows (a file absent from the dataset)."""
+    cols = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in columns)
+    run(
+        con, f"CREATE OR REPLACE VIEW src_{name} AS SELECT 0::BIGINT AS line, false AS ragged, {cols} LIMIT 0"
+    )
