@@ -21,14 +21,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import pandas as pd
-
 from cyberobs_lib.config import NOTEBOOKS_DIR
 
 
 def batch_establishments(canonical: Path, selection: str | list) -> list[str]:
     """FINESS numbers to report on: ``"all"`` (every audited establishment) or an explicit list."""
-    audits = pd.read_parquet(Path(canonical) / "audits.parquet", columns=["finess"])
+    from cyberobs_lib.studies.data import load_study_data
+
+    audits = load_study_data(canonical, columns={"audits": ["finess"]}).audits
     audited = sorted(set(audits["finess"].astype(str)))
     if selection == "all":
         return audited
@@ -44,11 +44,12 @@ def batch_establishments(canonical: Path, selection: str | list) -> list[str]:
 def precompute_metrics(canonical: Path) -> Path:
     """Write ``audit_metrics.parquet`` next to the canonical tables (read by each report)."""
     from cyberobs_lib.io import write_parquet_atomic
-    from cyberobs_lib.studies.data import load_study_data
+    from cyberobs_lib.studies.data import METRICS_FINDINGS, load_study_data
     from cyberobs_lib.studies.indicators import audit_metrics
 
     path = Path(canonical) / "audit_metrics.parquet"
-    write_parquet_atomic(audit_metrics(load_study_data(canonical)), path)
+    data = load_study_data(canonical, columns={"findings": METRICS_FINDINGS})
+    write_parquet_atomic(audit_metrics(data), path)
     return path
 
 

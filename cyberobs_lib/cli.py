@@ -45,6 +45,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.large:
+        return _ingest_large(args)
+    if args.workers is not None:
+        print("error: --workers applies to --large ingestion only", file=sys.stderr)
+        return EXIT_USAGE
     from cyberobs_lib.ingest import ingest_dataset, write_canonical
 
     result = ingest_dataset(
@@ -60,6 +65,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for err in result.scan_errors:
             print(f"  {err}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_INVALID
+
+
+def _ingest_large(args: argparse.Namespace) -> int:
+    """``ingest --large``: findings.csv in chunks into a year-partitioned store (national-size datasets)."""
+    from cyberobs_lib.scale import ingest_large
+
+    if args.include_info:
+        print("error: --include-info applies to scanner exports, not to --large ingestion", file=sys.stderr)
+        return EXIT_USAGE
+    summary = ingest_large(
+        args.dataset,
+        args.out,
+        today=args.today,
+        kev_path=args.kev,
+        epss_path=args.epss,
+        workers=args.workers or 1,
+    )
+    rows = summary.get("rows", {})
+    print(f"wrote {', '.join(f'{n}={r}' for n, r in rows.items())} to {args.out} (partitioned by audit year)")
+    print(f"rejected rows: {summary.get('rejected', 0)}; warnings: {summary.get('warnings', 0)}")
+    errors = summary.get("scan_errors") or []
+    for err in errors:
+        print(f"  {err}", file=sys.stderr)
+    return EXIT_OK if not errors else EXIT_INVALID
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -95,6 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides=args.param or [],
             workers=args.workers,
             progress=not args.quiet,
+            canonical=args.canonical,
+            large=args.large,
         )
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -134,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--kev", type=Path, help="CISA KEV catalog (JSON or CSV)")
     i.add_argument("--epss", type=Path, help="FIRST EPSS daily scores (CSV, gzip accepted)")
     i.add_argument("--include-info", action="store_true", help="keep informational scanner items")
+    i.add_argument(
+        "--large",
+        action="store_true",
+        help="national-size dataset: findings.csv read in chunks, tables partitioned by audit year",
+    )
+    i.add_argument("--workers", type=int, help="worker processes of --large ingestion (default 1)")
     i.set_defaults(func=cmd_ingest)
 
     d = sub.add_parser("demo", help="generate a synthetic dataset with planted effects (truth.json)")
@@ -152,7 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", type=Path, help="dataset folder (overrides the parameter file)")
     r.add_argument("--out", type=Path, help="report folder (default reports/<run_name>)")
     r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter")
-    r.add_argument("--workers", type=int, default=None, help="parallel workers for batches")
+    r.add_argument(
+        "--workers", type=int, default=None, help="parallel workers for batches and for --large ingestion"
+    )
+    r.add_argument(
+        "--canonical",
+        type=Path,
+        help="run on this already ingested folder (cyberobs ingest [--large]) instead of ingesting the dataset",
+    )
+    r.add_argument(
+        "--large", action="store_true", help="ingest into a year-partitioned store (storage: partitioned)"
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 

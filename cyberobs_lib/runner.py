@@ -19,9 +19,15 @@ A parameter file (``parameters/*.yaml``) has these keys (anything else is an err
 ``batch`` (mapping)
     Per-establishment reports: ``{notebook: 50_establishment_report.ipynb, establishments: all | [FINESS, ...],
     workers: 2, parameters: {...}}``. Batch runs are confidential (``published`` must be false).
+``storage`` (str, default ``flat``)
+    How the run ingests its dataset: ``flat`` (:func:`cyberobs_lib.ingest.ingest_dataset` in memory, one
+    Parquet file per table) or ``partitioned`` (:func:`cyberobs_lib.scale.ingest_large`: findings.csv in
+    chunks into a year-partitioned store, for national-size datasets); ``--large`` sets ``partitioned``.
 
-The run folder receives: ``canonical/`` (the ingested tables), each executed notebook, its HTML without code
-cells, ``tables/*.csv`` plus ``tables.xlsx``, ``figures/``, ``manifest.json``.
+The run ingests its dataset once into ``reports/.work/<run>/canonical`` (identifying tables stay outside the
+published folder), or reads an already ingested folder (``--canonical``, either format) without
+re-ingesting. The report folder receives each executed notebook, its HTML without code cells,
+``tables/*.csv`` plus ``tables.xlsx``, ``figures/``, ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ import yaml
 from cyberobs_lib import __version__
 from cyberobs_lib.config import NOTEBOOKS_DIR, PROJECT_DIR, REPORTS_DIR
 from cyberobs_lib.io import sha256_file
+from cyberobs_lib.run_canonical import (
+    CanonicalFolderError,
+    check_canonical_folder,
+    ingest_for_run,
+    ingest_summary,
+    link_canonical,
+)
 
 TOP_LEVEL_KEYS: dict[str, tuple[type, ...]] = {
     "run_name": (str,),
@@ -50,7 +63,10 @@ TOP_LEVEL_KEYS: dict[str, tuple[type, ...]] = {
     "common": (dict,),
     "notebooks": (list,),
     "batch": (dict,),
+    "storage": (str,),
 }
+#: Values of ``storage``: how a run ingests its dataset.
+STORAGE_FORMATS = ("flat", "partitioned")
 REQUIRED_KEYS = ("run_name", "data")
 NOTEBOOK_ITEM_KEYS = {"notebook": (str,), "parameters": (dict,)}
 BATCH_KEYS = {"notebook": (str,), "establishments": (str, list), "workers": (int,), "parameters": (dict,)}
@@ -109,12 +125,17 @@ def _type_name(types: tuple[type, ...]) -> str:
 def _check_keys(mapping: dict, allowed: dict[str, tuple[type, ...]], where: str) -> None:
     for key, value in mapping.items():
         if key not in allowed:
-            close = [k for k in allowed if _similar(k, key)]
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise RunError(f"{where}: unknown key '{key}'{hint}; allowed: {', '.join(allowed)}")
+            raise RunError(
+                f"{where}: unknown key '{key}'{_hint(key, allowed)}; allowed: {', '.join(allowed)}"
+            )
         types = allowed[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise RunError(f"{where}: key '{key}' must be {_type_name(types)}, got {value!r}")
+
+
+def _hint(value: str, allowed) -> str:
+    close = [k for k in allowed if _similar(k, value)]
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _similar(a: str, b: str) -> bool:
@@ -172,6 +193,8 @@ class RunPlan:
     data: Path
     out: Path
     notebooks: list[tuple[str, dict]]
+    storage: str = "flat"
+    canonical: Path | None = None
 
 
 def load_plan(
@@ -181,8 +204,14 @@ def load_plan(
     out: Path | str | None = None,
     overrides: list[str] | None = None,
     notebooks_dir: Path = NOTEBOOKS_DIR,
+    canonical: Path | str | None = None,
+    large: bool = False,
 ) -> RunPlan:
-    """Validate a parameter file (and ``-p`` overrides) against the notebooks; nothing runs yet."""
+    """Validate a parameter file (and ``-p`` overrides) against the notebooks; nothing runs yet.
+
+    ``canonical``: an already ingested folder (``cyberobs ingest [--large]`` output) to run on, checked
+    here; the dataset folder is then not needed. ``large``: ingest with ``storage: partitioned``.
+    """
     params_file = Path(params_file)
     if not params_file.is_file():
         raise RunError(f"parameter file {params_file} does not exist")
@@ -199,6 +228,12 @@ def load_plan(
             raise RunError(f"{where}: required key '{key}' is missing")
     if "notebooks" not in spec and "batch" not in spec:
         raise RunError(f"{where}: give 'notebooks' or 'batch'")
+    storage = "partitioned" if large else spec.get("storage", "flat")
+    if storage not in STORAGE_FORMATS:
+        raise RunError(
+            f"{where}: storage '{storage}' is not known{_hint(storage, STORAGE_FORMATS)}; "
+            f"use one of: {', '.join(STORAGE_FORMATS)}"
+        )
     items = []
     for i, item in enumerate(spec.get("notebooks", [])):
         if not isinstance(item, dict) or "notebook" not in item:
@@ -244,7 +279,16 @@ def load_plan(
     data_path = Path(data or spec["data"])
     if not data_path.is_absolute():
         data_path = (PROJECT_DIR / data_path) if not data_path.exists() else data_path.resolve()
-    if not data_path.is_dir():
+    if canonical is not None and (large or data is not None):
+        raise RunError(
+            f"--canonical {canonical}: the tables are already ingested; --data and --large apply to a run "
+            "that ingests its dataset"
+        )
+    try:
+        canonical_path = check_canonical_folder(canonical) if canonical is not None else None
+    except CanonicalFolderError as exc:
+        raise RunError(str(exc)) from exc
+    if canonical_path is None and not data_path.is_dir():
         raise RunError(f"{where}: dataset folder {data_path} does not exist")
     out_path = Path(out) if out else REPORTS_DIR / spec["run_name"]
     merged = []
@@ -253,7 +297,9 @@ def load_plan(
         p.update(params)
         merged.append((name, p))
     spec = dict(spec, common=common)
-    return RunPlan(params_file, spec, data_path.resolve(), out_path.resolve(), merged)
+    return RunPlan(
+        params_file, spec, data_path.resolve(), out_path.resolve(), merged, storage, canonical_path
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,19 +417,39 @@ def run_study(
     workers: int | None = None,
     progress: bool = True,
     notebooks_dir: Path = NOTEBOOKS_DIR,
+    canonical: Path | str | None = None,
+    large: bool = False,
 ) -> RunResult:
-    """Run every notebook of a parameter file; a failing notebook does not stop the others."""
+    """Run every notebook of a parameter file; a failing notebook does not stop the others.
+
+    ``canonical``: run on this already ingested folder (flat or partitioned) instead of ingesting the
+    dataset; ``large``: ingest into a year-partitioned store (``storage: partitioned``); ``workers``:
+    processes of the per-establishment batch and of the partitioned ingestion.
+    """
     from tqdm import tqdm
 
-    from cyberobs_lib.ingest import ingest_dataset, write_canonical
+    from cyberobs_lib.studies.data import canonical_format
 
-    plan = load_plan(params_file, data=data, out=out, overrides=overrides, notebooks_dir=notebooks_dir)
+    plan = load_plan(
+        params_file,
+        data=data,
+        out=out,
+        overrides=overrides,
+        notebooks_dir=notebooks_dir,
+        canonical=canonical,
+        large=large,
+    )
     spec = plan.spec
     published = bool(spec.get("published", True))
+    given = plan.canonical
+    summary = ingest_summary(given) if given is not None else None
     if published:
         from cyberobs_lib.disclosure import load_key
 
-        is_demo = (plan.data / "truth.json").is_file()
+        if given is not None:
+            is_demo = "truth.json" in summary.get("inputs", {})
+        else:
+            is_demo = (plan.data / "truth.json").is_file()
         try:
             load_key(dataset_is_demo=is_demo)
         except Exception as exc:  # MissingKeyError
@@ -394,8 +460,14 @@ def run_study(
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     # The canonical tables hold identifying data: they live beside the report folder, never inside it.
     canonical = out_dir.parent / ".work" / out_dir.name / "canonical"
-    ingest = ingest_dataset(plan.data)
-    write_canonical(ingest, canonical)
+    if given is not None:
+        link_canonical(given, canonical)
+        inputs = dict(summary.get("inputs", {}))
+    else:
+        summary = ingest_for_run(plan.data, canonical, storage=plan.storage, workers=workers)
+        inputs = {
+            str(p.relative_to(plan.data)): _sha256(p) for p in sorted(plan.data.rglob("*")) if p.is_file()
+        }
     result = RunResult(out_dir)
     runner_params = {"data_dir": str(canonical), "output_dir": str(out_dir), "published": published}
     # Kernels inherit the environment: a non-interactive MPLBACKEND (e.g. Agg) would keep every figure
@@ -430,12 +502,12 @@ def run_study(
             "batch": spec.get("batch"),
         },
         "published": published,
-        "data": str(plan.data),
-        "inputs": {
-            str(p.relative_to(plan.data)): _sha256(p) for p in sorted(plan.data.rglob("*")) if p.is_file()
-        },
-        "rows": ingest.summary["rows"],
-        "rejected_rows": ingest.summary["rejected"],
+        "data": str(plan.data) if given is None else summary.get("dataset"),
+        "canonical": str(given) if given is not None else None,
+        "storage": canonical_format(canonical),
+        "inputs": inputs,
+        "rows": summary["rows"],
+        "rejected_rows": summary["rejected"],
         "packages": _package_versions(),
         "code_version": _code_version(),
         "started": started.isoformat(timespec="seconds"),

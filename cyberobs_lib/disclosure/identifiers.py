@@ -19,6 +19,8 @@ IDENTIFYING_COLUMNS: dict[str, dict[str, str]] = {
     "findings": {"host": "hostname"},
 }
 BLOCK_BYTES = 64 << 20
+#: Manifest of a year-partitioned canonical store (:mod:`cyberobs_lib.scale.storage`).
+STORE_MANIFEST = "_manifest.json"
 
 
 def _csv_distinct(path: Path, wanted: Iterable[str]) -> dict[str, set[str]]:
@@ -78,6 +80,18 @@ def _parquet_distinct(path: Path, wanted: Iterable[str]) -> dict[str, set[str]]:
     return found
 
 
+def _store_distinct(folder: Path, table: str, wanted: Iterable[str]) -> dict[str, set[str]]:
+    """Distinct values of the wanted columns of one table of a year-partitioned store (every file)."""
+    import json
+
+    tables = json.loads((folder / STORE_MANIFEST).read_text(encoding="utf-8")).get("tables", {})
+    found: dict[str, set[str]] = {}
+    for rel in tables.get(table, {}).get("files", []):
+        for column, values in _parquet_distinct(folder / rel, wanted).items():
+            found.setdefault(column, set()).update(values)
+    return found
+
+
 def _frame_distinct(frame: pd.DataFrame, wanted: Iterable[str]) -> dict[str, set[str]]:
     return {
         str(c).strip().lower(): set(frame[c].dropna().astype(str).unique())
@@ -104,7 +118,8 @@ def identifiers_from_dataset(source: Path | str | Mapping[str, pd.DataFrame]) ->
     ----------
     source : path or mapping
         A dataset folder of the input contract (``establishments.csv``, ``audits.csv``, ``hosts.csv``,
-        ``findings.csv``, ``incidents.csv``), a folder of canonical tables (``<table>.parquet``), or a
+        ``findings.csv``, ``incidents.csv``), a folder of canonical tables (``<table>.parquet``), a
+        year-partitioned store (``_manifest.json``, ``cyberobs ingest --large``), or a
         ``{table name: DataFrame}`` mapping of canonical tables.
 
     Returns
@@ -134,6 +149,8 @@ def identifiers_from_dataset(source: Path | str | Mapping[str, pd.DataFrame]) ->
     for table, columns in IDENTIFYING_COLUMNS.items():
         if isinstance(source, Mapping):
             distinct = _frame_distinct(source[table], columns) if table in source else {}
+        elif (Path(source) / STORE_MANIFEST).is_file():
+            distinct = _store_distinct(Path(source), table, columns)
         elif (Path(source) / f"{table}.parquet").is_file():
             distinct = _parquet_distinct(Path(source) / f"{table}.parquet", columns)
         elif (Path(source) / f"{table}.csv").is_file():
