@@ -36,6 +36,8 @@ METRICS_FINDINGS = ("audit_id", "severity", "category", "known_exploited")
 #: Columns of ``findings`` that the lifecycle studies read (``longitudinal.lifecycle_table``,
 #: ``longitudinal.remediation_episodes``), plus those of :data:`METRICS_FINDINGS`.
 LIFECYCLE_FINDINGS = ("audit_id", "host", "fingerprint", "severity", "category", "known_exploited")
+#: Columns of ``findings`` that the establishment report reads (:mod:`cyberobs_lib.studies.establishment`).
+REPORT_FINDINGS = (*LIFECYCLE_FINDINGS, "port", "title")
 PARTITIONED, FLAT, DATASET = "partitioned", "flat", "dataset"
 #: Text columns are read as pandas ``string`` backed by Arrow (compact: no Python object per cell).
 TEXT = pd.StringDtype("pyarrow")
