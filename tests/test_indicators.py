@@ -277,3 +277,41 @@ def test_coverage_against_registry(metrics):
     assert (
         set(only.group) == {"CH", "all"} and _row(only, "audit_coverage", "all", "2024").n_establishments == 7
     )
+
+
+# --- the same results whatever the representation -----------------------------------------------------
+
+
+def test_audit_metrics_same_with_categorical_audit_ids():
+    # Parquet-read tables hold categorical ids, with categories of audits absent from the findings and
+    # rows without an id; the counts per audit are those of the plain-text tables.
+    tables = _tables()
+    fnd = tables["findings"]
+    ids = pd.Categorical([*fnd["audit_id"], None], categories=["A0", *sorted(set(fnd["audit_id"]))])
+    cat = pd.concat([fnd, fnd.iloc[[0]]], ignore_index=True).assign(audit_id=ids)
+    got = audit_metrics({**tables, "findings": cat})
+    pd.testing.assert_frame_equal(got, audit_metrics(tables))
+
+
+def test_bootstrap_draws_are_those_of_one_call_per_cell(metrics):
+    # One family and one period: cells (2024, CH) then (2024, all), same units (A1 = first audit of E1:
+    # 3 findings, 4 hosts; A2: 2, 2; A3 has no host). Each cell's replicates are one
+    # rng.integers(0, n, (n_boot, n)) draw, in order, whatever the chunking inside.
+    ch = metrics[metrics.family == "CH"]
+    out = compute_indicators(ch, periods=[2024], overall=False, n_boot=300, seed=5)
+    y, e = np.array([3.0, 2.0]), np.array([4.0, 2.0])  # findings, hosts of A1 and A2 (A3: 0 hosts)
+    rng = np.random.default_rng(5)
+    for group in ("CH", "all"):
+        idx = rng.integers(0, 2, size=(300, 2))
+        want = np.quantile(y[idx].sum(axis=1) / e[idx].sum(axis=1), [0.025, 0.975])
+        row = _row(out, "findings_per_host", group, "2024")
+        assert (row.ci_low, row.ci_high) == tuple(want)
+
+
+def test_a_missing_group_counts_in_all_only(metrics):
+    m = metrics.assign(family=metrics.family.astype(object).where(metrics.audit_id != "A4", None))
+    out = compute_indicators(m, periods=[2024], overall=False, rate_ci="poisson_exact")
+    assert _row(out, "has_critical", "EHPAD", "2024").n_establishments == 1  # E5 (E4's audit has no group)
+    assert _row(out, "has_critical", "all", "2024").n_establishments == 5
+    assert _row(out, "has_critical", "EHPAD", "2024").n_audits == 1
+    assert _row(out, "has_critical", "all", "2024").n_audits == 6  # A1, A1b, A2, A3, A4, A5

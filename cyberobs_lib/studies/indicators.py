@@ -18,14 +18,13 @@ from scipy import stats
 from cyberobs_lib.schema import INDICATORS_COLUMNS, Audits, Controls, Establishments, Findings
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.stats.rates import poisson_exact_interval
-
-AuditChoice = Literal["first", "last"]
+from cyberobs_lib.studies.cells import ALL, GROUP, PERIOD, YEAR, AuditChoice, rows_per_cell, stack_cells
 
 #: Enrichment column flagging a finding listed in the CISA KEV catalog.
 KNOWN_EXPLOITED = "known_exploited"
 #: Protection-status column (boolean, NA = unknown) of the ``protection`` table.
 NO_PROTECTION = "no_protection"
-YEAR, LOG_BEDS, PERIOD, GROUP, ALL = "year", "log_beds", "period", "group", "all"
+LOG_BEDS = "log_beds"
 #: Binary indicators (shares, Wilson interval), and the numeric ones with their CI kind.
 PROPORTION_METRICS = ("no_protection", "has_critical", "exposes_remote_admin", "has_kev")
 COUNT_METRICS = ("findings_per_host", "n_crit_high", "n_findings", "n_critical", "n_kev")
@@ -62,6 +61,32 @@ def _protection(data: object, audit_ids: pd.Series) -> pd.Series:
     return audit_ids.map(status.astype("boolean")).astype("boolean")
 
 
+def _flag(mask: pd.Series) -> np.ndarray:
+    """A comparison's result as a numpy bool array (missing = False)."""
+    return mask.to_numpy(dtype=bool, na_value=False)
+
+
+def _count_per_audit(audit_ids: pd.Series, flags: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Findings per audit (``n_findings``) and, per flag, the findings that raise it; index: audit ids as
+    text, audits with findings only (missing ids dropped).
+
+    Counts are ``np.bincount`` on the ids' integer codes (categorical codes, else ``pd.factorize``).
+    """
+    if isinstance(audit_ids.dtype, pd.CategoricalDtype):
+        codes, uniques = audit_ids.cat.codes.to_numpy(), audit_ids.cat.categories
+    else:
+        codes, uniques = pd.factorize(audit_ids)
+    known = codes >= 0
+    everything = bool(known.all())
+    size = len(uniques)
+    cols = {"n_findings": np.bincount(codes if everything else codes[known], minlength=size)}
+    for name, flag in flags.items():
+        cols[name] = np.bincount(codes[flag if everything else flag & known], minlength=size)
+    seen = cols["n_findings"] > 0
+    index = pd.Index(uniques[seen]).astype(str)
+    return pd.DataFrame({k: v[seen].astype("int64") for k, v in cols.items()}, index=index)
+
+
 def audit_metrics(data: object) -> pd.DataFrame:
     """One row per audit with the counts and flags that every cohort indicator and test is built from.
 
@@ -86,8 +111,8 @@ def audit_metrics(data: object) -> pd.DataFrame:
 
     Notes
     -----
-    Findings are aggregated with one vectorized ``groupby`` on ``audit_id``. An audit without any
-    ``controls`` row has an unknown protection status, never "none" (data contract).
+    Findings are counted per audit with ``np.bincount`` on the integer codes of ``audit_id``. An audit
+    without any ``controls`` row has an unknown protection status, never "none" (data contract).
 
     Examples
     --------
@@ -110,21 +135,16 @@ def audit_metrics(data: object) -> pd.DataFrame:
         fnd = pd.DataFrame({aid: pd.Series(dtype=object)})
     sev = fnd[Findings.severity] if Findings.severity in fnd.columns else pd.Series(None, index=fnd.index)
     cat = fnd[Findings.category] if Findings.category in fnd.columns else pd.Series(None, index=fnd.index)
-    kev = (cat == "known_exploited").to_numpy()
+    kev = _flag(cat == "known_exploited")
     if KNOWN_EXPLOITED in fnd.columns:
         kev = kev | fnd[KNOWN_EXPLOITED].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    flags = pd.DataFrame(
-        {
-            "n_findings": 1,
-            "n_critical": (sev == "critical").to_numpy(),
-            "n_high": (sev == "high").to_numpy(),
-            "n_remote": (cat == "exposed_remote_admin").to_numpy(),
-            "n_kev": kev,
-        },
-        index=fnd.index,
-    )
-    counts = flags.groupby(fnd[aid], observed=True, sort=False).sum()  # categorical ids stay cheap
-    counts.index = counts.index.astype(str)
+    flags = {
+        "n_critical": _flag(sev == "critical"),
+        "n_high": _flag(sev == "high"),
+        "n_remote": _flag(cat == "exposed_remote_admin"),
+        "n_kev": kev,
+    }
+    counts = _count_per_audit(fnd[aid], flags)
 
     est_cols = [Establishments.finess, Establishments.family, Establishments.legal_status,
                 Establishments.region, Establishments.beds]  # fmt: skip
@@ -185,26 +205,6 @@ def select_audits(
     return ordered.drop_duplicates(Audits.finess, keep=keep).reset_index(drop=True)
 
 
-def _cells(
-    metrics: pd.DataFrame, *, by: str, periods: Sequence[int] | None, overall: bool, audit_choice: AuditChoice
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Selected audits stacked once per (period, group) cell they belong to, and audits per cell."""
-    years = sorted(metrics[YEAR].dropna().unique().tolist()) if periods is None else list(periods)
-    chosen, all_rows = [], []
-    for year in [*years, *([0] if overall else [])]:  # a few periods, not data rows
-        label = str(year) if year else ALL
-        rows = metrics if not year else metrics[metrics[YEAR] == year]
-        chosen.append(select_audits(rows, audit_choice=audit_choice).assign(**{PERIOD: label}))
-        all_rows.append(rows[[by]].assign(**{PERIOD: label}))
-    sel, every = pd.concat(chosen, ignore_index=True), pd.concat(all_rows, ignore_index=True)
-    sel = pd.concat(
-        [sel.assign(**{GROUP: sel[by].astype(object)}), sel.assign(**{GROUP: ALL})], ignore_index=True
-    )
-    every = pd.concat([every.assign(**{GROUP: every[by].astype(object)}), every.assign(**{GROUP: ALL})])
-    n_audits = every.groupby([PERIOD, GROUP], sort=False).size().rename("n_audits")
-    return sel[sel[GROUP].notna()], n_audits
-
-
 def median_interval(values: np.ndarray, *, alpha: float = 0.05) -> tuple[float, float, float]:
     """Sample median with its distribution-free (binomial order-statistic) confidence interval.
 
@@ -253,9 +253,9 @@ def _ratio_bootstrap(y: np.ndarray, e: np.ndarray, *, n_boot: int, alpha: float,
     n = len(y)
     if n < 2 or n_boot <= 0:
         return np.nan, np.nan
-    chunk = max(1, 4_000_000 // n)
+    chunk = max(1, (1 << 18) // n)  # ~2 MB of indices: reused memory (fresh larger arrays page-fault)
     ratios = []
-    for start in range(0, n_boot, chunk):  # chunks of replicates bound memory
+    for start in range(0, n_boot, chunk):  # chunks of replicates bound memory; same draws as one call
         idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
         ratios.append(y[idx].sum(axis=1) / e[idx].sum(axis=1))
     lo, hi = np.quantile(np.concatenate(ratios), [alpha / 2, 1 - alpha / 2])
@@ -333,48 +333,50 @@ def compute_indicators(
         raise KeyError(f"grouping column {by!r} not in metrics")
     if rate_ci not in ("bootstrap", "poisson_exact"):
         raise ValueError(f"rate_ci must be 'bootstrap' or 'poisson_exact', got {rate_ci!r}")
-    sel, n_audits = _cells(metrics, by=by, periods=periods, overall=overall, audit_choice=audit_choice)
-    keys = [PERIOD, GROUP]
-    parts = []
+    used = [*PROPORTION_METRICS, Audits.hosts_in_scope, "n_findings", "n_crit_high"]
+    c = stack_cells(metrics, by=by, columns=used, periods=periods, overall=overall, audit_choice=audit_choice)
+    keys, n_cells, parts = [PERIOD, GROUP], len(c.index), []
     for name in PROPORTION_METRICS:
-        flag = sel[name].astype("boolean")
-        agg = flag.groupby([sel[k] for k in keys], sort=False).agg(["sum", "count"])
-        ci = wilson_interval(agg["sum"].astype(float), agg["count"].astype(float), alpha=alpha)
-        parts.append(ci.assign(indicator=name, n_establishments=agg["count"].to_numpy()))
-    hosts = pd.to_numeric(sel[Audits.hosts_in_scope], errors="coerce")
-    exposed = sel[hosts > 0]
-    sums = exposed.groupby(keys, sort=False)[["n_findings", Audits.hosts_in_scope]].agg(["sum", "count"])
+        flag = c.rows[name].astype("boolean")
+        known = flag.notna().to_numpy()
+        n = np.bincount(c.cell[known], minlength=n_cells)
+        hits = np.bincount(c.cell[known & _flag(flag)], minlength=n_cells)
+        ci = wilson_interval(hits.astype(float), n.astype(float), alpha=alpha).set_axis(c.index)
+        parts.append(ci.assign(indicator=name, n_establishments=n))
+    hosts = pd.to_numeric(c.rows[Audits.hosts_in_scope], errors="coerce")
+    exposed = np.flatnonzero(_flag(hosts > 0))
+    ecell, cells = pd.factorize(c.cell[exposed])  # exposed cells, in order of first appearance
+    found = c.rows["n_findings"].to_numpy(dtype=float, na_value=np.nan)[exposed]
+    scope = hosts.to_numpy(dtype=float, na_value=np.nan)[exposed]
+    counted = ~np.isnan(found)
     rate = poisson_exact_interval(
-        sums[("n_findings", "sum")].astype(float),
-        sums[(Audits.hosts_in_scope, "sum")].astype(float),
+        np.bincount(ecell[counted], weights=found[counted], minlength=len(cells)),
+        np.bincount(ecell, weights=scope, minlength=len(cells)),
         alpha=alpha,
-    ).assign(indicator="findings_per_host", n_establishments=sums[("n_findings", "count")].to_numpy())
+    ).set_axis(c.index[cells])
+    rate = rate.assign(
+        indicator="findings_per_host", n_establishments=np.bincount(ecell[counted], minlength=len(cells))
+    )
     if rate_ci == "bootstrap":
         rng = np.random.default_rng(seed)
         limits = [
-            _ratio_bootstrap(
-                g["n_findings"].to_numpy(float), g[Audits.hosts_in_scope].to_numpy(float),
-                n_boot=n_boot, alpha=alpha, rng=rng,
-            )
-            for _, g in exposed.groupby(keys, sort=False)  # a few dozen cells, not data rows
-        ]  # fmt: skip
+            _ratio_bootstrap(found[i], scope[i], n_boot=n_boot, alpha=alpha, rng=rng)
+            for i in rows_per_cell(ecell, len(cells))  # a few dozen cells, not data rows
+        ]
         rate[["ci_low", "ci_high"]] = np.array(limits, dtype=float).reshape(-1, 2)
         rate["ci_method"] = f"bootstrap-percentile (establishments resampled, n_boot={n_boot}, seed={seed})"
     parts.append(rate)
-    med = {
-        key: median_interval(g["n_crit_high"].to_numpy(float), alpha=alpha)
-        for key, g in sel.groupby(keys, sort=False)  # a few dozen cells, not data rows
-    }
-    med_frame = pd.DataFrame(med.values(), index=pd.MultiIndex.from_tuples(med.keys(), names=keys),
-                             columns=["value", "ci_low", "ci_high"])  # fmt: skip
-    med_frame["n_establishments"] = sel.groupby(keys, sort=False).size().reindex(med_frame.index).to_numpy()
+    crit_high = c.rows["n_crit_high"].to_numpy(dtype=float, na_value=np.nan)
+    med = [median_interval(crit_high[i], alpha=alpha) for i in rows_per_cell(c.cell, n_cells)]
+    med_frame = pd.DataFrame(med, index=c.index, columns=["value", "ci_low", "ci_high"], dtype=float)
+    med_frame["n_establishments"] = np.bincount(c.cell, minlength=n_cells)
     parts.append(
         med_frame.assign(
             indicator="median_crit_high", ci_method="order_statistic (binomial, distribution-free)"
         )
     )
     out = pd.concat([p.reset_index() for p in parts], ignore_index=True)
-    out["n_audits"] = n_audits.reindex(pd.MultiIndex.from_frame(out[keys])).to_numpy()
+    out["n_audits"] = c.n_audits.reindex(pd.MultiIndex.from_frame(out[keys])).to_numpy()
     out["suppressed"] = False
     if groups is not None:
         out = out[out[GROUP].isin([*groups, ALL])]

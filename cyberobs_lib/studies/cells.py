@@ -1,0 +1,140 @@
+"""Indicator cells: one audit per establishment and period, stacked once per (period, group) cell.
+
+:func:`stack_cells` turns the per-audit frame of :func:`cyberobs_lib.studies.indicators.audit_metrics`
+into the rows behind each indicator cell (a period — a calendar year or ``"all"`` — crossed with a group
+of the grouping column, plus the pooled group ``"all"``), with integer cell codes, so that per-cell sums,
+counts and arrays are ``np.bincount`` and one stable sort instead of a ``groupby`` on text keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from cyberobs_lib.schema import Audits
+
+AuditChoice = Literal["first", "last"]
+YEAR, PERIOD, GROUP, ALL = "year", "period", "group", "all"
+
+
+class IndicatorCells(NamedTuple):
+    """Selected audits stacked once per (period, group) cell they belong to (:func:`stack_cells`)."""
+
+    rows: pd.DataFrame  #: the columns asked for, one row per (selected audit, cell)
+    cell: np.ndarray  #: cell of each row: 0, 1, ... in order of first appearance
+    index: pd.MultiIndex  #: (period, group) of each cell
+    n_audits: pd.Series  #: audits per cell before one is chosen per establishment (index: ``index``)
+
+
+def first_of_runs(keys: np.ndarray, audit_choice: AuditChoice = "first") -> np.ndarray:
+    """Mask of the first (``"last"``: last) element of each run of equal adjacent keys.
+
+    Examples
+    --------
+    >>> first_of_runs(np.array([3, 3, 1, 2, 2])).tolist(), first_of_runs(np.array([3, 3, 1]), "last").tolist()
+    ([True, False, True, True, False], [False, True, True])
+    """
+    keep = np.ones(len(keys), dtype=bool)
+    if audit_choice == "first":
+        keep[1:] = keys[1:] != keys[:-1]
+    else:
+        keep[:-1] = keys[1:] != keys[:-1]
+    return keep
+
+
+def stack_cells(
+    metrics: pd.DataFrame,
+    *,
+    by: str,
+    columns: Sequence[str],
+    periods: Sequence[int] | None = None,
+    overall: bool = True,
+    audit_choice: AuditChoice = "first",
+) -> IndicatorCells:
+    """Selected audits stacked once per (period, group) cell they belong to, and audits per cell.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        One row per audit with ``finess``, ``audit_date``, ``audit_id``, ``year``, ``by`` and
+        ``columns``; not mutated.
+    by : str
+        Grouping column; audits without a group are left out of the groups, not of ``"all"``.
+    columns : list of str
+        Columns of ``metrics`` carried into ``rows``.
+    periods, overall, audit_choice
+        As in :func:`cyberobs_lib.studies.indicators.compute_indicators`: the calendar years (None: every
+        year present), the period ``"all"``, the establishment's first or last audit of a period.
+
+    Returns
+    -------
+    IndicatorCells
+        ``rows`` as :func:`~cyberobs_lib.studies.indicators.select_audits` gives them per period, the
+        ``by`` groups of every period first, then the group ``"all"`` of every period; ``cell`` of each
+        row; ``index`` (``period``, ``group``) of each cell; ``n_audits`` per cell.
+
+    Notes
+    -----
+    One stable sort by ``finess, audit_date, audit_id`` serves every period (filtering a stably sorted
+    frame gives the stable sort of the filtered frame); an establishment's audits are then adjacent, so
+    its first (last) audit of a period is the first (last) of its run. A group named ``"all"`` is pooled
+    with the group ``"all"``, as a ``groupby`` on the labels would.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"finess": ["a", "a", "b"], "audit_id": ["1", "2", "3"], "year": [2024, 2024, 2024],
+    ...                   "audit_date": pd.to_datetime(["2024-01-01", "2024-05-01", "2024-02-01"]),
+    ...                   "family": ["CH", "CH", "EHPAD"], "n": [5, 7, 1]})
+    >>> c = stack_cells(m, by="family", columns=["n"], periods=[2024], overall=False)
+    >>> c.rows["n"].tolist(), c.cell.tolist(), c.index.tolist(), c.n_audits.tolist()
+    ([5, 1, 5, 1], [0, 1, 2, 2], [('2024', 'CH'), ('2024', 'EHPAD'), ('2024', 'all')], [2, 1, 3])
+    """
+    if audit_choice not in ("first", "last"):
+        raise ValueError(f"audit_choice must be 'first' or 'last', got {audit_choice!r}")
+    years = sorted(metrics[YEAR].dropna().unique().tolist()) if periods is None else list(periods)
+    ordered = metrics.sort_values([Audits.finess, Audits.audit_date, Audits.audit_id], kind="stable")
+    est = pd.factorize(ordered[Audits.finess])[0]
+    group, labels = pd.factorize(ordered[by].astype(object))  # -1: no group
+    merged, labels = pd.factorize(pd.Index([*labels, ALL], dtype=object))
+    n_groups, pooled = len(labels), merged[-1]
+    group = np.where(group >= 0, merged[np.maximum(group, 0)], -1)
+    year = ordered[YEAR]
+    period_labels, by_rows, by_cells, all_rows, all_cells, n_audits = [], [], [], [], [], []
+    for p, y in enumerate([*years, *([0] if overall else [])]):  # a few periods, not data rows
+        period_labels.append(str(y) if y else ALL)
+        pos = np.arange(len(ordered)) if not y else np.flatnonzero((year == y).to_numpy(bool, na_value=False))
+        grouped = group[pos][group[pos] >= 0]
+        n_audits.append(np.bincount(grouped, minlength=n_groups))
+        n_audits[-1][pooled] += len(pos)
+        chosen = pos[first_of_runs(est[pos], audit_choice)]
+        g = group[chosen]
+        by_rows.append(chosen[g >= 0])
+        by_cells.append(p * n_groups + g[g >= 0])
+        all_rows.append(chosen)
+        all_cells.append(np.full(len(chosen), p * n_groups + pooled))
+    rows = np.concatenate([*by_rows, *all_rows]).astype(np.intp)
+    cell, cells = pd.factorize(np.concatenate([*by_cells, *all_cells]).astype(np.int64))
+    index = pd.MultiIndex.from_arrays(
+        [pd.Index(period_labels, dtype=object)[cells // n_groups], labels[cells % n_groups]],
+        names=[PERIOD, GROUP],
+    )
+    counts = np.concatenate(n_audits)[cells] if len(cells) else np.zeros(0, dtype=np.int64)
+    frame = ordered[list(columns)].iloc[rows].reset_index(drop=True)
+    return IndicatorCells(frame, cell, index, pd.Series(counts, index=index, name="n_audits"))
+
+
+def rows_per_cell(cell: np.ndarray, n_cells: int) -> list[np.ndarray]:
+    """Row positions of each cell ``0 .. n_cells - 1``, each in row order (one stable sort by cell).
+
+    Examples
+    --------
+    >>> [a.tolist() for a in rows_per_cell(np.array([1, 0, 1, 2]), 3)]
+    [[1], [0, 2], [3]]
+    """
+    if n_cells == 0:
+        return []
+    order = np.argsort(cell, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(cell, minlength=n_cells))[:-1])
