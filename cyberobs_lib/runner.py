@@ -508,6 +508,7 @@ def run_study(
         "inputs": inputs,
         "rows": summary["rows"],
         "rejected_rows": summary["rejected"],
+        "catalogs": summary.get("catalogs"),
         "packages": _package_versions(),
         "code_version": _code_version(),
         "started": started.isoformat(timespec="seconds"),

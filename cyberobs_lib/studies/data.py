@@ -239,7 +239,9 @@ def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: d
 
     manifest = read_manifest(folder)
     present = [n for n in TABLES if n in manifest["tables"]]
-    accounting = _read_store(folder, "accounting") if "accounting" in manifest["tables"] else None
+    accounting = (
+        _contract_order(_read_store(folder, "accounting")) if "accounting" in manifest["tables"] else None
+    )
     # Findings from scanner exports are appended after those of findings.csv: only then does the
     # canonical order need every sort key (otherwise the rows of one audit are already in order).
     mixed = accounting is not None and bool(
@@ -262,6 +264,18 @@ def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: d
         summary=dict(manifest.get("ingest", {})),
         years=years,
     )
+
+
+def _contract_order(accounting: pd.DataFrame) -> pd.DataFrame:
+    """Accounting rows in the order of the flat path: the contract's files, then scanner exports.
+
+    (``ingest_large`` accounts for findings.csv last, after its chunks.)
+    """
+    from cyberobs_lib.schema import INPUT_FILES
+
+    rank = {name: i for i, name in enumerate(INPUT_FILES)}
+    key = accounting["table"].astype(str).map(lambda t: rank.get(t, len(rank)))
+    return accounting.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def _read_store(
