@@ -182,7 +182,7 @@ def load_study_data(
             tables=LazyTables(TABLES, read_flat),
             rejects=pd.read_parquet(folder / "rejects.parquet"),
             accounting=pd.read_csv(folder / "accounting.csv"),
-            violations=pd.read_csv(folder / "violations.csv", dtype={"row": "Int64"}),
+            violations=_read_violations(folder / "violations.csv"),
             summary=json.loads((folder / "ingest.json").read_text(encoding="utf-8")),
             years=wanted,
         )
@@ -208,6 +208,13 @@ def load_study_data(
         summary=result.summary,
         years=wanted,
     )
+
+
+def _read_violations(path: Path) -> pd.DataFrame:
+    """``violations.csv`` with its cells as text (a FINESS ``084846257`` keeps its leading zero)."""
+    frame = pd.read_csv(path, dtype=str)
+    frame["row"] = pd.to_numeric(frame["row"]).astype("Int64")
+    return frame
 
 
 def _keep_audits(frame: pd.DataFrame, name: str, audit_ids: set | None) -> pd.DataFrame:
