@@ -23,6 +23,7 @@ The result is the view ``src_<name>``: ``line``, ``ragged``, then one VARCHAR co
 
 from __future__ import annotations
 
+import bisect
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,90 +157,114 @@ def load_csv(con, name: str, path: Path, *, drop_blank_ragged: bool = True) -> C
     run(
         con,
         f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv({opts}, header=true, quote='\"', "
-        f"escape='\"', columns={spec}, store_rejects=true, rejects_table='rej_{name}', "
-        f"rejects_scan='rejscan_{name}')",
+        f"escape='\"', columns={spec}, store_rejects=true, rejects_table='rej_{name}', rejects_scan='rejscan_{name}')",
     )
-    src.records = con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
-    has_rej = con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rej_{name}'").fetchall()[
-        0
-    ][0]
+    src.records = run(con, f"SELECT count(*) FROM raw_{name}")[0][0]
+    has_rej = run(con, f"SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rej_{name}'")[0][0]
     rej = (
-        con.execute(
-            f"SELECT line, any_value(error_type), any_value(csv_line) FROM rej_{name} GROUP BY line ORDER BY line"
-        ).fetchall()
+        run(
+            con,
+            f"SELECT line, any_value(error_type), any_value(csv_line) FROM rej_{name} GROUP BY line "
+            "ORDER BY line",
+        )
         if has_rej
         else []
     )
     bad = [(line, kind) for line, kind, _ in rej if kind not in _RAGGED]
     if bad:
         raise ValueError(f"{path}: line {bad[0][0]} (logical): {bad[0][1]}; the DuckDB baseline stops here")
-    # one row per physical line: the empty ones are the lines the CSV reader skipped
-    scan = (
-        f"read_csv({_read_options(path, _LINE_SCAN_DELIM, encoding)}, header=false, quote='', escape='', "
-        f"columns={{'l': 'VARCHAR'}}, strict_mode=false)"
-    )
-    total, empty = con.execute(f"SELECT count(*), count(*) FILTER (WHERE l IS NULL) FROM {scan}").fetchall()[
-        0
-    ]
-    src.empty_lines = int(empty)
-    extra = total - 1 - src.records - len(rej) - empty
-    blanks: list[int] = []
-    if empty:
-        run(con, f"CREATE OR REPLACE TEMP TABLE lines_{name} AS SELECT l IS NULL AS e FROM {scan}")
-        blanks = [
-            r[0] for r in con.execute(f"SELECT rowid + 1 FROM lines_{name} WHERE e ORDER BY 1").fetchall()
-        ]
-        run(con, f"DROP TABLE lines_{name}")
+    blanks, wide, total = _line_scan(con, name, path, delimiter, encoding, width=len(columns))
+    src.empty_lines = len(blanks)
     multiline: dict[int, int] = {}
-    if extra > 0:  # quoted cells with line breaks: locate them by their newlines
+    if (
+        total - 1 - src.records - len(rej) - len(blanks) > 0
+    ):  # quoted cells with line breaks: find their newlines
         cat = " || ".join(f"coalesce({ident(c)}, '')" for c in columns)
-        rows = con.execute(
-            f"SELECT rowid, length({cat}) - length(replace({cat}, chr(10), '')) AS n FROM raw_{name} "
-            f"WHERE contains({cat}, chr(10))"
-        ).fetchall()
+        rows = run(
+            con,
+            f"SELECT rowid, length({cat}) - length(replace({cat}, chr(10), '')) FROM raw_{name} "
+            f"WHERE contains({cat}, chr(10))",
+        )
         multiline = {int(r): int(n) for r, n in rows}
     src.multiline = len(multiline)
     rejects = [(int(line), text.strip("\r\n").count("\n")) for line, _, text in rej]
-    if blanks or rejects or multiline:
-        segments, reject_phys = _segments(blanks, rejects, multiline, src.records)
-    else:
-        segments, reject_phys = [(0, 2)], {}
-    src.special = {"segments": len(segments), "rejected_lines": len(rej)}
-    seg = pd.DataFrame(segments, columns=["rid", "off"]).astype("int64")
-    con.register(f"seg_{name}_df", seg)
-    run(con, f"CREATE OR REPLACE TEMP TABLE seg_{name} AS SELECT * FROM seg_{name}_df")
-    con.unregister(f"seg_{name}_df")
-    # ragged records: padded or cut to the header's width, as the project's readers do
-    ragged_rows = []
+    segments, reject_phys = _segments(blanks, rejects, multiline, src.records)
+    src.special = {"segments": len(segments), "rejected_lines": len(rej), "wide_lines": len(wide)}
+    # DuckDB keeps records with extra *empty* trailing cells ("a,b,c,,"): the readers call them ragged
+    cut = _silently_cut(
+        wide, delimiter, len(columns), segments, set(reject_phys.values()), keep_blank=not drop_blank_ragged
+    )
+    ragged_rows = []  # records DuckDB rejected: padded or cut to the header's width, as the project's readers do
     for line, _, text in rej:
         cells = next(csv.reader([text.strip("\r\n")], delimiter=delimiter), [])
-        if not any(c.strip(WHITESPACE) for c in cells):
-            if drop_blank_ragged:
-                src.blank_ragged += 1
-                continue
-        cells = (cells + [""] * len(columns))[: len(columns)]
-        ragged_rows.append([reject_phys.get(int(line), int(line))] + cells)
-    src.ragged = len(ragged_rows)
+        if not any(c.strip(WHITESPACE) for c in cells) and drop_blank_ragged:
+            src.blank_ragged += 1
+            continue
+        ragged_rows.append([reject_phys[int(line)]] + (cells + [""] * len(columns))[: len(columns)])
+    src.ragged = len(ragged_rows) + len(cut)
+    _register(con, f"seg_{name}", pd.DataFrame(segments, columns=["rid", "off"]).astype("int64"))
+    _register(con, f"cut_{name}", pd.DataFrame({"rid": pd.Series(sorted(cut), dtype="int64")}))
     rag = pd.DataFrame(ragged_rows, columns=["line", *columns]).astype({"line": "int64"})
     rag[columns] = rag[columns].astype(object)
-    con.register(f"rag_{name}_df", rag)
+    _register(con, f"rag_{name}", rag, casts={c: "VARCHAR" for c in columns})
     col_list = ", ".join(ident(c) for c in columns)
-    casts = ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in columns)
-    run(con, f"CREATE OR REPLACE TEMP TABLE rag_{name} AS SELECT line, {casts} FROM rag_{name}_df")
-    con.unregister(f"rag_{name}_df")
+    cols_r = ", ".join("r." + ident(c) for c in columns)
+    flag = f"r.rid IN (SELECT rid FROM cut_{name})" if cut else "false"
     if len(segments) == 1:
-        body = f"SELECT rowid + {segments[0][1]} AS line, false AS ragged, {col_list} FROM raw_{name}"
+        line = f"r.rid + {segments[0][1]}"
+        frm = f"(SELECT rowid AS rid, * FROM raw_{name}) r"
     else:
-        body = (
-            f"SELECT r.rid + s.off AS line, false AS ragged, {', '.join('r.' + ident(c) for c in columns)} "
-            f"FROM (SELECT rowid AS rid, * FROM raw_{name}) r ASOF JOIN seg_{name} s ON r.rid >= s.rid"
-        )
-    run(
-        con,
-        f"CREATE OR REPLACE VIEW src_{name} AS {body} "
-        f"UNION ALL SELECT line, true AS ragged, {col_list} FROM rag_{name}",
-    )
+        line = "r.rid + s.off"
+        frm = f"(SELECT rowid AS rid, * FROM raw_{name}) r ASOF JOIN seg_{name} s ON r.rid >= s.rid"
+    run(con, f"CREATE OR REPLACE VIEW src_{name} AS SELECT {line} AS line, {flag} AS ragged, {cols_r} FROM {frm} "
+        f"UNION ALL SELECT line, true AS ragged, {col_list} FROM rag_{name}")  # fmt: skip
     return src
+
+
+def _line_scan(con, name: str, path: Path, delimiter: str, encoding: str, *, width: int):
+    """One row per physical line (no quoting): the empty lines (which the CSV reader skips), the lines with
+    more delimiters than the header (candidates for extra cells), and the number of lines."""
+    scan = (f"read_csv({_read_options(path, _LINE_SCAN_DELIM, encoding)}, header=false, quote='', escape='', "
+            "columns={'l': 'VARCHAR'}, strict_mode=false)")  # fmt: skip
+    d = sql_str(delimiter)
+    run(con, f"CREATE OR REPLACE TEMP TABLE lines_{name} AS SELECT l IS NULL AS e, CASE WHEN "
+        f"strlen(l) - strlen(replace(l, {d}, '')) > {width - 1} THEN l END AS wide FROM {scan}")  # fmt: skip
+    total = run(con, f"SELECT count(*) FROM lines_{name}")[0][0]
+    blanks = [r[0] for r in run(con, f"SELECT rowid + 1 FROM lines_{name} WHERE e ORDER BY 1")]
+    wide = run(
+        con, f"SELECT rowid + 1, wide FROM lines_{name} WHERE wide IS NOT NULL AND rowid > 0 ORDER BY 1"
+    )
+    run(con, f"DROP TABLE lines_{name}")
+    return blanks, wide, total
+
+
+def _silently_cut(
+    wide, delimiter: str, width: int, segments, rejected_lines: set[int], *, keep_blank: bool
+) -> set[int]:
+    """rowids of the kept records whose line has more cells than the header (all extra ones empty); blank
+    ones only with ``keep_blank`` (otherwise they stay blank records, dropped by the clean view)."""
+    starts = [s[0] + s[1] for s in segments]  # first line of each segment
+    cut = set()
+    for line, text in wide:
+        if line in rejected_lines:
+            continue
+        try:
+            cells = next(csv.reader([text.rstrip("\r")], delimiter=delimiter), [])
+        except csv.Error:
+            continue
+        if len(cells) > width and (keep_blank or any(c.strip(WHITESPACE) for c in cells)):
+            k = max(bisect.bisect_right(starts, line) - 1, 0)
+            cut.add(line - segments[k][1])
+    return cut
+
+
+def _register(con, name: str, frame: pd.DataFrame, *, casts: dict[str, str] | None = None) -> None:
+    """A temporary DuckDB table holding ``frame``."""
+    con.register(f"{name}_df", frame)
+    cols = ", ".join(f"CAST({ident(c)} AS {casts[c]}) AS {ident(c)}" if casts and c in casts else ident(c)
+                     for c in frame.columns)  # fmt: skip
+    run(con, f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols} FROM {name}_df")
+    con.unregister(f"{name}_df")
 
 
 def empty_source(con, name: str, columns: list[str]) -> None:
