@@ -111,6 +111,7 @@ _WORKER_CONTEXT: ChunkContext | None = None
 def _init_worker(ctx: ChunkContext) -> None:
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = ctx
+    pa.set_cpu_count(1)  # one process per core already: Arrow's own threads would only compete
 
 
 def _in_worker(number: int, table: pa.Table, lines: np.ndarray, ragged) -> ChunkResult:
@@ -124,7 +125,8 @@ class ChunkRunner:
     ----------
     ctx : ChunkContext
     workers : int
-        1: in this process. N > 1: N local worker processes (``spawn``; the context is sent once to each).
+        1: in this process. N > 1: N local worker processes (forked on Linux, spawned elsewhere; the
+        context is inherited or sent once to each).
     client : distributed.Client, optional
         Run on this Dask cluster instead (the context is broadcast once to every worker).
     """
@@ -139,9 +141,12 @@ class ChunkRunner:
         if client is not None:
             self._ctx_future = client.scatter(ctx, broadcast=True)
         elif workers > 1:
+            # fork where there is one: no re-import of the caller's __main__ (scripts without a main guard
+            # work) and the context is inherited, not pickled; the caller frees its big frames first
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
             self.pool = ProcessPoolExecutor(
                 max_workers=workers,
-                mp_context=mp.get_context("spawn"),
+                mp_context=mp.get_context(method),
                 initializer=_init_worker,
                 initargs=(ctx,),
             )

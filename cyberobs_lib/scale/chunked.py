@@ -12,6 +12,7 @@ reason codes), :func:`~cyberobs_lib.normalize.normalize_findings` and
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import tempfile
 import time
@@ -198,6 +199,16 @@ def ingest_large(
     acc_f = dict.fromkeys(("rows_read", "kept", "rejected", "duplicates", "skipped"), 0)
     n_findings, n_chunks = 0, 0
     with PartitionedWriter(out) as writer:
+        # the small tables go to disk first and leave memory before the chunks (and worker processes) start
+        t = time.perf_counter()
+        audits, years = tables["audits"], _years(tables["audits"])
+        for name in ("establishments", "audits", "hosts", "controls", "incidents", "protection"):
+            frame = tables.pop(name)
+            writer.append(name, add_year(frame, years=years) if "audit_id" in frame.columns else frame)
+            del frame
+        scan_findings = tables.pop(FINDINGS)
+        gc.collect()
+        secs["write_tables"] += time.perf_counter() - t
         if path.is_file():
             ctx = ChunkContext(
                 path=path,
@@ -205,10 +216,10 @@ def ingest_large(
                 known_audits=known,
                 perimeter=perimeter,
                 today=pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize(),
-                audits=tables["audits"][["audit_id", "finess", "audit_date"]],
+                audits=audits[["audit_id", "finess", "audit_date"]],
                 kev=_load(kev_path or _reference_file(dataset, _KEV_FILES), "kev"),
                 epss=_load(epss_path or _reference_file(dataset, _EPSS_FILES), "epss"),
-                years=_years(tables["audits"]),
+                years=years,
                 root=writer.tmp,
             )
             with ChunkRunner(ctx, workers=workers, client=client) as runner:
@@ -226,16 +237,9 @@ def ingest_large(
                     n_chunks += 1
             accounting.append({"source_file": path.name, "table": FINDINGS, **acc_f})
         t = time.perf_counter()
-        years = _years(tables["audits"])
-        scan_findings = tables[FINDINGS]
         if len(scan_findings):  # findings read from scans/ by ingest_dataset, already normalized
             writer.append(FINDINGS, add_year(scan_findings, years=years))
             n_findings += len(scan_findings)
-        for name in ("establishments", "audits", "hosts", "controls", "incidents", "protection"):
-            frame = tables[name]
-            if "audit_id" in frame.columns:
-                frame = add_year(frame, years=years)
-            writer.append(name, frame)
         rej = pd.concat([r for r in rejects if len(r)] or [rejects[0]], ignore_index=True)
         rej = rej.sort_values(["source_file", "row"], kind="stable").reset_index(drop=True)
         writer.append("rejects", rej.astype({"row": "Int64"}))
