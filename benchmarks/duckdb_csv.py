@@ -18,7 +18,7 @@ wrong number of cells are padded or cut to the header's width (as :func:`cyberob
 and :func:`cyberobs_lib.scale.csv_stream.read_csv_chunks` do) and flagged ``ragged``.
 
 The result is the view ``src_<name>``: ``line``, ``ragged``, then one VARCHAR column per header cell
-(lower-cased names), cells as in the file (not yet trimmed).
+(lower-cased names), cells trimmed of surrounding whitespace and NULL when empty, as the readers give them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,16 @@ WHITESPACE = (
     + "\u2028\u2029\u202f\u205f\u3000"
 )
 _RAGGED = ("TOO MANY COLUMNS", "MISSING COLUMNS")
+#: Python's ``str.isspace`` class minus the control separators: what pyarrow's ``utf8_trim_whitespace`` strips.
+_WS_CLASS = r"[\s\x{0b}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 _LINE_SCAN_DELIM = "\x1f"
+
+
+def clean_sql(cell: str) -> str:
+    """A cell as the project's readers give it: surrounding whitespace removed, empty → NULL (the costly
+    ``trim`` with a character set only where a cheap regular expression sees whitespace at an end)."""
+    rx = sql_str(f"^{_WS_CLASS}|{_WS_CLASS}$")
+    return f"CASE WHEN regexp_matches({cell}, {rx}) THEN NULLIF(trim({cell}, {sql_str(WHITESPACE)}), '') ELSE {cell} END"
 
 
 def sql_str(text: str) -> str:
@@ -152,55 +161,47 @@ def load_csv(con, name: str, path: Path, *, drop_blank_ragged: bool = True) -> C
     if len(set(columns)) != len(columns):
         raise ValueError(f"{path}: duplicate column names in the header {columns}")
     src = CsvSource(name, path, columns)
+    blanks, wide, total, odd = _line_scan(con, name, path, delimiter, encoding, width=len(columns))
     spec = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in columns) + "}"
-    opts = _read_options(path, delimiter, encoding)
-    run(
-        con,
-        f"CREATE OR REPLACE TABLE raw_{name} AS SELECT * FROM read_csv({opts}, header=true, quote='\"', "
-        f"escape='\"', columns={spec}, store_rejects=true, rejects_table='rej_{name}', rejects_scan='rejscan_{name}')",
-    )
+    cells = ", ".join(f"{clean_sql(ident(c))} AS {ident(c)}" for c in columns)
+    if odd:  # a quoted cell may hold line breaks: count them before trimming
+        raw = " || ".join(f"coalesce({ident(c)}, '')" for c in columns)
+        cells += f", strlen({raw}) - strlen(replace({raw}, chr(10), '')) AS __nl"
+    run(con, f"CREATE OR REPLACE TABLE raw_{name} AS SELECT {cells} FROM read_csv({_read_options(path, delimiter, encoding)}, "
+        f"header=true, quote='\"', escape='\"', columns={spec}, store_rejects=true, rejects_table='rej_{name}', "
+        f"rejects_scan='rejscan_{name}')")  # fmt: skip
     src.records = run(con, f"SELECT count(*) FROM raw_{name}")[0][0]
     has_rej = run(con, f"SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rej_{name}'")[0][0]
-    rej = (
-        run(
-            con,
-            f"SELECT line, any_value(error_type), any_value(csv_line) FROM rej_{name} GROUP BY line "
-            "ORDER BY line",
-        )
-        if has_rej
-        else []
+    query = (
+        f"SELECT line, any_value(error_type), any_value(csv_line) FROM rej_{name} GROUP BY line ORDER BY line"
     )
+    rej = run(con, query) if has_rej else []
     bad = [(line, kind) for line, kind, _ in rej if kind not in _RAGGED]
     if bad:
         raise ValueError(f"{path}: line {bad[0][0]} (logical): {bad[0][1]}; the DuckDB baseline stops here")
-    blanks, wide, total = _line_scan(con, name, path, delimiter, encoding, width=len(columns))
     src.empty_lines = len(blanks)
     multiline: dict[int, int] = {}
-    if (
-        total - 1 - src.records - len(rej) - len(blanks) > 0
-    ):  # quoted cells with line breaks: find their newlines
-        cat = " || ".join(f"coalesce({ident(c)}, '')" for c in columns)
-        rows = run(
-            con,
-            f"SELECT rowid, length({cat}) - length(replace({cat}, chr(10), '')) FROM raw_{name} "
-            f"WHERE contains({cat}, chr(10))",
-        )
-        multiline = {int(r): int(n) for r, n in rows}
+    if odd and total - 1 - src.records - len(rej) - len(blanks) > 0:  # records spanning lines: where
+        multiline = {
+            int(r): int(n) for r, n in run(con, f"SELECT rowid, __nl FROM raw_{name} WHERE __nl > 0")
+        }
     src.multiline = len(multiline)
     rejects = [(int(line), text.strip("\r\n").count("\n")) for line, _, text in rej]
     segments, reject_phys = _segments(blanks, rejects, multiline, src.records)
     src.special = {"segments": len(segments), "rejected_lines": len(rej), "wide_lines": len(wide)}
     # DuckDB keeps records with extra *empty* trailing cells ("a,b,c,,"): the readers call them ragged
-    cut = _silently_cut(
-        wide, delimiter, len(columns), segments, set(reject_phys.values()), keep_blank=not drop_blank_ragged
-    )
+    cut = _silently_cut(wide, delimiter, len(columns), segments, set(reject_phys.values()),
+                        keep_blank=not drop_blank_ragged)  # fmt: skip
     ragged_rows = []  # records DuckDB rejected: padded or cut to the header's width, as the project's readers do
     for line, _, text in rej:
-        cells = next(csv.reader([text.strip("\r\n")], delimiter=delimiter), [])
-        if not any(c.strip(WHITESPACE) for c in cells) and drop_blank_ragged:
+        cells = [
+            c.strip(WHITESPACE) or None
+            for c in next(csv.reader([text.strip("\r\n")], delimiter=delimiter), [])
+        ]
+        if not any(cells) and drop_blank_ragged:
             src.blank_ragged += 1
             continue
-        ragged_rows.append([reject_phys[int(line)]] + (cells + [""] * len(columns))[: len(columns)])
+        ragged_rows.append([reject_phys[int(line)]] + (cells + [None] * len(columns))[: len(columns)])
     src.ragged = len(ragged_rows) + len(cut)
     _register(con, f"seg_{name}", pd.DataFrame(segments, columns=["rid", "off"]).astype("int64"))
     _register(con, f"cut_{name}", pd.DataFrame({"rid": pd.Series(sorted(cut), dtype="int64")}))
@@ -223,19 +224,21 @@ def load_csv(con, name: str, path: Path, *, drop_blank_ragged: bool = True) -> C
 
 def _line_scan(con, name: str, path: Path, delimiter: str, encoding: str, *, width: int):
     """One row per physical line (no quoting): the empty lines (which the CSV reader skips), the lines with
-    more delimiters than the header (candidates for extra cells), and the number of lines."""
+    more delimiters than the header (candidates for extra cells), the number of lines, and whether a line
+    has an odd number of quotes (only then can a quoted cell span lines)."""
     scan = (f"read_csv({_read_options(path, _LINE_SCAN_DELIM, encoding)}, header=false, quote='', escape='', "
             "columns={'l': 'VARCHAR'}, strict_mode=false)")  # fmt: skip
     d = sql_str(delimiter)
     run(con, f"CREATE OR REPLACE TEMP TABLE lines_{name} AS SELECT l IS NULL AS e, CASE WHEN "
-        f"strlen(l) - strlen(replace(l, {d}, '')) > {width - 1} THEN l END AS wide FROM {scan}")  # fmt: skip
-    total = run(con, f"SELECT count(*) FROM lines_{name}")[0][0]
+        f"strlen(l) - strlen(replace(l, {d}, '')) > {width - 1} THEN l END AS wide, "
+        f"(strlen(l) - strlen(replace(l, '\"', ''))) % 2 = 1 AS odd FROM {scan}")  # fmt: skip
+    total, odd = run(con, f"SELECT count(*), count(*) FILTER (WHERE odd) FROM lines_{name}")[0]
     blanks = [r[0] for r in run(con, f"SELECT rowid + 1 FROM lines_{name} WHERE e ORDER BY 1")]
     wide = run(
         con, f"SELECT rowid + 1, wide FROM lines_{name} WHERE wide IS NOT NULL AND rowid > 0 ORDER BY 1"
     )
     run(con, f"DROP TABLE lines_{name}")
-    return blanks, wide, total
+    return blanks, wide, total, odd > 0
 
 
 def _silently_cut(

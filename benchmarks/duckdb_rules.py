@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from duckdb_csv import WHITESPACE, ident, run, sql_str
+from duckdb_csv import ident, run, sql_str
 
 from cyberobs_lib import registry
 from cyberobs_lib import schema as S
@@ -93,9 +93,7 @@ def register_reference(con, *, today: str) -> None:
         con.register(f"{name}_df", frame.astype(str))
         run(con, f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_df")
         con.unregister(f"{name}_df")
-    ws = sql_str(WHITESPACE)
     macros = [
-        f"clean(x) AS NULLIF(trim(x, {ws}), '')",
         "num(x) AS CASE WHEN contains(x, '_') THEN NULL ELSE TRY_CAST(x AS DOUBLE) END",
         # validate.parse_int: an integer, possibly written 12.0 or 1e3; not inf/nan
         "int_val(x) AS CASE WHEN isfinite(num(x)) AND num(x) = floor(num(x)) THEN TRY_CAST(num(x) AS BIGINT) END",
@@ -132,15 +130,13 @@ def register_reference(con, *, today: str) -> None:
 
 
 def clean_view(con, name: str, file_columns: list[str]) -> list[str]:
-    """``cln_<name>``: cells trimmed (Unicode whitespace), empty → NULL, contract columns absent from the
-    file added as NULL, blank records dropped (not the ragged ones: ``load_csv`` decided). Returns the column list (file order, then added ones)."""
+    """``cln_<name>``: the cells of ``src_<name>`` (already trimmed, empty → NULL), contract columns absent
+    from the file added as NULL, blank records dropped (not the ragged ones: ``load_csv`` decided).
+    Returns the column list (file order, then added ones)."""
     spec = S.INPUT_FILES[name]
     columns = list(file_columns) + [c for c in spec["required"] + spec["optional"] if c not in file_columns]
-    cells = ", ".join(
-        f"clean({ident(c)}) AS {ident(c)}" if c in file_columns else f"NULL::VARCHAR AS {ident(c)}"
-        for c in columns
-    )
-    blank = " AND ".join(f"clean({ident(c)}) IS NULL" for c in file_columns) or "true"
+    cells = ", ".join(ident(c) if c in file_columns else f"NULL::VARCHAR AS {ident(c)}" for c in columns)
+    blank = " AND ".join(f"{ident(c)} IS NULL" for c in file_columns) or "true"
     run(
         con,
         f"CREATE OR REPLACE VIEW cln_{name} AS SELECT line, ragged, {cells} FROM src_{name} WHERE ragged OR NOT ({blank})",
@@ -239,7 +235,7 @@ def check_controls(con, present: list[str], columns: list[str], *, fatal: bool) 
     rules = _head("controls", present)
     others = [ident(c) for c in columns if c not in ("audit_id", "control", "present")]
     body = f"""
-        WITH n AS (SELECT *, lower(trim(control, {sql_str(WHITESPACE)})) AS control_n,
+        WITH n AS (SELECT *, lower(control) AS control_n,
                           CASE WHEN in_vocab(lower(present), 'true') THEN true
                                WHEN in_vocab(lower(present), 'false') THEN false END AS present_b
                    FROM cln_controls),
@@ -268,7 +264,7 @@ def check_controls(con, present: list[str], columns: list[str], *, fatal: bool) 
 def check_incidents(con, present: list[str], columns: list[str], *, fatal: bool) -> list[Rule]:
     """``validate.check_incidents`` (``est_ref`` for the FINESS warning)."""
     rules = _head("incidents", present)
-    lw = "lower(trim({0}, " + sql_str(WHITESPACE) + "))"
+    lw = "lower({0})"
     body = f"""
         WITH n AS (SELECT *, fin_norm(finess) AS fin, zfill(category_code, 3) AS cat,
                           {lw.format("nature")} AS nature_l, {lw.format('"type"')} AS type_n,
@@ -318,7 +314,6 @@ def check_findings(con, present: list[str], columns: list[str], *, perimeter: bo
     ``host_not_in_perimeter`` warning.
     """
     rules = _head("findings", present)
-    ws = sql_str(WHITESPACE)
     norm = {"host": "host_n", "port": "port_i", "protocol": "protocol_n", "cvss_score": "score",
             "severity": "severity_n", "category": "category_n", "first_seen": "first_seen_d"}  # fmt: skip
     dup_cols = [norm.get(c, ident(c)) for c in columns]
@@ -331,12 +326,13 @@ def check_findings(con, present: list[str], columns: list[str], *, perimeter: bo
     perim_cols = "p.audit_id IS NOT NULL AS perim_audit, h.audit_id IS NOT NULL AS perim_host" if perimeter else (
         "false AS perim_audit, false AS perim_host")  # fmt: skip
     body = f"""
-        WITH n AS (SELECT *, lower(host) AS host_n, lower(protocol) AS protocol_n,
-                          lower(trim(severity, {ws})) AS severity_n, lower(trim(category, {ws})) AS category_n,
-                          int_val(port) AS port_v, flt_val(cvss_score) AS score_v, date_val(first_seen) AS first_seen_d
+        WITH n AS (SELECT *, lower(host) AS host_n, lower(protocol) AS protocol_n, lower(severity) AS severity_n,
+                          lower(category) AS category_n, num(port) AS port_d,
+                          num(replace(cvss_score, ',', '.')) AS score_d, date_val(first_seen) AS first_seen_d
                    FROM cln_findings),
-        j AS (SELECT n.*, CASE WHEN port_v BETWEEN 0 AND 65535 THEN port_v::INTEGER END AS port_i,
-                     CASE WHEN score_v BETWEEN 0 AND 10 THEN score_v END AS score,
+        j AS (SELECT n.*, CASE WHEN isfinite(port_d) AND port_d = floor(port_d) AND port_d BETWEEN 0 AND 65535
+                               THEN port_d::INTEGER END AS port_i,
+                     CASE WHEN NOT isnan(score_d) AND score_d BETWEEN 0 AND 10 THEN score_d END AS score,
                      a.audit_id IS NOT NULL AS aud_known, a.finess AS a_finess, a.year, {perim_cols}
               FROM n LEFT JOIN aud_f a ON n.audit_id = a.audit_id {perim_join})
         SELECT j.*, {_dup(dup_cols)} AS dup FROM j"""

@@ -107,6 +107,7 @@ def _planted_dataset(root: Path) -> Path:
         f(title="Same identity other title"),                             # kept as one (audit, fingerprint)
         f(title='"Quoted, with comma"', vuln_id="nessus:7"),              # kept, quoted cell
         f(host="10.9.9.9", vuln_id="nessus:8"),                           # host_not_in_perimeter (warning)
+        f(vuln_id="nessus:11\u00a0", service="\thttps"),                   # kept, cells stripped (NBSP, tab)
         f(port="", protocol="", vuln_id="nessus:9", cvss_vector="AV:N/AC:L/Au:N/C:P/I:P/A:P", severity=""),
         "", "a,b,c", ",,,,,,,,,,,", "   ",                               # empty, ragged, blank, blank ragged
         ",".join(f0) + ",",                                               # ragged: one extra (empty) cell
