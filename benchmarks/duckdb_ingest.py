@@ -10,8 +10,8 @@ accounting and violations. It is the "same work" baseline of ``bench_scale``'s i
 
 What differs from ``ingest_large`` (``tests/test_duckdb_baseline.py`` checks the rest):
 
-* ``fingerprint`` is an MD5 of the same canonical identity fields, not the library's BLAKE2b/SplitMix
-  value (same grouping, other hex string);
+* ``fingerprint`` is two DuckDB ``hash`` values of the same canonical identity fields, not the library's
+  BLAKE2b/SplitMix value (same grouping, other hex string);
 * exact duplicates are found over the whole file (``ingest_large``: within a chunk, which is the same
   for rows of known audits since an audit never straddles chunks);
 * CP1252 files are read as Latin-1 (they differ on 0x80-0x9F: €, œ, ’ …, text cells only);

@@ -8,9 +8,10 @@ The canonical columns of :func:`cyberobs_lib.ingest.ingest_dataset` / ``ingest_l
   finding categories from ``category_rules.csv`` — each computed once per distinct value in
   ``cve_map`` / ``title_map`` and joined back, as the library does — CVSS vectors scored once per
   distinct vector *in Python with the project's* :func:`~cyberobs_lib.normalize.cvss_severity`
-  (``cvss_map``), severity resolution, a fingerprint of the same identity fields (MD5 of
-  ``finess, host, port, protocol, vuln_key`` in their canonical forms: not the library's BLAKE2b
-  value), and the collapse of rows of one (audit, fingerprint).
+  (``cvss_map``), severity resolution, a fingerprint of the same identity fields (two DuckDB ``hash``
+  values of ``finess, host, port, protocol, vuln_key`` in their canonical forms, written as 32 hex
+  characters like the library's: not its BLAKE2b value), and the collapse of rows of one (audit,
+  fingerprint).
 """
 
 from __future__ import annotations
@@ -210,12 +211,14 @@ def findings_select(kept_sql: str, columns: list[str], maps: dict, *, kev_label:
                      coalesce(category_n, CASE least({", ".join(prio)}) {cats} END, 'other') AS category_c
               FROM k LEFT JOIN cvss_map cv ON k.cvss_vector = cv.vector
               LEFT JOIN cve_map cm ON {on} {" ".join(joins)}),
-        f AS (SELECT m.*, md5('finess=' || coalesce(upper(trim(a_finess)), '') || chr(31) || 'host='
-                     || coalesce(rtrim(host_n, '.'), '') || chr(31) || 'port=' || coalesce(port_i::VARCHAR, '')
-                     || chr(31) || 'protocol=' || coalesce(trim(protocol_n), '') || chr(31) || 'vuln_key='
-                     || coalesce(trim(vuln_key), '')) AS fingerprint FROM m),
-        d AS (SELECT f.*, row_number() OVER (PARTITION BY audit_id, fingerprint ORDER BY line) AS rn,
-                     count(*) OVER (PARTITION BY audit_id, fingerprint) - 1 AS n_duplicates FROM f)
+        p AS (SELECT m.*, coalesce(upper(trim(a_finess)), '') AS p_fin, coalesce(rtrim(host_n, '.'), '') AS p_host,
+                     coalesce(port_i::VARCHAR, '') AS p_port, coalesce(trim(protocol_n), '') AS p_proto,
+                     coalesce(trim(vuln_key), '') AS p_key FROM m),
+        f AS (SELECT p.*, hash(p_fin, p_host, p_port, p_proto, p_key) AS h1,
+                     hash('cyberobs-fp', p_fin, p_host, p_port, p_proto, p_key) AS h2 FROM p),
+        d AS (SELECT f.*, row_number() OVER w AS rn,
+                     count(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) - 1 AS n_duplicates
+              FROM f WINDOW w AS (PARTITION BY audit_id, h1, h2 ORDER BY line))
         SELECT audit_id, host_n AS host, port_i AS port, protocol_n AS protocol, service, vuln_id, cve_out AS cve,
                title, cvss_vector, coalesce(vec_score, score) AS cvss_score,
                coalesce(severity_n, severity_cvss) AS severity, category_c AS category, first_seen_d AS first_seen,
@@ -227,7 +230,8 @@ def findings_select(kept_sql: str, columns: list[str], maps: dict, *, kev_label:
                     ELSE 'unknown' END AS severity_source,
                coalesce(severity_cvss IS NOT NULL AND severity_n IS NOT NULL AND severity_cvss <> severity_n, false)
                    AS severity_mismatch,
-               vuln_key, fingerprint, n_duplicates::INTEGER AS n_duplicates, known_exploited, ransomware_use,
+               vuln_key, lower(lpad(to_hex(h1), 16, '0') || lpad(to_hex(h2), 16, '0')) AS fingerprint,
+               n_duplicates::INTEGER AS n_duplicates, known_exploited, ransomware_use,
                epss, epss_percentile, {sql_str(kev_label) if kev_label else "NULL::VARCHAR"} AS kev_catalog,
                {sql_str(epss_label) if epss_label else "NULL::VARCHAR"} AS epss_catalog, year
         FROM d WHERE rn = 1
