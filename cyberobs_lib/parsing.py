@@ -4,6 +4,7 @@ mask of the non-empty cells it could not parse (so that the validator reports th
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -21,6 +22,35 @@ _CVSS4_RE = re.compile(
 )
 
 
+def per_distinct(parse):
+    """Run a cell parser ``values -> (parsed, bad)`` once per distinct value and map back by codes.
+
+    A column of millions of cells holds a few thousand distinct ports, scores, dates or booleans: the
+    text work shrinks accordingly. Small or mostly distinct columns are parsed directly; either way the
+    result equals ``parse(values)`` (tested), with ``values``'s index and name. The direct parser is
+    ``wrapper.__wrapped__``.
+    """
+
+    @functools.wraps(parse)
+    def wrapper(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        values = pd.Series(values, copy=False)
+        if len(values) < 1000:
+            return parse(values)
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        if len(uniques) > len(values) // 4:
+            return parse(values)
+        probe = pd.Series(np.append(np.asarray(uniques, dtype=object), None), dtype=object, name=values.name)
+        parsed, bad = parse(probe)
+        codes = np.where(codes < 0, len(uniques), codes)
+        return (
+            pd.Series(parsed.array.take(codes), index=values.index, name=parsed.name),
+            pd.Series(bad.to_numpy(dtype=bool)[codes], index=values.index),
+        )
+
+    return wrapper
+
+
+@per_distinct
 def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse ISO 8601 (yyyy-mm-dd, optional time) and French dd/mm/yyyy dates.
 
@@ -36,6 +66,7 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, bad.astype(bool)
 
 
+@per_distinct
 def parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse integers written as text ("12", "12.0"); returns (Int64 values, bad mask)."""
     num = pd.to_numeric(values, errors="coerce")
@@ -44,6 +75,7 @@ def parse_int(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return num.where(ok).astype("Int64"), bad.astype(bool)
 
 
+@per_distinct
 def parse_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse decimals, accepting a comma decimal separator (French exports)."""
     text = values.astype("string").str.replace(",", ".", regex=False)
@@ -52,6 +84,7 @@ def parse_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return num, bad.astype(bool)
 
 
+@per_distinct
 def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse booleans: true/false, 1/0, oui/non, yes/no, vrai/faux (case-insensitive)."""
     low = values.astype("string").str.strip().str.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -143,3 +144,32 @@ def test_fast_and_fallback_csv_paths_agree(tmp_path, fixtures_dir):
         assert fast.lines.tolist() == slow.lines.tolist(), path.name
     simple = io_mod.read_table_csv(tmp_path / "simple.csv")
     assert simple.lines.tolist() == [2, 4, 6] and simple.frame["b"].tolist() == ["x", "y, z", "w"]
+
+
+@pytest.mark.parametrize("name", ["parse_dates", "parse_int", "parse_float", "parse_bool"])
+def test_cell_parsers_per_distinct_value_equal_direct_parsing(name):
+    import cyberobs_lib.parsing as P
+
+    parse = getattr(P, name)
+    cells = [
+        "2024-02-29",
+        "29/02/2023",
+        "2024-13-01",
+        "443",
+        "12.0",
+        "7,5",
+        "-3",
+        "oui",
+        "NON",
+        "x",
+        " 80 ",
+        None,
+    ]
+    rng = np.random.default_rng(4)
+    values = pd.Series(rng.choice(np.array(cells, dtype=object), size=5000), name="col")
+    values.index = values.index + 10  # a non-default index must be kept
+    got, bad = parse(values)
+    want, want_bad = parse.__wrapped__(values)
+    pd.testing.assert_series_equal(got, want)
+    pd.testing.assert_series_equal(bad, want_bad, check_names=False)
+    assert bad.any() and not bad.all()  # both valid and invalid cells were parsed
