@@ -315,3 +315,18 @@ def test_a_missing_group_counts_in_all_only(metrics):
     assert _row(out, "has_critical", "all", "2024").n_establishments == 5
     assert _row(out, "has_critical", "EHPAD", "2024").n_audits == 1
     assert _row(out, "has_critical", "all", "2024").n_audits == 6  # A1, A1b, A2, A3, A4, A5
+
+
+def test_audit_metrics_same_order_with_categorical_establishments_and_same_day_audits():
+    # Parquet gives categorical FINESS whose categories are not in text order; two audits of E1 on the
+    # same day are ordered by audit id ("A1b" < "A1c"), whatever the input order.
+    tables = _tables()
+    aud = pd.concat([tables["audits"], tables["audits"].iloc[[1]].assign(audit_id="A1c")], ignore_index=True)
+    aud = aud.iloc[::-1].reset_index(drop=True)
+    want = audit_metrics({**tables, "audits": aud})
+    cats = aud.assign(
+        finess=pd.Categorical(aud["finess"], categories=sorted(set(aud["finess"]), reverse=True))
+    )
+    got = audit_metrics({**tables, "audits": cats})
+    pd.testing.assert_frame_equal(got, want)
+    assert got["audit_id"].tolist()[:3] == ["A1", "A1b", "A1c"]

@@ -45,6 +45,46 @@ def first_of_runs(keys: np.ndarray, audit_choice: AuditChoice = "first") -> np.n
     return keep
 
 
+def _sort_key(values: pd.Series) -> np.ndarray:
+    """What ``sort_values`` compares: category codes for a categorical (missing last), else the values."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        return np.where(codes >= 0, codes, np.iinfo(np.int64).max)
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        day = values.to_numpy("datetime64[ns]").view(np.int64)
+        return np.where(day == np.iinfo(np.int64).min, np.iinfo(np.int64).max, day)  # NaT last
+    return np.asarray(values, dtype=object)
+
+
+def audit_order(frame: pd.DataFrame) -> np.ndarray:
+    """Row positions of ``frame`` sorted by ``finess, audit_date, audit_id``, as
+    ``sort_values(kind="stable")`` orders them.
+
+    Rows already in that order (the output of
+    :func:`~cyberobs_lib.studies.indicators.audit_metrics`) are recognised in one comparison pass of
+    adjacent rows instead of a sort; when the pass cannot decide (missing values, values that do not
+    compare), it is ``sort_values``.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"finess": ["b", "a", "a"], "audit_date": pd.to_datetime(["2024-01-01"] * 3),
+    ...                   "audit_id": ["3", "2", "1"]})
+    >>> audit_order(m).tolist(), audit_order(m.iloc[[2, 1, 0]]).tolist()
+    ([2, 1, 0], [0, 1, 2])
+    """
+    keys = [Audits.finess, Audits.audit_date, Audits.audit_id]
+    f, d, a = (_sort_key(frame[k]) for k in keys)
+    try:
+        ok = (f[:-1] < f[1:]) | (
+            (f[:-1] == f[1:]) & ((d[:-1] < d[1:]) | ((d[:-1] == d[1:]) & (a[:-1] <= a[1:])))
+        )
+        if bool(np.all(ok)):
+            return np.arange(len(frame))
+    except TypeError:  # missing or mixed values: let sort_values decide
+        pass
+    return frame[keys].reset_index(drop=True).sort_values(keys, kind="stable").index.to_numpy()
+
+
 def stack_cells(
     metrics: pd.DataFrame,
     *,
@@ -78,7 +118,7 @@ def stack_cells(
 
     Notes
     -----
-    One stable sort by ``finess, audit_date, audit_id`` serves every period (filtering a stably sorted
+    One stable sort by ``finess, audit_date, audit_id`` (:func:`audit_order`) serves every period (filtering a stably sorted
     frame gives the stable sort of the filtered frame); an establishment's audits are then adjacent, so
     its first (last) audit of a period is the first (last) of its run. A group named ``"all"`` is pooled
     with the group ``"all"``, as a ``groupby`` on the labels would.
@@ -95,7 +135,7 @@ def stack_cells(
     if audit_choice not in ("first", "last"):
         raise ValueError(f"audit_choice must be 'first' or 'last', got {audit_choice!r}")
     years = sorted(metrics[YEAR].dropna().unique().tolist()) if periods is None else list(periods)
-    ordered = metrics.sort_values([Audits.finess, Audits.audit_date, Audits.audit_id], kind="stable")
+    ordered = metrics.take(audit_order(metrics))
     est = pd.factorize(ordered[Audits.finess])[0]
     group, labels = pd.factorize(ordered[by].astype(object))  # -1: no group
     merged, labels = pd.factorize(pd.Index([*labels, ALL], dtype=object))

@@ -18,7 +18,16 @@ from scipy import stats
 from cyberobs_lib.schema import INDICATORS_COLUMNS, Audits, Controls, Establishments, Findings
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.stats.rates import poisson_exact_interval
-from cyberobs_lib.studies.cells import ALL, GROUP, PERIOD, YEAR, AuditChoice, rows_per_cell, stack_cells
+from cyberobs_lib.studies.cells import (
+    ALL,
+    GROUP,
+    PERIOD,
+    YEAR,
+    AuditChoice,
+    audit_order,
+    rows_per_cell,
+    stack_cells,
+)
 
 #: Enrichment column flagging a finding listed in the CISA KEV catalog.
 KNOWN_EXPLOITED = "known_exploited"
@@ -87,6 +96,38 @@ def _count_per_audit(audit_ids: pd.Series, flags: Mapping[str, np.ndarray]) -> p
     return pd.DataFrame({k: v[seen].astype("int64") for k, v in cols.items()}, index=index)
 
 
+def _in_text_order(aud: pd.DataFrame) -> pd.DataFrame:
+    """Audits in (finess, audit_date, audit_id as text) order when ``finess`` is categorical (Parquet),
+    so that the metrics merged from them are already in order and :func:`audit_order` only checks it.
+
+    Establishments are ranked once per category, dates as integers; the audit id only breaks the ties on
+    (establishment, date). Other inputs are returned as they are (the final sort orders them).
+    """
+    fin, dates = aud[Audits.finess], aud[Audits.audit_date]
+    if not (isinstance(fin.dtype, pd.CategoricalDtype) and pd.api.types.is_datetime64_dtype(dates.dtype)):
+        return aud
+    if fin.isna().any() or dates.isna().any():
+        return aud
+    try:
+        rank = np.empty(len(fin.cat.categories), dtype=np.int64)
+        rank[fin.cat.categories.argsort()] = np.arange(len(rank))
+    except TypeError:  # categories that do not compare
+        return aud
+    est = rank[fin.cat.codes.to_numpy()]
+    day = dates.to_numpy("datetime64[ns]").view(np.int64)
+    order = np.lexsort((day, est))
+    tie = (est[order][1:] == est[order][:-1]) & (day[order][1:] == day[order][:-1])
+    if tie.any():  # the same establishment on the same day: by audit id, within each run of ties
+        run = np.concatenate([[0], np.cumsum(~tie)])
+        inside = np.zeros(len(order), dtype=bool)
+        inside[1:] |= tie
+        inside[:-1] |= tie
+        pos = np.flatnonzero(inside)
+        ids = aud[Audits.audit_id].iloc[order[pos]].astype(str).to_numpy(dtype=object)
+        order[pos] = order[pos][np.lexsort((pd.factorize(ids, sort=True)[0], run[pos]))]
+    return aud.take(order)
+
+
 def audit_metrics(data: object) -> pd.DataFrame:
     """One row per audit with the counts and flags that every cohort indicator and test is built from.
 
@@ -149,9 +190,9 @@ def audit_metrics(data: object) -> pd.DataFrame:
     est_cols = [Establishments.finess, Establishments.family, Establishments.legal_status,
                 Establishments.region, Establishments.beds]  # fmt: skip
     est = est.reindex(columns=est_cols).drop_duplicates(Establishments.finess)
-    out = aud[[aid, Audits.finess, Audits.audit_date, Audits.hosts_in_scope]].merge(
-        est, on=Audits.finess, how="inner", validate="many_to_one"
-    )
+    aud = aud[[aid, Audits.finess, Audits.audit_date, Audits.hosts_in_scope]]
+    aud = aud.assign(**{Audits.audit_date: pd.to_datetime(aud[Audits.audit_date])})
+    out = _in_text_order(aud).merge(est, on=Audits.finess, how="inner", validate="many_to_one")
     out[aid] = out[aid].astype(str)
     out[Audits.audit_date] = pd.to_datetime(out[Audits.audit_date])
     out[YEAR] = out[Audits.audit_date].dt.year.astype("Int64")
@@ -167,7 +208,7 @@ def audit_metrics(data: object) -> pd.DataFrame:
     out[NO_PROTECTION] = _protection(data, out[aid])
     hosts = pd.to_numeric(out[Audits.hosts_in_scope], errors="coerce").astype(float)
     out["findings_per_host"] = out["n_findings"] / hosts.where(hosts > 0)
-    out = out.sort_values([Audits.finess, Audits.audit_date, aid], kind="stable").reset_index(drop=True)
+    out = out.take(audit_order(out)).reset_index(drop=True)  # by finess, audit_date, audit_id
     return out[list(METRICS_COLUMNS)]
 
 
