@@ -23,12 +23,13 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from cyberobs_lib import schema as S
+from cyberobs_lib.checks import RULES, TableCheck
 from cyberobs_lib.ingest import SORT_KEYS, _reference_file, ingest_dataset
 from cyberobs_lib.io import CsvRead, sha256_file
 from cyberobs_lib.scale.chunk_worker import ChunkContext, ChunkRunner
 from cyberobs_lib.scale.csv_stream import detect_csv, read_arrow_chunks
 from cyberobs_lib.scale.storage import PartitionedWriter, _year_of_audits, add_year
-from cyberobs_lib.validate import RULES, TableCheck, findings_rules, perimeter_index
+from cyberobs_lib.validate import findings_rules, perimeter_index
 
 FINDINGS = "findings"
 #: Catalog file patterns searched in ``DATASET/reference/`` (as ``ingest_dataset`` does).
