@@ -311,9 +311,10 @@ def _read_store(
     table = dataset.to_table(
         columns=list(dict.fromkeys(wanted + keys)), filter=year_filter(years) if partitioned else None
     )
-    if keys and table.num_rows:
-        table = table.take(pa.array(_stable_order(table, keys)))
-    return _to_pandas(table.select(wanted), categorical=CATEGORICAL_FINDINGS if name == "findings" else ())
+    order = pa.array(_stable_order(table, keys)) if keys and table.num_rows else None
+    arrays = {column: table.column(column) for column in wanted}
+    del table  # from here on, each column lives only in ``arrays`` until converted
+    return _to_pandas(arrays, order=order, categorical=CATEGORICAL_FINDINGS if name == "findings" else ())
 
 
 def _sort_rank(column: pa.ChunkedArray) -> np.ndarray:
@@ -350,18 +351,32 @@ def _pandas_type(arrow_type: pa.DataType):
     return None
 
 
-def _to_pandas(table: pa.Table, *, categorical: Sequence[str] = ()) -> pd.DataFrame:
-    """A DataFrame with the canonical types (:data:`TEXT`, ``Int64``, ``boolean``, :data:`_TYPES`);
-    the dictionary columns named in ``categorical`` as categoricals."""
-    fields = [
-        pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) and f.name not in categorical else f
-        for f in table.schema
-    ]
-    frame = table.cast(pa.schema(fields)).to_pandas(types_mapper=_pandas_type, self_destruct=True)
-    for name, dtype in _TYPES.items():
-        if name in frame.columns and not frame[name].isna().any():
-            frame[name] = frame[name].astype(dtype)
-    return frame
+def _to_pandas(
+    arrays: dict[str, pa.ChunkedArray], *, order: pa.Array | None = None, categorical: Sequence[str] = ()
+) -> pd.DataFrame:
+    """A DataFrame of the Arrow columns ``arrays`` (emptied as they are converted) with the canonical types
+    (:data:`TEXT`, ``Int64``, ``boolean``, :data:`_TYPES`), rows taken in ``order`` (None: as they are);
+    the dictionary columns named in ``categorical`` as categoricals.
+
+    Column by column, each Arrow column released once converted, and the memory freed in the Arrow
+    pool given back to the system (NumPy and pandas allocate outside it): the peak is about the frame
+    plus the Arrow columns not yet converted, not twice the frame.
+    """
+    names, columns = list(arrays), {}
+    for name in names:
+        column = arrays.pop(name)
+        if order is not None:
+            column = column.take(order)
+        if pa.types.is_dictionary(column.type) and name not in categorical:
+            column = column.cast(pa.large_string())  # pandas keeps Arrow text as large_string
+        series = pa.table({name: column}).to_pandas(types_mapper=_pandas_type)[name]
+        del column
+        dtype = _TYPES.get(name)
+        if dtype is not None and not series.isna().any():
+            series = series.astype(dtype)
+        columns[name] = series
+    pa.default_memory_pool().release_unused()
+    return pd.DataFrame(columns, columns=names, copy=False)
 
 
 def load_audit_metrics(data: StudyData) -> pd.DataFrame:
