@@ -37,7 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 from duckdb_csv import empty_source, load_csv, run, sql_str  # noqa: E402
-from duckdb_normalize import audits_reference, canonical_small, findings_maps, findings_select, kept  # noqa: E402
+from duckdb_normalize import (  # noqa: E402
+    audits_reference,
+    canonical_small,
+    findings_maps,
+    findings_select,
+    fingerprint_duplicates,
+    kept,
+)  # noqa: E402
 from duckdb_rules import (  # noqa: E402
     check_audits,
     check_controls,
@@ -199,6 +206,7 @@ def duckdb_ingest(
     kev, epss, kev_label, epss_label = _catalogs(dataset)
     kept_f = kept(err["findings"])
     maps = findings_maps(con, kept_f, clean_columns(con, "findings"), kev=kev, epss=epss)
+    fingerprint_duplicates(con, kept_f, maps["keys"])
     secs["maps"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -188,6 +188,33 @@ def findings_maps(con, kept_sql: str, columns: list[str], *, kev: pd.DataFrame |
     return {"keys": keys, "regex_fields": regex_fields, "rules": rules, "vectors": len(vectors)}
 
 
+def _parts(alias: str = "") -> list[str]:
+    """The canonical identity fields of ``normalize.fingerprint.canonical_parts`` (missing → '')."""
+    a = alias
+    return [f"coalesce(upper(trim({a}a_finess)), '')", f"coalesce(rtrim({a}host_n, '.'), '')",
+            f"coalesce({a}port_i::VARCHAR, '')", f"coalesce(trim({a}protocol_n), '')",
+            f"coalesce(trim({a}vuln_key), '')"]  # fmt: skip
+
+
+def _hashes(alias: str = "") -> str:
+    parts = ", ".join(_parts(alias))
+    return f"hash({parts}) AS h1, hash('cyberobs-fp', {parts}) AS h2"
+
+
+def fingerprint_duplicates(con, kept_sql: str, keys: list[str]) -> None:
+    """``fp_dup``: the rows of the (audit, fingerprint) groups met more than once — ``nd`` = rows collapsed
+    into the first one (kept), -1 for the others (dropped). A GROUP BY on the narrow keys, not a window
+    over the wide rows."""
+    on = " AND ".join(f"k.{c} IS NOT DISTINCT FROM cm.{c}" for c in keys)
+    run(con, f"""CREATE OR REPLACE TEMP TABLE fp_dup AS
+        WITH g AS (SELECT list(line ORDER BY line) AS lines
+                   FROM (SELECT k.line, k.audit_id, {_hashes("k.").replace("k.vuln_key", "cm.vuln_key")}
+                         FROM chk_findings k LEFT JOIN cve_map cm ON {on} WHERE {kept_sql})
+                   GROUP BY audit_id, h1, h2 HAVING count(*) > 1)
+        SELECT lines[1] AS line, len(lines) - 1 AS nd FROM g
+        UNION ALL SELECT unnest(lines[2:]) AS line, -1 AS nd FROM g""")  # fmt: skip
+
+
 def findings_select(kept_sql: str, columns: list[str], maps: dict, *, kev_label: str | None,
                     epss_label: str | None) -> str:  # fmt: skip
     """The canonical findings: joins to the maps, severity, category, fingerprint, duplicates collapsed."""
@@ -211,14 +238,9 @@ def findings_select(kept_sql: str, columns: list[str], maps: dict, *, kev_label:
                      coalesce(category_n, CASE least({", ".join(prio)}) {cats} END, 'other') AS category_c
               FROM k LEFT JOIN cvss_map cv ON k.cvss_vector = cv.vector
               LEFT JOIN cve_map cm ON {on} {" ".join(joins)}),
-        p AS (SELECT m.*, coalesce(upper(trim(a_finess)), '') AS p_fin, coalesce(rtrim(host_n, '.'), '') AS p_host,
-                     coalesce(port_i::VARCHAR, '') AS p_port, coalesce(trim(protocol_n), '') AS p_proto,
-                     coalesce(trim(vuln_key), '') AS p_key FROM m),
-        f AS (SELECT p.*, hash(p_fin, p_host, p_port, p_proto, p_key) AS h1,
-                     hash('cyberobs-fp', p_fin, p_host, p_port, p_proto, p_key) AS h2 FROM p),
-        d AS (SELECT f.*, row_number() OVER w AS rn,
-                     count(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) - 1 AS n_duplicates
-              FROM f WINDOW w AS (PARTITION BY audit_id, h1, h2 ORDER BY line))
+        f AS (SELECT m.*, {_hashes()} FROM m),
+        d AS (SELECT f.*, coalesce(fp.nd, 0) AS n_duplicates FROM f LEFT JOIN fp_dup fp ON f.line = fp.line
+              WHERE fp.line IS NULL OR fp.nd >= 0)
         SELECT audit_id, host_n AS host, port_i AS port, protocol_n AS protocol, service, vuln_id, cve_out AS cve,
                title, cvss_vector, coalesce(vec_score, score) AS cvss_score,
                coalesce(severity_n, severity_cvss) AS severity, category_c AS category, first_seen_d AS first_seen,
@@ -234,5 +256,5 @@ def findings_select(kept_sql: str, columns: list[str], maps: dict, *, kev_label:
                n_duplicates::INTEGER AS n_duplicates, known_exploited, ransomware_use,
                epss, epss_percentile, {sql_str(kev_label) if kev_label else "NULL::VARCHAR"} AS kev_catalog,
                {sql_str(epss_label) if epss_label else "NULL::VARCHAR"} AS epss_catalog, year
-        FROM d WHERE rn = 1
+        FROM d
         ORDER BY audit_id, host, port, protocol, vuln_id, source_row"""

@@ -155,8 +155,20 @@ def _head(name: str, present: list[str]) -> list[Rule]:
     return rules
 
 
-def _create(con, name: str, body: str, rules: list[Rule]) -> None:
-    run(con, f"CREATE OR REPLACE TEMP TABLE chk_{name} AS SELECT *, {mask_sql(rules)} AS mask FROM ({body})")
+def _create(con, name: str, body: str, rules: list[Rule], *, drop: tuple[str, ...] = ()) -> None:
+    keep = f"* EXCLUDE ({', '.join(drop)})" if drop else "*"
+    run(con, f"CREATE OR REPLACE TEMP TABLE chk_{name} AS SELECT {keep} FROM (SELECT *, {mask_sql(rules)} AS mask "
+        f"FROM ({body}))")  # fmt: skip
+
+
+def _mark_duplicates(con, name: str, cols: list[str], bit: int) -> None:
+    """Exact copies of an earlier row (same ``cols``): ``dup`` and the ``duplicate_row`` bit set afterwards.
+
+    A GROUP BY on the compared columns finds the few repeated groups; a window over every (wide) row would
+    sort them all.
+    """
+    run(con, f"UPDATE chk_{name} SET dup = true, mask = mask | {bit} WHERE line IN (SELECT unnest(list(line "
+        f"ORDER BY line)[2:]) FROM chk_{name} GROUP BY {', '.join(cols)} HAVING count(*) > 1)")  # fmt: skip
 
 
 def _dup(cols: list[str]) -> str:
@@ -335,7 +347,7 @@ def check_findings(con, present: list[str], columns: list[str], *, perimeter: bo
                      CASE WHEN NOT isnan(score_d) AND score_d BETWEEN 0 AND 10 THEN score_d END AS score,
                      a.audit_id IS NOT NULL AS aud_known, a.finess AS a_finess, a.year, {perim_cols}
               FROM n LEFT JOIN aud_f a ON n.audit_id = a.audit_id {perim_join})
-        SELECT j.*, {_dup(dup_cols)} AS dup FROM j"""
+        SELECT j.*, false AS dup FROM j"""
     rx = _cvss_regex()
     sep = SEPARATORS
     cve_ok = rf"(?i){sep}*(CVE-\d{{4}}-\d{{4,}}({sep}+CVE-\d{{4}}-\d{{4,}})*)?{sep}*"
@@ -353,7 +365,14 @@ def check_findings(con, present: list[str], columns: list[str], *, perimeter: bo
         Rule("duplicate_row", "vuln_id", "dup", "warning"),
         Rule("host_not_in_perimeter", "host", "perim_audit AND NOT perim_host", "warning"),
     ]  # fmt: skip
-    _create(con, "findings", body, rules)
+    raw = [
+        c
+        for c in ("host", "port", "protocol", "cvss_score", "severity", "category", "first_seen")
+        if c in columns
+    ]
+    _create(con, "findings", body, rules, drop=(*map(ident, raw), "port_d", "score_d", "aud_known", "perim_audit",
+                                                "perim_host"))  # fmt: skip
+    _mark_duplicates(con, "findings", dup_cols, 1 << [r.code for r in rules].index("duplicate_row"))
     return rules
 
 
