@@ -80,6 +80,24 @@ def test_partitioned_store_reads_like_the_flat_folder(stores):
     assert part.summary == manifest["ingest"] and part.summary["rows"] == flat.summary["rows"]
 
 
+def test_findings_from_scanner_exports_keep_the_canonical_order(tmp_path):
+    """One audit with rows in findings.csv and a Nessus export: ``ingest_large`` appends the scanner rows
+    after the chunks, the reader sorts by every key and gives the flat order back."""
+    dataset = tmp_path / "mixed"
+    shutil.copytree(DEMO, dataset)
+    audit = pd.read_csv(DEMO / "audits.csv", dtype=str)["audit_id"].iloc[0]
+    (dataset / "scans" / audit).mkdir(parents=True)
+    shutil.copy(PROJECT_DIR / "tests" / "fixtures" / "scans" / "small.nessus", dataset / "scans" / audit)
+    write_canonical(ingest_dataset(dataset, today=TODAY), tmp_path / "flat")
+    ingest_large(dataset, tmp_path / "part", today=TODAY, chunk_rows=2000)
+    flat = load_study_data(tmp_path / "flat").findings
+    part = load_study_data(tmp_path / "part").findings
+    scanned = flat["source_file"].astype(str).str.startswith("scans/")
+    assert scanned.any() and (flat.loc[scanned, "audit_id"] == audit).all()
+    common = [c for c in flat.columns if c in part.columns]  # ingest_large keeps the columns of its chunks
+    _assert_same(flat[common], part[common])
+
+
 def test_tables_are_read_on_first_access_only(stores):
     data = load_study_data(stores["partitioned"], columns={"findings": METRICS_FINDINGS})
     assert data.tables.loaded() == []

@@ -319,8 +319,6 @@ def _read_store(
 
 def _sort_rank(column: pa.ChunkedArray) -> np.ndarray:
     """Integer ranks giving the order of ``column`` (code-point order of text, missing values last)."""
-    import pyarrow.compute as pc
-
     if pa.types.is_dictionary(column.type):
         column = column.unify_dictionaries()
         values = column.chunk(0).dictionary.to_numpy(zero_copy_only=False) if column.num_chunks else []
@@ -329,8 +327,8 @@ def _sort_rank(column: pa.ChunkedArray) -> np.ndarray:
         rank[-1] = len(values)
         codes = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks]
         return rank[np.concatenate(codes) if codes else np.array([], dtype=np.int64)]
-    ranked = pc.rank(column, sort_keys="ascending", null_placement="at_end", tiebreaker="dense")
-    return ranked.to_numpy().astype(np.int64)
+    codes, uniques = pd.factorize(column.to_pandas(), sort=True, use_na_sentinel=True)
+    return np.where(codes < 0, len(uniques), codes).astype(np.int64)
 
 
 def _stable_order(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
