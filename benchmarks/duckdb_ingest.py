@@ -200,19 +200,23 @@ def duckdb_ingest(
         if name == "audits":
             audits_reference(con, err[name], fatal=fatal)
     violations += _hosts_disagree(con, files)
+    findings_columns = clean_columns(con, "findings")
+    for name in TABLES:  # the checked tables hold everything from now on: free the loaded cells
+        run(
+            con,
+            f"DROP VIEW IF EXISTS cln_{name}; DROP VIEW IF EXISTS src_{name}; DROP TABLE IF EXISTS raw_{name}",
+        )
     secs["check"] = time.perf_counter() - t
 
     t = time.perf_counter()
     kev, epss, kev_label, epss_label = _catalogs(dataset)
     kept_f = kept(err["findings"])
-    maps = findings_maps(con, kept_f, clean_columns(con, "findings"), kev=kev, epss=epss)
+    maps = findings_maps(con, kept_f, findings_columns, kev=kev, epss=epss)
     fingerprint_duplicates(con, kept_f, maps["keys"])
     secs["maps"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    select = findings_select(
-        kept_f, clean_columns(con, "findings"), maps, kev_label=kev_label, epss_label=epss_label
-    )
+    select = findings_select(kept_f, findings_columns, maps, kev_label=kev_label, epss_label=epss_label)
     _copy(con, select, stage / "findings", partitioned=True)
     secs["findings"] = time.perf_counter() - t
 

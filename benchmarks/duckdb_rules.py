@@ -164,11 +164,15 @@ def _create(con, name: str, body: str, rules: list[Rule], *, drop: tuple[str, ..
 def _mark_duplicates(con, name: str, cols: list[str], bit: int) -> None:
     """Exact copies of an earlier row (same ``cols``): ``dup`` and the ``duplicate_row`` bit set afterwards.
 
-    A GROUP BY on the compared columns finds the few repeated groups; a window over every (wide) row would
-    sort them all.
+    A GROUP BY on a 64-bit hash of the compared columns finds the candidate groups, a GROUP BY on the
+    columns themselves (candidates only) confirms them; a window over every (wide) row would sort them all.
     """
+    key = f"hash({', '.join(cols)})"
+    run(con, f"CREATE OR REPLACE TEMP TABLE dupkey_{name} AS SELECT {key} AS h FROM chk_{name} GROUP BY h "
+        "HAVING count(*) > 1")  # fmt: skip
     run(con, f"UPDATE chk_{name} SET dup = true, mask = mask | {bit} WHERE line IN (SELECT unnest(list(line "
-        f"ORDER BY line)[2:]) FROM chk_{name} GROUP BY {', '.join(cols)} HAVING count(*) > 1)")  # fmt: skip
+        f"ORDER BY line)[2:]) FROM chk_{name} WHERE {key} IN (SELECT h FROM dupkey_{name}) "
+        f"GROUP BY {', '.join(cols)} HAVING count(*) > 1)")  # fmt: skip
 
 
 def _dup(cols: list[str]) -> str:
