@@ -5,15 +5,18 @@ row rules (:mod:`duckdb_rules`, same reason codes and order as :mod:`cyberobs_li
 rows with every rule they break (one reject per input row, physical line numbers: :mod:`duckdb_csv`),
 collapses exact duplicates and duplicates of one (audit, fingerprint), normalizes and enriches
 (:mod:`duckdb_normalize`), and writes the canonical tables as year-partitioned zstd Parquet with rejects,
-accounting and violations. It is the "same work" baseline of ``bench_scale``'s ingest stage; the old
-``stage_duckdb_ingest`` (CSV → Parquet, no rule) is a floor.
+accounting and violations. It is the "same work" baseline of ``bench_scale``'s ingest stage
+(``scale_stages.stage_duckdb_ingest_same``); ``scale_stages.stage_duckdb_load`` (CSV → Parquet, no rule)
+is a floor.
 
 What differs from ``ingest_large`` (``tests/test_duckdb_baseline.py`` checks the rest):
 
 * ``fingerprint`` is two DuckDB ``hash`` values of the same canonical identity fields, not the library's
   BLAKE2b/SplitMix value (same grouping, other hex string);
 * exact duplicates are found over the whole file (``ingest_large``: within a chunk, which is the same
-  for rows of known audits since an audit never straddles chunks);
+  for rows of known audits since an audit never straddles chunks); findings are sorted by
+  ``ingest.SORT_KEYS`` over the whole table (``ingest_large``: within each chunk; the same order for a file
+  sorted by audit, as generated ones are), and ``findings.csv`` need not be grouped by audit;
 * CP1252 files are read as Latin-1 (they differ on 0x80-0x9F: €, œ, ’ …, text cells only);
 * ``scanner_severity`` columns and scanner exports (``scans/``) are not read;
 * CVE ids and CVE-list checks accept ASCII digits only (Python's ``\\d`` also takes other scripts' digits).
@@ -44,7 +47,7 @@ from duckdb_normalize import (  # noqa: E402
     findings_select,
     fingerprint_duplicates,
     kept,
-)  # noqa: E402
+)
 from duckdb_rules import (  # noqa: E402
     check_audits,
     check_controls,
@@ -54,6 +57,7 @@ from duckdb_rules import (  # noqa: E402
     check_incidents,
     clean_view,
     error_bits,
+    register_reference,
 )
 
 from cyberobs_lib import schema as S  # noqa: E402
@@ -157,8 +161,6 @@ def duckdb_ingest(
     for setting in (f"memory_limit='{memory_limit}'", f"threads={int(threads)}", "preserve_insertion_order=true",
                     f"temp_directory={sql_str(str(stage / '_spill'))}"):  # fmt: skip
         run(con, f"SET {setting}")
-    from duckdb_rules import register_reference
-
     register_reference(con, today=today)
     files: dict[str, list[str] | None] = {}
     csv_info = {}
