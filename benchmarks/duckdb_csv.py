@@ -144,7 +144,7 @@ def load_csv(con, name: str, path: Path, *, drop_blank_ragged: bool = True) -> C
         The CSV file (UTF-8 with or without BOM, or CP1252 read as Latin-1; ``,``/``;``/tab separators).
     drop_blank_ragged : bool
         Whitespace-only lines with a wrong number of cells: dropped as blank records (True, as
-        ``read_table_csv``) or rejected as ragged (False, as ``read_csv_chunks`` does for findings).
+        ``read_table_csv`` and ``read_csv_chunks``) or rejected as ragged (False).
 
     Returns
     -------

@@ -167,7 +167,7 @@ def duckdb_ingest(
     for name in TABLES:
         path = dataset / f"{name}.csv"
         if path.is_file():
-            src = load_csv(con, name, path, drop_blank_ragged=name != "findings")
+            src = load_csv(con, name, path)
             files[name] = src.columns
             csv_info[name] = {k: getattr(src, k) for k in ("records", "ragged", "empty_lines", "multiline")}
         else:

@@ -79,13 +79,15 @@ def _read_fast(text: str, delimiter: str) -> tuple[pd.DataFrame, list[int], list
     import pyarrow.csv as pacsv
 
     data = text.encode("utf-8")
+    # every column as text: a column of digits must keep its leading zeros (FINESS 010000024)
+    names = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")], delimiter=delimiter), [])
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(autogenerate_column_names=False, use_threads=True),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=None,
+                column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
                 auto_dict_encode=False,
@@ -107,12 +109,11 @@ def _read_fast(text: str, delimiter: str) -> tuple[pd.DataFrame, list[int], list
     nonblank = np.flatnonzero((length > 0) & ~cr_only)  # the lines pyarrow reads (it skips empty ones)
     if len(nonblank) - 1 != table.num_rows:
         return None
+    if not all(pa.types.is_string(t) for t in table.schema.types):
+        return None  # a header pyarrow names otherwise: the csv module reads it as text
     columns = {}
     for name in header:
-        col = table.column(name)
-        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
-            col = pc.cast(col, pa.string())
-        col = pc.utf8_trim_whitespace(col)
+        col = pc.utf8_trim_whitespace(table.column(name))
         columns[name.strip().lower()] = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
     if not any(columns):
         return None

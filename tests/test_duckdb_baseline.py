@@ -109,7 +109,7 @@ def _planted_dataset(root: Path) -> Path:
         f(host="10.9.9.9", vuln_id="nessus:8"),                           # host_not_in_perimeter (warning)
         f(vuln_id="nessus:11\u00a0", service="\thttps"),                   # kept, cells stripped (NBSP, tab)
         f(port="", protocol="", vuln_id="nessus:9", cvss_vector="AV:N/AC:L/Au:N/C:P/I:P/A:P", severity=""),
-        "", "a,b,c", ",,,,,,,,,,,", "   ",                               # empty, ragged, blank, blank ragged
+        "", "a,b,c", ",,,,,,,,,,,", "   ",                               # empty, ragged, blank, blank (spaces)
         ",".join(f0) + ",",                                               # ragged: one extra (empty) cell
     ])  # fmt: skip
     _insert(fnd, -1, [f(audit_id="NO-SUCH-AUDIT"), f(audit_id="A999999-01", host="10.0.0.1")])
@@ -281,9 +281,8 @@ def test_violations_fixture_rejects_like_ingest_dataset(fixtures_dir, tmp_path):
     assert got["rows"] == {k: len(v) for k, v in ref.tables.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="cyberobs_lib.io._read_fast lets pyarrow infer column types: an "
-                   "all-digit FINESS column loses its leading zero (010000024 -> 10000024) and is rejected")  # fmt: skip
 def test_all_numeric_finess_column_keeps_its_zeros(tmp_path):
+    # was a library bug (io._read_fast let pyarrow infer an all-digit FINESS column as integers)
     dataset = tmp_path / "d"
     generate_dataset(dataset, seed=3, scale=DemoScale(establishments=30, years=(2024, 2025)))
     finess = pd.read_csv(dataset / "establishments.csv", dtype=str)["finess"]

@@ -246,6 +246,27 @@ def test_read_csv_chunks_keeps_audits_whole_and_lines_exact(tmp_path):
     assert [c[2] for c in chunks] == [[], [(6, "a2;h2;extra")], []]
 
 
+def test_read_csv_chunks_reads_every_cell_as_text_and_blank_lines_as_blank(tmp_path):
+    path = tmp_path / "f.csv"
+    # a column of digits with leading zeros, then a whitespace-only line (blank, not ragged) before line 5
+    path.write_text("audit_id,port,host\n007,0443,h1\n007,0022,h2\n   \n008,abc,h3\n", encoding="utf-8")
+    (frame, lines, ragged), *rest = list(read_csv_chunks(path, chunk_rows=10))
+    assert rest == [] and ragged == []
+    assert frame["audit_id"].tolist() == ["007", "007", "008"]
+    assert frame["port"].tolist() == ["0443", "0022", "abc"]
+    assert lines.tolist() == [2, 3, 5]
+
+
+def test_read_table_csv_keeps_leading_zeros_of_digit_columns(tmp_path):
+    from cyberobs_lib.io import read_table_csv
+
+    path = tmp_path / "establishments.csv"
+    path.write_text("finess,beds\n010000024,0012\n750000001,30\n", encoding="utf-8")
+    read = read_table_csv(path)
+    assert read.frame["finess"].tolist() == ["010000024", "750000001"]
+    assert read.frame["beds"].tolist() == ["0012", "30"]
+
+
 def test_ingest_large_refuses_ungrouped_findings(tmp_path):
     dataset = tmp_path / "d"
     generate_dataset(dataset, seed=3, scale=DemoScale(establishments=30, years=(2024, 2025)))

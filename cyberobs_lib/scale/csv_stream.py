@@ -7,6 +7,7 @@ cells and the same physical line numbers as the in-memory reader.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def detect_csv(path: Path) -> tuple[str, str, list[str]]:
     first = text.split("\n", 1)[0].rstrip("\r")
     delimiter = _sniff_delimiter(first)
     return encoding, delimiter, [c.strip() for c in first.split(delimiter)]
+
+
+def _header(path: Path, encoding: str, delimiter: str) -> list[str]:
+    """The header's cells as pyarrow names them (quotes removed, not stripped)."""
+    with path.open(encoding="utf-8-sig" if encoding == "utf8" else "cp1252", newline="") as fh:
+        return next(csv.reader(fh, delimiter=delimiter), [])
 
 
 def read_csv_chunks(
@@ -82,8 +89,9 @@ def read_arrow_chunks(
     texts: dict[int, str] = {}
 
     def _bad(row) -> str:
-        skipped.append(int(row.number))
-        texts[int(row.number)] = row.text
+        skipped.append(int(row.number))  # every skipped line counts for the line numbers after it
+        if row.text.strip():  # a whitespace-only line is blank (read_table_csv drops it), not ragged
+            texts[int(row.number)] = row.text
         return "skip"
 
     reader = pacsv.open_csv(
@@ -91,9 +99,11 @@ def read_arrow_chunks(
         read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24, encoding=encoding),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=_bad,
                                           ignore_empty_lines=False),
+        # every column as text, never inferred from the first block: leading zeros kept, and a bad
+        # cell after the first block is a rule violation, not a conversion error
         convert_options=pacsv.ConvertOptions(
-            column_types={}, strings_can_be_null=False, quoted_strings_can_be_null=False,
-            auto_dict_encode=False,
+            column_types=dict.fromkeys(_header(path, encoding, delimiter), pa.string()),
+            strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False,
         ),
     )  # fmt: skip
     names = [n.strip().lower() for n in reader.schema.names]
@@ -146,8 +156,9 @@ def read_arrow_chunks(
         pos = table[_LINE].to_numpy()
         lines = pos + 2 + np.searchsorted(adjusted, pos, side="right")
         last = int(lines.max()) if len(lines) else 0
-        ragged = [(int(x), texts.pop(int(x))) for x in s[used_skips:] if x <= last]
-        used_skips += len(ragged)
+        done = [int(x) for x in s[used_skips:] if x <= last]
+        used_skips += len(done)
+        ragged = [(x, texts.pop(x)) for x in done if x in texts]
         return table.drop_columns([_LINE]), lines.astype(np.int64), ragged
 
     for whole in reader:
@@ -163,8 +174,8 @@ def read_arrow_chunks(
     table = _flush(final=True)
     if table is not None:
         table, lines, ragged = _emit(table)
-        ragged += [(x, texts.pop(x)) for x in sorted(skipped)[used_skips:]]
+        ragged += [(x, texts.pop(x)) for x in sorted(skipped)[used_skips:] if x in texts]
         yield table, lines, ragged
-    elif skipped[used_skips:]:
+    elif texts:
         empty = pa.table({n: pa.array([], pa.string()) for n in names})
-        yield empty, np.zeros(0, dtype=np.int64), [(x, texts.pop(x)) for x in sorted(skipped)]
+        yield empty, np.zeros(0, dtype=np.int64), [(x, texts.pop(x)) for x in sorted(texts)]
