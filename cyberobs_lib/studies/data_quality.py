@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+
 import pandas as pd
 
+from cyberobs_lib.studies.data import AUDIT_TABLES, FLAT, PARTITIONED, LazyTables, canonical_format
 from cyberobs_lib.validate import RULES
 
 
@@ -57,9 +62,63 @@ def violations_by_rule(violations: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def table_overview(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Rows and columns of each canonical table."""
-    return pd.DataFrame([{"table": n, "rows": len(t), "columns": t.shape[1]} for n, t in tables.items()])
+def table_overview(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows and columns of each canonical table.
+
+    For the lazy tables of :func:`~cyberobs_lib.studies.data.load_study_data` read from a partitioned
+    store or a canonical folder, tables not read yet are counted from their Parquet metadata (row counts
+    of the files, with the same year and column selection as the read), never read: the same table as
+    ``len(frame)`` and ``frame.shape[1]``, without reading 10^7 findings to count them.
+    """
+    rows = []
+    for name in tables:
+        shape = _shape_without_reading(tables, name)
+        if shape is None:
+            frame = tables[name]
+            shape = (len(frame), frame.shape[1])
+        rows.append({"table": name, "rows": shape[0], "columns": shape[1]})
+    return pd.DataFrame(rows)
+
+
+def _shape_without_reading(tables: Mapping[str, pd.DataFrame], name: str) -> tuple[int, int] | None:
+    """``(rows, columns)`` of a lazy table not read yet, from file metadata; None when it must be read.
+
+    Knows the two readers of ``load_study_data`` (store: ``folder``, ``years``, ``columns``; flat folder:
+    ``folder``, ``cols``, ``audit_ids``) through the variables of their ``read`` function; anything
+    else (a plain dict, a table already read, a flat folder filtered by year) is counted from the frame.
+    """
+    if not isinstance(tables, LazyTables) or name in tables.loaded():
+        return None
+    try:
+        found = inspect.getclosurevars(tables._read).nonlocals
+    except (TypeError, AttributeError):
+        return None
+    folder = found.get("folder")
+    if not isinstance(folder, Path):
+        return None
+    kind = canonical_format(folder)
+    if kind == PARTITIONED and {"years", "columns"} <= found.keys():
+        from cyberobs_lib.scale.storage import YEAR, open_partitioned, year_filter
+
+        dataset = open_partitioned(folder, name)
+        names = [c for c in dataset.schema.names if c != YEAR]
+        wanted = found["columns"].get(name, names)
+        if any(c not in names for c in wanted):
+            return None  # the read raises the error
+        years = found["years"] if YEAR in dataset.schema.names else None
+        return dataset.count_rows(filter=year_filter(years)), len(wanted)
+    if kind == FLAT and {"cols", "audit_ids"} <= found.keys():
+        if found["audit_ids"] is not None and name in AUDIT_TABLES:
+            return None  # rows of some years only: known after reading audit_id
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(folder / f"{name}.parquet")
+        names = [c for c in meta.schema.to_arrow_schema().names if not c.startswith("__index_level_")]
+        wanted = found["cols"].get(name, names)
+        if any(c not in names for c in wanted):
+            return None
+        return meta.num_rows, len(wanted)
+    return None
 
 
 def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
