@@ -254,3 +254,53 @@ def test_plot_survival_returns_axes(aml):
     assert len(ax.get_lines()) == 2 and len(ax.collections) == 2
     assert ax.get_ylabel() == "share still open"
     plt.close(ax.figure)
+
+
+@pytest.fixture
+def many_ties() -> pd.DataFrame:
+    """Thousands of findings on few distinct (days, fixed, group) rows, as audit intervals give."""
+    rng = np.random.default_rng(7)
+    n = 6000
+    return pd.DataFrame(
+        {
+            "days": rng.choice([0, 30, 91, 182, 183, 365, 400], size=n).astype(float),
+            "fixed": rng.integers(0, 2, size=n),
+            "family": rng.choice(["CH", "CHU", "EHPAD", "Clinique"], size=n),
+        }
+    )
+
+
+def test_kaplan_meier_on_distinct_rows_equals_lifelines_on_every_row(many_ties):
+    from lifelines import KaplanMeierFitter
+
+    got = kaplan_meier(many_ties, duration="days", event="fixed", group="family")
+    for family, part in many_ties.groupby("family"):
+        km = KaplanMeierFitter().fit(part["days"], part["fixed"].astype(bool))
+        mine = got[got["group"] == family]
+        np.testing.assert_array_equal(mine["survival"], km.survival_function_.iloc[:, 0])
+        np.testing.assert_array_equal(mine["ci_low"], km.confidence_interval_.iloc[:, 0])
+        for column, theirs in [("at_risk", "at_risk"), ("events", "observed"), ("censored", "censored")]:
+            assert mine[column].dtype == km.event_table[theirs].dtype  # integers, not weights
+            np.testing.assert_array_equal(mine[column], km.event_table[theirs])
+    med = median_survival(many_ties, duration="days", event="fixed", group="family")
+    assert med["n"].tolist() == many_ties.groupby("family").size().tolist()
+
+
+def test_logrank_on_distinct_rows_equals_lifelines_on_every_row(many_ties):
+    from lifelines.statistics import logrank_test, multivariate_logrank_test
+
+    got = logrank(many_ties, duration="days", event="fixed", group="family")
+    overall = multivariate_logrank_test(
+        many_ties["days"], many_ties["family"], many_ties["fixed"].astype(bool)
+    )
+    assert got.loc[0, "statistic"] == pytest.approx(overall.test_statistic, rel=1e-12)
+    assert got.loc[0, "p_value"] == pytest.approx(overall.p_value, rel=1e-12)
+    pairs = got.iloc[1:]
+    assert len(pairs) == 6
+    for _, row in pairs.iterrows():
+        a = many_ties[many_ties["family"] == row["group_a"]]
+        b = many_ties[many_ties["family"] == row["group_b"]]
+        ref = logrank_test(a["days"], b["days"], a["fixed"].astype(bool), b["fixed"].astype(bool))
+        assert (row["n_a"], row["n_b"]) == (len(a), len(b))
+        assert row["statistic"] == pytest.approx(ref.test_statistic, rel=1e-12)
+        assert row["p_value"] == pytest.approx(ref.p_value, rel=1e-12)

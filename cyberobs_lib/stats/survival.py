@@ -39,14 +39,33 @@ def _check(frame: pd.DataFrame, duration: str, event: str, groups: Sequence[str]
     return data
 
 
+def _collapse(data: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Distinct rows of ``data[columns]`` (in order of first appearance) and how many rows each stands for.
+
+    lifelines builds its event tables by summing case weights per time: fitting the distinct
+    (duration, event[, group]) rows weighted by their counts gives the same tables, hence the same
+    estimates and tests, from a few thousand rows instead of millions of findings.
+    """
+    counts = data.groupby(list(columns), observed=True, sort=False).size()
+    return counts.index.to_frame(index=False), counts.to_numpy(dtype=float)
+
+
 def _fits(frame, duration, event, group, alpha):
     """Yield (label, fitted KaplanMeierFitter, n) per group (a few groups: not a loop over rows)."""
     groups = [group] if isinstance(group, str) else list(group or [])
     data = _check(frame, duration, event, groups)
     parts = data.groupby(groups, observed=True, sort=True) if groups else [("all", data)]
     for label, part in parts:
-        km = KaplanMeierFitter(alpha=alpha).fit(part[duration], part[event].astype(bool))
+        rows, weights = _collapse(part, [duration, event])
+        km = KaplanMeierFitter(alpha=alpha).fit(rows[duration], rows[event].astype(bool), weights=weights)
+        _integer_counts(km.event_table)
         yield (label[0] if isinstance(label, tuple) and len(label) == 1 else label), km, len(part)
+
+
+def _integer_counts(event_table: pd.DataFrame) -> None:
+    """Counts of a weighted fit back to integers, as in an unweighted fit (whole-number weights)."""
+    for column in event_table.columns:
+        event_table[column] = event_table[column].round().astype(np.int64)
 
 
 def kaplan_meier(
@@ -255,7 +274,8 @@ def logrank(
     sizes = data.groupby(group, observed=True, sort=True).size()
     if len(sizes) < 2:
         raise ValueError(f"need at least two groups, got {list(sizes.index)}")
-    res = multivariate_logrank_test(data[duration], data[group], data[event].astype(bool))
+    rows_, weights = _collapse(data, [duration, event, group])
+    res = multivariate_logrank_test(rows_[duration], rows_[group], rows_[event].astype(bool), weights=weights)
     base = {"study": study, "metric": metric or duration, "test": "logrank"}
     rows = [
         {
@@ -271,11 +291,13 @@ def logrank(
     ]
     if len(sizes) > 2:
         pairs = []
+        part = {g: (rows_[duration].to_numpy()[ix], rows_[event].astype(bool).to_numpy()[ix], weights[ix])
+                for g, ix in rows_.groupby(group, observed=True, sort=False).indices.items()}  # fmt: skip
         for i, a in enumerate(sizes.index):  # k(k-1)/2 pairs of groups
             for b in sizes.index[i + 1 :]:
-                da, db = data[data[group] == a], data[data[group] == b]
-                r = logrank_test(da[duration], db[duration], da[event].astype(bool), db[event].astype(bool))
-                pair = {"group_a": a, "group_b": b, "n_a": len(da), "n_b": len(db), "df": 1}
+                (ta, ea, wa), (tb, eb, wb) = part[a], part[b]
+                r = logrank_test(ta, tb, ea, eb, weights_A=wa, weights_B=wb)
+                pair = {"group_a": a, "group_b": b, "n_a": int(sizes[a]), "n_b": int(sizes[b]), "df": 1}
                 pair.update(statistic=r.test_statistic, p_value=r.p_value, adjust_method="holm")
                 pairs.append({**base, "variant": "pairwise Mantel-Haenszel chi2", **pair})
         adjusted = multipletests([p["p_value"] for p in pairs], method="holm")[1]
