@@ -58,14 +58,7 @@ def _fits(frame, duration, event, group, alpha):
     for label, part in parts:
         rows, weights = _collapse(part, [duration, event])
         km = KaplanMeierFitter(alpha=alpha).fit(rows[duration], rows[event].astype(bool), weights=weights)
-        _integer_counts(km.event_table)
         yield (label[0] if isinstance(label, tuple) and len(label) == 1 else label), km, len(part)
-
-
-def _integer_counts(event_table: pd.DataFrame) -> None:
-    """Counts of a weighted fit back to integers, as in an unweighted fit (whole-number weights)."""
-    for column in event_table.columns:
-        event_table[column] = event_table[column].round().astype(np.int64)
 
 
 def kaplan_meier(
