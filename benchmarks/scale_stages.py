@@ -97,8 +97,9 @@ def _wilson(x: str, n: str, sign: str) -> str:
 
 def indicators_sql() -> str:
     """Shares with Wilson limits, findings per host (ratio of sums) and median critical+high per (period,
-    family) and pooled, with the audits per cell: ``compute_indicators`` minus its bootstrap and exact
-    (gamma / binomial quantile) limits."""
+    family) and pooled, with the audits per cell, from the table ``chosen`` (:data:`CHOSEN_SQL`):
+    ``compute_indicators`` minus its bootstrap (:data:`BOOTSTRAP_SQL`) and exact (gamma / binomial
+    quantile) limits."""
     shares = ",\n".join(f"count({s}) AS n_{s}, count(*) FILTER (WHERE {s}) AS x_{s}" for s in SHARES)
     grp = "CASE WHEN grouping(family) = 1 THEN 'all' ELSE family END"
     rows = [
@@ -112,8 +113,7 @@ def indicators_sql() -> str:
     rows.append("SELECT 'median_crit_high', period, grp, n, median_crit_high, NULL, NULL FROM cells")
     union = "\n  UNION ALL ".join(rows)
     return f"""
-    WITH chosen AS ({CHOSEN_SQL}),
-    cells AS (
+    WITH cells AS (
       SELECT period, {grp} AS grp, count(*) AS n, {shares},
              count(*) FILTER (WHERE hosts_in_scope > 0) AS n_rate,
              sum(n_findings) FILTER (WHERE hosts_in_scope > 0) AS findings,
@@ -129,6 +129,26 @@ def indicators_sql() -> str:
       HAVING grouping(family) = 1 OR family IS NOT NULL)
     SELECT i.indicator, i.grp AS "group", i.period, i.n_establishments, c.n_audits, i.value, i.ci_low, i.ci_high
     FROM ({union}) i JOIN audits_per_cell c USING (period, grp)"""
+
+
+#: Percentile bootstrap of findings per host per cell, as ``compute_indicators``: the establishments
+#: with hosts in scope of a cell resampled with replacement 200 times (same work, other random numbers).
+BOOTSTRAP_SQL = """
+  WITH stacked AS (
+    SELECT period, family AS grp, finess, n_findings, hosts_in_scope FROM chosen
+    WHERE family IS NOT NULL AND hosts_in_scope > 0
+    UNION ALL SELECT period, 'all', finess, n_findings, hosts_in_scope FROM chosen WHERE hosts_in_scope > 0),
+  units AS (SELECT period, grp, n_findings AS y, hosts_in_scope AS e,
+                   row_number() OVER (PARTITION BY period, grp ORDER BY finess) - 1 AS k,
+                   count(*) OVER (PARTITION BY period, grp) AS n FROM stacked),
+  cells AS (SELECT DISTINCT period, grp, n FROM units),
+  draws AS (SELECT period, grp, n, b, floor(random() * n)::BIGINT AS k
+            FROM cells, range(200) r(b), LATERAL (SELECT unnest(range(n)))),
+  reps AS (SELECT d.period, d.grp, d.b, any_value(d.n) AS n, sum(u.y)::DOUBLE / sum(u.e) AS ratio
+           FROM draws d JOIN units u USING (period, grp, k) GROUP BY ALL)
+  SELECT period, grp AS "group", CASE WHEN any_value(n) >= 2 THEN quantile_cont(ratio, 0.025) END AS boot_low,
+         CASE WHEN any_value(n) >= 2 THEN quantile_cont(ratio, 0.975) END AS boot_high
+  FROM reps GROUP BY ALL"""
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -203,10 +223,20 @@ def stage_duckdb_lifecycle(work: str) -> dict:
 
 
 def stage_indicators(work: str) -> dict:
-    """``audit_metrics`` + ``compute_indicators(n_boot=200)`` on the columns they use."""
+    """``audit_metrics`` + ``compute_indicators(n_boot=200)`` on the columns they use; the bootstrap
+    (the library's ``_ratio_bootstrap`` calls, timed through a wrapper) is its own phase."""
+    from cyberobs_lib.studies import indicators
     from cyberobs_lib.studies.indicators import audit_metrics, compute_indicators
 
-    phases = {}
+    phases, boot, inner = {}, [0.0], indicators._ratio_bootstrap
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        out = inner(*args, **kwargs)
+        boot[0] += time.perf_counter() - start
+        return out
+
+    indicators._ratio_bootstrap = timed
     t = time.perf_counter()
     tables = {
         "findings": _canonical(work, "findings", FINDINGS_METRICS),
@@ -220,7 +250,8 @@ def stage_indicators(work: str) -> dict:
     phases["audit_metrics"] = time.perf_counter() - t
     t = time.perf_counter()
     ind = compute_indicators(metrics, n_boot=200)
-    phases["compute_indicators"] = time.perf_counter() - t
+    phases["indicators"] = time.perf_counter() - t - boot[0]
+    phases["bootstrap"] = boot[0]
     t = time.perf_counter()
     metrics.to_parquet(Path(work) / "metrics_pandas.parquet")
     ind.to_parquet(Path(work) / "indicators_pandas.parquet")
@@ -229,49 +260,70 @@ def stage_indicators(work: str) -> dict:
 
 
 def stage_duckdb_indicators(work: str) -> dict:
-    """Per-audit counts and flags (``create_metrics``), then per (period, family) and pooled: the four
-    shares with Wilson limits, findings per host, the median of critical+high, audits per cell.
+    """Per-audit counts and flags (``create_metrics``); the first audit of each establishment per
+    period (``chosen``); per (period, family) and pooled: the four shares with Wilson limits, findings
+    per host, the median of critical+high, audits per cell; then the percentile bootstrap of findings
+    per host (200 resamples of establishments per cell, its own phase).
 
-    Not in the baseline: the bootstrap interval of findings per host (200 resamples of establishments
-    per cell), the exact Poisson and order-statistic limits (no gamma / binomial quantile in DuckDB).
-    The values it shares with the pandas stage are compared with ``indicators_pandas.parquet``.
+    Not in the baseline: the exact Poisson and order-statistic limits (no gamma / binomial quantile in
+    DuckDB). The values it shares with the pandas stage are compared with ``indicators_pandas.parquet``
+    (bootstrap limits: other random numbers, so within 5 %).
     """
     con = duck()
     t = time.perf_counter()
     create_metrics(con, work)
     phases = {"audit_metrics": time.perf_counter() - t}
     t = time.perf_counter()
+    con.execute(f"CREATE TEMP TABLE chosen AS {CHOSEN_SQL}")
     out = con.sql(indicators_sql()).df()
     phases["indicators"] = time.perf_counter() - t
+    t = time.perf_counter()
+    con.execute("SELECT setseed(0.2025)").fetchall()
+    boot = con.sql(BOOTSTRAP_SQL).df()
+    phases["bootstrap"] = time.perf_counter() - t
     n = con.execute(f"SELECT count(*) FROM {parquet(work, 'findings')}").fetchall()[0][0]
     t = time.perf_counter()
-    same = same_indicators(out, Path(work) / "indicators_pandas.parquet")
+    out = out.merge(
+        boot.assign(indicator="findings_per_host"), on=["indicator", "period", "group"], how="left"
+    )
+    rate = out["indicator"] == "findings_per_host"
+    out.loc[rate, "ci_low"], out.loc[rate, "ci_high"] = out.loc[rate, "boot_low"], out.loc[rate, "boot_high"]
+    same, gap = same_indicators(
+        out.drop(columns=["boot_low", "boot_high"]), Path(work) / "indicators_pandas.parquet"
+    )
     return {"findings": int(n), "indicators": len(out), "phases": phases, "same_as_pandas": same,
-            "untimed": time.perf_counter() - t}  # fmt: skip
+            "bootstrap_vs_pandas": gap, "untimed": time.perf_counter() - t}  # fmt: skip
 
 
-def same_indicators(duck_out, reference: Path) -> str:
-    """Compare the baseline's cells with the pandas stage's (counts exact, values to 1e-9)."""
+def same_indicators(duck_out, reference: Path) -> tuple[str, str]:
+    """Compare the baseline's cells with the pandas stage's: counts exactly, values and Wilson limits to
+    1e-9 (``"yes"`` or what differs); the bootstrap limits (other random numbers) as the largest gap
+    between the two runs' limits over the pandas interval's half-width, in cells of 30 establishments
+    or more (Monte Carlo noise of 200 replicates: a few tenths)."""
     import numpy as np
     import pandas as pd
 
     if not reference.is_file():
-        return "not compared (run the indicators stage first)"
+        return "not compared (run the indicators stage first)", ""
     ref = pd.read_parquet(reference)
     keys = ["indicator", "group", "period"]
     m = ref.merge(duck_out, on=keys, how="outer", suffixes=("", "_duck"), indicator=True)
     if not (m["_merge"] == "both").all():
-        return f"different cells: {int((m['_merge'] != 'both').sum())}"
-    bad = []
-    for col in ("n_establishments", "n_audits"):
-        if not (m[col] == m[f"{col}_duck"]).all():
-            bad.append(col)
+        return f"different cells: {int((m['_merge'] != 'both').sum())}", ""
+    bad = [col for col in ("n_establishments", "n_audits") if not (m[col] == m[f"{col}_duck"]).all()]
     wilson = m["ci_method"] == "wilson"
     for col, rows in (("value", slice(None)), ("ci_low", wilson), ("ci_high", wilson)):
         a, b = m.loc[rows, col].astype(float), m.loc[rows, f"{col}_duck"].astype(float)
         if not np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True):
             bad.append(col)
-    return "yes" if not bad else f"no: {bad}"
+    boot = m[m["ci_method"].str.startswith("bootstrap")]
+    if not (boot["ci_low"].isna() == boot["ci_low_duck"].isna()).all():
+        bad.append("bootstrap limits defined for other cells")
+    big = boot[boot["n_establishments"] >= 30]
+    half = (big["ci_high"] - big["ci_low"]) / 2
+    gap = np.maximum((big["ci_low"] - big["ci_low_duck"]).abs(), (big["ci_high"] - big["ci_high_duck"]).abs())
+    worst = f"max gap {float((gap / half).max()):.2f} half-widths over {len(big)} cells" if len(big) else ""
+    return ("yes" if not bad else f"no: {bad}"), worst
 
 
 def stage_dask(work: str) -> dict:
