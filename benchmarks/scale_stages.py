@@ -236,7 +236,6 @@ def stage_indicators(work: str) -> dict:
         boot[0] += time.perf_counter() - start
         return out
 
-    indicators._ratio_bootstrap = timed
     t = time.perf_counter()
     tables = {
         "findings": _canonical(work, "findings", FINDINGS_METRICS),
@@ -249,7 +248,11 @@ def stage_indicators(work: str) -> dict:
     metrics = audit_metrics(tables)
     phases["audit_metrics"] = time.perf_counter() - t
     t = time.perf_counter()
-    ind = compute_indicators(metrics, n_boot=200)
+    indicators._ratio_bootstrap = timed
+    try:
+        ind = compute_indicators(metrics, n_boot=200)
+    finally:
+        indicators._ratio_bootstrap = inner
     phases["indicators"] = time.perf_counter() - t - boot[0]
     phases["bootstrap"] = boot[0]
     t = time.perf_counter()
