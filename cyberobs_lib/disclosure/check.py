@@ -24,6 +24,7 @@ from cyberobs_lib.disclosure._detectors import (
     redact,
 )
 from cyberobs_lib.disclosure._extract import file_segments, table_rows
+from cyberobs_lib.disclosure._xlsx_rows import xlsx_rows
 
 CHECK_COLUMNS = ("file", "location", "kind", "value", "rule")
 #: Columns that count establishments behind a published cell (indicators.csv, tests.csv).
@@ -126,7 +127,9 @@ def _scan_file(
     for location, text in file_segments(path):
         hits.extend(_scan_text(location, text, index))
     if path.suffix.lower() in TABLE_SUFFIXES:
-        for sheet, rows in table_rows(path):
+        # xlsx cells through a regular expression rather than an openpyxl object per cell (same rows).
+        read = xlsx_rows if path.suffix.lower() == ".xlsx" else table_rows
+        for sheet, rows in read(path):
             where = f"sheet {sheet!r} " if sheet else ""
             if rows:
                 hits.extend(_scan_rows(rows, where, index))
