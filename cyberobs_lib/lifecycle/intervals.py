@@ -152,7 +152,8 @@ def remediation_intervals(
         Audits.finess: enc.audits[Audits.finess].to_numpy()[a[s]],
     }
     for col in (Findings.severity, Findings.category):
-        out[col] = findings[col].to_numpy()[rows] if col in findings.columns else pd.NA
+        # Take the episode rows first: a categorical column becomes objects for those rows only.
+        out[col] = findings[col].take(rows).to_numpy() if col in findings.columns else pd.NA
     if KNOWN_EXPLOITED in findings.columns:
         kev = pd.array(findings[KNOWN_EXPLOITED], dtype="boolean").fillna(False).to_numpy(dtype=bool)[enc.row]
         out[KNOWN_EXPLOITED] = pd.array(np.maximum.reduceat(kev, s) if len(s) else kev[:0], dtype="boolean")
