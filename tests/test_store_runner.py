@@ -94,8 +94,9 @@ def test_findings_from_scanner_exports_keep_the_canonical_order(tmp_path):
     part = load_study_data(tmp_path / "part").findings
     scanned = flat["source_file"].astype(str).str.startswith("scans/")
     assert scanned.any() and (flat.loc[scanned, "audit_id"] == audit).all()
-    common = [c for c in flat.columns if c in part.columns]  # ingest_large keeps the columns of its chunks
-    _assert_same(flat[common], part[common])
+    assert set(part.columns) == set(flat.columns)  # the scanner-only columns (evidence …) are kept
+    assert part.loc[scanned.to_numpy(), "evidence"].notna().any()
+    _assert_same(flat, part[list(flat.columns)])
 
 
 def test_tables_are_read_on_first_access_only(stores):

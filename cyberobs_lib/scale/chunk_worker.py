@@ -47,6 +47,9 @@ class ChunkContext:
     epss: pd.DataFrame | None
     years: pd.Series  # audit_id -> year (partition)
     root: Path  # the writer's temporary folder
+    #: columns the findings from scanner exports have (``evidence`` …): added empty to every chunk so that
+    #: the store keeps them (the flat path's findings are the union of both sources' columns)
+    extra_columns: dict[str, object] | None = None
 
 
 @dataclass
@@ -97,6 +100,9 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
     if len(kept):
         kept = normalize_findings(kept, audits=ctx.audits, kev=ctx.kev)
         kept = _typed(FINDINGS, enrich_findings(kept, kev=ctx.kev, epss=ctx.epss))
+        for col, dtype in (ctx.extra_columns or {}).items():
+            if col not in kept.columns:
+                kept[col] = pd.Series(pd.NA, index=kept.index).astype(dtype)
         t2 = time.perf_counter()
         arrow = to_compact_arrow(add_year(kept, years=ctx.years))
         schema = arrow.schema

@@ -222,6 +222,7 @@ def ingest_large(
                 epss=_load(epss_path or _reference_file(dataset, _EPSS_FILES), "epss"),
                 years=years,
                 root=writer.tmp,
+                extra_columns=dict(scan_findings.dtypes.items()) if len(scan_findings) else None,
             )
             with ChunkRunner(ctx, workers=workers, client=client) as runner:
                 chunks = _grouped(path, read_arrow_chunks(path, chunk_rows=chunk_rows), set(known), secs)
