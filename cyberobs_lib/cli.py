@@ -47,8 +47,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.large:
         return _ingest_large(args)
-    if args.workers is not None:
-        print("error: --workers applies to --large ingestion only", file=sys.stderr)
+    if args.workers is not None or args.dask:
+        print("error: --workers and --dask apply to --large ingestion only", file=sys.stderr)
         return EXIT_USAGE
     from cyberobs_lib.ingest import ingest_dataset, write_canonical
 
@@ -74,14 +74,25 @@ def _ingest_large(args: argparse.Namespace) -> int:
     if args.include_info:
         print("error: --include-info applies to scanner exports, not to --large ingestion", file=sys.stderr)
         return EXIT_USAGE
-    summary = ingest_large(
-        args.dataset,
-        args.out,
-        today=args.today,
-        kev_path=args.kev,
-        epss_path=args.epss,
-        workers=args.workers or 1,
-    )
+    if args.dask and args.workers:
+        print(
+            "error: --workers (local processes) and --dask (a Dask cluster) exclude each other",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    options = dict(today=args.today, kev_path=args.kev, epss_path=args.epss, workers=args.workers or 1)
+    if args.dask:
+        from cyberobs_lib.scale import client
+
+        cl = client(None if args.dask == "local" else args.dask)
+        try:
+            summary = ingest_large(args.dataset, args.out, client=cl, **options)
+        finally:
+            cl.close()
+            if args.dask == "local":
+                cl.cluster.close()
+    else:
+        summary = ingest_large(args.dataset, args.out, **options)
     rows = summary.get("rows", {})
     print(f"wrote {', '.join(f'{n}={r}' for n, r in rows.items())} to {args.out} (partitioned by audit year)")
     print(f"rejected rows: {summary.get('rejected', 0)}; warnings: {summary.get('warnings', 0)}")
@@ -171,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="national-size dataset: findings.csv read in chunks, tables partitioned by audit year",
     )
     i.add_argument("--workers", type=int, help="worker processes of --large ingestion (default 1)")
+    i.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the --large chunks on a Dask cluster: 'local' (2 worker processes) or a scheduler address "
+        "(tcp://host:8786; its workers must see the --out folder)",
+    )
     i.set_defaults(func=cmd_ingest)
 
     d = sub.add_parser("demo", help="generate a synthetic dataset with planted effects (truth.json)")

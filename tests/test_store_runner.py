@@ -25,7 +25,7 @@ from cyberobs_lib.config import PROJECT_DIR
 from cyberobs_lib.ingest import ingest_dataset, write_canonical
 from cyberobs_lib.run_canonical import link_canonical
 from cyberobs_lib.runner import RunError, load_plan
-from cyberobs_lib.scale import ingest_large
+from cyberobs_lib.scale import ingest_large, open_partitioned
 from cyberobs_lib.studies.data import (
     LIFECYCLE_FINDINGS,
     METRICS_FINDINGS,
@@ -288,6 +288,19 @@ def test_run_on_the_partitioned_store_gives_byte_identical_tables(tmp_path, stor
 
 
 @pytest.mark.slow
+def test_ingest_large_command_on_a_local_dask_cluster(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    out, ref = tmp_path / "dask", tmp_path / "local"
+    assert main(["ingest", str(DEMO), "--out", str(out), "--large", "--dask", "local", "--today", TODAY]) == 0
+    assert main(["ingest", str(DEMO), "--out", str(ref), "--large", "--today", TODAY]) == 0
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["ingest"]["workers"] == 2
+    for name in ("findings", "rejects", "accounting", "audits"):
+        assert open_partitioned(out, name).to_table().equals(open_partitioned(ref, name).to_table()), name
+    assert main(["ingest", str(DEMO), "--out", str(out), "--dask", "local"]) == 2  # --dask needs --large
+    assert "apply to --large ingestion only" in capsys.readouterr().err
+
+
 def test_large_run_ingests_a_partitioned_store_in_the_work_folder(tmp_path):
     params = _params(tmp_path, notebooks=[{"notebook": "00_data_quality.ipynb"}])
     out = tmp_path / "run"
