@@ -97,23 +97,25 @@ def _count_per_audit(audit_ids: pd.Series, flags: Mapping[str, np.ndarray]) -> p
 
 
 def _in_text_order(aud: pd.DataFrame) -> pd.DataFrame:
-    """Audits in (finess, audit_date, audit_id as text) order when ``finess`` is categorical (Parquet),
-    so that the metrics merged from them are already in order and :func:`audit_order` only checks it.
+    """Audits in (finess, audit_date, audit_id as text) order, so that the metrics merged from them are
+    already in order and :func:`audit_order` only checks it.
 
-    Establishments are ranked once per category, dates as integers; the audit id only breaks the ties on
-    (establishment, date). Other inputs are returned as they are (the final sort orders them).
+    Establishments are ranked (categorical: once per category), dates compared as integers; the audit id
+    only breaks the ties on (establishment, date). Inputs with missing values or dates that are not
+    ``datetime64`` are returned as they are (the final sort orders them).
     """
     fin, dates = aud[Audits.finess], aud[Audits.audit_date]
-    if not (isinstance(fin.dtype, pd.CategoricalDtype) and pd.api.types.is_datetime64_dtype(dates.dtype)):
-        return aud
-    if fin.isna().any() or dates.isna().any():
+    if not pd.api.types.is_datetime64_dtype(dates.dtype) or fin.isna().any() or dates.isna().any():
         return aud
     try:
-        rank = np.empty(len(fin.cat.categories), dtype=np.int64)
-        rank[fin.cat.categories.argsort()] = np.arange(len(rank))
-    except TypeError:  # categories that do not compare
+        if isinstance(fin.dtype, pd.CategoricalDtype):
+            rank = np.empty(len(fin.cat.categories), dtype=np.int64)
+            rank[fin.cat.categories.argsort()] = np.arange(len(rank))
+            est = rank[fin.cat.codes.to_numpy()]
+        else:
+            est = pd.factorize(fin, sort=True)[0]
+    except TypeError:  # values that do not compare
         return aud
-    est = rank[fin.cat.codes.to_numpy()]
     day = dates.to_numpy("datetime64[ns]").view(np.int64)
     order = np.lexsort((day, est))
     tie = (est[order][1:] == est[order][:-1]) & (day[order][1:] == day[order][:-1])
