@@ -4,6 +4,8 @@
 into the rows behind each indicator cell (a period — a calendar year or ``"all"`` — crossed with a group
 of the grouping column, plus the pooled group ``"all"``), with integer cell codes, so that per-cell sums,
 counts and arrays are ``np.bincount`` and one stable sort instead of a ``groupby`` on text keys.
+:func:`audit_order` and :func:`in_text_order` put audits in (finess, audit_date, audit_id) order without
+sorting text when the rows are (almost) in order already.
 """
 
 from __future__ import annotations
@@ -83,6 +85,40 @@ def audit_order(frame: pd.DataFrame) -> np.ndarray:
     except TypeError:  # missing or mixed values: let sort_values decide
         pass
     return frame[keys].reset_index(drop=True).sort_values(keys, kind="stable").index.to_numpy()
+
+
+def in_text_order(aud: pd.DataFrame) -> pd.DataFrame:
+    """Audits in (finess, audit_date, audit_id as text) order, so that the metrics merged from them are
+    already in order and :func:`audit_order` only checks it.
+
+    Establishments are ranked (categorical: once per category), dates compared as integers; the audit id
+    only breaks the ties on (establishment, date). Inputs with missing values or dates that are not
+    ``datetime64`` are returned as they are (the final sort orders them).
+    """
+    fin, dates = aud[Audits.finess], aud[Audits.audit_date]
+    if not pd.api.types.is_datetime64_dtype(dates.dtype) or fin.isna().any() or dates.isna().any():
+        return aud
+    try:
+        if isinstance(fin.dtype, pd.CategoricalDtype):
+            rank = np.empty(len(fin.cat.categories), dtype=np.int64)
+            rank[fin.cat.categories.argsort()] = np.arange(len(rank))
+            est = rank[fin.cat.codes.to_numpy()]
+        else:
+            est = pd.factorize(fin, sort=True)[0]
+    except TypeError:  # values that do not compare
+        return aud
+    day = dates.to_numpy("datetime64[ns]").view(np.int64)
+    order = np.lexsort((day, est))
+    tie = (est[order][1:] == est[order][:-1]) & (day[order][1:] == day[order][:-1])
+    if tie.any():  # the same establishment on the same day: by audit id, within each run of ties
+        run = np.concatenate([[0], np.cumsum(~tie)])
+        inside = np.zeros(len(order), dtype=bool)
+        inside[1:] |= tie
+        inside[:-1] |= tie
+        pos = np.flatnonzero(inside)
+        ids = aud[Audits.audit_id].iloc[order[pos]].astype(str).to_numpy(dtype=object)
+        order[pos] = order[pos][np.lexsort((pd.factorize(ids, sort=True)[0], run[pos]))]
+    return aud.take(order)
 
 
 def stack_cells(

@@ -25,6 +25,7 @@ from cyberobs_lib.studies.cells import (
     YEAR,
     AuditChoice,
     audit_order,
+    in_text_order,
     rows_per_cell,
     stack_cells,
 )
@@ -96,40 +97,6 @@ def _count_per_audit(audit_ids: pd.Series, flags: Mapping[str, np.ndarray]) -> p
     return pd.DataFrame({k: v[seen].astype("int64") for k, v in cols.items()}, index=index)
 
 
-def _in_text_order(aud: pd.DataFrame) -> pd.DataFrame:
-    """Audits in (finess, audit_date, audit_id as text) order, so that the metrics merged from them are
-    already in order and :func:`audit_order` only checks it.
-
-    Establishments are ranked (categorical: once per category), dates compared as integers; the audit id
-    only breaks the ties on (establishment, date). Inputs with missing values or dates that are not
-    ``datetime64`` are returned as they are (the final sort orders them).
-    """
-    fin, dates = aud[Audits.finess], aud[Audits.audit_date]
-    if not pd.api.types.is_datetime64_dtype(dates.dtype) or fin.isna().any() or dates.isna().any():
-        return aud
-    try:
-        if isinstance(fin.dtype, pd.CategoricalDtype):
-            rank = np.empty(len(fin.cat.categories), dtype=np.int64)
-            rank[fin.cat.categories.argsort()] = np.arange(len(rank))
-            est = rank[fin.cat.codes.to_numpy()]
-        else:
-            est = pd.factorize(fin, sort=True)[0]
-    except TypeError:  # values that do not compare
-        return aud
-    day = dates.to_numpy("datetime64[ns]").view(np.int64)
-    order = np.lexsort((day, est))
-    tie = (est[order][1:] == est[order][:-1]) & (day[order][1:] == day[order][:-1])
-    if tie.any():  # the same establishment on the same day: by audit id, within each run of ties
-        run = np.concatenate([[0], np.cumsum(~tie)])
-        inside = np.zeros(len(order), dtype=bool)
-        inside[1:] |= tie
-        inside[:-1] |= tie
-        pos = np.flatnonzero(inside)
-        ids = aud[Audits.audit_id].iloc[order[pos]].astype(str).to_numpy(dtype=object)
-        order[pos] = order[pos][np.lexsort((pd.factorize(ids, sort=True)[0], run[pos]))]
-    return aud.take(order)
-
-
 def audit_metrics(data: object) -> pd.DataFrame:
     """One row per audit with the counts and flags that every cohort indicator and test is built from.
 
@@ -194,7 +161,7 @@ def audit_metrics(data: object) -> pd.DataFrame:
     est = est.reindex(columns=est_cols).drop_duplicates(Establishments.finess)
     aud = aud[[aid, Audits.finess, Audits.audit_date, Audits.hosts_in_scope]]
     aud = aud.assign(**{Audits.audit_date: pd.to_datetime(aud[Audits.audit_date])})
-    out = _in_text_order(aud).merge(est, on=Audits.finess, how="inner", validate="many_to_one")
+    out = in_text_order(aud).merge(est, on=Audits.finess, how="inner", validate="many_to_one")
     out[aid] = out[aid].astype(str)
     out[Audits.audit_date] = pd.to_datetime(out[Audits.audit_date])
     out[YEAR] = out[Audits.audit_date].dt.year.astype("Int64")
