@@ -22,7 +22,7 @@ and all its descendants (Dask workers, ingest workers, notebook kernels), sample
   ``data`` phases; the statistics are timed as their own phases;
 * ``annual`` — ``cyberobs run parameters/annual_2025.yaml --canonical …`` as a subprocess (wall time,
   peak of the whole process tree; no baseline);
-* ``dask`` — Dask normalization, lifecycle and metrics on a 2-process ``LocalCluster``, compared with
+* ``dask`` — on a 2-process ``LocalCluster``: ``ingest_large(client=…)`` (store compared table by table), Dask lifecycle and metrics, compared with
   the pandas stages' tables (must be identical).
 
 Prints seconds, peak GB and findings/s per stage, the ratio to DuckDB, the growth exponent of time
@@ -131,7 +131,14 @@ def _line(size: int, name: str, row: dict) -> str:
     if "skipped" in row:
         return f"[{size:.0e}] {name:20s} skipped: {row['skipped']}"
     s, gb, n = row["seconds"], row["peak_gb"], row["findings"]
-    keys = ("same_as_pandas", "bootstrap_vs_pandas", "pairs_identical", "metrics_identical", "workers")
+    keys = (
+        "same_as_pandas",
+        "bootstrap_vs_pandas",
+        "store_identical",
+        "pairs_identical",
+        "metrics_identical",
+        "workers",
+    )
     extra = [f"{k} {row[k]}" for k in keys
              if k in row]  # fmt: skip
     if "compare_seconds" in row:

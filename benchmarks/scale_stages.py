@@ -330,41 +330,54 @@ def same_indicators(duck_out, reference: Path) -> tuple[str, str]:
 
 
 def stage_dask(work: str) -> dict:
+    """The Dask path on a 2-process ``LocalCluster``: ``ingest_large(client=…)`` (rules, normalization,
+    enrichment, Parquet written by the workers) compared table by table with the pandas stage's store,
+    then :func:`lifecycle_dask` and :func:`audit_metrics_dask` on the Dask store compared with the pandas
+    lifecycle pairs and audit metrics. (:func:`normalize_dask` alone, on a frame already in Dask, is tested
+    equal in ``tests/test_scale.py``; the ingest covers normalization here.)"""
     import dask
     import dask.dataframe as dd
 
-    from cyberobs_lib.enrich import read_epss, read_kev
-    from cyberobs_lib.scale import audit_metrics_dask, client, lifecycle_dask, normalize_dask
+    from cyberobs_lib.scale import audit_metrics_dask, client, ingest_large, lifecycle_dask, read_manifest
+    from cyberobs_lib.scale.storage import open_partitioned, read_partitioned
 
-    c = Path(work) / "canonical"
-    ref = Path(work) / "dataset" / "reference"
+    c = Path(work) / "canonical_dask"
     times = {}
     with client(memory_limit="3GB") as cl:
         t = time.perf_counter()
-        small = {n: _canonical(work, n) for n in ("establishments", "audits", "hosts", "protection")}
-        raw_cols = ["audit_id", "host", "port", "protocol", "service", "vuln_id", "cve", "title", "cvss_vector",
-                    "cvss_score", "category", "first_seen", "source_file", "source_row"]  # fmt: skip
-        raw = dd.read_parquet(str(c / "findings"), columns=raw_cols, dataset={"partitioning": "hive"})
-        kev = read_kev(next(ref.glob("known_exploited_vulnerabilities*.json")))
-        epss = read_epss(next(ref.glob("epss*.csv.gz")))
-        aud = small["audits"][["audit_id", "finess", "audit_date"]]
-        n = normalize_dask(raw, audits=aud, kev=kev, epss=epss).map_partitions(len).compute().sum()
-        times["normalize"] = time.perf_counter() - t
+        s = ingest_large(Path(work) / "dataset", c, client=cl, today=TODAY)
+        n = s["rows"]["findings"]
+        times["ingest"] = time.perf_counter() - t
+        same_store = "not compared (run the ingest stage first)"
+        pandas_store = Path(work) / "canonical"
+        if (pandas_store / "_manifest.json").is_file():
+            names = read_manifest(pandas_store)["tables"]
+            differ = [
+                x
+                for x in names
+                if not open_partitioned(pandas_store, x).to_table().equals(open_partitioned(c, x).to_table())
+            ]
+            same_store = "yes" if not differ else f"NO: {differ}"  # fmt: skip
         t = time.perf_counter()
+
+        def small(name):
+            return read_partitioned(c, name).drop(columns="year", errors="ignore")
+
+        tabs = {n_: small(n_) for n_ in ("establishments", "audits", "hosts", "protection")}
         f = dd.read_parquet(str(c / "findings"), columns=["audit_id", "host", "fingerprint", "finess", "severity",
                                                            "category"])  # fmt: skip
-        hosts = dd.from_pandas(small["hosts"], npartitions=8)
-        events, pairs = lifecycle_dask(f, small["audits"], hosts=hosts,
-                                       establishments=small["establishments"], buckets=16)  # fmt: skip
+        hosts = dd.from_pandas(tabs["hosts"], npartitions=8)
+        events, pairs = lifecycle_dask(f, tabs["audits"], hosts=hosts,
+                                       establishments=tabs["establishments"], buckets=16)  # fmt: skip
         n_events, pairs = dask.compute(events.map_partitions(len), pairs)
         times["lifecycle"] = time.perf_counter() - t
         t = time.perf_counter()
         fm = dd.read_parquet(str(c / "findings"), columns=FINDINGS_METRICS)
-        tabs = {k: v for k, v in small.items() if k != "hosts"}
-        metrics = audit_metrics_dask(fm, tabs)
+        metrics = audit_metrics_dask(fm, {k: v for k, v in tabs.items() if k != "hosts"})
         times["metrics"] = time.perf_counter() - t
         workers = len(cl.scheduler_info()["workers"])
     return {"findings": int(n), "events": int(n_events.sum()), "workers": workers, "phases": times,
+            "store_identical": same_store,
             "pairs_identical": _same(pairs, Path(work) / "pairs_pandas.parquet", ["audit_from"]),
             "metrics_identical": _same(metrics, Path(work) / "metrics_pandas.parquet", ["audit_id"])}  # fmt: skip
 
