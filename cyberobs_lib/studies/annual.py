@@ -11,19 +11,36 @@ import pandas as pd
 
 #: Headline indicators in reading order, with French and English wording of "share of audited structures ...".
 HEADLINES = {
-    "no_protection": ("sans aucun mécanisme de protection mis en œuvre", "with no protection mechanism implemented"),
+    "no_protection": (
+        "sans aucun mécanisme de protection mis en œuvre",
+        "with no protection mechanism implemented",
+    ),
     "has_critical": ("avec au moins une vulnérabilité critique", "with at least one critical vulnerability"),
-    "exposes_remote_admin": ("exposant une administration à distance (RDP, SMB, Telnet, bases de données…)",
-                             "exposing remote administration (RDP, SMB, Telnet, databases…)"),
-    "has_kev": ("avec une vulnérabilité activement exploitée (catalogue KEV)",
-                "with an actively exploited vulnerability (KEV catalog)"),
+    "exposes_remote_admin": (
+        "exposant une administration à distance (RDP, SMB, Telnet, bases de données…)",
+        "exposing remote administration (RDP, SMB, Telnet, databases…)",
+    ),
+    "has_kev": (
+        "avec une vulnérabilité activement exploitée (catalogue KEV)",
+        "with an actively exploited vulnerability (KEV catalog)",
+    ),
 }
 FAMILY_FR = {
-    "CH": "CH", "CHU/CHR": "CHU/CHR", "EHPAD": "EHPAD", "Private clinic (MCO)": "cliniques privées (MCO)",
-    "Psychiatry": "psychiatrie", "SSR": "SSR", "HAD": "HAD", "Home care": "soins à domicile",
-    "Cancer centre": "centres de lutte contre le cancer", "Long stay": "soins de longue durée",
-    "Dialysis": "dialyse", "Army": "hôpitaux des armées", "Other elderly housing": "autres EHPA",
-    "Other health": "autres établissements de santé", "all": "ensemble",
+    "CH": "CH",
+    "CHU/CHR": "CHU/CHR",
+    "EHPAD": "EHPAD",
+    "Private clinic (MCO)": "cliniques privées (MCO)",
+    "Psychiatry": "psychiatrie",
+    "SSR": "SSR",
+    "HAD": "HAD",
+    "Home care": "soins à domicile",
+    "Cancer centre": "centres de lutte contre le cancer",
+    "Long stay": "soins de longue durée",
+    "Dialysis": "dialyse",
+    "Army": "hôpitaux des armées",
+    "Other elderly housing": "autres EHPA",
+    "Other health": "autres établissements de santé",
+    "all": "ensemble",
 }
 
 
@@ -39,18 +56,26 @@ def headline_table(indicators: pd.DataFrame, *, year: int | str, lang: str = "fr
     year = str(year)
     rows = []
     for key, (fr, en) in HEADLINES.items():
-        row = indicators[(indicators["indicator"] == key) & (indicators["group"] == "all")
-                         & (indicators["period"].astype(str) == year)]
+        row = indicators[
+            (indicators["indicator"] == key)
+            & (indicators["group"] == "all")
+            & (indicators["period"].astype(str) == year)
+        ]
         if row.empty:
             continue
         r = row.iloc[0]
-        rows.append({
-            "indicator": key,
-            "label": fr if lang == "fr" else en,
-            "value": r["value"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-            "n_establishments": r["n_establishments"], "ci_method": r["ci_method"],
-            "suppressed": bool(r.get("suppressed", False)),
-        })
+        rows.append(
+            {
+                "indicator": key,
+                "label": fr if lang == "fr" else en,
+                "value": r["value"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
+                "n_establishments": r["n_establishments"],
+                "ci_method": r["ci_method"],
+                "suppressed": bool(r.get("suppressed", False)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -70,17 +95,26 @@ def headline_sentences(headlines: pd.DataFrame, *, year: int | str, lang: str = 
     lines = []
     for r in headlines.itertuples(index=False):
         if r.suppressed or pd.isna(r.value):
-            lines.append(f"- {r.label}: " + ("secret statistique" if lang == "fr" else "suppressed (small cell)"))
+            lines.append(
+                f"- {r.label}: " + ("secret statistique" if lang == "fr" else "suppressed (small cell)")
+            )
             continue
         if lang == "fr":
-            lines.append(f"- **{_pct(r.value)}** [{_pct(r.ci_low)} ; {_pct(r.ci_high)}] des "
-                         f"{int(r.n_establishments)} structures auditées en {year} étaient {r.label}.")
+            lines.append(
+                f"- **{_pct(r.value)}** [{_pct(r.ci_low)} ; {_pct(r.ci_high)}] des "
+                f"{int(r.n_establishments)} structures auditées en {year} étaient {r.label}."
+            )
         else:
-            lines.append(f"- **{_pct(r.value)}** [{_pct(r.ci_low)}; {_pct(r.ci_high)}] of the "
-                         f"{int(r.n_establishments)} structures audited in {year} were {r.label}.")
+            lines.append(
+                f"- **{_pct(r.value)}** [{_pct(r.ci_low)}; {_pct(r.ci_high)}] of the "
+                f"{int(r.n_establishments)} structures audited in {year} were {r.label}."
+            )
     methods = ", ".join(sorted(set(headlines["ci_method"].dropna()))) if len(headlines) else ""
-    note = (f"*Intervalles de confiance à 95 % : {methods}.*" if lang == "fr"
-            else f"*95 % confidence intervals: {methods}.*")
+    note = (
+        f"*Intervalles de confiance à 95 % : {methods}.*"
+        if lang == "fr"
+        else f"*95 % confidence intervals: {methods}.*"
+    )
     return "\n".join(lines) + "\n\n" + note
 
 
@@ -103,8 +137,9 @@ def plot_evolution(indicators: pd.DataFrame, *, indicators_shown=tuple(HEADLINES
             continue
         x = line["year"] + (i - 1.5) * 0.04
         err = np.clip(np.vstack([line["value"] - line["ci_low"], line["ci_high"] - line["value"]]), 0, None)
-        ax.errorbar(x, line["value"], yerr=err, marker="o", capsize=3,
-                    label=HEADLINES[key][0 if lang == "fr" else 1])
+        ax.errorbar(
+            x, line["value"], yerr=err, marker="o", capsize=3, label=HEADLINES[key][0 if lang == "fr" else 1]
+        )
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f} %"))
     years = sorted(sub["year"].unique())
@@ -114,32 +149,62 @@ def plot_evolution(indicators: pd.DataFrame, *, indicators_shown=tuple(HEADLINES
     return ax
 
 
-def plot_family_shares(indicators: pd.DataFrame, *, indicator: str = "no_protection", year: int | str,
-                       ax=None, lang: str = "fr", min_families: int = 1):
+def plot_family_shares(
+    indicators: pd.DataFrame,
+    *,
+    indicator: str = "no_protection",
+    year: int | str,
+    ax=None,
+    lang: str = "fr",
+    min_families: int = 1,
+):
     """One headline share by family for the year, sorted, with intervals; suppressed cells marked."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    sub = indicators[(indicators["indicator"] == indicator) & (indicators["period"].astype(str) == str(year))
-                     & (indicators["group"] != "all")].copy()
+    sub = indicators[
+        (indicators["indicator"] == indicator)
+        & (indicators["period"].astype(str) == str(year))
+        & (indicators["group"] != "all")
+    ].copy()
     sub["label"] = [family_label(g, lang) for g in sub["group"]]
     sub = sub.sort_values("value", na_position="first")
     y = np.arange(len(sub))
     shown = sub["value"].notna().to_numpy()
-    ax.errorbar(sub["value"][shown], y[shown],
-                xerr=np.clip(np.vstack([(sub["value"] - sub["ci_low"])[shown], (sub["ci_high"] - sub["value"])[shown]]),
-                             0, None),
-                fmt="o", color="#4C72B0", capsize=3)
+    ax.errorbar(
+        sub["value"][shown],
+        y[shown],
+        xerr=np.clip(
+            np.vstack([(sub["value"] - sub["ci_low"])[shown], (sub["ci_high"] - sub["value"])[shown]]),
+            0,
+            None,
+        ),
+        fmt="o",
+        color="#4C72B0",
+        capsize=3,
+    )
     for yy in y[~shown]:
-        ax.text(0.01, yy, "secret statistique" if lang == "fr" else "suppressed (small cell)",
-                va="center", color="grey", fontsize="small", style="italic")
-    overall = indicators[(indicators["indicator"] == indicator) & (indicators["group"] == "all")
-                         & (indicators["period"].astype(str) == str(year))]
+        ax.text(
+            0.01,
+            yy,
+            "secret statistique" if lang == "fr" else "suppressed (small cell)",
+            va="center",
+            color="grey",
+            fontsize="small",
+            style="italic",
+        )
+    overall = indicators[
+        (indicators["indicator"] == indicator)
+        & (indicators["group"] == "all")
+        & (indicators["period"].astype(str) == str(year))
+    ]
     if len(overall) and pd.notna(overall["value"].iloc[0]):
         ax.axvline(overall["value"].iloc[0], color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, sub["label"])
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f} %"))
-    ax.set_title(HEADLINES.get(indicator, (indicator, indicator))[0 if lang == "fr" else 1], fontsize="medium")
+    ax.set_title(
+        HEADLINES.get(indicator, (indicator, indicator))[0 if lang == "fr" else 1], fontsize="medium"
+    )
     return ax
