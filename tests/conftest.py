@@ -26,3 +26,17 @@ def corpus_dir() -> Path:
     if not (CORPUS / "MANIFEST.md").is_file():
         pytest.skip(f"third-party corpus not present at {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def demo_stores(tmp_path_factory) -> dict[str, Path]:
+    """The bundled demo data ingested both ways (today = 2026-01-01): ``flat`` (``cyberobs ingest``, one
+    file per table) and ``partitioned`` (``ingest_large``, by year, several chunks)."""
+    from cyberobs_lib.config import PROJECT_DIR
+    from cyberobs_lib.ingest import ingest_dataset, write_canonical
+    from cyberobs_lib.scale import ingest_large
+
+    demo, root = PROJECT_DIR / "data" / "demo", tmp_path_factory.mktemp("demo_stores")
+    write_canonical(ingest_dataset(demo, today="2026-01-01"), root / "flat")
+    ingest_large(demo, root / "partitioned", today="2026-01-01", chunk_rows=2000)
+    return {"flat": root / "flat", "partitioned": root / "partitioned"}

@@ -8,8 +8,6 @@ import pandas as pd
 import pytest
 
 from cyberobs_lib.config import PROJECT_DIR
-from cyberobs_lib.ingest import ingest_dataset, write_canonical
-from cyberobs_lib.scale import ingest_large
 from cyberobs_lib.studies import data_quality as dq
 from cyberobs_lib.studies.data import LIFECYCLE_FINDINGS, load_study_data
 
@@ -18,11 +16,9 @@ TODAY = "2026-01-15"
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("overview")
-    write_canonical(ingest_dataset(DEMO, today=TODAY), root / "flat")
-    ingest_large(DEMO, root / "partitioned", today=TODAY, chunk_rows=2000)
-    return {"flat": root / "flat", "partitioned": root / "partitioned"}
+def stores(demo_stores) -> dict[str, Path]:
+    """The demo data ingested both ways (``conftest.demo_stores``)."""
+    return demo_stores
 
 
 def _counted_from_frames(data) -> pd.DataFrame:

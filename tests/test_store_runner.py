@@ -39,12 +39,9 @@ TODAY = "2026-01-01"
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory) -> dict[str, Path]:
-    """The demo data ingested both ways: ``flat`` (one file per table) and ``partitioned`` (by year)."""
-    root = tmp_path_factory.mktemp("stores")
-    write_canonical(ingest_dataset(DEMO, today=TODAY), root / "flat")
-    ingest_large(DEMO, root / "partitioned", today=TODAY, chunk_rows=2000)
-    return {"flat": root / "flat", "partitioned": root / "partitioned"}
+def stores(demo_stores) -> dict[str, Path]:
+    """The demo data ingested both ways (``conftest.demo_stores``)."""
+    return demo_stores
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
