@@ -18,7 +18,7 @@ import pandas as pd
 from cyberobs_lib import schema as S
 from cyberobs_lib.config import MIN_AUDIT_DATE
 from cyberobs_lib.io import CsvRead, InputFileError, read_table_csv
-from cyberobs_lib.parsing import parse_dates
+from cyberobs_lib.parsing import distinct_probe, parse_dates
 
 #: Rule code → one-line description (the rules table shown in the README and the data-quality notebook).
 RULES: dict[str, str] = {
@@ -245,10 +245,8 @@ def _on_distinct(values: pd.Series, func, *, text: bool = True) -> pd.Series:
     >>> _on_distinct(pd.Series([" TCP", "udp", None, " TCP"]), lambda u: u.str.strip().str.lower()).tolist()
     ['tcp', 'udp', <NA>, 'tcp']
     """
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    probe = pd.Series(np.append(uniques.astype(object), None), dtype=object)
+    codes, probe = distinct_probe(values)
     result = func(probe.astype("string") if text else probe)
-    codes = np.where(codes < 0, len(uniques), codes)
     if text:
         return pd.Series(result.array.take(codes), index=values.index)
     return pd.Series(result.to_numpy(dtype=bool)[codes], index=values.index)

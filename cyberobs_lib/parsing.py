@@ -22,6 +22,14 @@ _CVSS4_RE = re.compile(
 )
 
 
+def distinct_probe(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Codes of ``values`` (missing → the last position) and its distinct values followed by ``None``,
+    as an object Series named like ``values``: evaluate a rule on the probe, then ``result[codes]``."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    probe = pd.Series(np.append(np.asarray(uniques, dtype=object), None), dtype=object, name=values.name)
+    return np.where(codes < 0, len(uniques), codes), probe
+
+
 def per_distinct(parse):
     """Run a cell parser ``values -> (parsed, bad)`` once per distinct value and map back by codes.
 
@@ -36,12 +44,10 @@ def per_distinct(parse):
         values = pd.Series(values, copy=False)
         if len(values) < 1000:
             return parse(values)
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        if len(uniques) > len(values) // 4:
+        codes, probe = distinct_probe(values)
+        if len(probe) - 1 > len(values) // 4:
             return parse(values)
-        probe = pd.Series(np.append(np.asarray(uniques, dtype=object), None), dtype=object, name=values.name)
         parsed, bad = parse(probe)
-        codes = np.where(codes < 0, len(uniques), codes)
         return (
             pd.Series(parsed.array.take(codes), index=values.index, name=parsed.name),
             pd.Series(bad.to_numpy(dtype=bool)[codes], index=values.index),

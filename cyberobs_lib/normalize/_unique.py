@@ -11,11 +11,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.parsing import distinct_probe
+
 
 def factorize_na(values: pd.Series) -> tuple[np.ndarray, list]:
     """Codes (missing → ``len(uniques)``) and the distinct values followed by ``None``."""
-    codes, uniques = pd.factorize(pd.Series(values, copy=False), use_na_sentinel=True)
-    return np.where(codes < 0, len(uniques), codes), list(uniques) + [None]
+    codes, probe = distinct_probe(pd.Series(values, copy=False))
+    return codes, probe.tolist()
 
 
 def categorical_from(codes: np.ndarray, values: np.ndarray, index: pd.Index) -> pd.Series:
