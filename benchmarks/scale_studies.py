@@ -40,11 +40,15 @@ def _timer():
 
 
 def _load(work: str, findings_columns, tables) -> tuple:
-    """The study data as the notebooks load it, every table read now (the loader is lazy)."""
+    """The study data as the notebooks load it, ``tables`` read now (the loader is lazy: the others are
+    read when the study first needs them), and the number of findings (from the store's manifest)."""
+    from cyberobs_lib.scale.storage import read_manifest
     from cyberobs_lib.studies.data import load_study_data
 
     data = load_study_data(Path(work) / "canonical", columns={"findings": list(findings_columns)})
-    return data, {name: len(getattr(data, name)) for name in tables}
+    rows = {name: len(getattr(data, name)) for name in tables}
+    rows["findings"] = sum(read_manifest(Path(work) / "canonical")["tables"]["findings"]["rows"].values())
+    return data, rows
 
 
 def _write(work: str, name: str, summary: dict) -> None:
@@ -81,10 +85,13 @@ def stage_cohorts(work: str) -> dict:
     from cyberobs_lib.studies.indicators import audit_metrics, compute_indicators, coverage, select_audits
 
     phases, lap = _timer()
-    data, rows = _load(work, METRICS_FINDINGS, ("establishments", "audits", "findings", "protection"))
+    # As notebook 20: audit_metrics reads the columns it needs of audits and protection, and counts the
+    # findings in the store without reading them into pandas.
+    data, rows = _load(work, METRICS_FINDINGS, ("establishments",))
     lap("read")
     m = audit_metrics(data)
     lap("audit_metrics")
+    assert "findings" not in data.tables.loaded()
     chosen = select_audits(m)
     chosen = chosen[chosen["family"].isin(FAMILIES)]
     lap("select")

@@ -48,6 +48,11 @@ CONTROLS = (
     "remote_access_mfa",
 )
 
+#: Findings columns that normalization and enrichment make categorical. A partitioned store keeps their
+#: Arrow dictionary whole (the fixed vocabularies, e.g. :data:`SEVERITIES`, in order) and the studies read
+#: them back as categoricals whose categories are that dictionary.
+CATEGORICAL_FINDINGS = ("cve", "severity", "category", "cvss_version", "severity_cvss", "severity_scanner",
+                        "severity_source", "vuln_key", "kev_catalog", "epss_catalog")  # fmt: skip
 LEGAL_STATUSES = ("public", "private_nonprofit", "private_forprofit")
 PROTOCOLS = ("tcp", "udp", "icmp")
 INCIDENT_NATURES = ("malicious", "accidental", "unknown")

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from cyberobs_lib.schema import Audits
+from cyberobs_lib.schema import CATEGORICAL_FINDINGS, Audits
 
 YEAR = "year"
 MANIFEST = "_manifest.json"
@@ -165,6 +165,34 @@ class PartitionedWriter:
         return self.out
 
 
+def _compact_dictionary(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary column holding only the values its rows use (same values, row for row)."""
+    chunks = []
+    for chunk in column.chunks:
+        size = len(chunk.dictionary)
+        codes = chunk.indices.fill_null(size).to_numpy(zero_copy_only=False)
+        used = np.flatnonzero(np.bincount(codes, minlength=size + 1)[:size])
+        if 2 * len(used) > size:  # little to gain
+            chunks.append(chunk)
+            continue
+        new = np.zeros(size + 1, dtype=np.int32)
+        new[used] = np.arange(len(used), dtype=np.int32)
+        indices = pa.array(new[codes], mask=chunk.indices.is_null().to_numpy(zero_copy_only=False))
+        chunks.append(pa.DictionaryArray.from_arrays(indices, chunk.dictionary.take(pa.array(used))))
+    return pa.chunked_array(chunks, type=column.type)
+
+
+def _compact_dictionaries(piece: pa.Table) -> pa.Table:
+    """``piece`` (one partition of a table) with each dictionary column holding only the values the
+    partition uses, except the vocabularies of :data:`~cyberobs_lib.schema.CATEGORICAL_FINDINGS`, kept
+    whole: a partition of one year of audits would otherwise carry the ids of every year."""
+    for i, name in enumerate(piece.column_names):
+        column = piece.column(i)
+        if pa.types.is_dictionary(column.type) and name not in CATEGORICAL_FINDINGS:
+            piece = piece.set_column(i, name, _compact_dictionary(column))
+    return piece
+
+
 def write_parts(
     root: Path, name: str, table: pa.Table, *, part: int, partition_by: str | None = YEAR
 ) -> list[tuple[str, str, int]]:
@@ -182,7 +210,7 @@ def write_parts(
         groups = [("", None)]
     written = []
     for folder, mask in groups:
-        piece = table if mask is None else table.filter(pa.array(mask))
+        piece = table if mask is None else _compact_dictionaries(table.filter(pa.array(mask)))
         if partition_by in piece.column_names and folder:
             piece = piece.drop_columns([partition_by])
         rel = f"{name}/{folder}/part-{part:05d}.parquet".replace("//", "/")

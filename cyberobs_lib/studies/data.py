@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cyberobs_lib.config import MIN_AUDIT_DATE
 from cyberobs_lib.ingest import SORT_KEYS, ingest_dataset, read_canonical
+from cyberobs_lib.schema import CATEGORICAL_FINDINGS
 
 TABLES = ("establishments", "audits", "hosts", "findings", "controls", "incidents", "protection")
 #: Tables with one audit per row: what ``years`` filters (the others are read whole).
@@ -44,19 +46,35 @@ TEXT = pd.StringDtype("pyarrow")
 #: Canonical types that the store's Arrow types do not tell (otherwise: integers ``Int64``, booleans
 #: ``boolean``, text :data:`TEXT`).
 _TYPES = {"port": "Int32", "source_row": "int64", "finess_key_ok": "bool", "severity_mismatch": "bool"}
-#: Findings columns that normalization and enrichment make categorical: read as categoricals whose
-#: categories are the store's dictionary (the fixed vocabularies, e.g. ``schema.SEVERITIES``, in order).
-CATEGORICAL_FINDINGS = ("cve", "severity", "category", "cvss_version", "severity_cvss", "severity_scanner",
-                        "severity_source", "vuln_key", "kev_catalog", "epss_catalog")  # fmt: skip
 
 
 class LazyTables(Mapping):
-    """Tables read on first access (``read(name)``), then kept; iterating lists the names only."""
+    """Tables read on first access (``read(name)``), then kept; iterating lists the names only.
 
-    def __init__(self, names: Iterable[str], read: Callable[[str], pd.DataFrame]):
+    ``read_columns(name, columns)``, when given, reads some columns of a table without keeping them
+    (:meth:`columns`)."""
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        read: Callable[[str], pd.DataFrame],
+        read_columns: Callable[[str, list[str]], pd.DataFrame] | None = None,
+    ):
         self._names = tuple(names)
         self._read = read
+        self._read_columns = read_columns
         self._loaded: dict[str, pd.DataFrame] = {}
+
+    def columns(self, name: str, columns: Sequence[str]) -> pd.DataFrame:
+        """The ``columns`` of table ``name`` that it has (in that order, rows in canonical order): from
+        the table if it is in memory, else read from the folder and not kept (a study needing four
+        columns of a table does not read the others, nor keep them for later)."""
+        if name not in self._names:
+            raise KeyError(name)
+        if name in self._loaded or self._read_columns is None:
+            table = self[name]
+            return table[[c for c in columns if c in table.columns]]
+        return self._read_columns(name, list(columns))
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._names:
@@ -64,6 +82,9 @@ class LazyTables(Mapping):
         if name not in self._loaded:
             self._loaded[name] = self._read(name)
         return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:  # Mapping's would read the table
+        return name in self._names
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -170,16 +191,23 @@ def load_study_data(
     if kind == FLAT:
         audit_ids = _audit_ids_of_years(folder, wanted) if wanted is not None else None
 
-        def read_flat(name: str) -> pd.DataFrame:
-            _check_columns(folder / f"{name}.parquet", name, cols.get(name))
-            frame = read_canonical(
-                folder, tables=(name,), columns={name: cols[name]} if name in cols else None
-            )
-            return _keep_audits(frame[name], name, audit_ids)
+        def read_flat(name: str, only: list[str] | None = None) -> pd.DataFrame:
+            path = folder / f"{name}.parquet"
+            _check_columns(path, name, cols.get(name))
+            wanted = cols.get(name)
+            if only is not None:  # those of ``only`` the file has (and the table keeps), audit_id to filter
+                import pyarrow.parquet as pq
+
+                has = set(pq.read_schema(path).names) & set(wanted or only)
+                keys = ["audit_id"] if audit_ids is not None and name in AUDIT_TABLES else []
+                wanted = [c for c in dict.fromkeys([*only, *keys]) if c in has]
+            frame = read_canonical(folder, tables=(name,), columns=None if wanted is None else {name: wanted})
+            frame = _keep_audits(frame[name], name, audit_ids)
+            return frame if only is None else frame[[c for c in only if c in frame.columns]]
 
         return StudyData(
             source=folder,
-            tables=LazyTables(TABLES, read_flat),
+            tables=LazyTables(TABLES, read_flat, read_flat),
             rejects=pd.read_parquet(folder / "rejects.parquet"),
             accounting=pd.read_csv(folder / "accounting.csv"),
             violations=_read_violations(folder / "violations.csv"),
@@ -242,7 +270,7 @@ def _check_columns(path: Path, name: str, wanted: list[str] | None) -> None:
 # Partitioned store (cyberobs_lib.scale.storage)
 # --------------------------------------------------------------------------------------------------
 def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: dict) -> StudyData:
-    from cyberobs_lib.scale.storage import read_manifest
+    from cyberobs_lib.scale.storage import open_partitioned, read_manifest
 
     manifest = read_manifest(folder)
     present = [n for n in TABLES if n in manifest["tables"]]
@@ -255,16 +283,20 @@ def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: d
         (accounting["table"].astype(str).str.startswith("scan:") & (accounting["kept"] > 0)).any()
     )
 
-    def read(name: str) -> pd.DataFrame:
+    def read(name: str, only: list[str] | None = None) -> pd.DataFrame:
         keys = SORT_KEYS["findings"] if (name == "findings" and mixed) else ["audit_id"]
-        return _read_store(folder, name, years=years, columns=columns.get(name), sort_keys=keys)
+        wanted = columns.get(name)
+        if only is not None:  # those of ``only`` the table has (and keeps)
+            names = open_partitioned(folder, name).schema.names
+            wanted = [c for c in only if c in names and (wanted is None or c in wanted)]
+        return _read_store(folder, name, years=years, columns=wanted, sort_keys=keys)
 
     def small(name: str) -> pd.DataFrame:
         return _read_store(folder, name) if name in manifest["tables"] else pd.DataFrame()
 
     return StudyData(
         source=folder,
-        tables=LazyTables(present, read),
+        tables=LazyTables(present, read, read),
         rejects=small("rejects"),
         accounting=accounting if accounting is not None else pd.DataFrame(),
         violations=small("violations"),
@@ -317,26 +349,17 @@ def _read_store(
     return _to_pandas(arrays, order=order, categorical=CATEGORICAL_FINDINGS if name == "findings" else ())
 
 
-def _sort_rank(column: pa.ChunkedArray) -> np.ndarray:
-    """Integer ranks giving the order of ``column`` (code-point order of text, missing values last)."""
-    if pa.types.is_dictionary(column.type):
-        column = column.unify_dictionaries()
-        values = column.chunk(0).dictionary.to_numpy(zero_copy_only=False) if column.num_chunks else []
-        rank = np.empty(len(values) + 1, dtype=np.int64)
-        rank[np.argsort(np.asarray(values, dtype=object), kind="stable")] = np.arange(len(values))
-        rank[-1] = len(values)
-        codes = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks]
-        return rank[np.concatenate(codes) if codes else np.array([], dtype=np.int64)]
-    codes, uniques = pd.factorize(column.to_pandas(), sort=True, use_na_sentinel=True)
-    return np.where(codes < 0, len(uniques), codes).astype(np.int64)
-
-
 def _stable_order(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
-    """Row order sorting ``table`` by ``keys`` (first key first), ties kept in their order."""
-    ranks = [_sort_rank(table.column(k)) for k in keys]
-    if len(ranks) == 1:
-        return np.argsort(ranks[0], kind="stable")
-    return np.lexsort(ranks[::-1])
+    """Row order sorting ``table`` by ``keys`` (first key first), ties kept in their order, missing values
+    last: Arrow's stable sort, text in code-point order (UTF-8 bytes), dictionary columns by value."""
+    columns = {}
+    for key in keys:
+        column = table.column(key)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        columns[key] = column
+    order = pc.sort_indices(pa.table(columns), sort_keys=[(k, "ascending") for k in keys])
+    return order.to_numpy()
 
 
 def _pandas_type(arrow_type: pa.DataType):

@@ -13,9 +13,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import stats
 
-from cyberobs_lib.schema import INDICATORS_COLUMNS, Audits, Controls, Establishments, Findings
+from cyberobs_lib.schema import INDICATORS_COLUMNS, Audits, Controls, Establishments
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.stats.rates import poisson_exact_interval
 from cyberobs_lib.studies.cells import (
@@ -29,9 +31,8 @@ from cyberobs_lib.studies.cells import (
     rows_per_cell,
     stack_cells,
 )
+from cyberobs_lib.studies.finding_counts import as_mask, count_findings
 
-#: Enrichment column flagging a finding listed in the CISA KEV catalog.
-KNOWN_EXPLOITED = "known_exploited"
 #: Protection-status column (boolean, NA = unknown) of the ``protection`` table.
 NO_PROTECTION = "no_protection"
 LOG_BEDS = "log_beds"
@@ -57,44 +58,56 @@ def _table(data: object, name: str) -> pd.DataFrame | None:
         return None
 
 
+def _columns(data: object, name: str, columns: Sequence[str]) -> pd.DataFrame | None:
+    """Those of ``columns`` that table ``name`` has; from a study's folder, only they are read."""
+    from cyberobs_lib.studies.data import LazyTables, StudyData
+
+    tables = data.tables if isinstance(data, StudyData) else None
+    if isinstance(tables, LazyTables):
+        return tables.columns(name, columns) if name in tables else None
+    table = _table(data, name)
+    return None if table is None else table[[c for c in columns if c in table.columns]]
+
+
+def positions(keys: pd.Series, values: pd.Series) -> np.ndarray:
+    """Position in ``values`` of the first occurrence of each key (-1: absent; a missing key finds a
+    missing value, as ``merge`` pairs them). Arrow's hash lookup (``index_in``) for text, pandas'
+    ``get_indexer`` for anything else."""
+    if not len(values):
+        return np.full(len(keys), -1, dtype=np.intp)
+    try:
+        k, v = pa.array(keys, from_pandas=True), pa.array(values, from_pandas=True)
+        k, v = (pc.cast(a, a.type.value_type) if pa.types.is_dictionary(a.type) else a for a in (k, v))
+        text = all(pa.types.is_string(a.type) or pa.types.is_large_string(a.type) for a in (k, v))
+        if text:
+            found = pc.index_in(pc.cast(k, pa.large_string()), value_set=pc.cast(v, pa.large_string()))
+            return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    first = ~values.duplicated().to_numpy()
+    hit = pd.Index(values[first]).get_indexer(keys)
+    return np.where(hit >= 0, np.flatnonzero(first)[hit], -1)
+
+
 def _protection(data: object, audit_ids: pd.Series) -> pd.Series:
     """no_protection per audit: the ``protection`` table, else derived from ``controls``; NA = unknown."""
-    prot = _table(data, "protection")
+    aid = Audits.audit_id
+    prot = _columns(data, "protection", [aid, NO_PROTECTION])
     if prot is not None and NO_PROTECTION in prot.columns:
-        status = prot.drop_duplicates(Audits.audit_id).set_index(Audits.audit_id)[NO_PROTECTION]
+        status = prot[NO_PROTECTION].astype("boolean").reset_index(drop=True)
+        pos = positions(audit_ids, prot[aid])
     else:
-        ctl = _table(data, "controls")
+        ctl = _columns(data, "controls", [Controls.audit_id, Controls.present])
         if ctl is None or ctl.empty:
             return pd.Series(pd.NA, index=audit_ids.index, dtype="boolean")
         present = ctl[Controls.present].astype("boolean").fillna(False)
         status = ~present.groupby(ctl[Controls.audit_id], observed=True).any()
-    return audit_ids.map(status.astype("boolean")).astype("boolean")
-
-
-def _flag(mask: pd.Series) -> np.ndarray:
-    """A comparison's result as a numpy bool array (missing = False)."""
-    return mask.to_numpy(dtype=bool, na_value=False)
-
-
-def _count_per_audit(audit_ids: pd.Series, flags: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """Findings per audit (``n_findings``) and, per flag, the findings that raise it; index: audit ids as
-    text, audits with findings only (missing ids dropped).
-
-    Counts are ``np.bincount`` on the ids' integer codes (categorical codes, else ``pd.factorize``).
-    """
-    if isinstance(audit_ids.dtype, pd.CategoricalDtype):
-        codes, uniques = audit_ids.cat.codes.to_numpy(), audit_ids.cat.categories
-    else:
-        codes, uniques = pd.factorize(audit_ids)
-    known = codes >= 0
-    everything = bool(known.all())
-    size = len(uniques)
-    cols = {"n_findings": np.bincount(codes if everything else codes[known], minlength=size)}
-    for name, flag in flags.items():
-        cols[name] = np.bincount(codes[flag if everything else flag & known], minlength=size)
-    seen = cols["n_findings"] > 0
-    index = pd.Index(uniques[seen]).astype(str)
-    return pd.DataFrame({k: v[seen].astype("int64") for k, v in cols.items()}, index=index)
+        pos = positions(audit_ids, status.index.to_series())
+        status = status.astype("boolean").reset_index(drop=True)
+    found = pos >= 0
+    out = pd.array(np.full(len(pos), pd.NA), dtype="boolean")
+    out[found] = status.to_numpy()[pos[found]] if found.any() else out[found]
+    return pd.Series(out, index=audit_ids.index)
 
 
 def audit_metrics(data: object) -> pd.DataFrame:
@@ -121,8 +134,9 @@ def audit_metrics(data: object) -> pd.DataFrame:
 
     Notes
     -----
-    Findings are counted per audit with ``np.bincount`` on the integer codes of ``audit_id``. An audit
-    without any ``controls`` row has an unknown protection status, never "none" (data contract).
+    Findings are counted per audit by :func:`studies.finding_counts.count_findings`: from the Parquet
+    store, batch by batch, when ``data`` was read from one and its findings are not in memory (they are
+    then never read into pandas), else from the findings frame. An audit without any ``controls`` row has an unknown protection status, never "none" (data contract).
 
     Examples
     --------
@@ -136,38 +150,35 @@ def audit_metrics(data: object) -> pd.DataFrame:
     >>> m[["n_findings", "n_crit_high", "has_critical", "exposes_remote_admin"]].to_dict("records")
     [{'n_findings': 2, 'n_crit_high': 1, 'has_critical': True, 'exposes_remote_admin': True}]
     """
-    est, aud = _table(data, "establishments"), _table(data, "audits")
-    if est is None or aud is None:
-        raise ValueError("audit_metrics needs the 'establishments' and 'audits' tables")
-    fnd = _table(data, "findings")
     aid = Audits.audit_id
-    if fnd is None or fnd.empty:
-        fnd = pd.DataFrame({aid: pd.Series(dtype=object)})
-    sev = fnd[Findings.severity] if Findings.severity in fnd.columns else pd.Series(None, index=fnd.index)
-    cat = fnd[Findings.category] if Findings.category in fnd.columns else pd.Series(None, index=fnd.index)
-    kev = _flag(cat == "known_exploited")
-    if KNOWN_EXPLOITED in fnd.columns:
-        kev = kev | fnd[KNOWN_EXPLOITED].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    flags = {
-        "n_critical": _flag(sev == "critical"),
-        "n_high": _flag(sev == "high"),
-        "n_remote": _flag(cat == "exposed_remote_admin"),
-        "n_kev": kev,
-    }
-    counts = _count_per_audit(fnd[aid], flags)
-
     est_cols = [Establishments.finess, Establishments.family, Establishments.legal_status,
                 Establishments.region, Establishments.beds]  # fmt: skip
-    est = est.reindex(columns=est_cols).drop_duplicates(Establishments.finess)
-    aud = aud[[aid, Audits.finess, Audits.audit_date, Audits.hosts_in_scope]]
-    aud = aud.assign(**{Audits.audit_date: pd.to_datetime(aud[Audits.audit_date])})
-    out = in_text_order(aud).merge(est, on=Audits.finess, how="inner", validate="many_to_one")
+    aud_cols = [aid, Audits.finess, Audits.audit_date, Audits.hosts_in_scope]
+    est, aud = _columns(data, "establishments", est_cols), _columns(data, "audits", aud_cols)
+    if est is None or aud is None:
+        raise ValueError("audit_metrics needs the 'establishments' and 'audits' tables")
+    counts = count_findings(data)
+
+    est = est.reindex(columns=est_cols)
+    aud = aud[aud_cols]
+    aud = in_text_order(aud.assign(**{Audits.audit_date: pd.to_datetime(aud[Audits.audit_date])}))
+    at = positions(aud[Audits.finess], est[Establishments.finess])  # inner join, many audits to one
+    known = at >= 0
+    out = aud[known].reset_index(drop=True)
+    if out[Audits.finess].dtype != est[Establishments.finess].dtype:  # as merge: keys of two types -> object
+        out[Audits.finess] = out[Audits.finess].astype(object)
+    for col in est_cols[1:]:
+        out[col] = est[col].take(at[known]).reset_index(drop=True)
     out[aid] = out[aid].astype(str)
-    out[Audits.audit_date] = pd.to_datetime(out[Audits.audit_date])
     out[YEAR] = out[Audits.audit_date].dt.year.astype("Int64")
     beds = pd.to_numeric(out[Establishments.beds], errors="coerce").astype(float)
     out[LOG_BEDS] = np.log(beds.where(beds > 0))
-    per_audit = counts.reindex(out[aid]).fillna(0).astype("int64").set_axis(out.index)
+    at = positions(out[aid], counts.index.to_series())
+    found = at >= 0
+    per_audit = {}
+    for col in counts.columns:
+        per_audit[col] = np.zeros(len(out), dtype=np.int64)
+        per_audit[col][found] = counts[col].to_numpy()[at[found]]
     for col in ("n_findings", "n_critical", "n_high", "n_kev"):
         out[col] = per_audit[col]
     out["n_crit_high"] = out["n_critical"] + out["n_high"]
@@ -350,11 +361,11 @@ def compute_indicators(
         flag = c.rows[name].astype("boolean")
         known = flag.notna().to_numpy()
         n = np.bincount(c.cell[known], minlength=n_cells)
-        hits = np.bincount(c.cell[known & _flag(flag)], minlength=n_cells)
+        hits = np.bincount(c.cell[known & as_mask(flag)], minlength=n_cells)
         ci = wilson_interval(hits.astype(float), n.astype(float), alpha=alpha).set_axis(c.index)
         parts.append(ci.assign(indicator=name, n_establishments=n))
     hosts = pd.to_numeric(c.rows[Audits.hosts_in_scope], errors="coerce")
-    exposed = np.flatnonzero(_flag(hosts > 0))
+    exposed = np.flatnonzero(as_mask(hosts > 0))
     ecell, cells = pd.factorize(c.cell[exposed])  # exposed cells, in order of first appearance
     found = c.rows["n_findings"].to_numpy(dtype=float, na_value=np.nan)[exposed]
     scope = hosts.to_numpy(dtype=float, na_value=np.nan)[exposed]
