@@ -67,11 +67,15 @@ def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144
 
 def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: int = 30):
     """A reader-facing view of a table: labelled headings, no index, numbers to ``digits`` significant
-    digits, p-values in scientific notation when small, at most ``max_rows`` rows (display only)."""
+    digits, p-values in scientific notation when small, booleans as yes / no in ``lang``, at most
+    ``max_rows`` rows (display only)."""
     shown = labelled(frame.head(max_rows), lang)
     formats = {}
+    yes, no = label("yes", lang), label("no", lang)
     for col, src in zip(shown.columns, frame.columns, strict=True):
-        if pd.api.types.is_float_dtype(frame[src]):
+        if pd.api.types.is_bool_dtype(frame[src]):
+            formats[col] = lambda v: "" if pd.isna(v) else yes if v else no
+        elif pd.api.types.is_float_dtype(frame[src]):
             formats[col] = lambda v: (
                 "" if pd.isna(v) else f"{v:.2e}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}g}"
             )
