@@ -164,18 +164,22 @@ def read_table_csv(path: Path | str) -> CsvRead:
         raise InputFileError(path, "is empty; expected a header row")
     first_line = text.split("\n", 1)[0].rstrip("\r")
     delimiter = _sniff_delimiter(first_line)
-    fast = _read_fast(text, delimiter)
-    if fast is not None:
-        frame, starts, header = fast
-        return CsvRead(
-            frame=frame,
-            path=path,
-            encoding=encoding,
-            delimiter=delimiter,
-            had_bom=had_bom,
-            original_columns=[h.strip() for h in header],
-            lines=pd.Series(starts, index=frame.index, dtype="int64"),
-        )
+    frame, starts, header = _read_fast(text, delimiter) or _read_with_csv_module(text, delimiter, path)
+    return CsvRead(
+        frame=frame,
+        path=path,
+        encoding=encoding,
+        delimiter=delimiter,
+        had_bom=had_bom,
+        original_columns=[h.strip() for h in header],
+        lines=pd.Series(starts, index=frame.index, dtype="int64"),
+    )
+
+
+def _read_with_csv_module(text: str, delimiter: str, path: Path) -> tuple[pd.DataFrame, list[int], list[str]]:
+    """The records of ``text`` read by the ``csv`` module (what the Arrow reader cannot parse): the frame
+    (ragged rows padded or cut to the header, their lines in ``attrs["ragged_rows"]``), the physical line
+    where each record starts, the header cells."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records: list[list[str]] = []
     starts: list[int] = []
@@ -189,7 +193,6 @@ def read_table_csv(path: Path | str) -> CsvRead:
             line_no = reader.line_num + 1
     except csv.Error as exc:
         raise InputFileError(path, f"not valid CSV ({exc})", line=reader.line_num) from exc
-    original = [h.strip() for h in header]
     columns = [h.strip().lower() for h in header]
     if not any(columns):
         raise InputFileError(path, "has no header row", line=1)
@@ -198,15 +201,7 @@ def read_table_csv(path: Path | str) -> CsvRead:
     frame = pd.DataFrame(fixed, columns=columns, dtype=object)
     frame = frame.apply(lambda s: s.str.strip()).replace({"": None})
     frame.attrs["ragged_rows"] = [starts[i] for i, r in enumerate(records) if len(r) != width]
-    return CsvRead(
-        frame=frame,
-        path=path,
-        encoding=encoding,
-        delimiter=delimiter,
-        had_bom=had_bom,
-        original_columns=original,
-        lines=pd.Series(starts, index=frame.index, dtype="int64"),
-    )
+    return frame, starts, header
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:

@@ -35,15 +35,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cyberobs_lib.scanners import _core
-from cyberobs_lib.scanners._core import SKIP_REASONS, Collector, ScanError, ScanResult, severity_keys
-from cyberobs_lib.scanners.xmlsafe import _line_of, open_xml, require_root
+from cyberobs_lib.scanners._core import SKIP_REASONS, Collector, ScanResult, severity_keys
+from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _LINE = re.compile(r"^\s*(\S+)\t([0-9.]+)\t", re.M)
-#: Bytes fed to the parser at a time. The elements of a block stay alive until it is consumed; with 64 KB
-#: blocks enough of them survive into the oldest GC generation to trigger ~30 full collections per 100 MB
-#: (parsing twice as slow); 16 KB (``iterparse``'s own size) triggers one or two.
-_BLOCK = 1 << 14
+#: The records of an nmap file.
+_HOSTS = frozenset({"host"})
 #: Field order of the tuples appended to ``Collector.rows`` (checked against the collector's at import).
 _FIELDS = (
     "host",
@@ -94,60 +92,16 @@ def _epoch(value: str | None) -> str | None:
 
 
 def _iter_hosts(path: str | Path) -> Iterator[ET.Element]:
-    """Each complete ``<host>`` of an nmap file, in document order, after the safe prolog check.
-
-    Same security check and error messages as :func:`~cyberobs_lib.scanners.xmlsafe.iterparse_safe`, but
-    the C parser reports no events after the root's start: completed root children are consumed and
-    removed from the root after each block (all but the last, which may still be open).
-    """
+    """Each complete ``<host>`` of an nmap file, in document order (also hosts nested in other elements),
+    after the safe prolog check: :func:`~cyberobs_lib.scanners.xmlsafe.iter_records`, as the Qualys and
+    OpenVAS readers."""
     path = Path(path)
     stream, root_tag, root_line = open_xml(path)
     try:
         require_root(path, root_tag, root_line, ("nmaprun",))
-        parser = ET.XMLPullParser(events=("start",))
-        root = None
-        try:
-            while data := stream.read(_BLOCK):
-                parser.feed(data)
-                for _ev, el in parser.read_events():  # also raises the block's parse error, if any
-                    if root is None:
-                        root = el
-                        try:  # no more events (private API, as in xmlsafe; without it: drained here)
-                            parser._parser._setevents(parser._events_queue, ())
-                        except AttributeError:
-                            pass
-                if root is not None and len(root) > 1:
-                    done = root[:-1]
-                    del root[:-1]
-                    yield from _hosts_in(done)
-            parser.close()
-            for _ev in parser.read_events():
-                pass
-        except ET.ParseError as err:
-            msg = getattr(err, "msg", None) or str(err)
-            what = (
-                "truncated XML (the document ends before its root element is closed)"
-                if "no element found" in msg
-                else f"malformed XML: {msg.split(':')[0]}"
-            )
-            raise ScanError(
-                path, what, line=_line_of(err), expected="a well-formed <nmaprun> document"
-            ) from None
-        if root is not None:
-            done = root[:]
-            del root[:]
-            yield from _hosts_in(done)
+        yield from iter_records(path, stream, root_tag, _HOSTS)
     finally:
         stream.close()
-
-
-def _hosts_in(children: list[ET.Element]) -> Iterator[ET.Element]:
-    """The ``<host>`` elements among completed root children (and, defensively, nested in other ones)."""
-    for child in children:
-        if child.tag == "host":
-            yield child
-        elif len(child):
-            yield from child.iter("host")
 
 
 def iter_nmap_xml(
