@@ -19,7 +19,6 @@ DUCKDB_THREADS = 2
 HERE = Path(__file__).resolve().parent
 #: Columns the indicators read (the rest of each table is never decoded).
 EST_COLS = ["finess", "family", "legal_status", "region", "beds"]
-AUD_COLS = ["audit_id", "finess", "audit_date", "hosts_in_scope"]
 FINDINGS_METRICS = ["audit_id", "severity", "category", "known_exploited"]
 
 
@@ -223,9 +222,11 @@ def stage_duckdb_lifecycle(work: str) -> dict:
 
 
 def stage_indicators(work: str) -> dict:
-    """``audit_metrics`` + ``compute_indicators(n_boot=200)`` on the columns they use; the bootstrap
+    """``audit_metrics`` + ``compute_indicators(n_boot=200)`` on the store as the notebooks read it; the bootstrap
     (the library's ``_ratio_bootstrap`` calls, timed through a wrapper) is its own phase."""
+    from cyberobs_lib.scale.storage import read_manifest
     from cyberobs_lib.studies import indicators
+    from cyberobs_lib.studies.data import METRICS_FINDINGS, load_study_data
     from cyberobs_lib.studies.indicators import audit_metrics, compute_indicators
 
     phases, boot, inner = {}, [0.0], indicators._ratio_bootstrap
@@ -237,16 +238,14 @@ def stage_indicators(work: str) -> dict:
         return out
 
     t = time.perf_counter()
-    tables = {
-        "findings": _canonical(work, "findings", FINDINGS_METRICS),
-        "establishments": _canonical(work, "establishments", EST_COLS),
-        "audits": _canonical(work, "audits", AUD_COLS),
-        "protection": _canonical(work, "protection", ["audit_id", "no_protection"]),
-    }
+    # As the notebooks: the store opened lazily; audit_metrics reads the columns it needs of the small
+    # tables and counts the findings in the store (they are never read into pandas).
+    data = load_study_data(Path(work) / "canonical", columns={"findings": list(METRICS_FINDINGS)})
     phases["read"] = time.perf_counter() - t
     t = time.perf_counter()
-    metrics = audit_metrics(tables)
+    metrics = audit_metrics(data)
     phases["audit_metrics"] = time.perf_counter() - t
+    assert "findings" not in data.tables.loaded()
     t = time.perf_counter()
     indicators._ratio_bootstrap = timed
     try:
@@ -258,7 +257,8 @@ def stage_indicators(work: str) -> dict:
     t = time.perf_counter()
     metrics.to_parquet(Path(work) / "metrics_pandas.parquet")
     ind.to_parquet(Path(work) / "indicators_pandas.parquet")
-    return {"findings": len(tables["findings"]), "audits": len(metrics), "indicators": len(ind),
+    n = sum(read_manifest(Path(work) / "canonical")["tables"]["findings"]["rows"].values())
+    return {"findings": n, "audits": len(metrics), "indicators": len(ind),
             "phases": phases, "untimed": time.perf_counter() - t}  # fmt: skip
 
 

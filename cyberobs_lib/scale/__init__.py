@@ -8,15 +8,33 @@
   the same tables as the pandas path (the single source of truth).
 """
 
-from cyberobs_lib.scale.chunked import ingest_large
-from cyberobs_lib.scale.dask_pipeline import audit_metrics_dask, client, lifecycle_dask, normalize_dask
-from cyberobs_lib.scale.storage import (
-    PartitionedWriter,
-    open_partitioned,
-    read_manifest,
-    read_partitioned,
-    write_partitioned,
-)
+import importlib
+
+#: Public name -> the submodule defining it. Imported on first use (PEP 562): reading a store
+#: (``scale.storage``) must not import Dask and the ingest machinery (over a second at start-up).
+_EXPORTS = {
+    "ingest_large": "chunked",
+    "audit_metrics_dask": "dask_pipeline",
+    "client": "dask_pipeline",
+    "lifecycle_dask": "dask_pipeline",
+    "normalize_dask": "dask_pipeline",
+    "PartitionedWriter": "storage",
+    "open_partitioned": "storage",
+    "read_manifest": "storage",
+    "read_partitioned": "storage",
+    "write_partitioned": "storage",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"cyberobs_lib.scale.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'cyberobs_lib.scale' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "PartitionedWriter",

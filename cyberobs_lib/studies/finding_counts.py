@@ -119,9 +119,12 @@ def _count_batch(batch: pa.RecordBatch) -> pa.Table:
     codes, ids = _codes(batch.column(names.index(Findings.audit_id)))
     size = len(ids)  # code ``size``: no audit id, not counted
     seen = np.flatnonzero(np.bincount(codes, minlength=size + 1)[:size])
-    dense = np.full(size + 1, len(seen), dtype=np.intp)
-    dense[seen] = np.arange(len(seen))
-    key = dense[codes] << 4
+    if len(seen) < size:
+        dense = np.full(size + 1, len(seen), dtype=np.intp)
+        dense[seen] = np.arange(len(seen))
+        key = dense[codes] << 4
+    else:  # every value used (a store's partitions keep only those): the codes are dense already
+        key = codes << 4
     for name, bits in ((Findings.severity, _SEVERITY_BITS), (Findings.category, _CATEGORY_BITS)):
         if name in names:
             key |= _bits(batch.column(names.index(name)), bits)
@@ -130,7 +133,8 @@ def _count_batch(batch: pa.RecordBatch) -> pa.Table:
         key |= kev.to_numpy(zero_copy_only=False) << 3
     table = np.bincount(key, minlength=(len(seen) + 1) * 16).reshape(len(seen) + 1, 16)[:-1]
     sums = (table.astype(np.float64) @ _SUMS).astype(np.int64)  # exact: counts are far below 2^53
-    columns = {Findings.audit_id: ids.take(pa.array(seen)).cast(pa.large_string())}
+    ids = ids if len(seen) == size else ids.take(pa.array(seen))
+    columns = {Findings.audit_id: ids.cast(pa.large_string())}
     return pa.table({**columns, **{name: sums[:, j] for j, name in enumerate(COUNT_COLUMNS)}})
 
 

@@ -169,11 +169,13 @@ def audit_metrics(data: object) -> pd.DataFrame:
         out[Audits.finess] = out[Audits.finess].astype(object)
     for col in est_cols[1:]:
         out[col] = est[col].take(at[known]).reset_index(drop=True)
+    # Audit ids as text: Arrow-backed ids are looked up as they are (no Python string per id).
+    ids = out[aid] if isinstance(out[aid].dtype, pd.StringDtype) else out[aid].astype(str)
     out[aid] = out[aid].astype(str)
     out[YEAR] = out[Audits.audit_date].dt.year.astype("Int64")
     beds = pd.to_numeric(out[Establishments.beds], errors="coerce").astype(float)
     out[LOG_BEDS] = np.log(beds.where(beds > 0))
-    at = positions(out[aid], counts.index.to_series())
+    at = positions(ids, counts.index.to_series())
     found = at >= 0
     per_audit = {}
     for col in counts.columns:
@@ -185,7 +187,7 @@ def audit_metrics(data: object) -> pd.DataFrame:
     out["has_critical"] = out["n_critical"] > 0
     out["exposes_remote_admin"] = per_audit["n_remote"] > 0
     out["has_kev"] = out["n_kev"] > 0
-    out[NO_PROTECTION] = _protection(data, out[aid])
+    out[NO_PROTECTION] = _protection(data, ids)
     hosts = pd.to_numeric(out[Audits.hosts_in_scope], errors="coerce").astype(float)
     out["findings_per_host"] = out["n_findings"] / hosts.where(hosts > 0)
     out = out.take(audit_order(out)).reset_index(drop=True)  # by finess, audit_date, audit_id
