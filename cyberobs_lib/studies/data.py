@@ -51,30 +51,31 @@ _TYPES = {"port": "Int32", "source_row": "int64", "finess_key_ok": "bool", "seve
 class LazyTables(Mapping):
     """Tables read on first access (``read(name)``), then kept; iterating lists the names only.
 
-    ``read_columns(name, columns)``, when given, reads some columns of a table without keeping them
-    (:meth:`columns`)."""
+    ``read_columns(name, columns, ordered)``, when given, reads some columns of a table without keeping
+    them (:meth:`columns`)."""
 
     def __init__(
         self,
         names: Iterable[str],
         read: Callable[[str], pd.DataFrame],
-        read_columns: Callable[[str, list[str]], pd.DataFrame] | None = None,
+        read_columns: Callable[[str, list[str], bool], pd.DataFrame] | None = None,
     ):
         self._names = tuple(names)
         self._read = read
         self._read_columns = read_columns
         self._loaded: dict[str, pd.DataFrame] = {}
 
-    def columns(self, name: str, columns: Sequence[str]) -> pd.DataFrame:
-        """The ``columns`` of table ``name`` that it has (in that order, rows in canonical order): from
-        the table if it is in memory, else read from the folder and not kept (a study needing four
-        columns of a table does not read the others, nor keep them for later)."""
+    def columns(self, name: str, columns: Sequence[str], *, ordered: bool = True) -> pd.DataFrame:
+        """The ``columns`` of table ``name`` that it has (in that order): from the table if it is in
+        memory, else read from the folder and not kept (a study needing four columns of a table does not
+        read the others, nor keep them for later). Rows in canonical order, or, with ``ordered=False``,
+        in any order (a partitioned table is then not re-sorted: for callers that sort or join anyway)."""
         if name not in self._names:
             raise KeyError(name)
         if name in self._loaded or self._read_columns is None:
             table = self[name]
             return table[[c for c in columns if c in table.columns]]
-        return self._read_columns(name, list(columns))
+        return self._read_columns(name, list(columns), ordered)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in self._names:
@@ -191,7 +192,7 @@ def load_study_data(
     if kind == FLAT:
         audit_ids = _audit_ids_of_years(folder, wanted) if wanted is not None else None
 
-        def read_flat(name: str, only: list[str] | None = None) -> pd.DataFrame:
+        def read_flat(name: str, only: list[str] | None = None, ordered: bool = True) -> pd.DataFrame:
             path = folder / f"{name}.parquet"
             _check_columns(path, name, cols.get(name))
             wanted = cols.get(name)
@@ -283,8 +284,9 @@ def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: d
         (accounting["table"].astype(str).str.startswith("scan:") & (accounting["kept"] > 0)).any()
     )
 
-    def read(name: str, only: list[str] | None = None) -> pd.DataFrame:
+    def read(name: str, only: list[str] | None = None, ordered: bool = True) -> pd.DataFrame:
         keys = SORT_KEYS["findings"] if (name == "findings" and mixed) else ["audit_id"]
+        keys = keys if ordered else []
         wanted = columns.get(name)
         if only is not None:  # those of ``only`` the table has (and keeps)
             names = open_partitioned(folder, name).schema.names

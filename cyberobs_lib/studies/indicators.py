@@ -59,12 +59,13 @@ def _table(data: object, name: str) -> pd.DataFrame | None:
 
 
 def _columns(data: object, name: str, columns: Sequence[str]) -> pd.DataFrame | None:
-    """Those of ``columns`` that table ``name`` has; from a study's folder, only they are read."""
+    """Those of ``columns`` that table ``name`` has; from a study's folder, only they are read (rows in
+    any order: the metrics are joined by key and sorted)."""
     from cyberobs_lib.studies.data import LazyTables, StudyData
 
     tables = data.tables if isinstance(data, StudyData) else None
     if isinstance(tables, LazyTables):
-        return tables.columns(name, columns) if name in tables else None
+        return tables.columns(name, columns, ordered=False) if name in tables else None
     table = _table(data, name)
     return None if table is None else table[[c for c in columns if c in table.columns]]
 
