@@ -428,3 +428,129 @@ def test_inputs_not_mutated(data):
         pd.testing.assert_frame_equal(v, copies[k])
     pd.testing.assert_frame_equal(iv, iv_copy)
     assert len(res.pairs)
+
+
+# ------------------------------------------------------------------------------------------ linear helpers
+@pytest.mark.parametrize("n, n_groups", [(0, 5), (1, 1), (50, 3), (20_000, 7), (20_000, 15_000)])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.int8])
+def test_counting_argsort_is_a_stable_argsort(n, n_groups, dtype):
+    from cyberobs_lib.lifecycle._linear import counting_argsort
+
+    if n_groups > np.iinfo(dtype).max:
+        pytest.skip("codes do not fit the dtype")
+    rng = np.random.default_rng(n + n_groups)
+    codes = rng.integers(-1, n_groups, n).astype(dtype)  # -1: a missing value, sorts first
+    order = counting_argsort(codes, n_groups)
+    np.testing.assert_array_equal(order, np.argsort(codes, kind="stable"))
+
+
+def _text_cases(n, rng):
+    words = ["a", "bb", "ccc", "8bytes!!", "9 bytes!!", "x" * 30, "é", "", "hello world", "ñandú"]
+    words += [f"s{i}" for i in range(40)]
+    mixed = np.array(words, dtype=object)[rng.integers(0, len(words), n)]
+    with_missing = mixed.copy()
+    with_missing[rng.integers(0, max(n, 1), n // 10)] = None
+    hexes = np.array([f"{x:032x}" for x in rng.integers(0, 2**62, n // 2 + 1)], dtype=object)
+    hexes = hexes[rng.integers(0, n // 2 + 1, n)]
+    return {
+        "mixed": mixed,
+        "with_missing": with_missing,
+        "hex": hexes,
+        "arrow": pd.Series(with_missing, dtype="string[pyarrow]"),
+        "arrow_slice": pd.Series(mixed, dtype="string[pyarrow]").iloc[n // 3 :],
+        "arrow_hex": pd.Series(hexes, dtype="string[pyarrow]"),
+        "series": pd.Series(mixed),
+    }
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 70_000])  # 70_000 rows: factorized in hash blocks
+def test_factorize_text_equals_pandas(n):
+    from cyberobs_lib.lifecycle._linear import factorize_text
+
+    rng = np.random.default_rng(n)
+    for name, values in _text_cases(n, rng).items():
+        got = factorize_text(values)
+        assert got is not None, name
+        codes, uniques = pd.factorize(values)
+        np.testing.assert_array_equal(got[0], codes, err_msg=name)
+        pd.testing.assert_index_equal(got[1], pd.Index(uniques))
+
+
+def test_factorize_text_declines_what_is_not_text():
+    from cyberobs_lib.lifecycle._linear import factorize_text
+
+    assert factorize_text(pd.Series([1, 2, 1])) is None
+    assert factorize_text(np.array(["a", 1, "b"], dtype=object)) is None
+    assert factorize_text(pd.Series(["a", "b"], dtype="category")) is None
+
+
+def test_factorize_hashes_equals_pandas():
+    from cyberobs_lib.lifecycle._linear import factorize_hashes
+
+    rng = np.random.default_rng(3)
+    for n, distinct in ((0, 1), (10, 3), (200_000, 50_000)):  # the last one in hash blocks
+        h = rng.integers(0, 2**63, distinct, dtype=np.uint64)[rng.integers(0, distinct, n)]
+        codes, first = factorize_hashes(h)
+        expected, uniques = pd.factorize(h)
+        np.testing.assert_array_equal(codes, expected)
+        np.testing.assert_array_equal(h[first], uniques)
+        np.testing.assert_array_equal(first, np.unique(codes, return_index=True)[1])  # first row per code
+
+
+def test_factorize_text_falls_back_on_a_hash_collision(monkeypatch):
+    from cyberobs_lib.lifecycle import _linear
+
+    monkeypatch.setattr(_linear, "_hash_strings", lambda start, *args: np.zeros(len(start), np.uint64))
+    assert _linear.factorize_text(np.array(["a", "b", "a"], dtype=object)) is None
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("rank_order", [True, False])
+def test_identity_order_is_a_stable_lexsort(shared, rank_order):
+    from cyberobs_lib.lifecycle._encode import _identity_order
+
+    rng = np.random.default_rng(int(shared) * 2 + int(rank_order))
+    n, n_est, n_fp, n_rank = 5000, 40, 900, 5
+    f = rng.integers(0, n_fp, n)
+    est = rng.integers(0, n_est, n) if shared else f % n_est  # shared: a fingerprint in several
+    r = rng.integers(0, n_rank, n)
+    if rank_order:  # rows in rank order within each identity, as the stores write them
+        by = np.lexsort((r,))
+        f, est, r = f[by], est[by], r[by]
+    order, ident, f_sorted = _identity_order(est, f, r, n_fp, n_rank)
+    np.testing.assert_array_equal(order, np.lexsort((r, est * n_fp + f)))
+    np.testing.assert_array_equal(f_sorted, f[order])
+    key = (est * n_fp + f)[order]
+    np.testing.assert_array_equal(ident[1:] == ident[:-1], key[1:] == key[:-1])
+
+
+def test_duplicate_findings_keep_the_first_row(data):
+    f = pd.DataFrame(
+        {
+            "audit_id": ["a", "a", "b", "b"],
+            "host": ["h", "h", "h", "h"],
+            "fingerprint": ["p", "p", "p", "p"],
+            "severity": ["low", "high", "medium", "critical"],
+        }
+    )
+    audits = pd.DataFrame(
+        {"audit_id": ["a", "b"], "finess": "E", "audit_date": pd.to_datetime(["2024-01-01", "2024-06-01"])}
+    )
+    res = match_lifecycle(f, audits)
+    # a persistent event carries the row of its audit_from, the first of the duplicates of audit a
+    assert res.events[["status", "severity"]].values.tolist() == [["persistent", "low"]]
+    iv = remediation_intervals(f, audits)
+    assert iv[["severity", "n_audits_seen"]].values.tolist() == [["low", 2]]
+
+
+def test_text_and_categorical_and_arrow_columns_give_same_tables(data):
+    base = match_lifecycle(data["findings"], data["audits"], hosts=data["hosts"])
+    arrow = data["findings"].astype({c: "string[pyarrow]" for c in ("audit_id", "host", "fingerprint")})
+    got = match_lifecycle(arrow, data["audits"], hosts=data["hosts"])
+    pd.testing.assert_frame_equal(got.pairs, base.pairs)
+    cols = ["finess", "audit_from", "audit_to", "status"]
+    pd.testing.assert_frame_equal(got.events[cols], base.events[cols])
+    assert got.events["fingerprint"].astype(str).tolist() == base.events["fingerprint"].tolist()
+    iv = remediation_intervals(arrow, data["audits"], hosts=data["hosts"])
+    iv_base = remediation_intervals(data["findings"], data["audits"], hosts=data["hosts"])
+    pd.testing.assert_frame_equal(iv.drop(columns="fingerprint"), iv_base.drop(columns="fingerprint"))

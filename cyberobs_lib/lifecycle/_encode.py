@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.lifecycle._linear import counting_argsort, factorize_text
 from cyberobs_lib.schema import Audits, Findings, Hosts
 
 #: Stable finding identity computed upstream by ``normalize_findings`` (not yet in ``schema``).
@@ -35,19 +36,39 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], *, table: str
 
 
 def codes_in(values: pd.Series, index: pd.Index) -> np.ndarray:
-    """Positions of ``values`` in ``index`` (-1 when absent), fast path for categoricals."""
+    """Positions of ``values`` in ``index`` (-1 when absent), fast path for categoricals.
+
+    Text is factorized first and only its distinct values are looked up (``index.get_indexer`` on
+    millions of strings hashes every one of them).
+    """
     if isinstance(values.dtype, pd.CategoricalDtype):
         lookup = index.get_indexer(values.cat.categories)
         codes = values.cat.codes.to_numpy()
         out = np.where(codes >= 0, lookup[codes], -1)
         return out.astype(np.int64, copy=False)
-    return index.get_indexer(values).astype(np.int64, copy=False)
+    if len(values) < 4 * len(index) or values.dtype.kind in "iufcbmM":
+        return index.get_indexer(values).astype(np.int64, copy=False)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    out = index.get_indexer(uniques).astype(np.int64, copy=False)[codes]
+    missing = codes < 0
+    if missing.any():  # a missing value matches a missing value of the index, as get_indexer does
+        out[missing] = index.get_indexer(values[missing])
+    return out
 
 
-def factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes and uniques of a column (categorical codes reused as they are)."""
+def factorize(values: pd.Series, *, many: bool = False) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and uniques of a column (categorical codes reused as they are).
+
+    ``many``: the column has millions of distinct values (fingerprints): text is factorized by
+    :func:`~cyberobs_lib.lifecycle._linear.factorize_text` (same codes and uniques as
+    ``pd.factorize``, in cache-sized blocks).
+    """
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.cat.codes.to_numpy().astype(np.int64), pd.Index(values.cat.categories)
+    if many:
+        done = factorize_text(values)
+        if done is not None:
+            return done
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return codes.astype(np.int64, copy=False), pd.Index(uniques)
 
@@ -114,12 +135,14 @@ class Encoded:
     row: np.ndarray  # position of the finding in the input frame
     audit: np.ndarray  # row position in ``audits``
     host: np.ndarray  # host code
-    ident: np.ndarray  # identity code: (establishment, fingerprint)
+    ident: np.ndarray  # identity code: (establishment, fingerprint); equal for equal identities
     fp: np.ndarray  # fingerprint code (position in ``fingerprints``)
     scope_next: np.ndarray  # host in the perimeter of the next kept audit
     scope_prev: np.ndarray  # host in the perimeter of the previous kept audit
-    per_audit: np.ndarray  # perimeter (audit, host) pairs: audit position
+    per_row: np.ndarray  # position of the finding's (audit, host) in ``per_audit``/``per_host``
+    per_audit: np.ndarray  # perimeter (audit, host) pairs, sorted: audit position
     per_host: np.ndarray  # ... and host code
+    per_in_next: np.ndarray  # bool per perimeter pair: host also in the next kept audit's perimeter
     from_hosts_table: np.ndarray  # bool per audit: perimeter read from hosts.csv
     fingerprints: pd.Index
     hosts: pd.Index
@@ -131,6 +154,45 @@ def _sorted_contains(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     return (sorted_keys[pos] == query) if len(sorted_keys) else np.zeros(len(query), dtype=bool)
 
 
+def _in_neighbour(per_key: np.ndarray, neighbour: np.ndarray, per_host: np.ndarray, n_hosts: int):
+    """For each perimeter pair, whether its host is in the perimeter of ``neighbour`` (-1: none)."""
+    return (neighbour >= 0) & _sorted_contains(per_key, np.maximum(neighbour, 0) * n_hosts + per_host)
+
+
+def _identity_order(est: np.ndarray, f: np.ndarray, r: np.ndarray, n_fp: int, n_rank: int):
+    """Stable order of rows by (establishment, fingerprint code, rank), identity and fingerprint codes.
+
+    When every fingerprint belongs to one establishment (always so for ``normalize_findings``
+    fingerprints, which hash the establishment), the identities are numbered in that order with a
+    counting sort of the fingerprints by establishment, and the rows are counting-sorted by identity
+    (a second counting sort by rank first only when rows of an identity are not in rank order): linear
+    time. Otherwise (a fingerprint reused by two establishments) a comparison sort on the combined key.
+    """
+    n = len(f)
+    est_of_f = np.full(n_fp, -1, dtype=np.int64)
+    est_of_f[f] = est
+    if n and (est_of_f[f] != est).any():  # a fingerprint in two establishments
+        key = est.astype(np.int64) * n_fp + f
+        if (int(est.max()) + 1) * n_fp * n_rank >= 2**62:  # pragma: no cover - astronomically large
+            order = np.lexsort((r, key))
+        else:
+            order = np.argsort(key * n_rank + r, kind="stable")
+        key = key[order]
+        return order, key, key % n_fp
+    n_est = int(est.max()) + 1 if n else 0
+    f_in_order = counting_argsort(est_of_f, n_est)  # fingerprints by (establishment, code)
+    ident_of_f = np.empty(n_fp, dtype=np.int64)
+    ident_of_f[f_in_order] = np.arange(n_fp)
+    ident = ident_of_f[f]
+    order = counting_argsort(ident, n_fp)
+    ident_sorted, r_sorted = ident[order], r[order]
+    if ((ident_sorted[1:] == ident_sorted[:-1]) & (r_sorted[1:] < r_sorted[:-1])).any():
+        by_rank = counting_argsort(r.astype(np.uint16) if n_rank < 2**16 else r, n_rank)
+        order = by_rank[counting_argsort(ident[by_rank], n_fp)]
+        ident_sorted = ident[order]
+    return order, ident_sorted, f_in_order[ident_sorted]
+
+
 def encode(
     findings: pd.DataFrame, audits: pd.DataFrame, *, hosts: pd.DataFrame | None, min_days: int
 ) -> Encoded:
@@ -138,7 +200,12 @@ def encode(
 
     The perimeter of an audit is its rows in ``hosts`` (when that table has any row for it) united with
     the hosts of its findings (a host with a finding was scanned). Identity is (establishment,
-    fingerprint), so that a fingerprint reused by two establishments never links them.
+    fingerprint), so that a fingerprint reused by two establishments never links them. Rows are in
+    (establishment, fingerprint code, rank) order, ties (duplicate findings) in input order: the first
+    of duplicate (audit, fingerprint) rows is kept.
+
+    Every pass over the findings is linear: fingerprints are factorized in cache-sized blocks, the
+    perimeter lookups run in input order (rows of an audit together) and the sort is a counting sort.
     """
     require_columns(findings, _FINDINGS_REQUIRED, table="findings")
     ordered = order_audits(audits, min_days=min_days)
@@ -148,8 +215,8 @@ def encode(
         unknown = pd.unique(findings[Findings.audit_id].to_numpy()[audit < 0])[:5]
         raise ValueError(f"findings: audit_id not in audits: {list(unknown)}")
     host, host_index = factorize(findings[Findings.host])
-    ident, fp_index = factorize(findings[FINGERPRINT])
-    if (host < 0).any() or (ident < 0).any():  # factorize codes missing values as -1
+    fp, fp_index = factorize(findings[FINGERPRINT], many=True)
+    if (host < 0).any() or (fp < 0).any():  # factorize codes missing values as -1
         raise ValueError("findings: fingerprint and host must not be missing")
 
     n_audits = len(ordered)
@@ -159,7 +226,7 @@ def encode(
 
     # perimeter: hosts table rows (new host names appended to the host index) + finding hosts
     from_table = np.zeros(n_audits, dtype=bool)
-    per_a, per_h = audit, host
+    extra_a, extra_h = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if hosts is not None and len(hosts):
         require_columns(hosts, (Hosts.audit_id, Hosts.host), table="hosts")
         ha = codes_in(hosts[Hosts.audit_id], audit_index)
@@ -172,42 +239,48 @@ def encode(
             hh[hh < 0] = extra + len(host_index)
             host_index = host_index.append(pd.Index(extra_index))
         from_table[ha] = True
-        per_a, per_h = np.concatenate([ha, audit]), np.concatenate([hh, host])
+        extra_a, extra_h = ha, hh
     n_hosts = max(len(host_index), 1)
-    per_key = sorted_unique(per_a.astype(np.int64) * n_hosts + per_h)
+    # finding (audit, host) pairs: rows of an audit come together, so drop repeats of the previous
+    # row before the hash-based unique
+    find_key = audit * n_hosts + host
+    repeat = np.zeros(len(find_key), dtype=bool)
+    repeat[1:] = find_key[1:] == find_key[:-1]
+    per_key = sorted_unique(np.concatenate([extra_a.astype(np.int64) * n_hosts + extra_h, find_key[~repeat]]))
     per_audit, per_host = per_key // n_hosts, per_key % n_hosts
+    per_in_next = _in_neighbour(per_key, ordered["next_kept"].to_numpy()[per_audit], per_host, n_hosts)
+    per_in_prev = _in_neighbour(per_key, ordered["prev_kept"].to_numpy()[per_audit], per_host, n_hosts)
 
     # findings of kept audits, sorted by (establishment, fingerprint, rank), deduplicated
     keep = kept_audit[audit]
-    rows = np.flatnonzero(keep)
-    a, h, f = audit[rows], host[rows], ident[rows]
+    if keep.all():
+        rows, a, f = np.arange(len(audit)), audit, fp
+    else:
+        rows = np.flatnonzero(keep)
+        a, f, find_key = audit[rows], fp[rows], find_key[rows]
+    per_idx = np.searchsorted(per_key, find_key)  # in input order: queries of an audit are together
     n_fp = max(len(fp_index), 1)
     n_rank = int(rank_of_audit.max()) + 1 if n_audits else 1
-    key = est_of_audit[a].astype(np.int64) * n_fp + f
-    if (est_of_audit.max(initial=0) + 1) * n_fp * n_rank >= 2**62:  # pragma: no cover - astronomically large
-        order = np.lexsort((rank_of_audit[a], key))
-    else:
-        order = np.argsort(key * n_rank + rank_of_audit[a])
-    rows, a, h, f, key = rows[order], a[order], h[order], f[order], key[order]
+    order, key, f = _identity_order(est_of_audit[a], f, rank_of_audit[a], n_fp, n_rank)
+    rows, per_row = rows[order], per_idx[order]
+    a = per_audit[per_row]
     dup = np.zeros(len(rows), dtype=bool)
     dup[1:] = (key[1:] == key[:-1]) & (a[1:] == a[:-1])
-    rows, a, h, f, key = rows[~dup], a[~dup], h[~dup], f[~dup], key[~dup]
-
-    nxt = ordered["next_kept"].to_numpy()[a]
-    prv = ordered["prev_kept"].to_numpy()[a]
-    scope_next = (nxt >= 0) & _sorted_contains(per_key, np.maximum(nxt, 0) * n_hosts + h)
-    scope_prev = (prv >= 0) & _sorted_contains(per_key, np.maximum(prv, 0) * n_hosts + h)
+    if dup.any():
+        rows, a, f, key, per_row = rows[~dup], a[~dup], f[~dup], key[~dup], per_row[~dup]
     return Encoded(
         audits=ordered,
         row=rows,
         audit=a,
-        host=h,
+        host=per_host[per_row],
         ident=key,
         fp=f,
-        scope_next=scope_next,
-        scope_prev=scope_prev,
+        scope_next=per_in_next[per_row],
+        scope_prev=per_in_prev[per_row],
+        per_row=per_row,
         per_audit=per_audit,
         per_host=per_host,
+        per_in_next=per_in_next,
         from_hosts_table=from_table,
         fingerprints=fp_index,
         hosts=host_index,

@@ -41,9 +41,7 @@ def _next_in_scope(enc) -> np.ndarray:
     nxt_sorted[:-1] = np.where(same[:-1], enc.per_audit[order][1:], -1)
     next_audit = np.empty(len(order), dtype=np.int64)
     next_audit[order] = nxt_sorted
-    n_hosts = max(len(enc.hosts), 1)
-    per_key = enc.per_audit * n_hosts + enc.per_host
-    return next_audit[np.searchsorted(per_key, enc.audit * n_hosts + enc.host)]
+    return next_audit[enc.per_row]
 
 
 def remediation_intervals(

@@ -11,7 +11,6 @@ from cyberobs_lib.lifecycle._encode import (
     FINGERPRINT,
     SOURCE_FINDINGS,
     SOURCE_HOSTS,
-    _sorted_contains,
     categorical,
     count_before_in_group,
     encode,
@@ -174,19 +173,24 @@ def match_lifecycle(
     new = arrived & ~reopened
     oos_new = arrives & ~enc.scope_prev
 
-    # events: "from" side (persistent, fixed, gone) and "to" side (new, reopened, oos_new)
+    # events: "from" side (persistent, fixed, gone) and "to" side (new, reopened, oos_new); a row can
+    # carry both: its to-side event (about the pair ending at its audit) comes first. Merged by
+    # position (a prefix sum), not by a sort.
     side_from = cont | fixed | gone
     side_to = new | reopened | oos_new
-    # a row can carry a from-side and a to-side event: emit the two sides separately, then merge
+    n_ev = side_to.astype(np.int64) + side_from
+    at = np.cumsum(n_ev) - n_ev  # first event position of each row
     idx_f, idx_t = np.flatnonzero(side_from), np.flatnonzero(side_to)
-    status_to = np.select([new, reopened], [0, 3], 4).astype(np.int8)
-    status_from = np.select([cont, fixed], [1, 2], 5).astype(np.int8)
-    idx = np.concatenate([idx_f, idx_t])
-    st = np.concatenate([status_from[idx_f], status_to[idx_t]])
-    pos_from = np.concatenate([a[idx_f], prev_kept[a[idx_t]]])
-    pos_to = np.concatenate([next_kept[a[idx_f]], a[idx_t]])
-    order = np.argsort(idx * 2 + np.r_[np.ones(len(idx_f), np.int64), np.zeros(len(idx_t), np.int64)])
-    idx, st, pos_from, pos_to = idx[order], st[order], pos_from[order], pos_to[order]
+    at_f, at_t = at[idx_f] + side_to[idx_f], at[idx_t]
+    idx = np.empty(len(idx_f) + len(idx_t), dtype=np.int64)
+    st = np.empty(len(idx), dtype=np.int8)
+    pos_from = np.empty(len(idx), dtype=np.int64)
+    pos_to = np.empty(len(idx), dtype=np.int64)
+    idx[at_f], idx[at_t] = idx_f, idx_t
+    st[at_f] = np.select([cont[idx_f], fixed[idx_f]], [1, 2], 5)
+    st[at_t] = np.select([new[idx_t], reopened[idx_t]], [0, 3], 4)
+    pos_from[at_f], pos_from[at_t] = a[idx_f], prev_kept[a[idx_t]]
+    pos_to[at_f], pos_to[at_t] = next_kept[a[idx_f]], a[idx_t]
 
     # audits and establishments as categoricals (few categories); fingerprint and host as object
     # arrays sharing the input's string objects: a pointer take, where a categorical of millions of
@@ -202,10 +206,12 @@ def match_lifecycle(
         Findings.host: enc.hosts.to_numpy()[enc.host[idx]],
         STATUS: categorical(st, STATUSES),
     }
+    rows = enc.row[idx]
     for col in (Findings.severity, Findings.category):
         if col in findings.columns:
-            events[col] = findings[col].to_numpy()[enc.row[idx]]
-    events = pd.DataFrame(events)
+            # the event rows of the column, then as NumPy (a categorical: only those rows become objects)
+            events[col] = findings[col].array.take(rows).to_numpy()
+    events = pd.DataFrame(events, copy=False)  # no copy into one block of the object columns
 
     pairs = _pairs_table(enc, pos_from, st, establishments)
     return LifecycleResult(events=events, pairs=pairs)
@@ -217,10 +223,7 @@ def _pairs_table(enc, pos_from: np.ndarray, st: np.ndarray, establishments) -> p
     counts = np.bincount(pos_from * len(STATUSES) + st, minlength=n_audits * len(STATUSES))
     counts = counts.reshape(n_audits, len(STATUSES))
 
-    n_hosts = max(len(enc.hosts), 1)
-    per_key = enc.per_audit * n_hosts + enc.per_host
-    nxt = ordered["next_kept"].to_numpy()[enc.per_audit]
-    in_next = (nxt >= 0) & _sorted_contains(per_key, np.maximum(nxt, 0) * n_hosts + enc.per_host)
+    in_next = enc.per_in_next
     size = np.bincount(enc.per_audit, minlength=n_audits)
     common_all = np.bincount(enc.per_audit[in_next], minlength=n_audits)
 
