@@ -121,3 +121,24 @@ def test_perimeter_drift_is_not_remediation():
     assert int(pairs["n_out_of_scope_gone"].iloc[0]) == 2 and pairs["scope_drift"].iloc[0] == pytest.approx(
         0.5
     )
+
+
+@pytest.mark.parametrize("families", [None, ["CH"], ["CH", "EHPAD", "no such family"]])
+def test_remediation_episodes_equal_the_intervals_filtered(planted, families):
+    """The episodes are the rows of ``remediation_intervals`` with their family, of the families asked
+    for, followed by an audit covering their host (built in one pass, without the full table)."""
+    from cyberobs_lib import lifecycle as lc
+
+    data, _ = planted
+    hosts = data.hosts if len(data.hosts) else None
+    iv = lc.remediation_intervals(data.findings, data.audits, hosts=hosts, convention="upper")
+    iv["family"] = iv["finess"].map(data.establishments.set_index("finess")["family"])
+    if families:
+        iv = iv[iv["family"].isin(families)]
+    followed = iv["observed"] | (iv["duration_days"] > 0)
+    expected = iv[followed].reset_index(drop=True)
+    expected["event"] = expected["observed"].astype(int)
+    got = L.remediation_episodes(data, convention="upper", families=families)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got.attrs == {"not_followed": int((~followed).sum()), "convention": "upper"}
+    assert len(got) and got.attrs["not_followed"] > 0

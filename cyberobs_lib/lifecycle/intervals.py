@@ -117,6 +117,31 @@ def remediation_intervals(
     0           p      True            60.0           121.0           90.5
     1           q     False           121.0           121.0          121.0
     """
+    cols, _ = interval_columns(
+        findings, audits, hosts=hosts, convention=convention, use_first_seen=use_first_seen
+    )
+    return pd.DataFrame(
+        cols, columns=list(INTERVAL_COLUMNS), copy=False
+    )  # object columns not copied into one block
+
+
+def interval_columns(
+    findings: pd.DataFrame,
+    audits: pd.DataFrame,
+    *,
+    hosts: pd.DataFrame | None = None,
+    convention: str = "midpoint",
+    use_first_seen: bool = False,
+    select=None,
+) -> tuple[dict, np.ndarray]:
+    """The columns of :func:`remediation_intervals` (a dict in ``INTERVAL_COLUMNS`` order), and the
+    establishment code of each episode, optionally for some episodes only.
+
+    ``select``: None, or ``select(finess_of_est, est, observed, duration_days)`` returning a boolean
+    mask of the episodes to keep, where ``finess_of_est`` is the FINESS of each establishment code (an
+    object array) and ``est``, ``observed``, ``duration_days`` are per episode. The text columns are
+    taken for the kept episodes only.
+    """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     enc = encode(findings, audits, hosts=hosts, min_days=0)
@@ -143,6 +168,27 @@ def remediation_intervals(
     d_lower = (last_seen - origin) / _DAY
     d_upper = np.where(observed, (upper_date - origin) / _DAY, d_lower)
     duration = {"lower": d_lower, "upper": d_upper, "midpoint": (d_lower + d_upper) / 2}[convention]
+    est_of_audit = enc.audits["est"].to_numpy()
+    est = est_of_audit[a[s]]
+    kev = None
+    if KNOWN_EXPLOITED in findings.columns:
+        kev = pd.array(findings[KNOWN_EXPLOITED], dtype="boolean").fillna(False).to_numpy(dtype=bool)[enc.row]
+        kev = np.maximum.reduceat(kev, s) if len(s) else kev[:0]
+    if select is not None:
+        first_of_est = (
+            np.flatnonzero(np.r_[True, est_of_audit[1:] != est_of_audit[:-1]]) if len(dates) else []
+        )
+        finess_of_est = enc.audits[Audits.finess].to_numpy()[first_of_est]
+        keep = np.asarray(select(finess_of_est, est, observed, duration), dtype=bool)
+        s, e, est, episode, observed = s[keep], e[keep], est[keep], episode[keep], observed[keep]
+        first_audit, origin, last_seen, upper_date = (
+            first_audit[keep],
+            origin[keep],
+            last_seen[keep],
+            upper_date[keep],
+        )
+        d_lower, d_upper, duration = d_lower[keep], d_upper[keep], duration[keep]
+        kev = kev[keep] if kev is not None else None
 
     rows = enc.row[s]
     out = {
@@ -151,10 +197,9 @@ def remediation_intervals(
     }
     for col in (Findings.severity, Findings.category):
         # Take the episode rows first: a categorical column becomes objects for those rows only.
-        out[col] = findings[col].take(rows).to_numpy() if col in findings.columns else pd.NA
-    if KNOWN_EXPLOITED in findings.columns:
-        kev = pd.array(findings[KNOWN_EXPLOITED], dtype="boolean").fillna(False).to_numpy(dtype=bool)[enc.row]
-        out[KNOWN_EXPLOITED] = pd.array(np.maximum.reduceat(kev, s) if len(s) else kev[:0], dtype="boolean")
+        out[col] = findings[col].array.take(rows).to_numpy() if col in findings.columns else pd.NA
+    if kev is not None:
+        out[KNOWN_EXPLOITED] = pd.array(kev, dtype="boolean")
     else:
         out[KNOWN_EXPLOITED] = pd.array([pd.NA] * len(s), dtype="boolean")
     out.update(
@@ -173,7 +218,7 @@ def remediation_intervals(
             "convention": convention,
         }
     )
-    return pd.DataFrame(out, columns=list(INTERVAL_COLUMNS))
+    return out, est
 
 
 def close_rate_monthly(intervals: pd.DataFrame, *, by: list[str] | None = None) -> pd.DataFrame:

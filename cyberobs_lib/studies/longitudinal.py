@@ -255,15 +255,26 @@ def remediation_episodes(
     Episodes never followed by an audit covering their host (seen only at the last audit) carry no
     information on time to fix and are left out (counted in ``attrs["not_followed"]``).
     """
+    from cyberobs_lib.lifecycle.intervals import INTERVAL_COLUMNS, interval_columns
+
     hosts = data.hosts if len(data.hosts) else None
-    iv = lc.remediation_intervals(data.findings, data.audits, hosts=hosts, convention=convention)
     fam = data.establishments.set_index("finess")["family"]
-    iv["family"] = iv["finess"].map(fam)
-    if families:
-        iv = iv[iv["family"].isin(families)]
-    followed = iv["observed"] | (iv["duration_days"] > 0)
-    out = iv[followed].reset_index(drop=True)
-    out.attrs["not_followed"] = int((~followed).sum())
+    kept = {}
+
+    def select(finess_of_est, est, observed, duration):
+        # family looked up once per establishment, then spread to its episodes by code
+        family = pd.Series(finess_of_est).map(fam)
+        in_family = family.isin(families).to_numpy()[est] if families else np.ones(len(est), dtype=bool)
+        followed = observed | (duration > 0)
+        kept["not_followed"] = int((in_family & ~followed).sum())
+        keep = in_family & followed
+        kept["family"] = family.array.take(est[keep])
+        return keep
+
+    cols, _ = interval_columns(data.findings, data.audits, hosts=hosts, convention=convention, select=select)
+    cols["family"] = kept["family"]
+    out = pd.DataFrame(cols, columns=[*INTERVAL_COLUMNS, "family"], copy=False)
+    out.attrs["not_followed"] = kept["not_followed"]
     out.attrs["convention"] = convention
     out["event"] = out["observed"].astype(int)
     return out
