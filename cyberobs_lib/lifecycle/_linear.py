@@ -152,11 +152,12 @@ def _hash_strings(start: np.ndarray, length: np.ndarray, words: np.ndarray, matr
 
 
 def _same_strings(rows, reps, start, length, words, matrix) -> bool:
-    """Whether string ``rows[i]`` equals string ``reps[i]`` for every i (byte for byte)."""
+    """Whether string ``rows[i]`` equals string ``reps[i]`` for every i (byte for byte); ``rows`` is a
+    range of consecutive rows."""
     if not (length[rows] == length[reps]).all():
         return False
     if matrix is not None:
-        return bool((matrix[rows] == matrix[reps]).all())
+        return bool((matrix[rows[0] : rows[-1] + 1] == matrix[reps]).all())
     s_a, s_b, ln = start[rows], start[reps], length[rows]
     n_words = (ln + 7) // 8
     for j in range(int(n_words.max(initial=0))):
@@ -228,9 +229,8 @@ def factorize_text(values) -> tuple[np.ndarray, pd.Index] | None:
         start, length, matrix = start[valid], length[valid], None
     h = _hash_strings(start, length, words, matrix)
     codes, first = factorize_hashes(h)
-    block = 1 << 20
-    for lo in range(0, len(codes), block):
-        rows = np.arange(lo, min(lo + block, len(codes)))
+    for lo in range(0, len(codes), _BLOCK_ROWS):  # blocks: the temporaries stay in the cache
+        rows = np.arange(lo, min(lo + _BLOCK_ROWS, len(codes)))
         if not _same_strings(rows, first[codes[rows]], start, length, words, matrix):
             return None  # a 64-bit hash collision: let pandas do it
     if valid is not None:
