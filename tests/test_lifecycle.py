@@ -554,3 +554,84 @@ def test_text_and_categorical_and_arrow_columns_give_same_tables(data):
     iv = remediation_intervals(arrow, data["audits"], hosts=data["hosts"])
     iv_base = remediation_intervals(data["findings"], data["audits"], hosts=data["hosts"])
     pd.testing.assert_frame_equal(iv.drop(columns="fingerprint"), iv_base.drop(columns="fingerprint"))
+
+
+def _random_store(rng, *, n_est=9, n_aud=4, n_host=4, n_fp=10):
+    """Random findings of several establishments, rows in random order, with duplicate rows, hosts only
+    in the hosts table, severity and category."""
+    audits = pd.DataFrame(
+        {
+            "audit_id": [f"A{e}{k}" for e in range(n_est) for k in range(n_aud)],
+            "finess": [f"E{(e * 7) % n_est}" for e in range(n_est) for _ in range(n_aud)],
+            "audit_date": pd.to_datetime("2024-01-01")
+            + pd.to_timedelta(rng.permutation(n_est * n_aud) * 20, "D"),
+        }
+    ).sample(frac=1, random_state=1)
+    hosts = pd.DataFrame(
+        [(a, f"{a[:2]}h{h}") for a in audits["audit_id"] for h in range(n_host + 1) if rng.random() < 0.7],
+        columns=["audit_id", "host"],
+    )
+    rows = [
+        (a, f"{a[:2]}h{j % n_host}", f"{a[:2]}f{j}")
+        for a in audits["audit_id"]
+        for j in range(n_fp)
+        if rng.random() < 0.5
+    ]
+    findings = pd.DataFrame(rows, columns=["audit_id", "host", "fingerprint"])
+    findings = pd.concat([findings, findings.sample(frac=0.1, random_state=2)], ignore_index=True)
+    findings = findings.sample(frac=1, random_state=3).reset_index(drop=True)
+    findings["severity"] = pd.Categorical(rng.choice(["low", "high"], len(findings)))
+    findings["category"] = rng.choice(["x", "y", "z"], len(findings)).astype(object)
+    return findings, audits, hosts
+
+
+def _assert_same_result(a, b):
+    for name in ("events", "pairs"):
+        x, y = getattr(a, name), getattr(b, name)
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+        assert x.attrs == y.attrs
+        assert [type(x[c].array) for c in x] == [type(y[c].array) for c in y]
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+@pytest.mark.parametrize("shared", ["none", "two_blocks", "one_block"])
+def test_blocks_of_establishments_give_the_unblocked_tables(monkeypatch, shared, categorical):
+    from cyberobs_lib.lifecycle import matching
+
+    rng = np.random.default_rng(11)
+    findings, audits, hosts = _random_store(rng)
+    if shared != "none":
+        # a hand-made fingerprint in two establishments: E0 and E8 (different blocks) or E0 and E1
+        # (consecutive, one block when blocks are large enough)
+        other = "E8" if shared == "two_blocks" else "E1"
+        est = findings["audit_id"].map(audits.set_index("audit_id")["finess"])
+        first = [findings.index[est == "E0"][0], findings.index[est == other][0]]
+        findings.loc[first, "fingerprint"] = "shared"
+    if categorical:
+        findings = findings.astype({"fingerprint": "category", "host": "category", "audit_id": "category"})
+    est = pd.DataFrame({"finess": ["E0", "E3", "E5"], "family": ["chu", "ch", "chu"]})
+    block = 40 if shared != "one_block" else 2 * len(findings) // 9 + 1
+    n_encoded = []
+    encode_codes = matching.encode_codes
+
+    def counted(*args):
+        n_encoded.append(1)
+        return encode_codes(*args)
+
+    monkeypatch.setattr(matching, "encode_codes", counted)
+    for min_days in (0, 50):
+        for h in (hosts, None):
+            monkeypatch.setattr(matching, "_BLOCK_FINDINGS", 10**9)
+            monkeypatch.setattr(matching, "_BLOCKS_FROM", 0)
+            whole = match_lifecycle(findings, audits, hosts=h, establishments=est, min_days=min_days)
+            assert not n_encoded  # one block: the unblocked path
+            monkeypatch.setattr(matching, "_BLOCK_FINDINGS", block)
+            monkeypatch.setattr(matching, "_BLOCKS_FROM", 0)
+            got = match_lifecycle(findings, audits, hosts=h, establishments=est, min_days=min_days)
+            assert len(n_encoded) >= 4  # several blocks were matched
+            # ... and used, unless a fingerprint is in two blocks (then the unblocked path is)
+            used = matching._match_blocked(findings, audits, hosts=h, min_days=min_days) is not None
+            assert used == (shared != "two_blocks")
+            assert whole.pairs["n_persistent"].sum() > 0 and whole.pairs["n_reopened"].sum() >= 0
+            _assert_same_result(got, whole)
+            n_encoded.clear()

@@ -218,7 +218,29 @@ def encode(
     fp, fp_index = factorize(findings[FINGERPRINT], many=True)
     if (host < 0).any() or (fp < 0).any():  # factorize codes missing values as -1
         raise ValueError("findings: fingerprint and host must not be missing")
+    ha, hosts_host = None, None
+    if hosts is not None and len(hosts):
+        ha = hosts_audit_codes(hosts, audit_index)
+        hosts_host = hosts[Hosts.host]
+    return encode_codes(ordered, audit, host, host_index, fp, fp_index, ha, hosts_host)
 
+
+def hosts_audit_codes(hosts: pd.DataFrame, audit_index: pd.Index) -> np.ndarray:
+    """Positions of the hosts table's audits in ``audit_index`` (checked: every one is there)."""
+    require_columns(hosts, (Hosts.audit_id, Hosts.host), table="hosts")
+    ha = codes_in(hosts[Hosts.audit_id], audit_index)
+    if (ha < 0).any():
+        unknown = pd.unique(hosts[Hosts.audit_id].to_numpy()[ha < 0])[:5]
+        raise ValueError(f"hosts: audit_id not in audits: {list(unknown)}")
+    return ha
+
+
+def encode_codes(ordered, audit, host, host_index, fp, fp_index, ha, hosts_host) -> Encoded:
+    """:func:`encode` once the audits are ordered and the findings' columns coded.
+
+    ``audit``: row positions in ``ordered``; ``host``/``fp``: codes in ``host_index``/``fp_index``;
+    ``ha``: audit positions of the hosts table rows and ``hosts_host`` their hosts (None: no table).
+    """
     n_audits = len(ordered)
     est_of_audit = ordered["est"].to_numpy()
     rank_of_audit = ordered["rank"].to_numpy()
@@ -227,15 +249,10 @@ def encode(
     # perimeter: hosts table rows (new host names appended to the host index) + finding hosts
     from_table = np.zeros(n_audits, dtype=bool)
     extra_a, extra_h = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if hosts is not None and len(hosts):
-        require_columns(hosts, (Hosts.audit_id, Hosts.host), table="hosts")
-        ha = codes_in(hosts[Hosts.audit_id], audit_index)
-        if (ha < 0).any():
-            unknown = pd.unique(hosts[Hosts.audit_id].to_numpy()[ha < 0])[:5]
-            raise ValueError(f"hosts: audit_id not in audits: {list(unknown)}")
-        hh = host_index.get_indexer(hosts[Hosts.host])
+    if ha is not None:
+        hh = host_index.get_indexer(hosts_host)
         if (hh < 0).any():
-            extra, extra_index = pd.factorize(hosts[Hosts.host].to_numpy()[hh < 0])
+            extra, extra_index = pd.factorize(hosts_host.to_numpy()[hh < 0])
             hh[hh < 0] = extra + len(host_index)
             host_index = host_index.append(pd.Index(extra_index))
         from_table[ha] = True

@@ -216,6 +216,12 @@ def factorize_text(values) -> tuple[np.ndarray, pd.Index] | None:
     Returns int64 codes (-1 for missing values) in order of first appearance and the uniques as an
     ``Index`` of the column's own values and dtype, as ``pd.Index(pd.factorize(values)[1])``.
     """
+    done = factorize_text_hashed(values)
+    return None if done is None else done[:2]
+
+
+def factorize_text_hashed(values) -> tuple[np.ndarray, pd.Index, np.ndarray] | None:
+    """:func:`factorize_text`, plus the 64-bit hash of each unique (distinct strings, distinct hashes)."""
     arr = _arrow_strings(values)
     if arr is None:
         return None
@@ -233,11 +239,12 @@ def factorize_text(values) -> tuple[np.ndarray, pd.Index] | None:
         rows = np.arange(lo, min(lo + _BLOCK_ROWS, len(codes)))
         if not _same_strings(rows, first[codes[rows]], start, length, words, matrix):
             return None  # a 64-bit hash collision: let pandas do it
+    unique_hashes = h[first]
     if valid is not None:
         full = np.full(n, -1, dtype=np.int64)
         full[valid] = codes
         codes, first = full, valid[first]
     source = values.array if isinstance(values, pd.Series) else values
     if isinstance(source, (np.ndarray, pd.arrays.NumpyExtensionArray)):
-        return codes, pd.Index(np.asarray(source)[first])
-    return codes, pd.Index(source.take(first))
+        return codes, pd.Index(np.asarray(source)[first]), unique_hashes
+    return codes, pd.Index(source.take(first)), unique_hashes

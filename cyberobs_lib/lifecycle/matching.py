@@ -8,15 +8,23 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.lifecycle._encode import (
+    _FINDINGS_REQUIRED,
     FINGERPRINT,
     SOURCE_FINDINGS,
     SOURCE_HOSTS,
     categorical,
+    codes_in,
     count_before_in_group,
     encode,
+    encode_codes,
+    factorize,
+    hosts_audit_codes,
+    order_audits,
+    require_columns,
 )
+from cyberobs_lib.lifecycle._linear import counting_argsort, factorize_text_hashed
 from cyberobs_lib.lifecycle.sequence import DATE_FROM, DATE_TO, PAIR_RANK, pairs_from_ordered
-from cyberobs_lib.schema import LIFECYCLE_COLUMNS, Audits, Establishments, Findings
+from cyberobs_lib.schema import LIFECYCLE_COLUMNS, Audits, Establishments, Findings, Hosts
 
 (
     ESTABLISHMENT,
@@ -31,6 +39,13 @@ from cyberobs_lib.schema import LIFECYCLE_COLUMNS, Audits, Establishments, Findi
     COMMON_HOSTS,
     SCOPE_DRIFT,
 ) = LIFECYCLE_COLUMNS
+
+#: Findings per block of establishments in :func:`match_lifecycle` (a block's hash tables and sorts
+#: stay in the processor cache) ...
+_BLOCK_FINDINGS = 1 << 18
+#: ... for inputs of more than this many findings; smaller ones are matched in one piece (faster
+#: below: the blocks' own work, coding the audits and checking fingerprints across blocks, is saved).
+_BLOCKS_FROM = 1 << 21
 
 #: Event statuses, in code order. The last two are perimeter drift, never remediation.
 STATUSES = ("new", "persistent", "fixed", "reopened", "out_of_scope_new", "out_of_scope_gone")
@@ -152,7 +167,44 @@ def match_lifecycle(
        n_new  n_persistent  n_fixed  common_hosts  scope_drift
     0      0             1        1             1     0.666667
     """
-    enc = encode(findings, audits, hosts=hosts, min_days=min_days)
+    blocked = _match_blocked(findings, audits, hosts=hosts, min_days=min_days)
+    if blocked is not None:
+        ordered, (pos_from, pos_to, st, fingerprint, host, rows), per_audit = blocked
+    else:
+        enc = encode(findings, audits, hosts=hosts, min_days=min_days)
+        ordered = enc.audits
+        idx, st, pos_from, pos_to = _event_arrays(enc)
+        fingerprint = enc.fingerprints.to_numpy()[enc.fp[idx]]
+        host = enc.hosts.to_numpy()[enc.host[idx]]
+        rows = enc.row[idx]
+        per_audit = _per_audit(enc, pos_from, st)
+
+    # audits and establishments as categoricals (few categories); fingerprint and host as object
+    # arrays sharing the input's string objects: a pointer take, where a categorical of millions of
+    # categories would cost seconds of pandas' uniqueness check
+    audit_ids = ordered[Audits.audit_id]
+    events = {
+        Audits.finess: categorical(
+            ordered["est"].to_numpy()[pos_to], ordered[Audits.finess].drop_duplicates()
+        ),
+        AUDIT_FROM: categorical(pos_from, audit_ids),
+        AUDIT_TO: categorical(pos_to, audit_ids),
+        FINGERPRINT: fingerprint,
+        Findings.host: host,
+        STATUS: categorical(st, STATUSES),
+    }
+    for col in (Findings.severity, Findings.category):
+        if col in findings.columns:
+            # the event rows of the column, then as NumPy (a categorical: only those rows become objects)
+            events[col] = findings[col].array.take(rows).to_numpy()
+    events = pd.DataFrame(events, copy=False)  # no copy into one block of the object columns
+
+    pairs = _pairs_table(ordered, *per_audit, establishments)
+    return LifecycleResult(events=events, pairs=pairs)
+
+
+def _event_arrays(enc):
+    """Events of an encoding: row of each event in ``enc``, status code, audit positions from/to."""
     ordered = enc.audits
     next_kept = ordered["next_kept"].to_numpy()
     prev_kept = ordered["prev_kept"].to_numpy()
@@ -191,49 +243,158 @@ def match_lifecycle(
     st[at_t] = np.select([new[idx_t], reopened[idx_t]], [0, 3], 4)
     pos_from[at_f], pos_from[at_t] = a[idx_f], prev_kept[a[idx_t]]
     pos_to[at_f], pos_to[at_t] = next_kept[a[idx_f]], a[idx_t]
-
-    # audits and establishments as categoricals (few categories); fingerprint and host as object
-    # arrays sharing the input's string objects: a pointer take, where a categorical of millions of
-    # categories would cost seconds of pandas' uniqueness check
-    audit_ids = ordered[Audits.audit_id]
-    events = {
-        Audits.finess: categorical(
-            ordered["est"].to_numpy()[pos_to], ordered[Audits.finess].drop_duplicates()
-        ),
-        AUDIT_FROM: categorical(pos_from, audit_ids),
-        AUDIT_TO: categorical(pos_to, audit_ids),
-        FINGERPRINT: enc.fingerprints.to_numpy()[enc.fp[idx]],
-        Findings.host: enc.hosts.to_numpy()[enc.host[idx]],
-        STATUS: categorical(st, STATUSES),
-    }
-    rows = enc.row[idx]
-    for col in (Findings.severity, Findings.category):
-        if col in findings.columns:
-            # the event rows of the column, then as NumPy (a categorical: only those rows become objects)
-            events[col] = findings[col].array.take(rows).to_numpy()
-    events = pd.DataFrame(events, copy=False)  # no copy into one block of the object columns
-
-    pairs = _pairs_table(enc, pos_from, st, establishments)
-    return LifecycleResult(events=events, pairs=pairs)
+    return idx, st, pos_from, pos_to
 
 
-def _pairs_table(enc, pos_from: np.ndarray, st: np.ndarray, establishments) -> pd.DataFrame:
-    ordered = enc.audits
-    n_audits = len(ordered)
+def _per_audit(enc, pos_from: np.ndarray, st: np.ndarray):
+    """Per audit of ``enc.audits``: event counts by status, perimeter size, hosts also in the next
+    kept audit's perimeter, perimeter from the hosts table."""
+    n_audits = len(enc.audits)
     counts = np.bincount(pos_from * len(STATUSES) + st, minlength=n_audits * len(STATUSES))
     counts = counts.reshape(n_audits, len(STATUSES))
-
-    in_next = enc.per_in_next
     size = np.bincount(enc.per_audit, minlength=n_audits)
-    common_all = np.bincount(enc.per_audit[in_next], minlength=n_audits)
+    common_all = np.bincount(enc.per_audit[enc.per_in_next], minlength=n_audits)
+    return counts, size, common_all, enc.from_hosts_table
 
+
+def _block_of_rows(est: np.ndarray, n_est: int) -> tuple[np.ndarray, int]:
+    """Block of each establishment: contiguous ranges of establishment codes of about
+    ``_BLOCK_FINDINGS`` rows (``est``: the establishment code of each finding)."""
+    per_est = np.bincount(est, minlength=n_est)
+    before = np.cumsum(per_est) - per_est
+    block = before // _BLOCK_FINDINGS
+    return block, int(block.max()) + 1 if n_est else 1
+
+
+def _match_blocked(findings, audits, *, hosts, min_days):
+    """Events arrays and per-audit aggregates computed block of establishments by block, or None.
+
+    The establishments, in the order of the output, are cut into contiguous ranges of about
+    ``_BLOCK_FINDINGS`` findings (a counting sort of the rows by block); each block is encoded and
+    matched on its own (its hash tables and sorts stay in the processor cache) and the blocks'
+    events concatenated: the global order, with no global sort. Identical to the unblocked path when
+    no fingerprint occurs in two blocks: the fingerprint codes of a block are then in the same
+    relative order as the global ones (order of first appearance). None (use the unblocked path)
+    for at most ``_BLOCKS_FROM`` findings or a single block, a fingerprint column that is neither
+    text nor categorical, text that cannot be hashed, a fingerprint found in two blocks (or a 64-bit
+    hash equal across blocks).
+    """
+    require_columns(findings, _FINDINGS_REQUIRED, table="findings")
+    if len(findings) <= max(_BLOCKS_FROM, _BLOCK_FINDINGS):
+        return None
+    fp_col, host_col = findings[FINGERPRINT], findings[Findings.host]
+    fp_categorical = isinstance(fp_col.dtype, pd.CategoricalDtype)
+    if not fp_categorical and fp_col.dtype != object:
+        return None
+    ordered = order_audits(audits, min_days=min_days)
+    audit_index = pd.Index(ordered[Audits.audit_id])
+    audit = codes_in(findings[Findings.audit_id], audit_index)
+    if (audit < 0).any():
+        unknown = pd.unique(findings[Findings.audit_id].to_numpy()[audit < 0])[:5]
+        raise ValueError(f"findings: audit_id not in audits: {list(unknown)}")
+    est_of_audit = ordered["est"].to_numpy()
+    n_est = int(est_of_audit.max()) + 1 if len(ordered) else 0
+    block_of_est, n_blocks = _block_of_rows(est_of_audit[audit], n_est)
+    if n_blocks < 2 or n_blocks >= 2**15:
+        return None
+    ha, hosts_error = None, None
+    if hosts is not None and len(hosts):
+        try:
+            ha = hosts_audit_codes(hosts, audit_index)
+        except ValueError as err:  # raised after the findings' own checks, as the unblocked path does
+            hosts_error = err
+
+    block_of_audit = block_of_est[est_of_audit].astype(np.int16)
+    block_of_row = block_of_audit[audit]
+    order = counting_argsort(block_of_row, n_blocks)  # stable: input order within a block
+    bounds = np.searchsorted(block_of_row[order], np.arange(n_blocks + 1))
+    del block_of_row
+    audit_bounds = np.searchsorted(block_of_audit, np.arange(n_blocks + 1))  # audits are in est order
+    if ha is not None:
+        h_order = counting_argsort(block_of_audit[ha], n_blocks)
+        h_bounds = np.searchsorted(block_of_audit[ha][h_order], np.arange(n_blocks + 1))
+        hosts_host = hosts[Hosts.host]
+    fp_values = fp_col.cat.codes.to_numpy() if fp_categorical else fp_col.to_numpy()
+    fp_categories = pd.Index(fp_col.cat.categories) if fp_categorical else None
+    host_values = host_col.array
+    # the kept-audit chain of a block: the global one, positions counted from the block's first audit
+    chain = ordered[["est", "rank", "kept", "prev_kept", "next_kept"]]
+
+    parts, keys = [], []
+    n_audits = len(ordered)
+    counts = np.zeros((n_audits, len(STATUSES)), dtype=np.int64)
+    size = np.zeros(n_audits, dtype=np.int64)
+    common_all = np.zeros(n_audits, dtype=np.int64)
+    from_table = np.zeros(n_audits, dtype=bool)
+    missing = False
+    for b in range(n_blocks):
+        lo, hi = audit_bounds[b], audit_bounds[b + 1]
+        rows = order[bounds[b] : bounds[b + 1]]
+        sub = chain.iloc[lo:hi].reset_index(drop=True)
+        sub["est"] -= est_of_audit[lo] if hi > lo else 0
+        for col in ("prev_kept", "next_kept"):
+            sub[col] = np.where(sub[col] >= 0, sub[col] - lo, -1)
+        if fp_categorical:
+            fp = fp_values[rows].astype(np.int64)
+            fp_index = fp_categories
+            keys.append(pd.unique(fp).astype(np.uint64))
+        else:
+            done = factorize_text_hashed(fp_values[rows])
+            if done is None:
+                return None
+            fp, fp_index, hashes = done
+            keys.append(hashes)
+        host, host_index = factorize(pd.Series(host_values.take(rows), copy=False))
+        if (host < 0).any() or (fp < 0).any():
+            missing = True
+            break
+        if ha is None:
+            b_ha = b_host = None
+        else:
+            h_rows = h_order[h_bounds[b] : h_bounds[b + 1]]
+            b_ha, b_host = ha[h_rows] - lo, hosts_host.iloc[h_rows]
+        enc = encode_codes(sub, audit[rows] - lo, host, host_index, fp, fp_index, b_ha, b_host)
+        idx, st, pos_from, pos_to = _event_arrays(enc)
+        c, s, common, ft = _per_audit(enc, pos_from, st)
+        counts[lo:hi], size[lo:hi], common_all[lo:hi], from_table[lo:hi] = c, s, common, ft
+        pos_from += lo
+        pos_to += lo
+        fp_of_event, host_of_event = enc.fp[idx], enc.host[idx]
+        rows = rows[enc.row[idx]]
+        parts.append((pos_from, pos_to, st, rows, fp_of_event, enc.fingerprints, host_of_event, enc.hosts))
+    if missing:  # factorize codes missing values as -1
+        raise ValueError("findings: fingerprint and host must not be missing")
+    if hosts_error is not None:
+        raise hosts_error
+    keys = np.sort(np.concatenate(keys))
+    if (keys[1:] == keys[:-1]).any():  # a fingerprint (or a hash) in two blocks: not provably the same
+        return None
+    arrays = [np.concatenate([p[k] for p in parts]) for k in range(4)]
+    # the text columns: taken from each block's uniques straight into the output (one pointer copy)
+    ends = np.cumsum([len(p[0]) for p in parts])
+    for codes_at, index_at in ((4, 5), (6, 7)):
+        out = np.empty(ends[-1], dtype=object)
+        for p, end in zip(parts, ends, strict=True):
+            uniques = p[index_at].to_numpy()
+            if uniques.dtype != object:
+                out = None  # not object: concatenate as the unblocked path's take would give
+                break
+            np.take(uniques, p[codes_at], out=out[end - len(p[0]) : end])
+        if out is None:
+            out = np.concatenate([p[index_at].to_numpy()[p[codes_at]] for p in parts])
+        arrays.append(out)
+    pos_from, pos_to, st, rows, fingerprint, host = arrays
+    return ordered, (pos_from, pos_to, st, fingerprint, host, rows), (counts, size, common_all, from_table)
+
+
+def _pairs_table(ordered, counts, size, common_all, from_hosts_table, establishments) -> pd.DataFrame:
     base = pairs_from_ordered(ordered)
     f, t = base["from_pos"].to_numpy(), base["to_pos"].to_numpy()
     common = common_all[f]
     removed = size[f] - common
     added = size[t] - common
     union = common + added + removed
-    from_table = enc.from_hosts_table[f] & enc.from_hosts_table[t]
+    from_table = from_hosts_table[f] & from_hosts_table[t]
     with np.errstate(invalid="ignore", divide="ignore"):
         drift = np.where(from_table & (union > 0), (added + removed) / np.maximum(union, 1), np.nan)
     family = pd.Series(pd.NA, index=base.index, dtype="object")
