@@ -193,6 +193,20 @@ def _identity_order(est: np.ndarray, f: np.ndarray, r: np.ndarray, n_fp: int, n_
     return order, ident_sorted, f_in_order[ident_sorted]
 
 
+def audit_codes(
+    findings: pd.DataFrame, audits: pd.DataFrame, *, min_days: int
+) -> tuple[pd.DataFrame, pd.Index, np.ndarray]:
+    """The audits in matching order (:func:`order_audits`), their ids as an index, and each finding's
+    position among them; ``ValueError`` naming up to five audit ids of findings not in ``audits``."""
+    ordered = order_audits(audits, min_days=min_days)
+    audit_index = pd.Index(ordered[Audits.audit_id])
+    audit = codes_in(findings[Findings.audit_id], audit_index)
+    if (audit < 0).any():
+        unknown = pd.unique(findings[Findings.audit_id].to_numpy()[audit < 0])[:5]
+        raise ValueError(f"findings: audit_id not in audits: {list(unknown)}")
+    return ordered, audit_index, audit
+
+
 def encode(
     findings: pd.DataFrame, audits: pd.DataFrame, *, hosts: pd.DataFrame | None, min_days: int
 ) -> Encoded:
@@ -208,12 +222,7 @@ def encode(
     perimeter lookups run in input order (rows of an audit together) and the sort is a counting sort.
     """
     require_columns(findings, _FINDINGS_REQUIRED, table="findings")
-    ordered = order_audits(audits, min_days=min_days)
-    audit_index = pd.Index(ordered[Audits.audit_id])
-    audit = codes_in(findings[Findings.audit_id], audit_index)
-    if (audit < 0).any():
-        unknown = pd.unique(findings[Findings.audit_id].to_numpy()[audit < 0])[:5]
-        raise ValueError(f"findings: audit_id not in audits: {list(unknown)}")
+    ordered, audit_index, audit = audit_codes(findings, audits, min_days=min_days)
     host, host_index = factorize(findings[Findings.host])
     fp, fp_index = factorize(findings[FINGERPRINT], many=True)
     if (host < 0).any() or (fp < 0).any():  # factorize codes missing values as -1

@@ -12,14 +12,13 @@ from cyberobs_lib.lifecycle._encode import (
     FINGERPRINT,
     SOURCE_FINDINGS,
     SOURCE_HOSTS,
+    audit_codes,
     categorical,
-    codes_in,
     count_before_in_group,
     encode,
     encode_codes,
     factorize,
     hosts_audit_codes,
-    order_audits,
     require_columns,
 )
 from cyberobs_lib.lifecycle._linear import counting_argsort, factorize_text_hashed
@@ -286,12 +285,7 @@ def _match_blocked(findings, audits, *, hosts, min_days):
     fp_categorical = isinstance(fp_col.dtype, pd.CategoricalDtype)
     if not fp_categorical and fp_col.dtype != object:
         return None
-    ordered = order_audits(audits, min_days=min_days)
-    audit_index = pd.Index(ordered[Audits.audit_id])
-    audit = codes_in(findings[Findings.audit_id], audit_index)
-    if (audit < 0).any():
-        unknown = pd.unique(findings[Findings.audit_id].to_numpy()[audit < 0])[:5]
-        raise ValueError(f"findings: audit_id not in audits: {list(unknown)}")
+    ordered, audit_index, audit = audit_codes(findings, audits, min_days=min_days)
     est_of_audit = ordered["est"].to_numpy()
     n_est = int(est_of_audit.max()) + 1 if len(ordered) else 0
     block_of_est, n_blocks = _block_of_rows(est_of_audit[audit], n_est)
