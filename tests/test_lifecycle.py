@@ -431,13 +431,14 @@ def test_inputs_not_mutated(data):
 
 
 # ------------------------------------------------------------------------------------------ linear helpers
-@pytest.mark.parametrize("n, n_groups", [(0, 5), (1, 1), (50, 3), (20_000, 7), (20_000, 15_000)])
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.int8])
+@pytest.mark.parametrize(
+    "n, n_groups, dtype",
+    [(n, k, dtype) for n, k in [(0, 5), (1, 1), (50, 3), (20_000, 7), (20_000, 15_000)]
+     for dtype in (np.int64, np.int32, np.int16, np.int8) if k <= np.iinfo(dtype).max],
+)  # fmt: skip
 def test_counting_argsort_is_a_stable_argsort(n, n_groups, dtype):
     from cyberobs_lib.lifecycle._linear import counting_argsort
 
-    if n_groups > np.iinfo(dtype).max:
-        pytest.skip("codes do not fit the dtype")
     rng = np.random.default_rng(n + n_groups)
     codes = rng.integers(-1, n_groups, n).astype(dtype)  # -1: a missing value, sorts first
     order = counting_argsort(codes, n_groups)
