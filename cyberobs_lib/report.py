@@ -65,11 +65,20 @@ def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144
     return path
 
 
+#: Columns whose values are names of things (families, severities, measures) shown by their label.
+LABELLED_VALUES = ("group", "family", "level", "reference", "severity", "metric", "statistic", "outcome")
+
+
 def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: int = 30):
     """A reader-facing view of a table: labelled headings, no index, numbers to ``digits`` significant
-    digits, p-values in scientific notation when small, booleans as yes / no in ``lang``, at most
-    ``max_rows`` rows (display only)."""
-    shown = labelled(frame.head(max_rows), lang)
+    digits, p-values in scientific notation when small, booleans as yes / no and the values of the
+    columns of :data:`LABELLED_VALUES` (families, severities, measures) in ``lang``, at most ``max_rows``
+    rows (display only)."""
+    frame = frame.head(max_rows)
+    named = {c: frame[c].map(lambda v: label(v, lang) if isinstance(v, str) else v)
+             for c in LABELLED_VALUES if c in frame.columns}  # fmt: skip
+    frame = frame.assign(**named) if named else frame
+    shown = labelled(frame, lang)
     formats = {}
     yes, no = label("yes", lang), label("no", lang)
     for col, src in zip(shown.columns, frame.columns, strict=True):

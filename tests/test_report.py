@@ -18,6 +18,25 @@ def test_show_writes_booleans_and_headings_in_the_readers_language():
     assert label("yes", "fr") == "oui" and label("no", "en") == "no"
 
 
-def test_family_names_are_french_in_french_reports():
-    assert family_label("Army", "fr") == "hôpitaux des armées"
-    assert family_label("all", "fr") == "ensemble" and family_label("Army", "en") == "Army"
+def test_family_names_and_other_named_values_are_in_the_readers_language():
+    assert family_label("Army", "fr") == "hôpitaux des armées" and family_label("Army", "en") == "army hospitals"
+    assert family_label("all", "fr") == "ensemble" and family_label("Not a family", "fr") == "Not a family"
+    frame = pd.DataFrame({"group": ["Private clinic (MCO)", "all"], "severity": ["critical", "high"],
+                          "metric": ["n_kev", "no such key"], "n": [3, 4]})  # fmt: skip
+    fr = show(frame, "fr").to_html()
+    for text in ("cliniques privées (MCO)", "ensemble", "critique", "élevée", "no such key", "gravité"):
+        assert text in fr, text
+    assert "Private clinic" not in fr and "critical" not in fr
+
+
+def test_figures_name_families_in_the_readers_language():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cyberobs_lib.plots.cohorts import plot_rate_ratios
+
+    ratios = pd.DataFrame({"term": ["family"] * 2, "level": ["Army", "EHPAD"], "reference": ["CH", "CH"],
+                           "rate_ratio": [1.5, 0.8], "ci_low": [1.1, 0.5], "ci_high": [2.0, 1.2]})  # fmt: skip
+    ax = plot_rate_ratios(ratios, lang="fr")
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert "hôpitaux des armées vs CH" in ticks and "EHPAD vs CH" in ticks

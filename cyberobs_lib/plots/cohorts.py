@@ -81,7 +81,7 @@ def plot_indicator_ci(
         for yv in y[secret]:
             ax.annotate(cohort_label("secret", lang), (0.0, yv), xytext=(9, 0), textcoords="offset points",
                         va="center", fontsize=8, color="0.35")  # fmt: skip
-    ax.set_yticks(y, [cohort_label(g, lang) if g == "all" else g for g in order])
+    ax.set_yticks(y, [cohort_label(g, lang) for g in order])
     ax.set_xlabel(f"{cohort_label(indicator, lang)}" + (" (%)" if scale == 100 else ""))
     if scale == 100:
         ax.set_xlim(-3, 112)
@@ -132,7 +132,9 @@ def plot_family_distributions(
     for family, p in zip(order, positions, strict=True):
         x = data.loc[data["family"] == family, value].to_numpy(float)
         names.append(
-            f"{family} (n={len(x)})" if len(x) >= min_cell else f"{family}: {cohort_label('secret', lang)}"
+            f"{cohort_label(family, lang)} (n={len(x)})"
+            if len(x) >= min_cell
+            else f"{cohort_label(family, lang)}: {cohort_label('secret', lang)}"
         )
         if len(x) >= min_cell:
             samples.append(x)
@@ -183,7 +185,8 @@ def plot_rate_ratios(
     multi = "outcome" in rows.columns and rows["outcome"].nunique() > 1
     names = [
         (f"{cohort_label(o, lang)}: " if multi else "")
-        + (f"{lv} {cohort_label('vs', lang)} {ref}" if isinstance(lv, str) else cohort_label(t, lang))
+        + (f"{cohort_label(lv, lang)} {cohort_label('vs', lang)} {cohort_label(ref, lang)}"
+           if isinstance(lv, str) else cohort_label(t, lang))
         for o, t, lv, ref in zip(rows.get("outcome", rows["term"]), rows["term"], rows["level"], rows["reference"],
                                  strict=True)
     ]  # fmt: skip

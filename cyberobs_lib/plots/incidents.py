@@ -66,7 +66,7 @@ def plot_incident_rates(
         truth = rows["group"].map(planted).to_numpy(float)
         ax.plot(truth, y, "x", color="k", label="planted" if lang == "en" else "valeur simulée")
         ax.legend(loc="lower right", fontsize=8)
-    names = [incident_label("all", lang) if g == "all" else g for g in rows["group"]]
+    names = [incident_label(g, lang) for g in rows["group"]]
     ax.set_yticks(y, names)
     ax.set_xlabel(incident_label(indicator, lang))
     ax.set_xlim(left=0)

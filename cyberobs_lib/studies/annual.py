@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.report import label
+
 #: Headline indicators in reading order, with French and English wording of "share of audited structures ...".
 HEADLINES = {
     "no_protection": (
@@ -24,23 +26,6 @@ HEADLINES = {
         "avec une vulnérabilité activement exploitée (catalogue KEV)",
         "with an actively exploited vulnerability (KEV catalog)",
     ),
-}
-FAMILY_FR = {
-    "CH": "CH",
-    "CHU/CHR": "CHU/CHR",
-    "EHPAD": "EHPAD",
-    "Private clinic (MCO)": "cliniques privées (MCO)",
-    "Psychiatry": "psychiatrie",
-    "SSR": "SSR",
-    "HAD": "HAD",
-    "Home care": "soins à domicile",
-    "Cancer centre": "centres de lutte contre le cancer",
-    "Long stay": "soins de longue durée",
-    "Dialysis": "dialyse",
-    "Army": "hôpitaux des armées",
-    "Other elderly housing": "autres EHPA",
-    "Other health": "autres établissements de santé",
-    "all": "ensemble",
 }
 
 
@@ -119,8 +104,8 @@ def headline_sentences(headlines: pd.DataFrame, *, year: int | str, lang: str = 
 
 
 def family_label(name: str, lang: str = "fr") -> str:
-    """Reader-facing family name."""
-    return FAMILY_FR.get(name, name) if lang == "fr" else name
+    """Reader-facing family name (``data/labels.csv``; the registry's name when it has no label)."""
+    return label(name, lang)
 
 
 def plot_evolution(indicators: pd.DataFrame, *, indicators_shown=tuple(HEADLINES), ax=None, lang: str = "fr"):
