@@ -66,7 +66,17 @@ def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144
 
 
 #: Columns whose values are names of things (families, severities, measures) shown by their label.
-LABELLED_VALUES = ("group", "family", "level", "reference", "severity", "metric", "statistic", "outcome")
+LABELLED_VALUES = (
+    "group",
+    "family",
+    "level",
+    "reference",
+    "severity",
+    "metric",
+    "statistic",
+    "outcome",
+    "test",
+)
 
 
 def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: int = 30):
