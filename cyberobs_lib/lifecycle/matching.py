@@ -107,7 +107,8 @@ def match_lifecycle(
         ``finess``, ``audit_from``, ``audit_to``, ``fingerprint``, ``host``, ``status`` (one of
         ``new``, ``persistent``, ``fixed``, ``reopened``, ``out_of_scope_new``,
         ``out_of_scope_gone``), and ``severity``/``category`` when the findings have them (from the
-        ``audit_to`` row, or the ``audit_from`` row for fixed/out_of_scope_gone). ``finess``,
+        ``audit_from`` row for persistent, fixed and out_of_scope_gone, from the ``audit_to`` row for
+        new, reopened and out_of_scope_new). ``finess``,
         ``audit_from``, ``audit_to`` and ``status`` are categorical. Order: by identity, then audit.
 
         ``pairs``: the ``lifecycle.csv`` table, one row per pair of consecutive kept audits:
