@@ -271,7 +271,7 @@ def _check_columns(path: Path, name: str, wanted: list[str] | None) -> None:
 # Partitioned store (cyberobs_lib.scale.storage)
 # --------------------------------------------------------------------------------------------------
 def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: dict) -> StudyData:
-    from cyberobs_lib.scale.storage import open_partitioned, read_manifest
+    from cyberobs_lib.scale.storage import read_manifest
 
     manifest = read_manifest(folder)
     present = [n for n in TABLES if n in manifest["tables"]]
@@ -289,9 +289,10 @@ def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: d
         keys = keys if ordered else []
         wanted = columns.get(name)
         if only is not None:  # those of ``only`` the table has (and keeps)
-            names = open_partitioned(folder, name).schema.names
-            wanted = [c for c in only if c in names and (wanted is None or c in wanted)]
-        return _read_store(folder, name, years=years, columns=wanted, sort_keys=keys)
+            wanted = [c for c in only if wanted is None or c in wanted]
+        return _read_store(
+            folder, name, years=years, columns=wanted, sort_keys=keys, present_only=only is not None
+        )
 
     def small(name: str) -> pd.DataFrame:
         return _read_store(folder, name) if name in manifest["tables"] else pd.DataFrame()
@@ -326,17 +327,19 @@ def _read_store(
     years: tuple[int, ...] | None = None,
     columns: list[str] | None = None,
     sort_keys: Sequence[str] = (),
+    present_only: bool = False,
 ) -> pd.DataFrame:
     """One table of a partitioned store: only ``years`` and ``columns``, rows in canonical order.
 
     Rows of a partitioned table come back one year folder after the other; a stable sort on
-    ``sort_keys`` (those the table has) restores the order of the flat canonical table.
+    ``sort_keys`` (those the table has) restores the order of the flat canonical table. A column the
+    table does not have raises ``ValueError``, or, with ``present_only``, is left out.
     """
     from cyberobs_lib.scale.storage import YEAR, open_partitioned, year_filter
 
     dataset = open_partitioned(folder, name)
     names = [c for c in dataset.schema.names if c != YEAR]
-    wanted = names if columns is None else list(columns)
+    wanted = names if columns is None else [c for c in columns if c in names or not present_only]
     missing = [c for c in wanted if c not in names]
     if missing:
         raise ValueError(f"{folder}: table {name!r} has no column(s) {missing}; it has {names}")
@@ -348,10 +351,10 @@ def _read_store(
     order = _stable_order(table, keys) if keys and table.num_rows else None
     if order is not None and bool((order[1:] > order[:-1]).all()):  # already in order (one year, …)
         order = None
-    order = None if order is None else pa.array(order)
     arrays = {column: table.column(column) for column in wanted}
     del table  # from here on, each column lives only in ``arrays`` until converted
-    return _to_pandas(arrays, order=order, categorical=CATEGORICAL_FINDINGS if name == "findings" else ())
+    return _to_pandas(arrays, order=None if order is None else pa.array(order),
+                      categorical=CATEGORICAL_FINDINGS if name == "findings" else ())  # fmt: skip
 
 
 def _sort_rank(column: pa.ChunkedArray) -> np.ndarray:

@@ -107,7 +107,8 @@ def _protection(data: object, audit_ids: pd.Series) -> pd.Series:
         status = status.astype("boolean").reset_index(drop=True)
     found = pos >= 0
     out = pd.array(np.full(len(pos), pd.NA), dtype="boolean")
-    out[found] = status.to_numpy()[pos[found]] if found.any() else out[found]
+    if found.any():
+        out[found] = status.to_numpy()[pos[found]]
     return pd.Series(out, index=audit_ids.index)
 
 
@@ -137,7 +138,8 @@ def audit_metrics(data: object) -> pd.DataFrame:
     -----
     Findings are counted per audit by :func:`studies.finding_counts.count_findings`: from the Parquet
     store, batch by batch, when ``data`` was read from one and its findings are not in memory (they are
-    then never read into pandas), else from the findings frame. An audit without any ``controls`` row has an unknown protection status, never "none" (data contract).
+    then never read into pandas), else from the findings frame. An audit without any ``controls`` row
+    has an unknown protection status, never "none" (data contract).
 
     Examples
     --------
