@@ -74,6 +74,19 @@ SKIP_REASONS = {
     "false_positive": "false_positive",
 }
 EVIDENCE_MAX = 200
+#: Completeness of one scan file, worst last: ``complete`` (the scanner says it finished, or says nothing
+#: against it), ``incomplete`` (stopped early, interrupted, errors reported for part of the targets),
+#: ``failed`` (the scanner reports that the scan itself failed: no target reached, fatal error).
+SCAN_STATUSES = ("complete", "incomplete", "failed")
+
+
+def worst_status(*statuses: str) -> str:
+    """The worst of scan statuses (``failed`` > ``incomplete`` > ``complete``).
+
+    >>> worst_status("complete", "incomplete"), worst_status()
+    ('incomplete', 'complete')
+    """
+    return max(statuses, key=SCAN_STATUSES.index, default="complete")
 
 
 class ScanError(ValueError):
@@ -124,6 +137,10 @@ class ScanResult:
     controls: pd.DataFrame
     accounting: dict = field(default_factory=dict)
     source_file: str = ""
+    #: one of :data:`SCAN_STATUSES`: what the scanner itself says of the scan (see each reader's policy)
+    status: str = "complete"
+    #: why the status is not ``complete`` (the scanner's words, ``; ``-separated), else ""
+    status_detail: str = ""
 
 
 @functools.cache
@@ -242,6 +259,16 @@ class Collector:
         self.hosts: set[str] = set()
         self.controls: list[tuple[str, str, bool]] = []
         self.extra_skipped: Counter = Counter()
+        self.status = "complete"
+        self.status_details: list[str] = []
+
+    def flag(self, status: str, detail: str) -> None:
+        """Record that the scan is ``incomplete`` or ``failed`` (kept across chunks: a file property)."""
+        if status not in SCAN_STATUSES:
+            raise ValueError(f"unknown scan status {status!r}; expected one of {SCAN_STATUSES}")
+        self.status = worst_status(self.status, status)
+        if detail and detail not in self.status_details:
+            self.status_details.append(detail)
 
     def add(self, **row) -> None:
         """Append one item; missing fields are None. ``scale``/``native`` drive severity and disposition.
@@ -358,6 +385,8 @@ class Collector:
             controls=controls.astype({"present": bool}),
             accounting=accounting,
             source_file=self.path,
+            status=self.status,
+            status_detail="; ".join(self.status_details),
         )
 
 

@@ -26,6 +26,8 @@ ACCOUNTING_COLUMNS = (
     "skipped",
     "skipped_reasons",
     "error",
+    "status",
+    "status_detail",
 )
 
 
@@ -68,7 +70,8 @@ def read_scans_dir(scans_dir: str | Path, *, include_info: bool = False) -> Scan
     ScanBatch
         ``findings`` (the columns of :func:`read_scan_file`), ``hosts`` (``audit_id, host``, one row per
         audited host), ``controls``, ``accounting`` (``source_file, audit_id, format, items_read, findings,
-        skipped, skipped_reasons`` ("reason=n;..."), ``error``), ``errors`` (list of ScanError), ``ok``.
+        skipped, skipped_reasons`` ("reason=n;..."), ``error``, ``status`` (``complete``, ``incomplete``,
+        ``failed`` as the scanner says, ``refused`` when the file could not be read), ``status_detail``), ``errors`` (list of ScanError), ``ok``.
 
     Examples
     --------
@@ -97,14 +100,14 @@ def read_scans_dir(scans_dir: str | Path, *, include_info: bool = False) -> Scan
             res = read_scan_file(p, audit_id=audit_id, include_info=include_info)
         except ScanError as err:
             errors.append(err)
-            rows.append((str(p), audit_id, None, 0, 0, 0, "", str(err)))
+            rows.append((str(p), audit_id, None, 0, 0, 0, "", str(err), "refused", err.message))
             continue
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a reader bug must not stop the batch
             err = ScanError(
                 p, f"could not be read ({type(exc).__name__}: {exc})", expected="a readable export"
             )
             errors.append(err)
-            rows.append((str(p), audit_id, None, 0, 0, 0, "", str(err)))
+            rows.append((str(p), audit_id, None, 0, 0, 0, "", str(err), "refused", err.message))
             continue
         results.append((audit_id, res))
         sk = res.accounting["skipped"]
@@ -118,6 +121,8 @@ def read_scans_dir(scans_dir: str | Path, *, include_info: bool = False) -> Scan
                 sum(sk.values()),
                 ";".join(f"{k}={v}" for k, v in sk.items()),
                 None,
+                res.status,
+                res.status_detail,
             )
         )
     frames = [r.findings for _, r in results if len(r.findings)]

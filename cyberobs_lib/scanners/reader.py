@@ -12,6 +12,7 @@ from cyberobs_lib.scanners._core import (
     ScanError,
     ScanResult,
     empty_result,
+    worst_status,
 )
 from cyberobs_lib.scanners.detect import detect_format
 from cyberobs_lib.scanners.nessus import iter_nessus_xml, iter_tenable_csv
@@ -148,6 +149,7 @@ def merge_results(chunks: list[ScanResult]) -> ScanResult:
     findings = [c.findings for c in chunks if len(c.findings)]
     controls = [c.controls for c in chunks if len(c.controls)]
     first = chunks[0]
+    details = dict.fromkeys(d for c in chunks for d in c.status_detail.split("; ") if d)
     return ScanResult(
         format=first.format,
         findings=pd.concat(findings, ignore_index=True) if findings else first.findings.iloc[:0],
@@ -159,4 +161,6 @@ def merge_results(chunks: list[ScanResult]) -> ScanResult:
             "skipped": dict(sorted(skipped.items())),
         },
         source_file=first.source_file,
+        status=worst_status(*(c.status for c in chunks)),
+        status_detail="; ".join(details),
     )
