@@ -74,6 +74,10 @@ class TableCheck:
     #: rows (index labels of ``frame``) that carry at least one error, with the first reason
     rejected: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
     duplicates: pd.Index = field(default_factory=lambda: pd.Index([]))
+    #: rows gathered from several files (scanner exports): per row, its file and its row in that file
+    #: (item number); they replace ``path.name`` and ``read.lines`` in the violations
+    files: pd.Series | None = None
+    rows: pd.Series | None = None
 
     def add(
         self,
@@ -93,11 +97,16 @@ class TableCheck:
         vals = (
             values if values is not None else self.frame.get(column, pd.Series(None, index=self.frame.index))
         )
-        rows = self.read.lines.loc[idx] if self.read is not None and self.read.lines is not None else idx + 2
+        if self.rows is not None:
+            rows = self.rows.loc[idx]
+        elif self.read is not None and self.read.lines is not None:
+            rows = self.read.lines.loc[idx]
+        else:
+            rows = idx + 2
         self.violations.append(
             pd.DataFrame(
                 {
-                    "file": self.path.name,
+                    "file": self.path.name if self.files is None else self.files.loc[idx].to_numpy(),
                     "row": pd.array(np.asarray(rows), dtype="Int64"),
                     "column": column,
                     "rule": rule,
