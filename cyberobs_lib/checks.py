@@ -56,6 +56,7 @@ RULES: dict[str, str] = {
     "incident_without_frame": "an incident needs finess, category_code or family",
     "hosts_disagree": "hosts.csv lists a different number of hosts than hosts_in_scope",
     "host_not_in_perimeter": "a finding on a host absent from that audit's hosts.csv perimeter",
+    "unreadable_scan": "a scanner file that cannot be read or was refused (format, syntax, limits, links)",
 }
 
 

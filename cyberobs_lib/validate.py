@@ -231,7 +231,9 @@ class DatasetCheck:
         return self.errors.empty
 
 
-def check_dataset(dataset: Path | str, *, today: str | pd.Timestamp | None = None) -> DatasetCheck:
+def check_dataset(
+    dataset: Path | str, *, today: str | pd.Timestamp | None = None, findings: bool = True
+) -> DatasetCheck:
     """Check every file of a dataset folder against the contract; never raises on bad content.
 
     Parameters
@@ -258,10 +260,12 @@ def check_dataset(dataset: Path | str, *, today: str | pd.Timestamp | None = Non
         "establishments": est,
         "audits": aud,
         "hosts": hosts,
-        "findings": check_findings(dataset, aud, hosts, today=today),
+        "findings": check_findings(dataset, aud, hosts, today=today)
+        if findings
+        else TableCheck("findings", dataset / "findings.csv", None, pd.DataFrame()),
         "controls": check_controls(dataset, aud),
         "incidents": check_incidents(dataset, est, today=today),
     }
-    if tables["findings"].read is None and not (dataset / "scans").is_dir():
+    if findings and tables["findings"].read is None and not (dataset / "scans").is_dir():
         tables["findings"].add_file("missing_file", "the dataset needs findings.csv or a scans/ folder")
     return DatasetCheck(dataset, tables)
