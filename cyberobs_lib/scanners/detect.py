@@ -7,14 +7,19 @@ Rules, in order:
    entity-expansion file raises :class:`ScanSecurityError` here), then the root element decides:
    ``NessusClientData*`` → ``nessus_xml``; ``report`` / ``get_reports_response`` / ``result`` (a GVM
    result fragment, refused by the reader) → ``openvas_xml``; ``nmaprun`` → ``nmap_xml``; ``SCAN``,
-   ``ASSET_DATA_REPORT``, ``WAS_SCAN_REPORT`` → ``qualys_xml``.
-3. ``{`` or ``[`` → JSON: objects with ``server_scan_results`` → ``sslyze_json``; objects with a nuclei
-   template key (``template-id``, ``templateID``, ``template``) → ``nuclei_json`` (JSON Lines or array).
+   ``ASSET_DATA_REPORT``, ``WAS_SCAN_REPORT``, ``HOST_LIST_VM_DETECTION_OUTPUT`` → ``qualys_xml``.
+3. ``{`` or ``[`` → JSON: objects with ``server_scan_results`` → ``sslyze_json``; an object with
+   ``scanResult`` (testssl.sh ``--jsonfile-pretty``) or an array of objects with ``id``, ``severity``,
+   ``finding`` and ``ip`` (``--jsonfile``) → ``testssl_json``; objects with a nuclei template key
+   (``template-id``, ``templateID``, ``template``) → ``nuclei_json`` (JSON Lines or array). Content that
+   starts like JSON but does not parse is a :class:`ScanError` ``invalid JSON`` with the line and column
+   of the parse error.
 4. Otherwise a delimited text export, by header names: ``fqdn/ip`` + ``finding`` → ``testssl_csv``;
    ``nvt oid`` / ``nvt name`` → ``openvas_csv``; ``plugin id`` / ``definition.id`` → ``tenable_csv``;
    ``qid`` → ``qualys_csv`` (the header may follow report metadata lines).
 
-Anything else raises :class:`ScanError` listing the supported formats.
+Anything else raises :class:`ScanError` listing the supported formats. A gzip, zip or UTF-16 file is
+detected by its unpacked content (:mod:`.unpack`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from cyberobs_lib.scanners._core import ScanError
 from cyberobs_lib.scanners.nessus import _is_tenable_header
 from cyberobs_lib.scanners.tabular import sniff_header
+from cyberobs_lib.scanners.unpack import packing, unpacked
 from cyberobs_lib.scanners.xmlsafe import sniff_root
 
 __all__ = ["detect_format", "FORMATS"]
@@ -39,6 +45,7 @@ FORMATS = (
     "qualys_csv",
     "nuclei_json",
     "testssl_csv",
+    "testssl_json",
     "sslyze_json",
 )
 _XML_ROOTS = {
@@ -49,6 +56,7 @@ _XML_ROOTS = {
     "SCAN": "qualys_xml",
     "ASSET_DATA_REPORT": "qualys_xml",
     "WAS_SCAN_REPORT": "qualys_xml",
+    "HOST_LIST_VM_DETECTION_OUTPUT": "qualys_xml",
 }
 _NUCLEI_KEYS = {"template-id", "templateID", "template", "template-path"}
 
@@ -65,17 +73,31 @@ def _is_qualys(names: set[str]) -> bool:
     return "qid" in names and bool({"ip", "asset ipv4", "title", "vuln title"} & names)
 
 
-def _first_json_object(text: str):
-    """The first JSON value of a JSON document or JSON Lines file (None if it does not parse)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    line = text.lstrip().split("\n", 1)[0]
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError:
-        return None
+def _is_testssl_json(obj: dict) -> bool:
+    return "scanResult" in obj or (
+        {"id", "severity", "finding"} <= set(obj) and ("ip" in obj or "port" in obj)
+    )
+
+
+def json_error(path: str | Path, err: json.JSONDecodeError, expected: str) -> ScanError:
+    """:class:`ScanError` ``invalid JSON: <what> at line L column C`` (``.line`` = L, ``.column`` = C).
+
+    Examples
+    --------
+    >>> try:
+    ...     json.loads('{"a": 1,\n "b" 2}')
+    ... except json.JSONDecodeError as e:
+    ...     str(json_error("x.json", e, "a JSON report"))
+    "x.json: line 2: invalid JSON: Expecting ':' delimiter at line 2 column 6; expected a JSON report"
+    """
+    out = ScanError(
+        path,
+        f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}",
+        line=err.lineno,
+        expected=expected,
+    )
+    out.column = err.colno
+    return out
 
 
 def detect_format(path: str | Path) -> str:
@@ -112,6 +134,14 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
+    if packing(head[:4]):
+        with unpacked(path) as (inner, _layers):
+            try:
+                return detect_format(inner)
+            except ScanError as err:
+                err.path = str(path)
+                err.args = (str(path) + str(err)[len(str(inner)) :],)
+                raise
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
         return "empty"
@@ -132,11 +162,12 @@ def detect_format(path: str | Path) -> str:
         # JSON Lines: the first line decides without reading the whole file; else the whole document
         line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace")
         try:
-            json.loads(line)
-            text = line
+            obj = json.loads(line)
         except json.JSONDecodeError:
-            text = path.read_text(encoding="utf-8-sig", errors="replace")
-        obj = _first_json_object(text)
+            try:  # a whole (pretty-printed) document
+                obj = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
+            except json.JSONDecodeError as err:
+                raise json_error(path, err, "a JSON scanner export (nuclei, testssl.sh, sslyze)") from None
         if isinstance(obj, list):
             if not obj:
                 return "empty"
@@ -144,9 +175,16 @@ def detect_format(path: str | Path) -> str:
         if isinstance(obj, dict):
             if "server_scan_results" in obj or "sslyze_version" in obj:
                 return "sslyze_json"
+            if _is_testssl_json(obj):
+                return "testssl_json"
             if _NUCLEI_KEYS & set(obj) or ("info" in obj and "matched-at" in obj):
                 return "nuclei_json"
-        raise ScanError(path, "JSON of no known scanner", line=1, expected="nuclei JSON/JSONL or sslyze JSON")
+        raise ScanError(
+            path,
+            "JSON of no known scanner",
+            line=1,
+            expected="nuclei JSON/JSONL, testssl.sh JSON or sslyze JSON",
+        )
     for fmt, test in (
         ("testssl_csv", _is_testssl),
         ("openvas_csv", _is_openvas),

@@ -1,4 +1,4 @@
-"""Qualys XML (scan reports ``SCAN`` / WebGUI infrastructure, ``ASSET_DATA_REPORT``, WAS) and CSV exports.
+"""Qualys XML (``SCAN`` / WebGUI, ``ASSET_DATA_REPORT``, WAS, VMDR host detections) and CSV exports.
 
 Policy
 ------
@@ -12,11 +12,24 @@ Policy
   Perimeter = every ``HOST/IP``.
 * ``WAS_SCAN_REPORT``: item = each ``VULNERABILITY``; host and port from its ``URL``; glossary
   ``QID_LIST`` as above; ``first_seen`` = ``DETECTION_DATE``.
+* ``HOST_LIST_VM_DETECTION_OUTPUT`` (VMDR API ``/api/2.0/fo/asset/host/vm/detection/``): item = each
+  ``HOST/DETECTION_LIST/DETECTION``. ``STATUS`` ``Fixed`` is no finding (skipped ``fixed``; ``New``,
+  ``Active``, ``Re-Opened`` are); ``TYPE`` ``Info`` is informational; ``Confirmed`` / ``Potential`` take
+  the severity of their ``SEVERITY`` level 1-5 as above. Host = ``IP``, else ``IPV6``, ``DNS``,
+  ``NETBIOS`` (detections of a host with none: skipped ``no_host``); port / protocol from ``PORT`` /
+  ``PROTOCOL``; title = ``TITLE`` when present, else ``Qualys QID <n>`` (this export carries no
+  KnowledgeBase); ``first_seen`` = ``FIRST_FOUND_DATETIME``; ``evidence`` = ``RESULTS``; ``cvss_score`` =
+  ``CVSS3_FINAL`` / ``CVSS_FINAL`` when present. Perimeter = every ``HOST``. A ``RESPONSE/WARNING``
+  (truncation limit reached: the rest of the list is on the next page, at its ``URL``) makes the scan
+  ``incomplete``.
+* Scan status: the other layouts report nothing about the scan's completion: ``complete``.
 * CSV (scan report and VMDR "Asset Vuln Datalist" layouts; metadata lines before the header accepted):
   item = each data row; ``Type`` ``Ig``/``Info`` informational; host = ``IP`` / ``Asset IPV4`` (else DNS,
   IPv6, asset name; a cell listing several addresses gives its first: one asset is one host). Perimeter =
   hosts with a row.
 * ``vuln_id`` = ``qualys:<QID>``; ``cvss_score`` = CVSS v3 base when given, else v2 base.
+* Every item is a finding row or counted in ``skipped`` with its reason (``informational``, ``no_host``,
+  ``empty_row``, ``fixed``).
 
 Speed
 -----
@@ -53,7 +66,7 @@ from cyberobs_lib.scanners._memo import ValueMemo, _num
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
 from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
 
-ROOTS = ("SCAN", "ASSET_DATA_REPORT", "WAS_SCAN_REPORT")
+ROOTS = ("SCAN", "ASSET_DATA_REPORT", "WAS_SCAN_REPORT", "HOST_LIST_VM_DETECTION_OUTPUT")
 _KINDS = {"VULN", "PRACTICE", "INFO", "SERVICE"}
 _SCORE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:\((.*)\))?\s*$")
 #: The records of each layout: processed whole once complete (never descended into while open).
@@ -61,6 +74,7 @@ _RECORDS = {
     "SCAN": frozenset({"IP", "KEY"}),
     "ASSET_DATA_REPORT": frozenset({"HOST", "VULN_DETAILS"}),
     "WAS_SCAN_REPORT": frozenset({"VULNERABILITY", "QID"}),
+    "HOST_LIST_VM_DETECTION_OUTPUT": frozenset({"HOST", "WARNING"}),
 }
 #: Positions in the tuples appended to ``Collector.rows`` (checked against the collector's at import).
 _FIELDS = tuple(
@@ -217,6 +231,65 @@ def _was_vuln(col: Collector, el, n: int, keys: list) -> None:
     )
 
 
+def _detection_host(col: Collector, host_el, n: int) -> int:
+    """The items of one VMDR ``HOST`` (host list detection API); returns the running item count."""
+    host = next(
+        (
+            t.strip()
+            for t in (host_el.findtext(k) for k in ("IP", "IPV6", "DNS", "NETBIOS"))
+            if t and t.strip()
+        ),
+        None,
+    )
+    if host:
+        col.hosts.add(host)
+    for det in host_el.iterfind("DETECTION_LIST/DETECTION"):
+        n += 1
+        if not host:
+            col.skip("no_host")
+            continue
+        if (det.findtext("STATUS") or "").strip().lower() == "fixed":
+            col.skip("fixed")
+            continue
+        qid = (det.findtext("QID") or "").strip()
+        typ = (det.findtext("TYPE") or "").strip()
+        sev = (det.findtext("SEVERITY") or "").strip() or None
+        informational = typ.lower() in ("info", "ig")
+        results = (det.findtext("RESULTS") or "").strip()
+        title = (det.findtext("TITLE") or "").strip()
+        score = _num(det.findtext("CVSS3_FINAL")) or _num(det.findtext("CVSS_FINAL"))
+        col.add(
+            host=host,
+            port=(det.findtext("PORT") or "").strip() or None,
+            protocol=(det.findtext("PROTOCOL") or "").strip() or None,
+            vuln_id=f"qualys:{qid}" if qid else None,
+            cve=join_cves(
+                c.text for c in det.iter("ID") if c.text and c.text.strip().upper().startswith("CVE-")
+            ),
+            title=title or (f"Qualys QID {qid}" if qid else None),
+            cvss_score=score,
+            scanner_severity=sev,
+            first_seen=det.findtext("FIRST_FOUND_DATETIME"),
+            source_row=n,
+            evidence=results or None,
+            scale="type" if informational else "severity",
+            native=typ.lower() if informational else sev,
+        )
+    return n
+
+
+def _detection_warning(col: Collector, el) -> None:
+    """``RESPONSE/WARNING``: the API cut the list (truncation limit); the rest is on the next page."""
+    code = (el.findtext("CODE") or "").strip()
+    text = (el.findtext("TEXT") or "").strip() or "truncated output"
+    url = (el.findtext("URL") or "").strip()
+    col.flag(
+        "incomplete",
+        f"Qualys WARNING {code}: {text}".replace("WARNING :", "WARNING:")
+        + (f" (next page: {url})" if url else " (more pages)"),
+    )
+
+
 def iter_qualys_xml(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
@@ -261,6 +334,13 @@ def iter_qualys_xml(
                     n = _asset_host(col.rows, skipped, memo, el, n, keys, info)
                 else:
                     glossary[el.get("id")] = _glossary_entry(el)
+            elif layout == "HOST_LIST_VM_DETECTION_OUTPUT":
+                if tag == "HOST":
+                    n = _detection_host(col, el, n)
+                    if len(col) >= chunk_rows:
+                        yield flush()
+                else:
+                    _detection_warning(col, el)
             elif tag == "VULNERABILITY":  # WAS_SCAN_REPORT
                 if el.find("QID") is not None:
                     n += 1

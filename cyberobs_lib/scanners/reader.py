@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cyberobs_lib import schema
 from cyberobs_lib.scanners._core import (
     ScanError,
     ScanResult,
@@ -20,7 +21,8 @@ from cyberobs_lib.scanners.nmap import iter_nmap_xml
 from cyberobs_lib.scanners.nuclei import iter_nuclei_json
 from cyberobs_lib.scanners.openvas import iter_openvas_csv, iter_openvas_xml
 from cyberobs_lib.scanners.qualys import iter_qualys_csv, iter_qualys_xml
-from cyberobs_lib.scanners.tls import iter_sslyze_json, iter_testssl_csv
+from cyberobs_lib.scanners.tls import iter_sslyze_json, iter_testssl_csv, iter_testssl_json
+from cyberobs_lib.scanners.unpack import unpacked
 
 __all__ = ["read_scan_file", "iter_scan_file", "READERS", "DEFAULT_CHUNK_ROWS"]
 
@@ -35,6 +37,7 @@ READERS: dict[str, Callable[..., Iterator[ScanResult]]] = {
     "qualys_csv": iter_qualys_csv,
     "nuclei_json": iter_nuclei_json,
     "testssl_csv": iter_testssl_csv,
+    "testssl_json": iter_testssl_json,
     "sslyze_json": iter_sslyze_json,
 }
 
@@ -71,16 +74,62 @@ def iter_scan_file(
     Raises
     ------
     ScanError, ScanSecurityError
-        See :func:`read_scan_file`.
+        See :func:`read_scan_file`; also a packed export beyond the limits of :mod:`.unpack`.
+
+    Notes
+    -----
+    A gzip, single-file zip or UTF-16 export is first unpacked to a temporary file
+    (:func:`cyberobs_lib.scanners.unpack.unpacked`, bounded, removed afterwards); its findings, controls
+    and errors still name ``path`` (error lines are those of the unpacked content).
     """
     path = Path(path)
     if not path.is_file():
         raise ScanError(path, "no such file", expected="a scanner export file")
+    with unpacked(path) as (inner, layers):
+        if not layers:
+            yield from _read(path, fmt, audit_id=audit_id, include_info=include_info, chunk_rows=chunk_rows)
+            return
+        try:
+            for res in _read(inner, fmt, audit_id=audit_id, include_info=include_info, chunk_rows=chunk_rows):
+                yield _renamed_result(res, path)
+        except ScanError as err:
+            raise _renamed_error(err, inner, path, layers) from None
+
+
+def _read(path: Path, fmt: str | None, **options) -> Iterator[ScanResult]:
     fmt = fmt or detect_format(path)
     if fmt == "empty":
-        yield empty_result("empty", path, audit_id=audit_id)
+        yield empty_result("empty", path, audit_id=options["audit_id"])
         return
-    yield from READERS[fmt](path, audit_id=audit_id, include_info=include_info, chunk_rows=chunk_rows)
+    yield from READERS[fmt](path, **options)
+
+
+def _renamed_result(res: ScanResult, original: Path) -> ScanResult:
+    """A chunk read from an unpacked temp file, attributed to the original file."""
+    name = str(original)
+    res.source_file = name
+    res.findings[schema.SOURCE_FILE] = pd.Series(name, index=res.findings.index, dtype=object)
+    res.controls[schema.SOURCE_FILE] = pd.Series(name, index=res.controls.index, dtype=object)
+    return res
+
+
+def _renamed_error(err: ScanError, inner: Path, original: Path, layers: list[str]) -> ScanError:
+    """The same error about the original file (its unpacked content: lines are those of that content)."""
+    if err.path != str(inner):
+        return err
+    where = " > ".join(layers)
+    new = type(err)(
+        original,
+        f"{err.message} (in its {where}-unpacked content)",
+        line=err.line,
+        element=err.element,
+        row=err.row,
+        expected=err.expected,
+    )
+    for k, v in vars(err).items():  # extra attributes a reader may set
+        if k not in vars(new):
+            setattr(new, k, v)
+    return new
 
 
 def read_scan_file(

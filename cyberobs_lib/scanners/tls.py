@@ -1,13 +1,27 @@
-"""TLS scanners: testssl.sh CSV and sslyze JSON (3.x, 5.x, 6.x); findings and ``tls_modern`` / ``hsts`` evidence.
+"""TLS scanners: testssl.sh CSV / JSON and sslyze JSON (3.x-6.x); findings, ``tls_modern`` / ``hsts`` evidence.
 
 Policy
 ------
-* testssl.sh: item = each CSV row; ``vuln_id = "testssl:<id>"``; severity from its ``severity`` word:
-  ``OK`` is a passed check (skipped ``check_passed``), ``INFO`` informational, ``WARN``/``FATAL``/``DEBUG``
-  a scan problem (skipped ``scan_problem``). Host = the IP part of ``fqdn/ip`` (each IP behind a name is
-  a distinct TLS endpoint; the name is kept in ``evidence``), else the name; rows with
-  no host (``/``: local engine messages) are skipped ``no_host``. Perimeter = every host with a row,
-  including targets the scan could not reach (``FATAL``): they were in the audited scope.
+* testssl.sh, three layouts read alike (one mapping table, ``scanner_severity.csv`` rows ``testssl``):
+  ``--csvfile`` (item = each CSV row), ``--jsonfile`` (item = each object of the flat array: ``id, ip,
+  port, severity, cve, cwe, finding``, ``ip`` like ``name/1.2.3.4``) and ``--jsonfile-pretty`` (item = each
+  ``{id, severity, finding, cve?, cwe?}`` entry of each section list — ``pretest``, ``protocols``,
+  ``ciphers``, ``vulnerabilities``, ``rating``, ... — of each ``scanResult`` target, whose ``targetHost``,
+  ``ip`` and ``port`` apply; entries of ``clientProblem<n>`` lists are local warnings without host; the
+  target's own ``service`` value is an attribute, not an item).
+  ``vuln_id = "testssl:<id>"``; severity from its ``severity`` word: ``OK`` is a passed check (skipped
+  ``check_passed``), ``INFO`` informational (kept with ``include_info``), ``WARN``/``FATAL``/``DEBUG`` a
+  scan problem (skipped ``scan_problem``); ``LOW`` ... ``CRITICAL`` are findings. Host = the IP part of
+  ``fqdn/ip`` (each IP behind a name is a distinct TLS endpoint; the name is kept in ``evidence``), else
+  the name; rows with no host (``/``: local engine messages) are skipped ``no_host``, all-empty rows
+  ``empty_row``. Perimeter = every host with a row, including targets the scan could not reach
+  (``FATAL``): they were in the audited scope.
+* testssl.sh scan status: a target (``fqdn/ip`` and port) with a ``FATAL`` entry (``scanProblem``: "Can't
+  connect", "doesn't seem to be a TLS/SSL enabled server", ...) and no check result (no ``OK``/``LOW``
+  ... ``CRITICAL`` entry) could not be scanned at all: the file is ``failed`` when that holds for every
+  target (e.g. the single FATAL row of an unreachable target), ``incomplete`` when only some targets, or
+  only part of a target's scan, hit a FATAL problem; "Scan interrupted" (``scanTime``) is
+  ``incomplete``. ``WARN`` entries (a check not run for lack of local OpenSSL support) change no status.
 * sslyze: item = each check below that sslyze ran for a server (a check whose command was not scheduled
   is not an item; a command that errored is skipped ``scan_problem``); a failed check is a finding with
   ``vuln_id = "sslyze:<check>"`` and the severity given to that check in ``scanner_severity.csv``; a
@@ -17,12 +31,18 @@ Policy
   ``compression``, ``no_fallback_scsv``, ``certificate_untrusted`` (no verified chain against any trust
   store), ``certificate_expired`` (leaf ``not_valid_after``/``notAfter`` before ``date_scans_started``; not
   evaluated when the report has no scan date, as in 3.x, so that results never depend on today's date),
-  ``certificate_hostname_mismatch``. A server with a connectivity error is one item skipped
+  ``certificate_hostname_mismatch``. A server with a connectivity error (``scan_status`` ``ERROR_*``,
+  ``connectivity_status`` ``ERROR``), and each target sslyze could not reach or resolve
+  (``server_connectivity_errors`` in 3.x, ``invalid_server_strings``), is one item skipped
   ``scan_problem`` and stays in the perimeter.
+* sslyze scan status: ``failed`` when no target could be scanned (every server in error), else
+  ``incomplete`` when some could not, or when a scan command errored (``status: ERROR``, 3.x
+  ``scan_commands_errors``); the detail names the target, the error and sslyze's reason.
 * Controls (evidence, one row per host and control): ``tls_modern`` present when TLS 1.2 or 1.3 is offered
   and none of SSLv2, SSLv3, TLS 1.0, TLS 1.1 is (testssl rows ``SSLv2 ... TLS1_3``; sslyze cipher-suite
   scans); ``hsts`` present when testssl's ``HSTS`` row is not ``not offered`` / sslyze's
   ``http_headers`` has a ``strict_transport_security_header``.
+* Invalid JSON is a :class:`ScanError` ``invalid JSON`` with the line and column of the parse error.
 """
 
 from __future__ import annotations
@@ -34,9 +54,13 @@ from pathlib import Path
 import pandas as pd
 
 from cyberobs_lib.scanners._core import Collector, ScanError, ScanResult, join_cves
+from cyberobs_lib.scanners.detect import json_error
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
 
 _OLD = ("SSLv2", "SSLv3", "TLS1", "TLS1_1")
+#: testssl severities of a check that ran (a FATAL target with none of these could not be scanned)
+_RESULT_SEVERITIES = ("OK", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+_MAX_DETAILS = 5
 _MODERN = ("TLS1_2", "TLS1_3")
 
 
@@ -62,6 +86,69 @@ def _testssl_controls(col: Collector, df: pd.DataFrame, host: pd.Series) -> None
         col.add_control(h, "hsts", not f.startswith("not offered"))
 
 
+def _testssl_block(col: Collector, df: pd.DataFrame, state: dict) -> None:
+    """Append the rows of one testssl frame (CSV columns ``id, fqdn/ip, port, severity, finding, cve``)."""
+    target = (
+        pick(df, "fqdn/ip").fillna("").astype(str).str.split("/", n=1, expand=True).reindex(columns=[0, 1])
+    )
+    target = target.astype(object).fillna("").astype(str)
+    host = target[1].where(target[1].fillna("") != "", target[0]).replace("", None)
+    host = host.where(host.notna(), None)
+    ids = pick(df, "id")
+    sev = pick(df, "severity")
+    col.hosts.update(host.dropna())
+    col.add_block(
+        len(df),
+        host=host,
+        port=pick(df, "port"),
+        protocol=["tcp"] * len(df),
+        vuln_id="testssl:" + ids.fillna(""),
+        cve=pick(df, "cve").map(lambda v: join_cves([v]) if v else None),
+        title=ids.fillna("") + ": " + pick(df, "finding").fillna(""),
+        scanner_severity=sev,
+        source_row=df["_row"],
+        evidence=target[0].fillna("").str.cat(pick(df, "finding").fillna(""), sep=": "),
+        scale=["severity"] * len(df),
+        native=sev,
+        skip=row_skip(df, host),
+    )
+    _testssl_controls(col, df, host)
+    _testssl_state(df, state)
+
+
+def _testssl_state(df: pd.DataFrame, state: dict) -> None:
+    """Per target (``fqdn/ip`` and port): ``[FATAL findings, has a check result]``; ``"interrupted"``."""
+    sev = pick(df, "severity").fillna("").str.strip().str.upper()
+    ids = pick(df, "id").fillna("")
+    finding = pick(df, "finding").fillna("").astype(str)
+    key = pick(df, "fqdn/ip").fillna("").astype(str) + ":" + pick(df, "port").fillna("").astype(str)
+    fatal = (sev == "FATAL").to_numpy()
+    result = sev.isin(_RESULT_SEVERITIES).to_numpy()
+    for k, f, is_fatal, is_result in zip(key, finding, fatal, result, strict=True):
+        entry = state.setdefault(k, [[], False])
+        if is_fatal:
+            entry[0].append(f)
+        entry[1] |= bool(is_result)
+    interrupted = (ids == "scanTime") & finding.str.contains("interrupted", case=False)
+    if interrupted.any():
+        state["\x00interrupted"] = [[], True]
+
+
+def _testssl_flag(col: Collector, state: dict) -> None:
+    """``failed`` when every target has a FATAL entry and no check result (nothing could be scanned);
+    ``incomplete`` when some target has a FATAL entry, or testssl.sh says the scan was interrupted."""
+    interrupted = state.pop("\x00interrupted", None) is not None
+    fatal = {k: v for k, v in state.items() if v[0]}
+    details = [f"testssl.sh FATAL for {k.strip(':') or 'the scan'}: {v[0][0]}" for k, v in fatal.items()]
+    if len(details) > _MAX_DETAILS:
+        details = [*details[:_MAX_DETAILS], f"... and {len(details) - _MAX_DETAILS} more targets with FATAL"]
+    failed = bool(state) and all(v[0] and not v[1] for v in state.values())
+    for d in details:
+        col.flag("failed" if failed else "incomplete", d)
+    if interrupted:
+        col.flag("incomplete", "testssl.sh: scan interrupted")
+
+
 def iter_testssl_csv(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
@@ -73,56 +160,116 @@ def iter_testssl_csv(
         )
     enc, sep, skip, _ = sniffed
     col = Collector("testssl_csv", path, audit_id=audit_id, include_info=include_info)
+    state: dict = {}
     for df in iter_csv(path, encoding=enc, sep=sep, skip_lines=skip, chunk_rows=chunk_rows):
-        target = (
-            pick(df, "fqdn/ip")
-            .fillna("")
-            .astype(str)
-            .str.split("/", n=1, expand=True)
-            .reindex(columns=[0, 1])
-        )
-        target = target.astype(object).fillna("").astype(str)
-        host = target[1].where(target[1].fillna("") != "", target[0]).replace("", None)
-        host = host.where(host.notna(), None)
-        ids = pick(df, "id")
-        sev = pick(df, "severity")
-        col.hosts.update(host.dropna())
-        col.add_block(
-            len(df),
-            host=host,
-            port=pick(df, "port"),
-            protocol=["tcp"] * len(df),
-            vuln_id="testssl:" + ids.fillna(""),
-            cve=pick(df, "cve").map(lambda v: join_cves([v]) if v else None),
-            title=ids.fillna("") + ": " + pick(df, "finding").fillna(""),
-            scanner_severity=sev,
-            source_row=df["_row"],
-            evidence=target[0].fillna("").str.cat(pick(df, "finding").fillna(""), sep=": "),
-            scale=["severity"] * len(df),
-            native=sev,
-            skip=row_skip(df, host),
-        )
-        _testssl_controls(col, df, host)
+        _testssl_block(col, df, state)
         if len(col) >= chunk_rows:
             yield col.flush()
+    _testssl_flag(col, state)
+    yield col.flush()
+
+
+_JSON_FIELDS = ("id", "fqdn/ip", "port", "severity", "finding", "cve", "cwe")
+
+
+def _entry(e, target: str, port) -> list:
+    """One testssl JSON entry as a CSV-like row (``target`` = ``name/ip``)."""
+    if not isinstance(e, dict):
+        return ["", "", "", "", str(e), "", ""]
+    return [
+        str(e.get("id") or ""),
+        target,
+        str(e.get("port") or port or ""),
+        str(e.get("severity") or ""),
+        str(e.get("finding") or ""),
+        str(e.get("cve") or ""),
+        str(e.get("cwe") or ""),
+    ]
+
+
+def _pretty_rows(doc: dict) -> list[list]:
+    """Entries of a ``--jsonfile-pretty`` document, in file order: each section list of each target of
+    ``scanResult`` (an entry placed directly in ``scanResult`` belongs to the file's target), and the
+    ``clientProblem<n>`` lists (local warnings, no target)."""
+    rows: list[list] = []
+    file_target = str(doc.get("target host") or "")
+    file_port = doc.get("port")
+    for key, value in doc.items():
+        if key.startswith("clientProblem") and isinstance(value, list):
+            rows.extend(_entry(e, "/", file_port) for e in value)
+        if key != "scanResult" or not isinstance(value, list):
+            continue
+        for tgt in value:
+            if isinstance(tgt, dict) and "id" in tgt and "targetHost" not in tgt:
+                rows.append(_entry(tgt, file_target, file_port))
+                continue
+            if not isinstance(tgt, dict):
+                rows.append(_entry(tgt, "", ""))
+                continue
+            name, ip = str(tgt.get("targetHost") or ""), str(tgt.get("ip") or "")
+            target = f"{name}/{ip}" if name or ip else ""
+            for section in tgt.values():
+                if isinstance(section, list):
+                    rows.extend(_entry(e, target, tgt.get("port")) for e in section)
+    return rows
+
+
+def iter_testssl_json(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Read a testssl.sh ``--jsonfile`` (flat array) or ``--jsonfile-pretty`` export as one chunk."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise json_error(path, err, "a testssl.sh JSON export") from None
+    col = Collector("testssl_json", path, audit_id=audit_id, include_info=include_info)
+    if isinstance(doc, list):
+        rows = [_entry(e, str(e.get("ip") or "") if isinstance(e, dict) else "", None) for e in doc]
+    elif isinstance(doc, dict) and "scanResult" in doc:
+        rows = _pretty_rows(doc)
+    else:
+        raise ScanError(
+            path,
+            "neither a JSON array of findings nor an object with scanResult",
+            line=1,
+            expected="a testssl.sh --jsonfile or --jsonfile-pretty export",
+        )
+    df = pd.DataFrame(rows, columns=list(_JSON_FIELDS), dtype=object)
+    df["_row"] = range(1, len(df) + 1)
+    state: dict = {}
+    _testssl_block(col, df, state)
+    if isinstance(doc, dict) and "interrupted" in str(doc.get("scanTime", "")).lower():
+        state["\x00interrupted"] = [[], True]
+    _testssl_flag(col, state)
     yield col.flush()
 
 
 # ------------------------------------------------------------------------------------------ sslyze
-def _results(server: dict) -> tuple[dict, set[str]]:
-    """Completed command results (3.x: ``scan_commands_results``; 5.x+: ``scan_result[cmd].result``)."""
+def _results(server: dict) -> tuple[dict, dict[str, str]]:
+    """Completed command results (3.x: ``scan_commands_results``; 5.x+: ``scan_result[cmd].result``) and
+    the commands that errored, with sslyze's reason."""
     if "scan_commands_results" in server:
-        errors = set((server.get("scan_commands_errors") or {}).keys())
+        errors = {
+            cmd: str((err or {}).get("reason") or "error") if isinstance(err, dict) else str(err or "error")
+            for cmd, err in (server.get("scan_commands_errors") or {}).items()
+        }
         return dict(server["scan_commands_results"] or {}), errors
-    out, errors = {}, set()
+    out, errors = {}, {}
     for cmd, wrapped in (server.get("scan_result") or {}).items():
         if not isinstance(wrapped, dict):
             continue
         if wrapped.get("status") == "COMPLETED" and wrapped.get("result") is not None:
             out[cmd] = wrapped["result"]
         elif wrapped.get("status") == "ERROR":
-            errors.add(cmd)
+            errors[cmd] = str(wrapped.get("error_reason") or "error")
     return out, errors
+
+
+def _last_line(trace) -> str:
+    """The last non-blank line of a traceback (the exception and its message), shortened."""
+    lines = [line.strip() for line in str(trace or "").splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
 
 
 def _accepted(res: dict, cmd: str) -> bool | None:
@@ -194,9 +341,7 @@ def iter_sslyze_json(
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
-        raise ScanError(
-            path, f"invalid JSON: {err.msg}", line=err.lineno, expected="an sslyze JSON report"
-        ) from None
+        raise json_error(path, err, "an sslyze JSON report") from None
     col = Collector("sslyze_json", path, audit_id=audit_id, include_info=include_info)
     if isinstance(doc, list) and not doc:
         yield col.flush()
@@ -205,18 +350,36 @@ def iter_sslyze_json(
         raise ScanError(path, "no server_scan_results", line=1, expected="an sslyze JSON report")
     scan_date = doc.get("date_scans_started")
     n = 0
-    for server in doc["server_scan_results"] or []:
+    servers = doc["server_scan_results"] or []
+    failures: list[str] = []  # targets sslyze could not scan at all
+    # targets sslyze could not reach or resolve (3.x: server_connectivity_errors; 5.x+: invalid strings)
+    unreachable = [*(doc.get("server_connectivity_errors") or []), *(doc.get("invalid_server_strings") or [])]
+    for bad in unreachable:
+        bad = bad if isinstance(bad, dict) else {"server_string": str(bad)}
+        target = str(bad.get("server_string") or bad.get("hostname") or "")
+        host = _target_host(target)
+        if host:
+            col.hosts.add(host)
+        n += 1
+        failures.append(f"sslyze {target or '?'}: {bad.get('error_message') or 'not scanned'}")
+        col.add(
+            host=host, vuln_id="sslyze:no_connectivity", source_row=n, scale="check", native="no_connectivity"
+        )
+    for server in servers:
         loc = server.get("server_location") or (server.get("server_info") or {}).get("server_location") or {}
         host = loc.get("hostname") or loc.get("ip_address")
         port = loc.get("port")
         if host:
             col.hosts.add(host)
         base = {"host": host, "port": port, "protocol": "tcp", "first_seen": scan_date}
-        if (
-            server.get("scan_status", "COMPLETED") != "COMPLETED"
-            or server.get("connectivity_status") == "ERROR"
-        ):
+        status = server.get("scan_status", "COMPLETED")
+        if status != "COMPLETED" or server.get("connectivity_status") == "ERROR":
             n += 1
+            why = _last_line(server.get("connectivity_error_trace"))
+            failures.append(
+                f"sslyze {host}:{port}: {status if status != 'COMPLETED' else 'connectivity ERROR'}"
+                + (f" ({why})" if why else "")
+            )
             col.add(
                 **base,
                 vuln_id="sslyze:no_connectivity",
@@ -229,6 +392,7 @@ def iter_sslyze_json(
             continue
         res, errors = _results(server)
         for cmd in sorted(errors):
+            col.flag("incomplete", f"sslyze {host}:{port}: {cmd} errored ({errors[cmd]})")
             n += 1
             col.add(
                 **base,
@@ -266,4 +430,15 @@ def iter_sslyze_json(
         headers = res.get("http_headers")
         if host and headers is not None:
             col.add_control(host, "hsts", headers.get("strict_transport_security_header") is not None)
+    every = len(failures) == len(servers) + len(unreachable)
+    for detail in failures:
+        col.flag("failed" if every else "incomplete", detail)
     yield col.flush()
+
+
+def _target_host(server_string: str) -> str | None:
+    """Host of an sslyze server string (``host``, ``host:port``, ``[v6]:port``, ``host{ip}``)."""
+    s = server_string.split("{", 1)[0].strip()
+    if s.startswith("["):
+        return s[1:].split("]", 1)[0] or None
+    return (s.rsplit(":", 1)[0] if s.count(":") == 1 else s) or None
