@@ -30,6 +30,11 @@ RULES: dict[str, str] = {
     "required_value": "a required cell is empty",
     "finess_format": "FINESS must be 9 characters with a valid department prefix (01-95, 2A, 2B, 97x, 98x)",
     "finess_check_key": "the FINESS check key (Luhn over the 9 characters) fails (warning only)",
+    "finess_leading_zero": "leading zero lost (spreadsheet?): an 8-digit FINESS (rejected; kept zero-padded "
+    "with a warning when pad_finess=True and the padded number passes the check key)",
+    "unknown_department": "department not in the department table (cyberobs_lib/data/departments.csv): "
+    "blanked, derived from the FINESS (warning)",
+    "unknown_region": "region not an INSEE region code of the department table: blanked, derived (warning)",
     "duplicate_id": "an identifier that must be unique appears again with different content",
     "duplicate_row": "an exact copy of an earlier row (counted as duplicate, not kept twice)",
     "unknown_category": "category_code not in the FINESS category table (cyberobs_lib/data/finess_categories.csv)",
@@ -45,6 +50,7 @@ RULES: dict[str, str] = {
     "unknown_protocol": "protocol must be tcp, udp or icmp",
     "cvss_score_range": "cvss_score must be a number in 0-10",
     "bad_cvss_vector": "not a CVSS v2, v3.0, v3.1 or v4.0 vector",
+    "cvss_vector_prefix": "a CVSS v3 vector without its CVSS:3.x/ prefix: read as CVSS:3.0 (warning)",
     "unknown_severity": "severity must be critical, high, medium, low or info",
     "unknown_category_label": "category not in the finding taxonomy",
     "bad_cve": "CVE identifiers must look like CVE-YYYY-NNNN (several separated by ';')",

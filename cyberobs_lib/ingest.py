@@ -25,7 +25,7 @@ import pandas as pd
 from cyberobs_lib import CONTRACT_VERSION, __version__
 from cyberobs_lib import schema as S
 from cyberobs_lib.io import sha256_file, write_csv_atomic, write_parquet_atomic, write_text_atomic
-from cyberobs_lib.validate import RULES, DatasetCheck, TableCheck, check_dataset
+from cyberobs_lib.validate import DatasetCheck, TableCheck, check_dataset
 
 #: Sort keys giving each canonical table a deterministic row order.
 SORT_KEYS = {
@@ -48,57 +48,48 @@ class IngestResult:
     check: DatasetCheck
     scan_errors: list = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    #: one row per scanner file: ``source_file, audit_id, format, status, status_detail, error``
+    scans: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SCANS_COLUMNS)))
+
+    @property
+    def fatal(self) -> list[str]:
+        """Why nothing usable could be built (a required file unusable, no audit kept...): [] when fine."""
+        return fatal_problems(self.check, self.tables)
 
     @property
     def ok(self) -> bool:
-        """False when any input file could not be read at all (the CLI then exits non-zero)."""
-        fatal = any(t.fatal for n, t in self.check.tables.items() if n in S.REQUIRED_FILES)
-        return not fatal and not self.scan_errors
+        """True when every row of every file was kept (or counted as a duplicate or skipped item) and every
+        scanner file was read: the command line exits 0 only then (1 otherwise, tables still written)."""
+        return not self.fatal and not self.scan_errors and len(self.rejects) == 0
+
+
+#: Columns of ``scans.csv``: what became of each scanner file, and what the scanner says of its scan.
+SCANS_COLUMNS = ("source_file", "audit_id", "format", "status", "status_detail", "error")
+#: ``audits.scan_status`` values. ``complete``: every scanner file of the audit was read and its scanner
+#: reports a finished scan, or the audit has no scanner file (its findings come from findings.csv);
+#: ``incomplete``: a scan stopped early or reported errors, or some of its files were refused;
+#: ``failed``: every scan failed or every file was refused. Only ``complete`` audits enter the indicators.
+SCAN_STATUS_VALUES = ("complete", "incomplete", "failed")
+
+
+def fatal_problems(check: DatasetCheck, tables: dict[str, pd.DataFrame] | None = None) -> list[str]:
+    """The problems that leave nothing to study: a required file missing or unreadable, no source of
+    findings, no establishment or no audit kept. ``cyberobs run`` never publishes from such a dataset."""
+    out = []
+    for name, tc in check.tables.items():
+        if tc.fatal and (name in S.REQUIRED_FILES or name == "findings"):
+            v = pd.concat(tc.violations, ignore_index=True) if tc.violations else None
+            msgs = v.loc[v["severity"] == "error", "message"].tolist() if v is not None else []
+            out += msgs[:3] or [f"{tc.path.name}: unusable"]
+    if tables is not None and not out:
+        for name in ("establishments", "audits"):
+            if name in tables and len(tables[name]) == 0:
+                out.append(f"{name}.csv: no row kept (every row rejected, see rejects.csv)")
+    return out
 
 
 def _sha256(path: Path) -> str:
     return sha256_file(path)
-
-
-def _split(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Kept rows, rejects and accounting of one checked file."""
-    frame = check.frame
-    rejected_idx = check.rejected.index.difference(check.duplicates)
-    kept = frame.drop(index=check.rejected.index.union(check.duplicates))
-    lines = check.read.lines if check.read is not None else pd.Series(dtype="int64")
-    if len(rejected_idx):
-        viol = pd.concat(check.violations, ignore_index=True)
-        viol = viol[viol["severity"] == "error"]
-        by_row = viol.groupby("row", sort=False).agg(
-            column=("column", "first"),
-            rule=("rule", "first"),
-            value=("value", "first"),
-            message=("message", lambda m: " | ".join(dict.fromkeys(m))),
-            all_rules=("rule", lambda r: ";".join(dict.fromkeys(r))),
-        )
-        rows = lines.loc[rejected_idx].to_numpy()
-        rej = by_row.reindex(rows).reset_index(names="row")
-        rej.insert(0, "source_file", check.path.name)
-        rej = rej.rename(columns={"rule": "reason"})
-        rej["message"] = rej["message"] + " [rules: " + rej["all_rules"] + "]"
-        rej = rej.drop(columns="all_rules")
-    else:
-        rej = pd.DataFrame(columns=list(S.REJECTS_COLUMNS))
-    acc = {
-        "source_file": check.path.name,
-        "table": check.name,
-        "rows_read": len(frame),
-        "kept": len(kept),
-        "rejected": len(rejected_idx),
-        "duplicates": len(check.duplicates),
-        "skipped": 0,
-    }
-    kept = kept.copy()
-    kept[S.SOURCE_FILE] = check.path.name
-    kept[S.SOURCE_ROW] = (
-        lines.loc[kept.index].astype("int64").to_numpy() if len(lines) else pd.Series(dtype="int64")
-    )
-    return kept.reset_index(drop=True), rej, acc
 
 
 def _typed(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -127,7 +118,8 @@ def _relative(path: object, dataset: Path) -> str:
 
 
 def _catalog_meta(table: pd.DataFrame | None, dataset: Path) -> dict | None:
-    """Catalog version/date of an enrichment table, its path relative to the dataset when inside it."""
+    """Catalog version/date of an enrichment table, its path relative to the dataset when inside it
+    (otherwise its file name only: no local path in the summary)."""
     if table is None:
         return None
     meta = dict(table.attrs.get("catalog") or {})
@@ -136,6 +128,8 @@ def _catalog_meta(table: pd.DataFrame | None, dataset: Path) -> dict | None:
         meta["path"] = str(path.relative_to(dataset.resolve()))
     elif path.is_relative_to(dataset):
         meta["path"] = str(path.relative_to(dataset))
+    elif str(path):
+        meta["path"] = path.name
     return meta
 
 
@@ -149,6 +143,306 @@ def _reference_file(dataset: Path, patterns: tuple[str, ...]) -> Path | None:
     return None
 
 
+# --------------------------------------------------------------------------------------------------
+# The named steps, shared by the flat (ingest_dataset), --large and Dask paths
+# --------------------------------------------------------------------------------------------------
+def read_tables(dataset: Path, *, today: str | None = None, findings: bool = True) -> DatasetCheck:
+    """Step 1: read and check the contract CSV files (``findings=False``: leave findings.csv to a chunked
+    reader). Never raises on bad content."""
+    return check_dataset(dataset, today=today, findings=findings)
+
+
+def read_scans(dataset: Path, *, include_info: bool = False):
+    """Step 2: read every scanner export under ``DATASET/scans/`` (None when there is no such folder).
+
+    Paths in the batch are made relative to the dataset folder (no local path leaves the machine)."""
+    from cyberobs_lib.scanners import read_scans_dir
+
+    scans_dir = dataset / "scans"
+    if not scans_dir.is_dir():
+        return None
+    import inspect
+
+    extra = {"root": dataset} if "root" in inspect.signature(read_scans_dir).parameters else {}
+    batch = read_scans_dir(scans_dir, include_info=include_info, **extra)
+    batch.findings["source_file"] = batch.findings["source_file"].map(lambda p: _relative(p, dataset))
+    batch.accounting["source_file"] = batch.accounting["source_file"].map(lambda p: _relative(p, dataset))
+    return batch
+
+
+def scan_rows(findings: pd.DataFrame) -> pd.DataFrame:
+    """Scanner findings as contract cells: the typed columns the readers give (port, score, date) written
+    back as text, so that :func:`cyberobs_lib.rows.findings_rules` types every source the same way.
+
+    >>> f = pd.DataFrame({"port": pd.array([443, None], dtype="Int32"), "cvss_score": [7.5, None],
+    ...                   "first_seen": pd.to_datetime(["2024-03-01 10:00:00.123", None])})
+    >>> scan_rows(f).values.tolist()
+    [['443', '7.5', '2024-03-01T10:00:00.123000'], [None, None, None]]
+    """
+    out = findings.copy()
+    if "port" in out:
+        out["port"] = out["port"].astype("Int64").astype("string").astype(object)
+    if "cvss_score" in out:
+        score = pd.to_numeric(out["cvss_score"], errors="coerce")
+        out["cvss_score"] = score.map(lambda v: None if pd.isna(v) else repr(float(v)))
+    if "first_seen" in out:
+        seen = pd.to_datetime(out["first_seen"], errors="coerce")
+        out["first_seen"] = seen.map(lambda v: None if pd.isna(v) else v.isoformat())
+    for c in out.columns:
+        out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out
+
+
+def check_scan_rows(
+    batch, *, known_audits: pd.Index, perimeter, today: pd.Timestamp, dataset: Path
+) -> TableCheck:
+    """Step 3: the findings row rules (:func:`cyberobs_lib.rows.findings_rules`, the same as findings.csv's)
+    on the rows read from scanner exports; each violation names the scan file and the item number."""
+    from cyberobs_lib.rows import findings_rules
+
+    f = batch.findings
+    files = f["source_file"].astype(object).reset_index(drop=True)
+    rows = f["source_row"].astype("int64").reset_index(drop=True)
+    frame = scan_rows(f.drop(columns=["source_file", "source_row"])).reset_index(drop=True)
+    for col in S.INPUT_FILES["findings"]["required"] + S.INPUT_FILES["findings"]["optional"]:
+        if col not in frame.columns:
+            frame[col] = None
+    c = TableCheck("findings", dataset / "scans", None, frame, files=files, rows=rows)
+    for col in S.INPUT_FILES["findings"]["required"]:
+        c.add(frame[col].isna(), col, "required_value")
+    findings_rules(c, known_audits=known_audits, perimeter=perimeter, today=today)
+    problems = getattr(batch, "cell_problems", None)
+    if problems is not None and len(problems):
+        c.violations.append(
+            pd.DataFrame(
+                {
+                    "file": problems["source_file"].map(lambda p: _relative(p, dataset)).to_numpy(),
+                    "row": pd.array(problems["source_row"].to_numpy(), dtype="Int64"),
+                    "column": problems["column"].to_numpy(),
+                    "rule": problems["rule"].to_numpy(),
+                    "severity": "warning",
+                    "value": problems["value"].to_numpy(),
+                    "message": "the scanner's value cannot be read: left empty",
+                }
+            )
+        )
+    return c
+
+
+def split_rows(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Step 4: kept rows (with ``source_file``, ``source_row``), rejects (one row per rejected input row:
+    first failing rule, all rules in the message) and per-file counts ``rows_read, kept, rejected,
+    duplicates`` of one checked table, whether its rows come from one file or from many."""
+    frame = check.frame
+    if check.files is not None:
+        files, rows = check.files, check.rows
+    else:
+        files = pd.Series(check.path.name, index=frame.index, dtype=object)
+        rows = check.read.lines if check.read is not None else pd.Series(dtype="int64")
+    dup = pd.Index(check.duplicates)
+    rejected_idx = check.rejected.index.difference(dup)
+    kept = frame.drop(index=check.rejected.index.union(dup))
+    if len(rejected_idx):
+        viol = pd.concat(check.violations, ignore_index=True)
+        viol = viol[viol["severity"] == "error"]
+        by_row = viol.groupby(["file", "row"], sort=False).agg(
+            column=("column", "first"),
+            rule=("rule", "first"),
+            value=("value", "first"),
+            message=("message", lambda m: " | ".join(dict.fromkeys(m))),
+            all_rules=("rule", lambda r: ";".join(dict.fromkeys(r))),
+        )
+        keys = pd.MultiIndex.from_arrays(
+            [files.loc[rejected_idx].to_numpy(), rows.loc[rejected_idx].astype("int64").to_numpy()],
+            names=["file", "row"],
+        )
+        rej = by_row.reindex(keys).reset_index().rename(columns={"file": "source_file", "rule": "reason"})
+        rej["message"] = rej["message"] + " [rules: " + rej["all_rules"] + "]"
+        rej = rej.drop(columns="all_rules")[list(S.REJECTS_COLUMNS)]
+    else:
+        rej = pd.DataFrame(columns=list(S.REJECTS_COLUMNS))
+    status = pd.Series("kept", index=frame.index, dtype=object)
+    status.loc[rejected_idx] = "rejected"
+    status.loc[dup] = "duplicates"
+    counts = pd.crosstab(files, status) if len(frame) else pd.DataFrame()
+    for col in ("kept", "rejected", "duplicates"):
+        if col not in counts.columns:
+            counts[col] = 0
+    counts = counts[["kept", "rejected", "duplicates"]].astype("int64")
+    counts.insert(0, "rows_read", counts.sum(axis=1))
+    if check.files is None and check.read is not None and not len(counts):
+        counts = pd.DataFrame(
+            {"rows_read": [0], "kept": [0], "rejected": [0], "duplicates": [0]}, index=[check.path.name]
+        )
+    counts.index.name = "source_file"
+    kept = kept.copy()
+    kept[S.SOURCE_FILE] = files.loc[kept.index].to_numpy()
+    kept[S.SOURCE_ROW] = rows.loc[kept.index].astype("int64").to_numpy() if len(rows) else []
+    return kept.reset_index(drop=True), rej, counts.reset_index()
+
+
+def _split(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """:func:`split_rows` of a one-file table, its accounting as one dict (the chunked path's form)."""
+    kept, rej, counts = split_rows(check)
+    acc = {"source_file": check.path.name, "table": check.name, "skipped": 0}
+    acc.update({k: int(counts[k].sum()) for k in ("rows_read", "kept", "rejected", "duplicates")})
+    return kept, rej, acc
+
+
+def audit_scan_status(audits: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
+    """Step 5a: ``scan_status`` and ``scan_status_detail`` of each audit from its scanner files.
+
+    >>> a = pd.DataFrame({"audit_id": ["A", "B", "C", "D"]})
+    >>> s = pd.DataFrame({"source_file": ["scans/A/x", "scans/B/x", "scans/B/y", "scans/C/x"],
+    ...     "audit_id": ["A", "B", "B", "C"], "status": ["complete", "complete", "refused", "refused"],
+    ...     "status_detail": ["", "", "truncated XML", "not XML"]})
+    >>> audit_scan_status(a, s)[["audit_id", "scan_status"]].values.tolist()
+    [['A', 'complete'], ['B', 'incomplete'], ['C', 'failed'], ['D', 'complete']]
+    """
+    out = audits.copy()
+    status = pd.Series("complete", index=out.index, dtype=object)
+    detail = pd.Series(None, index=out.index, dtype=object)
+    if len(scans) and len(out):
+        rank = {"complete": 0, "incomplete": 1, "failed": 2, "refused": 2}
+        s = scans[scans["audit_id"].notna()]
+        for audit_id, g in s.groupby("audit_id", sort=False):
+            ranks = g["status"].map(rank).fillna(2)
+            if (ranks == 0).all():
+                continue
+            worst = "failed" if (ranks == 2).all() else "incomplete"
+            bad = g[ranks > 0]
+            text = "; ".join(
+                f"{f.rsplit('/', 1)[-1]}: {st}" + (f" ({d})" if d else "")
+                for f, st, d in zip(
+                    bad["source_file"], bad["status"], bad["status_detail"].fillna(""), strict=True
+                )
+            )
+            hit = (out["audit_id"] == audit_id).to_numpy()
+            status[hit] = worst
+            detail[hit] = text
+    out["scan_status"] = status
+    out["scan_status_detail"] = detail
+    return out
+
+
+def normalize_and_enrich(
+    tables: dict[str, pd.DataFrame],
+    *,
+    kev: pd.DataFrame | None,
+    epss: pd.DataFrame | None,
+    scan_controls: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Step 5: establishments derived (family, region...), findings normalized (duplicates of one audit and
+    fingerprint collapsed, ``n_duplicates``) and enriched (KEV, EPSS), protection status per audit."""
+    from cyberobs_lib import registry
+    from cyberobs_lib.enrich import enrich_findings, protection_status
+    from cyberobs_lib.normalize import normalize_findings
+
+    est = tables["establishments"]
+    tables["establishments"] = registry.derive_establishments(est) if len(est) else est
+    findings = tables["findings"]
+    if len(findings):
+        audits_for_norm = tables["audits"][["audit_id", "finess", "audit_date"]]
+        findings = normalize_findings(findings, audits=audits_for_norm, kev=kev)
+        findings = enrich_findings(findings, kev=kev, epss=epss)
+    tables["findings"] = findings
+    evidence = scan_controls if scan_controls is not None and len(scan_controls) else None
+    tables["protection"] = protection_status(tables["controls"], audits=tables["audits"], evidence=evidence)
+    return tables
+
+
+def finalize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Step 6: canonical dtypes and deterministic row order of every contract table."""
+    return {name: (_typed(name, t) if name in S.INPUT_FILES else t) for name, t in tables.items()}
+
+
+def account(
+    counts: list[pd.DataFrame], findings: pd.DataFrame, *, scan_accounting: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Step 7: the accounting table, reconciled with what is written.
+
+    ``counts``: per-file ``source_file, table, rows_read, kept, rejected, duplicates`` of the row checks.
+    Findings rows collapsed by normalization (same audit and fingerprint) move from ``kept`` to
+    ``duplicates`` of their own file, so that ``kept`` is what the findings table holds from each file.
+    For scanner files ``rows_read`` is the number of items read, ``skipped`` the items that are not
+    findings by policy (informational, passed checks, ...), and
+    ``rows_read = kept + rejected + duplicates + skipped`` holds for every file.
+
+    Raises
+    ------
+    AssertionError
+        The identity fails: a bug of the pipeline, never of the input (the message names the files).
+    """
+    parts = [c for c in counts if len(c)]
+    acc = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(S.ACCOUNTING_COLUMNS))
+    acc["skipped"] = 0
+    if scan_accounting is not None and len(scan_accounting):
+        sa = scan_accounting.drop_duplicates("source_file").set_index("source_file")
+        is_scan = (acc["table"] == "scan").to_numpy()
+        files = acc.loc[is_scan, "source_file"]
+        acc.loc[is_scan, "skipped"] = files.map(sa["skipped"]).fillna(0).astype("int64").to_numpy()
+        acc.loc[is_scan, "rows_read"] = files.map(sa["items_read"]).fillna(0).astype("int64").to_numpy()
+        missing = sa.index.difference(pd.Index(files))
+        if len(missing):  # files with no finding row: nothing kept, everything skipped (or refused)
+            extra = sa.loc[missing].reset_index()
+            add = pd.DataFrame(
+                {
+                    "source_file": extra["source_file"],
+                    "table": "scan",
+                    "rows_read": extra["items_read"].astype("int64"),
+                    "kept": 0,
+                    "rejected": 0,
+                    "duplicates": 0,
+                    "skipped": extra["skipped"].astype("int64"),
+                }
+            )
+            acc = pd.concat([acc, add], ignore_index=True) if len(acc) else add
+        fmt = acc["source_file"].map(sa["format"]).fillna("unreadable").astype(str)
+        is_scan = (acc["table"] == "scan").to_numpy()
+        acc.loc[is_scan, "table"] = "scan:" + fmt[is_scan]
+    for col in ("rows_read", "kept", "rejected", "duplicates", "skipped"):
+        acc[col] = acc[col].astype("int64")
+    written = findings["source_file"].value_counts() if len(findings) else pd.Series(dtype="int64")
+    is_f = (acc["table"].astype(str).str.startswith("scan:") | (acc["table"] == "findings")).to_numpy()
+    before = acc.loc[is_f, "kept"]
+    after = acc.loc[is_f, "source_file"].map(written).fillna(0).astype("int64")
+    acc.loc[is_f, "duplicates"] = acc.loc[is_f, "duplicates"] + (before - after)
+    acc.loc[is_f, "kept"] = after
+    total = acc["kept"] + acc["rejected"] + acc["duplicates"] + acc["skipped"]
+    bad = acc[acc["rows_read"] != total]
+    if len(bad):
+        raise AssertionError(f"accounting does not reconcile for {bad['source_file'].tolist()[:5]}")
+    if int(acc.loc[is_f, "kept"].sum()) != len(findings):
+        raise AssertionError(
+            f"findings written ({len(findings)}) differ from the kept rows ({int(acc.loc[is_f, 'kept'].sum())})"
+        )
+    return acc[list(S.ACCOUNTING_COLUMNS)].reset_index(drop=True)
+
+
+def _scans_table(batch) -> pd.DataFrame:
+    if batch is None:
+        return pd.DataFrame(columns=list(SCANS_COLUMNS))
+    return batch.accounting.reindex(columns=list(SCANS_COLUMNS)).reset_index(drop=True)
+
+
+def _scan_rejects(batch) -> pd.DataFrame:
+    """One reject row per scanner file that could not be read (or was refused), naming the file and why."""
+    if batch is None or not batch.errors:
+        return pd.DataFrame(columns=list(S.REJECTS_COLUMNS))
+    acc = batch.accounting
+    bad = acc[acc["status"] == "refused"]
+    return pd.DataFrame(
+        {
+            "source_file": bad["source_file"].to_numpy(),
+            "row": None,
+            "column": None,
+            "reason": "unreadable_scan",
+            "value": None,
+            "message": bad["error"].fillna(bad["status_detail"]).to_numpy(),
+        }
+    )
+
+
 def ingest_dataset(
     dataset: Path | str,
     *,
@@ -156,8 +450,13 @@ def ingest_dataset(
     kev_path: Path | str | None = None,
     epss_path: Path | str | None = None,
     include_info: bool = False,
+    findings_csv: bool = True,
 ) -> IngestResult:
     """Read, validate, normalize and enrich a dataset folder into canonical tables (in memory).
+
+    The named steps, in order: :func:`read_tables`, :func:`read_scans`, :func:`check_scan_rows` (the
+    same row rules as findings.csv), :func:`split_rows`, :func:`audit_scan_status`,
+    :func:`normalize_and_enrich`, :func:`finalize`, :func:`account`.
 
     Parameters
     ----------
@@ -171,138 +470,104 @@ def ingest_dataset(
         ``epss*.csv.gz``); without a catalog, ``known_exploited``/``epss`` stay unknown (NA).
     include_info
         Keep informational scanner items (skipped and counted by default).
+    findings_csv
+        False: leave ``findings.csv`` out (the chunked ``--large`` path reads it itself).
     """
-    from cyberobs_lib import registry
-    from cyberobs_lib.enrich import enrich_findings, protection_status, read_epss, read_kev
-    from cyberobs_lib.normalize import normalize_findings
-    from cyberobs_lib.scanners import read_scans_dir
+    from cyberobs_lib.enrich import read_epss, read_kev
+    from cyberobs_lib.rows import perimeter_index
 
     dataset = Path(dataset)
-    check = check_dataset(dataset, today=today)
+    today_ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
+    check = read_tables(dataset, today=today, findings=findings_csv)
     tables: dict[str, pd.DataFrame] = {}
-    rejects, accounting = [], []
+    rejects, counts = [], []
     for name, tc in check.tables.items():
         if tc.read is None:
             tables[name] = _typed(name, pd.DataFrame())
             continue
-        kept, rej, acc = _split(tc)
+        kept, rej, cnt = split_rows(tc)
+        cnt.insert(1, "table", name)
         tables[name] = kept
         rejects.append(rej)
-        accounting.append(acc)
+        counts.append(cnt)
 
-    scan_errors: list = []
-    scans_dir = dataset / "scans"
-    scan_controls = pd.DataFrame(columns=["audit_id", "host", "control", "present", "source_file"])
-    if scans_dir.is_dir():
-        batch = read_scans_dir(scans_dir, include_info=include_info)
-        scan_errors = list(batch.errors)
-        known = set(tables["audits"]["audit_id"]) if len(tables["audits"]) else set()
-        sf = batch.findings.copy()
-        sf["source_file"] = sf["source_file"].map(lambda p: _relative(p, dataset))
-        orphan = ~sf["audit_id"].isin(known)
-        if orphan.any():
-            rejects.append(
-                pd.DataFrame(
-                    {
-                        "source_file": sf.loc[orphan, "source_file"].to_numpy(),
-                        "row": sf.loc[orphan, "source_row"].to_numpy(),
-                        "column": "audit_id",
-                        "reason": "unknown_audit",
-                        "value": sf.loc[orphan, "audit_id"].to_numpy(),
-                        "message": RULES["unknown_audit"] + " (scans/<audit_id>/ folder name)",
-                    }
-                )
-            )
-        tables["findings"] = pd.concat([tables["findings"], sf[~orphan]], ignore_index=True)
-        sh = batch.hosts[batch.hosts["audit_id"].isin(known)]
-        tables["hosts"] = pd.concat([tables["hosts"], sh], ignore_index=True).drop_duplicates(
-            ["audit_id", "host"]
+    batch = read_scans(dataset, include_info=include_info)
+    scan_controls = None
+    if batch is not None:
+        known = pd.Index(tables["audits"]["audit_id"].unique()) if len(tables["audits"]) else pd.Index([])
+        hosts_check = check.tables["hosts"]
+        perimeter = None
+        if hosts_check.read is not None and not hosts_check.fatal:
+            perimeter = perimeter_index(hosts_check.frame)
+        scan_check = check_scan_rows(
+            batch, known_audits=known, perimeter=perimeter, today=today_ts, dataset=dataset
         )
+        check.tables["scans"] = scan_check
+        kept, rej, cnt = split_rows(scan_check)
+        cnt.insert(1, "table", "scan")
+        rejects += [rej, _scan_rejects(batch)]
+        counts.append(cnt)
+        tables["findings"] = pd.concat(
+            [t for t in (tables["findings"], kept) if len(t)] or [tables["findings"]], ignore_index=True
+        )
+        sh = batch.hosts[batch.hosts["audit_id"].isin(known)]
+        tables["hosts"] = pd.concat(
+            [t for t in (tables["hosts"], sh) if len(t)] or [tables["hosts"]], ignore_index=True
+        ).drop_duplicates(["audit_id", "host"])
         scan_controls = batch.controls[batch.controls["audit_id"].isin(known)]
-        acc = batch.accounting.copy()
-        acc["source_file"] = acc["source_file"].map(lambda p: _relative(p, dataset))
-        for row in acc.itertuples(index=False):
-            n_orphan = int((orphan & (sf["source_file"] == row.source_file)).sum()) if len(sf) else 0
-            accounting.append(
-                {
-                    "source_file": row.source_file,
-                    "table": f"scan:{row.format}",
-                    "rows_read": int(row.items_read),
-                    "kept": int(row.findings) - n_orphan,
-                    # a file that could not be read has no items: it is listed in the rejects (unreadable_scan)
-                    "rejected": n_orphan,
-                    "duplicates": 0,
-                    "skipped": int(row.skipped),
-                }
-            )
-        for err in scan_errors:
-            rejects.append(
-                pd.DataFrame(
-                    [
-                        {
-                            "source_file": _relative(err.path, dataset),
-                            "row": getattr(err, "line", None),
-                            "column": None,
-                            "reason": "unreadable_scan",
-                            "value": None,
-                            "message": str(err).replace(f"{dataset}/", ""),
-                        }
-                    ]
-                )
-            )
+    scans = _scans_table(batch)
+    if len(tables["audits"]):
+        tables["audits"] = audit_scan_status(tables["audits"], scans)
 
-    # Normalize and enrich ----------------------------------------------------------------------
-    est = tables["establishments"]
-    if len(est):
-        est = registry.derive_establishments(est)
-    tables["establishments"] = est
     kev_path = kev_path or _reference_file(
         dataset, ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
     )
     epss_path = epss_path or _reference_file(dataset, ("epss*.csv.gz", "epss*.csv"))
     kev = read_kev(kev_path) if kev_path else None
     epss = read_epss(epss_path) if epss_path else None
-    findings = tables["findings"]
-    if len(findings):
-        audits_for_norm = tables["audits"][["audit_id", "finess", "audit_date"]]
-        findings = normalize_findings(findings, audits=audits_for_norm, kev=kev)
-        findings = enrich_findings(findings, kev=kev, epss=epss)
-    tables["findings"] = findings
-    tables["protection"] = protection_status(
-        tables["controls"], audits=tables["audits"], evidence=scan_controls if len(scan_controls) else None
-    )
+    tables = finalize(normalize_and_enrich(tables, kev=kev, epss=epss, scan_controls=scan_controls))
+    acc = account(counts, tables["findings"], scan_accounting=None if batch is None else batch.accounting)
 
-    for name in list(tables):
-        if name in S.INPUT_FILES:
-            tables[name] = _typed(name, tables[name])
-    rej = (
-        pd.concat([r for r in rejects if len(r)], ignore_index=True)
-        if any(len(r) for r in rejects)
-        else (pd.DataFrame(columns=list(S.REJECTS_COLUMNS)))
-    )
+    parts = [r for r in rejects if len(r)]
+    rej = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(S.REJECTS_COLUMNS))
     rej = rej[list(S.REJECTS_COLUMNS)].astype({"row": "Int64"})
     for c in ("source_file", "column", "reason", "value", "message"):
         rej[c] = rej[c].astype("string")
     rej = rej.sort_values(["source_file", "row"], kind="stable").reset_index(drop=True)
-    acc = pd.DataFrame(accounting, columns=list(S.ACCOUNTING_COLUMNS))
+    scan_errors = list(batch.errors) if batch is not None else []
+    inputs = [dataset / f"{n}.csv" for n, t in check.tables.items() if t.read is not None and n != "scans"]
+    if batch is not None:
+        inputs += [
+            dataset / f
+            for f, st in zip(scans["source_file"], scans["status"], strict=True)
+            if st != "refused"
+        ]
+    inputs += [Path(p) for p in (kev_path, epss_path) if p]
+    status_counts = tables["audits"]["scan_status"].value_counts() if len(tables["audits"]) else {}
     summary = {
         "contract_version": CONTRACT_VERSION,
         "cyberobs_version": __version__,
         "dataset": dataset.name,
-        "inputs": {
-            str(p.relative_to(dataset)): _sha256(p) for p in sorted(dataset.rglob("*")) if p.is_file()
-        },
+        "inputs": {_relative(p, dataset): _sha256(p) for p in sorted(set(inputs)) if p.is_file()},
         "rows": {name: int(len(t)) for name, t in tables.items()},
         "rejected": int(len(rej)),
         "warnings": int((check.violations["severity"] == "warning").sum()),
-        "scan_errors": [str(e) for e in scan_errors],
+        "scan_errors": [str(e).replace(f"{dataset}/", "") for e in scan_errors],
+        "scan_status": {str(k): int(v) for k, v in dict(status_counts).items()},
+        "fatal": fatal_problems(check, tables),
         "catalogs": {
             "kev": _catalog_meta(kev, dataset),
             "epss": _catalog_meta(epss, dataset),
         },
     }
     return IngestResult(
-        tables=tables, rejects=rej, accounting=acc, check=check, scan_errors=scan_errors, summary=summary
+        tables=tables,
+        rejects=rej,
+        accounting=acc,
+        check=check,
+        scan_errors=scan_errors,
+        summary=summary,
+        scans=scans,
     )
 
 

@@ -183,14 +183,23 @@ def test_ingest_large_rejects_like_ingest_dataset(tmp_path):
     ingest_large(dataset, tmp_path / "large", chunk_rows=40, today=TODAY)
     got = read_partitioned(tmp_path / "large", "rejects")
     want = ref.rejects
-    # reasons written in _faulty_dataset: port_range, ragged_row, unknown_audit, unknown_severity
-    assert set(want["reason"]) >= {"port_range", "ragged_row", "unknown_audit", "unknown_severity"}
+    # faults written in _faulty_dataset: ragged_row, unknown_audit reject their rows; port_range and
+    # unknown_severity (optional cells) blank the cell with a warning, the finding is kept
+    assert set(want["reason"]) >= {"ragged_row", "unknown_audit"}
+    assert not set(want["reason"]) & {"port_range", "unknown_severity"}
+    warned = set(ref.check.violations.query("severity == 'warning'")["rule"])
+    assert {"port_range", "unknown_severity"} <= warned
+    viol = read_partitioned(tmp_path / "large", "violations")
+    assert {"port_range", "unknown_severity"} <= set(viol.loc[viol["severity"] == "warning", "rule"])
     pd.testing.assert_frame_equal(_values(got, ["source_file", "row"]), _values(want, ["source_file", "row"]))
     acc = read_partitioned(tmp_path / "large", "accounting").set_index("source_file")
     ref_acc = ref.accounting.set_index("source_file")
     for col in ("rows_read", "kept", "rejected", "duplicates"):
         assert int(acc.loc["findings.csv", col]) == int(ref_acc.loc["findings.csv", col]), col
-    assert int(acc.loc["findings.csv", "duplicates"]) == 2  # rows[0] three times in total
+    # rows[0] three times in total (2 exact copies), and the bad-severity copy of rows[0], kept once its
+    # severity is blanked, has the same fingerprint (severity is not part of a finding's identity)
+    assert int(acc.loc["findings.csv", "duplicates"]) == 3
+    assert int(acc.loc["findings.csv", "kept"]) == len(read_partitioned(tmp_path / "large", "findings"))
     f_ref = ref.tables["findings"]
     f_got = read_partitioned(tmp_path / "large", "findings").drop(columns="year")
     pd.testing.assert_frame_equal(_values(f_got, ["source_row"]), _values(f_ref, ["source_row"]))

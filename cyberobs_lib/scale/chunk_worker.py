@@ -98,7 +98,11 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
     t1 = time.perf_counter()
     parts, schema, t2 = [], None, t1
     if len(kept):
+        n_checked = len(kept)
         kept = normalize_findings(kept, audits=ctx.audits, kev=ctx.kev)
+        # rows of one audit and fingerprint collapsed: duplicates, as ingest.account counts them
+        accounting["duplicates"] += n_checked - len(kept)
+        accounting["kept"] = len(kept)
         kept = _typed(FINDINGS, enrich_findings(kept, kev=ctx.kev, epss=ctx.epss))
         for col, dtype in (ctx.extra_columns or {}).items():
             if col not in kept.columns:

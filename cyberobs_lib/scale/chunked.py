@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -110,19 +108,8 @@ def check_findings_chunk(
 
 
 def _small_tables(dataset: Path, *, today: str | None, kev_path, epss_path):
-    """``ingest_dataset`` over a view of the dataset without findings.csv (symlinks, nothing copied)."""
-    view = Path(tempfile.mkdtemp(prefix="cyberobs_view_"))
-    try:
-        for entry in dataset.iterdir():
-            if entry.name != f"{FINDINGS}.csv":
-                os.symlink(entry.resolve(), view / entry.name)
-        result = ingest_dataset(view, today=today, kev_path=kev_path, epss_path=epss_path)
-        result.summary["dataset"] = dataset.name
-    finally:
-        for entry in view.iterdir():
-            entry.unlink()
-        view.rmdir()
-    return result
+    """``ingest_dataset`` of everything but findings.csv (read in chunks by :func:`ingest_large`)."""
+    return ingest_dataset(dataset, today=today, kev_path=kev_path, epss_path=epss_path, findings_csv=False)
 
 
 def ingest_large(
