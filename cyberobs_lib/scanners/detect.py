@@ -85,7 +85,7 @@ def json_error(path: str | Path, err: json.JSONDecodeError, expected: str) -> Sc
     Examples
     --------
     >>> try:
-    ...     json.loads('{"a": 1,\n "b" 2}')
+    ...     json.loads('{"a": 1,\\n "b" 2}')
     ... except json.JSONDecodeError as e:
     ...     str(json_error("x.json", e, "a JSON report"))
     "x.json: line 2: invalid JSON: Expecting ':' delimiter at line 2 column 6; expected a JSON report"

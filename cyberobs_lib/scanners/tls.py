@@ -16,12 +16,13 @@ Policy
   the name; rows with no host (``/``: local engine messages) are skipped ``no_host``, all-empty rows
   ``empty_row``. Perimeter = every host with a row, including targets the scan could not reach
   (``FATAL``): they were in the audited scope.
-* testssl.sh scan status: a target (``fqdn/ip`` and port) with a ``FATAL`` entry (``scanProblem``: "Can't
-  connect", "doesn't seem to be a TLS/SSL enabled server", ...) and no check result (no ``OK``/``LOW``
-  ... ``CRITICAL`` entry) could not be scanned at all: the file is ``failed`` when that holds for every
-  target (e.g. the single FATAL row of an unreachable target), ``incomplete`` when only some targets, or
-  only part of a target's scan, hit a FATAL problem; "Scan interrupted" (``scanTime``) is
-  ``incomplete``. ``WARN`` entries (a check not run for lack of local OpenSSL support) change no status.
+* testssl.sh scan status: a ``FATAL`` entry (``scanProblem``: "Can't connect", "doesn't seem to be a
+  TLS/SSL enabled server", ...) in a file where no check ran at all (no ``OK``/``LOW`` ... ``CRITICAL``
+  entry: nothing could be scanned, e.g. the single FATAL row of an unreachable target) makes it
+  ``failed``; ``FATAL`` entries beside check results (some targets, or part of a scan, could not be
+  tested) make it ``incomplete``, as does "Scan interrupted" (``scanTime``). The detail names each
+  target with a FATAL entry and testssl.sh's words. ``WARN`` entries (a check not run for lack of local
+  OpenSSL support) change no status.
 * sslyze: item = each check below that sslyze ran for a server (a check whose command was not scheduled
   is not an item; a command that errored is skipped ``scan_problem``); a failed check is a finding with
   ``vuln_id = "sslyze:<check>"`` and the severity given to that check in ``scanner_severity.csv``; a
@@ -117,35 +118,32 @@ def _testssl_block(col: Collector, df: pd.DataFrame, state: dict) -> None:
 
 
 def _testssl_state(df: pd.DataFrame, state: dict) -> None:
-    """Per target (``fqdn/ip`` and port): ``[FATAL findings, has a check result]``; ``"interrupted"``."""
+    """Accumulate over chunks: ``fatal`` (target ``fqdn/ip:port`` -> its FATAL findings), ``result`` (a
+    check ran: an ``OK`` ... ``CRITICAL`` entry), ``interrupted`` (testssl.sh's "Scan interrupted")."""
     sev = pick(df, "severity").fillna("").str.strip().str.upper()
     ids = pick(df, "id").fillna("")
     finding = pick(df, "finding").fillna("").astype(str)
-    key = pick(df, "fqdn/ip").fillna("").astype(str) + ":" + pick(df, "port").fillna("").astype(str)
     fatal = (sev == "FATAL").to_numpy()
-    result = sev.isin(_RESULT_SEVERITIES).to_numpy()
-    for k, f, is_fatal, is_result in zip(key, finding, fatal, result, strict=True):
-        entry = state.setdefault(k, [[], False])
-        if is_fatal:
-            entry[0].append(f)
-        entry[1] |= bool(is_result)
+    if fatal.any():
+        key = pick(df, "fqdn/ip").fillna("").astype(str) + ":" + pick(df, "port").fillna("").astype(str)
+        for k, f in zip(key[fatal], finding[fatal], strict=True):
+            state.setdefault("fatal", {}).setdefault(k, []).append(f)
+    state["result"] = state.get("result", False) or bool(sev.isin(_RESULT_SEVERITIES).any())
     interrupted = (ids == "scanTime") & finding.str.contains("interrupted", case=False)
-    if interrupted.any():
-        state["\x00interrupted"] = [[], True]
+    state["interrupted"] = state.get("interrupted", False) or bool(interrupted.any())
 
 
 def _testssl_flag(col: Collector, state: dict) -> None:
-    """``failed`` when every target has a FATAL entry and no check result (nothing could be scanned);
-    ``incomplete`` when some target has a FATAL entry, or testssl.sh says the scan was interrupted."""
-    interrupted = state.pop("\x00interrupted", None) is not None
-    fatal = {k: v for k, v in state.items() if v[0]}
-    details = [f"testssl.sh FATAL for {k.strip(':') or 'the scan'}: {v[0][0]}" for k, v in fatal.items()]
+    """``failed`` when there is a FATAL entry and no check ran at all (nothing could be scanned, e.g. the
+    single FATAL row of an unreachable target); ``incomplete`` when there are FATAL entries beside check
+    results (some targets or part of a scan), or when testssl.sh says the scan was interrupted."""
+    fatal = state.get("fatal", {})
+    details = [f"testssl.sh FATAL for {k.strip(':/') or 'the scan'}: {v[0]}" for k, v in fatal.items()]
     if len(details) > _MAX_DETAILS:
         details = [*details[:_MAX_DETAILS], f"... and {len(details) - _MAX_DETAILS} more targets with FATAL"]
-    failed = bool(state) and all(v[0] and not v[1] for v in state.values())
     for d in details:
-        col.flag("failed" if failed else "incomplete", d)
-    if interrupted:
+        col.flag("incomplete" if state.get("result") else "failed", d)
+    if state.get("interrupted"):
         col.flag("incomplete", "testssl.sh: scan interrupted")
 
 
@@ -240,7 +238,7 @@ def iter_testssl_json(
     state: dict = {}
     _testssl_block(col, df, state)
     if isinstance(doc, dict) and "interrupted" in str(doc.get("scanTime", "")).lower():
-        state["\x00interrupted"] = [[], True]
+        state["interrupted"] = True
     _testssl_flag(col, state)
     yield col.flush()
 
