@@ -37,6 +37,7 @@ __all__ = [
     "finess_key_ok",
     "finess_department",
     "finess_format_ok",
+    "finess_lost_leading_zero",
     "load_categories",
     "load_departments",
     "load_legal_statuses",
@@ -238,6 +239,29 @@ def finess_format_ok(finess: pd.Series) -> pd.Series:
     rest_digits = s.str[2:].str.fullmatch(r"[0-9]{7}")
     ok = (s.str.len() == 9) & rest_digits & finess_department(s).notna()
     return ok.fillna(False).astype(bool).rename(getattr(finess, "name", None))
+
+
+def finess_lost_leading_zero(finess: pd.Series) -> pd.Series:
+    """True where a FINESS number looks like one whose leading zero a spreadsheet dropped.
+
+    An 8-digit number (``10000024``) whose zero-padded form (``010000024``) has a valid format, i.e. a
+    number of departments 01 to 09 read as an integer by a spreadsheet and written back without its
+    zero. Whether the padded number also passes :func:`finess_key_ok` is for the caller to check.
+
+    Returns
+    -------
+    pandas.Series
+        ``bool`` dtype; missing values give ``False``.
+
+    Examples
+    --------
+    >>> finess_lost_leading_zero(pd.Series(["10000024", "010000024", "00000002", "1000002A", None])).tolist()
+    [True, False, False, False, False]
+    """
+    s = _clean_finess(finess)
+    lost = s.str.fullmatch(r"[0-9]{8}").fillna(False).astype(bool)
+    lost &= finess_format_ok("0" + s.where(lost, ""))
+    return lost.astype(bool).rename(getattr(finess, "name", None))
 
 
 def finess_key_ok(finess: pd.Series) -> pd.Series:

@@ -42,15 +42,74 @@ from cyberobs_lib.parsing import (  # noqa: F401 - re-exported: the contract's c
 )
 from cyberobs_lib.rows import findings_rules, perimeter_index  # noqa: F401 - re-exported
 
+#: The message of the ``finess_leading_zero`` rule (an 8-digit FINESS: a spreadsheet read it as a number).
+LEADING_ZERO = "leading zero lost (spreadsheet?)"
 
-def check_establishments(dataset: Path, *, today: pd.Timestamp) -> TableCheck:
+
+def _clean_finess(values: pd.Series) -> pd.Series:
+    """FINESS cells upper-cased without any blank (display format ``NN NNN NNN N``, NBSP included)."""
+    return values.astype("string").str.upper().str.replace(r"\s+", "", regex=True).replace("", pd.NA)
+
+
+def _check_finess(c: TableCheck, col: str, *, pad_finess: bool) -> pd.Series:
+    """Clean the FINESS column ``col`` of ``c.frame`` in place and apply the ``finess_leading_zero`` rule.
+
+    An 8-digit number that is valid once zero-padded (:func:`registry.finess_lost_leading_zero`) lost its
+    leading zero in a spreadsheet: the row is rejected, the message giving the count in the file, unless
+    ``pad_finess`` is true and the padded number passes the check key: the padded number is then kept,
+    with a warning. Returns the mask of the rows so rejected (the other FINESS rules skip them).
+    """
+    fin = _clean_finess(c.frame[col])
+    lost = registry.finess_lost_leading_zero(fin)
+    rejected = pd.Series(False, index=fin.index)
+    if lost.any():
+        padded = ("0" + fin).where(lost)
+        key = registry.finess_key_ok(padded) & lost
+        found = f"{LEADING_ZERO}: {int(lost.sum())} FINESS number(s) of 8 digits in {c.path.name}"
+        if pad_finess:
+            c.add(
+                key,
+                col,
+                "finess_leading_zero",
+                severity="warning",
+                message=f"{found}; restored with its zero (pad_finess=True: the padded number passes the check key)",
+            )
+            fin = fin.mask(key, padded)
+        else:
+            c.add(
+                key,
+                col,
+                "finess_leading_zero",
+                message=f"{found}; valid once zero-padded (check key holds): pad_finess=True keeps it, padded",
+            )
+        rejected = lost & ~key if pad_finess else lost
+        c.add(
+            lost & ~key,
+            col,
+            "finess_leading_zero",
+            message=f"{found}; the zero-padded number fails the check key too: rejected, even with pad_finess=True",
+        )
+    c.frame[col] = fin
+    return rejected
+
+
+def _blank(c: TableCheck, mask: pd.Series, col: str, rule: str, **kwargs) -> pd.Series:
+    """An optional cell that cannot be read: reported as a warning (with its value), the cell blanked."""
+    mask = mask.fillna(False).astype(bool)
+    c.add(mask, col, rule, severity="warning", **kwargs)
+    return mask
+
+
+def check_establishments(dataset: Path, *, today: pd.Timestamp, pad_finess: bool = False) -> TableCheck:
+    """establishments.csv: ``finess`` and ``category_code`` reject the row; the optional cells (``beds``,
+    ``legal_status``, ``department``, ``region``) that cannot be read are blanked with a warning."""
     c = _open(dataset, "establishments")
     if c.fatal:
         return c
     f = c.frame
-    f["finess"] = f["finess"].astype("string").str.upper().str.replace(" ", "", regex=False)
+    lost = _check_finess(c, "finess", pad_finess=pad_finess)
     fmt_ok = registry.finess_format_ok(f["finess"]).fillna(False).astype(bool)
-    c.add(f["finess"].notna() & ~fmt_ok, "finess", "finess_format")
+    c.add(f["finess"].notna() & ~fmt_ok & ~lost, "finess", "finess_format")
     key_ok = registry.finess_key_ok(f["finess"]).fillna(False).astype(bool)
     c.add(fmt_ok & ~key_ok, "finess", "finess_check_key", severity="warning")
     f["finess_key_ok"] = key_ok
@@ -69,28 +128,42 @@ def check_establishments(dataset: Path, *, today: pd.Timestamp) -> TableCheck:
         )
     if f["legal_status"].notna().any():
         norm = registry.normalize_legal_status(f["legal_status"])
-        c.add(f["legal_status"].notna() & norm.isna(), "legal_status", "unknown_legal_status")
+        _blank(c, f["legal_status"].notna() & norm.isna(), "legal_status", "unknown_legal_status")
         f["legal_status"] = norm
     beds, bad = parse_int(f["beds"])
-    c.add(bad, "beds", "not_integer")
-    c.add(beds < 0, "beds", "negative_count")
-    f["beds"] = beds
+    _blank(c, bad, "beds", "not_integer")
+    negative = _blank(c, beds < 0, "beds", "negative_count")
+    f["beds"] = beds.mask(negative)
+    deps = registry.load_departments()
     if f["department"].notna().any():
-        dep = f["department"].astype("string").str.upper().str.zfill(2)
-        f["department"] = dep
+        dep = f["department"].astype("string").str.strip().str.upper().replace("", pd.NA).str.zfill(2)
+        unknown = _blank(
+            c, dep.notna() & ~dep.isin(set(deps["department"]) | set(deps["registry_code"])), "department",
+            "unknown_department",
+        )  # fmt: skip
+        f["department"] = dep.mask(unknown)
+    if f["region"].notna().any():
+        reg = f["region"].astype("string").str.strip().replace("", pd.NA)
+        reg = reg.where(~reg.str.fullmatch(r"[0-9]").fillna(False).astype(bool), "0" + reg)
+        regions = set(deps["region_code"]) - {""}
+        unknown = _blank(c, reg.notna() & ~reg.isin(regions), "region", "unknown_region")
+        f["region"] = reg.mask(unknown)
     return c
 
 
-def check_audits(dataset: Path, establishments: TableCheck, *, today: pd.Timestamp) -> TableCheck:
+def check_audits(
+    dataset: Path, establishments: TableCheck, *, today: pd.Timestamp, pad_finess: bool = False
+) -> TableCheck:
+    """audits.csv: every column but ``scanner`` and ``perimeter`` (free text) is required and rejects."""
     c = _open(dataset, "audits")
     if c.fatal:
         return c
     f = c.frame
     _duplicates(c, "audit_id")
-    f["finess"] = f["finess"].astype("string").str.upper().str.replace(" ", "", regex=False)
+    lost = _check_finess(c, "finess", pad_finess=pad_finess)
     kept = _kept_values(establishments, "finess")
     c.add(
-        f["finess"].notna() & ~f["finess"].isin(kept),
+        f["finess"].notna() & ~lost & ~f["finess"].isin(kept),
         "finess",
         "unknown_finess",
         message="no such establishment in establishments.csv (or it was rejected): orphan audit",
@@ -169,17 +242,23 @@ def check_controls(dataset: Path, audits: TableCheck) -> TableCheck:
     return c
 
 
-def check_incidents(dataset: Path, establishments: TableCheck, *, today: pd.Timestamp) -> TableCheck:
+def check_incidents(
+    dataset: Path, establishments: TableCheck, *, today: pd.Timestamp, pad_finess: bool = False
+) -> TableCheck:
+    """incidents.csv: ``incident_id``, ``declared_on``, ``nature`` and a readable frame (``finess``, else
+    ``category_code``, else ``family``) reject the row; an unreadable ``type`` or ``impact_on_care``, or a
+    ``category_code`` the row does not need (it has a ``finess`` or a ``family``), is blanked with a warning.
+    """
     c = _open(dataset, "incidents")
     if c.fatal or c.read is None:
         return c
     f = c.frame
     _duplicates(c, "incident_id")
     f["declared_on"] = _check_date(c, "declared_on", today=today, not_before=MIN_AUDIT_DATE)
-    fin = f["finess"].astype("string").str.upper().str.replace(" ", "", regex=False)
-    f["finess"] = fin
+    lost = _check_finess(c, "finess", pad_finess=pad_finess)
+    fin = f["finess"]
     fmt_ok = registry.finess_format_ok(fin).fillna(False).astype(bool)
-    c.add(fin.notna() & ~fmt_ok, "finess", "finess_format")
+    c.add(fin.notna() & ~fmt_ok & ~lost, "finess", "finess_format")
     c.add(
         fin.notna() & fmt_ok & ~fin.isin(_kept_values(establishments, "finess")),
         "finess",
@@ -190,17 +269,26 @@ def check_incidents(dataset: Path, establishments: TableCheck, *, today: pd.Time
     c.add(fin.isna() & f["category_code"].isna() & f["family"].isna(), "finess", "incident_without_frame")
     codes = f["category_code"].astype("string").str.strip().str.zfill(3)
     known = set(registry.load_categories()["category_code"].astype(str))
-    c.add(codes.notna() & ~codes.isin(known), "category_code", "unknown_category")
-    f["category_code"] = codes
+    unknown = codes.notna() & ~codes.isin(known)
+    needed = fin.isna() & f["family"].isna()
+    c.add(unknown & needed, "category_code", "unknown_category")
+    spare = _blank(
+        c,
+        unknown & ~needed,
+        "category_code",
+        "unknown_category",
+        message=RULES["unknown_category"] + ": blanked, the row has a finess or a family",
+    )
+    f["category_code"] = codes.mask(spare)
     nature = f["nature"].astype("string").str.lower().str.strip().map(S.NATURE_ALIASES)
     c.add(f["nature"].notna() & nature.isna(), "nature", "unknown_nature")
     f["nature"] = nature
     typ = f["type"].astype("string").str.lower().str.strip()
-    c.add(typ.notna() & ~typ.isin(S.INCIDENT_TYPES), "type", "unknown_incident_type")
-    f["type"] = typ
+    bad = _blank(c, typ.notna() & ~typ.isin(S.INCIDENT_TYPES), "type", "unknown_incident_type")
+    f["type"] = typ.mask(bad)
     imp = f["impact_on_care"].astype("string").str.lower().str.strip()
-    c.add(imp.notna() & ~imp.isin(S.IMPACTS_ON_CARE), "impact_on_care", "unknown_impact")
-    f["impact_on_care"] = imp
+    bad = _blank(c, imp.notna() & ~imp.isin(S.IMPACTS_ON_CARE), "impact_on_care", "unknown_impact")
+    f["impact_on_care"] = imp.mask(bad)
     return c
 
 
@@ -232,7 +320,11 @@ class DatasetCheck:
 
 
 def check_dataset(
-    dataset: Path | str, *, today: str | pd.Timestamp | None = None, findings: bool = True
+    dataset: Path | str,
+    *,
+    today: str | pd.Timestamp | None = None,
+    findings: bool = True,
+    pad_finess: bool = False,
 ) -> DatasetCheck:
     """Check every file of a dataset folder against the contract; never raises on bad content.
 
@@ -242,6 +334,12 @@ def check_dataset(
         The dataset folder (``establishments.csv``, ``audits.csv``, ...).
     today
         Reference date for the "not in the future" rule (default: the current date).
+    pad_finess
+        Restore the leading zero of 8-digit FINESS numbers (``10000024`` → ``010000024``, as a spreadsheet
+        writes numbers of departments 01-09) when the padded number passes the check key: the row is kept
+        with a ``finess_leading_zero`` warning. Default ``False``: such rows are rejected
+        (``finess_leading_zero``, message "leading zero lost (spreadsheet?)" with their count), as are,
+        always, those whose padded number fails the key. Applies to establishments, audits and incidents.
 
     Returns
     -------
@@ -253,8 +351,8 @@ def check_dataset(
     today = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
     if not dataset.is_dir():
         raise InputFileError(dataset, "is not a dataset folder")
-    est = check_establishments(dataset, today=today)
-    aud = check_audits(dataset, est, today=today)
+    est = check_establishments(dataset, today=today, pad_finess=pad_finess)
+    aud = check_audits(dataset, est, today=today, pad_finess=pad_finess)
     hosts = check_hosts(dataset, aud)
     tables = {
         "establishments": est,
@@ -264,7 +362,7 @@ def check_dataset(
         if findings
         else TableCheck("findings", dataset / "findings.csv", None, pd.DataFrame()),
         "controls": check_controls(dataset, aud),
-        "incidents": check_incidents(dataset, est, today=today),
+        "incidents": check_incidents(dataset, est, today=today, pad_finess=pad_finess),
     }
     if findings and tables["findings"].read is None and not (dataset / "scans").is_dir():
         tables["findings"].add_file("missing_file", "the dataset needs findings.csv or a scans/ folder")

@@ -13,7 +13,7 @@ TODAY = "2026-01-01"
 
 # (file, physical row, rule) planted in tests/fixtures/datasets/violations — one line per planted defect.
 PLANTED = [
-    ("establishments.csv", 3, "finess_format"),  # 8 characters
+    ("establishments.csv", 3, "finess_leading_zero"),  # 8 digits (and 075000001 fails the key)
     ("establishments.csv", 4, "unknown_category"),  # 999
     ("establishments.csv", 5, "duplicate_id"),  # same FINESS, other content
     ("establishments.csv", 6, "negative_count"),  # beds -5
@@ -86,7 +86,7 @@ def test_every_rule_is_described():
 def test_cli_validate_exit_status(fixtures_dir, capsys):
     assert main(["validate", str(fixtures_dir / "datasets" / "violations"), "--today", TODAY]) == 1
     out = capsys.readouterr().out
-    assert "error(s)" in out and "finess_format" in out
+    assert "error(s)" in out and "finess_leading_zero" in out
     assert main(["validate", str(fixtures_dir / "datasets" / "clean"), "--today", TODAY]) == 0
 
 
