@@ -3,9 +3,13 @@
 Policy
 ------
 * Perimeter (``hosts``) = every ``<host>`` whose ``<status state="up">``, identified by its IPv4 or IPv6
-  address (else its first hostname). Hosts ``down`` are not in the perimeter and produce nothing.
-* Items = each port in state ``open`` (``open|filtered``, ``closed`` and ``filtered`` ports are not
-  evidence of exposure and are not items), plus each entry of a ``vulners`` script.
+  address (an ``<address>`` without ``addrtype`` is IPv4, the DTD default), else its first hostname.
+  ``<hosthint>`` elements (nmap ≥ 7.80: a host announced during discovery, repeated later as a ``<host>``)
+  are not hosts. Hosts ``down`` / ``unknown`` / ``skipped`` are not in the perimeter, nor hosts that nmap
+  gave up on (``<host timedout="true">``: no port was reported).
+* Items = each port in state ``open`` of every ``<ports>`` block of a host (a host may have several;
+  ``open|filtered``, ``closed`` and ``filtered`` ports are not evidence of exposure and are not items,
+  nor are ``<extraports>`` summaries of those states), plus each entry of a ``vulners`` script.
 * An open port is an *exposure finding* when its nmap service name, or failing that its port number, is
   listed for ``nmap`` in ``scanner_severity.csv`` (RDP, SMB/NetBIOS, Telnet, VNC, X11, databases, FTP,
   SNMP, LDAP, MSRPC, WinRM, r-services, SSH): ``vuln_id = "nmap:port/<n>"``, severity from the table. Any
@@ -14,24 +18,34 @@ Policy
   CVSS score and the severity of its CVSS band; exploit / advisory entries (``MSF:...``, ``EDB-ID:...``)
   are skipped (reason ``vulners_non_cve``), and a CVE repeated on the same port (several CPEs) is skipped
   (reason ``duplicate``). Script tables are used when present, else the ``output`` text.
+* Items that cannot become rows are counted, never dropped: items of a host with neither an IP address
+  nor a hostname (``no_host``), of a host not up (``host_not_up``) or timed out (``host_timeout``) — nmap
+  writes no ports for those, a file that does is still accounted for — and open ports that an
+  ``<extraports state="open" count="n">`` summarizes without port numbers (``open_port_unlisted``, n
+  items; nmap itself always lists open ports).
 * ``first_seen`` = the host's ``starttime`` (scan time, UTC).
+* Status: ``<runstats><finished exit="error" errormsg="...">`` is ``failed`` when no host was up, else
+  ``incomplete``, with nmap's ``errormsg`` as detail; a file without ``<runstats>`` (well-formed, but nmap
+  did not write its summary: interrupted) is ``incomplete``; so is a scan with timed-out hosts. A
+  truncated file is not read at all (:class:`~cyberobs_lib.scanners.ScanError`).
 
 Speed
 -----
-``<host>`` elements are children of the root ``<nmaprun>`` (nmap.dtd), so the file is parsed without
-per-element events: after each block fed to the C parser, every root child but the last is complete; those
-are read and removed from the root (memory stays flat). Rows are appended as tuples straight into the
-collector's column order, and the per-port classification (scale, native value, skip reason, title) is
-computed once per distinct ``(service, port, protocol)`` and reused.
+``<host>`` and ``<runstats>`` elements are children of the root ``<nmaprun>`` (nmap.dtd), so the file is
+parsed without per-element events: after each block fed to the C parser, every root child but the last is
+complete; those are read and removed from the root (memory stays flat). Rows are appended as tuples straight
+into the collector's column order, and the per-port classification (scale, native value, skip reason, title)
+is computed once per distinct ``(service, port, protocol)`` and reused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cyberobs_lib.scanners import _core
@@ -41,7 +55,7 @@ from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _LINE = re.compile(r"^\s*(\S+)\t([0-9.]+)\t", re.M)
 #: The records of an nmap file.
-_HOSTS = frozenset({"host"})
+_RECORDS = frozenset({"host", "runstats"})
 #: Field order of the tuples appended to ``Collector.rows`` (checked against the collector's at import).
 _FIELDS = (
     "host",
@@ -91,6 +105,50 @@ def _epoch(value: str | None) -> str | None:
     return dt.datetime.fromtimestamp(int(value), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def _ports_of(port_lists: list) -> Iterable[ET.Element]:
+    """The children of every ``<ports>`` block of a host, in order (a host may have several)."""
+    if len(port_lists) == 1:
+        return port_lists[0]
+    return itertools.chain.from_iterable(port_lists)
+
+
+def _extra_open(extraports: ET.Element) -> int:
+    """Ports summarized by an ``<extraports state="open" count="n">`` (unlisted: no port numbers)."""
+    count = extraports.get("count") or ""
+    return int(count) if count.isascii() and count.isdigit() else 1
+
+
+def _count_items(port_lists: list) -> int:
+    """The items (open ports and their vulners entries) of a host that yields no row."""
+    count = 0
+    for port in _ports_of(port_lists):
+        if port.tag == "extraports" and port.get("state") == "open":
+            count += _extra_open(port)
+        state = port.find("state") if port.tag == "port" else None
+        if state is None or state.get("state") != "open":
+            continue
+        count += 1
+        for script in port:
+            if script.tag == "script" and script.get("id") == "vulners":
+                count += len(_vulners_entries(script))
+    return count
+
+
+def _flag_completion(col: Collector, finished: ET.Element | None, n_up: int, timed_out: int) -> None:
+    """Scan status from ``<runstats><finished>`` (read at the end of the file) and host timeouts.
+
+    ``exit="error"`` is ``failed`` when no host was up, else ``incomplete`` (detail: nmap's ``errormsg``);
+    no ``<runstats>`` at all (a well-formed file that nmap did not finish writing) is ``incomplete``.
+    """
+    if finished is None:
+        col.flag("incomplete", "no <runstats>: nmap did not finish the scan (interrupted)")
+    elif finished.get("exit") == "error":
+        msg = " ".join((finished.get("errormsg") or "").split()) or "nmap exited with an error"
+        col.flag("failed" if n_up == 0 else "incomplete", f"nmap error: {msg}")
+    if timed_out:
+        col.flag("incomplete", f"{timed_out} host(s) not scanned: host timeout")
+
+
 def _iter_hosts(path: str | Path) -> Iterator[ET.Element]:
     """Each complete ``<host>`` of an nmap file, in document order (also hosts nested in other elements),
     after the safe prolog check: :func:`~cyberobs_lib.scanners.xmlsafe.iter_records`, as the Qualys and
@@ -99,7 +157,7 @@ def _iter_hosts(path: str | Path) -> Iterator[ET.Element]:
     stream, root_tag, root_line = open_xml(path)
     try:
         require_root(path, root_tag, root_line, ("nmaprun",))
-        yield from iter_records(path, stream, root_tag, _HOSTS)
+        yield from iter_records(path, stream, root_tag, _RECORDS)
     finally:
         stream.close()
 
@@ -147,30 +205,56 @@ def iter_nmap_xml(
 
     rows = col.rows
     hosts = col.hosts
+    n_up = 0  # hosts up in the whole file (``col.hosts`` is reset at each chunk)
+    timed_out = 0
+    finished = None  # the <runstats><finished> element, when the file has one
     for el in _iter_hosts(path):
+        if el.tag == "runstats":
+            finished = el.find("finished")
+            if finished is None:
+                finished = el  # <runstats> without <finished>: nmap's summary is there, no exit status
+            continue
         state = addr = name_fallback = None
-        port_list = ()
+        port_lists = []
         for c in el:
             t = c.tag
             if t == "status":
                 state = c.get("state")
             elif t == "address":
-                if addr is None and c.get("addrtype") in ("ipv4", "ipv6"):
+                # addrtype defaults to "ipv4" (nmap.dtd: addrtype (ipv4|ipv6|mac) "ipv4")
+                if addr is None and c.get("addrtype", "ipv4") in ("ipv4", "ipv6"):
                     addr = c.get("addr")
             elif t == "hostnames":
                 hn = c.find("hostname")
                 name_fallback = hn.get("name") if hn is not None else None
             elif t == "ports":
-                port_list = c
-        if state is not None and state != "up":
-            continue
-        addr = addr or name_fallback
-        if addr is None:
+                port_lists.append(c)
+        skip_host = None  # reason given to every item of a host that yields no row
+        if el.get("timedout") == "true":
+            timed_out += 1
+            skip_host = "host_timeout"
+        elif state is not None and state != "up":
+            skip_host = "host_not_up"
+        else:
+            n_up += 1
+            addr = addr or name_fallback
+            if addr is None:
+                skip_host = "no_host"
+        if skip_host is not None:
+            if port_lists:  # nmap writes no ports for these hosts; counted if a file has some
+                count = _count_items(port_lists)
+                if count:
+                    skipped[skip_host] = skipped.get(skip_host, 0) + count
+                    n += count
             continue
         hosts.add(addr)
         seen = epoch(el.get("starttime"))
-        for port in port_list:
+        for port in _ports_of(port_lists):
             if port.tag != "port":
+                if port.tag == "extraports" and port.get("state") == "open":
+                    count = _extra_open(port)  # never written by nmap (open ports are always listed)
+                    skipped["open_port_unlisted"] = skipped.get("open_port_unlisted", 0) + count
+                    n += count
                 continue
             open_ = False
             svc = None
@@ -270,4 +354,5 @@ def iter_nmap_xml(
             yield flush()
             rows = col.rows
             hosts = col.hosts
+    _flag_completion(col, finished, n_up, timed_out)
     yield flush()
