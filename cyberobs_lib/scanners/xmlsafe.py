@@ -17,6 +17,27 @@ so that line numbers in errors still match the file.
 
 Strictness. Any well-formedness error (truncated file, mismatched tag, invalid token) becomes a
 :class:`ScanError` naming the file and line, with what was expected.
+
+Bounded memory. Streaming keeps memory flat only while the document lets the readers release what they
+have read; a hostile or broken file (200 MB of nested ``<a><a><a>...``, a record that never closes, one
+text of hundreds of MB) would otherwise grow the tree to tens of GB before the parser reports anything. So
+:func:`iterparse_safe` and :func:`iter_records` stop with a :class:`ScanError` naming the file, the line
+(of the 16 KB block where the limit was crossed) and the limit, when:
+
+* elements are nested deeper than :data:`MAX_DEPTH` (256) — checked after every block, by walking the
+  path of last children from the root (a few steps for a real export);
+* more than :data:`MAX_HELD_ELEMENTS` (200,000) elements and attributes, or :data:`MAX_HELD_CHARS` (64 Mi)
+  characters of text, tails and attribute values, are held in the tree at once (open, or completed but not yet
+  released by the reader: a record that never closes, a wide element whose children are never read) —
+  counted every MiB of input (:func:`iterparse_safe`), or every MiB fed while no record completes
+  (:func:`iter_records`: nothing to count while records complete);
+* more than :data:`MAX_TEXT_BYTES` (4 MiB) of input pass without a new element starting (one text, comment,
+  tag or attribute that long: expat buffers it, the tree builder keeps each of its lines as a string).
+
+Each limit bounds the growth between two checks (at most one block, or one MiB, of input), so the peak
+stays around 150 MB above the interpreter's whatever the file (measured by
+``tests/test_scanners_memory.py``); a real export is far from every limit. The limits are module
+constants, read at each call (tests lower them).
 """
 
 from __future__ import annotations
@@ -31,12 +52,35 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from cyberobs_lib.scanners._core import ScanError, ScanSecurityError
 
-__all__ = ["sniff_root", "iterparse_safe", "open_xml", "detach"]
+__all__ = [
+    "sniff_root",
+    "iterparse_safe",
+    "open_xml",
+    "detach",
+    "iter_records",
+    "require_root",
+    "MAX_DEPTH",
+    "MAX_HELD_ELEMENTS",
+    "MAX_HELD_CHARS",
+    "MAX_TEXT_BYTES",
+]
 
 _CHUNK = 1 << 16
 _BLOCK = 1 << 14  # 16 KB, as iterparse: bigger blocks keep more parsed elements alive (more GC passes)
 #: The root start tag must appear within this many bytes (Nessus policies sit inside the root).
 _PROLOG_LIMIT = 8 << 20
+#: Deepest accepted element nesting (the root is level 1; real exports stay under 10).
+MAX_DEPTH = 256
+#: Most elements held in the tree at once (open, or completed and not yet released by the reader); each
+#: attribute counts as one more (an attribute costs about as much memory as an element: 100-300 bytes).
+MAX_HELD_ELEMENTS = 200_000
+#: Most characters (texts, tails, attribute values) held in the tree at once.
+MAX_HELD_CHARS = 64 << 20
+#: Most bytes of input without a new element starting (one text, comment, tag or attribute value). The
+#: tree builder keeps a text as one string per line until its element ends: up to 25 bytes per byte.
+MAX_TEXT_BYTES = 4 << 20
+#: The held tree is weighed every this many bytes of input.
+_CHECK_BYTES = 1 << 20
 _DECL = re.compile(rb"<\?xml\s[^>]*\?>")
 _BOM = b"\xef\xbb\xbf"
 
@@ -216,6 +260,75 @@ def detach(parent: ET.Element | None, elem: ET.Element) -> None:
             pass
 
 
+def _line_at(path: Path, offset: int) -> int | None:
+    """Line number at byte ``offset`` of ``path`` (counted only when an error is raised)."""
+    try:
+        with open(path, "rb") as fh:
+            lines, left = 1, offset
+            while left > 0 and (data := fh.read(min(left, 1 << 20))):
+                lines += data.count(b"\n")
+                left -= len(data)
+            return lines
+    except OSError:
+        return None
+
+
+def _limit_error(path: Path, offset: int, what: str, expected: str) -> ScanError:
+    return ScanError(path, what, line=_line_at(path, offset), expected=expected)
+
+
+def _too_deep(path: Path, offset: int) -> ScanError:
+    return _limit_error(
+        path,
+        offset,
+        f"XML nesting deeper than {MAX_DEPTH} elements (limit MAX_DEPTH)",
+        f"a scanner export nested at most {MAX_DEPTH} elements deep",
+    )
+
+
+def _no_element(path: Path, offset: int) -> ScanError:
+    return _limit_error(
+        path,
+        offset,
+        f"more than {MAX_TEXT_BYTES >> 20} MiB of XML without a new element "
+        "(one text, comment, tag or attribute that long; limit MAX_TEXT_BYTES)",
+        "a scanner export",
+    )
+
+
+def _check_held(path: Path, offset: int, root: ET.Element) -> None:
+    """Weigh the tree still held under ``root``; :class:`ScanError` beyond the held limits."""
+    max_elements, max_chars = MAX_HELD_ELEMENTS, MAX_HELD_CHARS
+    n = chars = 0
+    for el in root.iter():
+        n += 1
+        t = el.text
+        if t:
+            chars += len(t)
+        t = el.tail
+        if t:
+            chars += len(t)
+        for _k, v in el.items():
+            n += 1
+            chars += len(v)
+        if n > max_elements:
+            raise _limit_error(
+                path,
+                offset,
+                f"more than {max_elements:,} XML elements and attributes held open or unread at once "
+                "(a record that never closes? limit MAX_HELD_ELEMENTS)",
+                "records that close",
+            )
+        if chars > max_chars:
+            raise _limit_error(
+                path,
+                offset,
+                f"more than {max_chars >> 20} Mi characters of XML text held open or unread at once "
+                "(a record that never closes? limit MAX_HELD_CHARS)",
+                "records that close",
+            )
+
+
 def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list[tuple[str, ET.Element]]]:
     """Stream a scanner export as batches of ``(event, element)`` pairs, safely and with clear errors.
 
@@ -229,8 +342,8 @@ def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list
     Returns
     -------
     iterator of lists of (str, xml.etree.ElementTree.Element)
-        One list per block of input (``for batch in ...: for event, elem in batch``). The first
-        event is ``("start", root)``; after the first block only ``end`` events are reported (a few more
+        One list per block of input (``for batch in ...: for event, elem in batch``; none before the
+        root's start). The first event is ``("start", root)``; after the first block only ``end`` events are reported (a few more
         ``start`` events may come in the first block: callers ignore them). Events are delivered a
         block at a time, so when an ``end`` event is handled the tree may already hold later elements:
         find parents by path from the root, never as "the last child". The caller :func:`detach`-es
@@ -242,7 +355,10 @@ def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list
     iterating each block's events as a list saves the generator levels that
     :func:`~xml.etree.ElementTree.iterparse` spends per event. ``ET.ParseError`` (truncation: "no element found",
     "mismatched tag", "not well-formed (invalid token)") is re-raised as :class:`ScanError` with the line
-    number reported by expat.
+    number reported by expat. Memory is bounded (module docstring): nesting deeper than :data:`MAX_DEPTH`,
+    more than :data:`MAX_HELD_ELEMENTS` elements or :data:`MAX_HELD_CHARS` characters left in the tree
+    (open, or not released by the caller), or :data:`MAX_TEXT_BYTES` of input without a new element raise
+    :class:`ScanError` naming the limit.
 
     Examples
     --------
@@ -265,12 +381,38 @@ def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list
             )
         parser = ET.XMLPullParser(events=("start", "end"))
         switched = False
+        tree = deepest = None
+        fed = quiet = 0
+        next_check = _CHECK_BYTES
+        max_depth, max_quiet = MAX_DEPTH, MAX_TEXT_BYTES
         try:
             while data := stream.read(_BLOCK):
                 parser.feed(data)
                 batch = list(parser.read_events())  # a parse error surfaces here, inside the try
                 if not switched:
                     switched = _end_events_only(parser)
+                fed += len(data)
+                if tree is None:
+                    if not batch:  # a prolog longer than a block: the root's start comes later
+                        continue
+                    tree = batch[0][1]
+                # bounds (see the module's docstring): the path of last children from the root holds the
+                # open elements; its end is a new element whenever one started in this block
+                node, depth = tree, 1
+                while len(node):
+                    node = node[-1]
+                    depth += 1
+                    if depth > max_depth:
+                        raise _too_deep(path, fed)
+                if node is deepest:
+                    quiet += len(data)
+                    if quiet > max_quiet:
+                        raise _no_element(path, fed)
+                else:
+                    deepest, quiet = node, 0
+                if fed >= next_check:
+                    _check_held(path, fed, tree)
+                    next_check = fed + _CHECK_BYTES
                 yield batch
             parser.close()
             yield list(parser.read_events())
@@ -303,10 +445,14 @@ def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Ite
     The C parser reports no events after the root's start: after each block, the completed children of
     the open elements on the path from the root (all but the last child of each; the path stops at an
     open record) are removed from the tree and their records yielded whole. Records nested in a record
-    are not yielded separately. Errors as :func:`~cyberobs_lib.scanners.xmlsafe.iterparse_safe`'s.
+    are not yielded separately. Errors, and the bounds on depth and held elements, as
+    :func:`~cyberobs_lib.scanners.xmlsafe.iterparse_safe`'s; the held tree (the open record) is weighed
+    only after each MiB of input in which no record completed.
     """
     parser = ET.XMLPullParser(events=("start",))
-    root = None
+    root = deepest = None
+    fed = quiet = unreleased = 0
+    max_depth, max_quiet = MAX_DEPTH, MAX_TEXT_BYTES
     try:
         while data := stream.read(_BLOCK):
             parser.feed(data)
@@ -317,16 +463,43 @@ def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Ite
                         parser._parser._setevents(parser._events_queue, ())
                     except AttributeError:
                         pass
-            node = root
-            while node is not None and len(node):
+            n = len(data)
+            fed += n
+            if root is None:
+                continue
+            node, depth, released = root, 1, False
+            while len(node):
                 if len(node) > 1:
                     done = node[:-1]
                     del node[:-1]
+                    released = True
                     for child in done:
                         yield from _records_in(child, tags)
                 node = node[-1]
+                depth += 1
                 if node.tag in tags:  # an open record: read when complete
                     break
+            while len(node):  # inside the open record: its depth and last element only
+                node = node[-1]
+                depth += 1
+                if depth > max_depth:
+                    break
+            # bounds (see the module's docstring)
+            if depth > max_depth:
+                raise _too_deep(path, fed)
+            if node is deepest:
+                quiet += n
+                if quiet > max_quiet:
+                    raise _no_element(path, fed)
+            else:
+                deepest, quiet = node, 0
+            if released:
+                unreleased = 0
+            else:
+                unreleased += n
+                if unreleased >= _CHECK_BYTES:
+                    _check_held(path, fed, root)
+                    unreleased = 0
         parser.close()
         for _ev in parser.read_events():
             pass
