@@ -68,6 +68,7 @@ RULES: dict[str, str] = {
 
 VIOLATION_COLUMNS = ("file", "row", "column", "rule", "severity", "value", "message")
 
+    "incomplete_scan": "the scanner reports a scan stopped early, interrupted or failed: the audit is flagged",
 
 @dataclass
 class TableCheck:

@@ -26,9 +26,12 @@ def _print_violations(violations, *, limit: int | None) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from cyberobs_lib.validate import check_dataset
+    from cyberobs_lib.ingest import validate_dataset
 
-    check = check_dataset(args.dataset, today=args.today)
+    if not Path(args.dataset).is_dir():
+        print(f"error: {args.dataset} is not a dataset folder", file=sys.stderr)
+        return EXIT_USAGE
+    check = validate_dataset(args.dataset, today=args.today)
     v = check.violations
     if args.csv:
         v.to_csv(args.csv, index=False)
@@ -36,7 +39,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     n_warn = int((v["severity"] == "warning").sum())
     if len(v):
         _print_violations(v, limit=None if args.all else 200)
-    rows = {n: (len(t.frame) if t.read is not None else 0) for n, t in check.tables.items()}
+    rows = {
+        n: (len(t.frame) if t.read is not None or t.files is not None else 0) for n, t in check.tables.items()
+    }
     print(
         f"\n{args.dataset}: {n_err} error(s), {n_warn} warning(s) in "
         + ", ".join(f"{n}={r}" for n, r in rows.items() if r)
@@ -52,18 +57,34 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from cyberobs_lib.ingest import ingest_dataset, write_canonical
 
+    if not Path(args.dataset).is_dir():
+        print(f"error: {args.dataset} is not a dataset folder", file=sys.stderr)
+        return EXIT_USAGE
     result = ingest_dataset(
         args.dataset, today=args.today, kev_path=args.kev, epss_path=args.epss, include_info=args.include_info
     )
+    if result.fatal:
+        print(f"error: {args.dataset} cannot be ingested; nothing written:", file=sys.stderr)
+        for problem in result.fatal:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
     write_canonical(result, args.out)
     acc = result.accounting
     print(acc.to_string(index=False))
     print(f"\nwrote {', '.join(f'{n}={len(t)}' for n, t in result.tables.items())} to {args.out}")
     print(f"rejected rows: {len(result.rejects)} (see {Path(args.out) / 'rejects.csv'})")
+    status = result.summary.get("scan_status", {})
+    if any(k != "complete" for k in status):
+        print("audits by scan status: " + ", ".join(f"{k}={v}" for k, v in status.items()))
     if result.scan_errors:
-        print(f"\n{len(result.scan_errors)} scanner file(s) failed:", file=sys.stderr)
+        print(f"\n{len(result.scan_errors)} scanner file(s) refused:", file=sys.stderr)
         for err in result.scan_errors:
             print(f"  {err}", file=sys.stderr)
+    if not result.ok:
+        print(
+            "exit status 1: rows were rejected or files refused (tables written; see rejects.csv)",
+            file=sys.stderr,
+        )
     return EXIT_OK if result.ok else EXIT_INVALID
 
 

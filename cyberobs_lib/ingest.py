@@ -443,6 +443,73 @@ def _scan_rejects(batch) -> pd.DataFrame:
     )
 
 
+def validate_dataset(
+    dataset: Path | str, *, today: str | None = None, include_info: bool = False
+) -> DatasetCheck:
+    """Every problem ingest would meet, writing nothing: the contract files' rules (:func:`read_tables`)
+    and the scanner exports of ``scans/`` opened as ingest opens them (detection, parsing, the findings
+    row rules, files refused), each violation naming its file and its row or item.
+
+    The returned check has an extra table ``scans`` when the dataset has a ``scans/`` folder; its
+    ``violations`` include one ``unreadable_scan`` error per refused scanner file.
+    """
+    from cyberobs_lib.rows import perimeter_index
+
+    dataset = Path(dataset)
+    today_ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
+    check = read_tables(dataset, today=today)
+    batch = read_scans(dataset, include_info=include_info)
+    if batch is None:
+        return check
+    audits = check.tables["audits"]
+    known = pd.Index([])
+    if audits.read is not None and not audits.fatal:
+        ok = audits.frame.index.difference(audits.rejected.index).difference(audits.duplicates)
+        known = pd.Index(audits.frame.loc[ok, "audit_id"].dropna().unique())
+    hosts_check = check.tables["hosts"]
+    perimeter = None
+    if hosts_check.read is not None and not hosts_check.fatal:
+        perimeter = perimeter_index(hosts_check.frame)
+    scan_check = check_scan_rows(
+        batch, known_audits=known, perimeter=perimeter, today=today_ts, dataset=dataset
+    )
+    refused = batch.accounting[batch.accounting["status"] == "refused"]
+    if len(refused):
+        scan_check.violations.append(
+            pd.DataFrame(
+                {
+                    "file": refused["source_file"].to_numpy(),
+                    "row": pd.array([None] * len(refused), dtype="Int64"),
+                    "column": None,
+                    "rule": "unreadable_scan",
+                    "severity": "error",
+                    "value": None,
+                    "message": refused["error"].fillna(refused["status_detail"]).astype(str).to_numpy(),
+                }
+            )
+        )
+    unfinished = batch.accounting[batch.accounting["status"].isin(["incomplete", "failed"])]
+    if len(unfinished):
+        scan_check.violations.append(
+            pd.DataFrame(
+                {
+                    "file": unfinished["source_file"].to_numpy(),
+                    "row": pd.array([None] * len(unfinished), dtype="Int64"),
+                    "column": None,
+                    "rule": "incomplete_scan",
+                    "severity": "warning",
+                    "value": unfinished["status"].to_numpy(),
+                    "message": (
+                        "the scanner reports an unfinished or failed scan: "
+                        + unfinished["status_detail"].fillna("").astype(str)
+                    ).to_numpy(),
+                }
+            )
+        )
+    check.tables["scans"] = scan_check
+    return check
+
+
 def ingest_dataset(
     dataset: Path | str,
     *,
@@ -543,6 +610,8 @@ def ingest_dataset(
             if st != "refused"
         ]
     inputs += [Path(p) for p in (kev_path, epss_path) if p]
+    # the other files at the top of the folder (truth.json, a README...): regular files only, no walk
+    inputs += [e for e in dataset.iterdir() if e.is_file() and not e.is_symlink() and e.suffix != ".csv"]
     status_counts = tables["audits"]["scan_status"].value_counts() if len(tables["audits"]) else {}
     summary = {
         "contract_version": CONTRACT_VERSION,

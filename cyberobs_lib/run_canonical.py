@@ -99,11 +99,20 @@ def ingest_for_run(dataset: Path, canonical: Path, *, storage: str, workers: int
     if storage == "partitioned":
         from cyberobs_lib.scale import ingest_large
 
-        return ingest_large(dataset, canonical, workers=workers or 1)
+        summary = ingest_large(dataset, canonical, workers=workers or 1)
+        if summary.get("fatal"):
+            from cyberobs_lib.run_plan import RunError
+
+            raise RunError(f"{dataset} cannot be studied (nothing published): " + "; ".join(summary["fatal"]))
+        return summary
     if storage != "flat":
         raise ValueError(f"storage must be 'flat' or 'partitioned', got {storage!r}")
     from cyberobs_lib.ingest import ingest_dataset, write_canonical
 
     result = ingest_dataset(dataset)
+    if result.fatal:
+        from cyberobs_lib.run_plan import RunError
+
+        raise RunError(f"{dataset} cannot be studied (nothing published): " + "; ".join(result.fatal))
     write_canonical(result, canonical)
     return result.summary

@@ -267,9 +267,7 @@ def run_study(
         inputs = dict(summary.get("inputs", {}))
     else:
         summary = ingest_for_run(plan.data, canonical, storage=plan.storage, workers=workers)
-        inputs = {
-            str(p.relative_to(plan.data)): _sha256(p) for p in sorted(plan.data.rglob("*")) if p.is_file()
-        }
+        inputs = dict(summary.get("inputs", {}))  # the files ingest read (never a walk of the folder)
     result = RunResult(out_dir)
     runner_params = {"data_dir": str(canonical), "output_dir": str(out_dir), "published": published}
     # Kernels inherit the environment: a non-interactive MPLBACKEND (e.g. Agg) would keep every figure

@@ -33,6 +33,36 @@ def accounting_table(accounting: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def scan_status_table(audits: pd.DataFrame, *, published: bool = True) -> pd.DataFrame:
+    """Audits by ``scan_status`` (ingest: ``complete``, ``incomplete``, ``failed``), with whether they enter
+    the indicators (only complete audits do, see :func:`cyberobs_lib.studies.indicators.audit_metrics`).
+
+    Published runs get the counts only; otherwise one row per audit that is not complete, with the
+    scanner's words (``scan_status_detail``), for the team that fixes the campaign.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"audit_id": ["A", "B", "C"], "scan_status": ["complete", "failed", "complete"],
+    ...                   "scan_status_detail": [None, "x.xml: refused (truncated XML)", None]})
+    >>> scan_status_table(a).values.tolist()
+    [['complete', 2, True], ['failed', 1, False]]
+    >>> scan_status_table(a, published=False)[["audit_id", "scan_status"]].values.tolist()
+    [['B', 'failed']]
+    """
+    if "scan_status" not in audits.columns:
+        status = pd.Series("complete", index=audits.index)
+    else:
+        status = audits["scan_status"].astype(object).where(audits["scan_status"].notna(), "complete")
+    if not published:
+        cols = [c for c in ("audit_id", "scan_status", "scan_status_detail") if c in audits.columns]
+        rows = audits.loc[(status != "complete").to_numpy(), cols]
+        return rows.sort_values("audit_id").reset_index(drop=True)
+    counts = status.value_counts().reindex(["complete", "incomplete", "failed"]).dropna().astype("int64")
+    out = counts.rename_axis("scan_status").reset_index(name="audits")
+    out["in_indicators"] = out["scan_status"] == "complete"
+    return out
+
+
 def rejects_by_reason(rejects: pd.DataFrame) -> pd.DataFrame:
     """Count rejected rows per file and reason code, with the rule's description."""
     if rejects.empty:

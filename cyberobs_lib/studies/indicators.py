@@ -112,7 +112,11 @@ def _protection(data: object, audit_ids: pd.Series) -> pd.Series:
     return pd.Series(out, index=audit_ids.index)
 
 
-def audit_metrics(data: object) -> pd.DataFrame:
+#: ``audits.scan_status`` (ingest): only ``complete`` audits enter the metrics unless asked otherwise
+SCAN_STATUS = "scan_status"
+
+
+def audit_metrics(data: object, *, include_incomplete: bool = False) -> pd.DataFrame:
     """One row per audit with the counts and flags that every cohort indicator and test is built from.
 
     Parameters
@@ -121,6 +125,11 @@ def audit_metrics(data: object) -> pd.DataFrame:
         Canonical tables: ``establishments`` and ``audits`` (required), ``findings`` (optional; no
         findings means zero counts), ``protection`` (``audit_id``, ``no_protection``) or, failing it,
         ``controls`` (``audit_id``, ``control``, ``present``). Not mutated.
+    include_incomplete : bool
+        Keep the audits whose scans were incomplete or failed (``audits.scan_status`` other than
+        ``complete``, see :func:`cyberobs_lib.ingest.audit_scan_status`). By default they are left out —
+        an unfinished scan is no evidence of an establishment with nothing exposed — and counted, per
+        status, in ``attrs["excluded_audits"]`` (state that number wherever the metrics are shown).
 
     Returns
     -------
@@ -157,9 +166,16 @@ def audit_metrics(data: object) -> pd.DataFrame:
     est_cols = [Establishments.finess, Establishments.family, Establishments.legal_status,
                 Establishments.region, Establishments.beds]  # fmt: skip
     aud_cols = [aid, Audits.finess, Audits.audit_date, Audits.hosts_in_scope]
-    est, aud = _columns(data, "establishments", est_cols), _columns(data, "audits", aud_cols)
+    est = _columns(data, "establishments", est_cols)
+    aud = _columns(data, "audits", [*aud_cols, SCAN_STATUS])
     if est is None or aud is None:
         raise ValueError("audit_metrics needs the 'establishments' and 'audits' tables")
+    excluded: dict[str, int] = {}
+    if SCAN_STATUS in aud.columns and not include_incomplete:
+        status = aud[SCAN_STATUS].astype(object).where(aud[SCAN_STATUS].notna(), "complete")
+        done = (status == "complete").to_numpy()
+        excluded = {str(k): int(v) for k, v in status[~done].value_counts().sort_index().items()}
+        aud = aud[done]
     counts = count_findings(data)
 
     est = est.reindex(columns=est_cols)
@@ -194,7 +210,29 @@ def audit_metrics(data: object) -> pd.DataFrame:
     hosts = pd.to_numeric(out[Audits.hosts_in_scope], errors="coerce").astype(float)
     out["findings_per_host"] = out["n_findings"] / hosts.where(hosts > 0)
     out = out.take(audit_order(out)).reset_index(drop=True)  # by finess, audit_date, audit_id
-    return out[list(METRICS_COLUMNS)]
+    out = out[list(METRICS_COLUMNS)]
+    out.attrs["excluded_audits"] = excluded
+    return out
+
+
+def excluded_note(metrics: pd.DataFrame, lang: str = "fr") -> str:
+    """One sentence stating the audits :func:`audit_metrics` left out (scans incomplete or failed), or "".
+
+    >>> m = pd.DataFrame(); m.attrs["excluded_audits"] = {"failed": 2, "incomplete": 1}
+    >>> excluded_note(m, "en")
+    '3 audits left out of the indicators: scans incomplete (1) or failed (2).'
+    """
+    excluded = metrics.attrs.get("excluded_audits") or {}
+    n = sum(excluded.values())
+    if not n:
+        return ""
+    inc, fail = excluded.get("incomplete", 0), excluded.get("failed", 0)
+    if lang == "en":
+        return f"{n} audit{'s' if n > 1 else ''} left out of the indicators: scans incomplete ({inc}) or failed ({fail})."
+    return (
+        f"{n} audit{'s' if n > 1 else ''} écarté{'s' if n > 1 else ''} des indicateurs : scans incomplets ({inc}) "
+        f"ou en échec ({fail})."
+    )
 
 
 def select_audits(
