@@ -63,12 +63,12 @@ RULES: dict[str, str] = {
     "hosts_disagree": "hosts.csv lists a different number of hosts than hosts_in_scope",
     "host_not_in_perimeter": "a finding on a host absent from that audit's hosts.csv perimeter",
     "unreadable_scan": "a scanner file that cannot be read or was refused (format, syntax, limits, links)",
+    "incomplete_scan": "the scanner reports a scan stopped early, interrupted or failed: the audit is flagged",
 }
 
 
 VIOLATION_COLUMNS = ("file", "row", "column", "rule", "severity", "value", "message")
 
-    "incomplete_scan": "the scanner reports a scan stopped early, interrupted or failed: the audit is flagged",
 
 @dataclass
 class TableCheck:
