@@ -675,12 +675,15 @@ def write_canonical(result: IngestResult, out: Path | str, *, check_schema: bool
         check_canonical(result.tables)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ingest.json").unlink(missing_ok=True)
+    for stale in out.glob(".*.tmp"):  # staging files of an interrupted ingest
+        stale.unlink(missing_ok=True)
     for name, table in result.tables.items():
         write_parquet_atomic(table, out / f"{name}.parquet")
     write_parquet_atomic(result.rejects, out / "rejects.parquet")
     write_csv_atomic(result.rejects, out / "rejects.csv")
     write_csv_atomic(result.accounting, out / "accounting.csv")
     write_csv_atomic(result.check.violations, out / "violations.csv")
+    write_csv_atomic(result.scans, out / "scans.csv")
     write_text_atomic(
         json.dumps(result.summary, indent=2, sort_keys=True, default=str) + "\n", out / "ingest.json"
     )

@@ -215,7 +215,14 @@ def load_study_data(
             summary=json.loads((folder / "ingest.json").read_text(encoding="utf-8")),
             years=wanted,
         )
+    if (folder / "findings.parquet").is_file() or (folder / "_staging").exists():
+        raise FileNotFoundError(
+            f"{folder}: canonical tables without ingest.json (an interrupted ingest?); run "
+            f"`cyberobs ingest DATASET --out {folder}` again"
+        )
     result = ingest_dataset(folder, today=today)
+    if result.fatal:
+        raise ValueError(f"{folder} cannot be studied: " + "; ".join(result.fatal))
     tables = dict(result.tables)
     audit_ids = None
     if wanted is not None:
