@@ -168,7 +168,8 @@ def check_audits(
         "unknown_finess",
         message="no such establishment in establishments.csv (or it was rejected): orphan audit",
     )
-    f["audit_date"] = _check_date(c, "audit_date", today=today, not_before=MIN_AUDIT_DATE)
+    # a date column: the day (in UTC) of a date-time, as the contract types it
+    f["audit_date"] = _check_date(c, "audit_date", today=today, not_before=MIN_AUDIT_DATE).dt.normalize()
     hosts, bad = parse_int(f["hosts_in_scope"])
     c.add(bad, "hosts_in_scope", "not_integer")
     c.add(hosts < 0, "hosts_in_scope", "negative_count")
@@ -254,7 +255,7 @@ def check_incidents(
         return c
     f = c.frame
     _duplicates(c, "incident_id")
-    f["declared_on"] = _check_date(c, "declared_on", today=today, not_before=MIN_AUDIT_DATE)
+    f["declared_on"] = _check_date(c, "declared_on", today=today, not_before=MIN_AUDIT_DATE).dt.normalize()
     lost = _check_finess(c, "finess", pad_finess=pad_finess)
     fin = f["finess"]
     fmt_ok = registry.finess_format_ok(fin).fillna(False).astype(bool)
