@@ -31,7 +31,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not Path(args.dataset).is_dir():
         print(f"error: {args.dataset} is not a dataset folder", file=sys.stderr)
         return EXIT_USAGE
-    check = validate_dataset(args.dataset, today=args.today)
+    check = validate_dataset(args.dataset, today=args.today, pad_finess=args.pad_finess)
     v = check.violations
     if args.csv:
         v.to_csv(args.csv, index=False)
@@ -61,7 +61,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"error: {args.dataset} is not a dataset folder", file=sys.stderr)
         return EXIT_USAGE
     result = ingest_dataset(
-        args.dataset, today=args.today, kev_path=args.kev, epss_path=args.epss, include_info=args.include_info
+        args.dataset,
+        today=args.today,
+        kev_path=args.kev,
+        epss_path=args.epss,
+        include_info=args.include_info,
+        pad_finess=args.pad_finess,
     )
     if result.fatal:
         print(f"error: {args.dataset} cannot be ingested; nothing written:", file=sys.stderr)
@@ -188,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--today", help="reference date for the 'not in the future' rule (default: today)")
     v.add_argument("--all", action="store_true", help="print every violation (default: first 200)")
     v.add_argument("--csv", type=Path, help="also write the violations table to this CSV")
+    v.add_argument(
+        "--pad-finess",
+        action="store_true",
+        help="accept 8-digit FINESS numbers whose zero-padded form passes the check key (a leading zero lost "
+        "in a spreadsheet), zero-padded with a warning; default: rejected (finess_leading_zero)",
+    )
     v.set_defaults(func=cmd_validate)
 
     i = sub.add_parser("ingest", help="write validated canonical Parquet tables, rejects and accounting")
@@ -208,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run the --large chunks on a Dask cluster: 'local' (2 worker processes) or a scheduler address "
         "(tcp://host:8786; its workers must see the --out folder)",
+    )
+    i.add_argument(
+        "--pad-finess",
+        action="store_true",
+        help="accept 8-digit FINESS numbers whose zero-padded form passes the check key (a leading zero lost "
+        "in a spreadsheet), zero-padded with a warning; default: rejected (finess_leading_zero)",
     )
     i.set_defaults(func=cmd_ingest)
 

@@ -146,10 +146,12 @@ def _reference_file(dataset: Path, patterns: tuple[str, ...]) -> Path | None:
 # --------------------------------------------------------------------------------------------------
 # The named steps, shared by the flat (ingest_dataset), --large and Dask paths
 # --------------------------------------------------------------------------------------------------
-def read_tables(dataset: Path, *, today: str | None = None, findings: bool = True) -> DatasetCheck:
+def read_tables(
+    dataset: Path, *, today: str | None = None, findings: bool = True, pad_finess: bool = False
+) -> DatasetCheck:
     """Step 1: read and check the contract CSV files (``findings=False``: leave findings.csv to a chunked
     reader). Never raises on bad content."""
-    return check_dataset(dataset, today=today, findings=findings)
+    return check_dataset(dataset, today=today, findings=findings, pad_finess=pad_finess)
 
 
 def read_scans(dataset: Path, *, include_info: bool = False):
@@ -444,7 +446,7 @@ def _scan_rejects(batch) -> pd.DataFrame:
 
 
 def validate_dataset(
-    dataset: Path | str, *, today: str | None = None, include_info: bool = False
+    dataset: Path | str, *, today: str | None = None, include_info: bool = False, pad_finess: bool = False
 ) -> DatasetCheck:
     """Every problem ingest would meet, writing nothing: the contract files' rules (:func:`read_tables`)
     and the scanner exports of ``scans/`` opened as ingest opens them (detection, parsing, the findings
@@ -457,7 +459,7 @@ def validate_dataset(
 
     dataset = Path(dataset)
     today_ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
-    check = read_tables(dataset, today=today)
+    check = read_tables(dataset, today=today, pad_finess=pad_finess)
     batch = read_scans(dataset, include_info=include_info)
     if batch is None:
         return check
@@ -518,6 +520,7 @@ def ingest_dataset(
     epss_path: Path | str | None = None,
     include_info: bool = False,
     findings_csv: bool = True,
+    pad_finess: bool = False,
 ) -> IngestResult:
     """Read, validate, normalize and enrich a dataset folder into canonical tables (in memory).
 
@@ -539,13 +542,17 @@ def ingest_dataset(
         Keep informational scanner items (skipped and counted by default).
     findings_csv
         False: leave ``findings.csv`` out (the chunked ``--large`` path reads it itself).
+    pad_finess
+        Accept an 8-digit FINESS whose zero-padded form passes the check key (a leading zero lost in a
+        spreadsheet), zero-padded, with a warning; by default such rows are rejected
+        (``finess_leading_zero``).
     """
     from cyberobs_lib.enrich import read_epss, read_kev
     from cyberobs_lib.rows import perimeter_index
 
     dataset = Path(dataset)
     today_ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
-    check = read_tables(dataset, today=today, findings=findings_csv)
+    check = read_tables(dataset, today=today, findings=findings_csv, pad_finess=pad_finess)
     tables: dict[str, pd.DataFrame] = {}
     rejects, counts = [], []
     for name, tc in check.tables.items():

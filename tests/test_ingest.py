@@ -136,5 +136,5 @@ def test_scanner_exports_join_the_findings_and_a_bad_file_does_not_stop_the_batc
     reasons = set(result.rejects["reason"])
     assert {"unreadable_scan", "unknown_audit"} <= reasons  # Z9 is not an audit of audits.csv
     assert main(["ingest", str(ds), "--out", str(tmp_path / "out"), "--today", TODAY]) == 1
-    assert "2 scanner file(s) failed" in capsys.readouterr().err
+    assert "2 scanner file(s) refused" in capsys.readouterr().err
     assert (tmp_path / "out" / "findings.parquet").is_file()
