@@ -1,4 +1,6 @@
-"""Streaming readers keep flat memory: a file twice as large does not double the tracemalloc peak.
+"""Streaming readers keep flat memory: a file twice as large does not double the tracemalloc peak, and
+hostile files (50 MB of nested tags, a record that never closes, an endless text) stop with an error at a
+small, fixed peak RSS.
 
 Not timed. The generated files are written to tmp_path (a few MB); chunks are discarded as they come, so
 what is measured is the reader's own working memory, which must not grow with the file (a reader that kept
@@ -7,6 +9,9 @@ cleared elements attached to their parent, or the whole tree, would roughly doub
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -64,3 +69,66 @@ def test_twice_the_file_does_not_double_the_peak(tmp_path, writer, n):
     p_small, p_large = _peak(small), _peak(large)
     assert large.stat().st_size > 1.9 * small.stat().st_size
     assert p_large < 1.25 * p_small, (p_small, p_large)
+
+
+# --- hostile files: ~50 MB each, read in a child process whose peak RSS (ru_maxrss) is its own ---------
+
+HEADS = {
+    "nmap": (b'<?xml version="1.0"?>\n<nmaprun scanner="nmap">\n', b"<host>", ".xml"),
+    "nessus": (
+        b'<?xml version="1.0"?>\n<NessusClientData_v2><Report name="r">\n',
+        b'<ReportHost name="192.0.2.1">',
+        ".nessus",
+    ),
+}
+BODIES = {  # (opening, repeated block)
+    "nested": (b"", b"<a>" * 10_000),
+    "wide": (b"@", b'<x a="1"/>\n' * 1_000),  # @: the record's start tag
+    "text": (b"@<x>", b"ab\n" * 10_000),
+}
+EXPECTED = {
+    "nested": "XML nesting deeper than 256 elements",
+    "wide": "XML elements and attributes held open or unread at once",
+    "text": "bytes of XML without a new element",
+}
+CHILD = """
+import json, resource, sys
+from cyberobs_lib.scanners import ScanError, read_scan_file
+out = {}
+for path in sys.argv[1:]:
+    try:
+        read_scan_file(path)
+        out[path] = None
+    except ScanError as err:
+        out[path] = str(err)
+out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def _write_hostile(path, fmt: str, kind: str, size: int = 50_000_000) -> None:
+    head, record, _ = HEADS[fmt]
+    opening, block = BODIES[kind]
+    with open(path, "wb") as fh:
+        fh.write(head + opening.replace(b"@", record))
+        for _ in range(size // len(block)):
+            fh.write(block)
+
+
+@pytest.mark.parametrize("kind", ["nested", "wide", "text"])
+def test_hostile_files_stop_early_with_flat_memory(tmp_path, kind):
+    paths = []
+    for fmt in HEADS:
+        path = tmp_path / f"{kind}{HEADS[fmt][2]}"
+        _write_hostile(path, fmt, kind)
+        assert path.stat().st_size > 49_000_000
+        paths.append(str(path))
+    run = subprocess.run(
+        [sys.executable, "-c", CHILD, *paths], capture_output=True, text=True, check=True, timeout=600
+    )
+    out = json.loads(run.stdout)
+    for path in paths:
+        assert out[path] is not None and out[path].startswith(f"{path}: line "), out[path]
+        assert EXPECTED[kind] in out[path]
+    # the interpreter with pandas is ~125 MB; before the limits, "nested" took 2.1 GB at 20 MB of input
+    assert out["maxrss_mb"] < 300, out

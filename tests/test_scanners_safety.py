@@ -124,3 +124,80 @@ def test_inputs_are_not_modified(scans):
     before = (scans / "gvm_report.xml").read_bytes()
     read_scan_file(scans / "gvm_report.xml")
     assert (scans / "gvm_report.xml").read_bytes() == before
+
+
+# --- bounded memory: hostile shapes stop with an error naming the limit (small limits, small files) ---
+
+NMAP_HEAD = '<?xml version="1.0"?>\n<nmaprun scanner="nmap">\n'
+NESSUS_HEAD = '<?xml version="1.0"?>\n<NessusClientData_v2><Report name="r">\n'
+RECORD = {"nmap": "<host>", "nessus": '<ReportHost name="192.0.2.1">'}
+
+
+def _hostile(tmp_path, fmt: str, body: str):
+    path = tmp_path / ("h.xml" if fmt == "nmap" else "h.nessus")
+    path.write_text((NMAP_HEAD if fmt == "nmap" else NESSUS_HEAD) + body)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["nmap", "nessus"])
+def test_deep_nesting_is_refused_at_the_depth_limit(tmp_path, fmt):
+    from cyberobs_lib.scanners import xmlsafe
+
+    path = _hostile(tmp_path, fmt, "<a>" * (xmlsafe.MAX_DEPTH + 10))  # on line 3
+    with pytest.raises(ScanError) as info:
+        read_scan_file(path)
+    assert str(info.value).startswith(f"{path}: line 3: XML nesting deeper than 256 elements")
+    assert "MAX_DEPTH" in str(info.value)
+    # a complete document just as deep is refused too; one level less is read
+    closed = "<a>" * (xmlsafe.MAX_DEPTH + 10) + "</a>" * (xmlsafe.MAX_DEPTH + 10)
+    with pytest.raises(ScanError, match="nesting deeper"):
+        read_scan_file(
+            _hostile(
+                tmp_path, fmt, closed + ("</nmaprun>" if fmt == "nmap" else "</Report></NessusClientData_v2>")
+            )
+        )
+
+
+@pytest.mark.parametrize("fmt", ["nmap", "nessus"])
+def test_record_that_never_closes_is_refused_at_the_held_limit(tmp_path, fmt, monkeypatch):
+    from cyberobs_lib.scanners import xmlsafe
+
+    monkeypatch.setattr(xmlsafe, "MAX_HELD_ELEMENTS", 1000)
+    monkeypatch.setattr(xmlsafe, "_CHECK_BYTES", 1 << 14)
+    path = _hostile(tmp_path, fmt, RECORD[fmt] + '<x a="1"/>\n' * 20_000)
+    with pytest.raises(ScanError) as info:
+        read_scan_file(path)
+    err = info.value
+    assert "more than 1,000 XML elements and attributes held open or unread at once" in str(err)
+    assert "MAX_HELD_ELEMENTS" in str(err) and err.path == str(path) and 3 < err.line < 20_000
+
+
+@pytest.mark.parametrize("fmt", ["nmap", "nessus"])
+def test_text_held_in_a_record_is_refused_at_the_character_limit(tmp_path, fmt, monkeypatch):
+    from cyberobs_lib.scanners import xmlsafe
+
+    monkeypatch.setattr(xmlsafe, "MAX_HELD_CHARS", 100_000)
+    monkeypatch.setattr(xmlsafe, "_CHECK_BYTES", 1 << 14)
+    path = _hostile(tmp_path, fmt, RECORD[fmt] + f"<x>{'t' * 1000}</x>\n" * 1000)
+    with pytest.raises(ScanError, match=r"more than 100,000 characters of XML text held .*MAX_HELD_CHARS"):
+        read_scan_file(path)
+
+
+@pytest.mark.parametrize("fmt", ["nmap", "nessus"])
+def test_endless_text_is_refused_at_the_text_limit(tmp_path, fmt, monkeypatch):
+    from cyberobs_lib.scanners import xmlsafe
+
+    monkeypatch.setattr(xmlsafe, "MAX_TEXT_BYTES", 1 << 16)
+    path = _hostile(tmp_path, fmt, RECORD[fmt] + "<x>" + "ab\n" * 100_000)
+    with pytest.raises(
+        ScanError, match=r"more than 65,536 bytes of XML without a new element .*MAX_TEXT_BYTES"
+    ):
+        read_scan_file(path)
+
+
+def test_limits_leave_real_exports_alone(scans, tmp_path):
+    # a prolog longer than a block (licence comment) before the root: no empty first batch for the reader
+    doc = tmp_path / "long_prolog.nessus"
+    body = (scans / "small.nessus").read_text()
+    doc.write_text("<!-- " + "licence text " * 3000 + "-->\n" + body)
+    assert read_scan_file(doc).accounting == read_scan_file(scans / "small.nessus").accounting

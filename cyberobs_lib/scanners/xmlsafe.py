@@ -290,7 +290,7 @@ def _no_element(path: Path, offset: int) -> ScanError:
     return _limit_error(
         path,
         offset,
-        f"more than {MAX_TEXT_BYTES >> 20} MiB of XML without a new element "
+        f"more than {MAX_TEXT_BYTES:,} bytes of XML without a new element "
         "(one text, comment, tag or attribute that long; limit MAX_TEXT_BYTES)",
         "a scanner export",
     )
@@ -323,7 +323,7 @@ def _check_held(path: Path, offset: int, root: ET.Element) -> None:
             raise _limit_error(
                 path,
                 offset,
-                f"more than {max_chars >> 20} Mi characters of XML text held open or unread at once "
+                f"more than {max_chars:,} characters of XML text held open or unread at once "
                 "(a record that never closes? limit MAX_HELD_CHARS)",
                 "records that close",
             )
