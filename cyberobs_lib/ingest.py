@@ -163,10 +163,7 @@ def read_scans(dataset: Path, *, include_info: bool = False):
     scans_dir = dataset / "scans"
     if not scans_dir.is_dir():
         return None
-    import inspect
-
-    extra = {"root": dataset} if "root" in inspect.signature(read_scans_dir).parameters else {}
-    batch = read_scans_dir(scans_dir, include_info=include_info, **extra)
+    batch = read_scans_dir(scans_dir, root=dataset, include_info=include_info)
     batch.findings["source_file"] = batch.findings["source_file"].map(lambda p: _relative(p, dataset))
     batch.accounting["source_file"] = batch.accounting["source_file"].map(lambda p: _relative(p, dataset))
     return batch
