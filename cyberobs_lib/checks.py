@@ -24,6 +24,11 @@ from cyberobs_lib.parsing import distinct_probe, parse_dates
 RULES: dict[str, str] = {
     "missing_file": "a required file of the dataset folder is absent",
     "unreadable_file": "the file cannot be read as CSV",
+    "runaway_quote": "a quote opens a cell that never closes, or closes lines later: the file is rejected",
+    "duplicate_column": "two columns of the header have the same name (case-insensitive): the file is rejected",
+    "record_count": "the CSV parser and the byte scan disagree on the number of records: the file is rejected",
+    "bad_encoding": "bytes not valid in the file's encoding, replaced by U+FFFD (warning)",
+    "control_character": "a NUL or other control character inside a cell, removed (warning)",
     "missing_column": "a required column is absent from the header",
     "unknown_column": "a column outside the contract (kept, reported)",
     "ragged_row": "the record has more or fewer cells than the header",
@@ -163,23 +168,53 @@ def _open(dataset: Path, name: str) -> TableCheck:
     path = dataset / f"{name}.csv"
     spec = S.INPUT_FILES[name]
     empty = pd.DataFrame(columns=list(spec["required"] + spec["optional"]), dtype=object)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         check = TableCheck(name, path, None, empty)
         if name in S.REQUIRED_FILES:
             check.add_file("missing_file", f"{path.name} is required in the dataset folder {dataset}")
         return check
     try:
-        read = read_table_csv(path)
+        read = read_table_csv(path)  # a directory, FIFO or dangling link: unreadable_file, never opened
     except InputFileError as exc:
         check = TableCheck(name, path, None, empty)
-        check.add_file("unreadable_file", str(exc))
+        rule = exc.rule if exc.rule in RULES else "unreadable_file"
+        check.violations.append(
+            pd.DataFrame(
+                {
+                    "file": [path.name],
+                    "row": pd.array([exc.line], dtype="Int64"),
+                    "column": [None],
+                    "rule": [rule],
+                    "severity": ["error"],
+                    "value": [None],
+                    "message": [str(exc)],
+                }
+            )
+        )
         return check
+    if read.issues:  # reader warnings (bad_encoding, control_character): file, line, column named
+        issues = pd.DataFrame(read.issues)
+        check_issues = pd.DataFrame(
+            {
+                "file": path.name,
+                "row": pd.array(issues["line"], dtype="Int64"),
+                "column": issues["column"],
+                "rule": issues["rule"],
+                "severity": issues["severity"],
+                "value": issues["value"],
+                "message": issues["message"],
+            }
+        )
+    else:
+        check_issues = None
     frame = read.frame
     present = [c.lower() for c in read.original_columns]
     for col in spec["required"] + spec["optional"]:
         if col not in frame.columns:
             frame[col] = None
     check = TableCheck(name, path, read, frame)
+    if check_issues is not None:
+        check.violations.append(check_issues)
     for col in spec["required"]:
         if col not in present:
             check.add_file(

@@ -13,7 +13,8 @@ Three layouts are recognised from their columns (not from the file name):
 * ``sae`` — the DREES SAE survey table ``ID`` (``fi``, ``fi_ej``, ``rs``, ``stj``, ``cat``, ``dep``, ``reg``),
   ``;``-separated, Latin-1.
 
-The delimiter (``;``, ``,``, tab) and the encoding (UTF-8 with or without BOM, else Latin-1) are detected.
+The delimiter (``;``, ``,``, tab) and the encoding (UTF-8 with or without BOM, UTF-16 with BOM, else
+Latin-1/CP1252 chosen by charset_normalizer: :func:`cyberobs_lib.io.decode_bytes`) are detected.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cyberobs_lib.io import InputFileError, decode_bytes, read_regular_file
 from cyberobs_lib.registry import (
     CATEGORIES_TABLE,
     UnknownCategoryError,
@@ -71,12 +73,9 @@ class FinessExtractError(ValueError):
 
 
 def _decode(raw: bytes) -> str:
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    """The package's one decoding helper (:func:`cyberobs_lib.io.decode_bytes`): UTF-8 with or without
+    BOM, UTF-16 with BOM, else the legacy codec chosen by charset_normalizer (Latin-1/CP1252 ...)."""
+    return decode_bytes(raw)[0]
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -86,9 +85,9 @@ def _sniff_delimiter(first_line: str) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FinessExtractError(f"{path}: cannot be read ({exc.strerror})") from exc
+        raw = read_regular_file(path)  # a FIFO is never opened
+    except InputFileError as exc:
+        raise FinessExtractError(str(exc)) from exc
     if not raw.strip():
         raise FinessExtractError(f"{path}: empty file, expected a FINESS extract")
     return _decode(raw)

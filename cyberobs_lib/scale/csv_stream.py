@@ -1,13 +1,15 @@
 """Stream a large contract CSV as text chunks that never split an audit, with exact line numbers.
 
-:func:`read_csv_chunks` reads with ``pyarrow.csv.open_csv`` (every cell as text), detecting encoding and
-separator as :func:`cyberobs_lib.io.read_table_csv` does, so that the chunked ingestion sees the same
-cells and the same physical line numbers as the in-memory reader.
+:func:`read_csv_chunks` reads with ``pyarrow.csv.open_csv`` (every cell as text) after one streaming pass
+of the file through the normalizer of :func:`cyberobs_lib.io.read_table_csv` (same encoding detection,
+same line ends, same control-character removal, same record scan and errors), so that the chunked
+ingestion sees the same cells and the same physical line numbers as the in-memory reader.
 """
 
 from __future__ import annotations
 
-import csv
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,32 +20,59 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cyberobs_lib import schema as S
-from cyberobs_lib.io import InputFileError, _sniff_delimiter
+from cyberobs_lib.io import (
+    _BLOCK,
+    _SPACE,
+    Encoding,
+    InputFileError,
+    _check_header,
+    _check_regular,
+    _Normalizer,
+    _Transcoder,
+    detect_encoding,
+)
 
 _LINE = "__line"
 
 
 def detect_csv(path: Path) -> tuple[str, str, list[str]]:
-    """Encoding, delimiter and lower-cased header of a CSV, as :func:`cyberobs_lib.io.read_table_csv` does."""
+    """Encoding (``utf8`` or the Python codec name), delimiter and header of a CSV, as
+    :func:`cyberobs_lib.io.read_table_csv` detects them (same helper, :func:`cyberobs_lib.io.detect_encoding`).
+
+    Raises
+    ------
+    InputFileError
+        Missing, not a regular file (a FIFO is never opened), empty, no header, duplicated column.
+    """
+    path = Path(path)
+    _check_regular(path)
     with path.open("rb") as fh:
         head = fh.read(1 << 20)
-    if not head.strip():
-        raise InputFileError(path, "is empty; expected a header row")
-    try:
-        (head if len(head) < (1 << 20) else head[: head.rfind(b"\n") + 1]).decode("utf-8")
-        encoding = "utf8"
-    except UnicodeDecodeError:
-        encoding = "cp1252"
-    text = head.decode("utf-8" if encoding == "utf8" else "cp1252", errors="replace").lstrip("\ufeff")
-    first = text.split("\n", 1)[0].rstrip("\r")
-    delimiter = _sniff_delimiter(first)
-    return encoding, delimiter, [c.strip() for c in first.split(delimiter)]
+    if not head.strip(_SPACE):
+        raise InputFileError(path, "is empty; expected a header row", line=1)
+    enc = detect_encoding(path)
+    norm = _Normalizer(path)
+    norm.feed(_Transcoder(enc).feed(head), final=len(head) < (1 << 20))
+    if norm.header is None:  # a header line longer than the head
+        norm = _prepare(path, enc)
+    _check_header(path, norm.header)
+    return ("utf8" if enc.is_utf8 else enc.name), norm.delimiter, [c.strip() for c in norm.header]
 
 
-def _header(path: Path, encoding: str, delimiter: str) -> list[str]:
-    """The header's cells as pyarrow names them (quotes removed, not stripped)."""
-    with path.open(encoding="utf-8-sig" if encoding == "utf8" else "cp1252", newline="") as fh:
-        return next(csv.reader(fh, delimiter=delimiter), [])
+def _prepare(path: Path, enc: Encoding, out=None) -> _Normalizer:
+    """One streaming pass of the file through the reader's normalizer (the code of the in-memory reader,
+    fed 16 MiB blocks): the normalized UTF-8 bytes written to ``out`` when given; the reader's errors
+    (``runaway_quote`` ...) raised."""
+    tr, norm = _Transcoder(enc), _Normalizer(path)
+    with path.open("rb") as fh:
+        while block := fh.read(_BLOCK):
+            part = norm.feed(tr.feed(block))
+            if out is not None:
+                out.write(part)
+    part = norm.feed(tr.feed(b"", final=True), final=True) + norm.finish()
+    if out is not None:
+        out.write(part)
+    return norm
 
 
 def read_csv_chunks(
@@ -54,7 +83,8 @@ def read_csv_chunks(
     Parameters
     ----------
     path : path
-        The CSV file (UTF-8 with or without BOM, or CP1252; ``,``/``;``/tab separators).
+        The CSV file (as :func:`~cyberobs_lib.io.read_table_csv` reads: UTF-8 with or without BOM,
+        UTF-16 with BOM, CP1252/Latin-1; LF, CRLF or CR; ``,``/``;``/tab separators).
     chunk_rows : int
         Records per chunk (more when a group straddles the boundary: its rows move to the next chunk).
     group_by : str, optional
@@ -69,40 +99,83 @@ def read_csv_chunks(
         (header is line 1); ``ragged``: line and text of the records with a wrong number of cells met
         so far in this chunk (to be rejected with ``ragged_row``).
 
+    Raises
+    ------
+    InputFileError
+        As :func:`~cyberobs_lib.io.read_table_csv`, before the first chunk.
+
     Notes
     -----
-    One record per physical line is assumed (no line break inside a quoted cell); a record's line is
-    its position in the stream plus the lines skipped before it. :func:`read_arrow_chunks` yields the
-    same chunks as Arrow tables (cheap to send to another process).
+    A record's line comes from the byte scan of the normalizer (a quoted cell may span lines).
+    :func:`read_arrow_chunks` yields the same chunks as Arrow tables (cheap to send to another process).
     """
     for table, lines, ragged in read_arrow_chunks(path, chunk_rows=chunk_rows, group_by=group_by):
         yield table.to_pandas(), pd.Series(lines, dtype="int64"), ragged
 
 
 def read_arrow_chunks(
-    path: Path | str, *, chunk_rows: int = 1_000_000, group_by: str | None = S.Findings.audit_id
+    path: Path | str,
+    *,
+    chunk_rows: int = 1_000_000,
+    group_by: str | None = S.Findings.audit_id,
+    report: dict | None = None,
 ) -> Iterator[tuple[pa.Table, np.ndarray, list[tuple[int, str]]]]:
-    """:func:`read_csv_chunks` as Arrow tables (string columns) and a numpy array of physical lines."""
+    """:func:`read_csv_chunks` as Arrow tables (string columns) and a numpy array of physical lines.
+
+    The file goes first through the in-memory reader's normalizer, streamed (flat memory but for one
+    line number per record): same encoding detection, same CR/LF handling, control characters removed,
+    records counted from the bytes, and the same errors (:class:`~cyberobs_lib.io.InputFileError` with
+    ``runaway_quote``, ``duplicate_column`` ...) raised before the first chunk. A file that needs changes
+    (not UTF-8, CR line ends, control characters, bad bytes) is then read from a normalized UTF-8 copy
+    in the temporary folder, else from the file itself. ``report``, when given, receives ``encoding,
+    delimiter, line_end, n_records, blank_lines, issues`` (the reader's warnings: ``bad_encoding``,
+    ``control_character``, as :class:`~cyberobs_lib.io.CsvRead` has them).
+    """
     path = Path(path)
-    encoding, delimiter, _ = detect_csv(path)
+    detect_csv(path)
+    enc = detect_encoding(path)
+    norm = _prepare(path, enc)  # errors (runaway quote, ...) before the first chunk
+    if report is not None:
+        _, blank = norm.records()
+        report.update(
+            encoding=enc.name, delimiter=norm.delimiter, line_end=norm.line_end, n_records=int((~blank).sum()),
+            blank_lines=norm.records()[0][blank].tolist(), issues=list(norm.issues),
+        )  # fmt: skip
+    tmp = None
+    if norm.changed or not enc.is_utf8 or enc.bad_bytes:
+        fd, tmp = tempfile.mkstemp(prefix=".cyberobs_csv_", suffix=".csv")
+        with os.fdopen(fd, "wb") as out:
+            _prepare(path, enc, out)
+    try:
+        yield from _arrow_chunks(Path(tmp) if tmp else path, norm, chunk_rows, group_by)
+    finally:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _arrow_chunks(source: Path, norm: _Normalizer, chunk_rows: int, group_by: str | None):
+    record_lines, _ = norm.records()  # physical line of every record after the header (blank ones too)
+    delimiter = norm.delimiter
     skipped: list[int] = []
     texts: dict[int, str] = {}
 
     def _bad(row) -> str:
-        skipped.append(int(row.number))  # every skipped line counts for the line numbers after it
+        k = int(row.number) - 2  # pyarrow numbers the records, the header being 1: the record's index
+        skipped.append(k)  # every skipped record counts for the positions after it
         if row.text.strip():  # a whitespace-only line is blank (read_table_csv drops it), not ragged
-            texts[int(row.number)] = row.text
+            texts[int(record_lines[k])] = row.text
         return "skip"
 
     reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24, encoding=encoding),
+        source,
+        read_options=pacsv.ReadOptions(use_threads=False, encoding="utf8",
+                                       block_size=max(1 << 24, 2 * norm.scan.max_record + 2)),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=_bad,
-                                          ignore_empty_lines=False),
+                                         ignore_empty_lines=False, newlines_in_values=norm.scan.multiline),
         # every column as text, never inferred from the first block: leading zeros kept, and a bad
         # cell after the first block is a rule violation, not a conversion error
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(_header(path, encoding, delimiter), pa.string()),
+            column_types=dict.fromkeys(norm.header, pa.string()),
             strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False,
         ),
     )  # fmt: skip
@@ -150,13 +223,15 @@ def read_arrow_chunks(
 
     def _emit(table: pa.Table):
         nonlocal used_skips
-        # physical line = stream position + 2 (header, 1-based) + skipped (ragged) lines before it
+        # record index = stream position + skipped (ragged) records before it; its physical line from
+        # the byte scan (a quoted cell may span lines)
         s = np.sort(np.asarray(skipped, dtype=np.int64))
-        adjusted = s - 2 - np.arange(len(s))
+        adjusted = s - np.arange(len(s))
         pos = table[_LINE].to_numpy()
-        lines = pos + 2 + np.searchsorted(adjusted, pos, side="right")
-        last = int(lines.max()) if len(lines) else 0
-        done = [int(x) for x in s[used_skips:] if x <= last]
+        index = pos + np.searchsorted(adjusted, pos, side="right")
+        lines = record_lines[index] if len(index) else np.zeros(0, dtype=np.int64)
+        last = int(index.max()) if len(index) else -1
+        done = [int(record_lines[x]) for x in s[used_skips:] if x <= last]
         used_skips += len(done)
         ragged = [(x, texts.pop(x)) for x in done if x in texts]
         return table.drop_columns([_LINE]), lines.astype(np.int64), ragged
@@ -174,7 +249,8 @@ def read_arrow_chunks(
     table = _flush(final=True)
     if table is not None:
         table, lines, ragged = _emit(table)
-        ragged += [(x, texts.pop(x)) for x in sorted(skipped)[used_skips:] if x in texts]
+        rest = (int(record_lines[k]) for k in sorted(skipped)[used_skips:])
+        ragged += [(x, texts.pop(x)) for x in rest if x in texts]
         yield table, lines, ragged
     elif texts:
         empty = pa.table({n: pa.array([], pa.string()) for n in names})

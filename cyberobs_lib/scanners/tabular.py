@@ -1,13 +1,12 @@
 """CSV and JSON helpers shared by the scanner readers: encoding, delimiter and header sniffing, chunked reads.
 
-Tolerance (data-contract.md): UTF-8 with or without BOM, Latin-1 fallback; ``,`` or ``;`` delimiters; report
-metadata lines before the header row (Qualys VMDR); blank lines; header-only files (zero rows, not an error).
+Tolerance (data-contract.md): UTF-8 with or without BOM, UTF-16, legacy 8-bit (one decoding helper:
+:func:`cyberobs_lib.io.detect_encoding`); ``,`` or ``;`` delimiters; report metadata lines before the header row (Qualys VMDR); blank lines; header-only files (zero rows, not an error).
 Strictness: a row with more fields than the header is a :class:`ScanError` naming the line.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.io import detect_encoding as _detect
 from cyberobs_lib.scanners._core import ScanError
 
 __all__ = ["detect_encoding", "sniff_header", "iter_csv", "normalize_header"]
@@ -26,16 +26,12 @@ _MAX_HEADER_SEARCH = 30
 
 
 def detect_encoding(path: str | Path) -> str:
-    """``"utf-8-sig"`` when the whole file decodes as UTF-8, else ``"latin-1"`` (checked incrementally)."""
-    dec = codecs.getincrementaldecoder("utf-8")()
-    with open(path, "rb") as fh:
-        try:
-            while block := fh.read(1 << 20):
-                dec.decode(block)
-            dec.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "latin-1"
-    return "utf-8-sig"
+    """The codec of a delimited export, by :func:`cyberobs_lib.io.detect_encoding` (the package's one
+    decoding helper, over the whole file): ``"utf-8-sig"`` for UTF-8 with or without BOM (also when a few
+    bytes are invalid: they are replaced, never re-decoded as CP1252), ``"utf-16"`` (BOM), else the legacy
+    8-bit codec chosen by charset_normalizer (``"cp1252"`` ...)."""
+    enc = _detect(Path(path))
+    return "utf-8-sig" if enc.is_utf8 else enc.name
 
 
 def normalize_header(name: str) -> str:
@@ -106,6 +102,7 @@ def iter_csv(
             dtype=str,
             keep_default_na=False,
             encoding=encoding,
+            encoding_errors="replace",  # a few invalid bytes in a UTF-8 export: U+FFFD, the rest kept
             skiprows=skip_lines,
             chunksize=chunk_rows,
             skip_blank_lines=True,
