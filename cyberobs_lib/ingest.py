@@ -660,10 +660,17 @@ def check_canonical(tables: dict[str, pd.DataFrame]) -> None:
         try:
             model.validate(tables[name], lazy=True)
         except pa.errors.SchemaErrors as exc:
-            cases = exc.failure_cases.drop_duplicates(["column", "check"]).head(20)
-            problems += [
-                f"{name}.{r.column}: {r.check} (e.g. {r.failure_case!r})" for r in cases.itertuples()
-            ]
+            fc = exc.failure_cases
+            table = tables[name]
+            for (column, chk), group in list(fc.groupby(["column", "check"], sort=False, dropna=False))[:20]:
+                idx = [i for i in group["index"].dropna().tolist() if i in table.index]
+                files = (
+                    sorted(set(table.loc[idx, "source_file"].dropna().astype(str)))[:5]
+                    if "source_file" in table.columns
+                    else []
+                )
+                where = f" in {', '.join(files)}" if files else ""
+                problems.append(f"{name}.{column}: {chk} (e.g. {group['failure_case'].iloc[0]!r}){where}")
     if problems:
         raise CanonicalSchemaError("canonical tables break the schema:\n  " + "\n  ".join(problems))
 

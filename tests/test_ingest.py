@@ -138,3 +138,15 @@ def test_scanner_exports_join_the_findings_and_a_bad_file_does_not_stop_the_batc
     assert main(["ingest", str(ds), "--out", str(tmp_path / "out"), "--today", TODAY]) == 1
     assert "2 scanner file(s) refused" in capsys.readouterr().err
     assert (tmp_path / "out" / "findings.parquet").is_file()
+
+
+def test_a_schema_break_names_the_source_files_of_the_offending_rows():
+    """The canonical schema check can only fail on a pipeline bug; when it does, it says where to look."""
+    from cyberobs_lib.ingest import CanonicalSchemaError, check_canonical
+
+    f = pd.DataFrame(
+        {"audit_id": ["A", "B"], "host": ["h", "h"], "vuln_id": ["x", "y"], "title": ["t", "t"],
+         "cvss_score": [5.0, 75.0], "source_file": ["scans/A/a.nessus", "scans/B/b.csv"]}
+    )  # fmt: skip
+    with pytest.raises(CanonicalSchemaError, match=r"findings\.cvss_score: .* in scans/B/b\.csv$"):
+        check_canonical({"findings": f})
