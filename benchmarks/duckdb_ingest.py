@@ -18,8 +18,16 @@ What differs from ``ingest_large`` (``tests/test_duckdb_baseline.py`` checks the
   ``ingest.SORT_KEYS`` over the whole table (``ingest_large``: within each chunk; the same order for a file
   sorted by audit, as generated ones are), and ``findings.csv`` need not be grouped by audit;
 * CP1252 files are read as Latin-1 (they differ on 0x80-0x9F: €, œ, ’ …, text cells only);
-* ``scanner_severity`` columns and scanner exports (``scans/``) are not read;
-* CVE ids and CVE-list checks accept ASCII digits only (Python's ``\\d`` also takes other scripts' digits).
+* ``scanner_severity`` columns and scanner exports (``scans/``) are not read: every audit is
+  ``scan_status`` ``complete``, as ``ingest.audit_scan_status`` says of an audit without scanner files;
+* CVE ids and CVE-list checks, and French numbers, accept ASCII digits only (Python's ``\\d`` also takes
+  other scripts' digits);
+* date-times are kept to the microsecond (DuckDB ``TIMESTAMP``; ``parse_dates`` keeps nanoseconds).
+
+The ingest policy is the library's: an optional cell that cannot be read is blanked with a warning and
+the row kept; ``finess_leading_zero`` rejects an 8-digit FINESS (the default, no ``pad_finess``);
+findings rows collapsed into another of their (audit, fingerprint) count as ``duplicates`` of their
+file in the accounting, not ``kept``.
 
 Usage (time and peak RSS of one run): ``.venv/bin/python benchmarks/duckdb_ingest.py DATASET OUT``.
 """
@@ -192,7 +200,7 @@ def duckdb_ingest(
                     con,
                     "CREATE OR REPLACE TEMP TABLE perim_audits AS SELECT DISTINCT audit_id FROM perim_keys",
                 )
-            rules[name] = check_findings(con, present, columns, perimeter=perimeter)
+            rules[name] = check_findings(con, present, columns, perimeter=perimeter, today=today)
         else:
             rules[name] = CHECKS[name](con, present, columns, fatal=fatal)
         err[name] = error_bits(rules[name])
@@ -234,11 +242,13 @@ def duckdb_ingest(
     viol = " UNION ALL ".join(viol)
     _copy(con, f'SELECT file, CAST("row" AS BIGINT) AS "row", "column", rule, severity FROM ({viol}) '
           'ORDER BY file, "row" NULLS FIRST, "column", rule', stage / "violations", partitioned=False)  # fmt: skip
+    # findings rows collapsed into another of their (audit, fingerprint) count as duplicates, not kept
+    collapsed = {n: "(SELECT count(*) FROM fp_dup WHERE nd < 0)" if n == "findings" else "0" for n in present}
     accounting = " UNION ALL ".join(
         f"""SELECT '{n}.csv' AS source_file, '{n}' AS "table", count(*) AS rows_read,
-                   count(*) FILTER (WHERE {kept(err[n])}) AS kept,
+                   count(*) FILTER (WHERE {kept(err[n])}) - {collapsed[n]} AS kept,
                    count(*) FILTER (WHERE NOT dup AND (mask & {err[n]}) <> 0) AS rejected,
-                   count(*) FILTER (WHERE dup) AS duplicates, 0 AS skipped FROM chk_{n}"""
+                   count(*) FILTER (WHERE dup) + {collapsed[n]} AS duplicates, 0 AS skipped FROM chk_{n}"""
         for n in present
     )
     acc = con.execute(accounting).df()

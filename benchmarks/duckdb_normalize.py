@@ -39,21 +39,23 @@ def canonical_small(err: dict[str, int]) -> dict[str, str]:
     return {
         "establishments": f"""
             SELECT fin AS finess, finess_ej, name, cat AS category_code, legal_n AS legal_status, dep AS department,
-                   coalesce(region, (SELECT r.region_code FROM ref_region r WHERE r.department =
+                   coalesce(reg_n, (SELECT r.region_code FROM ref_region r WHERE r.department =
                        CASE WHEN regexp_full_match(dep, '[1-9]') THEN '0' || dep ELSE upper(dep) END)) AS region,
-                   int_val(beds) AS beds, coalesce(e.family, k.family) AS family, key_ok AS finess_key_ok,
+                   CASE WHEN beds_i >= 0 THEN beds_i END AS beds, coalesce(e.family, k.family) AS family, key_ok AS finess_key_ok,
                    'establishments.csv' AS source_file, line AS source_row,
                    CASE WHEN e.family IS NOT NULL THEN 'explicit' ELSE 'category' END AS family_source,
                    NULLIF(k.aggregate_code, '') AS aggregate_code, k.sector
-            FROM (SELECT c.*, coalesce((SELECT d.department FROM ref_registry_dep d
-                                        WHERE d.registry_code = zfill(upper(c.department), 2)),
-                                       zfill(upper(c.department), 2), fin_dep(c.fin)) AS dep
+            FROM (SELECT c.*, coalesce((SELECT d.department FROM ref_registry_dep d WHERE d.registry_code = c.dep_n),
+                                       c.dep_n, fin_dep(c.fin)) AS dep
                   FROM chk_establishments c WHERE {kept(err["establishments"])}) e
             LEFT JOIN ref_categories k ON e.cat = k.category_code
             ORDER BY finess""",
         "audits": """
             SELECT audit_id, finess, audit_date, hosts_in_scope, scanner, perimeter,
-                   'audits.csv' AS source_file, source_row, year FROM aud_f ORDER BY audit_id""",
+                   'audits.csv' AS source_file, source_row,
+                   -- ingest.audit_scan_status: no scanner file read (scans/ is not), every audit complete
+                   'complete' AS scan_status, NULL::VARCHAR AS scan_status_detail, year
+            FROM aud_f ORDER BY audit_id""",
         "hosts": f"""
             SELECT h.audit_id, host_n AS host, 'hosts.csv' AS source_file, line AS source_row, a.year
             FROM chk_hosts h LEFT JOIN aud_f a ON h.audit_id = a.audit_id
@@ -64,7 +66,8 @@ def canonical_small(err: dict[str, int]) -> dict[str, str]:
             FROM chk_controls c LEFT JOIN aud_f a ON c.audit_id = a.audit_id
             WHERE {kept(err["controls"])} ORDER BY c.audit_id, control""",
         "incidents": f"""
-            SELECT incident_id, date_val(declared_on) AS declared_on, fin AS finess, cat AS category_code,
+            SELECT incident_id, day_val(declared_on) AS declared_on, fin AS finess,
+                   CASE WHEN cat_known THEN cat END AS category_code,
                    family, nature_n AS nature, type_n AS "type", impact_n AS impact_on_care,
                    'incidents.csv' AS source_file, line AS source_row
             FROM chk_incidents WHERE {kept(err["incidents"])} ORDER BY incident_id""",
@@ -87,8 +90,8 @@ def audits_reference(con, err: int, *, fatal: bool) -> None:
     """``aud_f`` (kept audits, typed, with their year: what ``ingest_large`` joins findings to) and
     ``aud_ref`` (the audit ids other tables may cite: none when audits.csv is unusable, as ``validate``)."""
     run(con, f"""CREATE OR REPLACE TEMP TABLE aud_f AS
-        SELECT audit_id, fin AS finess, date_val(audit_date) AS audit_date, int_val(hosts_in_scope) AS hosts_in_scope,
-               scanner, perimeter, line AS source_row, year(date_val(audit_date))::SMALLINT AS year
+        SELECT audit_id, fin AS finess, day_val(audit_date) AS audit_date, int_val(hosts_in_scope) AS hosts_in_scope,
+               scanner, perimeter, line AS source_row, year(day_val(audit_date))::SMALLINT AS year
         FROM chk_audits WHERE {kept(err)}""")  # fmt: skip
     run(
         con,

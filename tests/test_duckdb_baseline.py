@@ -50,13 +50,15 @@ def _planted_dataset(root: Path) -> Path:
     e0, e1 = _row(est, 0), _row(est, 1)
     _insert(est, -1, [
         f"{CORSICA},,Etablissement corse,355,public,2A,94,10,",          # kept (Corsican prefix)
-        "75000001,,Trop court,355,public,,,10,",                          # finess_format
+        "75000001,,Zero perdu,355,public,,,10,",                          # finess_leading_zero (075000001)
+        "7500001,,Trop court,355,public,,,10,",                           # finess_format
         "690000039,,Categorie inconnue,999,public,,,10,",                 # unknown_category
         ",".join([e0[0], e0[1], "Doublon different"] + e0[3:]),           # duplicate_id
         ",".join(e1),                                                     # exact copy: duplicate
         "130000053,,Lits negatifs,500,,,,-5,",                            # negative_count (+ check key warning)
         "2B0000178,,Statut inconnu,365,bizarre,,,12,",                    # unknown_legal_status
         "2B0000186,,Lits en lettres,365,public,,,douze,",                 # not_integer
+        '2B0000194,,Lieu inconnu,365,public,XX,99,"1 804",',              # unknown_department/region (beds 1804)
         "",                                                               # empty line: skipped
         "x;y",                                                            # ragged_row
         ",Sans finess,,355,public,,,1,",                                  # required_value
@@ -76,6 +78,9 @@ def _planted_dataset(root: Path) -> Path:
         ",".join(a0[:3] + ["7"] + a0[4:]),                               # duplicate_id
         ",".join(a1),                                                    # exact copy
         f"A999999-07,{a0[1]},15/06/2024,1,nessus,internet",              # kept (French date)
+        f"A999999-09,{a0[1]},2024-06-01T23:30:00-02:00,1,nessus,internet",  # kept (UTC day 2024-06-02)
+        f"A999999-10,{a0[1]},1/7/2024 09:05,1,nessus,internet",          # kept (French date-time)
+        f"A999999-11,{a0[1]},2024-06-01garbage,1,nessus,internet",       # bad_date (not a whole date)
         f"A999999-08,{a0[1]},,1,nessus,internet",                        # required_value
     ])  # fmt: skip
     hosts = root / "hosts.csv"
@@ -109,6 +114,9 @@ def _planted_dataset(root: Path) -> Path:
         f(host="10.9.9.9", vuln_id="nessus:8"),                           # host_not_in_perimeter (warning)
         f(vuln_id="nessus:11\u00a0", service="\thttps"),                   # kept, cells stripped (NBSP, tab)
         f(port="", protocol="", vuln_id="nessus:9", cvss_vector="AV:N/AC:L/Au:N/C:P/I:P/A:P", severity=""),
+        f(cvss_vector="AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", vuln_id="nessus:12"),  # cvss_vector_prefix
+        f(cve="CVE-2021-44228;CVE-20-1", vuln_id="nessus:13"),           # bad_cve, the well-formed id kept
+        f(port='"1 443"', vuln_id="nessus:14"),                           # kept (port 1443, French number)
         "", "a,b,c", ",,,,,,,,,,,", "   ",                               # empty, ragged, blank, blank (spaces)
         ",".join(f0) + ",",                                               # ragged: one extra (empty) cell
     ])  # fmt: skip
@@ -127,7 +135,9 @@ def _planted_dataset(root: Path) -> Path:
         "I-X1,2024-01-01,,,,malveillant,ransomware,",                     # incident_without_frame
         "I-X2,2024-01-02,,355,,hostile,ransomware,none",                  # unknown_nature
         "I-X3,2099-01-01,,355,,malicious,phishing,none",                  # future_date
-        "I-X4,2024-01-03,75000001,,,malicious,phishing,none",             # finess_format
+        "I-X4,2024-01-03,75000001,,,malicious,phishing,none",             # finess_leading_zero
+        "I-X41,2024-01-03,7500001,,,malicious,phishing,none",             # finess_format
+        "I-X42,2024-01-03,,999,CH,malicious,phishing,none",               # unknown_category (warning: family)
         "I-X5,2024-01-03,,999,,malicious,phishing,none",                  # unknown_category
         "I-X6,2024-01-03,,,CH,malicious,zero-day,none",                   # unknown_incident_type
         "I-X7,2024-01-03,,,CH,malicious,phishing,fatal",                  # unknown_impact
@@ -165,12 +175,17 @@ def test_same_kept_rows_and_same_rejects_as_ingest_large(both):
     have = _rejects(pd.read_parquet(root / "duck" / "rejects"))
     assert have == want
     planted = {r for _, _, r, _ in want}  # every fault written in _planted_dataset was met
-    assert planted >= {"ragged_row", "required_value", "finess_format", "unknown_category", "duplicate_id",
-                       "negative_count", "unknown_legal_status", "not_integer", "bad_date", "date_too_early",
-                       "future_date", "unknown_finess", "unknown_audit", "port_range", "unknown_protocol",
-                       "bad_cvss_vector", "cvss_score_range", "unknown_severity", "unknown_category_label",
-                       "bad_cve", "bad_boolean", "incident_without_frame", "unknown_nature",
-                       "unknown_incident_type", "unknown_impact"}  # fmt: skip
+    assert planted >= {"ragged_row", "required_value", "finess_format", "finess_leading_zero",
+                       "unknown_category", "duplicate_id", "negative_count", "not_integer", "bad_date",
+                       "date_too_early", "future_date", "unknown_finess", "unknown_audit", "bad_boolean",
+                       "incident_without_frame", "unknown_nature"}  # fmt: skip
+    # optional cells that cannot be read are blanked with a warning: the row is kept
+    viol = read_partitioned(root / "large", "violations")
+    blanked = set(viol.loc[viol["severity"] == "warning", "rule"].astype(str))
+    assert blanked >= {"port_range", "unknown_protocol", "bad_cvss_vector", "cvss_vector_prefix",
+                       "cvss_score_range", "unknown_severity", "unknown_category_label", "bad_cve",
+                       "unknown_legal_status", "not_integer", "negative_count", "unknown_department",
+                       "unknown_region", "unknown_category", "unknown_incident_type", "unknown_impact"}  # fmt: skip
     acc = pd.read_parquet(root / "duck" / "accounting").set_index("source_file")
     ref_acc = read_partitioned(root / "large", "accounting").set_index("source_file")
     for col in ("rows_read", "kept", "rejected", "duplicates"):
