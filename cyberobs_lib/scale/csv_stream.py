@@ -132,9 +132,13 @@ def read_arrow_chunks(
     ``control_character``, as :class:`~cyberobs_lib.io.CsvRead` has them).
     """
     path = Path(path)
-    detect_csv(path)
+    _check_regular(path)
+    with path.open("rb") as fh:
+        if not fh.read(1 << 16).strip(_SPACE) and not path.read_bytes().strip(_SPACE):
+            raise InputFileError(path, "is empty; expected a header row", line=1)
     enc = detect_encoding(path)
     norm = _prepare(path, enc)  # errors (runaway quote, ...) before the first chunk
+    _check_header(path, norm.header or [])
     if report is not None:
         _, blank = norm.records()
         report.update(
