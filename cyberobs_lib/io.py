@@ -301,7 +301,7 @@ class _Normalizer:
     the same records, the same line numbers, the same warnings and the same errors.
     """
 
-    def __init__(self, path: Path, delimiter: str | None = None):
+    def __init__(self, path: Path, delimiter: str | None = None, encoding: Encoding | None = None):
         self.path = path
         self.delimiter = delimiter
         self.width = 0
@@ -314,6 +314,10 @@ class _Normalizer:
         self.scan = _Scan()
         self.issues: list[dict] = []
         self._counts: dict[str, int] = {}
+        if encoding is not None and encoding.had_bom and not encoding.is_utf8 and encoding.name != "utf-16":
+            self._issue("bad_encoding", 1, None, None,
+                        f"the file starts with a UTF-8 BOM but its bytes are {encoding.name}: read as "
+                        f"{encoding.name}")  # fmt: skip
 
     # -- line ends ---------------------------------------------------------------------------------
     def _line_ends(self, data: bytes, final: bool) -> bytes:
@@ -574,7 +578,7 @@ def normalize_csv_bytes(raw: bytes, path: Path) -> tuple[bytes, Encoding, _Norma
     """The whole file ``raw`` as normalized UTF-8 CSV bytes, with its encoding and scan."""
     enc = detect_encoding(raw)
     data = _Transcoder(enc).feed(raw, final=True)
-    norm = _Normalizer(path)
+    norm = _Normalizer(path, encoding=enc)
     out = norm.feed(data, final=True)
     out += norm.finish()
     return out, enc, norm

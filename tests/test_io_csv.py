@@ -171,6 +171,8 @@ def test_utf8_bom_followed_by_latin1_bytes_is_read_as_latin1(tmp_path, base):
     path = _write(tmp_path, "f.csv", b"\xef\xbb\xbf" + text.encode("latin-1"))
     read = read_table_csv(path)  # no decode error naming no file: the bytes decide, the BOM is reported
     assert read.had_bom and read.encoding in {"cp1252", "latin_1", "iso8859_15"}
+    assert [(i["line"], i["rule"]) for i in read.issues] == [(1, "bad_encoding")]
+    assert "UTF-8 BOM" in read.issues[0]["message"]
     assert (
         read.frame.loc[2, "title"] == "Hôpital Sainte-Thérèse 2" and read.frame.loc[4, "title"] == "Crèche 4"
     )

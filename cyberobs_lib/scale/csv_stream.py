@@ -63,7 +63,7 @@ def _prepare(path: Path, enc: Encoding, out=None) -> _Normalizer:
     """One streaming pass of the file through the reader's normalizer (the code of the in-memory reader,
     fed 16 MiB blocks): the normalized UTF-8 bytes written to ``out`` when given; the reader's errors
     (``runaway_quote`` ...) raised."""
-    tr, norm = _Transcoder(enc), _Normalizer(path)
+    tr, norm = _Transcoder(enc), _Normalizer(path, encoding=enc)
     with path.open("rb") as fh:
         while block := fh.read(_BLOCK):
             part = norm.feed(tr.feed(block))
