@@ -73,6 +73,15 @@ RULES: dict[str, str] = {
 
 
 VIOLATION_COLUMNS = ("file", "row", "column", "rule", "severity", "value", "message")
+#: Rules that make a whole file unusable (the file is rejected, none of its rows is read).
+FILE_RULES = (
+    "missing_file",
+    "unreadable_file",
+    "missing_column",
+    "runaway_quote",
+    "duplicate_column",
+    "record_count",
+)
 
 
 @dataclass
@@ -154,11 +163,9 @@ class TableCheck:
 
     @property
     def fatal(self) -> bool:
-        """True when the file cannot be used at all (unreadable or a required column missing)."""
-        return any(
-            (v["rule"].isin(["missing_file", "unreadable_file", "missing_column"])).any()
-            for v in self.violations
-        )
+        """True when the file cannot be used at all (missing, unreadable, its records not recoverable, or a
+        required column missing)."""
+        return any((v["rule"].isin(FILE_RULES)).any() for v in self.violations)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -125,7 +125,13 @@ def _ingest_large(args: argparse.Namespace) -> int:
     errors = summary.get("scan_errors") or []
     for err in errors:
         print(f"  {err}", file=sys.stderr)
-    return EXIT_OK if not errors else EXIT_INVALID
+    fatal = summary.get("fatal") or []
+    if fatal:
+        print(f"error: {args.dataset} cannot be studied:", file=sys.stderr)
+        for problem in fatal:
+            print(f"  {problem}", file=sys.stderr)
+    clean = not errors and not fatal and not summary.get("rejected") and not summary.get("errors")
+    return EXIT_OK if clean else EXIT_INVALID
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -60,7 +60,7 @@ class IngestResult:
     def ok(self) -> bool:
         """True when every row of every file was kept (or counted as a duplicate or skipped item) and every
         scanner file was read: the command line exits 0 only then (1 otherwise, tables still written)."""
-        return not self.fatal and not self.scan_errors and len(self.rejects) == 0
+        return not self.fatal and not self.scan_errors and len(self.rejects) == 0 and self.check.ok
 
 
 #: Columns of ``scans.csv``: what became of each scanner file, and what the scanner says of its scan.
@@ -624,6 +624,7 @@ def ingest_dataset(
         "inputs": {_relative(p, dataset): _sha256(p) for p in sorted(set(inputs)) if p.is_file()},
         "rows": {name: int(len(t)) for name, t in tables.items()},
         "rejected": int(len(rej)),
+        "errors": int((check.violations["severity"] == "error").sum()),
         "warnings": int((check.violations["severity"] == "warning").sum()),
         "scan_errors": [str(e).replace(f"{dataset}/", "") for e in scan_errors],
         "scan_status": {str(k): int(v) for k, v in dict(status_counts).items()},

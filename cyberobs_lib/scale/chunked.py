@@ -197,7 +197,9 @@ def ingest_large(
         scan_findings = tables.pop(FINDINGS)
         gc.collect()
         secs["write_tables"] += time.perf_counter() - t
-        if path.is_file():
+        present = path.exists() or path.is_symlink()  # a FIFO or a folder: the reader's error, never 0 rows
+        read_report: dict = {}
+        if present:
             ctx = ChunkContext(
                 path=path,
                 delimiter=detect_csv(path)[1],
@@ -212,7 +214,9 @@ def ingest_large(
                 extra_columns=dict(scan_findings.dtypes.items()) if len(scan_findings) else None,
             )
             with ChunkRunner(ctx, workers=workers, client=client) as runner:
-                chunks = _grouped(path, read_arrow_chunks(path, chunk_rows=chunk_rows), set(known), secs)
+                chunks = _grouped(
+                    path, read_arrow_chunks(path, chunk_rows=chunk_rows, report=read_report), set(known), secs
+                )
                 for res in runner.map(chunks):
                     rejects.append(res.rejects)
                     violations.append(res.violations)
@@ -225,6 +229,12 @@ def ingest_large(
                     n_findings += res.kept
                     n_chunks += 1
             accounting.append({"source_file": path.name, "table": FINDINGS, **acc_f})
+            if read_report.get("issues"):  # the reader's warnings (bad_encoding, control_character)
+                violations.append(_reader_issues(path, read_report["issues"]))
+            if "n_records" in read_report and read_report["n_records"] != acc_f["rows_read"]:
+                raise AssertionError(
+                    f"{path}: {read_report['n_records']} records in the file, {acc_f['rows_read']} read"
+                )
         t = time.perf_counter()
         if len(scan_findings):  # findings read from scans/ by ingest_dataset, already normalized
             writer.append(FINDINGS, add_year(scan_findings, years=years))
@@ -239,19 +249,41 @@ def ingest_large(
         writer.append("violations", viol.astype({"row": "Int64"}))
         summary = dict(small.summary)
         summary["inputs"] = dict(summary.get("inputs", {}))
-        if path.is_file():
+        if present:
             summary["inputs"][path.name] = sha256_file(path)
         summary["rows"] = {**summary.get("rows", {}), FINDINGS: n_findings}
         summary["rejected"] = len(rej)
         summary["warnings"] = int((viol["severity"] == "warning").sum()) if len(viol) else 0
+        summary["errors"] = int((viol["severity"] == "error").sum()) if len(viol) else 0
         summary["chunks"] = n_chunks
-        summary["workers"] = runner.workers if path.is_file() else 1
+        summary["workers"] = runner.workers if present else 1
+        if not present and not (dataset / "scans").is_dir():
+            summary["fatal"] = [
+                *summary.get("fatal", []),
+                "the dataset needs findings.csv or a scans/ folder",
+            ]
         summary["sort_keys"] = SORT_KEYS[FINDINGS]
         secs["write_tables"] += time.perf_counter() - t
         summary["seconds"] = {k: round(v, 3) for k, v in secs.items()}
         summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
         writer.commit({"ingest": summary, "rules": sorted(RULES)})
     return summary
+
+
+def _reader_issues(path: Path, issues: list[dict]) -> pd.DataFrame:
+    """The CSV reader's warnings as violations (file, line, column named), as ``checks._open`` lists them."""
+    frame = pd.DataFrame(issues)
+    return pd.DataFrame(
+        {
+            "file": path.name,
+            "row": pd.array(frame["line"], dtype="Int64"),
+            "column": frame["column"],
+            "rule": frame["rule"],
+            "severity": frame["severity"],
+            "value": frame["value"],
+            "message": frame["message"],
+        }
+    )
 
 
 def _years(audits: pd.DataFrame) -> pd.Series:

@@ -48,6 +48,7 @@ FINDING_COLUMNS = (
     EVIDENCE,
 )
 CONTROL_COLUMNS = ("audit_id", "host", "control", "present", schema.SOURCE_FILE)
+CELL_PROBLEM_COLUMNS = ("source_row", "column", "value", "rule")
 _RAW = (
     "host",
     "port",
@@ -141,6 +142,11 @@ class ScanResult:
     status: str = "complete"
     #: why the status is not ``complete`` (the scanner's words, ``; ``-separated), else ""
     status_detail: str = ""
+    #: cells the reader could not convert (left empty): ``source_row, column, value, rule``; the ingest
+    #: lists them as warnings, as the row rules do for findings.csv
+    cell_problems: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(CELL_PROBLEM_COLUMNS))
+    )
 
 
 @functools.cache
@@ -243,6 +249,36 @@ def _parse_dates(values: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(pd.Series(uniq), format="mixed", errors="coerce", utc=True)
     parsed = parsed.dt.tz_localize(None)
     return values.map(dict(zip(uniq, parsed, strict=True))).astype("datetime64[ns]")
+
+
+_RULE_OF = {"port": "port_range", "cvss_score": "cvss_score_range", "first_seen": "bad_date"}
+
+
+def _cell_problems(raw: pd.DataFrame, converted: dict[str, pd.Series]) -> pd.DataFrame:
+    """The cells given by the scanner that the conversion left empty (a port ``general``, a score
+    ``n/a``, a date of no known format), or out of range (a port over 65535), as warnings to list."""
+    parts = []
+    for col, values in converted.items():
+        given = raw[col]
+        text = given.astype("string").str.strip()
+        lost = (given.notna() & text.notna() & (text != "") & ~text.isin(["-", "'-"])).to_numpy()
+        lost &= values.isna().to_numpy()
+        if col == "port":
+            lost |= (values.notna() & ((values < 0) | (values > 65535))).to_numpy()
+        if lost.any():
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "source_row": raw.loc[lost, "source_row"].astype("int64").to_numpy(),
+                        "column": col,
+                        "value": given[lost].astype(str).to_numpy(),
+                        "rule": _RULE_OF[col],
+                    }
+                )
+            )
+    if not parts:
+        return pd.DataFrame(columns=list(CELL_PROBLEM_COLUMNS))
+    return pd.concat(parts, ignore_index=True)
 
 
 class Collector:
@@ -348,22 +384,26 @@ class Collector:
         skipped = Counter(self.extra_skipped)
         skipped.update(reason[~keep].value_counts().to_dict())
         kept = raw.loc[keep]
+        port = pd.to_numeric(kept["port"], errors="coerce")
+        score = pd.to_numeric(kept["cvss_score"], errors="coerce")
+        seen = _parse_dates(kept["first_seen"])
+        problems = _cell_problems(kept, {"port": port, "cvss_score": score, "first_seen": seen})
         findings = pd.DataFrame(
             {
                 F.audit_id: pd.Series(self.audit_id, index=kept.index, dtype=object),
                 F.host: kept["host"],
-                F.port: pd.to_numeric(kept["port"], errors="coerce").astype("Int32"),
+                F.port: port.where((port >= 0) & (port <= 65535)).astype("Int32"),
                 F.protocol: _none(kept["protocol"].astype("string").str.lower()),
                 F.service: kept["service"],
                 F.vuln_id: kept["vuln_id"],
                 F.cve: kept["cve"],
                 F.title: kept["title"],
                 F.cvss_vector: kept["cvss_vector"],
-                F.cvss_score: pd.to_numeric(kept["cvss_score"], errors="coerce").astype(float),
+                F.cvss_score: score.astype(float),
                 F.severity: mapped.loc[keep, "severity"].astype(object),
                 SCANNER_SEVERITY: kept["scanner_severity"],
                 SCANNER: self.scanner,
-                F.first_seen: _parse_dates(kept["first_seen"]),
+                F.first_seen: seen,
                 schema.SOURCE_FILE: self.path,
                 schema.SOURCE_ROW: kept["source_row"].astype("int64"),
                 EVIDENCE: _none(kept["evidence"].astype("string").str.slice(0, EVIDENCE_MAX)),
@@ -387,6 +427,7 @@ class Collector:
             source_file=self.path,
             status=self.status,
             status_detail="; ".join(self.status_details),
+            cell_problems=problems,
         )
 
 

@@ -80,6 +80,8 @@ class ScanBatch:
     accounting: pd.DataFrame
     errors: list[ScanError] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    #: cells the readers could not convert (left empty): ``source_file, source_row, column, value, rule``
+    cell_problems: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def ok(self) -> bool:
@@ -378,6 +380,7 @@ def read_scans_dir(
             )
         )
     frames = [r.findings for _, r in results if len(r.findings)]
+    problems = [r.cell_problems.assign(source_file=r.source_file) for _, r in results if len(r.cell_problems)]
     controls = [r.controls for _, r in results if len(r.controls)]
     hosts = pd.DataFrame(
         [(a, h) for a, r in results for h in r.hosts], columns=["audit_id", "host"]
@@ -394,6 +397,9 @@ def read_scans_dir(
         accounting=pd.DataFrame(rows, columns=list(ACCOUNTING_COLUMNS)),
         errors=errors,
         ignored=sorted(walk.ignored),
+        cell_problems=pd.concat(problems, ignore_index=True)
+        if problems
+        else pd.DataFrame(columns=["source_file", "source_row", "column", "value", "rule"]),
     )
 
 

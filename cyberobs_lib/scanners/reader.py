@@ -199,6 +199,7 @@ def merge_results(chunks: list[ScanResult]) -> ScanResult:
     controls = [c.controls for c in chunks if len(c.controls)]
     first = chunks[0]
     details = dict.fromkeys(d for c in chunks for d in c.status_detail.split("; ") if d)
+    problems = [c.cell_problems for c in chunks if len(c.cell_problems)]
     return ScanResult(
         format=first.format,
         findings=pd.concat(findings, ignore_index=True) if findings else first.findings.iloc[:0],
@@ -212,4 +213,5 @@ def merge_results(chunks: list[ScanResult]) -> ScanResult:
         source_file=first.source_file,
         status=worst_status(*(c.status for c in chunks)),
         status_detail="; ".join(details),
+        cell_problems=pd.concat(problems, ignore_index=True) if problems else first.cell_problems,
     )

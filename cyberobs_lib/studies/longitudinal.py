@@ -36,6 +36,34 @@ COUNT_METRICS = ("findings_per_host", "n_crit_high", "n_kev")
 BINARY_METRICS = ("no_protection", "has_critical", "exposes_remote_admin")
 
 
+def complete_audits(
+    audits: pd.DataFrame, findings: pd.DataFrame, hosts: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The audits whose scans are complete (``audits.scan_status``, see :func:`cyberobs_lib.ingest.audit_scan_status`)
+    and their findings and hosts: an unfinished scan would make every finding it missed look fixed. The
+    number left out is in ``audits.attrs["excluded_audits"]``. Tables without ``scan_status`` are kept whole.
+
+    >>> a = pd.DataFrame({"audit_id": ["A", "B"], "scan_status": ["complete", "failed"]})
+    >>> f = pd.DataFrame({"audit_id": ["A", "B", "B"]})
+    >>> a2, f2, h2 = complete_audits(a, f, pd.DataFrame({"audit_id": []}))
+    >>> a2["audit_id"].tolist(), len(f2), a2.attrs["excluded_audits"]
+    (['A'], 1, 1)
+    """
+    if "scan_status" not in audits.columns:
+        return audits, findings, hosts
+    done = (audits["scan_status"].astype(object).fillna("complete") == "complete").to_numpy()
+    if done.all():
+        audits = audits.copy(deep=False)
+        audits.attrs["excluded_audits"] = 0
+        return audits, findings, hosts
+    out = audits[done].copy()
+    out.attrs["excluded_audits"] = int((~done).sum())
+    dropped = set(audits.loc[~done, "audit_id"])
+    findings = findings[~findings["audit_id"].isin(dropped)]
+    hosts = hosts[~hosts["audit_id"].isin(dropped)] if len(hosts) else hosts
+    return out, findings, hosts
+
+
 def lifecycle_table(data, *, min_days: int = 0, families: Sequence[str] | None = None) -> lc.LifecycleResult:
     """Match findings between consecutive audits of each establishment (see :func:`lifecycle.match_lifecycle`).
 
@@ -43,13 +71,12 @@ def lifecycle_table(data, *, min_days: int = 0, families: Sequence[str] | None =
     pseudonymize it before publishing (:func:`cyberobs_lib.disclosure.pseudonymize`).
     """
     est = data.establishments
-    audits = data.audits
-    findings = data.findings
+    audits, findings, hosts = complete_audits(data.audits, data.findings, data.hosts)
     if families:
         keep = set(est.loc[est["family"].isin(families), "finess"])
         audits = audits[audits["finess"].isin(keep)]
         findings = findings[findings["audit_id"].isin(set(audits["audit_id"]))]
-    hosts = data.hosts if len(data.hosts) else None
+    hosts = hosts if len(hosts) else None
     return lc.match_lifecycle(findings, audits, hosts=hosts, establishments=est, min_days=min_days)
 
 
@@ -257,7 +284,8 @@ def remediation_episodes(
     """
     from cyberobs_lib.lifecycle.intervals import INTERVAL_COLUMNS, interval_columns
 
-    hosts = data.hosts if len(data.hosts) else None
+    audits, findings, hosts = complete_audits(data.audits, data.findings, data.hosts)
+    hosts = hosts if len(hosts) else None
     fam = data.establishments.set_index("finess")["family"]
     kept = {}
 
@@ -271,7 +299,7 @@ def remediation_episodes(
         kept["family"] = family.array.take(est[keep])
         return keep
 
-    cols, _ = interval_columns(data.findings, data.audits, hosts=hosts, convention=convention, select=select)
+    cols, _ = interval_columns(findings, audits, hosts=hosts, convention=convention, select=select)
     cols["family"] = kept["family"]
     out = pd.DataFrame(cols, columns=[*INTERVAL_COLUMNS, "family"], copy=False)
     out.attrs["not_followed"] = kept["not_followed"]
