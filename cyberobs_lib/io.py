@@ -14,13 +14,15 @@
   :mod:`cyberobs_lib.finess_extract`).
 * :func:`write_parquet_atomic` / :func:`write_text_atomic` write to a temporary file in the target folder and
   rename it into place (``os.replace`` is atomic on POSIX), so a crash never leaves a half-written table
-  that looks complete. Parquet output is deterministic: no index, fixed row order, no timestamps.
+  that looks complete; a failure (a full disk) removes the temporary file and raises an OSError naming the
+  target file. Parquet output is deterministic: no index, fixed row order, no timestamps.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -190,11 +192,32 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+#: characters of French text outside ASCII: what a right guess among 8-bit code pages decodes to
+_FRENCH = frozenset("àâäçéèêëîïôöùûüÿœæÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸŒÆ«»€°’")
+
+
 def _legacy(sample: bytes) -> str:
+    """The 8-bit code page of ``sample`` (its lines with non-ASCII bytes) among :data:`_LEGACY`.
+
+    :mod:`charset_normalizer` ranks the candidates; on short samples (a name column whose only non-ASCII
+    character is an initial ``É``) several come out equally clean — ``0xC9`` is ``É`` in CP1252 and
+    ``…`` in Mac Roman — so the near-ties are decided by the French characters each decoding yields,
+    then by the order of :data:`_LEGACY` (CP1252 first, the Windows default).
+    """
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample, cp_isolation=_LEGACY).best() if sample else None
-    return best.encoding if best is not None else "cp1252"
+    results = list(from_bytes(sample, cp_isolation=_LEGACY)) if sample else []
+    if not results:
+        return "cp1252"
+    least = min(r.chaos for r in results)
+    near = [r for r in results if r.chaos <= least + 0.05]
+
+    def score(r) -> tuple[int, int]:
+        french = sum(1 for ch in str(r) if ch in _FRENCH)
+        rank = _LEGACY.index(r.encoding) if r.encoding in _LEGACY else len(_LEGACY)
+        return french, -rank
+
+    return max(near, key=score).encoding
 
 
 class _Transcoder:
@@ -488,7 +511,10 @@ class _Normalizer:
         self.scan.blank.append(blank)
 
     def _check_multiline(self, part, buf, nl, ends, starts) -> None:
-        """A quoted cell spanning lines is a runaway quote when the lines it swallows look like records."""
+        """A quoted cell spanning lines is a runaway quote when the lines it swallows look like records:
+        the record they make does not have the header's width, or every physical line of it holds a whole
+        record's separators (a quote opened in one record and closed in a later one makes a record of the
+        right width: Excel's ``"`` typed at the start of a cell swallows the lines between)."""
         inner = np.setdiff1d(nl, ends, assume_unique=True)
         d = self.delimiter.encode()
         seen = set()
@@ -504,7 +530,8 @@ class _Normalizer:
             text = part[int(starts[k]) : int(ends[k])].decode("utf-8", "replace")
             csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
             cells = next(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter), [])
-            if len(cells) != self.width:
+            record = part[int(starts[k]) : int(ends[k])].split(b"\n")
+            if len(cells) != self.width or all(line.count(d) >= self.width - 1 for line in record):
                 self._runaway(part, buf, nl, ends, int(starts[k]), eof=False)
 
     def _runaway(self, part, buf, nl, ends, start: int, *, eof: bool) -> None:
@@ -765,37 +792,81 @@ def _read_with_csv_module(
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as an OSError that names ``path`` (``[Errno 28] No space left on device: '.../x.parquet'``).
+
+    pyarrow and the text layer raise errors that name a temporary file, or no file at all; the error a
+    user reads must name the file that could not be written. Same errno (so the same OSError subclass)."""
+    if exc.filename == str(path):
+        return exc
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno is None and "No space left" in reason:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(exc.errno, f"{reason} (writing failed)" if exc.errno is None else reason, str(path))
+
+
+def _replace_or_discard(write, path: Path) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place; on any error
+    the temporary file is removed and an OSError names ``path`` (a full disk leaves the old file, or none,
+    never a truncated one)."""
+    fd, tmp = _atomic_target(path)
+    try:
+        write(fd, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path | str) -> Path:
-    """Write ``frame`` to Parquet atomically and deterministically (no index, zstd, no stats timestamps)."""
-    path = Path(path)
-    fd, tmp = _atomic_target(path)
-    os.close(fd)
-    try:
+    """Write ``frame`` to Parquet atomically and deterministically (no index, zstd, no stats timestamps).
+
+    Raises
+    ------
+    OSError
+        Naming ``path`` (``[Errno 28] No space left on device: '.../findings.parquet'``); no temporary
+        file is left behind and ``path`` is untouched.
+    """
+
+    def write(fd: int, tmp: str) -> None:
+        os.close(fd)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return _replace_or_discard(write, Path(path))
 
 
 def write_text_atomic(text: str, path: Path | str) -> Path:
-    """Write text atomically (UTF-8, ``\\n`` line ends)."""
-    path = Path(path)
-    fd, tmp = _atomic_target(path)
-    try:
+    """Write text atomically (UTF-8, ``\\n`` line ends); an OSError names ``path``, as
+    :func:`write_parquet_atomic`'s."""
+
+    def write(fd: int, tmp: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return _replace_or_discard(write, Path(path))
+
+
+def write_bytes_atomic(write, path: Path | str) -> Path:
+    """``write(tmp_path)`` fills a temporary file beside ``path`` (a workbook, a figure), which is then
+    renamed into place; an OSError names ``path``, as :func:`write_parquet_atomic`'s."""
+
+    def _write(fd: int, tmp: str) -> None:
+        os.close(fd)
+        write(Path(tmp))
+
+    return _replace_or_discard(_write, Path(path))
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: Path | str, *, float_format: str = "%.6g") -> Path:
