@@ -11,6 +11,7 @@ Nothing here changes the input files.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -365,6 +366,11 @@ def check_dataset(
         "controls": check_controls(dataset, aud),
         "incidents": check_incidents(dataset, est, today=today, pad_finess=pad_finess),
     }
-    if findings and tables["findings"].read is None and not (dataset / "scans").is_dir():
-        tables["findings"].add_file("missing_file", "the dataset needs findings.csv or a scans/ folder")
+    absent = not os.path.lexists(dataset / "findings.csv")  # present but unreadable: already an error
+    if findings and absent and tables["findings"].read is None and not (dataset / "scans").is_dir():
+        tables["findings"].add_file(
+            "missing_file",
+            f"{dataset / 'findings.csv'}: no such file; the dataset needs findings.csv or a scans/ folder "
+            "[missing_file]",
+        )
     return DatasetCheck(dataset, tables)
