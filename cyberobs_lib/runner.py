@@ -43,7 +43,7 @@ from pathlib import Path
 
 from cyberobs_lib import __version__
 from cyberobs_lib.config import NOTEBOOKS_DIR, PROJECT_DIR
-from cyberobs_lib.io import sha256_file
+from cyberobs_lib.io import sha256_file, write_bytes_atomic, write_text_atomic
 from cyberobs_lib.run_canonical import ingest_for_run, ingest_summary, link_canonical
 from cyberobs_lib.run_plan import (
     RunError,
@@ -193,7 +193,7 @@ def export_html(notebook: Path, html: Path) -> Path:
     ]
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
-    html.write_text(body, encoding="utf-8")
+    write_text_atomic(body, html)  # a full disk leaves no truncated page, and names it
     return html
 
 
@@ -204,10 +204,13 @@ def write_workbook(tables_dir: Path, path: Path) -> Path | None:
     csvs = sorted(tables_dir.glob("*.csv"))
     if not csvs:
         return None
-    with pd.ExcelWriter(path, engine="openpyxl") as xl:
-        for csv in csvs:
-            pd.read_csv(csv).to_excel(xl, sheet_name=csv.stem[:31], index=False)
-    return path
+
+    def write(tmp: Path) -> None:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+            for csv in csvs:
+                pd.read_csv(csv).to_excel(xl, sheet_name=csv.stem[:31], index=False)
+
+    return write_bytes_atomic(write, path)
 
 
 def run_study(
@@ -258,8 +261,6 @@ def run_study(
             raise RunError(str(exc)) from exc
     started = dt.datetime.now(dt.UTC)
     out_dir = plan.out
-    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     # The canonical tables hold identifying data: they live beside the report folder, never inside it.
     canonical = out_dir.parent / ".work" / out_dir.name / "canonical"
     if given is not None:
@@ -268,6 +269,9 @@ def run_study(
     else:
         summary = ingest_for_run(plan.data, canonical, storage=plan.storage, workers=workers)
         inputs = dict(summary.get("inputs", {}))  # the files ingest read (never a walk of the folder)
+    # the report folder is made only once the data can be studied: a failed ingest publishes nothing
+    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     result = RunResult(out_dir)
     runner_params = {"data_dir": str(canonical), "output_dir": str(out_dir), "published": published}
     # Kernels inherit the environment: a non-interactive MPLBACKEND (e.g. Agg) would keep every figure
@@ -318,9 +322,7 @@ def run_study(
         "platform": f"{platform.system()} {platform.machine()}",
         "pid": os.getpid(),
     }
-    (out_dir / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
-    )
+    write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", out_dir / "manifest.json")
     if published:
         from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
 
@@ -339,9 +341,7 @@ def run_study(
                 file=sys.stderr,
             )
         manifest["disclosure_problems"] = result.disclosure_hits
-    (out_dir / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
-    )
+    write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", out_dir / "manifest.json")
     failed = [o for o in result.outcomes if not o.ok]
     summary = (
         f"{len(result.outcomes) - len(failed)}/{len(result.outcomes)} notebooks ran; report in {out_dir}"
