@@ -13,16 +13,25 @@ Policy
 * ``evidence`` = the start of ``plugin_output`` (volatile between scans, so never an identity column).
 * Root element must be ``NessusClientData_v2``: the legacy v1 ``NessusClientData`` is refused with a
   wrong-root error.
+* Truncated ``.nessus`` (the document ends before ``</NessusClientData_v2>``: a cut download or copy, a
+  full disk): the ``ReportHost`` elements complete before the cut are read and kept; the ``ReportHost``
+  cut in its middle is dropped *whole* — its ``ReportItem`` elements complete before the cut are neither
+  findings nor counted in ``items_read``, and its name is not in ``hosts`` — as the other XML readers
+  drop the record open at the cut: a host is never kept half-read (half its findings would look like a
+  host with fewer vulnerabilities). The scan is ``incomplete`` with detail ``truncated XML at line <n>
+  (the document ends before <NessusClientData_v2> is closed): records after it lost``. Any other XML
+  error (mismatched tag, invalid token) refuses the file.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import detach, iterparse_safe
+from cyberobs_lib.scanners.xmlsafe import TruncatedXML, detach, iterparse_safe, until_cut
 
 ROOTS = ("NessusClientData_v2",)
 _WANTED = frozenset({"ReportItem", "tag", "ReportHost", "Policy"})
@@ -42,8 +51,10 @@ def iter_nessus_xml(
     prefix = col.prefix
     root = report = host_start = None
     n = first_of_host = 0
+    skipped_before_host = dict(col.extra_skipped)  # items counted (skipped) before the current host
     wanted = _WANTED
-    for batch in iterparse_safe(path, roots=ROOTS):
+    cuts: list[TruncatedXML] = []
+    for batch in until_cut(iterparse_safe(path, roots=ROOTS), cuts):
         if root is None:
             root = batch[0][1]  # the first event is the root's start
         for ev, el in batch:
@@ -103,8 +114,15 @@ def iter_nessus_xml(
                 if len(col) >= chunk_rows:
                     yield col.flush()
                 first_of_host = len(col)
+                skipped_before_host = dict(col.extra_skipped)
             elif tag == "Policy":
                 detach(root, el)
+    if cuts:
+        col.flag("incomplete", cuts[0].detail)
+        if root is not None and next(root.iter("ReportHost"), None) is not None:
+            # a ReportHost cut in its middle (every complete one was detached): its items are dropped
+            del col.rows[first_of_host:]
+            col.extra_skipped = Counter(skipped_before_host)
     if first_of_host < len(col):  # items outside any ReportHost (not valid v2): kept visible, no host
         col.fill("skip", first_of_host, "no_host")
     yield col.flush()

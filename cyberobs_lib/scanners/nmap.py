@@ -26,8 +26,13 @@ Policy
 * ``first_seen`` = the host's ``starttime`` (scan time, UTC).
 * Status: ``<runstats><finished exit="error" errormsg="...">`` is ``failed`` when no host was up, else
   ``incomplete``, with nmap's ``errormsg`` as detail; a file without ``<runstats>`` (well-formed, but nmap
-  did not write its summary: interrupted) is ``incomplete``; so is a scan with timed-out hosts. A
-  truncated file is not read at all (:class:`~cyberobs_lib.scanners.ScanError`).
+  did not write its summary: interrupted) is ``incomplete``; so is a scan with timed-out hosts.
+* Truncated file (nmap killed, a disk full: the document ends before ``</nmaprun>``): the hosts complete
+  before the cut are read and kept, the ``<host>`` cut in its middle is dropped whole (not read, not
+  counted: never half a host), and the scan is ``incomplete`` with detail ``truncated XML at line <n>
+  (the document ends before <nmaprun> is closed): records after it lost``. A ``<runstats>`` complete
+  before the cut (a file missing only its last line) still gives nmap's exit status. Any other XML error
+  (mismatched tag, invalid token) refuses the file (:class:`~cyberobs_lib.scanners.ScanError`).
 
 Speed
 -----
@@ -50,7 +55,7 @@ from pathlib import Path
 
 from cyberobs_lib.scanners import _core
 from cyberobs_lib.scanners._core import SKIP_REASONS, Collector, ScanResult, severity_keys
-from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
+from cyberobs_lib.scanners.xmlsafe import TruncatedXML, iter_records, open_xml, require_root
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _LINE = re.compile(r"^\s*(\S+)\t([0-9.]+)\t", re.M)
@@ -134,14 +139,21 @@ def _count_items(port_lists: list) -> int:
     return count
 
 
-def _flag_completion(col: Collector, finished: ET.Element | None, n_up: int, timed_out: int) -> None:
-    """Scan status from ``<runstats><finished>`` (read at the end of the file) and host timeouts.
+def _flag_completion(
+    col: Collector, finished: ET.Element | None, n_up: int, timed_out: int, cuts: list[TruncatedXML]
+) -> None:
+    """Scan status from ``<runstats><finished>`` (read at the end of the file), host timeouts, truncation.
 
     ``exit="error"`` is ``failed`` when no host was up, else ``incomplete`` (detail: nmap's ``errormsg``);
-    no ``<runstats>`` at all (a well-formed file that nmap did not finish writing) is ``incomplete``.
+    no ``<runstats>`` at all (a well-formed file that nmap did not finish writing) is ``incomplete``; a
+    truncated file is ``incomplete`` with the truncation as detail (its missing ``<runstats>``, lost after
+    the cut, is not reported again).
     """
+    for cut in cuts:
+        col.flag("incomplete", cut.detail)
     if finished is None:
-        col.flag("incomplete", "no <runstats>: nmap did not finish the scan (interrupted)")
+        if not cuts:
+            col.flag("incomplete", "no <runstats>: nmap did not finish the scan (interrupted)")
     elif finished.get("exit") == "error":
         msg = " ".join((finished.get("errormsg") or "").split()) or "nmap exited with an error"
         col.flag("failed" if n_up == 0 else "incomplete", f"nmap error: {msg}")
@@ -149,15 +161,17 @@ def _flag_completion(col: Collector, finished: ET.Element | None, n_up: int, tim
         col.flag("incomplete", f"{timed_out} host(s) not scanned: host timeout")
 
 
-def _iter_hosts(path: str | Path) -> Iterator[ET.Element]:
+def _iter_hosts(path: str | Path, cuts: list) -> Iterator[ET.Element]:
     """Each complete ``<host>`` of an nmap file, in document order (also hosts nested in other elements),
     after the safe prolog check: :func:`~cyberobs_lib.scanners.xmlsafe.iter_records`, as the Qualys and
-    OpenVAS readers."""
+    OpenVAS readers. A truncated file ends the records normally, its :class:`TruncatedXML` in ``cuts``."""
     path = Path(path)
     stream, root_tag, root_line = open_xml(path)
     try:
         require_root(path, root_tag, root_line, ("nmaprun",))
         yield from iter_records(path, stream, root_tag, _RECORDS)
+    except TruncatedXML as cut:
+        cuts.append(cut)
     finally:
         stream.close()
 
@@ -208,7 +222,8 @@ def iter_nmap_xml(
     n_up = 0  # hosts up in the whole file (``col.hosts`` is reset at each chunk)
     timed_out = 0
     finished = None  # the <runstats><finished> element, when the file has one
-    for el in _iter_hosts(path):
+    cuts: list[TruncatedXML] = []
+    for el in _iter_hosts(path, cuts):
         if el.tag == "runstats":
             finished = el.find("finished")
             if finished is None:
@@ -354,5 +369,5 @@ def iter_nmap_xml(
             yield flush()
             rows = col.rows
             hosts = col.hosts
-    _flag_completion(col, finished, n_up, timed_out)
+    _flag_completion(col, finished, n_up, timed_out, cuts)
     yield flush()

@@ -36,6 +36,13 @@ Policy
     scanner reached no host without an error. With errors and no result but some host unnamed by the
     errors, the report may just be filtered (GSA exports apply the result filter): ``incomplete``.
 
+* Truncated report (the document ends before its root is closed: a cut download, a full disk): the
+  results and report fields complete before the cut are read and kept, a ``<result>`` cut in its middle
+  is dropped whole (not read, not counted), and the scan is ``incomplete`` with detail ``truncated XML at
+  line <n> (the document ends before <report> is closed): records after it lost``. A ``scan_end``
+  missing from a truncated report is not reported (it may lie after the cut); ``<errors>`` after the cut
+  are lost. Any other XML error (mismatched tag, invalid token) refuses the file.
+
 Speed
 -----
 As the Qualys reader (:func:`~cyberobs_lib.scanners.xmlsafe.iter_records`, with its memory bounds): no
@@ -57,7 +64,7 @@ import pandas as pd
 from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
 from cyberobs_lib.scanners._memo import ValueMemo
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
+from cyberobs_lib.scanners.xmlsafe import TruncatedXML, iter_records, open_xml, require_root, until_cut
 
 ROOTS = ("report", "get_reports_response")
 #: Report fields, read as records (whole, when complete) besides ``<result>``.
@@ -233,12 +240,14 @@ class _RunInfo:
         count = _text(el.find("count"))
         self.error_count += max(len(found), int(count) if count.isdigit() else 0)
 
-    def flag(self, col: Collector, n_results: int) -> None:
-        """Record the scan status on ``col`` (``n_results``: the report's ``<result>`` items)."""
+    def flag(self, col: Collector, n_results: int, *, truncated: bool = False) -> None:
+        """Record the scan status on ``col`` (``n_results``: the report's ``<result>`` items; ``truncated``:
+        the file was cut, so a missing ``scan_end`` may just lie after the cut and says nothing)."""
         for status in self.run_status:
             if status and status != "Done":
                 col.flag("incomplete", f"scan_run_status {status!r}, not 'Done'")
-        if (self.run_status or self.started) and (not self.ends or not all(self.ends)):
+        unknown = truncated and not self.ends  # no scan_end before the cut: it may come after it
+        if (self.run_status or self.started) and not unknown and (not self.ends or not all(self.ends)):
             col.flag("incomplete", "no scan_end: the scan did not finish")
         if self.error_count:
             shown = " | ".join(
@@ -269,7 +278,8 @@ def iter_openvas_xml(
         run = _RunInfo()
         skipped: dict[str, int] = {}
         n = 0
-        for el in iter_records(path, stream, root_tag, _RECORDS):
+        cuts: list[TruncatedXML] = []
+        for el in until_cut(iter_records(path, stream, root_tag, _RECORDS), cuts):
             tag = el.tag
             if tag in _IGNORED:
                 continue
@@ -298,7 +308,9 @@ def iter_openvas_xml(
                 run.add_errors(el)
         for reason, count in skipped.items():
             col.skip(reason, count)
-        run.flag(col, n)
+        for cut in cuts:
+            col.flag("incomplete", cut.detail)
+        run.flag(col, n, truncated=bool(cuts))
         yield col.flush()
     finally:
         stream.close()

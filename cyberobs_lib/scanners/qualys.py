@@ -23,6 +23,14 @@ Policy
   (truncation limit reached: the rest of the list is on the next page, at its ``URL``) makes the scan
   ``incomplete``.
 * Scan status: the other layouts report nothing about the scan's completion: ``complete``.
+* Truncated XML (the document ends before its root is closed: a cut download, a full disk): the records
+  complete before the cut (``IP``, ``HOST``, ``VULNERABILITY``, glossary entries) are read and kept, the
+  one cut in its middle is dropped whole (not read, not counted), and the scan is ``incomplete`` with
+  detail ``truncated XML at line <n> (the document ends before <SCAN> is closed): records after it
+  lost``. In the glossary layouts (``ASSET_DATA_REPORT``, ``WAS_SCAN_REPORT``) the glossary follows the
+  hosts: items whose entry was cut off keep no title (their ``vuln_id`` stands in) nor severity, as an
+  item missing from a complete glossary, and the detail counts them. Any other XML error (mismatched
+  tag, invalid token) refuses the file.
 * CSV (scan report and VMDR "Asset Vuln Datalist" layouts; metadata lines before the header accepted):
   item = each data row; ``Type`` ``Ig``/``Info`` informational; host = ``IP`` / ``Asset IPV4`` (else DNS,
   IPv6, asset name; a cell listing several addresses gives its first: one asset is one host). Perimeter =
@@ -64,7 +72,7 @@ from cyberobs_lib.scanners._core import (
 )
 from cyberobs_lib.scanners._memo import ValueMemo, _num
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
-from cyberobs_lib.scanners.xmlsafe import iter_records, open_xml, require_root
+from cyberobs_lib.scanners.xmlsafe import TruncatedXML, iter_records, open_xml, require_root, until_cut
 
 ROOTS = ("SCAN", "ASSET_DATA_REPORT", "WAS_SCAN_REPORT", "HOST_LIST_VM_DETECTION_OUTPUT")
 _KINDS = {"VULN", "PRACTICE", "INFO", "SERVICE"}
@@ -301,7 +309,10 @@ def iter_qualys_xml(
         col = Collector("qualys_xml", path, audit_id=audit_id, include_info=include_info)
         memo = ValueMemo(col.scanner, include_info)
         layout = root_tag  # as the parsed root's tag
-        records = iter_records(path, stream, root_tag, _RECORDS.get(layout, _RECORDS["WAS_SCAN_REPORT"]))
+        cuts: list[TruncatedXML] = []
+        records = until_cut(
+            iter_records(path, stream, root_tag, _RECORDS.get(layout, _RECORDS["WAS_SCAN_REPORT"])), cuts
+        )
         date = None
         keys: list = []
         glossary: dict = {}
@@ -347,6 +358,11 @@ def iter_qualys_xml(
                     _was_vuln(col, el, n, keys)
             elif el.find("SEVERITY") is not None:  # glossary QID
                 glossary[(el.findtext("QID") or "").strip()] = _glossary_entry(el)
+        for cut in cuts:
+            col.flag("incomplete", cut.detail)
+            lost = sum(key not in glossary for key in keys)
+            if lost:  # the glossary follows the hosts: cut off, its entries are unknown
+                col.flag("incomplete", f"{lost} item(s) without a glossary entry (title, severity): cut off")
         if keys:
             _apply_glossary(col.rows, keys, glossary)
         yield flush()

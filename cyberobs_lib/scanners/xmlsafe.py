@@ -15,8 +15,21 @@ Tolerance. A UTF-8 byte-order mark is dropped; an XML declaration that is not at
 comment or blank lines before it, as in REUSE-annotated files) is moved to the front and blanked in place,
 so that line numbers in errors still match the file.
 
-Strictness. Any well-formedness error (truncated file, mismatched tag, invalid token) becomes a
-:class:`ScanError` naming the file and line, with what was expected.
+Strictness. Any well-formedness error (mismatched tag, invalid token, junk after the root) becomes a
+:class:`ScanError` naming the file and line, with what was expected, and nothing of the file is read.
+
+Truncation. A document that *ends* before its root element is closed (an nmap killed mid-scan, a report cut
+by a full disk or an interrupted copy: expat's "no element found", "unclosed token", "partial character" or
+"unclosed CDATA section", reported only when the input runs out) is not refused: :func:`iterparse_safe` and
+:func:`iter_records` first deliver everything complete before the cut, then raise :class:`TruncatedXML` (a
+:class:`ScanError`), which each XML reader catches to keep what it read and mark the scan ``incomplete``
+with :attr:`TruncatedXML.detail`. A record open at the cut is never delivered half-read:
+:func:`iter_records` yields a record only once its end tag was parsed (the open elements at the cut are
+counted by a second, handler-only expat pass over the file, run only for a truncated file that still holds
+a record at the cut: about half the read time); :func:`iterparse_safe` delivers ``end`` events only for
+completed elements, and the caller drops what it collected of a record whose end never came. A file cut
+before its root start tag is complete has nothing to read: refused, as before. Any other error in the
+part before the cut (a mismatched tag, a limit below) is still a refusal.
 
 Bounded memory. Streaming keeps memory flat only while the document lets the readers release what they
 have read; a hostile or broken file (200 MB of nested ``<a><a><a>...``, a record that never closes, one
@@ -44,6 +57,7 @@ constants, read at each call (tests lower them).
 
 from __future__ import annotations
 
+import pyexpat
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -61,6 +75,8 @@ __all__ = [
     "detach",
     "iter_records",
     "require_root",
+    "TruncatedXML",
+    "until_cut",
     "MAX_DEPTH",
     "MAX_HELD_ELEMENTS",
     "MAX_HELD_CHARS",
@@ -85,6 +101,65 @@ MAX_TEXT_BYTES = 4 << 20
 _CHECK_BYTES = 1 << 20
 _DECL = re.compile(rb"<\?xml\s[^>]*\?>")
 _BOM = b"\xef\xbb\xbf"
+
+
+#: expat errors that only the end of the input can cause: the document was cut before its root closed.
+_TRUNCATION_ERRORS = frozenset(
+    pyexpat.errors.codes[getattr(pyexpat.errors, name)]
+    for name in (
+        "XML_ERROR_NO_ELEMENTS",
+        "XML_ERROR_UNCLOSED_TOKEN",
+        "XML_ERROR_PARTIAL_CHAR",
+        "XML_ERROR_UNCLOSED_CDATA_SECTION",
+    )
+)
+
+
+class TruncatedXML(ScanError):
+    """The document ends before its root element is closed: raised after every complete record was delivered.
+
+    Readers catch it, keep what they read and flag the scan ``incomplete`` with :attr:`detail`
+    (``"truncated XML at line <n> (the document ends before <root> is closed): records after it lost"``).
+    Uncaught, it is a :class:`ScanError` like the others (line = the end of the file).
+
+    Examples
+    --------
+    >>> err = TruncatedXML("a.xml", line=29, root="nmaprun")
+    >>> str(err)
+    'a.xml: line 29: truncated XML (the document ends before its root element is closed); expected a well-formed <nmaprun> document'
+    >>> err.detail
+    'truncated XML at line 29 (the document ends before <nmaprun> is closed): records after it lost'
+    """
+
+    def __init__(self, path: str | Path, *, line: int | None, root: str) -> None:
+        super().__init__(
+            path,
+            "truncated XML (the document ends before its root element is closed)",
+            line=line,
+            expected=f"a well-formed <{root}> document",
+        )
+        self.root = root
+        where = f" at line {line}" if line is not None else ""
+        #: the ``status_detail`` of the scan read up to the cut
+        self.detail = (
+            f"truncated XML{where} (the document ends before <{root}> is closed): records after it lost"
+        )
+
+
+def _syntax_error(path: Path, err: ET.ParseError, root: str) -> ScanError:
+    """The refusal of a well-formedness error (not a truncation)."""
+    msg = getattr(err, "msg", None) or str(err)
+    return ScanError(
+        path,
+        f"malformed XML: {msg.split(':')[0]}",
+        line=_line_of(err),
+        expected=f"a well-formed <{_local(root)}> document",
+    )
+
+
+def _is_truncation(err: ET.ParseError) -> bool:
+    """Whether a parse error raised by ``close()`` means the input ended too early (not a syntax error)."""
+    return getattr(err, "code", None) in _TRUNCATION_ERRORS
 
 
 class _RootReached(Exception):
@@ -355,9 +430,11 @@ def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list
     -----
     The body is fed block by block to :class:`xml.etree.ElementTree.XMLPullParser` (the C parser);
     iterating each block's events as a list saves the generator levels that
-    :func:`~xml.etree.ElementTree.iterparse` spends per event. ``ET.ParseError`` (truncation: "no element found",
-    "mismatched tag", "not well-formed (invalid token)") is re-raised as :class:`ScanError` with the line
-    number reported by expat. Memory is bounded (module docstring): nesting deeper than :data:`MAX_DEPTH`,
+    :func:`~xml.etree.ElementTree.iterparse` spends per event. ``ET.ParseError`` ("mismatched tag", "not
+    well-formed (invalid token)") is re-raised as :class:`ScanError` with the line number reported by expat.
+    A document that ends before its root is closed raises :class:`TruncatedXML` once the events of every
+    element completed before the cut were delivered: an element whose ``end`` event never came was cut
+    (the caller drops what it gathered of it). Memory is bounded (module docstring): nesting deeper than :data:`MAX_DEPTH`,
     more than :data:`MAX_HELD_ELEMENTS` elements or :data:`MAX_HELD_CHARS` characters left in the tree
     (open, or not released by the caller), or :data:`MAX_TEXT_BYTES` of input without a new element raise
     :class:`ScanError` naming the limit.
@@ -387,6 +464,8 @@ def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list
         fed = quiet = 0
         next_check = _CHECK_BYTES
         max_depth, max_quiet = MAX_DEPTH, MAX_TEXT_BYTES
+        closing = False
+        cut = None
         try:
             while data := stream.read(_BLOCK):
                 parser.feed(data)
@@ -416,18 +495,16 @@ def iterparse_safe(path: str | Path, *, roots: tuple[str, ...]) -> Iterator[list
                     _check_held(path, fed, tree)
                     next_check = fed + _CHECK_BYTES
                 yield batch
+            closing = True
             parser.close()
             yield list(parser.read_events())
         except ET.ParseError as err:
-            msg = getattr(err, "msg", None) or str(err)
-            what = (
-                "truncated XML (the document ends before its root element is closed)"
-                if "no element found" in msg
-                else f"malformed XML: {msg.split(':')[0]}"
-            )
-            raise ScanError(
-                path, what, line=_line_of(err), expected=f"a well-formed <{_local(root)}> document"
-            ) from None
+            if not (closing and tree is not None and _is_truncation(err)):
+                raise _syntax_error(path, err, root) from None
+            cut = err
+        if cut is not None:  # the input ended before the root closed: what completed before the cut, then
+            yield list(parser.read_events())  # the error (events of elements completed by close() come first)
+            raise TruncatedXML(path, line=_line_of(cut), root=_local(root))
     finally:
         stream.close()
 
@@ -441,6 +518,63 @@ def _records_in(el: ET.Element, tags: frozenset[str]) -> Iterator[ET.Element]:
             yield from _records_in(child, tags)
 
 
+def _open_depth(path: Path) -> int | None:
+    """How many elements are open where the file ends (the root counts 1), by a handler-only expat pass
+    over the same bytes as the readers' (None if that pass fails: then every element is taken as open)."""
+    depth = 0
+
+    def start(_name, _attrs):
+        nonlocal depth
+        depth += 1
+
+    def end(_name):
+        nonlocal depth
+        depth -= 1
+
+    expat = pyexpat.ParserCreate()
+    expat.StartElementHandler = start
+    expat.EndElementHandler = end
+    try:
+        stream, _root, _line = open_xml(path)
+    except ScanError:
+        return None
+    try:
+        while data := stream.read(_CHUNK):
+            expat.Parse(data, False)  # never final: the end of the input is the cut, not an error here
+    except pyexpat.ExpatError:
+        return None
+    finally:
+        stream.close()
+    return depth
+
+
+def _complete_at_cut(path: Path, root: ET.Element, tags: frozenset[str]) -> Iterator[ET.Element]:
+    """The record still in the tree when the input ended, if it was complete (its end tag parsed).
+
+    After the last block, the tree under ``root`` is the path of last children (every completed sibling
+    was released), down to and including the first record on it. The open elements at the cut are the
+    first *d* elements of that path (*d* from :func:`_open_depth`); the record is complete iff it lies
+    below them. A record at the end of a document cut right after it (nmap's ``<runstats>`` without
+    ``</nmaprun>``) is thus read; one cut in its middle is not.
+    """
+    chain = [root]
+    node = root
+    while len(node) and node.tag not in tags:
+        if len(node) > 1:  # completed by ``close()`` itself (expat may defer the last tokens to it)
+            done = node[:-1]
+            del node[:-1]
+            for child in done:
+                yield from _records_in(child, tags)
+        node = node[-1]
+        chain.append(node)
+    if node is root or node.tag not in tags:  # no record at the cut (or the root itself is one: open)
+        return
+    depth = _open_depth(path)
+    if depth is not None and depth < len(chain):  # the record (last of the chain) is not among the open
+        chain[-2].remove(node)
+        yield node
+
+
 def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Iterator[ET.Element]:
     """Each complete record (element tagged ``tags``) of an XML stream from :func:`open_xml`, in order.
 
@@ -450,11 +584,16 @@ def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Ite
     are not yielded separately. Errors, and the bounds on depth and held elements, as
     :func:`~cyberobs_lib.scanners.xmlsafe.iterparse_safe`'s; the held tree (the open record) is weighed
     only after each MiB of input in which no record completed.
+
+    A document that ends before its root is closed: the records complete at the cut are yielded (a record
+    still open there is not), then :class:`TruncatedXML` is raised. ``path`` must be the file that
+    ``stream`` reads (it is read again, by :func:`_open_depth`, to tell a complete record from one cut).
     """
     parser = ET.XMLPullParser(events=("start",))
     root = deepest = None
     fed = quiet = unreleased = 0
     max_depth, max_quiet = MAX_DEPTH, MAX_TEXT_BYTES
+    closing = False
     try:
         while data := stream.read(_BLOCK):
             parser.feed(data)
@@ -502,24 +641,39 @@ def iter_records(path: Path, stream, root_tag: str, tags: frozenset[str]) -> Ite
                 if unreleased >= _CHECK_BYTES:
                     _check_held(path, fed, root)
                     unreleased = 0
+        closing = True
         parser.close()
         for _ev in parser.read_events():
             pass
     except ET.ParseError as err:
-        msg = getattr(err, "msg", None) or str(err)
-        what = (
-            "truncated XML (the document ends before its root element is closed)"
-            if "no element found" in msg
-            else f"malformed XML: {msg.split(':')[0]}"
-        )
-        raise ScanError(
-            path, what, line=_line_of(err), expected=f"a well-formed <{_local(root_tag)}> document"
-        ) from None
+        if not (closing and root is not None and _is_truncation(err)):
+            raise _syntax_error(path, err, root_tag) from None
+        yield from _complete_at_cut(path, root, tags)
+        raise TruncatedXML(path, line=_line_of(err), root=_local(root_tag)) from None
     if root is not None:
         done = root[:]
         del root[:]
         for child in done:
             yield from _records_in(child, tags)
+
+
+def until_cut(items: Iterator, cuts: list) -> Iterator:
+    """The items of ``items`` (records, event batches); a :class:`TruncatedXML` ending them is appended
+    to ``cuts`` instead of raised, so that a reader's loop ends normally and keeps what it read.
+
+    Examples
+    --------
+    >>> def cut_after_two():
+    ...     yield from (1, 2)
+    ...     raise TruncatedXML("a.xml", line=3, root="r")
+    >>> cuts = []
+    >>> list(until_cut(cut_after_two(), cuts)), cuts[0].detail
+    ([1, 2], 'truncated XML at line 3 (the document ends before <r> is closed): records after it lost')
+    """
+    try:
+        yield from items
+    except TruncatedXML as cut:
+        cuts.append(cut)
 
 
 def require_root(path: Path, root_tag: str, root_line: int | None, roots: tuple[str, ...]) -> None:
