@@ -118,6 +118,7 @@ def test_scanner_exports_join_the_findings_and_a_bad_file_does_not_stop_the_batc
     for audit, name in (
         ("A1", "small.nessus"),
         ("A2", "testssl.csv"),
+        ("B1", "invalid_token.nessus"),
         ("B1", "truncated_nmap.xml"),
         ("Z9", "small.nessus"),
         ("B1", "xxe.xml"),
@@ -125,9 +126,13 @@ def test_scanner_exports_join_the_findings_and_a_bad_file_does_not_stop_the_batc
         (ds / "scans" / audit).mkdir(parents=True, exist_ok=True)
         shutil.copy(scans / name, ds / "scans" / audit / name)
     result = ingest_dataset(ds, today=TODAY)
-    assert not result.ok and len(result.scan_errors) == 2  # truncated XML and the XXE file, both named
+    assert not result.ok and len(result.scan_errors) == 2  # malformed XML and the XXE file, both named
     messages = " | ".join(str(e) for e in result.scan_errors)
-    assert "truncated_nmap.xml" in messages and "xxe.xml" in messages
+    assert "invalid_token.nessus" in messages and "xxe.xml" in messages
+    # a truncated XML file is read up to the cut, not refused: its scan is incomplete
+    truncated = result.scans[result.scans["source_file"].str.endswith("truncated_nmap.xml")]
+    assert truncated["status"].tolist() == ["incomplete"]
+    assert truncated["status_detail"].str.startswith("truncated XML at line 4").all()
     findings = result.tables["findings"]
     assert len(findings) > 5 and set(findings["scanner"].dropna()) >= {"nessus"}
     acc = result.accounting

@@ -62,7 +62,6 @@ def test_external_dtd_reference_without_entities_is_read_not_fetched(scans, no_n
 @pytest.mark.parametrize(
     ("name", "fragment", "line"),
     [
-        ("truncated_nmap.xml", "truncated XML", 4),
         ("invalid_token.nessus", "invalid token", 6),
         ("wrong_root.nessus", "wrong root element <NessusClientData_v3>; expected <NessusClientData_v2>", 2),
         ("testssl_bad_row.csv", "row with 9 fields; expected 7 fields", 3),
@@ -94,21 +93,26 @@ def test_missing_file(tmp_path):
 def test_read_scans_dir_survives_bad_files(scans, tmp_path):
     (tmp_path / "A1").mkdir()
     (tmp_path / "A2").mkdir()
-    for name in ("small.nessus", "testssl.csv", "truncated_nmap.xml"):
+    for name in ("small.nessus", "testssl.csv", "invalid_token.nessus", "truncated_nmap.xml"):
         shutil.copy(scans / name, tmp_path / "A1" / name)
     for name in ("empty.nessus", "xxe.xml", "nmap_bom_comment.xml"):
         shutil.copy(scans / name, tmp_path / "A2" / name)
     (tmp_path / "A2" / ".hidden").write_text("ignored")
     batch = read_scans_dir(tmp_path)
     assert not batch.ok
-    assert len(batch.errors) == 2  # truncated_nmap.xml, xxe.xml
+    assert len(batch.errors) == 2  # invalid_token.nessus, xxe.xml
     assert any(isinstance(e, ScanSecurityError) for e in batch.errors)
     acc = batch.accounting.set_index(batch.accounting["source_file"].str.rsplit("/", n=1).str[-1])
-    assert len(acc) == 6
+    assert len(acc) == 7
     # findings: small.nessus 2 + testssl.csv 3 + nmap_bom_comment.xml 4 (counted in test_scanners_readers)
     assert len(batch.findings) == 9 == acc["findings"].sum()
     assert acc.loc["testssl.csv", "skipped_reasons"] == "check_passed=5;informational=1;no_host=1"
-    assert acc.loc["truncated_nmap.xml", "error"].endswith("expected a well-formed <nmaprun> document")
+    assert acc.loc["invalid_token.nessus", "error"].endswith(
+        "expected a well-formed <NessusClientData_v2> document"
+    )
+    # truncated (cut inside its only host): read, nothing kept, incomplete; not an error
+    assert acc.loc["truncated_nmap.xml", "error"] is None
+    assert acc.loc["truncated_nmap.xml", "status"] == "incomplete"
     assert (acc["items_read"] == acc["findings"] + acc["skipped"]).all()
     assert set(batch.findings["audit_id"]) == {"A1", "A2"}
     hosts = batch.hosts.groupby("audit_id")["host"].apply(sorted).to_dict()
@@ -117,7 +121,7 @@ def test_read_scans_dir_survives_bad_files(scans, tmp_path):
         "A2": ["198.51.100.5", "198.51.100.7"],
     }
     assert len(batch.controls) == 4
-    assert "2 of 6 scan files failed" in batch.summary()
+    assert "2 of 7 scan files failed" in batch.summary()
 
 
 def test_inputs_are_not_modified(scans):

@@ -319,7 +319,7 @@ def read_scans_dir(
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> (d / "A1").mkdir()
     >>> _ = (d / "A1" / "empty.nessus").write_text("")
-    >>> _ = (d / "A1" / "bad.xml").write_text("<nmaprun><host>")
+    >>> _ = (d / "A1" / "bad.xml").write_text("<nmaprun><host></nmaprun>")  # mismatched tag
     >>> _ = (d / "A1" / ".notes").write_text("")
     >>> (d / "A1" / "up").symlink_to("..")
     >>> b = read_scans_dir(d)
