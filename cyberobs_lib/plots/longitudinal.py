@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.plots import no_data
 from cyberobs_lib.report import label
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -25,6 +26,8 @@ def plot_slopes(
     a, b = pairs[f"{metric}_a"].astype(float), pairs[f"{metric}_b"].astype(float)
     keep = a.notna() & b.notna()
     a, b = a[keep].to_numpy(), b[keep].to_numpy()
+    if len(a) == 0:
+        return no_data(ax, lang)
     shown = slice(None) if len(a) <= max_lines else np.linspace(0, len(a) - 1, max_lines).astype(int)
     for y0, y1 in zip(a[shown], b[shown], strict=True):
         color = "#55A868" if y1 < y0 else ("#C44E52" if y1 > y0 else "#8C8C8C")
@@ -55,8 +58,12 @@ def plot_paired_differences(
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 1.3 + 0.9 * len(metrics)))
     rng = np.random.default_rng(0)
+    if pairs.empty:
+        return no_data(ax, lang)
     for i, metric in enumerate(metrics):
         d = (pairs[f"{metric}_b"].astype(float) - pairs[f"{metric}_a"].astype(float)).dropna().to_numpy()
+        if len(d) == 0:
+            continue
         ax.boxplot(
             d,
             positions=[i],
@@ -67,7 +74,7 @@ def plot_paired_differences(
         )
         ax.scatter(d, i + rng.uniform(-0.18, 0.18, len(d)), s=6, alpha=0.35, color="#4C72B0")
         row = tests[(tests["metric"] == metric) & (tests["test"] == "wilcoxon_signed_rank")]
-        if len(row):
+        if len(row) and pd.notna(row.iloc[0]["p_value"]):
             r = row.iloc[0]
             ax.annotate(
                 f"r = {r['effect_size']:.2f} [{r['ci_low']:.2f}; {r['ci_high']:.2f}], p = {r['p_value']:.2g}",
@@ -91,6 +98,8 @@ def plot_lifecycle_counts(lifecycle: pd.DataFrame, *, ax=None, lang: str = "fr")
     cols = ["n_fixed", "n_persistent", "n_new", "n_reopened"]
     colors = ["#55A868", "#8C8C8C", "#C44E52", "#DD8452"]
     table = lifecycle.groupby("family", observed=True)[cols].sum()
+    if table.empty:
+        return no_data(ax, lang)
     table = table.loc[table.sum(axis=1).sort_values().index]
     left = np.zeros(len(table))
     for col, color in zip(cols, colors, strict=True):
@@ -112,6 +121,8 @@ def plot_survival_curves(table: pd.DataFrame, *, ax=None, lang: str = "fr", grou
     if groups is not None:
         table = table[table["group"].isin(groups)]
     names = list(dict.fromkeys(table["group"]))
+    if not names:
+        return no_data(ax, lang)
     names.sort(key=lambda g: (SEVERITY_ORDER.index(g) if g in SEVERITY_ORDER else 99, str(g)))
     for name in names:
         curve = table[table["group"] == name]

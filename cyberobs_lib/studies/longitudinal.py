@@ -26,6 +26,7 @@ import pandas as pd
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.config import DEFAULT_DEADLINES
 from cyberobs_lib.stats import paired, survival
+from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.proportions import wilson_interval
 
@@ -34,6 +35,54 @@ STUDY = "longitudinal"
 COUNT_METRICS = ("findings_per_host", "n_crit_high", "n_kev")
 #: Binary states compared with McNemar.
 BINARY_METRICS = ("no_protection", "has_critical", "exposes_remote_admin")
+#: Why a test of this study could not be computed: the id written in ``variant`` (``undefined: <id>;...``)
+#: and the sentence, French and English, shown to readers (:func:`undefined_sentences`). ``{min_days}``
+#: and ``{n_audits}`` are filled from the facts that follow the id in ``variant``.
+UNDEFINED_REASONS = {
+    "no_pairs": (
+        "aucun établissement audité deux fois à au moins {min_days} jours d'intervalle : pas de test apparié",
+        "no establishment audited twice at least {min_days} days apart: no paired test",
+    ),
+    "no_complete_pair": (
+        "mesure inconnue au premier ou au dernier audit de chaque paire (par exemple sans contrôles "
+        "des mécanismes de protection, controls.csv) : pas de test apparié",
+        "the measure is unknown at the baseline or the follow-up of every pair (e.g. no controls of the "
+        "protection mechanisms, controls.csv): no paired test",
+    ),
+    "undefined_all_differences_zero": (
+        "aucune différence entre premier et dernier audit (toutes les différences sont nulles) : "
+        "test non défini",
+        "no difference between baseline and follow-up (every difference is zero): the test is undefined",
+    ),
+    "too_few_repeated": (
+        "moins de deux établissements audités au moins {n_audits} fois",
+        "fewer than two establishments audited at least {n_audits} times",
+    ),
+    "too_few_repeated_known": (
+        "moins de deux établissements audités au moins {n_audits} fois avec la mesure connue à chaque audit",
+        "fewer than two establishments audited at least {n_audits} times with the measure known at each audit",
+    ),
+    "too_few_for_trend": (
+        "moins de {min_establishments} établissements audités au moins deux fois (périmètre exposé connu) : "
+        "pas de modèle de tendance",
+        "fewer than {min_establishments} establishments audited at least twice (with an exposed perimeter): "
+        "no trend model",
+    ),
+    "no_followed_findings": (
+        "aucune vulnérabilité suivie d'un audit ultérieur du même hôte : pas de durée de correction",
+        "no finding followed by a later audit of its host: no time to fix",
+    ),
+    "small_families_only": (
+        "vulnérabilités suivies seulement dans des familles de moins de {min_cell} établissements "
+        "(secret statistique) : pas de durée de correction publiée",
+        "findings followed only in families of fewer than {min_cell} establishments (statistical secrecy): "
+        "no published time to fix",
+    ),
+    "fewer_than_two_groups": (
+        "moins de deux groupes avec des vulnérabilités suivies : pas de comparaison",
+        "fewer than two groups with followed findings: no comparison",
+    ),
+}
 
 
 def complete_audits(
@@ -131,29 +180,126 @@ def paired_tests(
         # one pair per establishment for independence: its first pair
         pairs = pairs.sort_values(["finess", "date_from"]).drop_duplicates("finess")
     rows = []
+
+    def undefined(metric: str, test: str, ok: pd.Series) -> pd.DataFrame | None:
+        """The row saying why ``test`` of ``metric`` cannot be computed, or None when it can."""
+        if ok.any():
+            return None
+        reason = f"no_pairs;min_days={min_days}" if pairs.empty else "no_complete_pair"
+        return _undefined(metric, test, reason, int(ok.sum()), group_a="baseline", group_b="follow-up")
+
     for metric in count_metrics:
         before, after = pairs[f"{metric}_a"].astype(float), pairs[f"{metric}_b"].astype(float)
         kw = {"study": STUDY, "metric": metric, "group_a": "baseline", "group_b": "follow-up"}
-        rows.append(paired.wilcoxon_paired(before, after, alpha=alpha, **kw))
-        rows.append(paired.sign_test(before, after, alpha=alpha, **kw))
+        ok = before.notna() & after.notna()
+        rows.append(undefined(metric, "wilcoxon_signed_rank", ok))
+        if rows[-1] is None:
+            rows[-1] = paired.wilcoxon_paired(before, after, alpha=alpha, **kw)
+        rows.append(undefined(metric, "sign", ok))
+        if rows[-1] is None:
+            rows[-1] = paired.sign_test(before, after, alpha=alpha, **kw)
     for metric in binary_metrics:
         ok = pairs[f"{metric}_a"].notna() & pairs[f"{metric}_b"].notna()
+        rows.append(undefined(metric, "mcnemar", ok))
+        if rows[-1] is not None:
+            continue
         before = pairs.loc[ok, f"{metric}_a"].astype(bool).to_numpy()
         after = pairs.loc[ok, f"{metric}_b"].astype(bool).to_numpy()
-        rows.append(
-            paired.mcnemar_test(
-                before,
-                after,
-                exact_threshold=exact_threshold,
-                alpha=alpha,
-                study=STUDY,
-                metric=metric,
-                group_a="baseline",
-                group_b="follow-up",
-            )
+        rows[-1] = paired.mcnemar_test(
+            before,
+            after,
+            exact_threshold=exact_threshold,
+            alpha=alpha,
+            study=STUDY,
+            metric=metric,
+            group_a="baseline",
+            group_b="follow-up",
         )
-    tests = pd.concat(rows, ignore_index=True)
+    tests = _stack(rows)
     return adjust_pvalues(tests, method="fdr_bh")
+
+
+def _undefined(
+    metric: str, test: str, reason: str, n: int, *, group_a: str | None = None, group_b: str | None = None
+) -> pd.DataFrame:
+    """One ``tests.csv`` row saying that ``test`` of ``metric`` cannot be computed: ``variant`` is
+    ``undefined: <reason>`` (a key of :data:`UNDEFINED_REASONS`, then ``;key=value`` facts), no statistic."""
+    row = {"study": STUDY, "metric": metric, "test": test, "variant": f"undefined: {reason}", "n_a": n}
+    row |= {"n_b": n, "group_a": group_a, "group_b": group_b}
+    return make_tests_table([row])
+
+
+def _stack(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate tests tables row-wise through records (no dtype guessing on all-empty columns)."""
+    return make_tests_table([row for frame in frames for row in frame.to_dict("records")])
+
+
+def is_undefined(tests: pd.DataFrame) -> pd.Series:
+    """Rows of a tests table that could not be computed (``variant`` starting ``undefined``).
+
+    >>> t = make_tests_table([{"variant": "undefined: no_pairs;min_days=90"}, {"variant": "exact"}])
+    >>> is_undefined(t).tolist()
+    [True, False]
+    """
+    if "variant" not in tests.columns:
+        return pd.Series(False, index=tests.index)
+    return tests["variant"].astype("string").str.startswith("undefined").fillna(False).astype(bool)
+
+
+def undefined_reason(variant: str, lang: str = "fr") -> str:
+    """The reader's sentence for the ``variant`` of a test that could not be computed.
+
+    >>> undefined_reason("undefined: no_pairs;min_days=90", "en")
+    'no establishment audited twice at least 90 days apart: no paired test'
+    >>> undefined_reason("undefined_all_differences_zero;zero_method=wilcox;zeros=4", "fr")[:28]
+    'aucune différence entre prem'
+    >>> undefined_reason("undefined: a model that did not converge", "en")
+    'a model that did not converge'
+    """
+    text = str(variant).removeprefix("undefined").lstrip(":_ ").strip()
+    key, *facts = text.split(";")
+    key = (
+        "undefined_all_differences_zero" if str(variant).startswith("undefined_all_differences_zero") else key
+    )
+    if key not in UNDEFINED_REASONS:
+        return text
+    values = dict(f.split("=", 1) for f in facts if "=" in f)
+    template = UNDEFINED_REASONS[key][0 if lang == "fr" else 1]
+    try:
+        return template.format(**values)
+    except KeyError:  # a fact missing from the variant: the sentence without the number
+        return template.format_map(
+            dict.fromkeys(("min_days", "n_audits", "min_establishments", "min_cell"), "?") | values
+        )
+
+
+def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
+    """Markdown bullets naming each test of ``tests`` that could not be computed, and why; "" when none.
+
+    Tests sharing a reason are named together (e.g. every paired test when no establishment was audited
+    twice).
+
+    >>> t = make_tests_table([{"metric": "n_kev", "test": "wilcoxon_signed_rank",
+    ...                        "variant": "undefined: no_pairs;min_days=90"}])
+    >>> print(undefined_sentences(t, "en"))
+    **Not computed:**
+    <BLANKLINE>
+    - no establishment audited twice at least 90 days apart: no paired test (known exploited (KEV) findings — Wilcoxon signed-rank).
+    """
+    from cyberobs_lib.report import label
+
+    rows = tests[is_undefined(tests)]
+    if rows.empty:
+        return ""
+    lines = []
+    reasons = rows["variant"].map(lambda v: undefined_reason(v, lang))
+    for reason, sub in rows.groupby(reasons, sort=False):
+        what = ", ".join(
+            f"{label(str(r.metric), lang)} — {label(str(r.test), lang)}" for r in sub.itertuples(index=False)
+        )
+        lines.append(f"- {reason} ({what}).")
+    head = "**Non calculé :**" if lang == "fr" else "**Not computed:**"
+    return head + "\n\n" + "\n".join(lines)
 
 
 def paired_summary(
@@ -205,10 +351,15 @@ def repeated_tests(
     binary_metric: str = "no_protection",
     trend_outcome: str = "n_findings",
     reference_family: str | None = None,
+    min_establishments: int = 5,
 ) -> pd.DataFrame:
     """Establishments with at least ``n_audits`` audits: Friedman (counts), Cochran's Q (binary) on their
     first ``n_audits`` audits, and a Poisson GEE of ``trend_outcome`` on audit rank + family with the
-    exposed hosts as exposure (exchangeable correlation within establishment).
+    exposed hosts as exposure (exchangeable correlation within establishment), fitted when at least
+    ``min_establishments`` establishments were audited twice or more.
+
+    A test the data cannot support (too few establishments audited often enough, a measure never known) is
+    a row whose ``variant`` starts ``undefined:`` (see :data:`UNDEFINED_REASONS`).
     """
     from cyberobs_lib.stats.models import fit_trend_gee
 
@@ -217,16 +368,24 @@ def repeated_tests(
     counts = m.groupby("finess")["rank"].transform("max")
     rows = []
     eligible = m[(counts >= n_audits) & (m["rank"] <= n_audits)]
-    if eligible["finess"].nunique() >= 2:
+    n_eligible = int(eligible["finess"].nunique())
+    if n_eligible >= 2:
         wide = eligible.pivot(index="finess", columns="rank", values=count_metric).astype(float)
         rows.append(paired.friedman_test(wide, study=STUDY, metric=count_metric))
         wide_b = eligible.pivot(index="finess", columns="rank", values=binary_metric)
         wide_b = wide_b.dropna().astype(bool)
         if len(wide_b) >= 2:
             rows.append(paired.cochran_q(wide_b, study=STUDY, metric=binary_metric))
+        else:
+            reason = f"too_few_repeated_known;n_audits={n_audits}"
+            rows.append(_undefined(binary_metric, "cochran_q", reason, len(wide_b)))
+    else:
+        reason = f"too_few_repeated;n_audits={n_audits}"
+        rows.append(_undefined(count_metric, "friedman", reason, n_eligible))
+        rows.append(_undefined(binary_metric, "cochran_q", reason, n_eligible))
     multi = m[counts >= 2].copy()
     multi = multi[multi["hosts_in_scope"] > 0]
-    if multi["finess"].nunique() >= 5 and multi["family"].nunique() >= 1:
+    if multi["finess"].nunique() >= min_establishments and multi["family"].nunique() >= 1:
         multi["audit_rank"] = multi["rank"] - 1
         terms = ["family"] if multi["family"].nunique() > 1 else []
         ref = {"family": reference_family} if reference_family and terms else None
@@ -269,8 +428,9 @@ def repeated_tests(
                     ]
                 )
             )
-    if not rows:
-        return pd.DataFrame()
+    else:
+        reason = f"too_few_for_trend;min_establishments={min_establishments}"
+        rows.append(_undefined(trend_outcome, "gee_trend", reason, int(multi["finess"].nunique())))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -424,6 +584,12 @@ def remediation_study(
         n_est = ep.groupby("family")["finess"].nunique()
         small = sorted(n_est[n_est < min_cell].index)
         ep = ep[~ep["family"].isin(small)]
+    if ep.empty:
+        reason = f"small_families_only;min_cell={min_cell}" if small else "no_followed_findings"
+        out = _empty_remediation(alpha=alpha, deadlines=deadlines, reason=reason)
+        for table in out.values():
+            table.attrs["excluded_families"] = small
+        return out
     surv_family = survival.kaplan_meier(
         ep, duration="duration_days", event="event", group="family", alpha=alpha
     )
@@ -433,27 +599,7 @@ def remediation_study(
     remediation = survival.remediation_table(
         ep, duration="duration_days", event="event", group="family", severity="severity", alpha=alpha
     )
-    tests = pd.concat(
-        [
-            survival.logrank(
-                ep,
-                duration="duration_days",
-                event="event",
-                group="family",
-                study=STUDY,
-                metric="time_to_fix_by_family",
-            ),
-            survival.logrank(
-                ep,
-                duration="duration_days",
-                event="event",
-                group="severity",
-                study=STUDY,
-                metric="time_to_fix_by_severity",
-            ),
-        ],
-        ignore_index=True,
-    )
+    tests = pd.concat([_logrank(ep, "family"), _logrank(ep, "severity")], ignore_index=True)
     opened = ep["origin"]
     closed = ep["origin"] + pd.to_timedelta(ep["duration_days"].where(ep["observed"]), unit="D")
     close = survival.monthly_close_rate(
@@ -469,4 +615,43 @@ def remediation_study(
     }
     for table in out.values():
         table.attrs["excluded_families"] = small
+    return out
+
+
+def _logrank(ep: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Log-rank test of the time to fix across the values of ``group``; an ``undefined`` row with fewer
+    than two of them."""
+    metric = f"time_to_fix_by_{group}"
+    if ep[group].nunique() < 2:
+        reason = "no_followed_findings" if ep.empty else "fewer_than_two_groups"
+        return _undefined(metric, "logrank", reason, len(ep), group_a="all")
+    return survival.logrank(
+        ep, duration="duration_days", event="event", group=group, study=STUDY, metric=metric
+    )
+
+
+def _empty_remediation(
+    *, alpha: float, deadlines: dict[str, int] | None, reason: str = "no_followed_findings"
+) -> dict[str, pd.DataFrame]:
+    """The tables of :func:`remediation_study` without rows (no followed finding), with their columns: those
+    the same computations give on two made-up episodes, so that they never drift apart."""
+    made_up = pd.DataFrame(
+        {
+            "finess": ["a", "b"],
+            "family": ["F1", "F2"],
+            "severity": ["critical", "low"],
+            "duration_days": [10.0, 20.0],
+            "event": [1, 0],
+            "observed": [True, False],
+            "origin": pd.to_datetime(["2025-01-01", "2025-01-01"]),
+        }
+    )
+    tables = remediation_study(made_up, alpha=alpha, deadlines=deadlines)
+    out = {name: table.iloc[0:0].copy() for name, table in tables.items()}
+    out["tests"] = _stack(
+        [
+            _undefined(f"time_to_fix_by_{g}", "logrank", reason, 0, group_a="all")
+            for g in ("family", "severity")
+        ]
+    )
     return out
