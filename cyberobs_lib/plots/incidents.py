@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from cyberobs_lib.plots import axes_or_new
+from cyberobs_lib.plots import axes_or_new, no_data
 from cyberobs_lib.report import label
 
 incident_label = label  # reader-facing labels: one table for every study (data/labels.csv)
@@ -50,6 +50,8 @@ def plot_incident_rates(
     rows = indicators[(indicators["indicator"] == indicator) & (indicators["period"] == str(period))]
     rows = rows.assign(_a=rows["group"].eq("all")).sort_values(["_a", "group"], ascending=[False, False])
     ax = axes_or_new(ax, (7, 0.35 * len(rows) + 1.2))
+    if rows.empty:
+        return no_data(ax, lang)
     y = np.arange(len(rows))
     secret = rows["suppressed"].astype(bool).to_numpy() if "suppressed" in rows else np.zeros(len(rows), bool)
     value = rows["value"].to_numpy(float)
@@ -117,6 +119,8 @@ def plot_incident_trends(
         total = rank[rank["group"].isin(groups) & rank["group"].ne("all")].groupby("group")["value"].sum()
         groups = [*total[total > 0].sort_values(ascending=False, kind="stable").index[:top], "all"]
     ax = axes_or_new(ax, (7, 4))
+    if rows.empty:
+        return no_data(ax, lang)
     for group in groups:  # a few families
         g = rows[rows["group"] == group].assign(year=lambda d: d["period"].astype(int)).sort_values("year")
         if g.empty:
@@ -156,6 +160,8 @@ def plot_odds_ratios(
     """
     rows = odds_ratios.iloc[::-1]
     ax = axes_or_new(ax, (7, 0.5 * len(rows) + 1.2))
+    if rows.empty:
+        return no_data(ax, lang)
     y = np.arange(len(rows))
     v = rows["odds_ratio"].to_numpy(float)
     lo, hi = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
@@ -205,6 +211,8 @@ def plot_exposure_vs_rate(
     """
     rows = side[(side["period"] == str(period)) & (side["group"] != "all")].dropna(subset=[exposure])
     ax = axes_or_new(ax, (6, 4.5))
+    if rows.empty:
+        return no_data(ax, lang)
     ax.errorbar(
         rows[exposure], rows["incident_rate_per_1000"],
         # clipped at 0: a value equal to its bound may exceed it by a rounding error (1e-17)

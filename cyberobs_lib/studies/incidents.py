@@ -12,6 +12,7 @@ exposure before an incident) is :mod:`cyberobs_lib.studies.incident_exposure`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,73 @@ INCIDENT_INDICATORS = (
 )
 #: Impacts counted as an impact on patient care (CERT Santé: "mode dégradé" or interruption).
 CARE_IMPACTS = ("degraded", "interrupted")
+#: Columns of :func:`incident_trends` (also those of its empty table when there is no declaration).
+TREND_COLUMNS = (
+    "group",
+    "rate_ratio_per_year",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "model",
+    "dispersion",
+    "n_years",
+    "first_year",
+    "last_year",
+    "rate_first",
+    "rate_last",
+    "ci_method",
+    "declaring_structures",
+    "suppressed",
+)
+#: Columns of :func:`national_totals`.
+TOTALS_COLUMNS = (
+    YEAR,
+    "declarations",
+    "declaring_structures",
+    "malicious",
+    "malicious_share",
+    "malicious_ci_low",
+    "malicious_ci_high",
+    "ransomware",
+    "impact_on_care",
+    "impact_on_care_share",
+)
+
+
+def no_incidents_note(incidents: pd.DataFrame, lang: str = "fr", *, summary: dict | None = None) -> str:
+    """The reader's sentence saying that incident indicators cannot be computed, or "" when there are
+    declarations. An empty incidents table means *unknown*, not zero: the declarations were not given, so no
+    rate, trend or association is computed (the tables stay empty rather than showing 0 per 1,000).
+
+    ``summary`` is the ingest summary (``StudyData.summary``): its ``inputs`` tell whether ``incidents.csv``
+    was there at all.
+
+    >>> print(no_incidents_note(pd.DataFrame({"incident_id": []}), "en", summary={"inputs": {}}))
+    No incident declarations in this dataset (no incidents.csv): declared incidents, their rates, trends and their link with the exposure seen in audits cannot be computed.
+    >>> no_incidents_note(pd.DataFrame({"incident_id": ["a"]}), "en")
+    ''
+    """
+    if len(incidents):
+        return ""
+    inputs = (summary or {}).get("inputs")
+    absent = isinstance(inputs, dict) and not any(Path(str(k)).name == "incidents.csv" for k in inputs)
+    if lang == "fr":
+        why = " (pas de fichier incidents.csv)" if absent else " (incidents.csv sans déclaration)"
+        return (
+            f"Aucune déclaration d'incident dans ce jeu de données{why} : les incidents déclarés, leurs taux, "
+            "leurs tendances et leur lien avec l'exposition vue en audit ne peuvent pas être calculés."
+        )
+    why = " (no incidents.csv)" if absent else " (incidents.csv holds no declaration)"
+    return (
+        f"No incident declarations in this dataset{why}: declared incidents, their rates, trends and their "
+        "link with the exposure seen in audits cannot be computed."
+    )
+
+
+def _declared_on(incidents: pd.DataFrame) -> pd.Series:
+    """``declared_on`` as datetimes (an empty table may carry it as text)."""
+    col = incidents[Incidents.declared_on]
+    return col if pd.api.types.is_datetime64_any_dtype(col) else pd.to_datetime(col, errors="coerce")
 
 
 def attach_family(incidents: pd.DataFrame, establishments: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +157,7 @@ def attach_family(incidents: pd.DataFrame, establishments: pd.DataFrame) -> pd.D
 
 
 def _years(incidents: pd.DataFrame, years: Sequence[int] | None) -> list[int]:
-    present = incidents[Incidents.declared_on].dt.year.dropna().astype(int)
+    present = _declared_on(incidents).dt.year.dropna().astype(int)
     return sorted(set(present)) if not years else sorted(int(y) for y in years)
 
 
@@ -192,8 +260,10 @@ def incident_indicators(
        value  ci_low  ci_high
     8    2.5   0.812    5.834
     """
+    if incidents.empty:  # unknown, not zero: no row (see no_incidents_note)
+        return pd.DataFrame(columns=list(INDICATORS_COLUMNS))
     inc = attach_family(incidents, establishments)
-    inc[YEAR] = inc[Incidents.declared_on].dt.year
+    inc[YEAR] = _declared_on(inc).dt.year
     yrs = _years(inc, years)
     inc = inc[inc[YEAR].isin(yrs)]
     eligible = establishments.drop_duplicates(Establishments.finess).groupby(FAMILY, sort=True).size()
@@ -291,6 +361,8 @@ def incident_trends(
     >>> float(incident_trends(inc, reg).loc[0, "rate_ratio_per_year"].round(6))
     2.0
     """
+    if incidents.empty:  # unknown, not zero: no row (see no_incidents_note)
+        return pd.DataFrame(columns=list(TREND_COLUMNS))
     ind = incident_indicators(
         incidents, establishments, years=years, families=families, per=per, overall=False
     )
@@ -355,11 +427,13 @@ def national_totals(
        year  declarations  declaring_structures  ransomware
     0  2023             3                     2           1
     """
+    if incidents.empty:  # unknown, not zero: no row (see no_incidents_note)
+        return pd.DataFrame(columns=list(TOTALS_COLUMNS))
     inc = incidents.copy()
     for col in (Incidents.finess, Incidents.type, Incidents.impact_on_care, FAMILY):
         if col not in inc.columns:
             inc[col] = pd.NA
-    inc[YEAR] = inc[Incidents.declared_on].dt.year
+    inc[YEAR] = _declared_on(inc).dt.year
     yrs = _years(inc, years)
     inc = inc[inc[YEAR].isin(yrs)]
     c = _cell_counts(inc, years=yrs, groups=[], overall=False).xs(ALL, level="group")
