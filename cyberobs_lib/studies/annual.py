@@ -64,7 +64,27 @@ def headline_table(indicators: pd.DataFrame, *, year: int | str, lang: str = "fr
     return pd.DataFrame(rows)
 
 
-def headline_sentences(headlines: pd.DataFrame, *, year: int | str, lang: str = "fr") -> str:
+def unavailable_headlines(summary: dict | None, lang: str = "fr") -> dict[str, str]:
+    """Headline indicators that the dataset cannot measure, with the reason in ``lang``: today the KEV
+    share when no KEV catalog was given at ingestion (``summary["catalogs"]["kev"]`` empty), which makes
+    every ``has_kev`` false: unknown, not 0 %.
+
+    >>> unavailable_headlines({"catalogs": {"kev": None}}, "en")
+    {'has_kev': 'not available: no KEV catalog was given at ingestion'}
+    >>> unavailable_headlines({"catalogs": {"kev": {"count": 49}}}, "en")
+    {}
+    """
+    catalogs = (summary or {}).get("catalogs")
+    if not isinstance(catalogs, dict) or catalogs.get("kev"):
+        return {}
+    if lang == "fr":
+        return {"has_kev": "non disponible : aucun catalogue KEV n'a été fourni à l'ingestion"}
+    return {"has_kev": "not available: no KEV catalog was given at ingestion"}
+
+
+def headline_sentences(
+    headlines: pd.DataFrame, *, year: int | str, lang: str = "fr", unavailable: dict[str, str] | None = None
+) -> str:
     """The headline figures as Markdown bullets, e.g. "64 % [57 %; 72 %] of the 161 audited structures ...".
 
     Examples
@@ -76,9 +96,15 @@ def headline_sentences(headlines: pd.DataFrame, *, year: int | str, lang: str = 
     - **70 %** [60 %; 78 %] of the 120 structures audited in 2025 were with no protection mechanism implemented.
     <BLANKLINE>
     *95 % confidence intervals: wilson.*
+
+    ``unavailable`` maps an indicator to the reason it cannot be measured (:func:`unavailable_headlines`):
+    its line says so instead of giving a value.
     """
     lines = []
     for r in headlines.itertuples(index=False):
+        if r.indicator in (unavailable or {}):
+            lines.append(f"- {r.label}: {unavailable[r.indicator]}")
+            continue
         if r.suppressed or pd.isna(r.value):
             lines.append(
                 f"- {r.label}: " + ("secret statistique" if lang == "fr" else "suppressed (small cell)")
