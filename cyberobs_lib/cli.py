@@ -106,7 +106,13 @@ def _ingest_large(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    options = dict(today=args.today, kev_path=args.kev, epss_path=args.epss, workers=args.workers or 1)
+    options = dict(
+        today=args.today,
+        kev_path=args.kev,
+        epss_path=args.epss,
+        workers=args.workers or 1,
+        pad_finess=args.pad_finess,
+    )
     if args.dask:
         from cyberobs_lib.scale import client
 

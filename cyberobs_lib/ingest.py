@@ -72,19 +72,38 @@ SCANS_COLUMNS = ("source_file", "audit_id", "format", "status", "status_detail",
 SCAN_STATUS_VALUES = ("complete", "incomplete", "failed")
 
 
+class DatasetFatalError(ValueError):
+    """A dataset that cannot be studied at all (see :func:`fatal_problems`): nothing is written."""
+
+
 def fatal_problems(check: DatasetCheck, tables: dict[str, pd.DataFrame] | None = None) -> list[str]:
     """The problems that leave nothing to study: a required file missing or unreadable, no source of
-    findings, no establishment or no audit kept. ``cyberobs run`` never publishes from such a dataset."""
+    findings, no establishment or no audit kept, each as ``file: line n: message [rule]``.
+    ``cyberobs run`` never publishes from such a dataset, and ``ingest`` writes nothing."""
     out = []
     for name, tc in check.tables.items():
         if tc.fatal and (name in S.REQUIRED_FILES or name == "findings"):
             v = pd.concat(tc.violations, ignore_index=True) if tc.violations else None
-            msgs = v.loc[v["severity"] == "error", "message"].tolist() if v is not None else []
-            out += msgs[:3] or [f"{tc.path.name}: unusable"]
+            rows = v[v["severity"] == "error"].head(3) if v is not None else []
+            for r in rows.itertuples() if len(rows) else []:
+                line = r.row if pd.notna(r.row) else (1 if r.rule == "missing_column" else None)
+                where = f"line {int(line)}: " if line is not None else ""
+                message = str(r.message)
+                if not message.startswith(str(tc.path)) and not message.startswith(tc.path.name):
+                    message = f"{tc.path.name}: {where}{message}"
+                out.append(f"{message} [{r.rule}]")
+            if not len(rows):
+                out.append(f"{tc.path.name}: unusable [unreadable_file]")
     if tables is not None and not out:
         for name in ("establishments", "audits"):
-            if name in tables and len(tables[name]) == 0:
-                out.append(f"{name}.csv: no row kept (every row rejected, see rejects.csv)")
+            if name in tables and len(tables[name]) == 0 and check.tables[name].read is not None:
+                errs = pd.concat(check.tables[name].violations, ignore_index=True)
+                errs = errs[errs["severity"] == "error"]
+                reasons = ", ".join(f"{k} ({n})" for k, n in errs["rule"].value_counts().items())
+                out.append(
+                    f"{name}.csv: no row kept, every row rejected: {reasons or 'see cyberobs validate'}"
+                    " [no_row_kept]"
+                )
     return out
 
 

@@ -336,19 +336,9 @@ FATAL = {
 }
 
 
-#: messages built in cyberobs_lib/checks.py (TableCheck.add_file callers, _open), which name no rule
-#: (and no line for a missing column) in ingest's fatal list: being changed there.
-_RULE_NOT_NAMED_BY_INGEST = {"establishments_absent", "required_column_dropped"}
-
-
 def _fatal_params():
     for case in FATAL:
-        marks = []
-        if case in _RULE_NOT_NAMED_BY_INGEST:
-            marks.append(
-                pytest.mark.xfail(strict=True, reason="ingest's fatal message names no rule (checks.py)")
-            )
-        yield pytest.param(case, marks=marks, id=case)
+        yield pytest.param(case, id=case)
 
 
 @pytest.mark.parametrize("case", list(_fatal_params()))
@@ -725,9 +715,6 @@ def test_large_ingest_same_outcome(case, subset, tmp_path, capsys):
     check_written(ds, out, layouts, large=True, code=0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="ingest --large commits its store when the dataset is fatal (chunked.py)"
-)
 def test_large_ingest_fatal_dataset_writes_nothing(subset, tmp_path, capsys):
     ds, _ = build(tmp_path, subset, _findings_absent)
     out = tmp_path / "out"

@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 
 from cyberobs_lib import schema as S
 from cyberobs_lib.checks import RULES, TableCheck
-from cyberobs_lib.ingest import SORT_KEYS, _reference_file, ingest_dataset
-from cyberobs_lib.io import CsvRead, sha256_file
+from cyberobs_lib.ingest import SORT_KEYS, DatasetFatalError, _reference_file, ingest_dataset
+from cyberobs_lib.io import CsvRead, InputFileError, sha256_file
 from cyberobs_lib.scale.chunk_worker import ChunkContext, ChunkRunner
 from cyberobs_lib.scale.csv_stream import detect_csv, read_arrow_chunks
 from cyberobs_lib.scale.storage import PartitionedWriter, _year_of_audits, add_year
@@ -107,9 +107,16 @@ def check_findings_chunk(
     return c
 
 
-def _small_tables(dataset: Path, *, today: str | None, kev_path, epss_path):
+def _small_tables(dataset: Path, *, today: str | None, kev_path, epss_path, pad_finess: bool = False):
     """``ingest_dataset`` of everything but findings.csv (read in chunks by :func:`ingest_large`)."""
-    return ingest_dataset(dataset, today=today, kev_path=kev_path, epss_path=epss_path, findings_csv=False)
+    return ingest_dataset(
+        dataset,
+        today=today,
+        kev_path=kev_path,
+        epss_path=epss_path,
+        findings_csv=False,
+        pad_finess=pad_finess,
+    )
 
 
 def ingest_large(
@@ -122,6 +129,7 @@ def ingest_large(
     today: str | None = None,
     kev_path: Path | str | None = None,
     epss_path: Path | str | None = None,
+    pad_finess: bool = False,
 ) -> dict:
     """Ingest a dataset folder chunk by chunk into a year-partitioned canonical folder.
 
@@ -154,6 +162,9 @@ def ingest_large(
 
     Raises
     ------
+    DatasetFatalError
+        The dataset cannot be studied (:func:`cyberobs_lib.ingest.fatal_problems`, findings.csv absent
+        without scans/ or unreadable): nothing is written.
     ValueError
         ``findings.csv`` is not grouped by audit (an audit seen again after a later one).
 
@@ -168,7 +179,19 @@ def ingest_large(
     dataset, out = Path(dataset), Path(out)
     secs = dict.fromkeys(("small", "read", "check", "normalize", "write", "write_tables"), 0.0)
     t_start = t0 = time.perf_counter()
-    small = _small_tables(dataset, today=today, kev_path=kev_path, epss_path=epss_path)
+    small = _small_tables(dataset, today=today, kev_path=kev_path, epss_path=epss_path, pad_finess=pad_finess)
+    path = dataset / f"{FINDINGS}.csv"
+    present = path.exists() or path.is_symlink()  # a FIFO or a folder: the reader's error, never 0 rows
+    fatal = list(small.fatal)
+    if not present and not (dataset / "scans").is_dir():
+        fatal.append(f"{path}: the dataset needs findings.csv or a scans/ folder [missing_file]")
+    if present:
+        try:
+            detect_csv(path)  # unreadable, empty, no header, duplicated column: before anything is written
+        except InputFileError as exc:
+            fatal.append(f"{exc} [{getattr(exc, 'rule', None) or 'unreadable_file'}]")
+    if fatal:
+        raise DatasetFatalError(f"{dataset} cannot be ingested; nothing written:\n  " + "\n  ".join(fatal))
     tables = small.tables
     hosts_check = small.check.tables["hosts"]
     known = pd.Index(tables["audits"]["audit_id"].astype(str)) if len(tables["audits"]) else pd.Index([])
@@ -180,7 +203,6 @@ def ingest_large(
     small.check = None  # the checked frames of hosts/controls are not needed any more: free them
     secs["small"] = time.perf_counter() - t0
 
-    path = dataset / f"{FINDINGS}.csv"
     rejects = [small.rejects]
     violations = [small_violations.query("not (file == 'findings.csv' and rule == 'missing_file')")]
     accounting = small.accounting.to_dict("records")
@@ -197,7 +219,6 @@ def ingest_large(
         scan_findings = tables.pop(FINDINGS)
         gc.collect()
         secs["write_tables"] += time.perf_counter() - t
-        present = path.exists() or path.is_symlink()  # a FIFO or a folder: the reader's error, never 0 rows
         read_report: dict = {}
         if present:
             ctx = ChunkContext(
@@ -257,11 +278,6 @@ def ingest_large(
         summary["errors"] = int((viol["severity"] == "error").sum()) if len(viol) else 0
         summary["chunks"] = n_chunks
         summary["workers"] = runner.workers if present else 1
-        if not present and not (dataset / "scans").is_dir():
-            summary["fatal"] = [
-                *summary.get("fatal", []),
-                "the dataset needs findings.csv or a scans/ folder",
-            ]
         summary["sort_keys"] = SORT_KEYS[FINDINGS]
         secs["write_tables"] += time.perf_counter() - t
         summary["seconds"] = {k: round(v, 3) for k, v in secs.items()}
