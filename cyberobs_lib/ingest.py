@@ -185,7 +185,18 @@ def read_scans(dataset: Path, *, include_info: bool = False):
     batch = read_scans_dir(scans_dir, root=dataset, include_info=include_info)
     batch.findings["source_file"] = batch.findings["source_file"].map(lambda p: _relative(p, dataset))
     batch.accounting["source_file"] = batch.accounting["source_file"].map(lambda p: _relative(p, dataset))
+    for col in ("error", "status_detail"):  # messages name files relative to the dataset folder too
+        batch.accounting[col] = batch.accounting[col].map(lambda m: _strip_root(m, dataset))
     return batch
+
+
+def _strip_root(message, dataset: Path):
+    """``message`` with the dataset folder's path (as given and resolved) removed from the file names."""
+    if not isinstance(message, str):
+        return message
+    for base in {str(dataset.resolve()), str(dataset)}:
+        message = message.replace(base.rstrip("/") + "/", "")
+    return message
 
 
 def scan_rows(findings: pd.DataFrame) -> pd.DataFrame:
@@ -645,7 +656,7 @@ def ingest_dataset(
         "rejected": int(len(rej)),
         "errors": int((check.violations["severity"] == "error").sum()),
         "warnings": int((check.violations["severity"] == "warning").sum()),
-        "scan_errors": [str(e).replace(f"{dataset}/", "") for e in scan_errors],
+        "scan_errors": [_strip_root(str(e), dataset) for e in scan_errors],
         "scan_status": {str(k): int(v) for k, v in dict(status_counts).items()},
         "fatal": fatal_problems(check, tables),
         "catalogs": {

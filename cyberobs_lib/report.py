@@ -83,7 +83,12 @@ def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: in
     """A reader-facing view of a table: labelled headings, no index, numbers to ``digits`` significant
     digits, p-values in scientific notation when small, booleans as yes / no and the values of the
     columns of :data:`LABELLED_VALUES` (families, severities, measures) in ``lang``, at most ``max_rows``
-    rows (display only)."""
+    rows (display only). Cell text is HTML-escaped.
+
+    >>> html = show(pd.DataFrame({"message": ["wrong root <script>alert(1)</script>"]}), "en").to_html()
+    >>> "<script>" in html, "&lt;script&gt;" in html
+    (False, True)
+    """
     frame = frame.head(max_rows)
     named = {c: frame[c].map(lambda v: label(v, lang) if isinstance(v, str) else v)
              for c in LABELLED_VALUES if c in frame.columns}  # fmt: skip
@@ -98,4 +103,6 @@ def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: in
             formats[col] = lambda v: (
                 "" if pd.isna(v) else f"{v:.2e}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}g}"
             )
-    return shown.style.hide(axis="index").format(formats, na_rep="")
+    # escape="html": a cell's text (a scanner's message, a file name, a title) is shown, never run as markup
+    styled = shown.style.hide(axis="index").format(na_rep="", escape="html")
+    return styled.format(formats, na_rep="", escape="html") if formats else styled

@@ -177,6 +177,8 @@ def test_the_canonical_folder_lists_every_scan_file(tmp_path):
     assert scans.loc["scans/A1/junk.bin", "status"] == "refused"
     summary = json.loads((out / "ingest.json").read_text())
     assert str(tmp_path) not in json.dumps(summary)  # no local path leaves the machine
+    for name in ("rejects.csv", "scans.csv", "accounting.csv", "violations.csv"):
+        assert str(tmp_path) not in (out / name).read_text(), name
     assert summary["scan_status"] == {"incomplete": 1}
 
 
