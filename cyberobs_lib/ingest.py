@@ -472,6 +472,46 @@ def _scan_rejects(batch) -> pd.DataFrame:
     )
 
 
+def scan_file_violations(batch) -> list[pd.DataFrame]:
+    """File-level violations of a scan batch: ``unreadable_scan`` (error) per refused file and
+    ``incomplete_scan`` (warning) per file whose scanner reports an unfinished or failed scan."""
+    out: list[pd.DataFrame] = []
+    refused = batch.accounting[batch.accounting["status"] == "refused"]
+    if len(refused):
+        out.append(
+            pd.DataFrame(
+                {
+                    "file": refused["source_file"].to_numpy(),
+                    "row": pd.array([None] * len(refused), dtype="Int64"),
+                    "column": None,
+                    "rule": "unreadable_scan",
+                    "severity": "error",
+                    "value": None,
+                    "message": refused["error"].fillna(refused["status_detail"]).astype(str).to_numpy(),
+                }
+            )
+        )
+    unfinished = batch.accounting[batch.accounting["status"].isin(["incomplete", "failed"])]
+    if len(unfinished):
+        out.append(
+            pd.DataFrame(
+                {
+                    "file": unfinished["source_file"].to_numpy(),
+                    "row": pd.array([None] * len(unfinished), dtype="Int64"),
+                    "column": None,
+                    "rule": "incomplete_scan",
+                    "severity": "warning",
+                    "value": unfinished["status"].to_numpy(),
+                    "message": (
+                        "the scanner reports an unfinished or failed scan: "
+                        + unfinished["status_detail"].fillna("").astype(str)
+                    ).to_numpy(),
+                }
+            )
+        )
+    return out
+
+
 def validate_dataset(
     dataset: Path | str, *, today: str | None = None, include_info: bool = False, pad_finess: bool = False
 ) -> DatasetCheck:
@@ -502,39 +542,7 @@ def validate_dataset(
     scan_check = check_scan_rows(
         batch, known_audits=known, perimeter=perimeter, today=today_ts, dataset=dataset
     )
-    refused = batch.accounting[batch.accounting["status"] == "refused"]
-    if len(refused):
-        scan_check.violations.append(
-            pd.DataFrame(
-                {
-                    "file": refused["source_file"].to_numpy(),
-                    "row": pd.array([None] * len(refused), dtype="Int64"),
-                    "column": None,
-                    "rule": "unreadable_scan",
-                    "severity": "error",
-                    "value": None,
-                    "message": refused["error"].fillna(refused["status_detail"]).astype(str).to_numpy(),
-                }
-            )
-        )
-    unfinished = batch.accounting[batch.accounting["status"].isin(["incomplete", "failed"])]
-    if len(unfinished):
-        scan_check.violations.append(
-            pd.DataFrame(
-                {
-                    "file": unfinished["source_file"].to_numpy(),
-                    "row": pd.array([None] * len(unfinished), dtype="Int64"),
-                    "column": None,
-                    "rule": "incomplete_scan",
-                    "severity": "warning",
-                    "value": unfinished["status"].to_numpy(),
-                    "message": (
-                        "the scanner reports an unfinished or failed scan: "
-                        + unfinished["status_detail"].fillna("").astype(str)
-                    ).to_numpy(),
-                }
-            )
-        )
+    scan_check.violations += scan_file_violations(batch)
     check.tables["scans"] = scan_check
     return check
 
@@ -603,8 +611,9 @@ def ingest_dataset(
         scan_check = check_scan_rows(
             batch, known_audits=known, perimeter=perimeter, today=today_ts, dataset=dataset
         )
-        check.tables["scans"] = scan_check
         kept, rej, cnt = split_rows(scan_check)
+        scan_check.violations += scan_file_violations(batch)
+        check.tables["scans"] = scan_check
         cnt.insert(1, "table", "scan")
         rejects += [rej, _scan_rejects(batch)]
         counts.append(cnt)

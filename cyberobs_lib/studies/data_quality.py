@@ -151,10 +151,16 @@ def _shape_without_reading(tables: Mapping[str, pd.DataFrame], name: str) -> tup
     return None
 
 
+#: Above this many input files, :func:`plot_accounting` draws one bar per kind of file.
+MAX_BARS = 25
+
+
 def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
     """Horizontal stacked bars per input file: kept, rejected, duplicates, skipped (log-free counts).
 
-    Returns the Axes; never shows or saves.
+    Above ``MAX_BARS`` files (a campaign of scanner exports) the bars are per kind of file (the
+    ``table`` column: ``findings``, ``scan:nessus_xml``...), summed, so that every label stays readable;
+    the per-file figures are in the accounting table. Returns the Axes; never shows or saves.
     """
     import matplotlib.pyplot as plt
 
@@ -164,7 +170,12 @@ def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
         _, ax = plt.subplots(figsize=(7, 3))
     parts = ["kept", "rejected", "duplicates", "skipped"]
     colors = ["#4C72B0", "#C44E52", "#DD8452", "#8C8C8C"]
-    frame = accounting.set_index("source_file")[parts].astype(float)
+    by = "source_file" if len(accounting) <= MAX_BARS else "table"
+    frame = accounting.groupby(by, sort=False)[parts].sum().astype(float)
+    if by == "table":
+        n = accounting.groupby("table", sort=False).size()
+        unit = ("fichier", "fichiers") if lang == "fr" else ("file", "files")
+        frame.index = [f"{t} ({n[t]} {unit[n[t] > 1]})" for t in frame.index]
     share = frame.div(frame.sum(axis=1).where(lambda s: s > 0, 1), axis=0)
     left = pd.Series(0.0, index=share.index)
     for part, color in zip(parts, colors, strict=True):
