@@ -163,7 +163,8 @@ def read_scan_file(
     ScanSecurityError
         XML with entity declarations or external entity references (refused, never expanded).
     ScanError
-        Unknown format, wrong root element, truncated or malformed content: ``str(err)`` names the file,
+        Unknown format, wrong root element, malformed content (a truncated XML file is read up to the cut
+        and its status is ``incomplete``): ``str(err)`` names the file,
         the line and what was expected.
 
     Notes
