@@ -84,6 +84,15 @@ def test_every_broken_file_is_named_and_its_audit_flagged(ingested, campaign):
         assert rel in refused, rel
         assert audits.loc[audit_of[path], "scan_status"] == "failed", rel
     assert not ingested.ok  # refused files: exit status 1, tables written all the same
+    # an interrupted scan (truncated nmap, MANIFEST) is read up to the cut and flagged, not refused
+    trunc = "nmap/libnmap_1_hosts_incomplete.xml"
+    if trunc in audit_of:
+        assert audits.loc[audit_of[trunc], "scan_status"] == "incomplete"
+        assert scans.loc[f"scans/{audit_of[trunc]}/{Path(trunc).name}", "status"] == "incomplete"
+    # the sslyze target that could not be reached, and testssl's single FATAL row: failed scans
+    for path in ("sslyze/securecodebox_unavailable-host.json", "testssl/defectdojo_failed_target.csv"):
+        if path in audit_of:
+            assert audits.loc[audit_of[path], "scan_status"] == "failed", path
 
 
 def test_accounting_reconciles_for_every_file(ingested, campaign):
