@@ -19,7 +19,9 @@ def test_show_writes_booleans_and_headings_in_the_readers_language():
 
 
 def test_family_names_and_other_named_values_are_in_the_readers_language():
-    assert family_label("Army", "fr") == "hôpitaux des armées" and family_label("Army", "en") == "army hospitals"
+    assert (
+        family_label("Army", "fr") == "hôpitaux des armées" and family_label("Army", "en") == "army hospitals"
+    )
     assert family_label("all", "fr") == "ensemble" and family_label("Not a family", "fr") == "Not a family"
     frame = pd.DataFrame({"group": ["Private clinic (MCO)", "all"], "severity": ["critical", "high"],
                           "metric": ["n_kev", "no such key"], "n": [3, 4]})  # fmt: skip
