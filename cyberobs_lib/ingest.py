@@ -107,6 +107,19 @@ def fatal_problems(check: DatasetCheck, tables: dict[str, pd.DataFrame] | None =
     return out
 
 
+def csv_layout(read) -> dict:
+    """How a contract CSV was read (``ingest.json`` ``csv_files``, shown by the data-quality notebook):
+    encoding, byte-order mark, delimiter, line ends, records counted from the bytes, blank lines."""
+    return {
+        "encoding": read.encoding,
+        "bom": bool(read.had_bom),
+        "delimiter": {"\t": "tab"}.get(read.delimiter, read.delimiter),
+        "line_end": read.line_end,
+        "records": int(read.n_records),
+        "blank_lines": len(read.blank_lines),
+    }
+
+
 def _sha256(path: Path) -> str:
     return sha256_file(path)
 
@@ -590,10 +603,14 @@ def ingest_dataset(
     check = read_tables(dataset, today=today, findings=findings_csv, pad_finess=pad_finess)
     tables: dict[str, pd.DataFrame] = {}
     rejects, counts = [], []
+    layouts: dict[str, dict] = {}
     for name, tc in check.tables.items():
         if tc.read is None:
             tables[name] = _typed(name, pd.DataFrame())
             continue
+        layouts[tc.path.name] = csv_layout(tc.read)
+        if len(tc.frame) != tc.read.n_records and tc.read.n_records:
+            raise AssertionError(f"{tc.path}: {tc.read.n_records} records in the file, {len(tc.frame)} read")
         kept, rej, cnt = split_rows(tc)
         cnt.insert(1, "table", name)
         tables[name] = kept
@@ -667,6 +684,7 @@ def ingest_dataset(
         "warnings": int((check.violations["severity"] == "warning").sum()),
         "scan_errors": [_strip_root(str(e), dataset) for e in scan_errors],
         "scan_status": {str(k): int(v) for k, v in dict(status_counts).items()},
+        "csv_files": layouts,
         "fatal": fatal_problems(check, tables),
         "catalogs": {
             "kev": _catalog_meta(kev, dataset),

@@ -76,6 +76,7 @@ LABELLED_VALUES = (
     "statistic",
     "outcome",
     "test",
+    "scan_status",
 )
 
 

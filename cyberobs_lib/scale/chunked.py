@@ -273,6 +273,20 @@ def ingest_large(
         if present:
             summary["inputs"][path.name] = sha256_file(path)
         summary["rows"] = {**summary.get("rows", {}), FINDINGS: n_findings}
+        if read_report:
+            summary["csv_files"] = {
+                **summary.get("csv_files", {}),
+                path.name: {
+                    "encoding": read_report.get("encoding"),
+                    "bom": bool(read_report.get("bom", False)),
+                    "delimiter": {"\t": "tab"}.get(
+                        read_report.get("delimiter"), read_report.get("delimiter")
+                    ),
+                    "line_end": read_report.get("line_end"),
+                    "records": int(read_report.get("n_records", 0)),
+                    "blank_lines": len(read_report.get("blank_lines", [])),
+                },
+            }
         summary["rejected"] = len(rej)
         summary["warnings"] = int((viol["severity"] == "warning").sum()) if len(viol) else 0
         summary["errors"] = int((viol["severity"] == "error").sum()) if len(viol) else 0

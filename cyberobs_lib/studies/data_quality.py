@@ -33,6 +33,20 @@ def accounting_table(accounting: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def csv_layouts(summary: dict) -> pd.DataFrame:
+    """How each contract CSV was read (from the ingest summary's ``csv_files``): encoding, BOM,
+    delimiter, line ends, records counted from the bytes and blank lines.
+
+    >>> csv_layouts({"csv_files": {"audits.csv": {"encoding": "cp1252", "bom": False, "delimiter": ";",
+    ...     "line_end": "CRLF", "records": 3, "blank_lines": 0}}}).values.tolist()
+    [['audits.csv', 'cp1252', False, ';', 'CRLF', 3, 0]]
+    """
+    files = (summary or {}).get("csv_files") or {}
+    cols = ["encoding", "bom", "delimiter", "line_end", "records", "blank_lines"]
+    rows = [[name, *(info.get(c) for c in cols)] for name, info in files.items()]
+    return pd.DataFrame(rows, columns=["source_file", *cols])
+
+
 def scan_status_table(audits: pd.DataFrame, *, published: bool = True) -> pd.DataFrame:
     """Audits by ``scan_status`` (ingest: ``complete``, ``incomplete``, ``failed``), with whether they enter
     the indicators (only complete audits do, see :func:`cyberobs_lib.studies.indicators.audit_metrics`).
