@@ -69,7 +69,7 @@ from duckdb_rules import (  # noqa: E402
 )
 
 from cyberobs_lib import schema as S  # noqa: E402
-from cyberobs_lib.ingest import _reference_file  # noqa: E402
+from cyberobs_lib.ingest import reference_file  # noqa: E402
 
 TABLES = ("establishments", "audits", "hosts", "findings", "controls", "incidents")
 CHECKS = {"establishments": check_establishments, "audits": check_audits, "hosts": check_hosts,
@@ -80,10 +80,10 @@ PARTITIONED = ("audits", "hosts", "findings", "controls", "protection")
 def _catalogs(dataset: Path):
     from cyberobs_lib.enrich import read_epss, read_kev
 
-    kev_path = _reference_file(
+    kev_path = reference_file(
         dataset, ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
     )
-    epss_path = _reference_file(dataset, ("epss*.csv.gz", "epss*.csv"))
+    epss_path = reference_file(dataset, ("epss*.csv.gz", "epss*.csv"))
     kev = read_kev(kev_path) if kev_path else None
     epss = read_epss(epss_path) if epss_path else None
     kev_label = (

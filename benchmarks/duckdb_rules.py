@@ -3,7 +3,7 @@
 Each ``check_<table>`` builds ``chk_<table>`` from the cleaned view ``cln_<table>`` (``line``, ``ragged``,
 cells trimmed, empty cells NULL): the normalized cells, ``dup`` (exact copy of an earlier row, compared
 on the same normalized columns as ``validate``) and ``mask``, one bit per :class:`Rule` in check order.
-A row is rejected when it has an error bit and is not an exact duplicate (``ingest._split``); its reason
+A row is rejected when it has an error bit and is not an exact duplicate (``ingest.split_file``); its reason
 is its first error rule. Vocabularies come from :mod:`cyberobs_lib.schema` and the package's mapping
 tables, registered as DuckDB tables by :func:`register_reference`.
 """

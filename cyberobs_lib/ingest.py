@@ -124,8 +124,8 @@ def _sha256(path: Path) -> str:
     return sha256_file(path)
 
 
-def _typed(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Give canonical columns their dtypes and a deterministic order."""
+def type_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Give a contract table's canonical columns their dtypes and a deterministic row order."""
     spec = S.INPUT_FILES[name]
     out = frame.copy()
     for col in spec["required"] + spec["optional"]:
@@ -165,7 +165,7 @@ def _catalog_meta(table: pd.DataFrame | None, dataset: Path) -> dict | None:
     return meta
 
 
-def _reference_file(dataset: Path, patterns: tuple[str, ...]) -> Path | None:
+def reference_file(dataset: Path, patterns: tuple[str, ...]) -> Path | None:
     """The catalog shipped in ``DATASET/reference/`` (first match, sorted), if any."""
     folder = dataset / "reference"
     for pattern in patterns:
@@ -323,7 +323,7 @@ def split_rows(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     return kept.reset_index(drop=True), rej, counts.reset_index()
 
 
-def _split(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def split_file(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """:func:`split_rows` of a one-file table, its accounting as one dict (the chunked path's form)."""
     kept, rej, counts = split_rows(check)
     acc = {"source_file": check.path.name, "table": check.name, "skipped": 0}
@@ -395,7 +395,7 @@ def normalize_and_enrich(
 
 def finalize(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Step 6: canonical dtypes and deterministic row order of every contract table."""
-    return {name: (_typed(name, t) if name in S.INPUT_FILES else t) for name, t in tables.items()}
+    return {name: (type_table(name, t) if name in S.INPUT_FILES else t) for name, t in tables.items()}
 
 
 def account(
@@ -606,7 +606,7 @@ def ingest_dataset(
     layouts: dict[str, dict] = {}
     for name, tc in check.tables.items():
         if tc.read is None:
-            tables[name] = _typed(name, pd.DataFrame())
+            tables[name] = type_table(name, pd.DataFrame())
             continue
         layouts[tc.path.name] = csv_layout(tc.read)
         if len(tc.frame) != tc.read.n_records and tc.read.n_records:
@@ -646,10 +646,10 @@ def ingest_dataset(
     if len(tables["audits"]):
         tables["audits"] = audit_scan_status(tables["audits"], scans)
 
-    kev_path = kev_path or _reference_file(
+    kev_path = kev_path or reference_file(
         dataset, ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
     )
-    epss_path = epss_path or _reference_file(dataset, ("epss*.csv.gz", "epss*.csv"))
+    epss_path = epss_path or reference_file(dataset, ("epss*.csv.gz", "epss*.csv"))
     kev = read_kev(kev_path) if kev_path else None
     epss = read_epss(epss_path) if epss_path else None
     tables = finalize(normalize_and_enrich(tables, kev=kev, epss=epss, scan_controls=scan_controls))
@@ -774,3 +774,4 @@ def read_canonical(
     names = tables or ("establishments", "audits", "hosts", "findings", "controls", "incidents", "protection")
     columns = columns or {}
     return {n: pd.read_parquet(folder / f"{n}.parquet", columns=columns.get(n)) for n in names}
+

@@ -301,10 +301,10 @@ def test_normalize_dask_equals_pandas(demo_dataset, demo_reference, sync_dask):
     import dask.dataframe as dd
 
     from cyberobs_lib.enrich import read_epss, read_kev
-    from cyberobs_lib.ingest import _split
+    from cyberobs_lib.ingest import split_file
     from cyberobs_lib.scale.dask_pipeline import normalize_dask
 
-    kept, _, _ = _split(demo_reference.check.tables["findings"])  # checked rows, before normalization
+    kept, _, _ = split_file(demo_reference.check.tables["findings"])  # checked rows, before normalization
     ref_dir = demo_dataset / "reference"
     kev = read_kev(ref_dir / "known_exploited_vulnerabilities.json")
     epss = read_epss(ref_dir / "epss_scores.csv.gz")
@@ -316,10 +316,10 @@ def test_normalize_dask_equals_pandas(demo_dataset, demo_reference, sync_dask):
     rows = pd.concat([kept, again], ignore_index=True)
     got = normalize_dask(dd.from_pandas(rows, npartitions=4), audits=audits, kev=kev, epss=epss).compute()
     from cyberobs_lib.enrich import enrich_findings
-    from cyberobs_lib.ingest import _typed
+    from cyberobs_lib.ingest import type_table
     from cyberobs_lib.normalize import normalize_findings
 
-    want = _typed(
+    want = type_table(
         "findings", enrich_findings(normalize_findings(rows, audits=audits, kev=kev), kev=kev, epss=epss)
     )
     assert int(want["n_duplicates"].sum()) == len(again)

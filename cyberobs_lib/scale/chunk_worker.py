@@ -2,7 +2,7 @@
 
 :func:`process_chunk` is the whole per-chunk work of :func:`~cyberobs_lib.scale.ingest_large`: the
 contract rules (:func:`~cyberobs_lib.scale.chunked.check_findings_chunk`), the split into kept rows,
-rejects and accounting (``ingest._split``), normalization and enrichment, and the Parquet parts of the
+rejects and accounting (``ingest.split_file``), normalization and enrichment, and the Parquet parts of the
 kept rows (:func:`~cyberobs_lib.scale.storage.write_parts`). It depends only on its arguments, so the
 chunks can run anywhere that sees the output folder; :class:`ChunkRunner` runs them
 
@@ -73,7 +73,7 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
     physical lines of the rows, ``ragged`` the records skipped for a wrong number of cells.
     """
     from cyberobs_lib.enrich import enrich_findings
-    from cyberobs_lib.ingest import _split, _typed
+    from cyberobs_lib.ingest import split_file, type_table
     from cyberobs_lib.normalize import normalize_findings
     from cyberobs_lib.scale.chunked import check_findings_chunk
     from cyberobs_lib.scale.storage import add_year, to_compact_arrow, write_parts
@@ -92,7 +92,7 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
         delimiter=ctx.delimiter,
     )
     del frame
-    kept, rejects, accounting = _split(check)
+    kept, rejects, accounting = split_file(check)
     violations = pd.concat(check.violations, ignore_index=True) if check.violations else None
     del check
     t1 = time.perf_counter()
@@ -103,7 +103,7 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
         # rows of one audit and fingerprint collapsed: duplicates, as ingest.account counts them
         accounting["duplicates"] += n_checked - len(kept)
         accounting["kept"] = len(kept)
-        kept = _typed(FINDINGS, enrich_findings(kept, kev=ctx.kev, epss=ctx.epss))
+        kept = type_table(FINDINGS, enrich_findings(kept, kev=ctx.kev, epss=ctx.epss))
         for col, dtype in (ctx.extra_columns or {}).items():
             if col not in kept.columns:
                 kept[col] = pd.Series(pd.NA, index=kept.index).astype(dtype)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from cyberobs_lib import schema as S
 from cyberobs_lib.checks import RULES, TableCheck
-from cyberobs_lib.ingest import SORT_KEYS, DatasetFatalError, _reference_file, ingest_dataset
+from cyberobs_lib.ingest import SORT_KEYS, DatasetFatalError, ingest_dataset, reference_file
 from cyberobs_lib.io import CsvRead, InputFileError, sha256_file
 from cyberobs_lib.scale.chunk_worker import ChunkContext, ChunkRunner
 from cyberobs_lib.scale.csv_stream import detect_csv, read_arrow_chunks
@@ -70,7 +70,7 @@ def check_findings_chunk(
     -------
     TableCheck
         As ``check_findings`` returns for the same rows: typed ``frame``, ``violations``, ``rejected``,
-        ``duplicates``; ``ingest._split`` turns it into kept rows, rejects and accounting.
+        ``duplicates``; ``ingest.split_file`` turns it into kept rows, rejects and accounting.
 
     Notes
     -----
@@ -228,8 +228,8 @@ def ingest_large(
                 perimeter=perimeter,
                 today=pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize(),
                 audits=audits[["audit_id", "finess", "audit_date"]],
-                kev=_load(kev_path or _reference_file(dataset, _KEV_FILES), "kev"),
-                epss=_load(epss_path or _reference_file(dataset, _EPSS_FILES), "epss"),
+                kev=_load(kev_path or reference_file(dataset, _KEV_FILES), "kev"),
+                epss=_load(epss_path or reference_file(dataset, _EPSS_FILES), "epss"),
                 years=years,
                 root=writer.tmp,
                 extra_columns=dict(scan_findings.dtypes.items()) if len(scan_findings) else None,

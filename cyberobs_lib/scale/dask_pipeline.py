@@ -22,7 +22,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib.ingest import _typed
+from cyberobs_lib.ingest import type_table
 from cyberobs_lib.lifecycle import LifecycleResult, match_lifecycle
 from cyberobs_lib.schema import Audits, Findings
 from cyberobs_lib.studies.indicators import audit_metrics
@@ -80,7 +80,7 @@ def _normalize_part(part: pd.DataFrame, audits: pd.DataFrame, kev, epss) -> pd.D
     if part.empty:
         return part
     out = enrich_findings(normalize_findings(part, audits=audits, kev=kev), kev=kev, epss=epss)
-    out = _typed("findings", out)
+    out = type_table("findings", out)
     out.attrs = {}
     return out
 
@@ -98,7 +98,7 @@ def normalize_dask(
     Parameters
     ----------
     findings : dask DataFrame
-        Findings kept by the contract checks (what ``ingest._split`` returns: text cells typed, with
+        Findings kept by the contract checks (what ``ingest.split_file`` returns: text cells typed, with
         ``source_file``/``source_row``).
     audits : DataFrame
         ``audit_id, finess, audit_date`` (small; shipped once to every worker).
