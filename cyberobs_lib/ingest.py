@@ -488,41 +488,34 @@ def _scan_rejects(batch) -> pd.DataFrame:
 def scan_file_violations(batch) -> list[pd.DataFrame]:
     """File-level violations of a scan batch: ``unreadable_scan`` (error) per refused file and
     ``incomplete_scan`` (warning) per file whose scanner reports an unfinished or failed scan."""
-    out: list[pd.DataFrame] = []
-    refused = batch.accounting[batch.accounting["status"] == "refused"]
-    if len(refused):
-        out.append(
-            pd.DataFrame(
-                {
-                    "file": refused["source_file"].to_numpy(),
-                    "row": pd.array([None] * len(refused), dtype="Int64"),
-                    "column": None,
-                    "rule": "unreadable_scan",
-                    "severity": "error",
-                    "value": None,
-                    "message": refused["error"].fillna(refused["status_detail"]).astype(str).to_numpy(),
-                }
-            )
+    acc = batch.accounting
+    refused = acc[acc["status"] == "refused"]
+    unfinished = acc[acc["status"].isin(["incomplete", "failed"])]
+    parts = [
+        (refused, "unreadable_scan", "error", None, refused["error"].fillna(refused["status_detail"])),
+        (
+            unfinished,
+            "incomplete_scan",
+            "warning",
+            unfinished["status"],
+            "the scanner reports an unfinished or failed scan: " + unfinished["status_detail"].fillna(""),
+        ),
+    ]
+    return [
+        pd.DataFrame(
+            {
+                "file": rows["source_file"].to_numpy(),
+                "row": pd.array([None] * len(rows), dtype="Int64"),
+                "column": None,
+                "rule": rule,
+                "severity": severity,
+                "value": None if value is None else value.to_numpy(),
+                "message": message.astype(str).to_numpy(),
+            }
         )
-    unfinished = batch.accounting[batch.accounting["status"].isin(["incomplete", "failed"])]
-    if len(unfinished):
-        out.append(
-            pd.DataFrame(
-                {
-                    "file": unfinished["source_file"].to_numpy(),
-                    "row": pd.array([None] * len(unfinished), dtype="Int64"),
-                    "column": None,
-                    "rule": "incomplete_scan",
-                    "severity": "warning",
-                    "value": unfinished["status"].to_numpy(),
-                    "message": (
-                        "the scanner reports an unfinished or failed scan: "
-                        + unfinished["status_detail"].fillna("").astype(str)
-                    ).to_numpy(),
-                }
-            )
-        )
-    return out
+        for rows, rule, severity, value, message in parts
+        if len(rows)
+    ]
 
 
 def validate_dataset(
@@ -774,4 +767,3 @@ def read_canonical(
     names = tables or ("establishments", "audits", "hosts", "findings", "controls", "incidents", "protection")
     columns = columns or {}
     return {n: pd.read_parquet(folder / f"{n}.parquet", columns=columns.get(n)) for n in names}
-
