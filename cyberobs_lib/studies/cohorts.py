@@ -35,6 +35,7 @@ from cyberobs_lib.studies.indicators import (
     YEAR,
     AuditChoice,
     select_audits,
+    unavailable_metrics,
 )
 
 FAMILY = Establishments.family
@@ -181,9 +182,13 @@ def compare_families(
         raise ValueError(f"unknown metrics {unknown}; use {PROPORTION_METRICS + COUNT_METRICS}")
     rows = _subset(frame, families=families, period=period, audit_choice=audit_choice)
     parts = []
+    missing = unavailable_metrics(frame)
     for metric in metrics:  # a handful of metrics
         sub = rows[[FAMILY, metric]].dropna()
-        if sub[FAMILY].nunique() < 2:
+        if metric in missing:  # unknown, not 0 (e.g. no KEV catalog): a row saying so
+            test = "chi_square" if metric in PROPORTION_METRICS else "kruskal_wallis"
+            parts.append(_undefined(metric, test, missing[metric], 0))
+        elif sub[FAMILY].nunique() < 2:
             parts.append(_undefined(metric, "kruskal_wallis", "fewer than two families with data", len(sub)))
         elif metric in PROPORTION_METRICS:
             parts.append(_proportion_tests(sub, metric, alpha=alpha, seed=seed, reference=reference))
@@ -343,7 +348,10 @@ def adjusted_odds_ratios(
         ``odds_ratios``: columns of :func:`cyberobs_lib.stats.models.fit_logistic` (``odds_ratio``,
         ``ci_low``, ``ci_high``, ``separation``...) plus ``outcome``, ``p_adjusted``, ``covariates``,
         ``note``, ``n_family``, ``n_reference`` (as in :func:`adjusted_rate_ratios`); ``tests`` in the tests vocabulary (BH across outcomes on the family rows). An outcome
-        with a single observed value is skipped and listed in ``attrs["skipped"]``.
+        with a single observed value, or that the dataset cannot measure (``has_kev`` without a KEV
+        catalog, :func:`~cyberobs_lib.studies.indicators.unavailable_metrics`), is skipped, listed in
+        ``attrs["skipped"]`` and given an ``undefined:`` row in ``tests``. Raises ``ValueError`` when no
+        outcome could be modelled and none was unavailable.
 
     Notes
     -----
@@ -354,11 +362,18 @@ def adjusted_odds_ratios(
     al. 1996, J Clin Epidemiol 49:1373-1379); drop covariates (e.g. region) or pool families.
     """
     rows = _subset(frame, families=families, period=period, audit_choice=audit_choice)
-    fits, tests, skipped = [], [], []
+    fits, tests, skipped, undefined = [], [], [], []
+    missing = unavailable_metrics(frame)
     for outcome in outcomes:
+        if outcome in missing:  # unknown, not 0 (e.g. no KEV catalog)
+            skipped.append(outcome)
+            undefined.append(_undefined(outcome, "logistic", missing[outcome], 0))
+            continue
         data = rows[rows[outcome].notna()].assign(**{outcome: rows[outcome].astype(float)})
         if data[outcome].nunique() < 2 or reference not in set(data[FAMILY]):
             skipped.append(outcome)
+            reason = "a single observed value" if reference in set(data[FAMILY]) else f"no {reference} audit"
+            undefined.append(_undefined(outcome, "logistic", reason, len(data)))
             continue
         kept, dropped = _usable_covariates(data, [FAMILY, outcome], covariates)
         with warnings.catch_warnings(record=True) as caught:
@@ -375,15 +390,21 @@ def adjusted_odds_ratios(
         fit, test = _sized(fit.assign(outcome=outcome, covariates=",".join(kept), note=note), used)
         fits.append(fit)
         tests.append(test)
-    if not fits:
+    if not fits and not missing:
         raise ValueError(
             f"no binary outcome could be modelled (constant or without the reference): {skipped}"
         )
+    if not fits:  # every outcome unavailable or constant: the rows saying why, no odds ratio
+        table = pd.DataFrame(columns=["term", "level", "reference", "odds_ratio", "ci_low", "ci_high", "z",
+                                      "p_value", "separation", "outcome", "covariates", "note", "n_family",
+                                      "n_reference", "p_adjusted"])  # fmt: skip
+        table.attrs["skipped"] = skipped
+        return table, _stack(undefined)
     test_table = _family_rows_bh(_stack(tests))
     table = pd.concat(fits, ignore_index=True)
     table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
     table.attrs["skipped"] = skipped
-    return table, make_tests_table(test_table.to_dict("records"))
+    return table, _stack([make_tests_table(test_table.to_dict("records")), *undefined])
 
 
 def family_trends(
@@ -425,8 +446,14 @@ def family_trends(
     if families:
         per_year = per_year[per_year[FAMILY].isin(list(families))]
     parts = []
+    missing = unavailable_metrics(frame)
     for family, rows in per_year.groupby(FAMILY, sort=True):  # a few families
         for metric in proportions:
+            if metric in missing:  # unknown, not 0 (e.g. no KEV catalog)
+                parts.append(
+                    _undefined(metric, "cochran_armitage_trend", missing[metric], 0).assign(group_a=family)
+                )
+                continue
             sub = rows[rows[metric].notna()]
             agg = sub[metric].astype(bool).groupby(sub[YEAR]).agg(["sum", "count"])
             try:

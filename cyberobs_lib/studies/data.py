@@ -452,12 +452,12 @@ def load_audit_metrics(data: StudyData) -> pd.DataFrame:
     """Per-audit metrics (:func:`studies.indicators.audit_metrics`), read from ``audit_metrics.parquet``
     when the canonical folder holds a precomputed copy (batch runs), computed otherwise (both limited
     to ``data.years``)."""
-    from cyberobs_lib.studies.indicators import audit_metrics
+    from cyberobs_lib.studies.indicators import audit_metrics, mark_unavailable
 
     cached = Path(data.source) / "audit_metrics.parquet"
     if cached.is_file():
         metrics = pd.read_parquet(cached)
         if data.years is not None:
             metrics = metrics[metrics["year"].isin(data.years)].reset_index(drop=True)
-        return metrics
+        return mark_unavailable(metrics, data)
     return audit_metrics(data)

@@ -20,12 +20,19 @@ from cyberobs_lib.schema import Audits, Incidents
 from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.models import SeparationWarning, fit_logistic, to_tests_table
 from cyberobs_lib.studies.incidents import ALL, incident_indicators
-from cyberobs_lib.studies.indicators import compute_indicators, select_audits
+from cyberobs_lib.studies.indicators import (
+    compute_indicators,
+    select_audits,
+    unavailable_metrics,
+    unavailable_reason,
+)
 
 OUTCOME = "incident_in_window"
 #: Exposure flags tested; ``kev_or_remote_admin`` is the union of the first two.
 EXPOSURES = ("kev_or_remote_admin", "has_kev", "exposes_remote_admin", "no_protection")
 SIDE_BY_SIDE_EXPOSURES = ("has_kev", "exposes_remote_admin", "no_protection")
+#: Exposures that need the KEV catalog: not estimable without it (``indicators.unavailable_metrics``).
+KEV_EXPOSURES = ("kev_or_remote_admin", "has_kev")
 ODDS_RATIO_COLUMNS = (
     "exposure", "odds_ratio", "ci_low", "ci_high", "p_value", "crude_odds_ratio", "n", "n_exposed", "events",
     "events_exposed", "n_dropped_missing", "n_dropped_noninformative", "covariates", "window_days",
@@ -71,7 +78,10 @@ def audit_outcomes(
     if window_days <= 0:
         raise ValueError(f"window_days must be positive, got {window_days}")
     out = metrics.copy()
-    out["kev_or_remote_admin"] = out["has_kev"].astype(bool) | out["exposes_remote_admin"].astype(bool)
+    # unknown KEV status (no KEV catalog) makes the union unknown too (Kleene or: NA | True is True)
+    out["kev_or_remote_admin"] = out["has_kev"].astype("boolean") | out["exposes_remote_admin"].astype(
+        "boolean"
+    )
     inc = incidents.loc[incidents[Incidents.finess].notna(), [Incidents.finess, Incidents.declared_on]]
     pairs = out[[Audits.audit_id, Audits.finess, Audits.audit_date]].merge(inc, on=Audits.finess)
     delay = (pairs[Incidents.declared_on] - pairs[Audits.audit_date]).dt.days
@@ -149,7 +159,9 @@ def exposure_incident_association(
     logit P(incident in (d, d + window]) = b0 + b1 exposure + family + c log(beds); OR = exp(b1) with Wald
     interval exp(b1 +/- z SE). Dropping a family whose outcomes are all equal leaves the other estimates
     unchanged: its dummy would go to -/+ infinity and those rows would contribute nothing (Agresti 2013,
-    §6.5.1). An exposure that cannot be estimated (no event, a single exposure level) gives a NaN row.
+    §6.5.1). An exposure that cannot be estimated (no event, a single exposure level) gives a NaN row; so
+    does one the dataset cannot measure (``has_kev`` and ``kev_or_remote_admin`` without a KEV catalog: ``n``
+    0, counts missing, ``model`` = ``not estimable: unavailable: ...``).
 
     References
     ----------
@@ -166,7 +178,13 @@ def exposure_incident_association(
     o = o[o["window_complete"]].reset_index(drop=True)
     covariates = list(covariates)
     rows, tests = [], []
+    missing = unavailable_metrics(metrics)
     for exposure in exposures:  # a handful of models
+        needs = "has_kev" if exposure in KEV_EXPOSURES else exposure
+        if needs in missing:  # unknown, not "never exposed": no model, the reason in ``model``
+            rows.append({"exposure": exposure, "n": 0, "window_days": window_days, "audit_choice": audit_choice,
+                         "model": f"not estimable: {unavailable_reason(missing[needs], 'en')}"})  # fmt: skip
+            continue
         data = o[[OUTCOME, exposure, *covariates]]
         complete = data.notna().all(axis=1)
         data = data[complete].assign(**{exposure: data.loc[complete, exposure].astype(bool)})
@@ -265,7 +283,11 @@ def side_by_side(
         index=["group", "period"], columns="indicator", values=["value", "ci_low", "ci_high"], aggfunc="first"
     )
     wide.columns = [f if v == "value" else f"{f}_{v}" for v, f in wide.columns]
-    audited = exp[exp["indicator"] == "has_kev"].set_index(["group", "period"])["n_establishments"]
+    # every audited establishment has a known remote-admin flag (counted from its findings); has_kev may be
+    # unknown for all (no KEV catalog)
+    audited = exp[exp["indicator"] == "exposes_remote_admin"].set_index(["group", "period"])[
+        "n_establishments"
+    ]
     inc = incident_indicators(incidents, establishments, years=yrs, families=families, per=per, alpha=alpha)
     inc = inc.set_index(["group", "period"])
     rate = inc[inc["indicator"] == "incident_rate_per_1000"]

@@ -47,6 +47,17 @@ METRICS_COLUMNS = (
     "n_findings", "n_critical", "n_high", "n_crit_high", "n_kev", "has_critical", "exposes_remote_admin",
     "has_kev", NO_PROTECTION, "findings_per_host",
 )  # fmt: skip
+#: Metrics that need the KEV catalog (CISA Known Exploited Vulnerabilities) at ingestion: without it they
+#: are unknown (NA), never 0 — a finding not flagged is not known to be unexploited (data contract).
+KEV_METRICS = ("n_kev", "has_kev")
+#: Why a metric is unavailable: the id kept in ``metrics.attrs["unavailable"]`` (and written in the
+#: ``ci_method``/``variant`` of the rows that cannot be computed), with its French and English sentence.
+UNAVAILABLE_REASONS = {
+    "no_kev_catalog": (
+        "non disponible : pas de catalogue KEV (vulnérabilités activement exploitées) dans le jeu de données",
+        "unavailable: no KEV catalog in the dataset",
+    ),
+}
 
 
 def _table(data: object, name: str) -> pd.DataFrame | None:
@@ -68,6 +79,71 @@ def _columns(data: object, name: str, columns: Sequence[str]) -> pd.DataFrame | 
         return tables.columns(name, columns, ordered=False) if name in tables else None
     table = _table(data, name)
     return None if table is None else table[[c for c in columns if c in table.columns]]
+
+
+def kev_catalog_present(data: object) -> bool:
+    """Whether the KEV catalog was given at ingestion, as the canonical tables record it.
+
+    The ingest summary (``data.summary["catalogs"]["kev"]``, ``ingest.json``) decides when it is there;
+    otherwise (tables given as a mapping) a ``known_exploited`` column of findings that is missing on
+    every row means the enrichment had no catalog (:func:`cyberobs_lib.enrich.enrich_findings`); tables
+    without that column (older canonical folders, hand-made tables) are taken as they are.
+
+    >>> kev_catalog_present({"findings": pd.DataFrame({"known_exploited": pd.array([None], dtype="boolean")})})
+    False
+    >>> kev_catalog_present({"findings": pd.DataFrame({"category": ["other"]})})
+    True
+    """
+    summary = getattr(data, "summary", None)
+    catalogs = summary.get("catalogs") if isinstance(summary, dict) else None
+    if isinstance(catalogs, dict):
+        return bool(catalogs.get("kev"))
+    findings = data.get("findings") if isinstance(data, Mapping) else None
+    if findings is None or "known_exploited" not in findings.columns or findings.empty:
+        return True
+    return bool(findings["known_exploited"].notna().any())
+
+
+def mark_unavailable(metrics: pd.DataFrame, data: object) -> pd.DataFrame:
+    """``metrics`` with the metrics the dataset cannot measure set to missing (``Int64``/``boolean`` NA) and
+    named in ``attrs["unavailable"]`` (metric → reason id of :data:`UNAVAILABLE_REASONS`).
+
+    Today: without a KEV catalog, ``n_kev`` and ``has_kev`` are unknown, not 0 (a scanner's own
+    ``known_exploited`` category is no substitute for the catalog: it would be read as a complete count).
+    """
+    out = metrics.copy(deep=False)
+    unavailable = dict(out.attrs.get("unavailable", {}))
+    if not kev_catalog_present(data):
+        for col in KEV_METRICS:
+            if col in out.columns:
+                out[col] = pd.array(
+                    [pd.NA] * len(out), dtype="boolean" if col.startswith("has_") else "Int64"
+                )
+            unavailable[col] = "no_kev_catalog"
+    out.attrs = {**metrics.attrs, "unavailable": unavailable}
+    return out
+
+
+def unavailable_metrics(metrics: pd.DataFrame) -> dict[str, str]:
+    """Metric → reason id (:data:`UNAVAILABLE_REASONS`) of the metrics that ``metrics`` cannot measure
+    (``attrs["unavailable"]``, set by :func:`audit_metrics`).
+
+    >>> m = pd.DataFrame({"n_kev": pd.array([None], dtype="Int64")})
+    >>> m.attrs["unavailable"] = {"n_kev": "no_kev_catalog"}
+    >>> unavailable_metrics(m)
+    {'n_kev': 'no_kev_catalog'}
+    """
+    return dict(metrics.attrs.get("unavailable", {}))
+
+
+def unavailable_reason(reason: str, lang: str = "fr") -> str:
+    """The reader's sentence for an unavailable metric (a key of :data:`UNAVAILABLE_REASONS`).
+
+    >>> unavailable_reason("no_kev_catalog", "en")
+    'unavailable: no KEV catalog in the dataset'
+    """
+    fr, en = UNAVAILABLE_REASONS.get(reason, (f"non disponible : {reason}", f"unavailable: {reason}"))
+    return fr if lang == "fr" else en
 
 
 def positions(keys: pd.Series, values: pd.Series) -> np.ndarray:
@@ -137,7 +213,8 @@ def audit_metrics(data: object, *, include_incomplete: bool = False) -> pd.DataF
         ``audit_id``, ``finess``, ``family``, ``legal_status``, ``region``, ``beds``; ``log_beds`` = log(beds)
         (NaN when beds is missing or 0); ``audit_date``; ``year`` (calendar year of the audit);
         ``hosts_in_scope``; ``n_findings``, ``n_critical``, ``n_high``, ``n_crit_high`` (critical + high),
-        ``n_kev`` (findings flagged ``known_exploited`` or of category ``known_exploited``); booleans
+        ``n_kev`` (findings flagged ``known_exploited`` or of category ``known_exploited``; NA for every
+        audit when the dataset has no KEV catalog, see :func:`mark_unavailable`); booleans
         ``has_critical`` (n_critical > 0), ``exposes_remote_admin`` (any finding of category
         ``exposed_remote_admin``), ``has_kev`` (n_kev > 0); ``no_protection`` (nullable boolean, NA when
         the protection status is unknown); ``findings_per_host`` = n_findings / hosts_in_scope (NaN when
@@ -212,7 +289,7 @@ def audit_metrics(data: object, *, include_incomplete: bool = False) -> pd.DataF
     out = out.take(audit_order(out)).reset_index(drop=True)  # by finess, audit_date, audit_id
     out = out[list(METRICS_COLUMNS)]
     out.attrs["excluded_audits"] = excluded
-    return out
+    return mark_unavailable(out, data)
 
 
 def excluded_note(metrics: pd.DataFrame, lang: str = "fr") -> str:
@@ -370,7 +447,8 @@ def compute_indicators(
         ``n_establishments`` (establishments behind the value: for ``no_protection`` those with a known
         status; for ``findings_per_host`` those with hosts in scope), ``n_audits`` (audits of the group in
         the period before one is chosen per establishment), ``value``, ``ci_low``, ``ci_high``,
-        ``ci_method``, ``suppressed`` (False: apply
+        ``ci_method`` (``unavailable: <reason>`` for an indicator the dataset cannot measure, e.g. ``has_kev``
+        without a KEV catalog: no value, 0 establishments), ``suppressed`` (False: apply
         :func:`cyberobs_lib.disclosure.suppress_small_cells` before publication).
 
     Notes
@@ -442,6 +520,9 @@ def compute_indicators(
     out = pd.concat([p.reset_index() for p in parts], ignore_index=True)
     out["n_audits"] = c.n_audits.reindex(pd.MultiIndex.from_frame(out[keys])).to_numpy()
     out["suppressed"] = False
+    for name, reason in unavailable_metrics(metrics).items():  # unknown, not 0: no value, the reason said
+        if name in PROPORTION_METRICS:
+            out.loc[out["indicator"] == name, "ci_method"] = unavailable_reason(reason, "en")
     if groups is not None:
         out = out[out[GROUP].isin([*groups, ALL])]
     order = {name: i for i, name in enumerate(INDICATORS)}

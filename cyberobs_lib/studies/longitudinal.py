@@ -29,6 +29,7 @@ from cyberobs_lib.stats import paired, survival
 from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.proportions import wilson_interval
+from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics
 
 STUDY = "longitudinal"
 #: Count/rate metrics compared between baseline and follow-up (columns of ``audit_metrics``).
@@ -82,6 +83,7 @@ UNDEFINED_REASONS = {
         "moins de deux groupes avec des vulnérabilités suivies : pas de comparaison",
         "fewer than two groups with followed findings: no comparison",
     ),
+    **UNAVAILABLE_REASONS,  # a metric the dataset cannot measure (no KEV catalog): no test
 }
 
 
@@ -116,15 +118,18 @@ def complete_audits(
 def lifecycle_table(data, *, min_days: int = 0, families: Sequence[str] | None = None) -> lc.LifecycleResult:
     """Match findings between consecutive audits of each establishment (see :func:`lifecycle.match_lifecycle`).
 
-    ``families`` restricts the establishments studied. The ``establishment`` column holds the FINESS:
+    ``families`` (family codes, see :func:`cyberobs_lib.studies.families.resolve_families`) restricts the
+    establishments studied: their audits, hosts and findings. The ``establishment`` column holds the FINESS:
     pseudonymize it before publishing (:func:`cyberobs_lib.disclosure.pseudonymize`).
     """
     est = data.establishments
     audits, findings, hosts = complete_audits(data.audits, data.findings, data.hosts)
-    if families:
+    if families:  # every table of the audits kept: hosts and findings of other families would be orphans
         keep = set(est.loc[est["family"].isin(families), "finess"])
         audits = audits[audits["finess"].isin(keep)]
-        findings = findings[findings["audit_id"].isin(set(audits["audit_id"]))]
+        kept_ids = set(audits["audit_id"])
+        findings = findings[findings["audit_id"].isin(kept_ids)]
+        hosts = hosts[hosts["audit_id"].isin(kept_ids)] if len(hosts) else hosts
     hosts = hosts if len(hosts) else None
     return lc.match_lifecycle(findings, audits, hosts=hosts, establishments=est, min_days=min_days)
 
@@ -180,9 +185,12 @@ def paired_tests(
         # one pair per establishment for independence: its first pair
         pairs = pairs.sort_values(["finess", "date_from"]).drop_duplicates("finess")
     rows = []
+    missing = unavailable_metrics(metrics)
 
     def undefined(metric: str, test: str, ok: pd.Series) -> pd.DataFrame | None:
         """The row saying why ``test`` of ``metric`` cannot be computed, or None when it can."""
+        if metric in missing:  # unknown, not 0 (e.g. n_kev without a KEV catalog)
+            return _undefined(metric, test, missing[metric], 0, group_a="baseline", group_b="follow-up")
         if ok.any():
             return None
         reason = f"no_pairs;min_days={min_days}" if pairs.empty else "no_complete_pair"
@@ -468,6 +476,11 @@ def remediation_episodes(
     return out
 
 
+#: Columns of :func:`interval_medians`.
+MEDIAN_COLUMNS = ("group", "n", "median_days", "ci_low", "ci_high", "lambda_", "rho_", "model", "ci_method",
+                  "median_bound_low", "median_bound_high")  # fmt: skip
+
+
 def interval_medians(episodes: pd.DataFrame, *, by: str = "severity", alpha: float = 0.05) -> pd.DataFrame:
     """Median time to fix per group from the fix *intervals* (Weibull, interval-censored likelihood).
 
@@ -517,8 +530,8 @@ def interval_medians(episodes: pd.DataFrame, *, by: str = "severity", alpha: flo
         est["median_bound_low"] = float(lower_km["median_days"].iloc[0])
         est["median_bound_high"] = float(upper_km["median_days"].iloc[0])
         rows.append(est.assign(**{"group": group}))
-    if not rows:
-        return pd.DataFrame(columns=["group", "n", "median_days", "ci_low", "ci_high"])
+    if not rows:  # no fix observed: the same columns, no row (the notebooks say why in words)
+        return pd.DataFrame(columns=list(MEDIAN_COLUMNS))
     out = pd.concat(rows, ignore_index=True)
     return out[["group"] + [c for c in out.columns if c != "group"]]
 
