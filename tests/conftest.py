@@ -1,4 +1,4 @@
-"""Shared pytest fixtures. Kernels started by nbval inherit PYTHONHASHSEED from here."""
+"""Shared pytest fixtures. Kernels started by nbval inherit PYTHONHASHSEED and CYBEROBS_DEMO from here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
+# Demo mode for the test session (INTERFACES §1): with no key set, the public demo key is used, as
+# `cyberobs run --demo` does; a test about real-data keys removes it with monkeypatch.
+os.environ["CYBEROBS_DEMO"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

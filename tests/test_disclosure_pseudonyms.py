@@ -97,31 +97,83 @@ def test_pseudonymize_columns():
 
 def test_missing_key_message_says_how(no_key_env):
     with pytest.raises(MissingKeyError) as error:
-        load_key(dataset_is_demo=False)
+        load_key(demo=False)
     message = str(error.value)
     assert "export CYBEROBS_KEY=$(python -c 'import secrets;print(secrets.token_hex(32))')" in message
     assert KEY_FILE_ENV_VAR in message
 
 
-def test_demo_uses_documented_key_even_with_env(no_key_env, monkeypatch):
-    assert load_key(dataset_is_demo=True) == DEMO_KEY.encode()
+def test_demo_key_only_in_demo_mode_and_only_when_no_key_is_set(no_key_env, monkeypatch):
+    assert load_key(demo=True) == DEMO_KEY.encode()
+    with pytest.raises(MissingKeyError, match="--demo"):  # outside demo mode, no fallback
+        load_key()
+    # issue 16: a key that is set is always used, on the demo data too (pseudonyms follow the key)
     monkeypatch.setenv(KEY_ENV_VAR, REAL_KEY)
-    assert load_key(dataset_is_demo=True) == DEMO_KEY.encode()
+    assert load_key(demo=True) == REAL_KEY.encode()
+    assert load_key(demo=True, key="explicit-key-0123456789") == b"explicit-key-0123456789"
+    with pytest.raises(MissingKeyError, match="at least 16"):  # a set key is checked in demo mode too
+        load_key(demo=True, key="short")
+
+
+def test_truth_json_in_dataset_folder_does_not_switch_keys(no_key_env, monkeypatch, tmp_path):
+    """Issue 16: a stray truth.json in a real dataset folder switched pseudonyms to the public key."""
+    from cyberobs_lib.studies.publish import pseudonymize_establishments, study_key
+
+    dataset = tmp_path / "real"
+    dataset.mkdir()
+    (dataset / "truth.json").write_text("{}")
+
+    class Data:  # what load_study_data returns, with truth.json among the inputs
+        summary = {"inputs": {"truth.json": "0" * 64}}
+
+    monkeypatch.delenv("CYBEROBS_DEMO", raising=False)
+    with pytest.raises(MissingKeyError):
+        study_key(Data())
+    monkeypatch.setenv(KEY_ENV_VAR, REAL_KEY)
+    assert study_key(Data()) == REAL_KEY.encode()
+    monkeypatch.setenv("CYBEROBS_DEMO", "1")
+    assert study_key(Data()) == REAL_KEY.encode()  # the set key wins over demo mode
+    table = pd.DataFrame({"establishment": ["010000024"], "audit_from": ["A000119-01"], "n": [1]})
+    out = pseudonymize_establishments(table, Data())
+    assert out["establishment"].iloc[0] == pseudonymize(pd.Series(["010000024"]), key=REAL_KEY.encode()).iloc[0]
+    monkeypatch.setenv(KEY_ENV_VAR, "another-secret-key-0123456789")
+    assert pseudonymize_establishments(table, Data())["establishment"].iloc[0] != out["establishment"].iloc[0]
+
+
+def test_audit_ids_and_join_keys_are_pseudonymised(no_key_env, monkeypatch):
+    """Issue 16: raw audit ids (A000119-01 is establishment 119; AUD014053177 carries a FINESS) were published."""
+    from cyberobs_lib.studies.publish import pseudonymize_establishments
+
+    monkeypatch.setenv(KEY_ENV_VAR, REAL_KEY)
+    table = pd.DataFrame(
+        {"establishment": ["014053177"], "audit_from": ["AUD014053177"], "audit_to": ["A000119-02"],
+         "host": ["10.1.2.3"], "name": ["CH X"], "n": [1]}
+    )
+    out = pseudonymize_establishments(table)
+    assert "name" not in out.columns
+    text = out.to_csv(index=False)
+    for raw in ("014053177", "A000119", "10.1.2.3"):
+        assert raw not in text
+    assert out["audit_from"].iloc[0].startswith("A") and out["host"].iloc[0].startswith("H")
+    key = REAL_KEY.encode()
+    assert out["audit_from"].iloc[0] == pseudonymize(pd.Series(["AUD014053177"]), key=key, prefix="A", length=12).iloc[0]
+    # a confidential report keeps the raw values
+    assert pseudonymize_establishments(table, published=False).equals(table)
 
 
 def test_env_var_then_key_file_then_user_file(no_key_env, monkeypatch, tmp_path):
     user_file = no_key_env / ".config" / "cyberobs" / "key"
     user_file.parent.mkdir(parents=True)
     user_file.write_text("user-file-key-0123456789\n")
-    assert load_key(dataset_is_demo=False) == b"user-file-key-0123456789"  # newline stripped
+    assert load_key(demo=False) == b"user-file-key-0123456789"  # newline stripped
     key_file = tmp_path / "secret" / "key"
     key_file.parent.mkdir()
     key_file.write_text("file-env-key-0123456789")
     monkeypatch.setenv(KEY_FILE_ENV_VAR, str(key_file))
-    assert load_key(dataset_is_demo=False) == b"file-env-key-0123456789"
+    assert load_key(demo=False) == b"file-env-key-0123456789"
     monkeypatch.setenv(KEY_ENV_VAR, REAL_KEY)
-    assert load_key(dataset_is_demo=False) == REAL_KEY.encode()
-    assert load_key(dataset_is_demo=False, key="explicit-key-0123456789") == b"explicit-key-0123456789"
+    assert load_key(demo=False) == REAL_KEY.encode()
+    assert load_key(demo=False, key="explicit-key-0123456789") == b"explicit-key-0123456789"
 
 
 def test_refuses_key_file_inside_git_work_tree(no_key_env, monkeypatch, tmp_path):
@@ -132,26 +184,26 @@ def test_refuses_key_file_inside_git_work_tree(no_key_env, monkeypatch, tmp_path
     key_file.write_text(REAL_KEY)
     monkeypatch.setenv(KEY_FILE_ENV_VAR, str(key_file))
     with pytest.raises(UnsafeKeyFileError, match="inside the git work tree"):
-        load_key(dataset_is_demo=False)
+        load_key(demo=False)
 
 
 def test_refuses_missing_or_empty_key_file(no_key_env, monkeypatch, tmp_path):
     monkeypatch.setenv(KEY_FILE_ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.raises(UnsafeKeyFileError, match="does not exist"):
-        load_key(dataset_is_demo=False)
+        load_key(demo=False)
     empty = tmp_path / "empty"
     empty.write_text("  \n")
     monkeypatch.setenv(KEY_FILE_ENV_VAR, str(empty))
     with pytest.raises(UnsafeKeyFileError, match="empty"):
-        load_key(dataset_is_demo=False)
+        load_key(demo=False)
 
 
 def test_refuses_short_or_demo_key_for_real_data(no_key_env, monkeypatch):
     monkeypatch.setenv(KEY_ENV_VAR, "short")
     with pytest.raises(MissingKeyError, match="at least 16"):
-        load_key(dataset_is_demo=False)
+        load_key(demo=False)
     monkeypatch.setenv(KEY_ENV_VAR, DEMO_KEY)
     with pytest.raises(MissingKeyError, match="public demo key"):
-        load_key(dataset_is_demo=False)
+        load_key(demo=False)
     with pytest.raises(MissingKeyError):
-        load_key(dataset_is_demo=False, key="")
+        load_key(demo=False, key="")

@@ -2,8 +2,9 @@
 
 FINESS numbers are public and enumerable: an unkeyed hash of a FINESS is not a pseudonym (anyone can
 hash the whole registry and read the table back). A pseudonym is therefore ``HMAC-SHA256(key, value)``
-with a secret key that never sits in the repository. The synthetic demo data uses the documented
-:data:`cyberobs_lib.config.DEMO_KEY`, so that demo outputs are the same on every machine.
+with a secret key that never sits in the repository. Demo mode (``CYBEROBS_DEMO=1``, set by
+``cyberobs run --demo``), and only demo mode, falls back to the documented
+:data:`cyberobs_lib.config.DEMO_KEY` when no key is set, so that demo outputs are the same on every machine.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib import config
 from cyberobs_lib.config import DEMO_KEY, KEY_ENV_VAR, KEY_FILE_ENV_VAR
+
+#: Environment variable switching demo mode on (``1``); see :func:`demo_mode`.
+DEMO_ENV_VAR: str = getattr(config, "DEMO_ENV_VAR", "CYBEROBS_DEMO")
 
 #: Shortest key accepted for real data (bytes). A short key can be brute-forced from one known
 #: (FINESS, pseudonym) pair, because FINESS numbers are public.
@@ -71,7 +76,9 @@ def _read_key_file(path: Path, *, origin: str) -> bytes:
     return key
 
 
-def _checked(key: bytes, *, origin: str) -> bytes:
+def _checked(key: bytes, *, origin: str, demo: bool = False) -> bytes:
+    if demo and key == DEMO_KEY.encode():
+        return key
     if key == DEMO_KEY.encode():
         raise MissingKeyError(
             f"the key from {origin} is the public demo key; real data needs a secret one.\n{HOW_TO_SET_KEY}"
@@ -84,64 +91,75 @@ def _checked(key: bytes, *, origin: str) -> bytes:
     return key
 
 
-def load_key(*, dataset_is_demo: bool, key: str | bytes | None = None) -> bytes:
+def demo_mode() -> bool:
+    """True when demo mode is switched on: the environment variable ``CYBEROBS_DEMO`` is ``1``.
+
+    ``cyberobs run --demo`` sets it for the run and its kernels, ``make lab`` exports it and the test
+    session sets it; nothing else (in particular no file of a dataset folder) switches demo mode on.
+    """
+    return os.environ.get(DEMO_ENV_VAR, "").strip() == "1"
+
+
+def load_key(*, demo: bool = False, key: str | bytes | None = None) -> bytes:
     """Return the pseudonymisation key, or refuse to start with instructions.
 
     Parameters
     ----------
-    dataset_is_demo : bool
-        True for the committed synthetic demo data, which always uses the documented
-        :data:`~cyberobs_lib.config.DEMO_KEY` (environment keys are ignored, so that demo outputs are
-        identical on every machine and in CI).
+    demo : bool, default False
+        Demo mode (``cyberobs run --demo``, which sets ``CYBEROBS_DEMO=1``): when no key is set anywhere,
+        the public :data:`~cyberobs_lib.config.DEMO_KEY` is used, so that demo outputs are identical on
+        every machine and in CI. Demo mode is never inferred from the files of a dataset folder.
     key : str or bytes, optional
-        An explicit key (e.g. from a parameters file held outside the repository); wins over
-        everything else, including the demo key.
+        An explicit key (e.g. from a parameters file held outside the repository); wins over everything.
 
     Returns
     -------
     bytes
-        The key. For real data it is looked up in this order: ``key``; the environment variable
-        ``CYBEROBS_KEY``; the file named by ``CYBEROBS_KEY_FILE``; ``~/.config/cyberobs/key``.
+        The first key found in this order: ``key``; the environment variable ``CYBEROBS_KEY``; the file
+        named by ``CYBEROBS_KEY_FILE``; ``~/.config/cyberobs/key``; then, in demo mode only, the demo key.
+        A key that is set is always used, on the demo data as well (pseudonyms then follow that key).
 
     Raises
     ------
     MissingKeyError
-        Real data and no key anywhere, a key shorter than :data:`MIN_KEY_BYTES`, or the demo key used
-        for real data. The message says how to set a key.
+        No key anywhere outside demo mode (the message says how to set one and that ``--demo`` exists
+        for the bundled synthetic data), a key shorter than :data:`MIN_KEY_BYTES`, or the public demo key
+        set as if it were a secret outside demo mode.
     UnsafeKeyFileError
         A key file that is missing, empty, or inside a git work tree.
 
     Notes
     -----
     Surrounding whitespace of a key (a trailing newline in a key file) is stripped. Empty environment
-    variables count as unset.
+    variables count as unset. Issue 16: a stray ``truth.json`` in a real dataset folder used to switch the
+    pseudonyms to the public key; nothing in the dataset folder is read here.
 
     Examples
     --------
-    >>> load_key(dataset_is_demo=True)
-    b'cyberobs-demo-key-not-secret'
-    >>> load_key(dataset_is_demo=False, key="0123456789abcdef0123")
+    >>> load_key(key="0123456789abcdef0123")
     b'0123456789abcdef0123'
     """
     if key is not None:
-        raw = key.encode("utf-8") if isinstance(key, str) else bytes(key)
-        raw = raw.strip()
-        if dataset_is_demo and raw:
-            return raw
-        return _checked(raw, origin="the key argument")
-    if dataset_is_demo:
-        return DEMO_KEY.encode("utf-8")
+        raw = (key.encode("utf-8") if isinstance(key, str) else bytes(key)).strip()
+        return _checked(raw, origin="the key argument", demo=demo)
     from_env = os.environ.get(KEY_ENV_VAR, "").strip()
     if from_env:
-        return _checked(from_env.encode("utf-8"), origin=f"${KEY_ENV_VAR}")
+        return _checked(from_env.encode("utf-8"), origin=f"${KEY_ENV_VAR}", demo=demo)
     key_file = os.environ.get(KEY_FILE_ENV_VAR, "").strip()
     if key_file:
-        return _checked(_read_key_file(Path(key_file), origin=f"${KEY_FILE_ENV_VAR}"), origin=key_file)
+        raw = _read_key_file(Path(key_file), origin=f"${KEY_FILE_ENV_VAR}")
+        return _checked(raw, origin=key_file, demo=demo)
     user_file = USER_KEY_FILE.expanduser()
     if user_file.is_file():
-        return _checked(_read_key_file(user_file, origin="the user key file"), origin=str(user_file))
+        raw = _read_key_file(user_file, origin="the user key file")
+        return _checked(raw, origin=str(user_file), demo=demo)
+    if demo:
+        return DEMO_KEY.encode("utf-8")
     raise MissingKeyError(
-        f"no pseudonymisation key found for real data; the run will not start.\n{HOW_TO_SET_KEY}"
+        "no pseudonymisation key found; the run will not start.\n"
+        f"{HOW_TO_SET_KEY}\n"
+        "To run on the bundled synthetic demo data without a key, use demo mode: `cyberobs run ... --demo` "
+        f"(or set {DEMO_ENV_VAR}=1), which uses the public demo key (its pseudonyms protect nothing)."
     )
 
 
