@@ -37,6 +37,10 @@ def headline_table(indicators: pd.DataFrame, *, year: int | str, lang: str = "fr
     """The year's headline shares for all audited structures: value, 95 % interval, establishments.
 
     ``indicators`` is the output of :func:`studies.indicators.compute_indicators` (group ``all`` used).
+    A year without indicators gives an empty table with the same columns.
+
+    >>> headline_table(pd.DataFrame(columns=["indicator", "group", "period"]), year=2026).columns.tolist()[-2:]
+    ['ci_method', 'suppressed']
     """
     year = str(year)
     rows = []
@@ -61,7 +65,17 @@ def headline_table(indicators: pd.DataFrame, *, year: int | str, lang: str = "fr
                 "suppressed": bool(r.get("suppressed", False)),
             }
         )
-    return pd.DataFrame(rows)
+    columns = [
+        "indicator",
+        "label",
+        "value",
+        "ci_low",
+        "ci_high",
+        "n_establishments",
+        "ci_method",
+        "suppressed",
+    ]
+    return pd.DataFrame(rows, columns=columns).astype({"suppressed": bool})
 
 
 def unavailable_headlines(summary: dict | None, lang: str = "fr") -> dict[str, str]:
@@ -120,7 +134,8 @@ def headline_sentences(
                 f"- **{_pct(r.value)}** [{_pct(r.ci_low)}; {_pct(r.ci_high)}] of the "
                 f"{int(r.n_establishments)} structures audited in {year} were {r.label}."
             )
-    methods = ", ".join(sorted(set(headlines["ci_method"].dropna()))) if len(headlines) else ""
+    known = headlines["ci_method"].dropna().astype(str) if len(headlines) else pd.Series(dtype=str)
+    methods = ", ".join(sorted({m for m in known if not m.startswith("unavailable")}))
     note = (
         f"*Intervalles de confiance à 95 % : {methods}.*"
         if lang == "fr"
@@ -156,7 +171,8 @@ def plot_evolution(indicators: pd.DataFrame, *, indicators_shown=tuple(HEADLINES
     years = sorted(sub["year"].unique())
     ax.set_xticks(years, [str(y) for y in years])
     ax.set_ylabel("part des structures auditées" if lang == "fr" else "share of audited structures")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False, fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # nothing to label when no year has indicators
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False, fontsize="small")
     return ax
 
 

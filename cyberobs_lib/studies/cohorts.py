@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from itertools import combinations
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -268,6 +269,7 @@ def adjusted_rate_ratios(
     audit_choice: AuditChoice = "first",
     dispersion_threshold: float = 1.5,
     alpha: float = 0.05,
+    on_error: Literal["raise", "row"] = "raise",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rate ratios of families against a reference, adjusted for legal status, region and size.
 
@@ -286,6 +288,11 @@ def adjusted_rate_ratios(
         its rate ratio is per e-fold of beds); period and audit choice as in :func:`compare_families`.
     dispersion_threshold, alpha
         Pearson dispersion above which a negative binomial is fitted; 1 - confidence level.
+    on_error : {"raise", "row"}
+        What a model the data cannot support does (no audit of the reference family with hosts in scope,
+        e.g. a year without audits; a fit that fails): raise ``ValueError``, or give one row per outcome
+        with ``model`` = ``not modelled`` and the reason in ``note`` (and an ``undefined:`` test row), for
+        pages that must say it in words (:func:`not_modelled_sentence`).
 
     Returns
     -------
@@ -309,15 +316,29 @@ def adjusted_rate_ratios(
     """
     rows = _subset(frame, families=families, period=period, audit_choice=audit_choice)
     rows = rows[pd.to_numeric(rows[exposure], errors="coerce") > 0]
+    if on_error not in ("raise", "row"):
+        raise ValueError(f"on_error must be 'raise' or 'row', got {on_error!r}")
     if reference not in set(rows[FAMILY]):
-        raise ValueError(f"reference family {reference!r} has no audit with hosts in scope")
+        reason = f"reference family {reference!r} has no audit with hosts in scope"
+        if period:
+            reason += f" in {period}"
+        if on_error == "raise":
+            raise ValueError(reason)
+        return _not_modelled(outcomes, reference, reason)
     fits, tests = [], []
     for outcome in outcomes:  # one model per outcome
         kept, dropped = _usable_covariates(rows, [FAMILY, outcome, exposure], covariates)
-        fit = fit_count_model(
-            rows, outcome=outcome, exposure=exposure, terms=[FAMILY, *kept], reference={FAMILY: reference},
-            dispersion_threshold=dispersion_threshold, alpha=alpha,
-        )  # fmt: skip
+        try:
+            fit = fit_count_model(
+                rows, outcome=outcome, exposure=exposure, terms=[FAMILY, *kept], reference={FAMILY: reference},
+                dispersion_threshold=dispersion_threshold, alpha=alpha,
+            )  # fmt: skip
+        except ValueError as err:
+            if on_error == "raise":
+                raise
+            return _not_modelled(
+                outcomes, reference, f"the count model of {outcome} could not be fitted: {err}"
+            )
         note = fit.attrs["note"] + (f"; dropped covariates {dropped}" if dropped else "")
         used = rows[[FAMILY, outcome, exposure, *kept]].dropna()
         fit, test = _sized(fit.assign(outcome=outcome, covariates=",".join(kept), note=note), used)
@@ -327,6 +348,53 @@ def adjusted_rate_ratios(
     table = pd.concat(fits, ignore_index=True)
     table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
     return table, make_tests_table(test_table.to_dict("records"))
+
+
+#: Columns of the rate ratios table of :func:`adjusted_rate_ratios`.
+RATE_RATIO_COLUMNS = (
+    "term", "level", "reference", "rate_ratio", "ci_low", "ci_high", "z", "p_value", "model", "dispersion", "n",
+    "ci_method", "outcome", "covariates", "note", "n_family", "n_reference", "p_adjusted",
+)  # fmt: skip
+NOT_MODELLED = "not modelled"
+
+
+def _not_modelled(outcomes: Sequence[str], reference: str, reason: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rate ratios and tests of :func:`adjusted_rate_ratios` when no model can be fitted: one row per outcome
+    saying why (``model`` = ``not modelled``, ``note`` = the reason), no ratio."""
+    table = pd.DataFrame(
+        [
+            {
+                "term": FAMILY,
+                "reference": reference,
+                "model": NOT_MODELLED,
+                "n": 0,
+                "outcome": o,
+                "note": reason,
+                "n_family": 0,
+                "n_reference": 0,
+            }
+            for o in outcomes
+        ],  # fmt: skip
+        columns=list(RATE_RATIO_COLUMNS),
+    )
+    tests = _stack([_undefined(o, "count_model", reason, 0) for o in outcomes])
+    return table, tests
+
+
+def not_modelled_sentence(rate_ratios: pd.DataFrame, lang: str = "fr") -> str:
+    """The sentence saying why the rate ratios were not computed (rows ``model`` = ``not modelled``), or "".
+
+    >>> t, _ = _not_modelled(["n_findings"], "CH", "reference family 'CH' has no audit with hosts in scope in 2026")
+    >>> not_modelled_sentence(t, "en")
+    "*Rate ratios not computed: reference family 'CH' has no audit with hosts in scope in 2026.*"
+    """
+    if "model" not in rate_ratios.columns:
+        return ""
+    notes = rate_ratios.loc[rate_ratios["model"] == NOT_MODELLED, "note"].dropna().unique().tolist()
+    if not notes:
+        return ""
+    head = "Rapports de taux non calculés" if lang == "fr" else "Rate ratios not computed"
+    return f"*{head}{' ' if lang == 'fr' else ''}: {'; '.join(map(str, notes))}.*"
 
 
 def adjusted_odds_ratios(
@@ -339,6 +407,7 @@ def adjusted_odds_ratios(
     period: int | None = None,
     audit_choice: AuditChoice = "first",
     alpha: float = 0.05,
+    on_error: Literal["raise", "row"] = "raise",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Odds ratios of families for each binary indicator, adjusted like :func:`adjusted_rate_ratios`.
 
@@ -350,8 +419,9 @@ def adjusted_odds_ratios(
         ``note``, ``n_family``, ``n_reference`` (as in :func:`adjusted_rate_ratios`); ``tests`` in the tests vocabulary (BH across outcomes on the family rows). An outcome
         with a single observed value, or that the dataset cannot measure (``has_kev`` without a KEV
         catalog, :func:`~cyberobs_lib.studies.indicators.unavailable_metrics`), is skipped, listed in
-        ``attrs["skipped"]`` and given an ``undefined:`` row in ``tests``. Raises ``ValueError`` when no
-        outcome could be modelled and none was unavailable.
+        ``attrs["skipped"]`` and given an ``undefined:`` row in ``tests``. When no outcome could be
+        modelled: ``ValueError`` (``on_error="raise"``, unless some were unavailable), or (``"row"``) an empty
+        table and the ``undefined:`` rows saying why.
 
     Notes
     -----
@@ -390,7 +460,7 @@ def adjusted_odds_ratios(
         fit, test = _sized(fit.assign(outcome=outcome, covariates=",".join(kept), note=note), used)
         fits.append(fit)
         tests.append(test)
-    if not fits and not missing:
+    if not fits and not missing and on_error == "raise":
         raise ValueError(
             f"no binary outcome could be modelled (constant or without the reference): {skipped}"
         )

@@ -312,6 +312,33 @@ def excluded_note(metrics: pd.DataFrame, lang: str = "fr") -> str:
     )
 
 
+def no_audits_note(metrics: pd.DataFrame, period: int | str | None, lang: str = "fr") -> str:
+    """The sentence telling a reader that ``period`` (a calendar year) has no complete audit, or "" when it has
+    some (or when ``period`` is empty/0: every year). The pages of such a year say so instead of crashing.
+
+    >>> m = pd.DataFrame({"year": [2023, 2024]})
+    >>> no_audits_note(m, 2024), no_audits_note(m, 0)
+    ('', '')
+    >>> print(no_audits_note(m, 2026, "en"))
+    **No complete audit in 2026** in this dataset (years with complete audits: 2023, 2024): the figures of that year cannot be computed.
+    """
+    if not period or str(period) == ALL:
+        return ""
+    years = sorted({int(y) for y in metrics[YEAR].dropna()}) if YEAR in metrics.columns else []
+    if int(period) in years:
+        return ""
+    listed = ", ".join(map(str, years)) or ("aucune" if lang == "fr" else "none")
+    if lang == "en":
+        return (
+            f"**No complete audit in {period}** in this dataset (years with complete audits: {listed}): "
+            "the figures of that year cannot be computed."
+        )
+    return (
+        f"**Aucun audit complet en {period}** dans ce jeu de données (années avec des audits complets : "
+        f"{listed}) : les chiffres de cette année ne peuvent pas être calculés."
+    )
+
+
 def select_audits(
     metrics: pd.DataFrame, *, period: int | None = None, audit_choice: AuditChoice = "first"
 ) -> pd.DataFrame:
