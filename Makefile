@@ -22,7 +22,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 install: $(STAMP) ## create .venv and install the pinned stack (done by every other target)
 
 study: $(STAMP) ## run the annual study on the bundled demo data -> reports/annual_2025/
-	$(VENV)/bin/cyberobs run parameters/annual_2025.yaml
+	$(VENV)/bin/cyberobs run parameters/annual_2025.yaml --demo
 
 test: $(STAMP) ## run the whole test suite: library, doctests, notebooks (nbval), lint
 	$(VENV)/bin/ruff check cyberobs_lib tests benchmarks
@@ -41,8 +41,8 @@ demo: $(STAMP) ## regenerate the committed demo dataset data/demo (seed 2025)
 bench: $(STAMP) ## run the benchmarks (prints time, peak memory and ratios to baselines)
 	$(PY) benchmarks/run_all.py
 
-lab: $(STAMP) ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks
+lab: $(STAMP) ## open JupyterLab on the notebooks (demo mode: the public demo key when no key is set)
+	CYBEROBS_DEMO=1 $(VENV)/bin/jupyter lab notebooks
 
 lock: $(STAMP) ## refresh constraints.txt from the installed environment (deliberately)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^cyberobs' > constraints.txt

@@ -68,7 +68,11 @@ class WarmKernel:
         self.cwd = str(cwd)
         self.km = KernelManager(kernel_name="python3")
         env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # figures must go inline
-        self.km.start_kernel(cwd=self.cwd, env={**env, "PYTHONHASHSEED": "0"})
+        from cyberobs_lib.runner import KERNEL_ARGUMENTS
+
+        self.km.start_kernel(
+            cwd=self.cwd, env={**env, "PYTHONHASHSEED": "0"}, extra_arguments=list(KERNEL_ARGUMENTS)
+        )
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
@@ -101,13 +105,27 @@ class WarmKernel:
             self.km.shutdown_kernel(now=True)
 
 
-def _run_chunk(notebook: str, chunk: list[tuple[str, dict, str]], notebooks_dir: str) -> list[dict]:
-    """Worker: execute the report notebook for each (finess, parameters, out_dir) of the chunk."""
+def _run_chunk(
+    notebook: str, chunk: list[tuple[str, dict, str]], notebooks_dir: str, page: dict | None = None
+) -> list[dict]:
+    """Worker: execute the report notebook for each (finess, parameters, out_dir) of the chunk.
+
+    ``page``: ``description``, ``scrub`` (path replacements) and ``failed_folder`` of the run, for the
+    executed notebook and its HTML (a failure page when the report failed).
+    """
     import nbformat
     from papermill.iorw import load_notebook_node
 
-    from cyberobs_lib.runner import describe_failure, export_html
+    from cyberobs_lib.runner import (
+        NotebookOutcome,
+        describe_failure,
+        export_html,
+        failure_page,
+        page_title,
+        scrub_paths,
+    )
 
+    page = page or {}
     template = load_notebook_node(str(Path(notebooks_dir) / notebook))  # gives every cell a tags list
     kernel = WarmKernel(Path(notebooks_dir))
     results = []
@@ -116,26 +134,59 @@ def _run_chunk(notebook: str, chunk: list[tuple[str, dict, str]], notebooks_dir:
             start = time.perf_counter()
             out = Path(out_dir)
             out.mkdir(parents=True, exist_ok=True)
-            error = None
+            failure = None
             nb = nbformat.from_dict(template)
             try:
                 nb = _inject(nb, params)
                 kernel.run(nb)
             except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
-                error = describe_failure(exc)
+                index = getattr(exc, "cell_index", None)
+                if index is None:
+                    index = next(
+                        (
+                            i
+                            for i, c in enumerate(nb.cells)
+                            if any(o.get("output_type") == "error" for o in c.get("outputs", []))
+                        ),
+                        None,
+                    )
+                failure = NotebookOutcome(
+                    f"{notebook}[{finess}]",
+                    False,
+                    0.0,
+                    describe_failure(exc),
+                    None if index is None else index + 1,
+                    getattr(exc, "exec_count", None),
+                    str(getattr(exc, "ename", type(exc).__name__)),
+                )
                 try:
                     kernel.restart()
                 except Exception:  # noqa: BLE001
                     kernel = WarmKernel(Path(notebooks_dir))
             target = out / notebook
             nbformat.write(nb, target)
-            export_html(target, target.with_suffix(".html"))
+            if page.get("scrub"):
+                scrub_paths(target, page["scrub"])
+            lang = str(params.get("lang", "fr"))
+            title = page_title(page.get("description", ""), nbformat.read(target, as_version=4))
+            if failure is None:
+                export_html(target, target.with_suffix(".html"), title=title, lang=lang)
+            else:
+                failure_page(
+                    target.with_suffix(".html"),
+                    title=title,
+                    outcome=failure,
+                    lang=lang,
+                    failed_folder=page.get("failed_folder", ""),
+                )
             results.append(
                 {
                     "finess": finess,
-                    "ok": error is None,
+                    "ok": failure is None,
                     "seconds": time.perf_counter() - start,
-                    "error": error,
+                    "error": None if failure is None else failure.error,
+                    "cell": None if failure is None else failure.cell,
+                    "ename": None if failure is None else failure.ename,
                 }
             )
     finally:
@@ -153,8 +204,14 @@ def run_reports(
     workers: int | None = None,
     progress: bool = True,
     notebooks_dir: Path = NOTEBOOKS_DIR,
+    page: dict | None = None,
 ) -> list[dict]:
-    """Execute ``notebook`` once per establishment into ``out/<FINESS>/`` with ``workers`` processes."""
+    """Execute ``notebook`` once per establishment into ``out/<FINESS>/`` with ``workers`` processes.
+
+    ``page``: see :func:`_run_chunk`. Progress bar only when ``progress`` and standard error is a terminal.
+    """
+    import logging
+
     from tqdm import tqdm
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(establishments) or 1))
@@ -167,50 +224,83 @@ def run_reports(
     chunks = [jobs[i::workers] for i in range(workers)]
     results: list[dict] = []
     bar = tqdm(
-        total=len(jobs), desc="establishment reports", unit="report", disable=not progress, file=sys.stderr
+        total=len(jobs),
+        desc="establishment reports",
+        unit="report",
+        disable=not (progress and sys.stderr.isatty()),
+        file=sys.stderr,
     )
     if workers == 1:
         for job in jobs:
-            results.extend(_run_chunk(notebook, [job], str(notebooks_dir)))
+            results.extend(_run_chunk(notebook, [job], str(notebooks_dir), page))
             bar.update(1)
     else:
         # chunks are split further so that the bar moves and work stays balanced
         pieces = [c[i : i + 10] for c in chunks for i in range(0, len(c), 10)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [
-                pool.submit(_run_chunk, notebook, piece, str(notebooks_dir)) for piece in pieces if piece
+                pool.submit(_run_chunk, notebook, piece, str(notebooks_dir), page)
+                for piece in pieces
+                if piece
             ]
             for fut in as_completed(futures):
                 done = fut.result()
                 results.extend(done)
                 bar.update(len(done))
     bar.close()
+    log = logging.getLogger("cyberobs.batch")
     for r in results:
         if not r["ok"]:
-            tqdm.write(f"FAILED report {r['finess']}: {r['error']}", file=sys.stderr)
+            log.error("report %s FAILED: %s", r["finess"], r["error"])
     return sorted(results, key=lambda r: r["finess"])
 
 
-def run_batch(plan, *, canonical: Path, workers: int | None, progress: bool, notebooks_dir: Path) -> list:
-    """The ``batch`` section of a parameter file (called by :func:`cyberobs_lib.runner.run_study`)."""
+def run_batch(
+    plan,
+    *,
+    canonical: Path,
+    out: Path,
+    workers: int | None,
+    progress: bool,
+    notebooks_dir: Path,
+    scrub: list[tuple[str, str]] | None = None,
+) -> list:
+    """The ``batch`` section of a parameter file (called by :func:`cyberobs_lib.runner.run_study`):
+    reports into ``out/establishments/<FINESS>/``; one outcome per establishment."""
+    import logging
+
     from cyberobs_lib.runner import NotebookOutcome
 
+    log = logging.getLogger("cyberobs.batch")
     spec = plan.spec["batch"]
+    name, params = plan.batch
     establishments = batch_establishments(canonical, spec.get("establishments", "all"))
     precompute_metrics(canonical)
-    params = {k: v for k, v in plan.spec.get("common", {}).items()}
-    params.update(spec.get("parameters") or {})
+    log.info("start %s: %d establishment reports", name, len(establishments))
+    start = time.perf_counter()
     results = run_reports(
-        spec["notebook"],
+        name,
         establishments,
         canonical=canonical,
-        out=plan.out / "establishments",
+        out=out / "establishments",
         parameters=params,
         workers=workers or spec.get("workers"),
         progress=progress,
         notebooks_dir=notebooks_dir,
+        page={"description": plan.description, "scrub": scrub, "failed_folder": f"{plan.out.name}.failed"},
+    )
+    failed = sum(not r["ok"] for r in results)
+    log.info(
+        "end %s: %d/%d reports in %.1f s%s",
+        name,
+        len(results) - failed,
+        len(results),
+        time.perf_counter() - start,
+        f", {failed} FAILED" if failed else "",
     )
     return [
-        NotebookOutcome(f"{spec['notebook']}[{r['finess']}]", r["ok"], r["seconds"], r["error"])
+        NotebookOutcome(
+            f"{name}[{r['finess']}]", r["ok"], r["seconds"], r["error"], r.get("cell"), None, r.get("ename")
+        )
         for r in results
     ]

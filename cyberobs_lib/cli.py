@@ -1,12 +1,14 @@
 """The ``cyberobs`` command line: validate, ingest, demo, run, check-disclosure.
 
 Every command prints a clear message and exits non-zero on failure; none prints a traceback for bad
-input (``--debug`` shows it).
+input (``--debug`` shows it). Exit statuses of ``run``: :mod:`cyberobs_lib.run_plan` (``EXIT_*``) and
+the README ("Exit status").
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -162,9 +164,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from cyberobs_lib.runner import RunError, run_study
+class _BarSafeHandler(logging.StreamHandler):
+    """Log lines written through ``tqdm.write``: a progress bar on a terminal is not broken by them."""
 
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def configure_logging(level: str | None, *, quiet: bool = False) -> None:
+    """Standard ``logging`` to standard error: ``cyberobs`` messages at ``level`` (default INFO, WARNING
+    with ``--quiet``), other libraries' at WARNING; one line per message, with the time, for cron logs."""
+    chosen = (level or ("WARNING" if quiet else "INFO")).upper()
+    handler = _BarSafeHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("cyberobs").setLevel(chosen)
+    # papermill and traitlets log each kernel start; the runner logs each notebook itself
+    for name in ("papermill", "traitlets", "nbconvert"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _terminate_as_interrupt(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from cyberobs_lib.run_plan import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, RunError
+    from cyberobs_lib.runner import run_study
+
+    configure_logging(args.log_level, quiet=args.quiet)
+    # systemd and schedulers stop a job with SIGTERM: clean up the staging folder as for Ctrl-C
+    try:
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
+        pass
     try:
         result = run_study(
             Path(args.params),
@@ -175,11 +219,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             canonical=args.canonical,
             large=args.large,
+            demo=args.demo,
+            allow_rejects=args.allow_rejects,
+            **({"notebooks_dir": args.notebooks.resolve()} if args.notebooks else {}),
         )
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    return EXIT_OK if result.ok else EXIT_INVALID
+        return exc.exit_code
+    except KeyboardInterrupt:
+        logging.getLogger("cyberobs.run").error("interrupted: the report folder was not changed")
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def cmd_check_disclosure(args: argparse.Namespace) -> int:
@@ -196,8 +246,11 @@ def cmd_check_disclosure(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cyberobs_lib import __version__
+
     p = argparse.ArgumentParser(prog="cyberobs", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"cyberobs {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="check a dataset folder against the data contract (changes nothing)")
@@ -267,7 +320,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--large", action="store_true", help="ingest into a year-partitioned store (storage: partitioned)"
     )
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--notebooks", type=Path, help="folder of the notebooks (default: the project's notebooks/)"
+    )
+    r.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode for the bundled synthetic data: with no key set, the public demo key "
+        "(CYBEROBS_DEMO=1 for the run and its kernels); a key that is set is always used",
+    )
+    r.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="run on a dataset with validation errors, without the rejected rows (default: refused)",
+    )
+    r.add_argument(
+        "--quiet", action="store_true", help="no progress bar, only warnings and errors in the log"
+    )
+    r.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help="log level on standard error (default INFO; WARNING with --quiet)",
+    )
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check-disclosure", help="scan a report folder for identifying values and small cells")

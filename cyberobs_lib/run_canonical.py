@@ -1,7 +1,7 @@
 """The canonical folder a run reads: check one given to it, or ingest its dataset into one.
 
-A run reads its tables from ``reports/.work/<run>/canonical`` (identifying data, outside the published
-folder). Either the run ingests its dataset there (:func:`ingest_for_run`, in the parameter file's
+A run reads its tables from ``<working folder>/canonical`` (identifying data, outside any report folder;
+see :mod:`cyberobs_lib.run_lock`). Either the run ingests its dataset there (:func:`ingest_for_run`, in the parameter file's
 ``storage`` format), or it is given an already ingested folder (``cyberobs run --canonical PATH``), checked
 by :func:`check_canonical_folder` and seen through a folder of links (:func:`link_canonical`) so that what
 the run writes beside the tables never lands in a folder it was only given to read.
@@ -101,9 +101,12 @@ def ingest_for_run(dataset: Path, canonical: Path, *, storage: str, workers: int
 
         summary = ingest_large(dataset, canonical, workers=workers or 1)
         if summary.get("fatal"):
-            from cyberobs_lib.run_plan import RunError
+            from cyberobs_lib.run_plan import DatasetError
 
-            raise RunError(f"{dataset} cannot be studied (nothing published): " + "; ".join(summary["fatal"]))
+            raise DatasetError(
+                f"dataset {dataset.name} cannot be studied (nothing was run, the previous report is untouched): "
+                + "; ".join(summary["fatal"])
+            )
         return summary
     if storage != "flat":
         raise ValueError(f"storage must be 'flat' or 'partitioned', got {storage!r}")
@@ -111,8 +114,11 @@ def ingest_for_run(dataset: Path, canonical: Path, *, storage: str, workers: int
 
     result = ingest_dataset(dataset)
     if result.fatal:
-        from cyberobs_lib.run_plan import RunError
+        from cyberobs_lib.run_plan import DatasetError
 
-        raise RunError(f"{dataset} cannot be studied (nothing published): " + "; ".join(result.fatal))
+        raise DatasetError(
+            f"dataset {dataset.name} cannot be studied (nothing was run, the previous report is untouched): "
+            + "; ".join(result.fatal)
+        )
     write_canonical(result, canonical)
     return result.summary

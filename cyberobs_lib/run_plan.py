@@ -3,17 +3,35 @@
 The keys are documented in :mod:`cyberobs_lib.runner`; :func:`load_plan` turns a parameter file (plus
 ``-p`` overrides and the command-line options) into a :class:`RunPlan`, or raises :class:`RunError` naming
 the key, notebook or folder at fault (with a "did you mean" for near misses).
+
+Precedence of a notebook parameter, lowest first:
+
+1. the notebook's own default (its ``parameters`` cell);
+2. the parameter file's ``common`` mapping (for every notebook that declares the key);
+3. the parameter file's entry for that notebook (``notebooks[i].parameters``);
+4. the command line, ``-p KEY=VALUE``: given to **every** notebook of the run that declares ``KEY``; a key
+   that no notebook of the run declares is an error naming the accepted keys.
+
+``-p year=Y`` also sets ``period`` to ``Y`` in the notebooks that declare ``period`` but not ``year``
+(``20_cohorts`` calls the study year ``period``), unless ``-p period=…`` is given too: a scheduled run
+that passes only the year gets one coherent report (see :data:`YEAR_LINKS`).
+
+Parameters that decide publication safety cannot be set this way: ``data_dir`` and ``output_dir`` are
+the runner's (``--data``, ``--canonical``, ``--out``); ``published`` is the file's top-level key, and
+``-p published=false`` on a published file is refused; a published run refuses a ``min_cell`` below
+:data:`~cyberobs_lib.config.POLICY_MIN_CELL` wherever it is set.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import string
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cyberobs_lib.config import NOTEBOOKS_DIR, PROJECT_DIR, REPORTS_DIR
+from cyberobs_lib.config import NOTEBOOKS_DIR, POLICY_MIN_CELL, PROJECT_DIR, REPORTS_DIR
 from cyberobs_lib.run_canonical import CanonicalFolderError, check_canonical_folder
 
 TOP_LEVEL_KEYS: dict[str, tuple[type, ...]] = {
@@ -31,10 +49,43 @@ STORAGE_FORMATS = ("flat", "partitioned")
 REQUIRED_KEYS = ("run_name", "data")
 NOTEBOOK_ITEM_KEYS = {"notebook": (str,), "parameters": (dict,)}
 BATCH_KEYS = {"notebook": (str,), "establishments": (str, list), "workers": (int,), "parameters": (dict,)}
+#: Parameters the runner gives every notebook that declares them; never set by a parameter file or ``-p``.
+RUNNER_PARAMETERS = ("data_dir", "output_dir", "published")
+#: ``-p`` key -> parameters it also sets, in notebooks that declare those but not the key itself, unless
+#: they are given on the command line too. ``year`` (40_annual_summary) and ``period`` (20_cohorts) are
+#: both the study year of an annual run.
+YEAR_LINKS: dict[str, tuple[str, ...]] = {"year": ("period",)}
+
+# Exit statuses of ``cyberobs run`` (README, "Exit status").
+EXIT_OK = 0
+#: The run started and failed: a notebook, the workbook or the disclosure check (previous report kept).
+EXIT_FAILED = 1
+#: Refused before anything ran: parameter file, ``-p``, command line, output folder, missing key.
+EXIT_REFUSED = 2
+#: The dataset is not one, or does not validate (nothing ran; the report is named in the message).
+EXIT_INVALID_DATA = 3
+#: Another run is writing the same output folder.
+EXIT_LOCKED = 4
+#: Interrupted (Ctrl-C, SIGTERM): the staging folder is removed, the previous report kept.
+EXIT_INTERRUPTED = 130
 
 
 class RunError(ValueError):
-    """A parameter file or run that cannot start; the message names the key or file."""
+    """A run that cannot start; the message names the key, parameter or file, and says what to do."""
+
+    exit_code = EXIT_REFUSED
+
+
+class DatasetError(RunError):
+    """The dataset folder is not a dataset, cannot be studied, or does not validate."""
+
+    exit_code = EXIT_INVALID_DATA
+
+
+class RunLockedError(RunError):
+    """Another run holds the lock of the output folder."""
+
+    exit_code = EXIT_LOCKED
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -75,7 +126,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise RunError(f"-p {text!r}: expected KEY=VALUE")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value) if value.strip() else ""
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise RunError(f"-p {text!r}: the value is not valid YAML ({exc})") from exc
+    return key.strip(), parsed
 
 
 def notebook_parameters(path: Path) -> dict[str, dict]:
@@ -85,6 +140,17 @@ def notebook_parameters(path: Path) -> dict[str, dict]:
     if not path.is_file():
         raise RunError(f"notebook {path} does not exist")
     return pm.inspect_notebook(str(path))
+
+
+def declared_default(declared: dict) -> Any:
+    """The default value of a declared parameter as a Python value (its source text when not a literal)."""
+    import ast
+
+    text = declared.get("default", "")
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 _PY_TYPES = {
@@ -110,6 +176,8 @@ def _check_value(nb: str, key: str, value: Any, declared: dict) -> None:
 
 @dataclass
 class RunPlan:
+    """A checked parameter file: what each notebook receives (file and ``-p`` values, runner's excluded)."""
+
     params_file: Path
     spec: dict
     data: Path
@@ -117,6 +185,134 @@ class RunPlan:
     notebooks: list[tuple[str, dict]]
     storage: str = "flat"
     canonical: Path | None = None
+    published: bool = True
+    #: ``-p`` values as given (after the safety checks), key -> value.
+    overrides: dict = field(default_factory=dict)
+    #: notebook -> its declared parameters (papermill inspection).
+    declared: dict = field(default_factory=dict)
+    #: the batch notebook and its parameters (common, batch entry, ``-p``), or None.
+    batch: tuple[str, dict] | None = None
+    #: sentences saying what a ``-p`` also set (``year`` -> ``period``).
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        return str(self.spec.get("description", ""))
+
+    @property
+    def run_name(self) -> str:
+        return str(self.spec["run_name"])
+
+    def received(self, name: str) -> dict:
+        """Every declared parameter of notebook ``name`` with the value it gets (defaults included,
+        runner parameters left out)."""
+        declared = self.declared[name]
+        given = dict(self.notebooks).get(name)
+        if given is None and self.batch is not None and self.batch[0] == name:
+            given = self.batch[1]
+        values = {k: declared_default(d) for k, d in declared.items() if k not in RUNNER_PARAMETERS}
+        values.update(given or {})
+        return values
+
+    def values_of(self, key: str) -> dict[str, Any]:
+        """Notebook -> the value ``key`` has there, for every notebook of the run that declares it."""
+        names = [n for n, _ in self.notebooks] + ([self.batch[0]] if self.batch else [])
+        return {n: self.received(n)[key] for n in names if key in self.declared[n]}
+
+
+def _read_spec(params_file: Path) -> dict:
+    if not params_file.is_file():
+        raise RunError(f"parameter file {params_file} does not exist")
+    try:
+        spec = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RunError(f"{params_file}: not valid YAML ({exc})") from exc
+    if not isinstance(spec, dict):
+        raise RunError(f"{params_file}: expected a mapping of keys at the top level")
+    where = params_file.name
+    _check_keys(spec, TOP_LEVEL_KEYS, where)
+    for key in REQUIRED_KEYS:
+        if key not in spec:
+            raise RunError(f"{where}: required key '{key}' is missing")
+    if "notebooks" not in spec and "batch" not in spec:
+        raise RunError(f"{where}: give 'notebooks' or 'batch'")
+    return spec
+
+
+def _refuse_runner_keys(mapping: dict, where: str) -> None:
+    """``data_dir``, ``output_dir`` and ``published`` are the runner's: never set in a parameter mapping."""
+    for key in RUNNER_PARAMETERS:
+        if key in mapping:
+            how = (
+                "the top-level key 'published'"
+                if key == "published"
+                else "--data DATASET or --canonical DIR"
+                if key == "data_dir"
+                else "--out DIR"
+            )
+            raise RunError(f"{where}: '{key}' is set by the runner, not by a parameter; use {how}")
+
+
+def _apply_safety_overrides(overrides: dict, spec: dict, where: str) -> bool:
+    """Check the ``-p`` keys that decide publication safety; return whether the run is published."""
+    published = bool(spec.get("published", True))
+    for key in ("data_dir", "output_dir"):
+        if key in overrides:
+            flag = "--data DATASET (or --canonical DIR)" if key == "data_dir" else "--out DIR"
+            raise RunError(
+                f"-p {key}: the runner sets {key} itself and it cannot be overridden with -p; use {flag}"
+            )
+    if "published" in overrides:
+        value = overrides.pop("published")
+        if not isinstance(value, bool):
+            raise RunError(f"-p published={value!r}: must be true or false")
+        if published and not value:
+            raise RunError(
+                f"-p published=false: {where} is a published parameter file, and a published run cannot be "
+                "made confidential from the command line (it would write identifying values under a "
+                "published name); write a confidential parameter file (published: false) with its own "
+                "run_name and --out instead"
+            )
+        published = value
+    return published
+
+
+def _check_min_cell(name: str, params: dict, declared: dict, published: bool, origin: str) -> None:
+    if not published or "min_cell" not in declared:
+        return
+    value = params.get("min_cell", declared_default(declared["min_cell"]))
+    if isinstance(value, int) and not isinstance(value, bool) and value < POLICY_MIN_CELL:
+        raise RunError(
+            f"{name}: min_cell={value} ({origin}) is below the publication floor of {POLICY_MIN_CELL} "
+            "establishments (POLICY_MIN_CELL): a published run may raise min_cell, never lower it below "
+            f"{POLICY_MIN_CELL}; use a confidential parameter file (published: false) for smaller cells"
+        )
+
+
+def _origin_of(key: str, overrides: dict, common: dict, item: dict) -> str:
+    if key in overrides:
+        return f"-p {key}"
+    if key in item:
+        return "its entry in the parameter file"
+    if key in common:
+        return f"common: {key}"
+    return "the notebook's default"
+
+
+def format_description(text: str, plan_values: dict[str, Any], where: str) -> str:
+    """Fill ``{key}`` fields of the description with the run's parameter values (``{year}``).
+
+    >>> format_description("Étude annuelle {year}", {"year": 2024}, "p.yaml")
+    'Étude annuelle 2024'
+    """
+    fields = [f for _, f, _, _ in string.Formatter().parse(text) if f]
+    missing = [f for f in fields if f not in plan_values]
+    if missing:
+        raise RunError(
+            f"{where}: description field '{{{missing[0]}}}' is not a parameter of this run with one value "
+            f"across its notebooks; fields available: {', '.join(sorted(plan_values)) or 'none'}"
+        )
+    return text.format_map(plan_values) if fields else text
 
 
 def load_plan(
@@ -133,23 +329,11 @@ def load_plan(
 
     ``canonical``: an already ingested folder (``cyberobs ingest [--large]`` output) to run on, checked
     here; the dataset folder is then not needed. ``large``: ingest with ``storage: partitioned``.
+    The values are checked against the data later (:mod:`cyberobs_lib.run_checks`).
     """
     params_file = Path(params_file)
-    if not params_file.is_file():
-        raise RunError(f"parameter file {params_file} does not exist")
-    try:
-        spec = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RunError(f"{params_file}: not valid YAML ({exc})") from exc
-    if not isinstance(spec, dict):
-        raise RunError(f"{params_file}: expected a mapping of keys at the top level")
+    spec = _read_spec(params_file)
     where = params_file.name
-    _check_keys(spec, TOP_LEVEL_KEYS, where)
-    for key in REQUIRED_KEYS:
-        if key not in spec:
-            raise RunError(f"{where}: required key '{key}' is missing")
-    if "notebooks" not in spec and "batch" not in spec:
-        raise RunError(f"{where}: give 'notebooks' or 'batch'")
     storage = "partitioned" if large else spec.get("storage", "flat")
     if storage not in STORAGE_FORMATS:
         raise RunError(
@@ -161,43 +345,70 @@ def load_plan(
         if not isinstance(item, dict) or "notebook" not in item:
             raise RunError(f"{where}: notebooks[{i}] must be a mapping with a 'notebook' key")
         _check_keys(item, NOTEBOOK_ITEM_KEYS, f"{where}: notebooks[{i}]")
-        items.append((item["notebook"], dict(item.get("parameters") or {})))
+        params = dict(item.get("parameters") or {})
+        _refuse_runner_keys(params, f"{where}: {item['notebook']}")
+        items.append((item["notebook"], params))
+    batch_item = None
     if "batch" in spec:
         _check_keys(spec["batch"], BATCH_KEYS, f"{where}: batch")
         if "notebook" not in spec["batch"]:
             raise RunError(f"{where}: batch: required key 'notebook' is missing")
-        if spec.get("published", True):
-            raise RunError(
-                f"{where}: per-establishment batch reports are confidential: set 'published: false'"
-            )
+        batch_params = dict(spec["batch"].get("parameters") or {})
+        _refuse_runner_keys(batch_params, f"{where}: batch")
+        batch_item = (spec["batch"]["notebook"], batch_params)
     common = dict(spec.get("common") or {})
+    _refuse_runner_keys(common, f"{where}: common")
+
+    given: dict[str, Any] = {}
     for text in overrides or []:
         key, value = parse_override(text)
-        common[key] = value
-    declared_all: set[str] = set()
-    nb_names = [n for n, _ in items] + ([spec["batch"]["notebook"]] if "batch" in spec else [])
-    declared_by = {n: notebook_parameters(notebooks_dir / n) for n in nb_names}
-    for name, params in items + (
-        [(spec["batch"]["notebook"], dict(spec["batch"].get("parameters") or {}))] if "batch" in spec else []
-    ):
-        declared = declared_by[name]
-        declared_all |= set(declared)
-        for key, value in params.items():
-            if key not in declared:
-                raise RunError(
-                    f"{where}: {name}: unknown parameter '{key}'; the notebook declares: "
-                    f"{', '.join(sorted(declared))}"
-                )
-            _check_value(f"{where}: {name}", key, value, declared[key])
-    for key, value in common.items():
-        if key not in declared_all:
+        given[key] = value
+    published = _apply_safety_overrides(given, spec, where)
+    if batch_item is not None and published:
+        raise RunError(f"{where}: per-establishment batch reports are confidential: set 'published: false'")
+
+    entries = items + ([batch_item] if batch_item else [])
+    declared_by = {n: notebook_parameters(notebooks_dir / n) for n, _ in entries}
+    accepted = sorted({k for d in declared_by.values() for k in d} - set(RUNNER_PARAMETERS))
+    for key in common:
+        if key not in accepted:
             raise RunError(
                 f"{where}: common parameter '{key}' is declared by none of the notebooks "
-                f"({', '.join(nb_names)})"
+                f"({', '.join(n for n, _ in entries)}){_hint(key, accepted)}; accepted: {', '.join(accepted)}"
             )
-        for name in nb_names:
-            if key in declared_by[name]:
-                _check_value(f"{where}: {name}", key, value, declared_by[name][key])
+    for key in given:
+        if key not in accepted:
+            raise RunError(
+                f"-p {key}: no notebook of this run declares '{key}'{_hint(key, accepted)}; accepted keys: "
+                f"{', '.join(accepted)} (or data_dir/output_dir/published through --data, --out and the "
+                "parameter file)"
+            )
+    notes = []
+    merged: list[tuple[str, dict]] = []
+    for name, item_params in entries:
+        declared = declared_by[name]
+        for key in item_params:
+            if key not in declared:
+                raise RunError(
+                    f"{where}: {name}: unknown parameter '{key}'{_hint(key, declared)}; the notebook "
+                    f"declares: {', '.join(sorted(declared))}"
+                )
+        params = {k: v for k, v in common.items() if k in declared}
+        params.update(item_params)
+        params.update({k: v for k, v in given.items() if k in declared})
+        for key, linked in YEAR_LINKS.items():
+            if key not in given or key in declared:
+                continue
+            for other in linked:
+                if other in declared and other not in given:
+                    params[other] = given[key]
+                    notes.append(f"-p {key}={given[key]} also sets {other}={given[key]} in {name}")
+        for key, value in params.items():
+            _check_value(f"{where}: {name}", key, value, declared[key])
+        origin = _origin_of("min_cell", given, common, item_params)
+        _check_min_cell(f"{where}: {name}", params, declared, published, origin)
+        merged.append((name, params))
+
     data_path = Path(data or spec["data"])
     if not data_path.is_absolute():
         data_path = (PROJECT_DIR / data_path) if not data_path.exists() else data_path.resolve()
@@ -211,14 +422,33 @@ def load_plan(
     except CanonicalFolderError as exc:
         raise RunError(str(exc)) from exc
     if canonical_path is None and not data_path.is_dir():
-        raise RunError(f"{where}: dataset folder {data_path} does not exist")
+        raise DatasetError(f"{where}: dataset folder {data_path} does not exist")
     out_path = Path(out) if out else REPORTS_DIR / spec["run_name"]
-    merged = []
-    for name, params in items:
-        p = {k: v for k, v in common.items() if k in declared_by[name]}
-        p.update(params)
-        merged.append((name, p))
-    spec = dict(spec, common=common)
-    return RunPlan(
-        params_file, spec, data_path.resolve(), out_path.resolve(), merged, storage, canonical_path
+    plan = RunPlan(
+        params_file,
+        dict(spec, published=published),
+        data_path.resolve(),
+        out_path.expanduser().resolve(),
+        merged[: len(items)],
+        storage,
+        canonical_path,
+        published=published,
+        overrides=given,
+        declared=declared_by,
+        batch=merged[len(items)] if batch_item else None,
+        notes=notes,
     )
+    if "description" in spec:
+        plan.spec["description"] = format_description(spec["description"], _single_values(plan), where)
+    return plan
+
+
+def _single_values(plan: RunPlan) -> dict[str, Any]:
+    """Parameter -> value, for each parameter that has one value in every notebook declaring it."""
+    keys = {k for d in plan.declared.values() for k in d} - set(RUNNER_PARAMETERS)
+    out = {}
+    for key in keys:
+        values = list(plan.values_of(key).values())
+        if values and all(v == values[0] for v in values):
+            out[key] = values[0]
+    return out

@@ -1,4 +1,4 @@
-"""Run a study described by a parameter file: validate, ingest once, execute notebooks, publish.
+"""Run a study described by a parameter file: check, ingest once, execute notebooks, publish whole.
 
 A parameter file (``parameters/*.yaml``) has these keys (anything else is an error naming the key):
 
@@ -7,10 +7,12 @@ A parameter file (``parameters/*.yaml``) has these keys (anything else is an err
 ``data`` (str, required)
     Dataset folder (relative to the repository root, or absolute); ``--data`` overrides it.
 ``description`` (str)
-    One line shown in the manifest.
+    One line shown in the manifest and in the title of every HTML page; ``{year}`` (any parameter with
+    one value in the run) is replaced by its value.
 ``published`` (bool, default true)
-    Published runs get disclosure control: keyed pseudonyms, small-cell suppression, and a
-    ``check-disclosure`` scan that fails the run if anything identifying is found.
+    Published runs get disclosure control: keyed pseudonyms, small-cell suppression (never below
+    :data:`~cyberobs_lib.config.POLICY_MIN_CELL`), and a ``check-disclosure`` scan that fails the run if
+    anything identifying is found. ``-p published=false`` cannot make a published file confidential.
 ``common`` (mapping)
     Parameters given to every notebook that declares them (each key must be declared by at least one).
 ``notebooks`` (list, required)
@@ -24,29 +26,41 @@ A parameter file (``parameters/*.yaml``) has these keys (anything else is an err
     Parquet file per table) or ``partitioned`` (:func:`cyberobs_lib.scale.ingest_large`: findings.csv in
     chunks into a year-partitioned store, for national-size datasets); ``--large`` sets ``partitioned``.
 
-The run ingests its dataset once into ``reports/.work/<run>/canonical`` (identifying tables stay outside the
-published folder), or reads an already ingested folder (``--canonical``, either format) without
-re-ingesting. The report folder receives each executed notebook, its HTML without code cells,
-``tables/*.csv`` plus ``tables.xlsx``, ``figures/``, ``manifest.json``.
+Precedence of parameter values: :mod:`cyberobs_lib.run_plan`. Checks made before the first notebook:
+:mod:`cyberobs_lib.run_checks`. Folders, lock and atomic swap: :mod:`cyberobs_lib.run_lock`.
+
+A run ingests its dataset once into its working folder (``reports/.work/<name>-<hash>/canonical``,
+identifying tables never inside a report folder), or reads an already ingested folder (``--canonical``),
+then writes everything into a staging folder beside the report folder: each executed notebook, its HTML
+without code (and without cells tagged ``check`` or ``remove-cell``), ``tables/*.csv`` plus
+``tables.xlsx``, ``figures/``, ``manifest.json``. Only a run where every notebook ran, the workbook was
+written and the disclosure check passed replaces the report folder, whole; a failed run leaves it as it
+was and moves the staging folder to ``<name>.failed/`` with ``FAILED.md``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import html as html_lib
 import json
+import logging
 import os
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyberobs_lib import __version__
-from cyberobs_lib.config import NOTEBOOKS_DIR, PROJECT_DIR
+from cyberobs_lib.config import DEFAULT_MIN_CELL, NOTEBOOKS_DIR, POLICY_MIN_CELL, PROJECT_DIR
 from cyberobs_lib.io import sha256_file, write_bytes_atomic, write_text_atomic
 from cyberobs_lib.run_canonical import ingest_for_run, ingest_summary, link_canonical
 from cyberobs_lib.run_plan import (
+    DatasetError,
     RunError,
+    RunLockedError,
     RunPlan,
     load_plan,
     notebook_parameters,
@@ -54,20 +68,34 @@ from cyberobs_lib.run_plan import (
 )
 
 __all__ = [
+    "DatasetError",
     "NotebookOutcome",
     "RunError",
+    "RunLockedError",
     "RunPlan",
     "RunResult",
     "execute_notebook",
     "export_html",
+    "failure_page",
     "load_plan",
     "notebook_parameters",
     "parse_override",
     "run_study",
+    "write_workbook",
 ]
 
-#: Parameters the runner injects itself into every notebook that declares them.
-RUNNER_PARAMETERS = ("data_dir", "output_dir", "published")
+log = logging.getLogger("cyberobs.run")
+
+#: Cell tags left out of the reader's HTML: papermill's parameter cells, assertions (``check``) and
+#: cells a notebook hides (``remove-cell``).
+HIDDEN_TAGS = ("parameters", "injected-parameters", "check", "remove-cell")
+#: Extra kernel arguments: the kernel's own log at ERROR. Its only start-up warning, "Kernel is running
+#: over TCP without encryption", is harmless for a local kernel (it listens on 127.0.0.1, reached only
+#: from this machine) and would otherwise print once per notebook in every scheduled run's log. Errors of
+#: the kernel still show; warnings raised by notebook code stay in the notebooks' outputs.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+#: Private folder of a run inside its staging folder (INTERFACES.md §2): deleted before publication.
+RUN_PRIVATE = ".cyberobs"
 PACKAGES = (
     "pandas",
     "numpy",
@@ -82,6 +110,7 @@ PACKAGES = (
     "pandera",
     "cvss",
     "defusedxml",
+    "openpyxl",
 )
 
 
@@ -91,6 +120,10 @@ class NotebookOutcome:
     ok: bool
     seconds: float
     error: str | None = None
+    #: 1-based position of the failing cell in the notebook, and its execution count.
+    cell: int | None = None
+    exec_count: int | None = None
+    ename: str | None = None
 
 
 @dataclass
@@ -98,19 +131,19 @@ class RunResult:
     out: Path
     outcomes: list[NotebookOutcome] = field(default_factory=list)
     disclosure_hits: int = 0
+    #: where a failed run's folder went (``<out>.failed``), None when the run succeeded.
+    failed_folder: Path | None = None
+    #: why ``tables.xlsx`` could not be written (a run failure), None when it was.
+    workbook_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes) and self.disclosure_hits == 0
+        return all(o.ok for o in self.outcomes) and self.disclosure_hits == 0 and self.workbook_error is None
 
 
 # --------------------------------------------------------------------------------------------------
-# Execution
+# Provenance
 # --------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    return sha256_file(path)
-
-
 def _code_version() -> str:
     try:
         rev = subprocess.run(
@@ -138,6 +171,25 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
+def inputs_digest(inputs: dict[str, str]) -> str:
+    """One SHA-256 for a dataset: over its ``relative path  sha256`` lines, sorted.
+
+    >>> inputs_digest({"b.csv": "2", "a.csv": "1"}) == inputs_digest({"a.csv": "1", "b.csv": "2"})
+    True
+    """
+    text = "".join(f"{name}  {digest}\n" for name, digest in sorted(inputs.items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _public_path(path: Path) -> str:
+    """A path for a published manifest: relative to the project, else the file name alone."""
+    path = Path(path).resolve()
+    return str(path.relative_to(PROJECT_DIR)) if path.is_relative_to(PROJECT_DIR) else path.name
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebooks and their HTML
+# --------------------------------------------------------------------------------------------------
 def describe_failure(exc: BaseException) -> str:
     """One clear line for a failed notebook: which cell, which error."""
     cell = getattr(exc, "exec_count", None)
@@ -147,21 +199,143 @@ def describe_failure(exc: BaseException) -> str:
     return f"{where} raised {ename}: {str(evalue).strip().splitlines()[-1] if evalue else ''}"
 
 
+def notebook_title(nb) -> str:
+    """The first Markdown heading of a notebook (its title), or ''."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.lstrip().startswith("#"):
+                return line.lstrip("# ").strip()
+    return ""
+
+
+def page_title(description: str, nb) -> str:
+    """``<description> — <notebook title>`` (either alone when the other is empty)."""
+    return " — ".join(part for part in (description.strip(), notebook_title(nb)) if part)
+
+
+def _replace_strings(node, replacements: list[tuple[str, str]]):
+    if isinstance(node, str):
+        for old, new in replacements:
+            node = node.replace(old, new)
+        return node
+    if isinstance(node, list):
+        return [_replace_strings(v, replacements) for v in node]
+    if isinstance(node, dict):
+        return {k: _replace_strings(v, replacements) for k, v in node.items()}
+    return node
+
+
+def scrub_paths(notebook: Path, replacements: list[tuple[str, str]]) -> None:
+    """Replace local absolute paths (staging, working and notebooks folders) in an executed notebook.
+
+    Published notebooks carry papermill's record of the run (``metadata.papermill`` and the injected
+    parameters cell); they must not name the machine's folders.
+    """
+    import nbformat
+
+    text = notebook.read_text(encoding="utf-8")
+    if not any(old in text for old, _ in replacements):
+        return
+    data = _replace_strings(json.loads(text), sorted(replacements, key=lambda r: -len(r[0])))
+    nb = nbformat.from_dict(data)
+    write_text_atomic(nbformat.writes(nb), notebook)
+
+
+def export_html(notebook: Path, html: Path, *, title: str | None = None, lang: str = "fr") -> Path:
+    """HTML for readers: no code cells, no prompts, no parameter, ``check`` or ``remove-cell`` cells.
+
+    ``title``: the page's ``<title>`` (default: the notebook's first heading); ``lang``: the ``lang``
+    attribute of ``<html>``.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["title"] = title or notebook_title(nb) or notebook.stem
+    nb.cells = [c for c in nb.cells if not set(c.metadata.get("tags", [])) & set(HIDDEN_TAGS)]
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.language_code = lang
+    body, _ = exporter.from_notebook_node(nb)
+    write_text_atomic(body, html)  # a full disk leaves no truncated page, and names it
+    return html
+
+
+_FAILURE_TEXT = {
+    "fr": {
+        "heading": "Ce carnet n'a pas pu être produit",
+        "what": "Son exécution s'est arrêtée {where} ({ename}) ; aucun de ses résultats n'est publié.",
+        "where": "à la cellule {cell}",
+        "nowhere": "avant sa fin",
+        "next": (
+            "Le carnet exécuté, avec le détail de l'erreur, est conservé pour l'équipe qui produit le rapport "
+            "dans le dossier d'échec de l'exécution ({folder})."
+        ),
+    },
+    "en": {
+        "heading": "This notebook could not be produced",
+        "what": "Its execution stopped {where} ({ename}); none of its results is published.",
+        "where": "in cell {cell}",
+        "nowhere": "before its end",
+        "next": (
+            "The executed notebook, with the details of the error, is kept for the team producing the report "
+            "in the run's failure folder ({folder})."
+        ),
+    },
+}
+
+
+def failure_page(
+    html: Path, *, title: str, outcome: NotebookOutcome, lang: str = "fr", failed_folder: str = ""
+) -> Path:
+    """A short page in the run's language replacing a failed notebook's HTML (no traceback, no message)."""
+    text = _FAILURE_TEXT.get(lang, _FAILURE_TEXT["en"])
+    where = text["where"].format(cell=outcome.cell) if outcome.cell else text["nowhere"]
+    esc = html_lib.escape
+    body = (
+        f'<!DOCTYPE html>\n<html lang="{esc(lang)}">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{esc(title)}</title>\n</head>\n<body>\n<h1>{esc(title)}</h1>\n"
+        f"<h2>{esc(text['heading'])}</h2>\n"
+        f"<p>{esc(text['what'].format(where=where, ename=outcome.ename or 'error'))}</p>\n"
+        f"<p>{esc(text['next'].format(folder=failed_folder))}</p>\n</body>\n</html>\n"
+    )
+    write_text_atomic(body, html)
+    return html
+
+
+def _failure_details(exc: BaseException, notebook: Path) -> tuple[int | None, int | None, str]:
+    """(1-based cell position, execution count, error name) of a papermill failure."""
+    index = getattr(exc, "cell_index", None)
+    return (
+        index + 1 if isinstance(index, int) else None,
+        getattr(exc, "exec_count", None),
+        str(getattr(exc, "ename", type(exc).__name__)),
+    )
+
+
 def execute_notebook(
     name: str,
     params: dict,
     out_dir: Path,
     *,
     notebooks_dir: Path = NOTEBOOKS_DIR,
+    description: str = "",
+    lang: str = "fr",
+    scrub: list[tuple[str, str]] | None = None,
+    failed_folder: str = "",
 ) -> NotebookOutcome:
-    """Execute one notebook with papermill into ``out_dir`` and export its HTML without code."""
-    import time
+    """Execute one notebook with papermill into ``out_dir`` and write its reader's HTML.
 
+    A failing notebook is reported in the outcome (which cell, which error); its HTML is a short failure
+    page (:func:`failure_page`), the traceback staying in the executed notebook.
+    """
+    import nbformat
     import papermill as pm
 
     start = time.perf_counter()
     target = out_dir / name
-    error = None
+    outcome = NotebookOutcome(name, True, 0.0)
     try:
         pm.execute_notebook(
             str(notebooks_dir / name),
@@ -171,46 +345,187 @@ def execute_notebook(
             cwd=str(notebooks_dir),
             progress_bar=False,
             log_output=False,
+            extra_arguments=list(KERNEL_ARGUMENTS),
         )
     except Exception as exc:  # noqa: BLE001 - any notebook failure is reported, the run goes on
-        error = describe_failure(exc)
+        cell, count, ename = _failure_details(exc, target)
+        outcome = NotebookOutcome(name, False, 0.0, describe_failure(exc), cell, count, ename)
     if target.exists():
-        export_html(target, target.with_suffix(".html"))
-    return NotebookOutcome(name, error is None, time.perf_counter() - start, error)
+        if scrub:
+            scrub_paths(target, scrub)
+        title = page_title(description, nbformat.read(target, as_version=4))
+        if outcome.ok:
+            export_html(target, target.with_suffix(".html"), title=title, lang=lang)
+        else:
+            failure_page(
+                target.with_suffix(".html"),
+                title=title,
+                outcome=outcome,
+                lang=lang,
+                failed_folder=failed_folder,
+            )
+    outcome.seconds = time.perf_counter() - start
+    return outcome
 
 
-def export_html(notebook: Path, html: Path) -> Path:
-    """HTML for readers: no code cells, no prompts, no papermill parameter cells."""
-    import nbformat
-    from nbconvert import HTMLExporter
+# --------------------------------------------------------------------------------------------------
+# Workbook
+# --------------------------------------------------------------------------------------------------
+def _column_values(values: list[str]) -> list:
+    """A CSV column for the workbook: numbers when every non-empty cell is one written plainly (no
+    leading zero, so codes keep their text), else text."""
+    import math
 
-    nb = nbformat.read(notebook, as_version=4)
-    nb.cells = [
-        c
-        for c in nb.cells
-        if "injected-parameters" not in c.metadata.get("tags", [])
-        and "parameters" not in c.metadata.get("tags", [])
-    ]
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
-    write_text_atomic(body, html)  # a full disk leaves no truncated page, and names it
-    return html
+    out = []
+    for v in values:
+        if v == "":
+            out.append(None)
+            continue
+        body = v.lstrip("-")
+        if body[:1] == "0" and len(body) > 1 and body[1:2].isdigit():
+            return list(values)
+        try:
+            number = float(v)
+        except ValueError:
+            return list(values)
+        if math.isinf(number) or math.isnan(number):
+            return list(values)
+        out.append(int(v) if v.lstrip("-").isdigit() else number)
+    return out
 
 
-def write_workbook(tables_dir: Path, path: Path) -> Path | None:
-    """One Excel workbook with a sheet per tidy CSV table (sheet names cut to 31 characters)."""
-    import pandas as pd
+def _sheet_name(stem: str, used: set[str]) -> str:
+    clean = "".join("_" if ch in "[]:*?/\\" else ch for ch in stem)[:31] or "table"
+    name, i = clean, 2
+    while name.lower() in used:
+        suffix = f"~{i}"
+        name, i = clean[: 31 - len(suffix)] + suffix, i + 1
+    used.add(name.lower())
+    return name
+
+
+#: Rows of one worksheet (Excel's limit, header included).
+XLSX_MAX_ROWS = 1_048_576
+
+
+def write_workbook(tables_dir: Path, path: Path) -> list[str]:
+    """One Excel workbook with a sheet per tidy CSV table; returns the notes about what was changed.
+
+    Every text cell is written as text (``inlineStr``), so a value a spreadsheet would read as a formula
+    (``=``, ``+``, ``-``, ``@``; OWASP "CSV injection") stays inert; characters XML forbids (control
+    characters) are removed, each change noted in a ``notes`` sheet; sheet names are cut to 31
+    characters and made unique. A table over Excel's row limit is left out with a note (its CSV is
+    complete). Written atomically; nothing is written when there is no table.
+    """
+    import csv
+
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     csvs = sorted(tables_dir.glob("*.csv"))
+    notes: list[str] = []
     if not csvs:
-        return None
+        return notes
 
     def write(tmp: Path) -> None:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-            for csv in csvs:
-                pd.read_csv(csv).to_excel(xl, sheet_name=csv.stem[:31], index=False)
+        wb = Workbook(write_only=True)
+        used: set[str] = set()
+        for table in csvs:
+            with table.open(encoding="utf-8", newline="") as handle:
+                rows = list(csv.reader(handle))
+            if not rows:
+                continue
+            if len(rows) > XLSX_MAX_ROWS:
+                notes.append(
+                    f"{table.name}: {len(rows) - 1} rows, over Excel's limit: left out (see the CSV)"
+                )
+                continue
+            header, body = rows[0], rows[1:]
+            width = max(len(r) for r in rows)
+            columns = [_column_values([r[j] if j < len(r) else "" for r in body]) for j in range(width)]
+            ws = wb.create_sheet(_sheet_name(table.stem, used))
 
-    return write_bytes_atomic(write, path)
+            def cell(value, row: int, col: int, sheet=ws, name=table.name, head=header):
+                if value is None or not isinstance(value, str):
+                    return value
+                clean = ILLEGAL_CHARACTERS_RE.sub("", value)
+                if clean != value:
+                    label = head[col] if col < len(head) else f"#{col + 1}"
+                    notes.append(f"{name}: row {row}, column {label}: control character(s) removed")
+                c = WriteOnlyCell(sheet, value=clean)
+                c.data_type = "s"  # never a formula
+                return c
+
+            ws.append([cell(h, 0, j) for j, h in enumerate(header)])
+            for i in range(len(body)):
+                ws.append([cell(columns[j][i], i + 1, j) for j in range(width)])
+        if notes:
+            ws = wb.create_sheet(_sheet_name("notes", used))
+            ws.append([WriteOnlyCell(ws, value="note")])
+            for note in notes:
+                c = WriteOnlyCell(ws, value=note)
+                c.data_type = "s"
+                ws.append([c])
+        wb.save(tmp)
+
+    write_bytes_atomic(write, path)
+    return notes
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------
+def _run_setting(plan: RunPlan, key: str, default):
+    """The run's value of a parameter: the largest ``min_cell``; else the first notebook's value."""
+    values = list(plan.values_of(key).values())
+    if not values:
+        return default
+    return max(values) if key == "min_cell" else values[0]
+
+
+def _prepare_canonical(plan: RunPlan, work: Path, workers: int | None) -> tuple[Path, dict]:
+    canonical = work / "canonical"
+    if plan.canonical is not None:
+        link_canonical(plan.canonical, canonical)
+        return canonical, ingest_summary(plan.canonical)
+    return canonical, ingest_for_run(plan.data, canonical, storage=plan.storage, workers=workers)
+
+
+def _progress(items, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="notebook", disable=not enabled, file=sys.stderr)
+
+
+def _write_failed_md(folder: Path, plan: RunPlan, result: RunResult, work: Path, extra: list[str]) -> None:
+    lines = [
+        f"# Run {plan.run_name} FAILED: the report folder was not changed",
+        "",
+        f"The report folder `{plan.out}` still holds the previous complete report (if there was one). This",
+        "folder holds what the failed run produced, for the team running it: do not publish it.",
+        "",
+        "## What failed",
+        "",
+    ]
+    for o in result.outcomes:
+        if not o.ok:
+            where = f"cell {o.cell} (execution count [{o.exec_count}])" if o.cell else "before any cell ran"
+            lines.append(
+                f"* `{o.notebook}` stopped in {where}: {o.error}. The executed notebook, with the full error, "
+                f"is `{o.notebook}` in this folder; its HTML page here is a failure page."
+            )
+    lines += [f"* {e}" for e in extra]
+    lines += [
+        "",
+        "## What to do",
+        "",
+        "Open the executed notebook named above at the failing cell, fix the cause (data, parameter or code),",
+        f"and run again; the next successful run replaces `{plan.out.name}` whole and deletes this folder.",
+        f"Confidential working files of the run (canonical tables, reports naming establishments): `{work}`.",
+        "",
+    ]
+    write_text_atomic("\n".join(lines), folder / "FAILED.md")
 
 
 def run_study(
@@ -224,16 +539,36 @@ def run_study(
     notebooks_dir: Path = NOTEBOOKS_DIR,
     canonical: Path | str | None = None,
     large: bool = False,
+    demo: bool = False,
+    allow_rejects: bool = False,
 ) -> RunResult:
     """Run every notebook of a parameter file; a failing notebook does not stop the others.
 
+    Every check is made before the first notebook starts (:mod:`cyberobs_lib.run_checks`); the report
+    folder is replaced whole only when the run succeeded (:mod:`cyberobs_lib.run_lock`).
+
     ``canonical``: run on this already ingested folder (flat or partitioned) instead of ingesting the
     dataset; ``large``: ingest into a year-partitioned store (``storage: partitioned``); ``workers``:
-    processes of the per-establishment batch and of the partitioned ingestion.
-    """
-    from tqdm import tqdm
+    processes of the per-establishment batch and of the partitioned ingestion; ``demo``: demo mode
+    (``$CYBEROBS_DEMO=1``: the public demo key when no key is set); ``allow_rejects``: run on a dataset
+    with validation errors, without the rejected rows; ``progress``: a progress bar, shown only when
+    standard error is a terminal.
 
-    from cyberobs_lib.studies.data import canonical_format
+    Raises
+    ------
+    RunError
+        Refused before anything ran (exit status 2); :class:`DatasetError` for the dataset (3),
+        :class:`RunLockedError` when another run writes the same folder (4).
+    """
+    from cyberobs_lib.run_checks import (
+        apply_changes,
+        check_against_data,
+        check_dataset_folder,
+        check_key,
+        check_validation,
+        check_values,
+    )
+    from cyberobs_lib.run_lock import OutputLock, RunFolders, check_output_location, recover, remove_tree
 
     plan = load_plan(
         params_file,
@@ -244,110 +579,228 @@ def run_study(
         canonical=canonical,
         large=large,
     )
-    spec = plan.spec
-    published = bool(spec.get("published", True))
-    given = plan.canonical
-    summary = ingest_summary(given) if given is not None else None
-    if published:
-        from cyberobs_lib.disclosure import load_key
-
-        if given is not None:
-            is_demo = "truth.json" in summary.get("inputs", {})
-        else:
-            is_demo = (plan.data / "truth.json").is_file()
+    check_values(plan)
+    folders = RunFolders(plan.out)
+    source = plan.canonical if plan.canonical is not None else plan.data
+    check_output_location(
+        folders, published=plan.published, protected=[PROJECT_DIR, Path(notebooks_dir)], inputs=[source]
+    )
+    if plan.canonical is None:
+        check_dataset_folder(plan.data)
+    key_mode = check_key(published=plan.published, demo=demo)
+    with OutputLock(folders):
+        for action in recover(folders):
+            log.warning("%s: %s", plan.out.name, action)
+        work = folders.work
+        canonical_dir, summary = _prepare_canonical(plan, work, workers)
+        validation = check_validation(
+            canonical_dir, work, dataset=str(summary.get("dataset", source.name)), allow_rejects=allow_rejects
+        )
+        notes = plan.notes + apply_changes(plan, check_against_data(plan, canonical_dir))
+        for note in notes:
+            log.info("%s", note)
+        staging = folders.staging()
+        remove_tree(staging)
+        staging.mkdir(parents=True)
         try:
-            load_key(dataset_is_demo=is_demo)
-        except Exception as exc:  # MissingKeyError
-            raise RunError(str(exc)) from exc
+            result = _execute(
+                plan,
+                staging,
+                canonical_dir,
+                work=work,
+                summary=summary,
+                key_mode=key_mode,
+                validation=validation,
+                notes=notes,
+                workers=workers,
+                progress=progress,
+                notebooks_dir=Path(notebooks_dir),
+                failed_name=folders.failed.name,
+            )
+            _finish(plan, staging, folders, result, work)
+        except BaseException:
+            remove_tree(staging)  # interrupted or crashed: the previous report stays as it was
+            raise
+    return result
+
+
+def _finish(plan: RunPlan, staging: Path, folders, result: RunResult, work: Path) -> None:
+    from cyberobs_lib.run_lock import remove_tree, set_aside_failed, swap_in
+
+    failed = [o for o in result.outcomes if not o.ok]
+    if result.ok:
+        how = swap_in(staging, folders)
+        remove_tree(folders.failed)  # a stale failure report would contradict the new report
+        log.info(
+            "%s: %d/%d notebooks ran; report in %s (%s)",
+            plan.run_name,
+            len(result.outcomes),
+            len(result.outcomes),
+            plan.out,
+            how,
+        )
+        return
+    extra = [result.workbook_error] if result.workbook_error else []
+    if result.disclosure_hits:
+        extra.append(
+            f"the disclosure check found {result.disclosure_hits} problem(s) in the report; their list (which "
+            f"quotes the identifying values found) is `{work / 'disclosure_problems.csv'}`"
+        )
+    _write_failed_md(staging, plan, result, work, extra)
+    result.failed_folder = set_aside_failed(staging, folders)
+    log.error(
+        "%s: %d/%d notebooks ran%s%s; the report folder %s was NOT changed; failure report: %s",
+        plan.run_name,
+        len(result.outcomes) - len(failed),
+        len(result.outcomes),
+        f"; FAILED: {', '.join(o.notebook for o in failed)}" if failed else "",
+        f"; disclosure check: {result.disclosure_hits} problem(s)" if result.disclosure_hits else "",
+        plan.out,
+        result.failed_folder / "FAILED.md",
+    )
+
+
+def _execute(
+    plan: RunPlan,
+    staging: Path,
+    canonical: Path,
+    *,
+    work: Path,
+    summary: dict,
+    key_mode: str,
+    validation: dict,
+    notes: list[str],
+    workers: int | None,
+    progress: bool,
+    notebooks_dir: Path,
+    failed_name: str,
+) -> RunResult:
+    """Notebooks, batch, workbook, manifest and disclosure check, all inside ``staging``."""
+    from cyberobs_lib.studies.data import canonical_format
+
     started = dt.datetime.now(dt.UTC)
-    out_dir = plan.out
-    # The canonical tables hold identifying data: they live beside the report folder, never inside it.
-    canonical = out_dir.parent / ".work" / out_dir.name / "canonical"
-    if given is not None:
-        link_canonical(given, canonical)
-        inputs = dict(summary.get("inputs", {}))
-    else:
-        summary = ingest_for_run(plan.data, canonical, storage=plan.storage, workers=workers)
-        inputs = dict(summary.get("inputs", {}))  # the files ingest read (never a walk of the folder)
-    # the report folder is made only once the data can be studied: a failed ingest publishes nothing
-    (out_dir / "tables").mkdir(parents=True, exist_ok=True)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    result = RunResult(out_dir)
-    runner_params = {"data_dir": str(canonical), "output_dir": str(out_dir), "published": published}
+    published = plan.published
+    min_cell = int(_run_setting(plan, "min_cell", DEFAULT_MIN_CELL))
+    if published:
+        min_cell = max(min_cell, POLICY_MIN_CELL)
+    lang = str(_run_setting(plan, "lang", "fr"))
+    (staging / "tables").mkdir()
+    (staging / "figures").mkdir()
+    private = staging / RUN_PRIVATE
+    private.mkdir()
+    marker = {"published": published, "min_cell": min_cell, "run_name": plan.run_name, "lang": lang}
+    write_text_atomic(json.dumps(marker, indent=2) + "\n", private / "run.json")
+    result = RunResult(plan.out)
+    runner_params = {"data_dir": str(canonical), "output_dir": str(staging), "published": published}
+    scrub = [
+        (str(staging), "<report folder>"),
+        (str(canonical), "<canonical tables>"),
+        (str(work), "<working folder>"),
+        (str(notebooks_dir.resolve()), "notebooks"),
+        (str(PROJECT_DIR), "<project>"),
+    ]
     # Kernels inherit the environment: a non-interactive MPLBACKEND (e.g. Agg) would keep every figure
     # out of the executed notebooks and their HTML.
     os.environ.pop("MPLBACKEND", None)
-    bar = tqdm(plan.notebooks, desc=spec["run_name"], unit="notebook", disable=not progress, file=sys.stderr)
+    show_bar = progress and sys.stderr.isatty()
+    bar = _progress(plan.notebooks, plan.run_name, show_bar)
     for name, params in bar:
         bar.set_postfix_str(name)
-        declared = notebook_parameters(notebooks_dir / name)
+        declared = plan.declared[name]
         injected = {k: v for k, v in runner_params.items() if k in declared}
         injected.update(params)
-        outcome = execute_notebook(name, injected, out_dir, notebooks_dir=notebooks_dir)
+        log.info("start %s", name)
+        outcome = execute_notebook(
+            name,
+            injected,
+            staging,
+            notebooks_dir=notebooks_dir,
+            description=plan.description,
+            lang=str(plan.received(name).get("lang", lang)),
+            scrub=scrub,
+            failed_folder=failed_name,
+        )
         result.outcomes.append(outcome)
-        if not outcome.ok:
-            tqdm.write(f"FAILED {name}: {outcome.error} (see {out_dir / name})", file=sys.stderr)
-    if "batch" in spec:
+        if outcome.ok:
+            log.info("end %s: ok in %.1f s", name, outcome.seconds)
+        else:
+            log.error("end %s: FAILED in %.1f s: %s", name, outcome.seconds, outcome.error)
+    bar.close()
+    if plan.batch is not None:
         from cyberobs_lib.batch import run_batch
 
         result.outcomes.extend(
             run_batch(
-                plan, canonical=canonical, workers=workers, progress=progress, notebooks_dir=notebooks_dir
+                plan,
+                canonical=canonical,
+                out=staging,
+                workers=workers,
+                progress=show_bar,
+                notebooks_dir=notebooks_dir,
+                scrub=scrub,
             )
         )
-    write_workbook(out_dir / "tables", out_dir / "tables.xlsx")
+    from cyberobs_lib.run_lock import remove_tree
+
+    remove_tree(private)  # the marker and the disclosure ledger are the run's, never published
+    try:
+        for note in write_workbook(staging / "tables", staging / "tables.xlsx"):
+            log.warning("tables.xlsx: %s", note)
+    except Exception as exc:  # noqa: BLE001 - a workbook failure fails the run, reported like a notebook
+        result.workbook_error = f"tables.xlsx could not be written: {type(exc).__name__}: {exc}"
+        log.error("%s", result.workbook_error)
+    inputs = dict(summary.get("inputs", {}))  # relative to the dataset folder (ingest's summary)
+    declared_all = [n for n, _ in plan.notebooks] + ([plan.batch[0]] if plan.batch else [])
     manifest = {
-        "run_name": spec["run_name"],
-        "description": spec.get("description", ""),
-        "parameter_file": str(plan.params_file),
-        "parameters": {
-            "common": spec.get("common", {}),
-            "notebooks": dict(plan.notebooks),
-            "batch": spec.get("batch"),
-        },
+        "run_name": plan.run_name,
+        "description": plan.description,
+        "parameter_file": _public_path(plan.params_file),
+        "parameter_file_sha256": sha256_file(plan.params_file),
         "published": published,
-        "data": str(plan.data) if given is None else summary.get("dataset"),
-        "canonical": str(given) if given is not None else None,
+        "key": key_mode,
+        "min_cell": min_cell,
+        "lang": lang,
+        "parameters": {
+            "common": plan.spec.get("common", {}),
+            "command_line": plan.overrides,
+            "notes": notes,
+            "batch": plan.spec.get("batch"),
+            # what each notebook received: its defaults, the file's values, -p (runner paths left out)
+            "notebooks": {n: {**plan.received(n), "published": published} for n in declared_all},
+        },
+        "data": {"dataset": summary.get("dataset"), "inputs_sha256": inputs_digest(inputs)},
+        "canonical": plan.canonical.name if plan.canonical is not None else None,
         "storage": canonical_format(canonical),
         "inputs": inputs,
-        "rows": summary["rows"],
-        "rejected_rows": summary["rejected"],
+        "rows": summary.get("rows"),
+        "rejected_rows": summary.get("rejected"),
+        "validation": validation,
         "catalogs": summary.get("catalogs"),
         "packages": _package_versions(),
         "code_version": _code_version(),
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "notebooks": [o.__dict__ for o in result.outcomes],
+        "workbook_error": result.workbook_error,
         "disclosure_problems": None if published else "not checked (confidential run)",
         "platform": f"{platform.system()} {platform.machine()}",
-        "pid": os.getpid(),
     }
-    write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", out_dir / "manifest.json")
+    write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", staging / "manifest.json")
     if published:
         from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
 
-        hits = check_disclosure(
-            out_dir,
-            identifiers=identifiers_from_dataset(canonical),
-            min_cell=int(spec.get("common", {}).get("min_cell", 5)),
-        )
+        hits = check_disclosure(staging, identifiers=identifiers_from_dataset(canonical), min_cell=min_cell)
         result.disclosure_hits = len(hits)
+        problems = work / "disclosure_problems.csv"
         if len(hits):
-            hits.to_csv(out_dir.parent / ".work" / out_dir.name / "disclosure_problems.csv", index=False)
-            tqdm.write(
-                f"DISCLOSURE CHECK FAILED: {len(hits)} problem(s), see "
-                f"{out_dir.parent / '.work' / out_dir.name / 'disclosure_problems.csv'}; the report folder "
-                "must not be published as it is",
-                file=sys.stderr,
+            hits.to_csv(problems, index=False)
+            log.error(
+                "DISCLOSURE CHECK FAILED: %d problem(s), see %s; the report is not published",
+                len(hits),
+                problems,
             )
+        elif problems.exists():
+            problems.unlink()
         manifest["disclosure_problems"] = result.disclosure_hits
-    write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", out_dir / "manifest.json")
-    failed = [o for o in result.outcomes if not o.ok]
-    summary = (
-        f"{len(result.outcomes) - len(failed)}/{len(result.outcomes)} notebooks ran; report in {out_dir}"
-    )
-    print(
-        summary if not failed else summary + f"; FAILED: {', '.join(o.notebook for o in failed)}",
-        file=sys.stderr,
-    )
+        write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", staging / "manifest.json")
     return result
