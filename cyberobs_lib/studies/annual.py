@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.report import label
+from cyberobs_lib.studies.markup import escape_markdown
 
 #: Headline indicators in reading order, with French and English wording of "share of audited structures ...".
 HEADLINES = {
@@ -116,23 +117,24 @@ def headline_sentences(
     """
     lines = []
     for r in headlines.itertuples(index=False):
+        name = escape_markdown(r.label)
         if r.indicator in (unavailable or {}):
-            lines.append(f"- {r.label}: {unavailable[r.indicator]}")
+            lines.append(f"- {name}: {escape_markdown(unavailable[r.indicator])}")
             continue
         if r.suppressed or pd.isna(r.value):
             lines.append(
-                f"- {r.label}: " + ("secret statistique" if lang == "fr" else "suppressed (small cell)")
+                f"- {name}: " + ("secret statistique" if lang == "fr" else "suppressed (small cell)")
             )
             continue
         if lang == "fr":
             lines.append(
                 f"- **{_pct(r.value)}** [{_pct(r.ci_low)} ; {_pct(r.ci_high)}] des "
-                f"{int(r.n_establishments)} structures auditées en {year} étaient {r.label}."
+                f"{int(r.n_establishments)} structures auditées en {year} étaient {name}."
             )
         else:
             lines.append(
                 f"- **{_pct(r.value)}** [{_pct(r.ci_low)}; {_pct(r.ci_high)}] of the "
-                f"{int(r.n_establishments)} structures audited in {year} were {r.label}."
+                f"{int(r.n_establishments)} structures audited in {year} were {name}."
             )
     known = headlines["ci_method"].dropna().astype(str) if len(headlines) else pd.Series(dtype=str)
     methods = ", ".join(sorted({m for m in known if not m.startswith("unavailable")}))

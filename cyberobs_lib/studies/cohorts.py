@@ -38,6 +38,7 @@ from cyberobs_lib.studies.indicators import (
     select_audits,
     unavailable_metrics,
 )
+from cyberobs_lib.studies.markup import escape_markdown
 
 FAMILY = Establishments.family
 STUDY = "cohorts"
@@ -394,7 +395,8 @@ def not_modelled_sentence(rate_ratios: pd.DataFrame, lang: str = "fr") -> str:
     if not notes:
         return ""
     head = "Rapports de taux non calculés" if lang == "fr" else "Rate ratios not computed"
-    return f"*{head}{' ' if lang == 'fr' else ''}: {'; '.join(map(str, notes))}.*"
+    reasons = "; ".join(escape_markdown(n) for n in notes)  # they quote family names: escaped
+    return f"*{head}{' ' if lang == 'fr' else ''}: {reasons}.*"
 
 
 def adjusted_odds_ratios(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.schema import SEVERITY_RANK
+from cyberobs_lib.studies.indicators import unavailable_metrics, unavailable_reason
 
 #: Metrics compared with the family; for each, a higher value means more exposure.
 RANK_METRICS = ("findings_per_host", "n_crit_high", "n_kev", "hosts_in_scope")
@@ -117,7 +118,8 @@ def family_percentiles(
     """Where it stands in its family: percentile of its latest audit in the family's latest audits.
 
     ``percentile`` is the mid-rank percentile (share of the family below, plus half the ties), in 0–100:
-    a high percentile means more exposed than most of the family.
+    a high percentile means more exposed than most of the family. A metric the dataset cannot measure
+    (``n_kev`` without a KEV catalog) has no value nor percentile and says why in ``note``.
 
     Examples
     --------
@@ -133,22 +135,25 @@ def family_percentiles(
     family = mine["family"].iloc[0]
     peers = latest[latest["family"] == family]
     rows = []
+    missing = unavailable_metrics(metrics)
     for col in columns:
         if col not in peers.columns:
             continue
         values = peers[col].astype(float).dropna().to_numpy()
-        v = float(mine[col].iloc[0])
-        pct = 100 * (np.sum(values < v) + 0.5 * np.sum(values == v)) / len(values) if len(values) else np.nan
+        v = float(mine[col].astype(float).iloc[0])  # NaN: unknown (e.g. n_kev without a KEV catalog)
+        known = len(values) and not np.isnan(v)
+        pct = 100 * (np.sum(values < v) + 0.5 * np.sum(values == v)) / len(values) if known else np.nan
         rows.append(
             {
                 "metric": col,
                 "value": v,
                 "family": family,
-                "family_median": float(np.median(values)),
-                "family_q1": float(np.quantile(values, 0.25)),
-                "family_q3": float(np.quantile(values, 0.75)),
+                "family_median": float(np.median(values)) if len(values) else np.nan,
+                "family_q1": float(np.quantile(values, 0.25)) if len(values) else np.nan,
+                "family_q3": float(np.quantile(values, 0.75)) if len(values) else np.nan,
                 "n_family": len(values),
                 "percentile": pct,
+                "note": unavailable_reason(missing[col], "en") if col in missing else "",
             }
         )
     return pd.DataFrame(rows)

@@ -374,3 +374,32 @@ def caveats(lang: str = "fr") -> str:
     if lang not in _CAVEATS:
         raise ValueError(f"lang must be one of {sorted(_CAVEATS)}, got {lang!r}")
     return "\n".join(f"* {text}" for text in _CAVEATS[lang])
+
+
+def not_estimable_sentences(odds_ratios: pd.DataFrame, lang: str = "fr") -> str:
+    """Markdown bullets naming each exposure whose odds ratio could not be estimated, and why; "" when none.
+
+    >>> t = pd.DataFrame({"exposure": ["has_kev"], "model": ["not estimable: unavailable: no KEV catalog in the dataset"]})
+    >>> print(not_estimable_sentences(t, "en"))
+    **Not estimated:**
+    <BLANKLINE>
+    - known exploited vulnerability (KEV): unavailable: no KEV catalog in the dataset.
+    """
+    from cyberobs_lib.report import label
+    from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS
+    from cyberobs_lib.studies.markup import escape_markdown
+
+    if "model" not in odds_ratios.columns:
+        return ""
+    rows = odds_ratios[odds_ratios["model"].astype(str).str.startswith("not estimable")]
+    if rows.empty:
+        return ""
+    sentences = {en: (fr if lang == "fr" else en) for fr, en in UNAVAILABLE_REASONS.values()}
+    lines = []
+    for r in rows.itertuples(index=False):
+        reason = str(r.model).removeprefix("not estimable:").strip()
+        colon = " :" if lang == "fr" else ":"
+        name, why = label(str(r.exposure), lang), sentences.get(reason, reason)
+        lines.append(f"- {escape_markdown(name)}{colon} {escape_markdown(why)}.")
+    head = "**Non estimé :**" if lang == "fr" else "**Not estimated:**"
+    return head + "\n\n" + "\n".join(lines)

@@ -30,6 +30,7 @@ from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics
+from cyberobs_lib.studies.markup import escape_markdown
 
 STUDY = "longitudinal"
 #: Count/rate metrics compared between baseline and follow-up (columns of ``audit_metrics``).
@@ -301,11 +302,11 @@ def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
         return ""
     lines = []
     reasons = rows["variant"].map(lambda v: undefined_reason(v, lang))
-    for reason, sub in rows.groupby(reasons, sort=False):
+    for reason, sub in rows.groupby(reasons, sort=False):  # reasons and names may quote data: escaped
         what = ", ".join(
             f"{label(str(r.metric), lang)} — {label(str(r.test), lang)}" for r in sub.itertuples(index=False)
         )
-        lines.append(f"- {reason} ({what}).")
+        lines.append(f"- {escape_markdown(reason)} ({escape_markdown(what)}).")
     head = "**Non calculé :**" if lang == "fr" else "**Not computed:**"
     return head + "\n\n" + "\n".join(lines)
 
