@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+import pandas as pd
 
 
 class CanonicalFolderError(ValueError):
@@ -80,7 +83,14 @@ def link_canonical(source: Path | str, view: Path | str) -> Path:
     return view
 
 
-def ingest_for_run(dataset: Path, canonical: Path, *, storage: str, workers: int | None = None) -> dict:
+def ingest_for_run(
+    dataset: Path,
+    canonical: Path,
+    *,
+    storage: str,
+    workers: int | None = None,
+    before_write: Callable[[pd.DataFrame], None] | None = None,
+) -> dict:
     """Ingest ``dataset`` into ``canonical`` (replaced as a whole) and return the ingest summary.
 
     Parameters
@@ -94,6 +104,9 @@ def ingest_for_run(dataset: Path, canonical: Path, *, storage: str, workers: int
         ``partitioned``: :func:`cyberobs_lib.scale.ingest_large` (chunked, year-partitioned store).
     workers : int, optional
         Worker processes of ``ingest_large`` (default 1).
+    before_write : callable, optional
+        ``flat`` only: called with the validation violations (``cyberobs validate``'s table) before
+        anything is written; it raises to stop the run (:func:`cyberobs_lib.run_checks.check_validation`).
     """
     _remove(canonical)  # a stale store of the other format must not be read instead
     if storage == "partitioned":
@@ -120,5 +133,7 @@ def ingest_for_run(dataset: Path, canonical: Path, *, storage: str, workers: int
             f"dataset {dataset.name} cannot be studied (nothing was run, the previous report is untouched): "
             + "; ".join(result.fatal)
         )
+    if before_write is not None:
+        before_write(result.check.violations)
     write_canonical(result, canonical)
     return result.summary

@@ -131,15 +131,36 @@ def demo_mode() -> bool:
     return os.environ.get(DEMO_ENV_VAR, "").strip() == "1"
 
 
-def check_key(*, published: bool, demo: bool) -> str:
+class demo_environment:  # noqa: N801 - used as a context manager, like contextlib's
+    """Context manager: ``$CYBEROBS_DEMO=1`` while a ``--demo`` run lasts (its kernels inherit it), the
+    environment as it was afterwards. Does nothing when ``demo`` is false (an inherited
+    ``CYBEROBS_DEMO=1``, e.g. from ``make lab`` or the test session, is left as it is)."""
+
+    def __init__(self, demo: bool):
+        self.demo = demo
+        self._before: str | None = None
+
+    def __enter__(self) -> demo_environment:
+        if self.demo:
+            self._before = os.environ.get(DEMO_ENV_VAR)
+            os.environ[DEMO_ENV_VAR] = "1"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.demo:
+            if self._before is None:
+                os.environ.pop(DEMO_ENV_VAR, None)
+            else:
+                os.environ[DEMO_ENV_VAR] = self._before
+
+
+def check_key(*, published: bool) -> str:
     """The key mode of a run for its manifest, or :class:`RunError` saying how to set a key.
 
-    ``demo``: demo mode (``--demo``): sets ``$CYBEROBS_DEMO=1`` for this process and its kernels. A key
-    that is set is always used, demo mode or not; only with no key anywhere does demo mode fall back on
-    the public demo key. A confidential run needs no key.
+    Demo mode is ``$CYBEROBS_DEMO=1`` (:func:`demo_mode`; ``cyberobs run --demo`` sets it). A key that
+    is set is always used, demo mode or not; only with no key anywhere does demo mode fall back on the
+    public demo key. A confidential run needs no key.
     """
-    if demo:
-        os.environ[DEMO_ENV_VAR] = "1"
     demo = demo_mode()
     try:
         key = _load_key(demo)
@@ -155,33 +176,36 @@ def check_key(*, published: bool, demo: bool) -> str:
     return KEY_DEMO if key == DEMO_KEY.encode("utf-8") else KEY_SECRET
 
 
-def check_validation(canonical: Path, work: Path, *, dataset: str, allow_rejects: bool = False) -> dict:
-    """Refuse a dataset with validation errors (rows that ingest rejected, files refused).
+def check_validation(
+    violations: pd.DataFrame, work: Path, *, dataset: str, allow_rejects: bool = False
+) -> dict:
+    """Refuse a dataset with validation errors (rows ingest would reject, files it would refuse).
 
-    The violations (errors and warnings, which may hold identifying values) are written to
-    ``<work>/violations.csv`` and the one-line message says how many, of which rules, and where they are.
-    ``allow_rejects`` (``--allow-rejects``): go on without the rejected rows (00_data_quality counts them).
-    Returns ``{"errors": n, "warnings": n}``.
+    ``violations``: ``cyberobs validate``'s table (``file, row, column, rule, severity, value, message``).
+    They may hold identifying values: they are written to ``<work>/violations.csv`` (the run's working
+    folder, never a report folder), and the one-line message says how many errors, of which rules, and
+    where the list is. ``allow_rejects`` (``--allow-rejects``): go on without the rejected rows
+    (00_data_quality counts them). Returns ``{"errors": n, "warnings": n}``.
     """
-    from cyberobs_lib.studies.data import load_study_data
-
-    violations = load_study_data(canonical).violations
     errors = violations[violations["severity"].astype(str) == "error"] if len(violations) else violations
     counts = {"errors": int(len(errors)), "warnings": int(len(violations) - len(errors))}
+    report = work / "violations.csv"
     if len(violations):
         work.mkdir(parents=True, exist_ok=True)
-        violations.to_csv(work / "violations.csv", index=False)
+        violations.to_csv(report, index=False)
+    elif report.exists():
+        report.unlink()
     if len(errors) and not allow_rejects:
         rules = errors["rule"].astype(str).value_counts()
         files = ", ".join(sorted(set(errors["file"].astype(str))))
         first = errors.iloc[0]
+        row = "" if pd.isna(first["row"]) else f" row {first['row']}"
         raise DatasetError(
             f"dataset {dataset} does not validate: {len(errors)} error(s) in {files} ("
             + ", ".join(f"{rule}: {n}" for rule, n in rules.items())
-            + f"; first: {first['file']} row {first['row']}: {first['message']}); nothing was run and the "
-            f"previous report is untouched. Fix the data and run again: every violation is listed in "
-            f"{work / 'violations.csv'} (or run `cyberobs validate DATASET`); --allow-rejects runs without "
-            "the rejected rows"
+            + f"; first: {first['file']}{row}: {first['message']}). Nothing was run and the previous report "
+            f"is untouched. Fix the data and run again: every violation is listed in {report} (or run "
+            "`cyberobs validate DATASET`); --allow-rejects runs without the rejected rows"
         )
     return counts
 
@@ -195,9 +219,9 @@ def _resolve(values: list, available: list[str], lang: str | None, where: str, k
     from cyberobs_lib.studies.families import resolve_families
 
     try:
-        return list(resolve_families(values, available, lang=lang))
+        return list(resolve_families(values, available, lang=lang, parameter=key))
     except ValueError as exc:
-        raise RunError(f"{where}: {key}: {exc}") from exc
+        raise RunError(f"{where}: {exc}") from exc
 
 
 def check_against_data(plan: RunPlan, canonical: Path) -> dict[str, dict[str, Any]]:
@@ -225,19 +249,28 @@ def check_against_data(plan: RunPlan, canonical: Path) -> dict[str, dict[str, An
     all_families = sorted({str(f) for f in est["family"].dropna()})
     changes: dict[str, dict[str, Any]] = {}
     entries = list(plan.notebooks) + ([plan.batch] if plan.batch else [])
-    for name, given in entries:
-        where = _where(plan, name)
-        lang = plan.received(name).get("lang")
-        for key in ("year", "period"):
+    for key in ("year", "period"):  # year first: -p year=Y also sets period (run_plan.YEAR_LINKS)
+        for name, given in entries:
             value = given.get(key)
             if value is None or (key == "period" and value == 0):
                 continue
             if value not in complete_years:
+                origin = f" (set by -p {key}={plan.overrides[key]})" if key in plan.overrides else ""
                 raise RunError(
-                    f"{where}: {key}={value}: no complete audit in {value}; years with complete audits: "
-                    f"{', '.join(map(str, complete_years)) or 'none'}"
+                    f"{_where(plan, name)}: {key}={value}{origin}: no complete audit in {value}; years with "
+                    f"complete audits: {', '.join(map(str, complete_years)) or 'none'}"
                     + (" (period=0: every year)" if key == "period" else "")
                 )
+    if plan.batch is not None:
+        from cyberobs_lib.batch import batch_establishments
+
+        try:
+            batch_establishments(canonical, plan.spec["batch"].get("establishments", "all"))
+        except ValueError as exc:
+            raise RunError(f"{plan.params_file.name}: batch: establishments: {exc}") from exc
+    for name, given in entries:
+        where = _where(plan, name)
+        lang = plan.received(name).get("lang")
         if given.get("years"):
             incidents = load_study_data(canonical, columns={"incidents": ["declared_on"]}).incidents
             declared = pd.to_datetime(incidents["declared_on"], errors="coerce").dt.year.dropna()

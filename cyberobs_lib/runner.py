@@ -484,12 +484,34 @@ def _run_setting(plan: RunPlan, key: str, default):
     return max(values) if key == "min_cell" else values[0]
 
 
-def _prepare_canonical(plan: RunPlan, work: Path, workers: int | None) -> tuple[Path, dict]:
+def _prepare_canonical(
+    plan: RunPlan, work: Path, workers: int | None, *, allow_rejects: bool
+) -> tuple[Path, dict, dict]:
+    """The run's canonical folder (ingested, or a view of ``--canonical``), its ingest summary and its
+    validation counts; :class:`DatasetError` when the dataset does not validate (checked before the
+    tables are written for a flat ingest, after ``ingest_large`` for a partitioned one)."""
+    from cyberobs_lib.run_checks import check_validation
+    from cyberobs_lib.studies.data import load_study_data
+
     canonical = work / "canonical"
+    counts: dict = {}
+
+    def validate(violations) -> None:
+        counts.update(check_validation(violations, work, dataset=name, allow_rejects=allow_rejects))
+
     if plan.canonical is not None:
         link_canonical(plan.canonical, canonical)
-        return canonical, ingest_summary(plan.canonical)
-    return canonical, ingest_for_run(plan.data, canonical, storage=plan.storage, workers=workers)
+        summary = ingest_summary(plan.canonical)
+        name = str(summary.get("dataset") or plan.canonical.name)
+        validate(load_study_data(canonical).violations)
+        return canonical, summary, counts
+    name = plan.data.name
+    summary = ingest_for_run(
+        plan.data, canonical, storage=plan.storage, workers=workers, before_write=validate
+    )
+    if not counts:  # partitioned: validated while ingesting, checked now
+        validate(load_study_data(canonical).violations)
+    return canonical, summary, counts
 
 
 def _progress(items, desc: str, enabled: bool):
@@ -510,10 +532,16 @@ def _write_failed_md(folder: Path, plan: RunPlan, result: RunResult, work: Path,
     ]
     for o in result.outcomes:
         if not o.ok:
-            where = f"cell {o.cell} (execution count [{o.exec_count}])" if o.cell else "before any cell ran"
+            where = f"cell {o.cell} of the notebook" if o.cell else "before its end"
+            count = f" (execution count [{o.exec_count}])" if o.exec_count is not None else ""
+            what = (o.error or "").split(" raised ", 1)[-1]
+            path = o.notebook
+            if o.notebook.endswith("]") and "[" in o.notebook:  # a batch report: name[FINESS]
+                name, finess = o.notebook[:-1].split("[", 1)
+                path = f"establishments/{finess}/{name}"
             lines.append(
-                f"* `{o.notebook}` stopped in {where}: {o.error}. The executed notebook, with the full error, "
-                f"is `{o.notebook}` in this folder; its HTML page here is a failure page."
+                f"* `{o.notebook}` stopped in {where}{count} with {what}. The executed notebook, with the full "
+                f"error, is `{path}` in this folder; its HTML page here is a failure page."
             )
     lines += [f"* {e}" for e in extra]
     lines += [
@@ -565,8 +593,8 @@ def run_study(
         check_against_data,
         check_dataset_folder,
         check_key,
-        check_validation,
         check_values,
+        demo_environment,
     )
     from cyberobs_lib.run_lock import OutputLock, RunFolders, check_output_location, recover, remove_tree
 
@@ -587,14 +615,13 @@ def run_study(
     )
     if plan.canonical is None:
         check_dataset_folder(plan.data)
-    key_mode = check_key(published=plan.published, demo=demo)
-    with OutputLock(folders):
+    with demo_environment(demo), OutputLock(folders):
+        key_mode = check_key(published=plan.published)
         for action in recover(folders):
             log.warning("%s: %s", plan.out.name, action)
         work = folders.work
-        canonical_dir, summary = _prepare_canonical(plan, work, workers)
-        validation = check_validation(
-            canonical_dir, work, dataset=str(summary.get("dataset", source.name)), allow_rejects=allow_rejects
+        canonical_dir, summary, validation = _prepare_canonical(
+            plan, work, workers, allow_rejects=allow_rejects
         )
         notes = plan.notes + apply_changes(plan, check_against_data(plan, canonical_dir))
         for note in notes:
