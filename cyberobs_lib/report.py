@@ -1,6 +1,11 @@
-"""Presentation helpers for notebooks: save tidy tables and figures into a run folder, translate labels.
+"""Presentation helpers for notebooks: publish and save tidy tables and figures into a run folder,
+translate labels.
 
-Only this module (and plotting functions) formats for readers; analysis functions return raw numbers.
+:func:`publish_table` is the one way a notebook saves a result table: in a published run it applies the
+table's declared publication policy (:mod:`cyberobs_lib.disclosure.policy`) with the run's disclosure
+ledger; :func:`save_table` writes a table as given (confidential reports). Both neutralise text cells a
+spreadsheet would read as formulas. Only this module (and plotting functions) formats for readers;
+analysis functions return raw numbers.
 """
 
 from __future__ import annotations
@@ -49,10 +54,92 @@ def mask_values(frame: pd.DataFrame, columns: tuple[str, ...] = ("value",)) -> p
 
 
 def save_table(frame: pd.DataFrame, name: str, output_dir: str | Path | None) -> Path | None:
-    """Write a tidy table to ``<output_dir>/tables/<name>.csv``; does nothing when output_dir is empty."""
+    """Write a tidy table to ``<output_dir>/tables/<name>.csv`` as given (no disclosure control: confidential
+    reports), text cells that a spreadsheet would read as formulas neutralised
+    (:func:`~cyberobs_lib.disclosure.tables.neutralise_formulas`); does nothing when output_dir is empty."""
+    from cyberobs_lib.disclosure.tables import neutralise_formulas
+
     if not output_dir:
         return None
-    return write_csv_atomic(frame, Path(output_dir) / "tables" / f"{name}.csv")
+    return write_csv_atomic(neutralise_formulas(frame), Path(output_dir) / "tables" / f"{name}.csv")
+
+
+def publish_table(
+    frame: pd.DataFrame,
+    name: str,
+    output_dir: str | Path | None,
+    *,
+    published: bool,
+    min_cell: int,
+    lang: str = "fr",
+) -> pd.DataFrame:
+    """Apply the publication policy of table ``name``, write ``tables/<name>.csv`` and return it as published.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table as computed; not modified.
+    name : str
+        Its name (``tables/<name>.csv``), declared in :data:`cyberobs_lib.disclosure.policy.POLICIES` for a
+        published run.
+    output_dir : path or None
+        The run's output folder; empty: nothing written (the policy still applies, with an in-memory
+        ledger, so that an interactive session shows what a run would publish).
+    published : bool
+        A published run: the policy applies. The run marker ``<output_dir>/.cyberobs/run.json`` written
+        by the runner wins when it says ``published: true``, and its ``min_cell`` when larger.
+    min_cell : int
+        Fewest establishments behind a published cell; a published run refuses one below
+        :data:`~cyberobs_lib.disclosure.policy.POLICY_MIN_CELL`.
+    lang : str
+        Language of the run (``fr`` or ``en``); the written table keeps its keys and codes.
+
+    Returns
+    -------
+    DataFrame
+        Confidential run: ``frame`` unchanged. Published run: the same rows, ``suppressed`` True where a
+        hidden population cell (primary or secondary, decided once for the whole run) is described, its
+        counts and values empty, statistics over hidden groups withheld. Show and plot this table.
+
+    Raises
+    ------
+    UnknownTableError
+        A published run saves a table of undeclared kind.
+    PerEstablishmentTableError, IdentifyingColumnError
+        A published run saves rows per establishment or an identifying column.
+    MinCellBelowFloorError
+        A published run with ``min_cell`` below the floor.
+    DisclosureError
+        A hidden cell could only be protected by un-publishing a cell an earlier table published.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"indicator": "has_kev", "group": ["CH", "CHU/CHR", "EHPAD", "all"], "period": "2025",
+    ...                   "n_establishments": [9, 3, 46, 58], "n_audits": [10, 4, 56, 70],
+    ...                   "value": [0.9, 1.0, 0.5, 0.57], "ci_low": 0.1, "ci_high": 0.9, "ci_method": "wilson"})
+    >>> publish_table(t, "indicators", "", published=True, min_cell=5)[["group", "n_establishments", "suppressed"]]
+         group  n_establishments  suppressed
+    0       CH              <NA>        True
+    1  CHU/CHR              <NA>        True
+    2    EHPAD                46       False
+    3      all                58       False
+    >>> from cyberobs_lib.disclosure import forget_ledger; forget_ledger("")
+    """
+    from cyberobs_lib.disclosure.ledger import open_ledger
+    from cyberobs_lib.disclosure.policy import policy_for
+    from cyberobs_lib.disclosure.tables import apply_policy, run_settings
+
+    if lang not in ("fr", "en"):
+        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
+    published, min_cell = run_settings(output_dir, published=published, min_cell=min_cell)
+    out = frame
+    if published:
+        policy = policy_for(name)
+        ledger = open_ledger(output_dir, min_cell=min_cell)
+        out = apply_policy(frame, policy, ledger, min_cell=min_cell, name=name)
+        ledger.save()
+    save_table(out, name, output_dir)
+    return out
 
 
 def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144) -> Path | None:

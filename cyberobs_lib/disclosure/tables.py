@@ -1,0 +1,559 @@
+"""Apply the publication policy of a table (:mod:`cyberobs_lib.disclosure.policy`) with the run's ledger.
+
+:func:`apply_policy` returns the table as it may be published: rows are kept, a row describing a hidden
+population cell carries ``suppressed = True`` and empty counts and values (data contract), statistics
+computed over a hidden group are withheld, adjusted p-values are recomputed over the published tests.
+:func:`neutralise_formulas` makes every text cell of a CSV safe to open in a spreadsheet.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cyberobs_lib.disclosure.ledger import (
+    TOTAL,
+    CellKey,
+    Ledger,
+    Observation,
+    SetKey,
+    forget_ledger,
+    open_ledger,
+    run_marker,
+    set_of,
+)
+from cyberobs_lib.disclosure.policy import (
+    IDENTIFYING_COLUMNS,
+    POLICY_MIN_CELL,
+    CellsPolicy,
+    DatasetPolicy,
+    ExposurePolicy,
+    IdentifyingColumnError,
+    ModelPolicy,
+    PerEstablishmentTableError,
+    Ref,
+    RowsPolicy,
+    StatTestsPolicy,
+    TablePolicy,
+    check_min_cell,
+)
+
+__all__ = [
+    "apply_policy",
+    "forget_ledger",
+    "neutralise_formulas",
+    "published_groups",
+    "readjust",
+    "run_settings",
+]
+
+#: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection"): =, +, -, @, tab, CR.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Multiple-comparison methods a family of tests can be recomputed with (``adjust_method`` prefix).
+READJUSTABLE = ("holm", "fdr_bh", "fdr_by", "bonferroni", "hommel")
+
+
+class PolicyError(ValueError):
+    """A table does not have what its declared policy needs (a column, a period)."""
+
+
+# ---- small helpers -----------------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    """A group or period as text: integral numbers without ``.0``, missing as ``""``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def _number(value: object) -> float | None:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _field(row: pd.Series, spec: str) -> str:
+    """``"=value"`` is a constant; otherwise the row's column ``spec``."""
+    if spec.startswith("="):
+        return spec[1:]
+    if spec not in row.index:
+        raise PolicyError(f"column {spec!r} missing")
+    return _text(row[spec])
+
+
+def _small(value: float | None, min_cell: int) -> bool:
+    return value is not None and 0 < value < min_cell
+
+
+def _matching(columns: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    return [c for c in columns if any(fnmatch.fnmatchcase(c, p) for p in patterns)]
+
+
+def blank_rows(frame: pd.DataFrame, mask: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
+    """Set ``columns`` to missing on the rows of ``mask`` (integer and boolean columns become nullable)."""
+    out = frame.copy()
+    if not mask.any():
+        return out
+    for col in columns:
+        if col not in out.columns:
+            continue
+        if pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].astype("boolean")
+        elif pd.api.types.is_integer_dtype(out[col]):
+            out[col] = out[col].astype("Int64")
+        out[col] = out[col].mask(mask)
+    return out
+
+
+def _check_identifiers(frame: pd.DataFrame, name: str) -> None:
+    found = [c for c in frame.columns if str(c).lower() in IDENTIFYING_COLUMNS]
+    if found:
+        raise IdentifyingColumnError(
+            f"table {name!r}: column(s) {found} identify an establishment, an audit or a host and cannot be "
+            "published; drop them or aggregate the table (per-establishment rows stay in confidential reports)"
+        )
+
+
+def _mark(out: pd.DataFrame, hidden: np.ndarray) -> pd.DataFrame:
+    before = out["suppressed"] if "suppressed" in out.columns else pd.Series(False, index=out.index)
+    before = before.astype("string").str.strip().str.lower().isin(["true", "1"]).to_numpy()
+    return out.assign(suppressed=hidden | before)
+
+
+# ---- cells -------------------------------------------------------------------------------------------
+
+
+def _cell_key(row: pd.Series, ref: Ref, group: str | None = None, period: str | None = None) -> CellKey:
+    return (
+        ref.population,
+        ref.dimension,
+        group if group is not None else _field(row, ref.group),
+        period if period is not None else _field(row, ref.period),
+    )
+
+
+def _ref_count(row: pd.Series, ref: Ref) -> float | None:
+    if ref.count is not None:
+        return _number(row[ref.count]) if ref.count in row.index else None
+    if ref.count_from_share is not None:
+        share, denominator = (_number(row[c]) for c in ref.count_from_share)
+        return None if share is None or denominator is None else float(round(share * denominator))
+    return None
+
+
+def _span_keys(row: pd.Series, ref: Ref) -> list[CellKey]:
+    first, last = (_number(row[c]) for c in ref.span)  # type: ignore[union-attr]
+    group = _field(row, ref.group)
+    if first is None or last is None:
+        return []
+    return [(ref.population, ref.dimension, group, str(y)) for y in range(int(first), int(last) + 1)]
+
+
+def _apply_cells(
+    frame: pd.DataFrame, policy: CellsPolicy, ledger: Ledger, min_cell: int, name: str
+) -> pd.DataFrame:
+    rows = [r for _, r in frame.iterrows()]
+    ind_col = policy.indicator if policy.indicator in frame.columns else None
+    refs_per_row = [policy.refs_for(r[ind_col] if ind_col else None) for r in rows]
+    observations: list[Observation] = []
+    vectors: dict[tuple[SetKey, str], dict[str, float]] = {}
+    try:
+        for row, refs in zip(rows, refs_per_row, strict=True):
+            for ref in refs:
+                if ref.span is not None:
+                    continue
+                count = _ref_count(row, ref)
+                if ref.count is None and ref.count_from_share is None:
+                    continue
+                key = _cell_key(row, ref)
+                observations.append(Observation(key, count, public=ref.public))
+                if count is not None:
+                    tag = f"{_text(row[ind_col]) if ind_col else ''}:{ref.count or 'share'}"
+                    vectors.setdefault((set_of(key), tag), {})[key[2]] = count
+    except PolicyError as err:
+        raise PolicyError(f"table {name!r}: {err} (policy: {policy.description})") from None
+    by_set: dict[SetKey, list[dict[str, float]]] = {}
+    for (set_key, _), vector in vectors.items():
+        by_set.setdefault(set_key, []).append(vector)
+    ledger.decide(observations, vectors=by_set, min_cell=min_cell)
+
+    public_counts = {r.count for refs in refs_per_row for r in refs if r.public and r.count}
+    default_blank = [c for c in frame.columns if c not in policy.keys and c not in public_counts]
+    blank: dict[str, np.ndarray] = {}
+    hidden_row = np.zeros(len(rows), dtype=bool)
+    unknown: set[CellKey] = set()
+    for i, (row, refs) in enumerate(zip(rows, refs_per_row, strict=True)):
+        for ref in refs:
+            if ref.public:
+                continue
+            keys = _span_keys(row, ref) if ref.span is not None else [_cell_key(row, ref)]
+            statuses = [ledger.status(k) for k in keys]
+            unknown.update(k for k, s in zip(keys, statuses, strict=True) if s is None)
+            hide = any(s != "published" for s in statuses) or _small(_ref_count(row, ref), min_cell)
+            if not hide:
+                continue
+            hidden_row[i] = True
+            columns = default_blank if ref.blank is None else _matching(list(frame.columns), ref.blank)
+            for col in columns:
+                blank.setdefault(col, np.zeros(len(rows), dtype=bool))[i] = True
+    _warn_unknown(unknown, name)
+    out = frame
+    for col, mask in blank.items():
+        out = blank_rows(out, mask, [col])
+    return _mark(out if blank else frame.copy(), hidden_row)
+
+
+def _warn_unknown(unknown: set[CellKey], name: str) -> None:
+    if unknown:
+        shown = ", ".join("|".join(k) for k in sorted(unknown)[:8])
+        warnings.warn(
+            f"table {name!r}: {len(unknown)} population cell(s) no published table or published_groups() has "
+            f"described yet were withheld ({shown}{', ...' if len(unknown) > 8 else ''})",
+            stacklevel=4,
+        )
+
+
+# ---- tests -------------------------------------------------------------------------------------------
+
+
+def _period_of(frame: pd.DataFrame, spec: str, name: str) -> pd.Series:
+    if spec.startswith("="):
+        return pd.Series(spec[1:], index=frame.index)
+    if spec not in frame.columns:
+        raise PolicyError(
+            f"table {name!r} needs a {spec!r} column naming the period of its populations (a year, or "
+            "'all' for the first audit of each establishment over every year)"
+        )
+    return frame[spec].map(_text)
+
+
+def _global_groups(frame: pd.DataFrame, i: int) -> list[str]:
+    """Groups of the pairwise rows of the same study and metric as row ``i`` (a global test over 'all')."""
+    row = frame.iloc[i]
+    same = frame[(frame.get("study") == row.get("study")) & (frame["metric"] == row["metric"])]
+    groups: list[str] = []
+    for a, b in zip(same["group_a"].map(_text), same["group_b"].map(_text), strict=True):
+        if b and "|" not in a and a != TOTAL and "=" not in a:
+            groups += [g for g in (a, b) if g not in groups]
+    return groups
+
+
+def _test_keys(
+    frame: pd.DataFrame, i: int, policy: StatTestsPolicy, period: str, ledger: Ledger
+) -> list[CellKey]:
+    row = frame.iloc[i]
+    pop = policy.population
+    a, b = _text(row.get("group_a")), _text(row.get("group_b"))
+    if policy.exposure:
+        return [(pop, "exposure", a.split("=", 1)[0], period)]
+    dimension = policy.dimension_by_metric.get(_text(row.get("metric")), policy.default_dimension)
+    if dimension is None:
+        return [(pop, "family", TOTAL, period)]
+    if "=" in a:  # model term: term=level against the reference level in group_b
+        term, level = a.split("=", 1)
+        dim = dimension if term == "family" else term
+        return [(pop, dim, g, period) for g in (level, b) if g]
+    if "|" in a:
+        return [(pop, dimension, g, period) for g in a.split("|") if g]
+    if a == TOTAL and not b:
+        groups = _global_groups(frame, i) or ledger.groups((pop, dimension, period))
+        return [(pop, dimension, g, period) for g in groups] or [(pop, dimension, TOTAL, period)]
+    if a and not b:  # one group over time (a trend): every period of that group
+        periods = ledger.periods(pop, dimension, a)
+        return [(pop, dimension, a, p) for p in periods] or [(pop, dimension, a, period)]
+    return [(pop, dimension, g, period) for g in (a, b) if g]
+
+
+def readjust(tests: pd.DataFrame, withheld: np.ndarray, original: pd.DataFrame) -> pd.DataFrame:
+    """Recompute ``p_adjusted`` over the published tests of every family that lost a test.
+
+    A family is ``(study, adjust_method)``, and the metric too when the method says ``within metric``.
+    Adjusted p-values computed with a withheld p-value would give it back (a Holm-adjusted value is a
+    multiple of a smaller p-value); the family is adjusted again over the published rows with the same
+    method (``adjust_method`` gains ``(recomputed over the published tests)``), or ``p_adjusted`` is
+    blanked when the method is not one :func:`cyberobs_lib.stats.multiplicity.adjust_pvalues` knows.
+    """
+    from cyberobs_lib.stats.multiplicity import adjust_pvalues
+
+    if "p_adjusted" not in tests.columns or "adjust_method" not in tests.columns:
+        return tests
+    out = tests.copy()
+    method = original["adjust_method"].map(_text)
+    had_p = (
+        pd.to_numeric(original["p_value"], errors="coerce").notna().to_numpy()
+        if "p_value" in original
+        else withheld
+    )
+    within = method.str.contains("within metric")
+    family = original.get("study", pd.Series("", index=original.index)).map(_text) + "\x1f" + method
+    family = family.where(~within, family + "\x1f" + original["metric"].map(_text))
+    for fam in family[withheld & had_p & method.ne("").to_numpy()].unique():
+        rows = (family == fam).to_numpy() & ~withheld
+        base = method[family == fam].iloc[0].split()[0]
+        if base not in READJUSTABLE:
+            out.loc[rows, "p_adjusted"] = np.nan
+            continue
+        sub = out.loc[rows, ["p_value"]].assign(
+            p_value=pd.to_numeric(out.loc[rows, "p_value"], errors="coerce")
+        )
+        out.loc[rows, "p_adjusted"] = adjust_pvalues(sub, method=base)["p_adjusted"].to_numpy()
+        out.loc[rows, "adjust_method"] = method[rows] + " (recomputed over the published tests)"
+    return out
+
+
+def _apply_tests(
+    frame: pd.DataFrame, policy: StatTestsPolicy, ledger: Ledger, min_cell: int, name: str
+) -> pd.DataFrame:
+    periods = _period_of(frame, policy.period, name)
+    hidden = np.zeros(len(frame), dtype=bool)
+    unknown: set[CellKey] = set()
+    for i in range(len(frame)):
+        keys = _test_keys(frame, i, policy, periods.iloc[i], ledger)
+        statuses = [ledger.status(k) for k in keys]
+        unknown.update(k for k, s in zip(keys, statuses, strict=True) if s is None)
+        counts = [_number(frame.iloc[i][c]) for c in policy.count_columns if c in frame.columns]
+        hidden[i] = any(s != "published" for s in statuses) or any(_small(n, min_cell) for n in counts)
+    _warn_unknown(unknown, name)
+    columns = [c for c in frame.columns if c not in policy.keys]
+    out = blank_rows(frame, hidden, columns)
+    out = readjust(out, hidden, frame)
+    return _mark(out, hidden)
+
+
+# ---- models ------------------------------------------------------------------------------------------
+
+
+def _apply_model(
+    frame: pd.DataFrame, policy: ModelPolicy, ledger: Ledger, min_cell: int, name: str
+) -> pd.DataFrame:
+    periods = _period_of(frame, policy.period, name)
+    hidden = np.zeros(len(frame), dtype=bool)
+    unknown: set[CellKey] = set()
+    for i in range(len(frame)):
+        row = frame.iloc[i]
+        term, level, reference = (_text(row.get(c)) for c in ("term", "level", "reference"))
+        if not level:  # a continuous term: one coefficient over the whole model
+            continue
+        keys = [(policy.population, term, g, periods.iloc[i]) for g in (level, reference) if g]
+        statuses = [ledger.status(k) for k in keys]
+        unknown.update(k for k, s in zip(keys, statuses, strict=True) if s is None)
+        counts = [
+            _number(row[c]) for c in ("n_family", "n_reference") if c in frame.columns and term == "family"
+        ]
+        hidden[i] = any(s != "published" for s in statuses) or any(_small(n, min_cell) for n in counts)
+    _warn_unknown(unknown, name)
+    out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
+    if "n" in out.columns:  # the model's size adds up its levels: it would give a hidden level back
+        model = (
+            frame["outcome"].map(_text) if "outcome" in frame.columns else pd.Series("", index=frame.index)
+        )
+        lost = model.isin(model[hidden]).to_numpy()
+        out = blank_rows(out, lost, ["n"])
+    if "p_adjusted" in out.columns and "adjust_method" not in out.columns:
+        out = readjust(out.assign(adjust_method=np.where(frame["p_adjusted"].notna(), "fdr_bh", "")), hidden,
+                       frame.assign(adjust_method=np.where(frame["p_adjusted"].notna(), "fdr_bh", ""))
+                       ).drop(columns="adjust_method")  # fmt: skip
+    return _mark(out, hidden)
+
+
+# ---- exposure 2 x 2 ----------------------------------------------------------------------------------
+
+
+def exposure_cells(row: pd.Series) -> dict[str, float | None]:
+    """The four interior cells of an exposure × outcome table from its margins.
+
+    >>> exposure_cells(pd.Series({"n": 93, "n_exposed": 62, "events": 7, "events_exposed": 6}))
+    {'exposed_event': 6.0, 'exposed_no_event': 56.0, 'unexposed_event': 1.0, 'unexposed_no_event': 30.0}
+    """
+    n, exposed, events, both = (_number(row.get(c)) for c in ("n", "n_exposed", "events", "events_exposed"))
+    if None in (n, exposed, events, both):
+        return dict.fromkeys(("exposed_event", "exposed_no_event", "unexposed_event", "unexposed_no_event"))
+    return {
+        "exposed_event": both,
+        "exposed_no_event": exposed - both,
+        "unexposed_event": events - both,
+        "unexposed_no_event": n - exposed - (events - both),
+    }
+
+
+def _apply_exposure(
+    frame: pd.DataFrame, policy: ExposurePolicy, ledger: Ledger, min_cell: int, name: str
+) -> pd.DataFrame:
+    if "exposure" not in frame.columns:
+        raise PolicyError(f"table {name!r} needs an 'exposure' column")
+    observations = []
+    for _, row in frame.iterrows():
+        cells = exposure_cells(row)
+        values = [v for v in cells.values() if v is not None]
+        smallest = None if len(values) < 4 else min([v for v in values if v > 0], default=0.0)
+        key = ("incident_exposure", "exposure", _text(row["exposure"]), TOTAL)
+        observations.append(Observation(key, smallest))
+    ledger.decide(observations, min_cell=min_cell)
+    hidden = np.array([ledger.status(o.key) != "published" for o in observations], dtype=bool)
+    out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
+    return _mark(out, hidden)
+
+
+# ---- entry point -------------------------------------------------------------------------------------
+
+
+def apply_policy(
+    frame: pd.DataFrame, policy: TablePolicy, ledger: Ledger, *, min_cell: int, name: str
+) -> pd.DataFrame:
+    """The table as a published run may save it (see the module docstring); ``frame`` is not modified.
+
+    Raises
+    ------
+    PerEstablishmentTableError
+        One row per establishment (:class:`~cyberobs_lib.disclosure.policy.RowsPolicy`).
+    IdentifyingColumnError
+        Any other table with an identifying column (FINESS, name, audit id, host...).
+    PolicyError
+        A column the policy needs is missing.
+    """
+    if isinstance(policy, RowsPolicy):
+        instead = f"; publish {policy.aggregate!r} instead" if policy.aggregate else ""
+        raise PerEstablishmentTableError(
+            f"table {name!r} has one row per establishment ({policy.description}): it stays in confidential "
+            f"reports and is refused in a published run{instead}"
+        )
+    _check_identifiers(frame, name)
+    if isinstance(policy, DatasetPolicy):
+        return frame.copy()
+    if frame.empty:
+        return _mark(frame.copy(), np.zeros(0, dtype=bool))
+    if isinstance(policy, CellsPolicy):
+        return _apply_cells(frame, policy, ledger, min_cell, name)
+    if isinstance(policy, StatTestsPolicy):
+        return _apply_tests(frame, policy, ledger, min_cell, name)
+    if isinstance(policy, ModelPolicy):
+        return _apply_model(frame, policy, ledger, min_cell, name)
+    if isinstance(policy, ExposurePolicy):
+        return _apply_exposure(frame, policy, ledger, min_cell, name)
+    raise TypeError(f"unknown policy kind {type(policy).__name__}")
+
+
+# ---- CSV injection -----------------------------------------------------------------------------------
+
+
+def _numeric_text(values: pd.Series) -> bool:
+    """True when every non-empty text of a column reads as a number (a numeric column written as text)."""
+    text = values.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    return not text.empty and pd.to_numeric(text, errors="coerce").notna().all()
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix with ``'`` every text cell a spreadsheet would read as a formula (OWASP CSV injection).
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe, so
+    that Excel and LibreOffice show it as text. Numeric columns, and text columns whose every value is a
+    number (``-0.5``), are left alone: negative numbers stay numbers. Column names are neutralised too.
+
+    References
+    ----------
+    OWASP, "CSV Injection" (https://owasp.org/www-community/attacks/CSV_Injection).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"group": ['=HYPERLINK("http://x","y")', "CH", "@SUM(A1)"], "value": [-0.5, 1.0, 2.0]})
+    >>> neutralise_formulas(t).to_dict("list")
+    {'group': ['\\'=HYPERLINK("http://x","y")', 'CH', "'@SUM(A1)"], 'value': [-0.5, 1.0, 2.0]}
+    """
+    out = frame.copy()
+    for col in out.columns:
+        values = out[col]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        if _numeric_text(values):
+            continue
+        risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+        if risky.any():
+            out[col] = values.astype(object).where(~risky, "'" + values.astype(str))
+    renamed = {c: "'" + c for c in out.columns if isinstance(c, str) and c.startswith(FORMULA_STARTS)}
+    return out.rename(columns=renamed) if renamed else out
+
+
+# ---- run settings and populations --------------------------------------------------------------------
+
+
+def run_settings(output_dir: str | Path | None, *, published: bool, min_cell: int | None) -> tuple[bool, int]:
+    """``(published, min_cell)`` of a call inside a run: the run marker's ``published=True`` and the larger
+    ``min_cell`` win over the arguments (INTERFACES §2); a published run refuses a ``min_cell`` below the
+    floor (:func:`~cyberobs_lib.disclosure.policy.check_min_cell`)."""
+    marker = run_marker(output_dir)
+    published = bool(published) or bool(marker.get("published", False))
+    values = [int(v) for v in (min_cell, marker.get("min_cell")) if v is not None]
+    chosen = max(values) if values else POLICY_MIN_CELL
+    return published, check_min_cell(chosen, published=published)
+
+
+def published_groups(
+    output_dir: str | Path | None,
+    population: str,
+    dimension: str,
+    period: object,
+    counts: Mapping[str, float] | pd.Series,
+    *,
+    published: bool = True,
+    min_cell: int | None = None,
+) -> list[str]:
+    """Register a population's cells in the run's ledger and return the groups a table may show.
+
+    Call it before computing a statistic over several groups (a global test, a model): computed over the
+    returned groups only, the statistic says nothing about a hidden group. Registering the complete
+    partition up front also lets the ledger choose complementary cells with full knowledge.
+
+    Parameters
+    ----------
+    output_dir : path or None
+        The run's output folder (its ledger); None or "" for an in-memory ledger.
+    population, dimension, period
+        The cells' population (``audited``, ``declaring``...), dimension (``family``...) and period (a
+        year, or ``"all"``).
+    counts : mapping or Series, group -> establishments
+        Every group of the dimension; the total ``all`` is their sum unless given.
+    published : bool, default True
+        False (a confidential run, and no run marker saying otherwise): every group is returned.
+    min_cell : int, optional
+        The run's threshold (the run marker's when larger).
+
+    Returns
+    -------
+    list of str
+        The groups (total excluded) whose cells are published, in the order of ``counts``.
+
+    Examples
+    --------
+    >>> published_groups(None, "audited", "family", 2025, {"CH": 9, "CHU/CHR": 3, "EHPAD": 46, "SSR": 7})
+    ['CH', 'EHPAD']
+    >>> forget_ledger(None)
+    """
+    published, min_cell = run_settings(output_dir, published=published, min_cell=min_cell)
+    counts = {_text(g): _number(n) for g, n in dict(counts).items()}
+    if not published:
+        return [g for g in counts if g != TOTAL]
+    if TOTAL not in counts:
+        counts[TOTAL] = float(sum(n or 0 for n in counts.values()))
+    period = _text(period)
+    ledger = open_ledger(output_dir, min_cell=min_cell)
+    ledger.decide(
+        [Observation((population, dimension, g, period), n) for g, n in counts.items()], min_cell=min_cell
+    )
+    ledger.save()
+    return [
+        g for g in counts if g != TOTAL and ledger.status((population, dimension, g, period)) == "published"
+    ]
