@@ -326,10 +326,15 @@ def adjusted_rate_ratios(
         if on_error == "raise":
             raise ValueError(reason)
         return _not_modelled(outcomes, reference, reason)
+    if rows[FAMILY].nunique() < 2:
+        reason = f"fewer than two families with audits with hosts in scope{f' in {period}' if period else ''}"
+        if on_error == "raise":
+            raise ValueError(reason)
+        return _not_modelled(outcomes, reference, reason)
     fits, tests = [], []
     for outcome in outcomes:  # one model per outcome
-        kept, dropped = _usable_covariates(rows, [FAMILY, outcome, exposure], covariates)
         try:
+            kept, dropped = _usable_covariates(rows, [FAMILY, outcome, exposure], covariates)
             fit = fit_count_model(
                 rows, outcome=outcome, exposure=exposure, terms=[FAMILY, *kept], reference={FAMILY: reference},
                 dispersion_threshold=dispersion_threshold, alpha=alpha,
@@ -442,9 +447,15 @@ def adjusted_odds_ratios(
             undefined.append(_undefined(outcome, "logistic", missing[outcome], 0))
             continue
         data = rows[rows[outcome].notna()].assign(**{outcome: rows[outcome].astype(float)})
-        if data[outcome].nunique() < 2 or reference not in set(data[FAMILY]):
+        if data[outcome].nunique() < 2 or reference not in set(data[FAMILY]) or data[FAMILY].nunique() < 2:
             skipped.append(outcome)
-            reason = "a single observed value" if reference in set(data[FAMILY]) else f"no {reference} audit"
+            reason = (
+                f"no {reference} audit"
+                if reference not in set(data[FAMILY])
+                else "a single family"
+                if data[FAMILY].nunique() < 2
+                else "a single observed value"
+            )
             undefined.append(_undefined(outcome, "logistic", reason, len(data)))
             continue
         kept, dropped = _usable_covariates(data, [FAMILY, outcome], covariates)
