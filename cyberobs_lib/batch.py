@@ -120,6 +120,7 @@ def _run_chunk(
         NotebookOutcome,
         describe_failure,
         export_html,
+        failing_cell,
         failure_page,
         page_title,
         scrub_paths,
@@ -140,22 +141,12 @@ def _run_chunk(
                 nb = _inject(nb, params)
                 kernel.run(nb)
             except Exception as exc:  # noqa: BLE001 - recorded, the batch goes on
-                index = getattr(exc, "cell_index", None)
-                if index is None:
-                    index = next(
-                        (
-                            i
-                            for i, c in enumerate(nb.cells)
-                            if any(o.get("output_type") == "error" for o in c.get("outputs", []))
-                        ),
-                        None,
-                    )
                 failure = NotebookOutcome(
                     f"{notebook}[{finess}]",
                     False,
                     0.0,
                     describe_failure(exc),
-                    None if index is None else index + 1,
+                    None,
                     getattr(exc, "exec_count", None),
                     str(getattr(exc, "ename", type(exc).__name__)),
                 )
@@ -165,6 +156,8 @@ def _run_chunk(
                     kernel = WarmKernel(Path(notebooks_dir))
             target = out / notebook
             nbformat.write(nb, target)
+            if failure is not None:
+                failure.cell = failing_cell(target, Path(notebooks_dir) / notebook)
             if page.get("scrub"):
                 scrub_paths(target, page["scrub"])
             lang = str(params.get("lang", "fr"))

@@ -164,14 +164,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _BarSafeHandler(logging.StreamHandler):
-    """Log lines written through ``tqdm.write``: a progress bar on a terminal is not broken by them."""
+class _BarSafeHandler(logging.Handler):
+    """Log lines to the current standard error through ``tqdm.write``: a progress bar on a terminal is not
+    broken by them."""
 
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm import tqdm
 
         try:
-            tqdm.write(self.format(record), file=self.stream)
+            tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 
@@ -180,7 +181,7 @@ def configure_logging(level: str | None, *, quiet: bool = False) -> None:
     """Standard ``logging`` to standard error: ``cyberobs`` messages at ``level`` (default INFO, WARNING
     with ``--quiet``), other libraries' at WARNING; one line per message, with the time, for cron logs."""
     chosen = (level or ("WARNING" if quiet else "INFO")).upper()
-    handler = _BarSafeHandler(sys.stderr)
+    handler = _BarSafeHandler()
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     )

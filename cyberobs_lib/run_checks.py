@@ -161,10 +161,12 @@ def check_key(*, published: bool) -> str:
     is set is always used, demo mode or not; only with no key anywhere does demo mode fall back on the
     public demo key. A confidential run needs no key.
     """
+    from cyberobs_lib.disclosure import MissingKeyError  # UnsafeKeyFileError is one too
+
     demo = demo_mode()
     try:
         key = _load_key(demo)
-    except Exception as exc:  # noqa: BLE001 - MissingKeyError / UnsafeKeyFileError: message says what to do
+    except MissingKeyError as exc:  # the message says how to set a key
         if not published:
             return KEY_NONE
         hint = (

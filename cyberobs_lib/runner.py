@@ -120,7 +120,7 @@ class NotebookOutcome:
     ok: bool
     seconds: float
     error: str | None = None
-    #: 1-based position of the failing cell in the notebook, and its execution count.
+    #: 1-based position of the failing cell in the source notebook, and its execution count.
     cell: int | None = None
     exec_count: int | None = None
     ename: str | None = None
@@ -304,14 +304,30 @@ def failure_page(
     return html
 
 
-def _failure_details(exc: BaseException, notebook: Path) -> tuple[int | None, int | None, str]:
-    """(1-based cell position, execution count, error name) of a papermill failure."""
-    index = getattr(exc, "cell_index", None)
-    return (
-        index + 1 if isinstance(index, int) else None,
-        getattr(exc, "exec_count", None),
-        str(getattr(exc, "ename", type(exc).__name__)),
+def failing_cell(executed: Path, source: Path) -> int | None:
+    """1-based position, in the source notebook, of the cell whose error stopped ``executed``.
+
+    Found by the error output in the executed notebook, then by its code in the source notebook (the
+    executed one has papermill's extra cells: injected parameters, error banners).
+    """
+    import nbformat
+
+    try:
+        ran = nbformat.read(executed, as_version=4)
+        original = nbformat.read(source, as_version=4)
+    except (OSError, ValueError):
+        return None
+    code = next(
+        (
+            c.source
+            for c in ran.cells
+            if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))
+        ),
+        None,
     )
+    if code is None:
+        return None
+    return next((i for i, c in enumerate(original.cells, 1) if c.source == code), None)
 
 
 def execute_notebook(
@@ -348,7 +364,9 @@ def execute_notebook(
             extra_arguments=list(KERNEL_ARGUMENTS),
         )
     except Exception as exc:  # noqa: BLE001 - any notebook failure is reported, the run goes on
-        cell, count, ename = _failure_details(exc, target)
+        cell = failing_cell(target, notebooks_dir / name) if target.exists() else None
+        ename = str(getattr(exc, "ename", type(exc).__name__))
+        count = getattr(exc, "exec_count", None)
         outcome = NotebookOutcome(name, False, 0.0, describe_failure(exc), cell, count, ename)
     if target.exists():
         if scrub:

@@ -60,7 +60,7 @@ def test_missing_required_key_and_unknown_common_key(tmp_path):
 
 
 def test_override_is_checked_too(tmp_path):
-    with pytest.raises(RunError, match=r"common parameter 'lnag'"):
+    with pytest.raises(RunError, match=r"-p lnag: no notebook of this run declares 'lnag'"):
         load_plan(_write(tmp_path, BASE), overrides=["lnag=en"])
     plan = load_plan(_write(tmp_path, BASE), overrides=["lang=en"])
     assert plan.notebooks[0][1]["lang"] == "en"
@@ -75,7 +75,7 @@ def test_batch_must_be_confidential(tmp_path):
 
 def test_cli_reports_a_typo_before_running(tmp_path, capsys):
     path = _write(tmp_path, dict(BASE, notebook=[]))
-    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "unknown key 'notebook'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -94,7 +94,8 @@ def _failing_notebooks(tmp_path: Path) -> Path:
     return folder
 
 
-def test_a_failing_notebook_is_reported_and_the_others_still_run(tmp_path, capsys):
+def test_a_failing_notebook_is_reported_and_the_others_still_run(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("CYBEROBS_WORK_DIR", str(tmp_path / "work"))
     nbs = _failing_notebooks(tmp_path)
     spec = {
         "run_name": "f",
@@ -106,9 +107,11 @@ def test_a_failing_notebook_is_reported_and_the_others_still_run(tmp_path, capsy
     assert not result.ok
     bad, good = result.outcomes
     assert not bad.ok and "ValueError" in bad.error and "planted failure" in bad.error and "cell" in bad.error
-    assert good.ok and (tmp_path / "out" / "good.html").is_file()
-    assert "FAILED bad.ipynb" in capsys.readouterr().err
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert bad.cell == 2 and bad.ename == "ValueError"
+    failed = tmp_path / "out.failed"
+    assert good.ok and (failed / "good.html").is_file() and not (tmp_path / "out").exists()
+    assert any("end bad.ipynb: FAILED" in r.getMessage() for r in caplog.records)
+    manifest = json.loads((failed / "manifest.json").read_text())
     assert {n["notebook"] for n in manifest["notebooks"]} == {"bad.ipynb", "good.ipynb"}
 
 
@@ -118,8 +121,9 @@ def test_same_inputs_same_tables_and_a_complete_manifest(tmp_path, monkeypatch):
     spec = dict(BASE, run_name="d")
     params = _write(tmp_path, spec)
     outs = [tmp_path / "a", tmp_path / "b"]
+    monkeypatch.setenv("CYBEROBS_WORK_DIR", str(tmp_path / "work"))
     for out in outs:
-        assert run_study(params, out=out, progress=False).ok
+        assert run_study(params, out=out, progress=False, demo=True).ok
 
     def digest(folder):
         return {
@@ -135,6 +139,7 @@ def test_same_inputs_same_tables_and_a_complete_manifest(tmp_path, monkeypatch):
     assert "establishments.csv" in manifest["inputs"] and len(manifest["inputs"]["establishments.csv"]) == 64
     assert (outs[0] / "tables.xlsx").is_file() and (outs[0] / "00_data_quality.html").is_file()
     assert not (outs[0] / "canonical").exists()  # identifying tables never inside the published folder
+    assert len(list((tmp_path / "work").glob("*/canonical"))) == 2  # one working folder per --out
     executed = nbformat.read(outs[0] / "00_data_quality.ipynb", as_version=4)
     images = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the accounting figure is missing from the executed notebook"
@@ -144,6 +149,7 @@ def test_same_inputs_same_tables_and_a_complete_manifest(tmp_path, monkeypatch):
 def test_real_data_without_a_key_refuses_to_start(tmp_path, fixtures_dir, monkeypatch):
     monkeypatch.delenv("CYBEROBS_KEY", raising=False)
     monkeypatch.delenv("CYBEROBS_KEY_FILE", raising=False)
+    monkeypatch.delenv("CYBEROBS_DEMO", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     spec = dict(BASE, data=str(fixtures_dir / "datasets" / "clean"))
     with pytest.raises(RunError, match="CYBEROBS_KEY"):
@@ -162,7 +168,7 @@ def test_notebooks_declare_the_runner_parameters():
 
 
 @pytest.mark.slow
-def test_annual_study_runs_clean_and_a_doctored_copy_is_caught(tmp_path):
+def test_annual_study_runs_clean_and_a_doctored_copy_is_caught(tmp_path, monkeypatch):
     """The whole annual study on the demo data: every notebook runs, the published folder holds no
     identifying value; planting one FINESS, one host and one name in a copy is caught by check-disclosure."""
     import shutil
@@ -171,8 +177,9 @@ def test_annual_study_runs_clean_and_a_doctored_copy_is_caught(tmp_path):
 
     from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
 
+    monkeypatch.setenv("CYBEROBS_WORK_DIR", str(tmp_path / "work"))
     out = tmp_path / "annual"
-    result = run_study(PARAMETERS_DIR / "annual_2025.yaml", out=out, progress=False)
+    result = run_study(PARAMETERS_DIR / "annual_2025.yaml", out=out, progress=False, demo=True)
     assert result.ok, [o for o in result.outcomes if not o.ok]
     assert result.disclosure_hits == 0
     for name in (
