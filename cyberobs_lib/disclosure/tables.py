@@ -190,12 +190,12 @@ def _apply_cells(
         by_set.setdefault(set_key, []).append(vector)
     ledger.decide(observations, vectors=by_set, min_cell=min_cell)
 
-    public_counts = {r.count for refs in refs_per_row for r in refs if r.public and r.count}
-    default_blank = [c for c in frame.columns if c not in policy.keys and c not in public_counts]
     blank: dict[str, np.ndarray] = {}
     hidden_row = np.zeros(len(rows), dtype=bool)
     unknown: set[CellKey] = set()
     for i, (row, refs) in enumerate(zip(rows, refs_per_row, strict=True)):
+        public_counts = {r.count for r in refs if r.public and r.count}  # a public count is never blanked
+        default_blank = [c for c in frame.columns if c not in policy.keys and c not in public_counts]
         for ref in refs:
             if ref.public:
                 continue
@@ -299,7 +299,10 @@ def readjust(tests: pd.DataFrame, withheld: np.ndarray, original: pd.DataFrame) 
     )
     within = method.str.contains("within metric")
     family = original.get("study", pd.Series("", index=original.index)).map(_text) + "\x1f" + method
-    family = family.where(~within, family + "\x1f" + original["metric"].map(_text))
+    metric = (
+        original["metric"].map(_text) if "metric" in original.columns else pd.Series("", index=original.index)
+    )
+    family = family.where(~within, family + "\x1f" + metric)
     for fam in family[withheld & had_p & method.ne("").to_numpy()].unique():
         rows = (family == fam).to_numpy() & ~withheld
         base = method[family == fam].iloc[0].split()[0]
