@@ -62,6 +62,15 @@ IDENTIFYING_COLUMNS = (
     "scan_file",
 )
 
+#: Columns counting establishments or units nested in them (audits, findings, pairs, events): a row whose
+#: count is ``0 < n < min_cell`` is about fewer than ``min_cell`` establishments and is hidden whatever
+#: its cell (a family of 10 with 4 critical findings: at most 4 establishments behind that row). Counts of
+#: a public population (registry) are exempt, and so are the per-time counts of a life table (``events``
+#: at one time of a Kaplan-Meier curve), declared in ``exempt``.
+ROW_COUNT_COLUMNS = ("n_establishments", "n_a", "n_b", "n", "n_family", "n_reference", "n_exposed", "n_unexposed",
+                     "declaring_structures", "n_declaring", "audited", "n_audited", "n_pairs", "n_audits",
+                     "events", "events_exposed", "events_unexposed", "crude_n_known")  # fmt: skip
+
 #: Columns of a tests table that describe the test, not its result (never blanked).
 TEST_KEYS = ("study", "metric", "test", "variant", "group_a", "group_b", "adjust_method", "effect_size_kind",
              "ci_method", "period", "suppressed")  # fmt: skip
@@ -137,6 +146,7 @@ class CellsPolicy:
     refs: tuple[Ref, ...] = ()
     indicator: str | None = None
     by_indicator: Mapping[str, tuple[Ref, ...]] = field(default_factory=dict)
+    exempt: tuple[str, ...] = ()
     kind: str = "cells"
 
     def refs_for(self, indicator: object) -> tuple[Ref, ...]:
@@ -153,8 +163,8 @@ class StatTestsPolicy:
     ``dimension_by_metric`` maps a metric to the dimension of its groups (None: the groups are not
     establishment groups — severities, audit ranks, baseline/follow-up — and every row describes the whole
     population ``(population, family, all, period)``); ``default_dimension`` serves the other metrics.
-    ``count_columns`` are columns counting establishments (``n_a``/``n_b`` of a paired test); for tests
-    whose ``n`` counts findings or audits leave it empty. ``exposure``: ``group_a`` is ``exposure=True``
+    Every count column of :data:`ROW_COUNT_COLUMNS` (``n_a``, ``n_b``: establishments, audits or findings)
+    hides its row when ``0 < n < min_cell``. ``exposure``: ``group_a`` is ``exposure=True``
     and the row describes the 2 × 2 of that exposure.
     """
 
@@ -163,7 +173,6 @@ class StatTestsPolicy:
     default_dimension: str | None = "family"
     dimension_by_metric: Mapping[str, str | None] = field(default_factory=dict)
     period: str = "period"
-    count_columns: tuple[str, ...] = ()
     exposure: bool = False
     keys: tuple[str, ...] = TEST_KEYS
     kind: str = "tests"
@@ -238,13 +247,11 @@ _INCIDENT_INDICATORS = CellsPolicy(
         "eligible_establishments": (Ref("registry", count="n_establishments", public=True, blank=()),)
     },
 )
-_EXPOSURE_SHARES = ("audited", "has_kev*", "exposes_remote_admin*", "no_protection*")
 _TESTS_PAIRED = StatTestsPolicy(
     "paired baseline / follow-up tests: n_a = n_b = establishments with a pair",
     population="paired",
     default_dimension=None,
     period="=all",
-    count_columns=("n_a", "n_b"),
 )
 _PAIRED_SUMMARY = CellsPolicy(
     "paired medians and shares over establishments with a pair",
@@ -278,7 +285,7 @@ POLICIES: dict[str, TablePolicy] = {
     "lifecycle_by_family": CellsPolicy(
         "finding life cycle between consecutive audits, summed per family",
         keys=("family", "suppressed"),
-        refs=(Ref("paired", group="family", period="=all", count="n_establishments"),),
+        refs=(Ref("lifecycle", group="family", period="=all", count="n_establishments"),),
     ),
     "longitudinal_paired_summary": _PAIRED_SUMMARY,
     "tests_longitudinal_paired": _TESTS_PAIRED,
@@ -287,12 +294,12 @@ POLICIES: dict[str, TablePolicy] = {
         population="paired",
         default_dimension=None,
         period="=all",
-        count_columns=("n_a",),
     ),
     "survival": CellsPolicy(
         "Kaplan-Meier time to fix per family",
         keys=("group", "time_days", "suppressed"),
         refs=(Ref("followed", period="=all", count="n_establishments"),),
+        exempt=("events",),
     ),
     "remediation": CellsPolicy(
         "median time to fix per family and severity",
@@ -340,9 +347,9 @@ POLICIES: dict[str, TablePolicy] = {
         "exposure shares of audited establishments beside incident rates of the registry, per family",
         keys=("group", "period", "suppressed"),
         refs=(
-            Ref("audited", count="audited", blank=_EXPOSURE_SHARES),
+            Ref("audited", count="audited"),
             Ref("registry", count="eligible", public=True, blank=()),
-            Ref("declaring", blank=("declarations", "incident_rate_per_1000", "rate_ci_low", "rate_ci_high")),
+            Ref("declaring"),
         ),
     ),
     "incidents_odds_ratios": ExposurePolicy("exposure x incident within the window, one row per exposure"),

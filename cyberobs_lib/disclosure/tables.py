@@ -31,6 +31,7 @@ from cyberobs_lib.disclosure.ledger import (
 from cyberobs_lib.disclosure.policy import (
     IDENTIFYING_COLUMNS,
     POLICY_MIN_CELL,
+    ROW_COUNT_COLUMNS,
     CellsPolicy,
     DatasetPolicy,
     ExposurePolicy,
@@ -127,6 +128,13 @@ def _check_identifiers(frame: pd.DataFrame, name: str) -> None:
         )
 
 
+def _small_row(row: pd.Series, min_cell: int, *, exempt: Sequence[str] = ()) -> bool:
+    """A count of establishments or of nested units (audits, findings, events) ``0 < n < min_cell``."""
+    return any(
+        _small(_number(row[c]), min_cell) for c in ROW_COUNT_COLUMNS if c in row.index and c not in exempt
+    )
+
+
 def _mark(out: pd.DataFrame, hidden: np.ndarray) -> pd.DataFrame:
     before = out["suppressed"] if "suppressed" in out.columns else pd.Series(False, index=out.index)
     before = before.astype("string").str.strip().str.lower().isin(["true", "1"]).to_numpy()
@@ -196,6 +204,11 @@ def _apply_cells(
     for i, (row, refs) in enumerate(zip(rows, refs_per_row, strict=True)):
         public_counts = {r.count for r in refs if r.public and r.count}  # a public count is never blanked
         default_blank = [c for c in frame.columns if c not in policy.keys and c not in public_counts]
+        private = [r for r in refs if not r.public]
+        if private and _small_row(row, min_cell, exempt=(*public_counts, *policy.exempt)):
+            hidden_row[i] = True
+            for col in default_blank:
+                blank.setdefault(col, np.zeros(len(rows), dtype=bool))[i] = True
         for ref in refs:
             if ref.public:
                 continue
@@ -327,8 +340,7 @@ def _apply_tests(
         keys = _test_keys(frame, i, policy, periods.iloc[i], ledger)
         statuses = [ledger.status(k) for k in keys]
         unknown.update(k for k, s in zip(keys, statuses, strict=True) if s is None)
-        counts = [_number(frame.iloc[i][c]) for c in policy.count_columns if c in frame.columns]
-        hidden[i] = any(s != "published" for s in statuses) or any(_small(n, min_cell) for n in counts)
+        hidden[i] = any(s != "published" for s in statuses) or _small_row(frame.iloc[i], min_cell)
     _warn_unknown(unknown, name)
     columns = [c for c in frame.columns if c not in policy.keys]
     out = blank_rows(frame, hidden, columns)
@@ -349,14 +361,12 @@ def _apply_model(
         row = frame.iloc[i]
         term, level, reference = (_text(row.get(c)) for c in ("term", "level", "reference"))
         if not level:  # a continuous term: one coefficient over the whole model
+            hidden[i] = _small_row(row, min_cell)
             continue
         keys = [(policy.population, term, g, periods.iloc[i]) for g in (level, reference) if g]
         statuses = [ledger.status(k) for k in keys]
         unknown.update(k for k, s in zip(keys, statuses, strict=True) if s is None)
-        counts = [
-            _number(row[c]) for c in ("n_family", "n_reference") if c in frame.columns and term == "family"
-        ]
-        hidden[i] = any(s != "published" for s in statuses) or any(_small(n, min_cell) for n in counts)
+        hidden[i] = any(s != "published" for s in statuses) or _small_row(row, min_cell)
     _warn_unknown(unknown, name)
     out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
     if "n" in out.columns:  # the model's size adds up its levels: it would give a hidden level back
@@ -405,7 +415,10 @@ def _apply_exposure(
         key = ("incident_exposure", "exposure", _text(row["exposure"]), TOTAL)
         observations.append(Observation(key, smallest))
     ledger.decide(observations, min_cell=min_cell)
-    hidden = np.array([ledger.status(o.key) != "published" for o in observations], dtype=bool)
+    hidden = np.array(
+        [ledger.status(o.key) != "published" or _small_row(r, min_cell)
+         for o, (_, r) in zip(observations, frame.iterrows(), strict=True)], dtype=bool
+    )  # fmt: skip
     out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
     return _mark(out, hidden)
 
