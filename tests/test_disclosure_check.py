@@ -22,7 +22,6 @@ from cyberobs_lib.disclosure import (
     check_disclosure,
     identifiers_from_dataset,
     pseudonymize_columns,
-    suppress_small_cells,
 )
 from cyberobs_lib.disclosure._detectors import build_index, find_identifiers, finess_key_is_valid
 
@@ -86,8 +85,8 @@ def doctored(tmp_path) -> Path:
         "indicator,group,period,n_establishments,n_audits,value,ci_low,ci_high,ci_method,suppressed\n"
         "no_protection,CH,2024,12,14,0.5,0.2,0.8,wilson,False\n"
         "no_protection,759999907,2024,1,1,1.0,,,wilson,False\n"  # FINESS in a group label, n = 1
-        "no_protection,EHPAD,2024,3,3,,,,wilson,True\n",
-    )  # small but suppressed: fine
+        "no_protection,EHPAD,2024,,,,,,wilson,True\n",
+    )  # suppressed and blank: fine
     write(
         folder, "tables/tests.csv", "test,group_a,group_b,n_a,n_b,statistic,p_value\nmw,CH,HAD,12,4,3.0,0.2\n"
     )
@@ -164,7 +163,11 @@ def test_doctored_folder_every_planted_value_found(doctored, identifiers):
     assert set(hits[["file", "kind"]].itertuples(index=False, name=None)) == EXPECTED_HITS
     where = {(r.file, r.kind): r for r in hits.itertuples()}
     assert where[("tables/indicators.csv", "finess")].location == "line 3, column group"
-    assert where[("tables/indicators.csv", "small_cell")].value == "n_establishments=1"
+    small = hits[hits["kind"] == "small_cell"]
+    assert set(small.loc[small["file"] == "tables/indicators.csv", "value"]) == {
+        "n_establishments=1",
+        "n_audits=1",
+    }
     assert where[("tables/tests.csv", "small_cell")].location == "line 2, column n_b"
     assert where[("figures/exposure.png", "ip_address")].location == "PNG tEXt 'Comment'"
     assert where[("figures/exposure.png", "finess")].location == "PNG zTXt 'Author'"
@@ -207,31 +210,28 @@ def test_exclude_and_unreadable(doctored, identifiers):
 
 def test_clean_folder_gives_zero_rows(tmp_path, identifiers):
     folder = tmp_path / "clean"
+    # Two hidden groups: the margin gives their sum (8 establishments), not each of them.
+    write(
+        folder,
+        "tables/indicators.csv",
+        "indicator,group,period,n_establishments,n_audits,value,ci_low,ci_high,ci_method,suppressed\n"
+        "no_protection,CH,2024,10,12,0.5,0.236593,0.763407,wilson,False\n"
+        "no_protection,EHPAD,2024,,,,,,wilson,True\n"
+        "no_protection,CHU,2024,,,,,,wilson,True\n"
+        "no_protection,Private clinic,2024,7,7,0.428571,0.158219,0.749499,wilson,False\n"
+        "no_protection,all,2024,25,30,0.44,0.266668,0.626693,wilson,False\n",
+    )
+    write(
+        folder,
+        "tables/tests.csv",
+        "study,metric,test,group_a,group_b,n_a,n_b,statistic,p_value,effect_size,effect_size_kind\n"
+        "cohorts,no_protection,fisher_exact,CH|Private clinic,,17,,,1,,\n"
+        "cohorts,no_protection,fisher_exact,CH,Private clinic,10,7,,1,0.0714286,risk_difference\n"
+        "cohorts,findings_per_host,mann_whitney,CH,Private clinic,10,7,-2.5,1.2e-05,-0.0833333,cliffs_delta\n",
+    )
     key = b"test-key-0123456789abcdef"
-    lifecycle = pseudonymize_columns(
-        pd.DataFrame(
-            {
-                "establishment": ["759999907", "2A9999901"],
-                "family": ["Private clinic", "EHPAD"],
-                "n_new": [3, 1],
-            }
-        ),
-        ["establishment"],
-        key=key,
-    )
-    write(folder, "tables/lifecycle.csv", lifecycle.to_csv(index=False))
-    indicators = suppress_small_cells(
-        pd.DataFrame(
-            {
-                "indicator": "no_protection",
-                "group": ["CH", "EHPAD", "CHU", "all"],
-                "period": "2024",
-                "n_establishments": [10, 2, 6, 18],
-                "value": [0.5, 1.0, 0.5, 0.56],
-            }
-        )
-    )
-    write(folder, "tables/indicators.csv", indicators.to_csv(index=False))
+    pseudonym = pseudonymize_columns(pd.DataFrame({"e": ["759999907"]}), ["e"], key=key)["e"].iloc[0]
+    write(folder, "tables/notes.csv", f"year,note\n2024,outlier {pseudonym} left out\n2025,E1a2b3c4d5\n")
     write(
         folder,
         "notes.md",

@@ -1,62 +1,168 @@
-"""Text and tables out of the files of a report folder, each piece with a location for the reader.
+"""Text, tables and live markup out of the files of a report folder, each with a location for the reader.
 
-Every file yields ``(location, text)`` segments: lines of text files, cells of tables (CSV, xlsx,
-Parquet), cell sources and outputs of notebooks, PNG text chunks (``tEXt``, ``zTXt``, ``iTXt``,
-``eXIf``), embedded ``data:`` images of HTML and notebook outputs; files of any other type are read as
-the printable runs of their bytes, so that nothing is skipped unseen. Tables also come out whole,
-for the small-cell check.
+:func:`read_content` turns the bytes of one file into
+
+* text :class:`Segment` s, scanned for identifiers: lines of text files (UTF-8 with or without BOM,
+  UTF-16 and UTF-32 with a BOM or recognised by their NUL bytes, Latin-1 otherwise), HTML and SVG as
+  written *and* as a browser shows them (tags removed, :func:`~cyberobs_lib.disclosure._html.visible_text`),
+  Markdown with its emphasis removed, notebook sources and every output MIME type, PNG text chunks
+  (``tEXt``, ``zTXt``, ``iTXt``, ``eXIf``), embedded ``data:`` images, xlsx document properties and
+  comments, Parquet metadata, PDF streams; files of any other type as the printable runs of their bytes
+  (ASCII and UTF-16);
+* :class:`~cyberobs_lib.disclosure._tables.Table` s: CSV/TSV, every sheet of a workbook, Parquet, every
+  ``<table>`` of an HTML page or notebook output, Markdown pipe tables, JSON record lists and pandas JSON
+  layouts (``records``, ``columns``, ``split``, ``table``);
+* problems found while reading: live markup, spreadsheet formulas, unreadable parts.
+
+Archives (zip and the formats built on it, gzip, bzip2, xz, tar) are opened whatever their name, by their
+first bytes, and their members read the same way, within the limits of :class:`Budget` (a member or
+archive beyond them is a problem, not a silent skip).
 """
 
 from __future__ import annotations
 
 import base64
+import bz2
 import csv
+import gzip
 import html
 import io
 import json
+import lzma
 import re
 import struct
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-#: ``(location, text)``; a ``{line}`` in the location is replaced by the line number of each hit.
-Segment = tuple[str, str]
+from cyberobs_lib.disclosure._detectors import CELL_BARRIER
+from cyberobs_lib.disclosure._html import merged_header, parse_html, visible_text
+from cyberobs_lib.disclosure._tables import Table
+from cyberobs_lib.disclosure._xlsx_rows import cell_position, unsafe_cells, xlsx_rows
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".log", ".tex", ".rst", ".py", ".toml", ".cfg", ".ini"}
+TABLE_SUFFIXES = {".csv", ".tsv", ".xlsx", ".xlsm", ".parquet"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+#: Suffixes of files that must be archives (a workbook is a zip archive too).
+ARCHIVE_SUFFIXES = {".xlsx", ".xlsm", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".tar", ".docx", ".odt", ".ods"}
 _DATA_URI_RE = re.compile(r"data:image/(png|svg\+xml|jpeg|gif);base64,([A-Za-z0-9+/=\s]+)")
 _PRINTABLE_RE = re.compile(rb"[\x20-\x7e]{4,}")
+_UTF16LE_RE = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
+_UTF16BE_RE = re.compile(rb"(?:\x00[\x20-\x7e]){4,}")
 #: Numeric geometry of SVG/HTML elements: never text a reader sees.
 _GEOMETRY_RE = re.compile(r"\b(d|points|viewBox|transform|path)=\"[^\"]*\"")
+#: Emphasis, code and escape marks between two characters: ``0140**53177**`` renders ``014053177``.
+_MARKDOWN_EMPHASIS_RE = re.compile(r"(?<=[0-9A-Za-z])[*_~`\\]+(?=[0-9A-Za-z])")
+_PDF_STREAM_RE = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
 
 
-def read_text(path: Path) -> str:
-    """Decode a file as UTF-8 (BOM accepted), falling back to Latin-1, which never fails."""
-    data = path.read_bytes()
+@dataclass(frozen=True)
+class Segment:
+    """A piece of text and where it is; ``{line}`` in the location becomes the line of each hit.
+
+    ``patterns=False`` looks only for the listed identifiers of the dataset (text joined from XML
+    elements, where generic patterns would fire on numbers of adjacent elements).
+    """
+
+    location: str
+    text: str
+    patterns: bool = True
+
+
+@dataclass
+class Problem:
+    """Something found while reading: ``(location, kind, value, rule)`` as the check reports it."""
+
+    location: str
+    kind: str
+    value: str
+    rule: str
+
+
+@dataclass
+class Content:
+    """What one file holds for the check."""
+
+    segments: list[Segment] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def extend(self, other: Content) -> None:
+        self.segments.extend(other.segments)
+        self.tables.extend(other.tables)
+        self.problems.extend(other.problems)
+
+
+@dataclass
+class Budget:
+    """Limits on what archives may unpack (against decompression bombs), shared by one file's members.
+
+    ``bytes_left`` counts uncompressed bytes of every member read; ``depth`` is how many archives
+    deep a member may sit; ``members_left`` counts members.
+    """
+
+    bytes_left: int = 512 << 20
+    max_depth: int = 4
+    members_left: int = 20_000
+
+
+def decode_text(data: bytes) -> str:
+    """Decode text as a viewer would: BOM (UTF-8, UTF-16, UTF-32), UTF-16 without BOM, UTF-8, Latin-1.
+
+    UTF-16 without a BOM is recognised by NUL bytes in every other position of the first 4 KiB
+    (one side more than 40 % NUL, the other none).
+    """
+    for bom, codec in (
+        (b"\xff\xfe\x00\x00", "utf-32-le"),
+        (b"\x00\x00\xfe\xff", "utf-32-be"),
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+    ):
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, "replace")
+    head = data[:4096]
+    if len(head) >= 8:
+        even, odd = head[0::2], head[1::2]
+        if odd.count(0) > 0.4 * len(odd) and not even.count(0):
+            return data.decode("utf-16-le", "replace")
+        if even.count(0) > 0.4 * len(even) and not odd.count(0):
+            return data.decode("utf-16-be", "replace")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
 
 
-def _lines(text: str, prefix: str = "") -> Iterator[Segment]:
+def read_text(path: Path) -> str:
+    """The text of a file, decoded by :func:`decode_text`."""
+    return decode_text(path.read_bytes())
+
+
+def _lines(text: str, prefix: str = "", *, patterns: bool = True) -> Iterator[Segment]:
     """The whole text as one segment; the caller turns offsets into ``line N`` (``{line}``)."""
     if text.strip():
-        yield f"{prefix}line {{line}}", text
+        yield Segment(f"{prefix}line {{line}}", text, patterns)
 
 
-def _binary_strings(data: bytes, location: str) -> Iterator[Segment]:
-    text = "\n".join(run.decode("ascii") for run in _PRINTABLE_RE.findall(data))
-    if text:
-        yield location, text
+def binary_strings(data: bytes, location: str) -> Iterator[Segment]:
+    """Printable runs of 4+ characters, as ASCII and as UTF-16 (little and big endian)."""
+    runs = [run.decode("ascii") for run in _PRINTABLE_RE.findall(data)]
+    runs += [run.decode("utf-16-le") for run in _UTF16LE_RE.findall(data)]
+    runs += [run.decode("utf-16-be") for run in _UTF16BE_RE.findall(data)]
+    if runs:
+        yield Segment(location, "\n".join(runs))
 
 
-def png_text_chunks(data: bytes) -> Iterator[Segment]:
-    """Text metadata of a PNG: ``tEXt``, ``zTXt``, ``iTXt`` (keyword and text) and raw ``eXIf``.
+def png_text_chunks(data: bytes) -> Iterator[tuple[str, str]]:
+    """Text metadata of a PNG as ``(location, text)``: ``tEXt``, ``zTXt``, ``iTXt`` and raw ``eXIf``.
 
     Notes
     -----
@@ -64,8 +170,13 @@ def png_text_chunks(data: bytes) -> Iterator[Segment]:
     type, data, 4-byte CRC. A truncated or corrupt file is read as far as it goes, then its printable
     bytes are scanned as a whole.
     """
+    for segment in _png_segments(data):
+        yield segment.location, segment.text
+
+
+def _png_segments(data: bytes) -> Iterator[Segment]:
     if not data.startswith(PNG_SIGNATURE):
-        yield from _binary_strings(data, "bytes (not a valid PNG)")
+        yield from binary_strings(data, "bytes (not a valid PNG)")
         return
     pos = len(PNG_SIGNATURE)
     try:
@@ -75,43 +186,36 @@ def png_text_chunks(data: bytes) -> Iterator[Segment]:
             if len(body) < length:
                 raise ValueError("truncated chunk")
             pos += 12 + length
-            if ctype == b"tEXt":
-                keyword, _, text = body.partition(b"\0")
-                yield (
-                    f"PNG tEXt {keyword.decode('latin-1')!r}",
-                    keyword.decode("latin-1") + " " + text.decode("latin-1"),
-                )
-            elif ctype == b"zTXt":
+            if ctype in (b"tEXt", b"zTXt", b"iTXt"):
                 keyword, _, rest = body.partition(b"\0")
-                text = zlib.decompress(rest[1:]).decode("latin-1")
-                yield f"PNG zTXt {keyword.decode('latin-1')!r}", keyword.decode("latin-1") + " " + text
-            elif ctype == b"iTXt":
-                keyword, _, rest = body.partition(b"\0")
-                compressed = rest[:1] == b"\1"
-                _lang, _, rest = rest[2:].partition(b"\0")
-                translated, _, text = rest.partition(b"\0")
-                raw = zlib.decompress(text) if compressed else text
-                yield (
-                    f"PNG iTXt {keyword.decode('latin-1')!r}",
-                    " ".join(
-                        (
-                            keyword.decode("latin-1"),
-                            translated.decode("utf-8", "replace"),
-                            raw.decode("utf-8", "replace"),
-                        )
-                    ),
-                )
+                name = keyword.decode("latin-1")
+                if ctype == b"tEXt":
+                    text = rest.decode("latin-1")
+                elif ctype == b"zTXt":
+                    text = zlib.decompress(rest[1:]).decode("latin-1")
+                else:
+                    compressed = rest[:1] == b"\1"
+                    _lang, _, rest = rest[2:].partition(b"\0")
+                    translated, _, raw = rest.partition(b"\0")
+                    raw = zlib.decompress(raw) if compressed else raw
+                    text = translated.decode("utf-8", "replace") + " " + raw.decode("utf-8", "replace")
+                yield Segment(f"PNG {ctype.decode()} {name!r}", name + " " + text)
             elif ctype == b"eXIf":
-                yield from _binary_strings(body, "PNG eXIf")
+                yield from binary_strings(body, "PNG eXIf")
             elif ctype == b"IEND":
                 break
     except (ValueError, struct.error, zlib.error):
-        yield from _binary_strings(data, "bytes (corrupt PNG)")
+        yield from binary_strings(data, "bytes (corrupt PNG)")
 
 
-def _embedded_images(text: str, prefix: str) -> tuple[str, list[Segment]]:
-    """Take ``data:image/...;base64,`` URIs out of ``text``; scan their metadata instead."""
-    segments: list[Segment] = []
+def _drop_geometry(text: str) -> str:
+    """Empty SVG geometry attributes (path data "M1.2.3.4.5" reads like an IP), keeping line breaks."""
+    return _GEOMETRY_RE.sub(lambda m: f'{m.group(1)}=""' + "\n" * m.group(0).count("\n"), text)
+
+
+def _embedded_images(text: str, prefix: str, file: str) -> tuple[str, Content]:
+    """Take ``data:image/...;base64,`` URIs out of ``text``; read their content instead."""
+    found = Content()
 
     def decode(match: re.Match) -> str:
         kind, payload = match.group(1), match.group(2)
@@ -120,100 +224,250 @@ def _embedded_images(text: str, prefix: str) -> tuple[str, list[Segment]]:
             data = base64.b64decode(re.sub(r"\s+", "", payload), validate=False)
         except ValueError:
             return placeholder
-        where = f"{prefix}embedded image {len(segments) + 1}: "
+        where = f"{prefix}embedded image {len(found.segments) + 1}: "
         if kind == "png":
-            segments.extend((where + loc, txt) for loc, txt in png_text_chunks(data))
+            found.segments.extend(Segment(where + s.location, s.text) for s in _png_segments(data))
         elif kind == "svg+xml":
-            segments.extend(
-                (where + loc, html.unescape(txt))
-                for loc, txt in _lines(_drop_geometry(data.decode("utf-8", "replace")))
-            )
+            found.extend(_markup_content(decode_text(data), where, file, page=False))
         else:
-            segments.extend((where + loc, txt) for loc, txt in _binary_strings(data, "bytes"))
+            found.segments.extend(Segment(where + s.location, s.text) for s in binary_strings(data, "bytes"))
         return placeholder
 
-    return _DATA_URI_RE.sub(decode, text), segments
+    return _DATA_URI_RE.sub(decode, text), found
 
 
-def _drop_geometry(text: str) -> str:
-    """Empty SVG geometry attributes (path data "M1.2.3.4.5" reads like an IP), keeping line breaks."""
-    return _GEOMETRY_RE.sub(lambda m: f'{m.group(1)}=""' + "\n" * m.group(0).count("\n"), text)
+def _html_tables(markup: str, prefix: str, file: str, *, fragment: bool) -> Content:
+    tables, live = parse_html(markup, fragment=fragment)
+    content = Content()
+    for i, table in enumerate(tables, start=1):
+        rows = merged_header(table)
+        parsed = Table.from_rows(file, f"{prefix}table {i} (line {table.line}) ", rows)
+        if parsed is not None:
+            content.tables.append(parsed)
+    content.problems.extend(Problem(f"{prefix}line {m.line}", "live_markup", m.detail, m.rule) for m in live)
+    return content
 
 
-def _text_with_images(text: str, prefix: str = "") -> Iterator[Segment]:
-    text, images = _embedded_images(text, prefix)
-    yield from _lines(html.unescape(_drop_geometry(text)), prefix)
-    yield from images
+def _markup_content(text: str, prefix: str, file: str, *, page: bool) -> Content:
+    """An HTML page (``page=True``) or a piece of HTML/SVG from data: text as written and as shown,
+    tables, live markup and embedded images."""
+    text, content = _embedded_images(text, prefix, file)
+    text = _drop_geometry(text)
+    content.segments.append(Segment(f"{prefix}line {{line}}", html.unescape(text)))
+    content.segments.extend(_lines(visible_text(text), prefix))
+    content.extend(_html_tables(text, prefix, file, fragment=not page))
+    return content
 
 
-def _notebook(path: Path) -> Iterator[Segment]:
+def markdown_visible(text: str) -> str:
+    """Markdown as rendered: inline HTML tags and emphasis markers between characters removed."""
+    return _MARKDOWN_EMPHASIS_RE.sub("", visible_text(text))
+
+
+def markdown_tables(text: str) -> Iterator[tuple[int, list[list[str]]]]:
+    """Pipe tables of a Markdown text: ``(first line, rows)`` with the delimiter row dropped."""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines) - 1:
+        head, rule = lines[i].strip(), lines[i + 1].strip()
+        if "|" in head and re.fullmatch(r"\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?", rule):
+            rows, start = [_pipe_cells(head)], i + 1
+            i += 2
+            while i < len(lines) and "|" in lines[i]:
+                rows.append(_pipe_cells(lines[i].strip()))
+                i += 1
+            yield start, rows
+        else:
+            i += 1
+
+
+def _pipe_cells(line: str) -> list[str]:
+    line = line.strip()
+    if line.startswith("|"):
+        line = line[1:]
+    if line.endswith("|") and not line.endswith("\\|"):
+        line = line[:-1]
+    cells = re.split(r"(?<!\\)\|", line)
+    return [" ".join(markdown_visible(c).replace(CELL_BARRIER, " ").split()) for c in cells]
+
+
+def _markdown_content(text: str, prefix: str, file: str) -> Content:
+    text, content = _embedded_images(text, prefix, file)
+    content.segments.append(Segment(f"{prefix}line {{line}}", html.unescape(text)))
+    content.segments.extend(_lines(markdown_visible(text), prefix))
+    for i, (line, rows) in enumerate(markdown_tables(text), start=1):
+        table = Table.from_rows(file, f"{prefix}Markdown table {i} (line {line}) ", rows)
+        if table is not None:
+            content.tables.append(table)
+    _, live = parse_html(text, fragment=True)
+    content.problems.extend(Problem(f"{prefix}line {m.line}", "live_markup", m.detail, m.rule) for m in live)
+    return content
+
+
+# -- JSON ----------------------------------------------------------------------------------------------
+def _scalar(value) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def json_tables(value, path: str = "$") -> Iterator[tuple[str, list[list[str]]]]:
+    """Tables in a JSON document: ``(JSON path, rows)``.
+
+    Found anywhere in the tree: a list of objects with scalar values (``records``, the ``data`` of
+    ``table``), ``{"columns": [...], "data": [[...]]}`` (``split``), and an object of objects sharing
+    their keys (``columns``: ``{"col": {"0": v}}``).
+    """
+    if isinstance(value, list):
+        records = [v for v in value if isinstance(v, dict)]
+        if (
+            records
+            and len(records) == len(value)
+            and all(all(_scalar(x) for x in r.values()) for r in records)
+        ):
+            header = list(dict.fromkeys(k for r in records for k in r))
+            yield path, [header, *[[_cell(r.get(k)) for k in header] for r in records]]
+            return
+        for i, item in enumerate(value):
+            yield from json_tables(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        columns, data = value.get("columns"), value.get("data")
+        if isinstance(columns, list) and isinstance(data, list) and all(isinstance(r, list) for r in data):
+            yield path, [[_cell(c) for c in columns], *[[_cell(x) for x in r] for r in data]]
+            return
+        inner = list(value.values())
+        if inner and all(isinstance(v, dict) and v and all(_scalar(x) for x in v.values()) for v in inner):
+            index = list(dict.fromkeys(k for v in inner for k in v))
+            if all(set(v) <= set(index) for v in inner) and len(inner) > 1:
+                header = list(value)
+                yield path, [header, *[[_cell(value[c].get(i)) for c in header] for i in index]]
+                return
+        for key, item in value.items():
+            yield from json_tables(item, f"{path}.{key}")
+
+
+def _json_content(text: str, prefix: str, file: str) -> Content:
+    content = Content()
     try:
-        nb = json.loads(read_text(path))
+        document = json.loads(text)
     except json.JSONDecodeError:
-        yield from _lines(read_text(path))
-        return
-    yield "notebook metadata", json.dumps(nb.get("metadata", {}), ensure_ascii=False)
+        content.segments.extend(_lines(text, prefix))
+        return content
+    if "\\u" in text:  # "\u00e9"-escaped names read as written (line numbers then follow the re-dump)
+        text = json.dumps(document, ensure_ascii=False, indent=1)
+    content.segments.extend(_lines(text, prefix))
+    for where, rows in json_tables(document):
+        table = Table.from_rows(file, f"{prefix}JSON {where} ", rows)
+        if table is not None:
+            content.tables.append(table)
+    return content
+
+
+# -- notebooks -----------------------------------------------------------------------------------------
+def _joined(content) -> str:
+    return "".join(content) if isinstance(content, list) else str(content)
+
+
+def _notebook(text: str, prefix: str, file: str) -> Content:
+    content = Content()
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError:
+        content.segments.extend(_lines(text, prefix))
+        return content
+    content.segments.append(
+        Segment(f"{prefix}notebook metadata", json.dumps(nb.get("metadata", {}), ensure_ascii=False))
+    )
     for i, cell in enumerate(nb.get("cells", []), start=1):
-        source = cell.get("source", "")
-        yield from _text_with_images(
-            "".join(source) if isinstance(source, list) else str(source), f"cell {i} source "
+        where = f"{prefix}cell {i} "
+        source = _joined(cell.get("source", ""))
+        if cell.get("cell_type") == "markdown":
+            content.extend(_markdown_content(source, f"{where}source ", file))
+        else:
+            text_, images = _embedded_images(source, f"{where}source ", file)
+            content.extend(images)
+            content.segments.extend(_lines(text_, f"{where}source "))
+        content.segments.append(
+            Segment(f"{where}metadata", json.dumps(cell.get("metadata", {}), ensure_ascii=False))
         )
-        yield f"cell {i} metadata", json.dumps(cell.get("metadata", {}), ensure_ascii=False)
         for j, output in enumerate(cell.get("outputs", []), start=1):
-            where = f"cell {i} output {j} "
-            pieces = {
-                "text": output.get("text"),
-                "ename": output.get("ename"),
-                "evalue": output.get("evalue"),
-                "traceback": output.get("traceback"),
-            }
-            pieces.update(output.get("data", {}))
-            for mime, content in pieces.items():
-                if content is None:
-                    continue
-                text = "".join(content) if isinstance(content, list) else content
-                if mime == "image/png":
-                    try:
-                        data = base64.b64decode(re.sub(r"\s+", "", str(text)))
-                    except ValueError:
-                        continue
-                    yield from ((where + loc, txt) for loc, txt in png_text_chunks(data))
-                elif mime.startswith("image/") and mime != "image/svg+xml":
-                    continue
-                else:
-                    if not isinstance(text, str):
-                        text = json.dumps(text, ensure_ascii=False)
-                    yield from _text_with_images(text, f"{where}{mime} ")
+            content.extend(_notebook_output(output, f"{where}output {j} ", file))
         for name, payload in (cell.get("attachments") or {}).items():
-            if "image/png" in payload:
-                data = base64.b64decode(payload["image/png"])
-                yield from ((f"cell {i} attachment {name} {loc}", txt) for loc, txt in png_text_chunks(data))
+            for mime, data in payload.items():
+                content.extend(_mime_content(mime, data, f"{where}attachment {name} ", file))
+    return content
 
 
-def _json(path: Path) -> Iterator[Segment]:
-    text = read_text(path)
-    if "\\u" in text:
+def _notebook_output(output: dict, prefix: str, file: str) -> Content:
+    content = Content()
+    pieces = {
+        "text": output.get("text"),
+        "ename": output.get("ename"),
+        "evalue": output.get("evalue"),
+        "traceback": output.get("traceback"),
+    }
+    pieces.update(output.get("data", {}))
+    for mime, data in pieces.items():
+        if data is not None:
+            content.extend(_mime_content(mime, data, prefix, file))
+    if output.get("metadata"):
+        content.segments.append(
+            Segment(f"{prefix}metadata", json.dumps(output["metadata"], ensure_ascii=False))
+        )
+    return content
+
+
+def _mime_content(mime: str, data, prefix: str, file: str) -> Content:
+    content = Content()
+    if mime.startswith("image/") and mime != "image/svg+xml":
         try:
-            # Re-dump so that "\u00e9"-escaped names read as written (line numbers then follow the re-dump).
-            text = json.dumps(json.loads(text), ensure_ascii=False, indent=1)
-        except json.JSONDecodeError:
-            pass
-    yield from _lines(text)
+            raw = base64.b64decode(re.sub(r"\s+", "", _joined(data)))
+        except ValueError:
+            return content
+        found = _png_segments(raw) if mime == "image/png" else binary_strings(raw, "bytes")
+        content.segments.extend(Segment(prefix + s.location, s.text) for s in found)
+        return content
+    if not isinstance(data, str | list):
+        text = json.dumps(data, ensure_ascii=False)
+        content.segments.extend(_lines(text, f"{prefix}{mime} "))
+        for where, rows in json_tables(data):
+            table = Table.from_rows(file, f"{prefix}{mime} JSON {where} ", rows)
+            if table is not None:
+                content.tables.append(table)
+        return content
+    text = _joined(data)
+    where = f"{prefix}{mime} "
+    if mime in ("text/html", "image/svg+xml"):
+        content.extend(_markup_content(text, where, file, page=False))
+    elif mime == "text/markdown":
+        content.extend(_markdown_content(text, where, file))
+    elif mime in ("application/javascript", "text/javascript"):
+        content.problems.append(
+            Problem(f"{where}line 1", "live_markup", "JavaScript output", "script_output")
+        )
+        content.segments.extend(_lines(text, where))
+    else:
+        content.segments.extend(_lines(text, where))
+    return content
 
 
-def _csv_rows(path: Path) -> list[list[str]]:
-    text = read_text(path)
+# -- tables --------------------------------------------------------------------------------------------
+def _csv_rows(text: str) -> list[list[str]]:
     header = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=header.count)
-    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
 
 
 def table_rows(path: Path) -> Iterator[tuple[str, list[list[str]]]]:
-    """``(sheet name, rows of strings)`` of a CSV/TSV, xlsx or Parquet file; first row is the header."""
+    """``(sheet name, rows of strings)`` of a CSV/TSV, xlsx (through openpyxl) or Parquet file."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        yield "", _csv_rows(path)
-    elif suffix == ".xlsx":
+        yield "", _csv_rows(read_text(path))
+    elif suffix in (".xlsx", ".xlsm"):
         import openpyxl  # imported here: only report folders with spreadsheets need it
 
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -226,42 +480,196 @@ def table_rows(path: Path) -> Iterator[tuple[str, list[list[str]]]]:
         finally:
             book.close()
     elif suffix == ".parquet":
-        frame = pd.read_parquet(path).astype("string").fillna("")
-        yield "", [list(map(str, frame.columns)), *frame.to_numpy().tolist()]
+        yield "", _parquet_rows(path.read_bytes())
 
 
-def _xlsx_extras(path: Path) -> Iterator[Segment]:
+def _parquet_rows(data: bytes) -> list[list[str]]:
+    frame = pd.read_parquet(io.BytesIO(data)).astype("string").fillna("")
+    return [list(map(str, frame.columns)), *frame.to_numpy().tolist()]
+
+
+def _xlsx_extras(data: bytes, prefix: str) -> Iterator[Segment]:
     """Document properties, comments and drawings of an xlsx (everything but the cell values)."""
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for member in archive.namelist():
             if member.endswith(".xml") and not member.startswith(("xl/worksheets/", "xl/sharedStrings")):
                 xml = archive.read(member).decode("utf-8", "replace")
-                yield from (
-                    (f"{member} {loc}", html.unescape(txt))
-                    for loc, txt in _lines(re.sub(r">\s*<", ">\n<", xml))
-                )
+                yield from _lines(html.unescape(re.sub(r">\s*<", ">\n<", xml)), f"{prefix}{member} ")
 
 
-def file_segments(path: Path) -> Iterator[Segment]:
-    """All ``(location, text)`` pieces of one file of a report folder (see module docstring).
+def _xlsx_content(data: bytes, prefix: str, file: str) -> Content:
+    content = Content(segments=list(_xlsx_extras(data, prefix)))
+    unsafe: dict[str, list[tuple[str, str, str]]] = {}
+    for sheet, ref, rule, text in unsafe_cells(data):
+        unsafe.setdefault(sheet, []).append((ref, rule, text))
+    for sheet, rows in xlsx_rows(data):
+        where = f"{prefix}sheet {sheet!r} "
+        for ref, rule, text in unsafe.get(sheet, []):
+            row, column = cell_position(ref) if ref != "?" else (0, 0)
+            heading = rows[0][column - 1] if rows and 0 < column <= len(rows[0]) else f"#{column}"
+            content.problems.append(
+                Problem(f"{where}line {row}, column {heading}", "formula", text[:2] + "…", rule)
+            )
+        table = Table.from_rows(file, where, rows)
+        if table is not None:
+            content.tables.append(table)
+    return content
 
-    For tables (CSV, TSV, xlsx, Parquet) only what lies outside the cells is yielded (xlsx document
-    properties, comments); their cells come from :func:`table_rows`.
-    """
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".xlsx", ".parquet"):
-        # Cell values come from table_rows (scanned row by row by the caller); here only the rest.
-        if suffix == ".xlsx":
-            yield from _xlsx_extras(path)
-    elif suffix == ".ipynb":
-        yield from _notebook(path)
-    elif suffix == ".json":
-        yield from _json(path)
-    elif suffix in (".html", ".htm", ".svg", ".xml"):
-        yield from _text_with_images(read_text(path))
-    elif suffix in TEXT_SUFFIXES:
-        yield from _lines(read_text(path))
-    elif suffix == ".png":
-        yield from png_text_chunks(path.read_bytes())
+
+def _parquet_content(data: bytes, prefix: str, file: str) -> Content:
+    import pyarrow.parquet as pq
+
+    content = Content()
+    metadata = pq.ParquetFile(io.BytesIO(data)).schema_arrow.metadata or {}
+    text = "\n".join(v.decode("utf-8", "replace") for v in metadata.values())
+    content.segments.extend(_lines(text, f"{prefix}Parquet metadata "))
+    table = Table.from_rows(file, prefix, _parquet_rows(data))
+    if table is not None:
+        content.tables.append(table)
+    return content
+
+
+# -- archives ------------------------------------------------------------------------------------------
+def _archive_kind(data: bytes) -> str | None:
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        return "zip"
+    if data.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if data.startswith(b"BZh"):
+        return "bzip2"
+    if data.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if len(data) > 262 and data[257:262] == b"ustar":
+        return "tar"
+    return None
+
+
+def _limited(stream, limit: int) -> bytes:
+    return stream.read(limit + 1)
+
+
+def _members(data: bytes, kind: str, name: str, budget: Budget) -> Iterator[tuple[str, bytes | None, str]]:
+    """``(member name, bytes or None, problem)`` of an archive; bytes is None when a limit stopped it."""
+    stem = re.sub(r"\.(gz|tgz|bz2|tbz2?|xz|txz)$", "", name, flags=re.I)
+    if name.lower().endswith((".tgz", ".tbz", ".tbz2", ".txz")):
+        stem += ".tar"
+    if kind == "zip":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                if info.file_size > budget.bytes_left:
+                    yield info.filename, None, f"archive_limit: {info.file_size} bytes unpacked"
+                    continue
+                with archive.open(info) as stream:
+                    yield info.filename, _limited(stream, budget.bytes_left), ""
+    elif kind == "tar":
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                if member.size > budget.bytes_left:
+                    yield member.name, None, f"archive_limit: {member.size} bytes unpacked"
+                    continue
+                yield member.name, _limited(archive.extractfile(member), budget.bytes_left), ""
     else:
-        yield from _binary_strings(path.read_bytes(), "bytes")
+        opener = {"gzip": gzip.GzipFile, "bzip2": bz2.BZ2File, "xz": lzma.LZMAFile}[kind]
+        with opener(fileobj=io.BytesIO(data)) as stream:
+            yield stem, _limited(stream, budget.bytes_left), ""
+
+
+def _archive_content(
+    data: bytes, kind: str, name: str, prefix: str, file: str, budget: Budget, depth: int
+) -> Content:
+    content = Content()
+    if depth >= budget.max_depth:
+        content.problems.append(
+            Problem(f"{prefix}whole archive", "unreadable", "", "archive_limit: nested too deep")
+        )
+        return content
+    for member, payload, problem in _members(data, kind, name, budget):
+        where = f"{prefix}member {member}: "
+        budget.members_left -= 1
+        if budget.members_left < 0:
+            content.problems.append(
+                Problem(f"{prefix}whole archive", "unreadable", "", "archive_limit: too many members")
+            )
+            break
+        if payload is None or len(payload) > budget.bytes_left:
+            content.problems.append(
+                Problem(
+                    where.rstrip(": "), "unreadable", "", problem or "archive_limit: too many bytes unpacked"
+                )
+            )
+            continue
+        budget.bytes_left -= len(payload)
+        content.segments.append(Segment(f"{where}name", member))
+        try:
+            content.extend(
+                read_content(member, payload, file=file, prefix=where, budget=budget, depth=depth + 1)
+            )
+        except Exception as error:  # noqa: BLE001 -- a member that cannot be parsed is not verified
+            content.problems.append(Problem(where.rstrip(": "), "unreadable", "", type(error).__name__))
+    return content
+
+
+# -- dispatch ------------------------------------------------------------------------------------------
+def read_content(
+    name: str, data: bytes, *, file: str, prefix: str = "", budget: Budget | None = None, depth: int = 0
+) -> Content:
+    """Everything the check reads in one file (or archive member) named ``name`` holding ``data``.
+
+    ``file`` is the report file the content belongs to (the archive for a member); ``prefix`` starts
+    every location. Archives are recognised by their first bytes, then the name's suffix decides.
+    """
+    budget = budget or Budget()
+    suffix = Path(name).suffix.lower()
+    archive = _archive_kind(data)
+    if archive == "zip" and suffix in (".xlsx", ".xlsm"):
+        return _xlsx_content(data, prefix, file)
+    if archive is None and suffix in ARCHIVE_SUFFIXES:
+        raise ValueError(f"{name}: not a {suffix[1:]} file (its first bytes say otherwise)")
+    if archive is not None:
+        return _archive_content(data, archive, name, prefix, file, budget, depth)
+    if suffix in (".csv", ".tsv"):
+        table = Table.from_rows(file, prefix, _csv_rows(decode_text(data)), spreadsheet=True)
+        return Content(tables=[table] if table is not None else [])
+    if suffix == ".parquet":
+        return _parquet_content(data, prefix, file)
+    if suffix == ".ipynb":
+        return _notebook(decode_text(data), prefix, file)
+    if suffix == ".json":
+        return _json_content(decode_text(data), prefix, file)
+    if suffix in HTML_SUFFIXES:
+        return _markup_content(decode_text(data), prefix, file, page=True)
+    if suffix in (".svg", ".xml"):
+        return _markup_content(decode_text(data), prefix, file, page=False)
+    if suffix in MARKDOWN_SUFFIXES:
+        return _markdown_content(decode_text(data), prefix, file)
+    if suffix in TEXT_SUFFIXES:
+        return Content(segments=list(_lines(decode_text(data), prefix)))
+    if data.startswith(PNG_SIGNATURE) or suffix == ".png":
+        return Content(
+            segments=[Segment(prefix + s.location, s.text, s.patterns) for s in _png_segments(data)]
+        )
+    if data.startswith(b"%PDF"):
+        return _pdf_content(data, prefix)
+    return Content(segments=list(binary_strings(data, f"{prefix}bytes")))
+
+
+def _pdf_content(data: bytes, prefix: str) -> Content:
+    """Printable bytes of a PDF and of its Flate-compressed streams (figure text, metadata)."""
+    content = Content(segments=list(binary_strings(data, f"{prefix}bytes")))
+    for i, match in enumerate(_PDF_STREAM_RE.finditer(data), start=1):
+        try:
+            raw = zlib.decompressobj().decompress(match.group(1), 64 << 20)
+        except zlib.error:
+            continue
+        content.segments.extend(binary_strings(raw, f"{prefix}stream {i}"))
+    return content
+
+
+def file_segments(path: Path) -> Iterator[tuple[str, str]]:
+    """``(location, text)`` pieces of one file outside its table cells (kept for callers of version 1)."""
+    for segment in read_content(path.name, path.read_bytes(), file=path.name).segments:
+        yield segment.location, segment.text

@@ -14,10 +14,13 @@ sends the sheet to openpyxl itself: the result is the same either way, only the 
 from __future__ import annotations
 
 import html
+import io
 import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from cyberobs_lib.disclosure._tables import FORMULA_TRIGGERS, runs_as_formula
 
 #: One cell as openpyxl and Excel write it: reference, style, type, then an optional formula and the value
 #: (``<v>``) or inline string (``<is><t>``). A cell written any other way is not matched, which the
@@ -138,15 +141,20 @@ def _sheet_rows(archive: zipfile.ZipFile, sheet, shared: list, date_styles: set)
     return list(_layout(parsed, sheet.max_column, sheet.max_row))
 
 
-def xlsx_rows(path: Path) -> Iterator[tuple[str, list[list[str]]]]:
+def _opened(source: Path | bytes):
+    """A path, or a fresh in-memory file over the bytes (openpyxl and zipfile each get their own)."""
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def xlsx_rows(source: Path | bytes) -> Iterator[tuple[str, list[list[str]]]]:
     """``(sheet title, rows of strings)`` per worksheet, as ``table_rows`` gives them through openpyxl."""
     import openpyxl  # imported here: only report folders with spreadsheets need it
 
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    book = openpyxl.load_workbook(_opened(source), read_only=True, data_only=True)
     try:
         shared = list(book.shared_strings)
         date_styles = set(book._date_formats) | set(book._timedelta_formats)
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(_opened(source)) as archive:
             for sheet in book.worksheets:
                 try:
                     rows = _sheet_rows(archive, sheet, shared, date_styles)
@@ -156,5 +164,88 @@ def xlsx_rows(path: Path) -> Iterator[tuple[str, list[list[str]]]]:
                         for row in sheet.iter_rows(values_only=True)
                     ]
                 yield sheet.title, rows
+    finally:
+        book.close()
+
+
+_LOOSE_CELL_RE = re.compile(r"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
+_ATTR_RE = re.compile(r"\b([rst])=[\"']([^\"']*)[\"']")
+_FORMULA_RE = re.compile(r"<(?:\w+:)?f\b")
+_VALUE_RE = re.compile(r"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+_INLINE_RE = re.compile(r"<(?:\w+:)?t\b[^>]*>([^<]*)</(?:\w+:)?t>")
+_CELL_XFS_RE = re.compile(r"<(?:\w+:)?cellXfs\b[^>]*>(.*?)</(?:\w+:)?cellXfs>", re.S)
+_XF_RE = re.compile(r"<(?:\w+:)?xf\b([^>]*?)(?:/>|>.*?</(?:\w+:)?xf>)", re.S)
+_REF_RE = re.compile(r"([A-Z]{1,3})(\d+)")
+
+
+def quote_prefix_styles(archive: zipfile.ZipFile) -> set[int]:
+    """Indices of the cell formats (``cellXfs``) with ``quotePrefix``: their text is never a formula."""
+    try:
+        styles = archive.read("xl/styles.xml").decode("utf-8", "replace")
+    except KeyError:
+        return set()
+    block = _CELL_XFS_RE.search(styles)
+    if block is None:
+        return set()
+    return {
+        i
+        for i, match in enumerate(_XF_RE.finditer(block.group(1)))
+        if re.search(r"quotePrefix=[\"'](1|true)[\"']", match.group(1))
+    }
+
+
+def cell_position(ref: str) -> tuple[int, int]:
+    """``"B7"`` → ``(7, 2)`` (row and column, 1-based)."""
+    letters, row = _REF_RE.fullmatch(ref).groups()
+    column = 0
+    for letter in letters:
+        column = column * 26 + ord(letter) - 64
+    return int(row), column
+
+
+def unsafe_cells(source: Path | bytes) -> Iterator[tuple[str, str, str, str]]:
+    """Cells a spreadsheet would run: ``(sheet title, cell reference, rule, text)``.
+
+    Rules: ``formula_cell`` (the cell is stored as a formula, whatever its cached value) and
+    ``formula_text`` (a text cell that starts like a formula, see
+    :func:`~cyberobs_lib.disclosure._tables.runs_as_formula`, without the ``quotePrefix`` style that
+    makes spreadsheets show it as text). Reads the sheet XML directly (any attribute order, namespace
+    prefixes), so it does not depend on how the workbook was written.
+    """
+    import openpyxl
+
+    book = openpyxl.load_workbook(_opened(source), read_only=True, data_only=True)
+    try:
+        shared = list(book.shared_strings)
+        risky_shared = any(str(s).startswith(FORMULA_TRIGGERS) for s in shared)
+        with zipfile.ZipFile(_opened(source)) as archive:
+            quoted = quote_prefix_styles(archive)
+            for sheet in book.worksheets:
+                xml = archive.read(sheet._worksheet_path).decode("utf-8", "replace")
+                if not (
+                    _FORMULA_RE.search(xml)
+                    or risky_shared
+                    or re.search(r"<(?:\w+:)?t\b[^>]*>[=+\-@\t\r]", xml)
+                ):
+                    continue
+                for match in _LOOSE_CELL_RE.finditer(xml):
+                    attrs = dict(_ATTR_RE.findall(match.group(1)))
+                    body = match.group(2) or ""
+                    ref = attrs.get("r", "?")
+                    if _FORMULA_RE.search(body):
+                        yield sheet.title, ref, "formula_cell", ""
+                        continue
+                    kind = attrs.get("t", "n")
+                    if kind == "s":
+                        value = _VALUE_RE.search(body)
+                        text = str(shared[int(value.group(1))]) if value and value.group(1).isdigit() else ""
+                    elif kind in ("inlineStr", "str"):
+                        found = _INLINE_RE.findall(body) if kind == "inlineStr" else _VALUE_RE.findall(body)
+                        text = html.unescape("".join(found))
+                    else:
+                        continue
+                    style = attrs.get("s", "0")
+                    if runs_as_formula(text) and not (style.isdigit() and int(style) in quoted):
+                        yield sheet.title, ref, "formula_text", text
     finally:
         book.close()

@@ -1,7 +1,20 @@
-"""``cyberobs check-disclosure DIR``: scan a report folder for identifying values and small cells.
+"""``cyberobs check-disclosure DIR``: an independent audit of a report folder before it is published.
 
-The runner calls :func:`check_disclosure` on every published run and fails the run when it returns a
-row. Hits never print the identifier back: the ``value`` column keeps its first two characters.
+The runner calls :func:`check_disclosure` at the end of every published run and fails the run when it
+returns a row. The check trusts nothing the run says about itself: it reads every file, finds every
+table wherever it is, and looks for
+
+* identifying values of the dataset however written (:mod:`~cyberobs_lib.disclosure._detectors`), and
+  generic IP addresses and FINESS numbers;
+* small cells: a count of establishments (or of units nested in them) ``0 < n < min_cell``, in any
+  row, suppressed or not (:data:`~cyberobs_lib.disclosure._tables.COUNT_COLUMNS`);
+* suppressed rows that still carry a count or a value;
+* per-establishment tables (a column of establishments, FINESS, audits or keyed pseudonyms);
+* hidden cells that the published numbers give back (:mod:`~cyberobs_lib.disclosure.recovery`);
+* outputs unsafe to open: text a spreadsheet would run as a formula, formula cells in workbooks,
+  live markup in HTML from data (:mod:`~cyberobs_lib.disclosure._html`).
+
+Hits never print an identifier back: the ``value`` column keeps its first two characters.
 """
 
 from __future__ import annotations
@@ -10,6 +23,8 @@ import bisect
 import fnmatch
 import itertools
 import re
+import time
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -23,50 +38,33 @@ from cyberobs_lib.disclosure._detectors import (
     find_identifiers,
     redact,
 )
-from cyberobs_lib.disclosure._extract import file_segments, table_rows
-from cyberobs_lib.disclosure._xlsx_rows import xlsx_rows
+from cyberobs_lib.disclosure._extract import Budget, read_content
+from cyberobs_lib.disclosure._html import INVISIBLE_RE
+from cyberobs_lib.disclosure._tables import (
+    CONTEXT_COLUMNS,
+    COUNT_COLUMNS,
+    DIMENSION_COLUMNS,
+    PER_ESTABLISHMENT_COLUMNS,
+    PUBLIC_INDICATORS,
+    Table,
+    parse_number,
+    runs_as_formula,
+)
+from cyberobs_lib.disclosure.recovery import recover_hidden_cells
 
-CHECK_COLUMNS = ("file", "location", "kind", "value", "rule")
-#: Columns that count establishments behind a published cell (indicators.csv, tests.csv).
-COUNT_COLUMNS = ("n_establishments", "n_a", "n_b")
-TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".parquet")
+CHECK_COLUMNS = ("file", "location", "kind", "value", "rule", "detail")
 MASK = "…"
+#: Keyed pseudonyms of :func:`~cyberobs_lib.disclosure.pseudonymize` (prefix, then hexadecimal digits).
+PSEUDONYM_RE = re.compile(r"[A-Z][0-9a-f]{8,16}")
+#: Columns of life tables that count findings at one time, not establishments (``survival.csv``).
+LIFE_TABLE_COUNTS = frozenset({"events", "at_risk", "censored"})
+
+Hit = tuple[str, str, str, str, str]  # location, kind, value, rule, detail
 
 
 def mask(value: str) -> str:
     """Keep the first two characters of an identifier: ``mask("010000024") == "01…"``."""
     return str(value)[:2] + MASK
-
-
-def _small_cells(rows: list[list[str]], where: str, min_cell: int) -> list[tuple[str, str, str, str]]:
-    """Non-suppressed rows with ``0 < n < min_cell`` in a count column."""
-    if len(rows) < 2:
-        return []
-    header = [h.strip().lower() for h in rows[0]]
-    counts = [(k, h) for k, h in enumerate(header) if h in COUNT_COLUMNS]
-    if not counts:
-        return []
-    width = len(header)
-    body = pd.DataFrame([(r + [""] * width)[:width] for r in rows[1:]])
-    if "suppressed" in header:
-        flag = body[header.index("suppressed")].astype(str).str.strip().str.lower()
-        suppressed = flag.isin(["true", "1", "yes", "1.0"])
-    else:
-        suppressed = pd.Series(False, index=body.index)
-    hits = []
-    for k, name in counts:
-        n = pd.to_numeric(body[k], errors="coerce")
-        small = (n > 0) & (n < min_cell) & ~suppressed
-        for i in small[small].index:
-            hits.append(
-                (
-                    f"{where}line {i + 2}, column {rows[0][k]}",
-                    "small_cell",
-                    f"{name}={body.at[i, k]}",
-                    f"{name}<{min_cell}",
-                )
-            )
-    return hits
 
 
 def _excluded(relative: str, exclude: Iterable[str]) -> bool:
@@ -81,9 +79,18 @@ def _line_starts(text: str) -> list[int]:
     return [0, *(m.end() for m in re.finditer("\n", text))]
 
 
-def _scan_text(location: str, text: str, index: IdentifierIndex) -> list[tuple[str, str, str, str]]:
+def normalize_text(text: str) -> str:
+    """Text as a reader sees it: compatibility forms folded (full-width digits), invisible characters
+    (zero-width spaces, soft hyphens) dropped. Line breaks are kept, so line numbers still hold."""
+    if text.isascii():
+        return text
+    return INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text))
+
+
+def _scan_text(location: str, text: str, index: IdentifierIndex, *, patterns: bool = True) -> list[Hit]:
     """Identifiers in one segment; a ``{line}`` in ``location`` becomes the line of each hit."""
-    hits = find_identifiers(text, index)
+    text = normalize_text(text)
+    hits = find_identifiers(text, index, patterns=patterns)
     if not hits:
         return []
     starts = _line_starts(text) if "{line}" in location else []
@@ -93,48 +100,189 @@ def _scan_text(location: str, text: str, index: IdentifierIndex) -> list[tuple[s
             hit.kind,
             mask(hit.value),
             hit.rule,
+            "",
         )
         for hit in hits
     ]
 
 
-def _scan_rows(rows: list[list[str]], where: str, index: IdentifierIndex) -> list[tuple[str, str, str, str]]:
-    """Identifiers in table cells, scanned at once (cells joined by a barrier no name can span)."""
-    lines = [CELL_BARRIER.join(row) for row in rows]
+def _scan_cells(table: Table, index: IdentifierIndex) -> list[Hit]:
+    """Identifiers in the heading and cells of a table, scanned at once (cells joined by a barrier no
+    name can span)."""
+    rows = [table.labels, *table.rows]
+    lines = [normalize_text(CELL_BARRIER.join(c.replace("\n", " ") for c in row)) for row in rows]
     text = "\n".join(lines)
     hits = find_identifiers(text, index)
     if not hits:
         return []
-    header = rows[0]
     starts = _line_starts(text)
     out = []
     for hit in hits:
         r = bisect.bisect_right(starts, hit.start) - 1
         offset = hit.start - starts[r]
-        cell_starts = list(
-            itertools.accumulate((len(c) + len(CELL_BARRIER) for c in rows[r][:-1]), initial=0)
-        )
+        cells = lines[r].split(CELL_BARRIER)
+        cell_starts = list(itertools.accumulate((len(c) + len(CELL_BARRIER) for c in cells[:-1]), initial=0))
         k = bisect.bisect_right(cell_starts, offset) - 1
-        column = header[k] if r > 0 and k < len(header) else f"#{k + 1}"
-        out.append((f"{where}line {r + 1}, column {column}", hit.kind, mask(hit.value), hit.rule))
+        column = table.labels[k] if k < len(table.labels) else f"#{k + 1}"
+        out.append(
+            (f"{table.location}line {r + 1}, column {column}", hit.kind, mask(hit.value), hit.rule, "")
+        )
     return out
 
 
-def _scan_file(
-    path: Path, relative: str, index: IdentifierIndex, min_cell: int
-) -> list[tuple[str, str, str, str]]:
-    hits = _scan_text("file name", relative, index)
-    for location, text in file_segments(path):
-        hits.extend(_scan_text(location, text, index))
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        # xlsx cells through a regular expression rather than an openpyxl object per cell (same rows).
-        read = xlsx_rows if path.suffix.lower() == ".xlsx" else table_rows
-        for sheet, rows in read(path):
-            where = f"sheet {sheet!r} " if sheet else ""
-            if rows:
-                hits.extend(_scan_rows(rows, where, index))
-                hits.extend(_small_cells(rows, where, min_cell))
+def _public_rows(table: Table) -> list[bool]:
+    """Rows about registry counts (``eligible_establishments``): public, not small cells."""
+    k = table.column("indicator")
+    if k is None:
+        k = table.column("metric")
+    if k is None:
+        return [False] * len(table.rows)
+    return [row[k].strip() in PUBLIC_INDICATORS for row in table.rows]
+
+
+def small_cells(table: Table, min_cell: int) -> list[Hit]:
+    """Counts of establishments ``0 < n < min_cell`` in any row, suppressed or not.
+
+    Count columns: :data:`~cyberobs_lib.disclosure._tables.COUNT_COLUMNS`; a count of units nested in
+    establishments (audits, findings, pairs) below ``min_cell`` means fewer establishments behind the
+    cell too. Registry counts (``eligible_establishments`` rows, ``eligible`` columns) are public. In life
+    tables (a ``time_days`` or ``at_risk`` column) ``events`` counts findings at one time and is not read.
+    """
+    life_table = "time_days" in table.header or "at_risk" in table.header
+    columns = [
+        k
+        for k, key in enumerate(table.header)
+        if key in COUNT_COLUMNS and not (life_table and key in LIFE_TABLE_COUNTS)
+    ]
+    if not columns:
+        return []
+    public = _public_rows(table)
+    hits = []
+    for i, row in enumerate(table.rows):
+        if public[i]:
+            continue
+        for k in columns:
+            number = parse_number(row[k])
+            if number is not None and 0 < number.value < min_cell:
+                hits.append(
+                    (
+                        table.where(i, k),
+                        "small_cell",
+                        f"{table.header[k]}={row[k].strip()}",
+                        f"{table.header[k]}<{min_cell}",
+                        "",
+                    )
+                )
     return hits
+
+
+def suppressed_values(table: Table) -> list[Hit]:
+    """Suppressed rows that still carry a count or a value (data-contract.md: suppressed cells carry
+    ``suppressed = true`` and an empty value).
+
+    Allowed in a suppressed row: the cell's key (:data:`~cyberobs_lib.disclosure._tables.DIMENSION_COLUMNS`),
+    text, and numbers about something else than the hidden cell
+    (:data:`~cyberobs_lib.disclosure._tables.CONTEXT_COLUMNS`: degrees of freedom, the reference group's
+    count, the model's dispersion; ``n`` when the table has ``n_family``: the model's size). Rows of
+    registry counts are public.
+    """
+    flags = table.suppressed_rows()
+    if not any(flags):
+        return []
+    model_table = "n_family" in table.header
+    allowed = {
+        k
+        for k, key in enumerate(table.header)
+        if key in CONTEXT_COLUMNS
+        or key in DIMENSION_COLUMNS
+        or key == "suppressed"
+        or (key == "n" and model_table)
+    }
+    public = _public_rows(table)
+    hits = []
+    for i, row in enumerate(table.rows):
+        if not flags[i] or public[i]:
+            continue
+        for k, cell in enumerate(row):
+            if k not in allowed and parse_number(cell) is not None:
+                hits.append(
+                    (
+                        table.where(i, k),
+                        "suppressed_value",
+                        f"{table.header[k]}={cell.strip()}",
+                        "suppressed_row_keeps_value",
+                        "",
+                    )
+                )
+    return hits
+
+
+def per_establishment_rows(table: Table) -> list[Hit]:
+    """A table with one row per establishment (or audit): a column of establishments, FINESS, audit
+    ids, or keyed pseudonyms. Such rows never leave confidential reports (issue 16)."""
+    for k, key in enumerate(table.header):
+        values = [row[k].strip() for row in table.rows if row[k].strip()]
+        by_name = key in PER_ESTABLISHMENT_COLUMNS
+        pseudonyms = len(set(values)) >= 2 and sum(
+            bool(PSEUDONYM_RE.fullmatch(v)) for v in values
+        ) >= 0.9 * len(values)
+        if values and (by_name or pseudonyms):
+            return [
+                (
+                    f"{table.location}line 1, column {table.labels[k]}",
+                    "per_establishment_rows",
+                    f"{len(table.rows)} rows",
+                    "per_establishment_column" if by_name else "pseudonym_column",
+                    f"{len(set(values))} distinct values",
+                )
+            ]
+    return []
+
+
+def formula_cells(table: Table) -> list[Hit]:
+    """Text cells of a CSV/TSV that a spreadsheet would run (OWASP CSV-injection guidance; xlsx cells are
+    read from the workbook XML by the extractor, formula cells included)."""
+    if not table.spreadsheet:
+        return []
+    hits = []
+    for i, row in enumerate([table.labels, *table.rows]):
+        for k, cell in enumerate(row):
+            if runs_as_formula(cell):
+                column = table.labels[k] if k < len(table.labels) else f"#{k + 1}"
+                hits.append(
+                    (
+                        f"{table.location}line {i + 1}, column {column}",
+                        "formula",
+                        mask(cell),
+                        "formula_text",
+                        "",
+                    )
+                )
+    return hits
+
+
+def table_findings(table: Table, index: IdentifierIndex, min_cell: int) -> list[Hit]:
+    """Everything the check finds in one table's cells."""
+    return [
+        *_scan_cells(table, index),
+        *small_cells(table, min_cell),
+        *suppressed_values(table),
+        *per_establishment_rows(table),
+        *formula_cells(table),
+    ]
+
+
+def _file_findings(
+    path: Path, relative: str, index: IdentifierIndex, min_cell: int
+) -> tuple[list[Hit], list[Table]]:
+    content = read_content(path.name, path.read_bytes(), file=relative, budget=Budget())
+    hits = _scan_text("file name", relative, index)
+    for segment in content.segments:
+        hits.extend(_scan_text(segment.location, segment.text, index, patterns=segment.patterns))
+    for table in content.tables:
+        hits.extend(table_findings(table, index, min_cell))
+    hits.extend((p.location, p.kind, p.value, p.rule, "") for p in content.problems)
+    return hits, content.tables
 
 
 def check_disclosure(
@@ -143,79 +291,89 @@ def check_disclosure(
     identifiers: Mapping[str, Iterable[str]] | None = None,
     min_cell: int = DEFAULT_MIN_CELL,
     exclude: Sequence[str] = (),
+    recover: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """Find identifying values and small cells in every file of a report folder.
+    """Audit every file of a report folder: identifiers, small cells, recoverable hidden cells, unsafe outputs.
 
     Parameters
     ----------
     report_dir : pathlib.Path
-        The report folder; every file below it is read (sub-folders included).
+        The report folder; every file below it is read (sub-folders and archives included).
     identifiers : mapping, optional
-        ``{"finess", "ip_address", "hostname", "name"}`` → values of the input dataset, as returned
-        by :func:`~cyberobs_lib.disclosure.identifiers_from_dataset`. Without it only the generic
-        patterns (IP addresses, FINESS-like numbers) and small cells are looked for.
+        ``{"finess", "ip_address", "hostname", "name", "audit_id", "incident_id"}`` → values of the input
+        dataset, as returned by :func:`~cyberobs_lib.disclosure.identifiers_from_dataset`. Without it
+        only the generic patterns (IP addresses, FINESS-like numbers), cells and markup are checked.
     min_cell : int, default 5
-        Fewest establishments a published row may count.
+        Fewest establishments a published cell may count.
     exclude : sequence of str
         Paths relative to ``report_dir`` (folders or glob patterns) that are not published and not
         read, e.g. ``("canonical",)``.
+    recover : bool, default True
+        Try to recompute every hidden cell from the published numbers of all tables
+        (:func:`~cyberobs_lib.disclosure.recovery.recover_hidden_cells`).
+    timings : dict, optional
+        Filled with the seconds spent reading and scanning (``"read"``) and recovering (``"recovery"``).
 
     Returns
     -------
     pandas.DataFrame
-        One row per hit, empty when the folder is clean:
+        One row per finding, empty when the folder is clean (columns :data:`CHECK_COLUMNS`):
 
         * ``file`` -- path relative to ``report_dir`` (``/``-separated), identifiers in it masked;
         * ``location`` -- ``line N, column C`` (tables), ``sheet 'S' line N, column C`` (xlsx),
-          ``cell I output J text/html line N`` (notebooks), ``PNG tEXt 'Comment'``, ``file name``...;
-        * ``kind`` -- ``finess``, ``ip_address``, ``hostname``, ``name``, ``small_cell``, or
-          ``unreadable`` (a file that could not be parsed, hence not verified);
-        * ``value`` -- the first two characters of the identifier and ``…`` (never the identifier),
-          or ``n_establishments=3`` for a small cell;
-        * ``rule`` -- which rule fired (``ipv4_pattern``, ``ipv6_pattern``, ``ip_listed``,
-          ``finess_listed``, ``finess_pattern_luhn``, ``finess_listed_without_leading_zero``,
-          ``hostname_listed``, ``name_listed``, ``n_establishments<5``...).
+          ``table 2 (line 40) line 3, column C`` (HTML tables), ``cell I output J text/html line N``
+          (notebooks), ``member a/b.csv: line N`` (archives), ``PNG tEXt 'Comment'``, ``file name``...;
+        * ``kind`` -- ``finess``, ``ip_address``, ``hostname``, ``name``, ``audit_id``, ``incident_id``,
+          ``small_cell``, ``suppressed_value``, ``per_establishment_rows``, ``recovered_cell``,
+          ``formula``, ``live_markup``, or ``unreadable`` (not verified, e.g. an archive beyond the limits);
+        * ``value`` -- the first two characters of an identifier and ``…`` (never the identifier), or
+          ``n_establishments=3`` for a cell;
+        * ``rule`` -- which rule fired (``ip_listed_as_integer``, ``finess_listed_separated``,
+          ``n_a<5``, ``suppressed_row_keeps_value``, ``margin``, ``same_cell_published``,
+          ``formula_cell``, ``script_in_cell``...);
+        * ``detail`` -- for recovered cells, the tables and rows used and the value recovered.
 
     Notes
     -----
-    Read: CSV/TSV, xlsx (cells, document properties, comments), Parquet, HTML, SVG, XML, notebooks
-    (sources, every output MIME type, metadata, attachments), JSON, Markdown and text files, PNG text
-    chunks (``tEXt``, ``zTXt``, ``iTXt``, ``eXIf``) including images embedded as ``data:`` URIs or notebook
-    outputs, and the printable bytes of any other file. File names are checked too.
-
-    IPv4: four octets ≤ 255, not inside a longer dotted number (``10.0.0.1.2``) and not the unspecified,
-    loopback, multicast or reserved ranges (unless listed). IPv6: parsed by :mod:`ipaddress`, at least 3
-    non-empty groups. FINESS-like: 9 characters, department prefix 01–95/2A/2B/97/98 and a valid
-    Luhn key (A=1, B=2), not the fraction of a decimal; listed FINESS also in ``NN NNN NNN N`` form or
-    without their leading zero. Hostnames: a listed host or any sub-domain of it, case-insensitive.
-    Names: whole words, case- and accent-insensitive, hyphens as spaces. Small cells: rows of a table
-    with a ``n_establishments``, ``n_a`` or ``n_b`` column where ``0 < n < min_cell`` and
-    ``suppressed`` is not true.
+    What is read, and how identifiers are matched, is described in :mod:`~cyberobs_lib.disclosure._extract`
+    and :mod:`~cyberobs_lib.disclosure._detectors`; which relations between published numbers are
+    audited (and which are not) in :mod:`~cyberobs_lib.disclosure.recovery`. Every part of a file that
+    cannot be parsed is reported ``unreadable``: the check fails rather than pass a file it did not read.
 
     Examples
     --------
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "notes.md").write_text("Scanned 192.168.10.12 with nmap 7.94 on pandas 2.3.3")
-    >>> check_disclosure(folder)
+    >>> check_disclosure(folder)[["file", "location", "kind", "value", "rule"]]
            file location        kind value          rule
     0  notes.md   line 1  ip_address   19…  ipv4_pattern
     """
     report_dir = Path(report_dir)
     if not report_dir.is_dir():
         raise NotADirectoryError(f"report folder {report_dir} does not exist")
+    started = time.perf_counter()
     index = build_index(identifiers)
-    rows = []
+    rows: list[tuple[str, ...]] = []
+    tables: list[Table] = []
     for path in sorted(p for p in report_dir.rglob("*") if p.is_file()):
         relative = path.relative_to(report_dir).as_posix()
         if _excluded(relative, exclude):
             continue
         try:
-            hits = _scan_file(path, relative, index, min_cell)
+            hits, found = _file_findings(path, relative, index, min_cell)
         except Exception as error:  # noqa: BLE001 -- any parse failure means "not verified"
-            hits = [("whole file", "unreadable", "", type(error).__name__)]
+            hits, found = [("whole file", "unreadable", "", type(error).__name__, str(error)[:200])], []
         rows.extend((relative, *hit) for hit in hits)
+        tables.extend(found)
+    read_done = time.perf_counter()
+    if recover:
+        rows.extend(recover_hidden_cells(tables, min_cell=min_cell))
+    if timings is not None:
+        timings["read"] = read_done - started
+        timings["recovery"] = time.perf_counter() - read_done
     frame = pd.DataFrame(rows, columns=list(CHECK_COLUMNS)).astype(str)
-    for col in ("file", "location"):  # a file or column name may itself be an identifier
+    for col in ("file", "location", "detail"):  # a file or column name may itself be an identifier
         frame[col] = frame[col].map({v: redact(v, index, mask=mask) for v in frame[col].unique()})
     return frame.drop_duplicates(ignore_index=True)

@@ -1,4 +1,4 @@
-"""Collect the identifying values of a dataset (FINESS, names, hosts) for :func:`check_disclosure`."""
+"""Collect the identifying values of a dataset (FINESS, names, hosts, ids) for :func:`check_disclosure`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from cyberobs_lib.disclosure._detectors import _ip_or_none
+from cyberobs_lib.disclosure._detectors import IDENTIFIER_KINDS, ip_or_none
 
 #: Which columns of which table hold which kind of identifier (data-contract.md, "confidential").
 IDENTIFYING_COLUMNS: dict[str, dict[str, str]] = {
     "establishments": {"finess": "finess", "finess_ej": "finess", "name": "name"},
-    "audits": {"finess": "finess"},
-    "incidents": {"finess": "finess"},
-    "hosts": {"host": "hostname"},
+    "audits": {"finess": "finess", "audit_id": "audit_id"},
+    "incidents": {"finess": "finess", "incident_id": "incident_id"},
+    "hosts": {"host": "hostname", "audit_id": "audit_id"},
     "findings": {"host": "hostname"},
 }
 BLOCK_BYTES = 64 << 20
@@ -104,15 +104,16 @@ def _add(found: dict[str, set[str]], kind: str, values: set) -> None:
     cleaned = {str(v).strip() for v in values if v is not None and v == v} - {""}
     if kind == "finess":
         found["finess"].update(v.upper() for v in cleaned)
-    elif kind == "name":
-        found["name"].update(cleaned)
+    elif kind in ("name", "audit_id", "incident_id"):
+        found[kind].update(cleaned)
     else:
         for value in cleaned:
-            found["ip_address" if _ip_or_none(value) is not None else "hostname"].add(value)
+            found["ip_address" if ip_or_none(value) is not None else "hostname"].add(value)
 
 
 def identifiers_from_dataset(source: Path | str | Mapping[str, pd.DataFrame]) -> dict[str, set[str]]:
-    """Collect FINESS numbers (ET and EJ), establishment names, hostnames and IP addresses of a dataset.
+    """Collect FINESS numbers (ET and EJ), establishment names, hostnames, IP addresses, audit and
+    incident ids of a dataset.
 
     Parameters
     ----------
@@ -125,8 +126,10 @@ def identifiers_from_dataset(source: Path | str | Mapping[str, pd.DataFrame]) ->
     Returns
     -------
     dict
-        ``{"finess": set, "name": set, "hostname": set, "ip_address": set}`` of distinct values
-        (FINESS upper-cased, all stripped), ready for ``check_disclosure(identifiers=...)``.
+        ``{"finess", "name", "hostname", "ip_address", "audit_id", "incident_id"}`` → set of distinct
+        values (FINESS upper-cased, all stripped), ready for ``check_disclosure(identifiers=...)``.
+        Audit ids are join keys that survive a change of key (a raw ``A000119-01`` links releases);
+        incident ids likewise.
 
     Notes
     -----
@@ -140,10 +143,11 @@ def identifiers_from_dataset(source: Path | str | Mapping[str, pd.DataFrame]) ->
     --------
     >>> tables = {"establishments": pd.DataFrame({"finess": ["010000024"], "name": ["CH de Fleyriat"]}),
     ...           "hosts": pd.DataFrame({"audit_id": ["A1", "A1"], "host": ["10.0.0.1", "www.chu-x.fr"]})}
-    >>> sorted((k, sorted(v)) for k, v in identifiers_from_dataset(tables).items())
-    [('finess', ['010000024']), ('hostname', ['www.chu-x.fr']), ('ip_address', ['10.0.0.1']), ('name', ['CH de Fleyriat'])]
+    >>> sorted((k, sorted(v)) for k, v in identifiers_from_dataset(tables).items())  # doctest: +NORMALIZE_WHITESPACE
+    [('audit_id', ['A1']), ('finess', ['010000024']), ('hostname', ['www.chu-x.fr']), ('incident_id', []),
+     ('ip_address', ['10.0.0.1']), ('name', ['CH de Fleyriat'])]
     """
-    found: dict[str, set[str]] = {"finess": set(), "name": set(), "hostname": set(), "ip_address": set()}
+    found: dict[str, set[str]] = {kind: set() for kind in IDENTIFIER_KINDS}
     if not isinstance(source, Mapping) and not Path(source).is_dir():
         raise NotADirectoryError(f"dataset folder {source} does not exist")
     for table, columns in IDENTIFYING_COLUMNS.items():
