@@ -38,12 +38,19 @@ COUNT_COLUMNS = frozenset(
         "events",
         "events_exposed",
         "events_unexposed",
+        "crude_n_known",
     }
 )
 #: Counts of the public FINESS registry (eligible establishments of a family): public, never small cells.
 PUBLIC_COUNT_COLUMNS = frozenset({"eligible", "n_eligible", "n_establishments_all"})
-#: Indicators whose counts are registry counts (``eligible_establishments`` rows of the incidents tables).
-PUBLIC_INDICATORS = frozenset({"eligible_establishments", "eligible"})
+#: Indicators whose rows carry registry counts, and which columns hold them: eligible establishments of a
+#: family (incidents tables), the eligible establishments behind an audit coverage share (the share itself
+#: and the audits are not public).
+PUBLIC_INDICATORS: dict[str, frozenset[str]] = {
+    "eligible_establishments": frozenset({"n_establishments", "value"}),
+    "eligible": frozenset({"n_establishments", "value"}),
+    "audit_coverage": frozenset({"n_establishments"}),
+}
 #: Numbers that a suppressed row may keep: they describe the model, the test or the reference group,
 #: not the hidden cell (``n`` of a model with ``n_family`` columns is handled by the caller).
 CONTEXT_COLUMNS = frozenset(

@@ -47,6 +47,7 @@ from cyberobs_lib.disclosure._tables import (
     PER_ESTABLISHMENT_COLUMNS,
     PUBLIC_INDICATORS,
     Table,
+    canonical,
     parse_number,
     runs_as_formula,
 )
@@ -130,14 +131,15 @@ def _scan_cells(table: Table, index: IdentifierIndex) -> list[Hit]:
     return out
 
 
-def _public_rows(table: Table) -> list[bool]:
-    """Rows about registry counts (``eligible_establishments``): public, not small cells."""
+def _public_columns(table: Table) -> list[frozenset[str]]:
+    """Per row, the columns holding registry counts (public): ``n_establishments`` of
+    ``eligible_establishments`` and ``audit_coverage`` rows (:data:`~cyberobs_lib.disclosure._tables.PUBLIC_INDICATORS`)."""
     k = table.column("indicator")
     if k is None:
         k = table.column("metric")
     if k is None:
-        return [False] * len(table.rows)
-    return [row[k].strip() in PUBLIC_INDICATORS for row in table.rows]
+        return [frozenset()] * len(table.rows)
+    return [PUBLIC_INDICATORS.get(canonical(row[k]), frozenset()) for row in table.rows]
 
 
 def small_cells(table: Table, min_cell: int) -> list[Hit]:
@@ -156,12 +158,12 @@ def small_cells(table: Table, min_cell: int) -> list[Hit]:
     ]
     if not columns:
         return []
-    public = _public_rows(table)
+    public = _public_columns(table)
     hits = []
     for i, row in enumerate(table.rows):
-        if public[i]:
-            continue
         for k in columns:
+            if table.header[k] in public[i]:
+                continue
             number = parse_number(row[k])
             if number is not None and 0 < number.value < min_cell:
                 hits.append(
@@ -198,13 +200,13 @@ def suppressed_values(table: Table) -> list[Hit]:
         or key == "suppressed"
         or (key == "n" and model_table)
     }
-    public = _public_rows(table)
+    public = _public_columns(table)
     hits = []
     for i, row in enumerate(table.rows):
-        if not flags[i] or public[i]:
+        if not flags[i]:
             continue
         for k, cell in enumerate(row):
-            if k not in allowed and parse_number(cell) is not None:
+            if k not in allowed and table.header[k] not in public[i] and parse_number(cell) is not None:
                 hits.append(
                     (
                         table.where(i, k),
@@ -273,9 +275,10 @@ def table_findings(table: Table, index: IdentifierIndex, min_cell: int) -> list[
 
 
 def _file_findings(
-    path: Path, relative: str, index: IdentifierIndex, min_cell: int
+    path: Path, relative: str, index: IdentifierIndex, min_cell: int, archive_limit: int
 ) -> tuple[list[Hit], list[Table]]:
-    content = read_content(path.name, path.read_bytes(), file=relative, budget=Budget())
+    budget = Budget(bytes_left=archive_limit)
+    content = read_content(path.name, path.read_bytes(), file=relative, budget=budget)
     hits = _scan_text("file name", relative, index)
     for segment in content.segments:
         hits.extend(_scan_text(segment.location, segment.text, index, patterns=segment.patterns))
@@ -292,6 +295,7 @@ def check_disclosure(
     min_cell: int = DEFAULT_MIN_CELL,
     exclude: Sequence[str] = (),
     recover: bool = True,
+    archive_limit: int = 512 << 20,
     timings: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Audit every file of a report folder: identifiers, small cells, recoverable hidden cells, unsafe outputs.
@@ -312,6 +316,9 @@ def check_disclosure(
     recover : bool, default True
         Try to recompute every hidden cell from the published numbers of all tables
         (:func:`~cyberobs_lib.disclosure.recovery.recover_hidden_cells`).
+    archive_limit : int, default 512 MiB
+        Most bytes the members of one archive may unpack to (against decompression bombs); an archive
+        beyond it, or nested more than 4 deep, is reported ``unreadable``.
     timings : dict, optional
         Filled with the seconds spent reading and scanning (``"read"``) and recovering (``"recovery"``).
 
@@ -362,7 +369,7 @@ def check_disclosure(
         if _excluded(relative, exclude):
             continue
         try:
-            hits, found = _file_findings(path, relative, index, min_cell)
+            hits, found = _file_findings(path, relative, index, min_cell, archive_limit)
         except Exception as error:  # noqa: BLE001 -- any parse failure means "not verified"
             hits, found = [("whole file", "unreadable", "", type(error).__name__, str(error)[:200])], []
         rows.extend((relative, *hit) for hit in hits)
