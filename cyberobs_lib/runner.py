@@ -211,8 +211,19 @@ def notebook_title(nb) -> str:
 
 
 def page_title(description: str, nb) -> str:
-    """``<description> — <notebook title>`` (either alone when the other is empty)."""
-    return " — ".join(part for part in (description.strip(), notebook_title(nb)) if part)
+    """``<description> — <notebook title>``, leaving out the title's leading parts (split on " — ") that
+    the description already has.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Observatoire — synthèse")])
+    >>> page_title("Observatoire — étude 2024", nb)
+    'Observatoire — étude 2024 — synthèse'
+    """
+    known = [p.strip() for p in description.split(" — ") if p.strip()]
+    parts = [p.strip() for p in notebook_title(nb).split(" — ") if p.strip()]
+    while parts and parts[0] in known:
+        parts.pop(0)
+    return " — ".join([*known, *parts])
 
 
 def _replace_strings(node, replacements: list[tuple[str, str]]):
@@ -562,12 +573,21 @@ def _write_failed_md(folder: Path, plan: RunPlan, result: RunResult, work: Path,
                 f"error, is `{path}` in this folder; its HTML page here is a failure page."
             )
     lines += [f"* {e}" for e in extra]
+    todo = []
+    if any(not o.ok for o in result.outcomes):
+        todo.append("open each executed notebook named above at its failing cell and fix the cause (data,")
+        todo.append("parameter or code);")
+    if result.disclosure_hits:
+        todo.append("read the disclosure problems (file named above) and fix the tables or notebooks that")
+        todo.append("publish them (the publication policy of each table, cyberobs_lib.report.publish_table);")
+    if result.workbook_error:
+        todo.append("fix what stopped the workbook (the error above names it);")
     lines += [
         "",
         "## What to do",
         "",
-        "Open the executed notebook named above at the failing cell, fix the cause (data, parameter or code),",
-        f"and run again; the next successful run replaces `{plan.out.name}` whole and deletes this folder.",
+        *[line[:1].upper() + line[1:] if i == 0 else line for i, line in enumerate(todo)],
+        f"then run again: the next successful run replaces `{plan.out.name}` whole and deletes this folder.",
         f"Confidential working files of the run (canonical tables, reports naming establishments): `{work}`.",
         "",
     ]
