@@ -142,6 +142,23 @@ def publish_table(
     return out
 
 
+def published_groups(
+    output_dir: str | Path | None,
+    population: str,
+    dimension: str,
+    period: object,
+    counts,
+    *,
+    published: bool = True,
+    min_cell: int | None = None,
+) -> list[str]:
+    """The groups of a population a published table may show, decided for the whole run (see
+    :func:`cyberobs_lib.disclosure.tables.published_groups`): compute global tests and models over them."""
+    from cyberobs_lib.disclosure.tables import published_groups as decide
+
+    return decide(output_dir, population, dimension, period, counts, published=published, min_cell=min_cell)
+
+
 def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144) -> Path | None:
     """Write a figure to ``<output_dir>/figures/<name>.png`` with no identifying metadata."""
     if not output_dir:

@@ -435,3 +435,37 @@ def test_unknown_population_cells_are_withheld_with_a_warning(run):
     published_groups(run, "followed", "family", "all", {"CH": 10, "EHPAD": 64})
     out = publish(medians, "remediation_interval_medians", run)
     assert not out["suppressed"].any()
+
+
+def test_hidden_cells_together_must_not_be_a_small_cell():
+    """Hiding 1 and 2 establishments publishes their union (total - the others = 3 establishments)."""
+    ledger = Ledger(5)
+    counts = {"A": 1, "B": 2, "C": 20, "D": 30, "all": 53}
+    ledger.decide([Observation(("p", "family", g, "all"), n) for g, n in counts.items()])
+    hidden = {g for g in counts if ledger.status(("p", "family", g, "all")) == "hidden"}
+    assert hidden == {"A", "B", "C"}
+
+
+def test_hidden_groups_of_life_tables_keep_one_row_without_times(run):
+    """The times of a hidden family's survival curve are the days its findings were fixed."""
+    published_groups(run, "followed", "family", "all", {"CH": 10, "EHPAD": 64, "Army": 2, "SSR": 6})
+    survival = pd.DataFrame({"group": ["CH", "CH", "Army", "Army", "Army", "SSR"], "time_days": [0, 76, 0, 13, 41, 5],
+                             "survival": [1, 0.9, 1, 0.5, 0.2, 0.8], "at_risk": [50, 45, 3, 2, 1, 9],
+                             "events": [0, 5, 0, 1, 1, 1], "censored": 0,
+                             "n_establishments": [10, 10, 2, 2, 2, 6]})  # fmt: skip
+    out = publish(survival, "survival", run)
+    assert out["group"].tolist() == ["CH", "CH", "Army", "SSR"]  # one row for each hidden family
+    assert out.loc[out["group"] == "Army", ["time_days", "survival", "n_establishments"]].isna().all().all()
+    assert not out.loc[out["group"] == "CH", "suppressed"].any() and out["time_days"].iloc[1] == 76
+
+
+def test_summarise_by_group_then_publish(run):
+    from cyberobs_lib.studies.publish import summarise_by_group
+
+    pairs = pd.DataFrame({"establishment": [f"E{i}" for i in range(12)], "family": ["Army"] * 2 + ["CH"] * 10,
+                          "n_new": 1, "n_fixed": 2, "days": 200})  # fmt: skip
+    table = summarise_by_group(pairs, sums=["n_new", "n_fixed"], medians=["days"])
+    out = publish(table, "lifecycle_by_family", run).set_index("family")
+    # Army (2) hidden, and CH as its complement: CH alone = all - Army
+    assert out["suppressed"].tolist() == [True, True, False]
+    assert out.loc["all", "n_fixed"] == 24 and "establishment" not in out.columns

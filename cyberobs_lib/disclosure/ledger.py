@@ -16,8 +16,9 @@ Decisions, made once per cell and then final:
   their total ``all``), the hidden cells must not be recomputable from the published ones. The ledger
   solves the attacker's linear program (:func:`hidden_intervals`: the published total minus the
   published groups, with every hidden count known to be at least 1 since 0 is never hidden) and, while
-  some hidden count is pinned to a single integer, hides one more *undecided* cell of the set (smallest
-  count first, the total last). Cells already published are never taken back (hidden stays hidden,
+  some hidden count is pinned to a single integer, or the hidden cells together hold fewer than
+  ``min_cell`` establishments (their union, total minus the published groups, would be a small cell),
+  hides one more *undecided* cell of the set (smallest count first, the total last). Cells already published are never taken back (hidden stays hidden,
   published stays published): a cell that could only be protected by un-publishing raises
   :class:`DisclosureError` instead of publishing a recoverable cell.
 
@@ -191,7 +192,7 @@ class Ledger:
             if cell.status == "pending":
                 self._primary(key, cell, threshold)
         for set_key in touched:
-            self._secondary(set_key, list((vectors or {}).get(set_key, ())))
+            self._secondary(set_key, list((vectors or {}).get(set_key, ())), threshold)
         for cell in self.cells.values():
             if cell.status == "pending":
                 cell.status, cell.reason = "published", "published"
@@ -217,7 +218,7 @@ class Ledger:
     def _members(self, set_key: SetKey) -> dict[str, Cell]:
         return {k[2]: c for k, c in self.cells.items() if set_of(k) == set_key}
 
-    def _secondary(self, set_key: SetKey, vectors: list[Mapping[str, float]]) -> None:
+    def _secondary(self, set_key: SetKey, vectors: list[Mapping[str, float]], threshold: int) -> None:
         members = self._members(set_key)
         if TOTAL not in members or any(c.public for c in members.values()):
             return
@@ -232,8 +233,10 @@ class Ledger:
                     continue
                 counts = {g: vector[g] for g in vector if g in members}
                 pinned |= pinned_cells(counts, hidden & set(counts), complete=adds_up(counts))
-            if not pinned:
+            union = _union_below(base, hidden, threshold)
+            if not pinned and not union:
                 return
+            pinned |= union
             candidates = [
                 (g != TOTAL, -1 if c.n is None else c.n, i, g)
                 for i, (g, c) in enumerate(members.items())
@@ -249,6 +252,22 @@ class Ledger:
             # groups before the total, smallest count first, then table order
             _, _, _, chosen = min(candidates, key=lambda t: (not t[0], t[1], t[2]))
             members[chosen].status, members[chosen].reason = "hidden", "secondary"
+
+
+def _union_below(counts: Mapping[str, float | None], hidden: set[str], threshold: int) -> set[str]:
+    """The hidden groups when, together, they hold fewer than ``threshold`` establishments.
+
+    The published total minus the published groups is the union of the hidden cells (and of the groups
+    not shown): a union of fewer than ``threshold`` establishments is itself a small cell (hiding 1 and 2
+    establishments publishes a group of 3), so one more cell must be hidden. Hundepool et al. (2012) §4.3:
+    the suppressed cells of a line, taken together, must not be sensitive.
+    """
+    total = counts.get(TOTAL)
+    if total is None or TOTAL in hidden:
+        return set()
+    published = sum(float(n or 0) for g, n in counts.items() if g != TOTAL and g not in hidden)
+    residual = float(total) - published
+    return {g for g in hidden} if 0 < residual < threshold else set()
 
 
 def adds_up(counts: Mapping[str, float | None]) -> bool:

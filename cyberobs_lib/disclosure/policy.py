@@ -139,7 +139,14 @@ class Ref:
 
 @dataclass(frozen=True)
 class CellsPolicy:
-    """One row per cell; ``refs`` apply to every row, ``by_indicator`` to the rows of one indicator."""
+    """One row per cell; ``refs`` apply to every row, ``by_indicator`` to the rows of one indicator.
+
+    ``exempt``: count columns not read by the row rule (:data:`ROW_COUNT_COLUMNS`). ``hidden_blank``: keys
+    blanked on hidden rows too (the times of a hidden family's survival curve are the times its findings
+    were fixed; the severities listed for a hidden family say which it has). ``collapse_hidden``: the
+    rows of a hidden group, identical once blanked, are kept once (their number would say how many times
+    or severities the hidden group has).
+    """
 
     description: str
     keys: tuple[str, ...]
@@ -147,6 +154,8 @@ class CellsPolicy:
     indicator: str | None = None
     by_indicator: Mapping[str, tuple[Ref, ...]] = field(default_factory=dict)
     exempt: tuple[str, ...] = ()
+    hidden_blank: tuple[str, ...] = ()
+    collapse_hidden: bool = False
     kind: str = "cells"
 
     def refs_for(self, indicator: object) -> tuple[Ref, ...]:
@@ -175,6 +184,7 @@ class StatTestsPolicy:
     period: str = "period"
     exposure: bool = False
     keys: tuple[str, ...] = TEST_KEYS
+    hidden_blank: tuple[str, ...] = ("variant",)  # it may count things (zeros=5, k=4 groups)
     kind: str = "tests"
 
 
@@ -198,6 +208,7 @@ class ExposurePolicy:
     description: str
     keys: tuple[str, ...] = ("exposure", "covariates", "window_days", "audit_choice", "separation", "model",
                              "ci_method", "n", "suppressed")  # fmt: skip
+    hidden_blank: tuple[str, ...] = ("separation",)  # separation says a cell of the 2 x 2 is empty
     kind: str = "exposure"
 
 
@@ -300,11 +311,15 @@ POLICIES: dict[str, TablePolicy] = {
         keys=("group", "time_days", "suppressed"),
         refs=(Ref("followed", period="=all", count="n_establishments"),),
         exempt=("events",),
+        hidden_blank=("time_days",),
+        collapse_hidden=True,
     ),
     "remediation": CellsPolicy(
         "median time to fix per family and severity",
         keys=("group", "severity", "suppressed"),
         refs=(Ref("followed", period="=all", count="n_establishments"),),
+        hidden_blank=("severity",),
+        collapse_hidden=True,
     ),
     "remediation_interval_medians": _MEDIANS,
     "remediation_deadlines": CellsPolicy(

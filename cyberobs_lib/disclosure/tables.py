@@ -135,10 +135,17 @@ def _small_row(row: pd.Series, min_cell: int, *, exempt: Sequence[str] = ()) -> 
     )
 
 
-def _mark(out: pd.DataFrame, hidden: np.ndarray) -> pd.DataFrame:
+def _mark(out: pd.DataFrame, hidden: np.ndarray, policy: object = None) -> pd.DataFrame:
+    """Set ``suppressed`` (a flag already true stays true), blank the policy's ``hidden_blank`` keys on
+    hidden rows and keep one row per hidden group when the policy says ``collapse_hidden``."""
     before = out["suppressed"] if "suppressed" in out.columns else pd.Series(False, index=out.index)
     before = before.astype("string").str.strip().str.lower().isin(["true", "1"]).to_numpy()
-    return out.assign(suppressed=hidden | before)
+    flag = hidden | before
+    out = blank_rows(out, flag, [c for c in getattr(policy, "hidden_blank", ()) if c in out.columns])
+    out = out.assign(suppressed=flag)
+    if getattr(policy, "collapse_hidden", False):
+        out = out[~(out.duplicated(keep="first") & out["suppressed"]).to_numpy()].reset_index(drop=True)
+    return out
 
 
 # ---- cells -------------------------------------------------------------------------------------------
@@ -226,7 +233,7 @@ def _apply_cells(
     out = frame
     for col, mask in blank.items():
         out = blank_rows(out, mask, [col])
-    return _mark(out if blank else frame.copy(), hidden_row)
+    return _mark(out if blank else frame.copy(), hidden_row, policy)
 
 
 def _warn_unknown(unknown: set[CellKey], name: str) -> None:
@@ -345,7 +352,7 @@ def _apply_tests(
     columns = [c for c in frame.columns if c not in policy.keys]
     out = blank_rows(frame, hidden, columns)
     out = readjust(out, hidden, frame)
-    return _mark(out, hidden)
+    return _mark(out, hidden, policy)
 
 
 # ---- models ------------------------------------------------------------------------------------------
@@ -420,7 +427,7 @@ def _apply_exposure(
          for o, (_, r) in zip(observations, frame.iterrows(), strict=True)], dtype=bool
     )  # fmt: skip
     out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
-    return _mark(out, hidden)
+    return _mark(out, hidden, policy)
 
 
 # ---- entry point -------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@
   key, else an error that says how to set one. Nothing is inferred from the dataset folder;
 * :func:`pseudonymize_establishments` — FINESS and audit ids → keyed pseudonyms (same key, distinct
   prefixes ``E`` and ``A``) in the named columns;
-* :func:`suppress_small_groups` — blank every row of a table about a group of fewer than ``min_cell``
-  establishments, marked ``suppressed = True``.
+* :func:`summarise_by_group` — a per-establishment table summed per family, the form a published run shows
+  (small cells and their complements are then hidden by :func:`cyberobs_lib.report.publish_table`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
-
-from cyberobs_lib.config import DEFAULT_MIN_CELL
 
 
 def study_key(data: object = None) -> bytes:
@@ -84,47 +82,55 @@ def pseudonymize_establishments(
     )
 
 
-def suppress_small_groups(
+def summarise_by_group(
     table: pd.DataFrame,
-    n_establishments: pd.Series,
     *,
-    group_col: str = "group",
-    min_cell: int = DEFAULT_MIN_CELL,
-    keep: Sequence[str] = (),
+    by: str = "family",
+    unit: str = "establishment",
+    sums: Sequence[str] = ("n_new", "n_persistent", "n_fixed", "n_reopened", "common_hosts"),
+    medians: Sequence[str] = ("days", "scope_drift"),
+    total: str = "all",
 ) -> pd.DataFrame:
-    """Blank the values of rows whose group has fewer than ``min_cell`` establishments.
+    """One row per group (and the total ``all``) of a per-establishment table: what a published run may show.
 
     Parameters
     ----------
-    table
-        A result table with a group column.
-    n_establishments
-        Number of distinct establishments behind each group (index = group).
-    keep
-        Columns never blanked (keys, labels); every other column is set to missing on suppressed rows.
+    table : DataFrame
+        Rows per establishment or per pair of its audits (``lifecycle.csv``), with ``by`` and ``unit``.
+    by, unit : str
+        Grouping column and the column naming the establishment.
+    sums, medians : sequence of str
+        Columns summed, and columns summarised by their median, over the rows of each group.
+    total : str
+        Label of the row pooling every group.
 
     Returns
     -------
     DataFrame
-        A copy with ``n_establishments`` and ``suppressed`` columns.
+        ``by``, ``n_establishments`` (distinct ``unit``), ``n_pairs`` (rows), the sums and
+        ``median_<column>``; sorted by group, the total last. The publication policy then hides the groups
+        of fewer than ``min_cell`` establishments (:func:`cyberobs_lib.report.publish_table`).
 
     Examples
     --------
-    >>> t = pd.DataFrame({"group": ["A", "B"], "value": [1.0, 2.0]})
-    >>> suppress_small_groups(t, pd.Series({"A": 10, "B": 2}), keep=("group",))["value"].tolist()
-    [1.0, nan]
+    >>> t = pd.DataFrame({"establishment": ["a", "a", "b", "c"], "family": ["CH", "CH", "CH", "EHPAD"],
+    ...                   "n_new": [1, 2, 3, 4], "days": [100, 200, 300, 400]})
+    >>> summarise_by_group(t, sums=["n_new"], medians=["days"])
+      family  n_establishments  n_pairs  n_new  median_days
+    0     CH                 2        3      6        200.0
+    1  EHPAD                 1        1      4        400.0
+    2    all                 3        4     10        250.0
     """
-    out = table.copy()
-    n = out[group_col].map(n_establishments).astype("Int64")
-    small = (n < min_cell).fillna(True).to_numpy(dtype=bool)
-    keys = set(keep) | {group_col}
-    for col in out.columns:
-        if col not in keys and small.any():
-            out[col] = (
-                out[col].astype(object).where(~small, None)
-                if out[col].dtype == object
-                else out[col].where(~small)
-            )
-    out["n_establishments"] = n
-    out["suppressed"] = small
-    return out
+    sums = [c for c in sums if c in table.columns]
+    medians = [c for c in medians if c in table.columns]
+
+    def summary(rows: pd.DataFrame) -> dict:
+        out = {"n_establishments": rows[unit].nunique(), "n_pairs": len(rows)}
+        out.update({c: rows[c].sum() for c in sums})
+        out.update({f"median_{c}": rows[c].median() for c in medians})
+        return out
+
+    groups = [{by: g, **summary(rows)} for g, rows in table.groupby(by, sort=True, observed=True)]
+    columns = [by, "n_establishments", "n_pairs", *sums, *(f"median_{c}" for c in medians)]
+    out = pd.DataFrame([*groups, {by: total, **summary(table)}], columns=columns)
+    return out.astype({"n_establishments": "int64", "n_pairs": "int64"})
