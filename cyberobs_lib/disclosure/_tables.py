@@ -179,6 +179,20 @@ def is_suppressed(text: str) -> bool:
     return _fold(text) in SUPPRESSED_TRUE
 
 
+def significant_digits(text: str) -> int:
+    """Significant digits printed in a number (``"0.0714792"`` → 6, ``"1.5e-05"`` → 2, ``"24"`` → 2)."""
+    mantissa = str(text).strip().lower().split("e", 1)[0].lstrip("+-\u2212")
+    digits = "".join(ch for ch in mantissa if ch.isdigit()).lstrip("0")
+    return max(len(digits), 1)
+
+
+def rounding_error(value: float, digits: int) -> float:
+    """Half a unit of the last of ``digits`` significant digits of ``value`` (0 for 0)."""
+    if value == 0:
+        return 0.0
+    return 0.5 * 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1)
+
+
 @dataclass(frozen=True)
 class Number:
     """A number read from a cell: its value and the half-width of its last printed digit (rounding)."""

@@ -82,6 +82,8 @@ from cyberobs_lib.disclosure._tables import (
     Table,
     canonical,
     parse_number,
+    rounding_error,
+    significant_digits,
 )
 
 Dims = tuple[tuple[str, str], ...]
@@ -95,6 +97,10 @@ RATIO_KINDS = frozenset({"risk_ratio", "ratio", "relative_risk"})
 ODDS_KINDS = frozenset({"odds_ratio"})
 #: Columns of a test row that are computed over its groups.
 TEST_STATISTICS = ("statistic", "p_value", "p_adjusted", "effect_size", "ci_low", "ci_high")
+#: Indicators whose value is a count of establishments or incidents: additive over a partition of groups.
+COUNT_INDICATORS = frozenset(
+    {"declarations", "malicious", "ransomware", "impact_on_care", "eligible_establishments"}
+)
 #: Columns read as dimensions under another name.
 DIMENSION_ALIASES = {"year": "period"}
 _TOL = 1e-6
@@ -194,9 +200,23 @@ def _wide_cells(table: Table, k: int, indicators: set[str]) -> tuple[str, str] |
     return None
 
 
+def _column_digits(table: Table, k: int) -> int:
+    """Most significant digits printed in a column: its values were rounded to that many (``%.6g``)."""
+    return max(
+        (significant_digits(row[k]) for row in table.rows if "." in row[k] or "e" in row[k].lower()),
+        default=0,
+    )
+
+
 def add_table(store: Store, table: Table, indicators: set[str]) -> None:
-    """Put the published numbers and hidden cells of one table into the store."""
+    """Put the published numbers and hidden cells of one table into the store.
+
+    A number's rounding error is half a unit of its last printed digit, or, when its column prints
+    more significant digits elsewhere (``0.5`` beside ``0.311111``: ``%.6g`` drops trailing zeros), half
+    a unit of that many significant digits.
+    """
     dim_cols, measure_cols = _dimension_columns(table)
+    digits = {k: _column_digits(table, k) for k in measure_cols}
     suppressed = table.suppressed_rows()
     has_indicator = any(table.header[k] in ("indicator", "metric") for k in dim_cols)
     has_group = any(table.header[k] in GROUP_COLUMNS for k in dim_cols)
@@ -217,6 +237,8 @@ def add_table(store: Store, table: Table, indicators: set[str]) -> None:
             cell = row[k].strip()
             ref = Ref(table.file, table.where(i, k))
             number = parse_number(cell) if cell else None
+            if number is not None and number.error and digits[k]:
+                number = Number(number.value, min(number.error, rounding_error(number.value, digits[k])))
             for key in keys:
                 if number is not None:
                     store.published[key].append((number, ref))
@@ -342,6 +364,8 @@ def _mode(slice_: Slice, modes: dict[tuple, str]) -> str | None:
         return _mode(counts, modes)
     if slice_.measure in COUNT_COLUMNS:
         return "eq"  # a partition of establishments, unless the numbers contradict it (checked later)
+    if slice_.measure == "value" and _get(slice_.dims, "indicator") in COUNT_COLUMNS | COUNT_INDICATORS:
+        return "eq"  # an indicator that is itself a count (declaring structures, declarations)
     return None
 
 
@@ -518,7 +542,7 @@ def _report(
     store: Store, system: _System, ranges: dict, dims: Dims, group: str, used: list[Ref]
 ) -> list[Finding]:
     findings = []
-    sources = "; ".join(sorted({str(r) for r in used if r is not None})[:6])
+    sources = _sources(used)
     recovered: dict[Key, int] = {}
     for key in system.index:
         interval = ranges.get(str(key))
@@ -566,6 +590,24 @@ def _report(
                 )
             )
     return findings
+
+
+def _sources(refs: Iterable[Ref | None]) -> str:
+    """``"tables/a.csv line 2, 3, 5; b.html table 1 (line 7) line 4"``: the rows used, file by file."""
+    rows: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for ref in refs:
+        if ref is None:
+            continue
+        match = re.match(r"(.*?)line (\d+)", ref.location)
+        if match is None:
+            rows[(ref.file, ref.location)].add(0)
+        else:
+            rows[(ref.file, match.group(1))].add(int(match.group(2)))
+    parts = []
+    for (file, prefix), lines in sorted(rows.items()):
+        shown = ", ".join(str(n) for n in sorted(lines)[:12]) + (", ..." if len(lines) > 12 else "")
+        parts.append(f"{file} {prefix}line {shown}")
+    return "; ".join(parts)
 
 
 def _at(refs: list[Ref], value: str, rule: str, detail: str, kind: str = "recovered_cell") -> list[Finding]:
