@@ -34,7 +34,7 @@ def batch_establishments(canonical: Path, selection: str | list) -> list[str]:
         return audited
     if isinstance(selection, str):
         raise ValueError(f"establishments must be 'all' or a list of FINESS numbers, got {selection!r}")
-    wanted = [str(f).replace(" ", "") for f in selection]
+    wanted = list(dict.fromkeys(str(f).replace(" ", "") for f in selection))  # each report once
     missing = [f for f in wanted if f not in set(audited)]
     if missing:
         raise ValueError(f"establishments without any audit in the dataset: {', '.join(missing)}")

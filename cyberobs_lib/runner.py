@@ -206,7 +206,7 @@ def notebook_title(nb) -> str:
             continue
         for line in cell.source.splitlines():
             if line.lstrip().startswith("#"):
-                return line.lstrip("# ").strip()
+                return " ".join(line.lstrip("# ").replace("*", "").replace("`", "").split())
     return ""
 
 

@@ -20,6 +20,7 @@ def test_selection(canonical):
     every = batch_establishments(canonical, "all")
     assert len(every) > 100 and every == sorted(every)
     assert batch_establishments(canonical, every[:2]) == every[:2]
+    assert batch_establishments(canonical, [every[1], every[0], every[1]]) == [every[1], every[0]]
     with pytest.raises(ValueError, match="without any audit"):
         batch_establishments(canonical, ["750000010"])
 
