@@ -40,6 +40,9 @@ def test_reports_in_parallel_workers_with_one_failure_isolated(canonical, tmp_pa
     by = {r["finess"]: r for r in results}
     assert all(by[f]["ok"] for f in chosen)
     assert not by["000000000"]["ok"] and "UnknownEstablishmentError" in by["000000000"]["error"]
+    page = (tmp_path / "000000000" / "50_establishment_report.html").read_text(encoding="utf-8")
+    assert "Traceback" not in page and "UnknownEstablishmentError" in page and "n&#x27;a pas pu" in page
+    assert by["000000000"]["cell"] > 1
     for f in chosen:
         folder = tmp_path / f
         assert (folder / "50_establishment_report.html").is_file()
