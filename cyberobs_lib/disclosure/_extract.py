@@ -58,8 +58,9 @@ _UTF16LE_RE = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
 _UTF16BE_RE = re.compile(rb"(?:\x00[\x20-\x7e]){4,}")
 #: Numeric geometry of SVG/HTML elements: never text a reader sees.
 _GEOMETRY_RE = re.compile(r"\b(d|points|viewBox|transform|path)=\"[^\"]*\"")
-#: Emphasis, code and escape marks between two characters: ``0140**53177**`` renders ``014053177``.
-_MARKDOWN_EMPHASIS_RE = re.compile(r"(?<=[0-9A-Za-z])[*_~`\\]+(?=[0-9A-Za-z])")
+#: Emphasis, code and escape marks between two characters: ``0140**53177**`` renders ``014053177``
+#: (an underscore inside a word is a literal underscore in CommonMark).
+_MARKDOWN_EMPHASIS_RE = re.compile(r"(?<=[0-9A-Za-z])[*~`\\]+(?=[0-9A-Za-z])")
 _PDF_STREAM_RE = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
 
 
