@@ -13,8 +13,9 @@ Precedence of a notebook parameter, lowest first:
    that no notebook of the run declares is an error naming the accepted keys.
 
 ``-p year=Y`` also sets ``period`` to ``Y`` in the notebooks that declare ``period`` but not ``year``
-(``20_cohorts`` calls the study year ``period``), unless ``-p period=…`` is given too: a scheduled run
-that passes only the year gets one coherent report (see :data:`YEAR_LINKS`).
+(``20_cohorts`` calls the study year ``period``), and ``-p period=Y`` sets ``year`` likewise (``Y`` not
+0, which means "all years" for ``period``), unless both are given: a scheduled run that passes only the
+year gets one coherent report (see :data:`YEAR_LINKS`).
 
 Parameters that decide publication safety cannot be set this way: ``data_dir`` and ``output_dir`` are
 the runner's (``--data``, ``--canonical``, ``--out``); ``published`` is the file's top-level key, and
@@ -53,8 +54,8 @@ BATCH_KEYS = {"notebook": (str,), "establishments": (str, list), "workers": (int
 RUNNER_PARAMETERS = ("data_dir", "output_dir", "published")
 #: ``-p`` key -> parameters it also sets, in notebooks that declare those but not the key itself, unless
 #: they are given on the command line too. ``year`` (40_annual_summary) and ``period`` (20_cohorts) are
-#: both the study year of an annual run.
-YEAR_LINKS: dict[str, tuple[str, ...]] = {"year": ("period",)}
+#: both the study year of an annual run (``period=0``, all years, is not passed on).
+YEAR_LINKS: dict[str, tuple[str, ...]] = {"year": ("period",), "period": ("year",)}
 
 # Exit statuses of ``cyberobs run`` (README, "Exit status").
 EXIT_OK = 0
@@ -397,7 +398,7 @@ def load_plan(
         params.update(item_params)
         params.update({k: v for k, v in given.items() if k in declared})
         for key, linked in YEAR_LINKS.items():
-            if key not in given or key in declared:
+            if key not in given or key in declared or given[key] == 0:
                 continue
             for other in linked:
                 if other in declared and other not in given:

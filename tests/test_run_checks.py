@@ -91,6 +91,12 @@ def test_command_line_beats_every_level_of_the_parameter_file(tmp_path, nbs):
     # an explicit -p period wins over the link
     plan = load_plan(path, notebooks_dir=nbs, overrides=["year=2024", "period=2023"])
     assert dict(plan.notebooks)["period.ipynb"]["period"] == 2023
+    assert dict(plan.notebooks)["year.ipynb"]["year"] == 2024
+    # -p period alone sets year too, except period=0 (all years)
+    plan = load_plan(path, notebooks_dir=nbs, overrides=["period=2023"])
+    assert {n: p.get("year", p.get("period")) for n, p in plan.notebooks} == dict.fromkeys(got, 2023)
+    plan = load_plan(path, notebooks_dir=nbs, overrides=["period=0"])
+    assert dict(plan.notebooks)["year.ipynb"]["year"] == 2025 and not plan.notes
 
 
 def test_unknown_command_line_key_names_the_accepted_keys(tmp_path, nbs):
