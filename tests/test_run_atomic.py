@@ -278,3 +278,20 @@ def test_swap_without_exchange_and_recovery_between_the_two_renames(tmp_path, mo
     actions = recover(folders)
     assert (out / "manifest.json").read_text() == "newer" and not folders.leftovers()
     assert any("restored the previous report" in a for a in actions)
+
+
+def test_a_workbook_failure_fails_the_run_before_the_swap(tmp_path, store, nbs, monkeypatch):
+    import cyberobs_lib.runner as runner
+
+    def broken(tables_dir, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "write_workbook", broken)
+    result = run_study(_params(tmp_path), out=out, canonical=store, notebooks_dir=nbs, progress=False)
+    assert not result.ok and all(o.ok for o in result.outcomes) and not out.exists()
+    assert "No space left on device" in result.workbook_error
+    report = (tmp_path / "out.failed" / "FAILED.md").read_text(encoding="utf-8")
+    assert "tables.xlsx could not be written" in report and "Fix what stopped the workbook" in report
+    manifest = json.loads((tmp_path / "out.failed" / "manifest.json").read_text())
+    assert "No space left" in manifest["workbook_error"]
