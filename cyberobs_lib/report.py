@@ -72,6 +72,7 @@ def publish_table(
     published: bool,
     min_cell: int,
     lang: str = "fr",
+    write: bool = True,
 ) -> pd.DataFrame:
     """Apply the publication policy of table ``name``, write ``tables/<name>.csv`` and return it as published.
 
@@ -93,6 +94,9 @@ def publish_table(
         :data:`~cyberobs_lib.disclosure.policy.POLICY_MIN_CELL`.
     lang : str
         Language of the run (``fr`` or ``en``); the written table keeps its keys and codes.
+    write : bool, default True
+        False: apply the policy and return the table without writing it (to show part of a table that
+        a later cell publishes whole).
 
     Returns
     -------
@@ -138,7 +142,8 @@ def publish_table(
         ledger = open_ledger(output_dir, min_cell=min_cell)
         out = apply_policy(frame, policy, ledger, min_cell=min_cell, name=name)
         ledger.save()
-    save_table(out, name, output_dir)
+    if write:
+        save_table(out, name, output_dir)
     return out
 
 
@@ -151,9 +156,11 @@ def published_groups(
     *,
     published: bool = True,
     min_cell: int | None = None,
+    lang: str = "fr",
 ) -> list[str]:
     """The groups of a population a published table may show, decided for the whole run (see
-    :func:`cyberobs_lib.disclosure.tables.published_groups`): compute global tests and models over them."""
+    :func:`cyberobs_lib.disclosure.tables.published_groups`): compute global tests and models over them.
+    ``lang`` is accepted (unused) so that one dict of keywords serves this and :func:`publish_table`."""
     from cyberobs_lib.disclosure.tables import published_groups as decide
 
     return decide(output_dir, population, dimension, period, counts, published=published, min_cell=min_cell)

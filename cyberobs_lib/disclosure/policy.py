@@ -174,7 +174,8 @@ class StatTestsPolicy:
     population ``(population, family, all, period)``); ``default_dimension`` serves the other metrics.
     Every count column of :data:`ROW_COUNT_COLUMNS` (``n_a``, ``n_b``: establishments, audits or findings)
     hides its row when ``0 < n < min_cell``. ``exposure``: ``group_a`` is ``exposure=True``
-    and the row describes the 2 × 2 of that exposure.
+    and the row describes the 2 × 2 of that exposure. ``continuous_terms``: a ``group_a`` naming a
+    continuous model term (one coefficient over the whole model) describes the whole population.
     """
 
     description: str
@@ -183,6 +184,7 @@ class StatTestsPolicy:
     dimension_by_metric: Mapping[str, str | None] = field(default_factory=dict)
     period: str = "period"
     exposure: bool = False
+    continuous_terms: tuple[str, ...] = ("log_beds", "beds", "log_hosts", "year")
     keys: tuple[str, ...] = TEST_KEYS
     hidden_blank: tuple[str, ...] = ("variant",)  # it may count things (zeros=5, k=4 groups)
     kind: str = "tests"

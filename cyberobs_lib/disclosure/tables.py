@@ -280,7 +280,7 @@ def _test_keys(
     if policy.exposure:
         return [(pop, "exposure", a.split("=", 1)[0], period)]
     dimension = policy.dimension_by_metric.get(_text(row.get("metric")), policy.default_dimension)
-    if dimension is None:
+    if dimension is None or (a in policy.continuous_terms and not b):
         return [(pop, "family", TOTAL, period)]
     if "=" in a:  # model term: term=level against the reference level in group_b
         term, level = a.split("=", 1)
@@ -376,11 +376,14 @@ def _apply_model(
         hidden[i] = any(s != "published" for s in statuses) or _small_row(row, min_cell)
     _warn_unknown(unknown, name)
     out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
-    if "n" in out.columns:  # the model's size adds up its levels: it would give a hidden level back
+    if (
+        "n" in out.columns
+    ):  # the model's size adds up the published n_family: it would give a hidden family back
         model = (
             frame["outcome"].map(_text) if "outcome" in frame.columns else pd.Series("", index=frame.index)
         )
-        lost = model.isin(model[hidden]).to_numpy()
+        family_rows = (frame["term"].map(_text) == "family").to_numpy() if "term" in frame.columns else hidden
+        lost = model.isin(model[hidden & family_rows]).to_numpy()
         out = blank_rows(out, lost, ["n"])
     if "p_adjusted" in out.columns and "adjust_method" not in out.columns:
         out = readjust(out.assign(adjust_method=np.where(frame["p_adjusted"].notna(), "fdr_bh", "")), hidden,
