@@ -134,7 +134,7 @@ def test_received_values_are_in_the_manifest(tmp_path, nbs, store):
     result = run_study(
         _write(tmp_path, spec),
         out=out,
-        overrides=["year=2024", "families=[ehpad, Cliniques privées (MCO)]"],
+        overrides=["year=2024", "families=[ehpad, Cliniques privées (MCO)]", "min_cell=7"],
         canonical=store,
         notebooks_dir=nbs,
         progress=False,
@@ -151,6 +151,8 @@ def test_received_values_are_in_the_manifest(tmp_path, nbs, store):
     assert manifest["parameters"]["command_line"]["year"] == 2024
     table = pd.read_csv(out / "tables" / "received_year.csv").set_index("key")["value"]
     assert table["year"] == "2024" and table["families"] == "EHPAD|Private clinic (MCO)"
+    marker = {"lang": "fr", "min_cell": 7, "published": True, "run_name": "t"}
+    assert json.loads(table["marker"]) == marker  # written before the notebooks, removed after them
     assert pd.read_csv(out / "tables" / "received_period.csv").set_index("key")["value"]["period"] == "2024"
     # no absolute path of this machine in the manifest or in the published notebooks
     assert manifest["key"].startswith("demo") and manifest["data"]["dataset"] == "demo"
