@@ -433,6 +433,8 @@ def _sheet_name(stem: str, used: set[str]) -> str:
     return name
 
 
+#: First characters that make a spreadsheet read a typed text as a formula (OWASP "CSV injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 #: Rows of one worksheet (Excel's limit, header included).
 XLSX_MAX_ROWS = 1_048_576
 
@@ -440,8 +442,9 @@ XLSX_MAX_ROWS = 1_048_576
 def write_workbook(tables_dir: Path, path: Path) -> list[str]:
     """One Excel workbook with a sheet per tidy CSV table; returns the notes about what was changed.
 
-    Every text cell is written as text (``inlineStr``), so a value a spreadsheet would read as a formula
-    (``=``, ``+``, ``-``, ``@``; OWASP "CSV injection") stays inert; characters XML forbids (control
+    Every text cell is written as text (``inlineStr``), and one starting like a formula (``=``, ``+``,
+    ``-``, ``@``; OWASP "CSV injection") also gets the ``quotePrefix`` style, so it stays inert when opened
+    and when edited; numbers written plainly stay numbers; characters XML forbids (control
     characters) are removed, each change noted in a ``notes`` sheet; sheet names are cut to 31
     characters and made unique. A table over Excel's row limit is left out with a note (its CSV is
     complete). Written atomically; nothing is written when there is no table.
@@ -484,6 +487,8 @@ def write_workbook(tables_dir: Path, path: Path) -> list[str]:
                     notes.append(f"{name}: row {row}, column {label}: control character(s) removed")
                 c = WriteOnlyCell(sheet, value=clean)
                 c.data_type = "s"  # never a formula
+                if clean.startswith(FORMULA_TRIGGERS):
+                    c.quotePrefix = True  # shown as text, and stays text when the cell is edited
                 return c
 
             ws.append([cell(h, 0, j) for j, h in enumerate(header)])

@@ -242,6 +242,12 @@ def test_workbook_cells_are_text_never_formulas(tmp_path):
     assert len(wb.sheetnames) == 4 and "notes" in wb.sheetnames
     rows = list(wb["names"].iter_rows(min_row=2))
     assert all(r[0].data_type == "s" for r in rows)
+    assert [r[0].quotePrefix for r in rows] == [True, True, True, True, False, False]
+    from cyberobs_lib.disclosure import check_disclosure
+
+    hits = check_disclosure(tmp_path, identifiers=None)  # the independent auditor: no live cell in the xlsx
+    assert hits["rule"].str.contains("formula").any()  # ... while the raw CSV written here has some
+    assert not hits[hits["file"] == "tables.xlsx"]["rule"].str.contains("formula").any()
     assert [r[0].value for r in rows] == [
         '=HYPERLINK("http://x","y")',
         "+33 1 23",
