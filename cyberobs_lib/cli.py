@@ -305,11 +305,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-remediation", action="store_true", help="plant no remediation between audits")
     d.set_defaults(func=cmd_demo)
 
-    r = sub.add_parser("run", help="run a study described by a parameter file (papermill)")
+    r = sub.add_parser(
+        "run",
+        help="run a study described by a parameter file (papermill)",
+        description="Run a study: every check first, notebooks into a staging folder, the report folder "
+        "replaced whole only when everything succeeded.",
+        epilog="exit status: 0 report replaced; 1 run failed (report untouched, <out>.failed/FAILED.md); "
+        "2 refused before anything ran (parameters, command line, output folder, key); 3 dataset not one "
+        "or not valid; 4 another run is writing the same folder; 130 interrupted",
+    )
     r.add_argument("params", type=Path)
     r.add_argument("--data", type=Path, help="dataset folder (overrides the parameter file)")
     r.add_argument("--out", type=Path, help="report folder (default reports/<run_name>)")
-    r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter")
+    r.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="set a parameter in every notebook that declares it (wins over the parameter file)",
+    )
     r.add_argument(
         "--workers", type=int, default=None, help="parallel workers for batches and for --large ingestion"
     )
