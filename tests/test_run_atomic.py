@@ -142,7 +142,7 @@ def test_sigkill_mid_notebook_leaves_the_previous_report_and_the_next_run_replac
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_completes(tmp_path, store, nbs, capsys):
     params, out = _params(tmp_path), tmp_path / "out"
     first = subprocess.Popen(
-        _command(params, out, store, nbs, "-p", "tag=first", "-p", "sleep=4"),
+        _command(params, out, store, nbs, "-p", "tag=first", "-p", "sleep=8"),
         env=_env(tmp_path),
         stderr=subprocess.PIPE,
         text=True,
