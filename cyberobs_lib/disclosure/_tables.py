@@ -9,8 +9,10 @@ reader would (``0,25``, ``25 %``, ``1 234``, ``−0.5``) and says how precise th
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from cyberobs_lib.report import LABELS
@@ -139,10 +141,11 @@ _SPACES_RE = re.compile(r"[\s\u00a0\u202f\u2009']")
 
 
 def _fold(text: str) -> str:
-    import unicodedata
-
-    text = unicodedata.normalize("NFKD", str(text).casefold())
-    return " ".join("".join(ch for ch in text if not unicodedata.combining(ch)).split())
+    text = str(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text.casefold())
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.lower().split())
 
 
 def _reverse_labels() -> dict[str, str]:
@@ -159,6 +162,7 @@ def _reverse_labels() -> dict[str, str]:
 _REVERSE = _reverse_labels()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def canonical(text: str) -> str:
     """The contract key of a column heading or a labelled value (``"établissements"`` → ``n_establishments``).
 
@@ -201,6 +205,7 @@ class Number:
     error: float
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def parse_number(text: str) -> Number | None:
     """Read a published number as a reader would; None for text, blanks, ``nan`` and ``inf``.
 

@@ -397,22 +397,39 @@ class _System:
         return a, np.array([b for _, b in rows])
 
     def ranges(self, objectives: dict[str, dict[int, float]]) -> dict[str, tuple[float, float]] | None:
-        """Min and max of each objective; None when the constraints are infeasible."""
+        """Min and max of each objective that may pin a single integer; None when infeasible.
+
+        Objectives that the solutions found so far already spread over 2 or more (hence over at
+        least two integers: not recovered) are not solved; every solution found joins that pool, so
+        a system with no recoverable cell costs a few linear programs, not two per cell.
+        """
         from scipy.optimize import linprog
 
         a_eq, b_eq = self._matrices(self.eq)
         a_ub, b_ub = self._matrices(self.ub)
         bounds = [(0, self.upper.get(k)) for k in range(len(self.index))]
         bounds = [(lo, None if hi is None or math.isinf(hi) else hi) for lo, hi in bounds]
+        pool: list[np.ndarray] = []
+
+        def solve(c: np.ndarray):
+            result = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            if result.status == 0:
+                pool.append(result.x)
+            return result
+
+        everything = np.ones(len(self.index))
+        if solve(everything).status == 2:
+            return None
+        solve(-everything)
         out = {}
         for name, objective in objectives.items():
             c = np.zeros(len(self.index))
             for k, v in objective.items():
                 c[k] += v
-            low = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-            if low.status == 2:
-                return None
-            high = linprog(-c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            seen = [float(c @ x) for x in pool]
+            if seen and max(seen) - min(seen) >= 2 - _TOL:
+                continue  # spread over two integers or more: not recovered
+            low, high = solve(c), solve(-c)
             if low.status != 0 or high.status != 0:
                 continue  # unbounded: nothing recovered
             out[name] = (low.fun, -high.fun)
