@@ -59,7 +59,7 @@ _GROUP_SPLIT_RE = re.compile(r"[ .\-_/,'\u00a0\u202f\u2009]")
 _SCIENTIFIC_RE = re.compile(r"(?<![0-9.])(\d\.\d+)[eE]\+?(\d{1,2})(?![0-9])")
 #: Integers that may be an IPv4 address written as a number, and hexadecimal ones.
 _IP_INTEGER_RE = re.compile(r"(?<![0-9.])(\d{7,10})(?![0-9]|\.\d)")
-_IP_HEX_RE = re.compile(r"(?<![0-9A-Za-z])(?:0[xX])?([0-9A-Fa-f]{8})(?![0-9A-Za-z])")
+_IP_HEX_RE = re.compile(r"(?<![0-9A-Za-z#])(?:0[xX])?([0-9A-Fa-f]{8})(?![0-9A-Za-z])")
 #: Four octets in any notation (decimal with leading zeros, octal, hex) and separator (dot, dash, underscore).
 _IP_LOOSE_RE = re.compile(
     r"(?<![0-9A-Za-z.])((?:0[xX][0-9A-Fa-f]{1,2}|\d{1,4})([.\-_])(?:0[xX][0-9A-Fa-f]{1,2}|\d{1,4})\2"
