@@ -166,6 +166,25 @@ def published_groups(
     return decide(output_dir, population, dimension, period, counts, published=published, min_cell=min_cell)
 
 
+def register_population(
+    output_dir: str | Path | None,
+    population: str,
+    dimension: str,
+    cells: pd.DataFrame,
+    *,
+    published: bool = True,
+    min_cell: int | None = None,
+    lang: str = "fr",
+    **columns: str,
+) -> pd.DataFrame:
+    """Every cell of a population (groups × periods) decided at once for the run (see
+    :func:`cyberobs_lib.disclosure.tables.register_population`; ``columns``: ``group``, ``period``, ``count``,
+    ``additive``). ``lang`` is accepted (unused), as in :func:`published_groups`."""
+    from cyberobs_lib.disclosure.tables import register_population as decide
+
+    return decide(output_dir, population, dimension, cells, published=published, min_cell=min_cell, **columns)
+
+
 def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144) -> Path | None:
     """Write a figure to ``<output_dir>/figures/<name>.png`` with no identifying metadata."""
     if not output_dir:

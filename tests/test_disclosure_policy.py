@@ -281,16 +281,24 @@ def test_odds_ratio_table_total_minus_exposed(run):
         "p_value": 0.3, "crude_odds_ratio": [3.2, 1.7], "n": 93, "n_exposed": [62, 50], "events": [7, 12],
         "events_exposed": [6, 6], "n_dropped_missing": 0, "covariates": "family", "window_days": 365,
         "audit_choice": "first", "separation": False, "model": "logistic", "ci_method": "wald"})  # fmt: skip
+    odds = pd.concat([odds, odds.iloc[[1]].assign(exposure="no_protection", n_exposed=90)], ignore_index=True)
     out = publish(odds, "incidents_odds_ratios", run).set_index("exposure")
-    assert out.loc["kev_or_remote_admin", "suppressed"]
-    assert out.loc["kev_or_remote_admin", ["events", "events_exposed", "n_exposed", "odds_ratio",
-                                           "crude_odds_ratio"]].isna().all()  # fmt: skip
-    assert not out.loc["has_kev", "suppressed"] and out.loc["has_kev", "odds_ratio"] == 1.5  # 6/44/6/37
+    # 6 / 56 / 1 / 30: the interior counts and the crude ratio go (events - events_exposed = 1 unexposed)
+    kev = out.loc["kev_or_remote_admin"]
+    assert kev[["events_exposed", "crude_odds_ratio"]].isna().all() and not kev["suppressed"]
+    assert kev["odds_ratio"] == 3.7 and kev["n_exposed"] == 62 and kev["events"] == 7  # margins of 62/31/7/86
+    assert not out.loc["has_kev", "suppressed"] and out.loc["has_kev", "events_exposed"] == 6  # 6/44/6/37
+    # 90 exposed of 93: 3 unexposed establishments, a margin below 5: the whole row is withheld
+    assert (
+        out.loc["no_protection", "suppressed"]
+        and out.loc["no_protection", ["odds_ratio", "n_exposed"]].isna().all()
+    )
     tests = pd.DataFrame({"study": "incidents", "metric": "incident_within_365d", "test": "logistic",
-                          "variant": "", "group_a": ["kev_or_remote_admin=True", "has_kev=True"], "group_b": "False",
-                          "n_a": 93, "statistic": 1.0, "p_value": 0.3, "effect_size": [3.7, 1.5]})  # fmt: skip
+                          "variant": "", "group_a": ["kev_or_remote_admin=True", "has_kev=True", "no_protection=True"],
+                          "group_b": "False", "n_a": 93, "statistic": 1.0, "p_value": 0.3,
+                          "effect_size": [3.7, 1.5, 2.0]})  # fmt: skip
     out_tests = publish(tests, "incidents_tests", run)
-    assert out_tests["suppressed"].tolist() == [True, False]
+    assert out_tests["suppressed"].tolist() == [False, False, True]
 
 
 def test_per_establishment_rows_refused_in_published_runs(run, tmp_path):

@@ -167,6 +167,7 @@ class Ledger:
         observations: Iterable[Observation],
         *,
         vectors: Mapping[SetKey, Sequence[Mapping[str, float]]] | None = None,
+        period_vectors: Mapping[tuple[str, str, str], Sequence[Mapping[str, float]]] | None = None,
         min_cell: int | None = None,
     ) -> None:
         """Register cells, decide the new ones (primary, then secondary), and make every decision final.
@@ -178,7 +179,12 @@ class Ledger:
             count. Cells already decided keep their decision.
         vectors : mapping SetKey -> list of {group: count}, optional
             Other count columns of the table over the same cells (e.g. one per indicator: establishments
-            with a known status), each with its total. Each must also leave every hidden count unpinned.
+            with a known status), each with its total. Each must also leave every hidden count unpinned,
+            and the hidden cells together must hold at least ``min_cell``.
+        period_vectors : mapping (population, dimension, group) -> list of {period: value}, optional
+            Values that add up over the periods of one group (declarations: the ``all`` period is the sum
+            of the years, while the establishments behind it are not): the same two rules apply across
+            the periods of the group.
         min_cell : int, optional
             Threshold of the primary rule; the ledger's own when None (the larger one wins).
         """
@@ -191,8 +197,19 @@ class Ledger:
         for key, cell in self.cells.items():
             if cell.status == "pending":
                 self._primary(key, cell, threshold)
-        for set_key in touched:
-            self._secondary(set_key, list((vectors or {}).get(set_key, ())), threshold)
+        changed = True
+        while changed:  # the two kinds of margins share cells: until neither hides anything more
+            changed = False
+            for set_key in touched:
+                members = {k[2]: c for k, c in self.cells.items() if set_of(k) == set_key}
+                if TOTAL in members and not any(c.public for c in members.values()):
+                    base = {g: c.n for g, c in members.items()}
+                    extra = list((vectors or {}).get(set_key, ()))
+                    changed |= _protect(members, [base, *extra], threshold, _text(set_key))
+            for line, line_vectors in (period_vectors or {}).items():
+                members = {k[3]: c for k, c in self.cells.items() if k[:3] == line}
+                if TOTAL in members and not any(c.public for c in members.values()):
+                    changed |= _protect(members, list(line_vectors), threshold, _text(line) + " over periods")
         for cell in self.cells.values():
             if cell.status == "pending":
                 cell.status, cell.reason = "published", "published"
@@ -215,43 +232,43 @@ class Ledger:
         elif cell.n is None or (cell.n_min is not None and cell.n_min < threshold):
             cell.status, cell.reason = "hidden", "primary"
 
-    def _members(self, set_key: SetKey) -> dict[str, Cell]:
-        return {k[2]: c for k, c in self.cells.items() if set_of(k) == set_key}
 
-    def _secondary(self, set_key: SetKey, vectors: list[Mapping[str, float]], threshold: int) -> None:
-        members = self._members(set_key)
-        if TOTAL not in members or any(c.public for c in members.values()):
-            return
-        base = {g: c.n for g, c in members.items()}
-        while True:
-            hidden = {g for g, c in members.items() if c.status == "hidden"}
-            if not hidden:
-                return
-            pinned: set[str] = set()
-            for vector in [base, *vectors]:
-                if TOTAL not in vector:
-                    continue
-                counts = {g: vector[g] for g in vector if g in members}
-                pinned |= pinned_cells(counts, hidden & set(counts), complete=adds_up(counts))
-            union = _union_below(base, hidden, threshold)
-            if not pinned and not union:
-                return
-            pinned |= union
-            candidates = [
-                (g != TOTAL, -1 if c.n is None else c.n, i, g)
-                for i, (g, c) in enumerate(members.items())
-                if c.status == "pending" and (c.n is None or c.n > 0)
-            ]
-            if not candidates:
-                cells = ", ".join(sorted(pinned))
-                raise DisclosureError(
-                    f"hidden cell(s) {cells} of {_text(set_key)} could be recomputed from cells an earlier "
-                    "table already published (the total minus the other groups); publish the complete set "
-                    "of groups first, or register the population with published_groups() before any table"
-                )
-            # groups before the total, smallest count first, then table order
-            _, _, _, chosen = min(candidates, key=lambda t: (not t[0], t[1], t[2]))
-            members[chosen].status, members[chosen].reason = "hidden", "secondary"
+def _protect(
+    members: dict[str, Cell], vectors: list[Mapping[str, float | None]], threshold: int, where: str
+) -> bool:
+    """Hide complements in one margin set until no hidden count is pinned and the hidden cells together
+    hold at least ``threshold``; True when a cell was hidden. Complements are undecided cells: groups
+    before the total, smallest count first, then registration order."""
+    changed = False
+    while True:
+        hidden = {g for g, c in members.items() if c.status == "hidden"}
+        if not hidden:
+            return changed
+        pinned: set[str] = set()
+        for vector in vectors:
+            if TOTAL not in vector:
+                continue
+            counts = {g: vector[g] for g in vector if g in members}
+            inside = hidden & set(counts)
+            pinned |= pinned_cells(counts, inside, complete=adds_up(counts))
+            pinned |= _union_below(counts, inside, threshold)
+        if not pinned:
+            return changed
+        candidates = [
+            (g == TOTAL, -1 if c.n is None else c.n, i, g)
+            for i, (g, c) in enumerate(members.items())
+            if c.status == "pending" and (c.n is None or c.n > 0)
+        ]
+        if not candidates:
+            cells = ", ".join(sorted(pinned))
+            raise DisclosureError(
+                f"hidden cell(s) {cells} of {where} could be recomputed from cells an earlier table already "
+                "published (the total minus the other groups); publish the complete set of groups first, or "
+                "register the population with published_groups() before any table"
+            )
+        chosen = min(candidates)[3]
+        members[chosen].status, members[chosen].reason = "hidden", "secondary"
+        changed = True
 
 
 def _union_below(counts: Mapping[str, float | None], hidden: set[str], threshold: int) -> set[str]:
@@ -304,7 +321,11 @@ def pinned_cells(counts: Mapping[str, float | None], hidden: set[str], *, comple
     intervals = hidden_intervals(counts, hidden, complete=complete)
     if intervals is None:  # inconsistent counts (two definitions of a cell): the plain one-hidden rule
         return set(hidden) if len(hidden) == 1 and TOTAL in counts and TOTAL not in hidden else set()
-    return {g for g, (lo, hi) in intervals.items() if math.floor(hi + 1e-9) <= math.ceil(lo - 1e-9)}
+    return {
+        g
+        for g, (lo, hi) in intervals.items()
+        if math.isfinite(hi) and math.floor(hi + 1e-9) <= math.ceil(lo - 1e-9)
+    }
 
 
 def hidden_intervals(

@@ -124,6 +124,9 @@ class Ref:
         The dimension of the groups (``family``, ``legal_status``, ``region``...).
     public : bool
         A public population (the registry frame): never suppressed, its count never blanked.
+    additive : str, optional
+        Column whose value adds up over the periods of a group (declarations: the period ``all`` is the
+        sum of the years): a hidden year must not come back as ``all`` minus the published years.
     """
 
     population: str
@@ -135,6 +138,7 @@ class Ref:
     blank: tuple[str, ...] | None = None
     dimension: str = "family"
     public: bool = False
+    additive: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,9 +209,18 @@ class ModelPolicy:
 
 @dataclass(frozen=True)
 class ExposurePolicy:
-    """Exposure × outcome tables: ``n`` establishments, ``n_exposed``, ``events``, ``events_exposed``."""
+    """Exposure × outcome tables: ``n`` establishments, ``n_exposed``, ``events``, ``events_exposed``.
+
+    A row is withheld whole when one of its margins (exposed, unexposed, with an event, without) holds
+    fewer than ``min_cell`` establishments. When only an interior cell is small (one unexposed establishment
+    with an incident), the interior counts (``interior``) and the crude odds ratio, which with the
+    margins would give it back, are left empty; the adjusted odds ratio of the model, fitted on margins of
+    at least ``min_cell`` establishments, stays (output checking of regressions: SACRO ``acro`` publishes
+    coefficients of models with enough residual degrees of freedom, not the cells behind them).
+    """
 
     description: str
+    interior: tuple[str, ...] = ("events_exposed", "events_unexposed", "crude_odds_ratio", "separation")
     keys: tuple[str, ...] = ("exposure", "covariates", "window_days", "audit_choice", "separation", "model",
                              "ci_method", "n", "suppressed")  # fmt: skip
     hidden_blank: tuple[str, ...] = ("separation",)  # separation says a cell of the 2 x 2 is empty
@@ -257,7 +270,8 @@ _INCIDENT_INDICATORS = CellsPolicy(
     refs=(Ref("declaring", count="n_establishments"),),
     indicator="indicator",
     by_indicator={
-        "eligible_establishments": (Ref("registry", count="n_establishments", public=True, blank=()),)
+        "eligible_establishments": (Ref("registry", count="n_establishments", public=True, blank=()),),
+        "declarations": (Ref("declaring", count="n_establishments", additive="value"),),
     },
 )
 _TESTS_PAIRED = StatTestsPolicy(
@@ -366,7 +380,7 @@ POLICIES: dict[str, TablePolicy] = {
         refs=(
             Ref("audited", count="audited"),
             Ref("registry", count="eligible", public=True, blank=()),
-            Ref("declaring"),
+            Ref("declaring", additive="declarations"),
         ),
     ),
     "incidents_odds_ratios": ExposurePolicy("exposure x incident within the window, one row per exposure"),

@@ -46,6 +46,7 @@ from cyberobs_lib.disclosure.policy import (
 )
 
 __all__ = [
+    "register_population",
     "apply_policy",
     "forget_ledger",
     "neutralise_formulas",
@@ -185,11 +186,15 @@ def _apply_cells(
     refs_per_row = [policy.refs_for(r[ind_col] if ind_col else None) for r in rows]
     observations: list[Observation] = []
     vectors: dict[tuple[SetKey, str], dict[str, float]] = {}
+    lines: dict[tuple[str, str, str], dict[str, float]] = {}  # values adding up over the periods of a group
     try:
         for row, refs in zip(rows, refs_per_row, strict=True):
             for ref in refs:
                 if ref.span is not None:
                     continue
+                if ref.additive is not None and _number(row.get(ref.additive)) is not None:
+                    key = _cell_key(row, ref)
+                    lines.setdefault(key[:3], {})[key[3]] = _number(row[ref.additive])  # type: ignore[assignment]
                 count = _ref_count(row, ref)
                 if ref.count is None and ref.count_from_share is None:
                     continue
@@ -203,7 +208,8 @@ def _apply_cells(
     by_set: dict[SetKey, list[dict[str, float]]] = {}
     for (set_key, _), vector in vectors.items():
         by_set.setdefault(set_key, []).append(vector)
-    ledger.decide(observations, vectors=by_set, min_cell=min_cell)
+    period_vectors = {line: [values] for line, values in lines.items() if TOTAL in values}
+    ledger.decide(observations, vectors=by_set, period_vectors=period_vectors, min_cell=min_cell)
 
     blank: dict[str, np.ndarray] = {}
     hidden_row = np.zeros(len(rows), dtype=bool)
@@ -417,19 +423,27 @@ def _apply_exposure(
 ) -> pd.DataFrame:
     if "exposure" not in frame.columns:
         raise PolicyError(f"table {name!r} needs an 'exposure' column")
-    observations = []
+    observations, interior_small = [], []
     for _, row in frame.iterrows():
         cells = exposure_cells(row)
-        values = [v for v in cells.values() if v is not None]
-        smallest = None if len(values) < 4 else min([v for v in values if v > 0], default=0.0)
+        values = list(cells.values())
+        if any(v is None for v in values):
+            margins = None  # not estimable: no counts to publish
+        else:
+            e, f, u, g = values  # exposed with / without event, unexposed with / without
+            margins = min([m for m in (e + f, u + g, e + u, f + g) if m > 0], default=0.0)
+        interior_small.append(any(_small(v, min_cell) for v in values))
         key = ("incident_exposure", "exposure", _text(row["exposure"]), TOTAL)
-        observations.append(Observation(key, smallest))
+        observations.append(Observation(key, margins))
     ledger.decide(observations, min_cell=min_cell)
     hidden = np.array(
         [ledger.status(o.key) != "published" or _small_row(r, min_cell)
          for o, (_, r) in zip(observations, frame.iterrows(), strict=True)], dtype=bool
     )  # fmt: skip
     out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
+    out = blank_rows(
+        out, np.array(interior_small) & ~hidden, [c for c in policy.interior if c in out.columns]
+    )
     return _mark(out, hidden, policy)
 
 
@@ -525,6 +539,70 @@ def run_settings(output_dir: str | Path | None, *, published: bool, min_cell: in
     values = [int(v) for v in (min_cell, marker.get("min_cell")) if v is not None]
     chosen = max(values) if values else POLICY_MIN_CELL
     return published, check_min_cell(chosen, published=published)
+
+
+def register_population(
+    output_dir: str | Path | None,
+    population: str,
+    dimension: str,
+    cells: pd.DataFrame,
+    *,
+    group: str = "group",
+    period: str = "period",
+    count: str = "n",
+    additive: str | None = None,
+    published: bool = True,
+    min_cell: int | None = None,
+) -> pd.DataFrame:
+    """Register every cell of a population (groups × periods) in one decision, and say which are published.
+
+    Like :func:`published_groups` for several periods at once; with ``additive``, a column whose values add
+    up over the periods of a group (declarations per year and their ``all``), the periods of each group are
+    a margin set too, decided together with the groups of each period.
+
+    Parameters
+    ----------
+    output_dir, population, dimension, published, min_cell
+        See :func:`published_groups`.
+    cells : DataFrame
+        One row per group × period (totals ``all`` included where they are published), with ``count``
+        establishments and, optionally, the ``additive`` value.
+    group, period, count, additive : str
+        Column names in ``cells``.
+
+    Returns
+    -------
+    DataFrame
+        ``cells`` with a bool ``published`` column.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"group": ["CH", "EHPAD", "all"] * 3, "period": ["2024"] * 3 + ["2025"] * 3 + ["all"] * 3,
+    ...                       "n": [6, 9, 15, 1, 9, 10, 6, 14, 20], "declarations": [6, 9, 15, 1, 9, 10, 7, 18, 25]})
+    >>> out = register_population(None, "declaring", "family", cells, additive="declarations")
+    >>> out.loc[~out["published"], ["group", "period"]].values.tolist()
+    [['CH', '2024'], ['EHPAD', '2024'], ['CH', '2025'], ['EHPAD', '2025']]
+    >>> forget_ledger(None)
+    """
+    published, min_cell = run_settings(output_dir, published=published, min_cell=min_cell)
+    keys = [
+        (population, dimension, _text(g), _text(p)) for g, p in zip(cells[group], cells[period], strict=True)
+    ]
+    if not published:
+        return cells.assign(published=True)
+    lines: dict[tuple[str, str, str], dict[str, float]] = {}
+    if additive is not None:
+        for key, value in zip(keys, cells[additive], strict=True):
+            if _number(value) is not None:
+                lines.setdefault(key[:3], {})[key[3]] = _number(value)  # type: ignore[assignment]
+    ledger = open_ledger(output_dir, min_cell=min_cell)
+    ledger.decide(
+        [Observation(k, _number(n)) for k, n in zip(keys, cells[count], strict=True)],
+        period_vectors={line: [v] for line, v in lines.items() if TOTAL in v},
+        min_cell=min_cell,
+    )
+    ledger.save()
+    return cells.assign(published=[ledger.status(k) == "published" for k in keys])
 
 
 def published_groups(
