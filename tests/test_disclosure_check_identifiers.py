@@ -244,7 +244,7 @@ def test_clean_text_passes(tmp_path):
         "Pseudonyms E1a2b3c4d5 and Ed7bf7100db; p = 0.0140531770, 1.4e-07, -0.0833333; years 2023-2025;\n"
         "A000120-01 is not listed; 14053178 and 014053178 are not listed; 3221226029 is not an address we know;\n"
         "matplotlib v1.2.3.4 and v2.0.1.9, 2025-03-01T12:30:45, 10.5 %, 12 345 findings, IC 0.0714792 – 0.590725\n"
-        "colour #c000022c (a CSS colour, not 192.0.2.44 in hexadecimal)\n",
+        "colour #c000022c (a CSS colour, not an address in hexadecimal)\n",
     )
     write(
         tmp_path,
