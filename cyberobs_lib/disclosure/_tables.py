@@ -284,6 +284,8 @@ class Table:
 
     def __post_init__(self) -> None:
         self.header = [canonical(h) for h in self.labels]
+        if "n_establishments" in self.header:  # "audits" beside establishments is the n_audits column
+            self.header = ["n_audits" if h == "audits" else h for h in self.header]
         width = len(self.labels)
         self.rows = [(list(r) + [""] * width)[:width] if len(r) != width else list(r) for r in self.rows]
 
