@@ -124,6 +124,26 @@ def test_margin_of_groups_that_do_not_cover_the_total_is_an_inequality(tmp_path)
     assert recovered(tmp_path).empty
 
 
+def test_a_few_families_beside_an_all_row_of_every_family_is_not_a_partition(tmp_path):
+    # Other tables list Dialysis and Psychiatry too: "all" (40) counts them, so 40 − 10 − 12 = 18 is
+    # not the hidden CHU/CHR count (3), and no complete slice says otherwise: nothing is claimed.
+    write(
+        tmp_path,
+        "tables/indicators.csv",
+        HEADER + "no_protection,CH,2025,10,12,0.5,0.2,0.8,wilson,False\n"
+        "no_protection,EHPAD,2025,12,14,0.25,0.09,0.53,wilson,False\n"
+        "no_protection,CHU/CHR,2025,,,,,,wilson,True\n"
+        "no_protection,all,2025,40,50,0.4,0.26,0.55,wilson,False\n",
+    )
+    write(
+        tmp_path,
+        "tables/other.csv",
+        HEADER + "has_kev,Dialysis,2025,,,,,,wilson,True\nhas_kev,Psychiatry,2025,,,,,,wilson,True\n"
+        "has_kev,all,2025,9,9,0.5,0.2,0.8,wilson,False\n",
+    )
+    assert recovered(tmp_path).empty
+
+
 def test_margin_across_tables_national_totals(tmp_path):
     # 9 structures declared in 2025 nationally; the families' rows publish 5 + 3: Army has 1.
     write(

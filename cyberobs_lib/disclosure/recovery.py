@@ -24,8 +24,9 @@ Relations audited
     within its printed precision), and any other measure whose published complete slices add up. The
     margin is an equality when the complete slices (every group and the total published) add up exactly,
     an inequality (total ≥ sum) when they fall short (groups that do not cover the total), and, for
-    counts of establishments without a complete slice to learn from, an equality unless the published
-    numbers contradict it. Each hidden count, numerator and total is bounded by linear programming
+    counts without a complete slice to learn from, an equality when the slice lists every group seen
+    for its group column anywhere in the folder (unless the published numbers contradict it), an
+    inequality otherwise. Each hidden count, numerator and total is bounded by linear programming
     (:func:`scipy.optimize.linprog`, HiGHS): minimum and maximum subject to the margins, ``0 ≤ k ≤ n``,
     ``k = value × n`` when the share is published and its count hidden, non-negativity and the total as
     upper bound. An interval holding a single integer recovers the cell; a share is recovered when its
@@ -354,19 +355,27 @@ def margin_modes(store: Store, slices: list[Slice]) -> dict[tuple, str]:
     return modes
 
 
-def _mode(slice_: Slice, modes: dict[tuple, str]) -> str | None:
+def _mode(slice_: Slice, modes: dict[tuple, str], universe: dict[str, set[str]]) -> str | None:
+    """How the members of a slice relate to its total: learnt (:func:`margin_modes`), else presumed.
+
+    Without a complete slice to learn from, a margin of counts (establishments, audits, numerators of
+    shares, count indicators) is presumed an equality only when the slice lists every group seen for
+    its group column anywhere in the folder (a table of a few families beside an "all" row of every
+    family is not a partition); otherwise an inequality, which never pins a cell on its own.
+    """
     for with_indicator in (True, False):
         mode = modes.get(_scope(slice_, with_indicator))
         if mode is not None:
             return mode
     if slice_.measure == NUMERATOR:
-        counts = Slice("n_establishments", slice_.dims, slice_.group)
-        return _mode(counts, modes)
-    if slice_.measure in COUNT_COLUMNS:
-        return "eq"  # a partition of establishments, unless the numbers contradict it (checked later)
-    if slice_.measure == "value" and _get(slice_.dims, "indicator") in COUNT_COLUMNS | COUNT_INDICATORS:
-        return "eq"  # an indicator that is itself a count (declaring structures, declarations)
-    return None
+        counts = Slice("n_establishments", slice_.dims, slice_.group, slice_.members)
+        return _mode(counts, modes, universe)
+    counts = slice_.measure in COUNT_COLUMNS or (
+        slice_.measure == "value" and _get(slice_.dims, "indicator") in COUNT_COLUMNS | COUNT_INDICATORS
+    )
+    if not counts:
+        return None
+    return "eq" if set(slice_.members) >= universe.get(slice_.group, set()) else "ge"
 
 
 class _System:
@@ -452,6 +461,9 @@ def _describe(dims: Dims) -> str:
 
 def _margin_findings(store: Store, slices: list[Slice]) -> list[Finding]:
     modes = margin_modes(store, slices)
+    universe: dict[str, set[str]] = defaultdict(set)
+    for slice_ in slices:
+        universe[slice_.group].update(slice_.members)
     units: dict[tuple[Dims, str], list[Slice]] = defaultdict(list)
     for slice_ in slices:
         if any(
@@ -460,17 +472,19 @@ def _margin_findings(store: Store, slices: list[Slice]) -> list[Finding]:
             units[(slice_.dims, slice_.group)].append(slice_)
     findings = []
     for (dims, group), unit in units.items():
-        findings.extend(_solve_unit(store, dims, group, unit, modes))
+        findings.extend(_solve_unit(store, dims, group, unit, modes, universe))
     return findings
 
 
-def _solve_unit(store: Store, dims: Dims, group: str, unit: list[Slice], modes: dict) -> list[Finding]:
+def _solve_unit(
+    store: Store, dims: Dims, group: str, unit: list[Slice], modes: dict, universe: dict[str, set[str]]
+) -> list[Finding]:
     """Bound every hidden cell of one group of slices (same keys but the group), all measures at once."""
     for relaxed in (False, True):
         system = _System()
         used: list[Ref] = []
         for slice_ in unit:
-            mode = _mode(slice_, modes)
+            mode = _mode(slice_, modes, universe)
             if mode is None:
                 continue
             if relaxed:
