@@ -387,7 +387,7 @@ def test_registry_counts_are_not_over_suppressed(run):
 
 def test_model_terms_over_hidden_levels(run):
     publish(indicators({"CH": 9, "CHU/CHR": 3, "EHPAD": 46, CLINIC: 7}), "indicators", run)
-    published_groups(run, "audited", "region", "2025", {"11": 30, "53": 2, "84": 33})
+    published_groups(run, "cohort_model", "region", "2025", {"11": 30, "53": 2, "84": 33})
     ratios = pd.DataFrame({
         "term": ["family", "family", "family", "region", "region", "log_beds"],
         "level": ["CHU/CHR", "EHPAD", CLINIC, "53", "84", None], "reference": ["CH", "CH", "CH", "11", "11", None],

@@ -179,7 +179,8 @@ class StatTestsPolicy:
     Every count column of :data:`ROW_COUNT_COLUMNS` (``n_a``, ``n_b``: establishments, audits or findings)
     hides its row when ``0 < n < min_cell``. ``exposure``: ``group_a`` is ``exposure=True``
     and the row describes the 2 × 2 of that exposure. ``continuous_terms``: a ``group_a`` naming a
-    continuous model term (one coefficient over the whole model) describes the whole population.
+    continuous model term (one coefficient over the whole model) describes the whole population; the
+    levels of another covariate (``region=11``) are cells of ``covariates_population``.
     """
 
     description: str
@@ -188,6 +189,7 @@ class StatTestsPolicy:
     dimension_by_metric: Mapping[str, str | None] = field(default_factory=dict)
     period: str = "period"
     exposure: bool = False
+    covariates_population: str = "cohort_model"
     continuous_terms: tuple[str, ...] = ("log_beds", "beds", "log_hosts", "year")
     keys: tuple[str, ...] = TEST_KEYS
     hidden_blank: tuple[str, ...] = ("variant",)  # it may count things (zeros=5, k=4 groups)
@@ -196,11 +198,14 @@ class StatTestsPolicy:
 
 @dataclass(frozen=True)
 class ModelPolicy:
-    """Regression terms (``term, level, reference``): a level and its reference are population cells of
-    dimension ``term``; ``n_family``/``n_reference`` count the family levels; ``n`` is the model's size."""
+    """Regression terms (``term, level, reference``): a family level and its reference are cells of
+    ``population`` (dimension ``family``), the levels of another categorical covariate (``legal_status``,
+    ``region``) cells of ``covariates_population`` (the model's own rows, registered by the notebook);
+    ``n_family``/``n_reference`` count the family levels; ``n`` is the model's size."""
 
     description: str
     population: str = "audited"
+    covariates_population: str = "cohort_model"
     period: str = "period"
     keys: tuple[str, ...] = ("term", "level", "reference", "model", "ci_method", "outcome", "covariates",
                              "note", "separation", "period", "suppressed")  # fmt: skip
@@ -292,6 +297,9 @@ _MEDIANS = CellsPolicy(
     refs=(_FOLLOWED_ALL,),
 )
 _RATE_RATIOS = ModelPolicy("adjusted rate ratios of families (count model)")
+_ANNUAL_RATE_RATIOS = ModelPolicy(
+    "adjusted rate ratios of families (count model)", covariates_population="annual_model"
+)
 _NATIONAL_TOTALS = CellsPolicy(
     "national declarations per year",
     keys=("year", "suppressed"),
@@ -392,7 +400,7 @@ POLICIES: dict[str, TablePolicy] = {
     ),
     # 40 annual summary
     "annual_indicators": _INDICATORS,
-    "annual_rate_ratios": _RATE_RATIOS,
+    "annual_rate_ratios": _ANNUAL_RATE_RATIOS,
     "annual_paired_summary": _PAIRED_SUMMARY,
     "annual_tests_paired": _TESTS_PAIRED,
     "annual_remediation_medians": _MEDIANS,

@@ -290,8 +290,9 @@ def _test_keys(
         return [(pop, "family", TOTAL, period)]
     if "=" in a:  # model term: term=level against the reference level in group_b
         term, level = a.split("=", 1)
-        dim = dimension if term == "family" else term
-        return [(pop, dim, g, period) for g in (level, b) if g]
+        if term == "family":
+            return [(pop, dimension, g, period) for g in (level, b) if g]
+        return [(policy.covariates_population, term, g, period) for g in (level, b) if g]
     if "|" in a:
         return [(pop, dimension, g, period) for g in a.split("|") if g]
     if a == TOTAL and not b:
@@ -376,7 +377,8 @@ def _apply_model(
         if not level:  # a continuous term: one coefficient over the whole model
             hidden[i] = _small_row(row, min_cell)
             continue
-        keys = [(policy.population, term, g, periods.iloc[i]) for g in (level, reference) if g]
+        population = policy.population if term == "family" else policy.covariates_population
+        keys = [(population, term, g, periods.iloc[i]) for g in (level, reference) if g]
         statuses = [ledger.status(k) for k in keys]
         unknown.update(k for k, s in zip(keys, statuses, strict=True) if s is None)
         hidden[i] = any(s != "published" for s in statuses) or _small_row(row, min_cell)
