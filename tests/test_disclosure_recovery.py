@@ -163,6 +163,24 @@ def test_margin_across_tables_national_totals(tmp_path):
     assert row.value == "value=1" and "tables/incidents_national_totals.csv line 2" in row.detail
 
 
+def test_declarations_add_up_over_the_years_establishments_do_not(tmp_path):
+    # CH declared 3 + ? + 2 = 6 incidents over 2023-2025: 1 in 2024. Its audited establishments
+    # (8, ?, 9; 12 over all years, each counted once) give nothing back.
+    write(
+        tmp_path,
+        "tables/incidents_indicators.csv",
+        HEADER + "declarations,CH,2023,,,3,,,,False\ndeclarations,CH,2024,,,,,,,True\n"
+        "declarations,CH,2025,,,2,,,,False\ndeclarations,CH,all,,,6,,,,False\n"
+        "no_protection,CH,2023,8,9,0.5,,,,False\nno_protection,CH,2024,,,,,,,True\n"
+        "no_protection,CH,2025,9,9,0.333333,,,,False\nno_protection,CH,all,12,27,0.5,,,,False\n",
+    )
+    hits = recovered(tmp_path)
+    assert hits[["location", "value", "rule"]].values.tolist() == [
+        ["line 3, column value", "value=1", "margin"]
+    ]
+    assert "over period" in hits["detail"].iloc[0]
+
+
 def test_pairwise_difference_gives_the_hidden_share_back(tmp_path):
     # EHPAD 0.311111 (14 of 45) published, clinic hidden; risk difference EHPAD − clinic = 0.144444:
     # clinic = 0.166667 = 1 of 6.

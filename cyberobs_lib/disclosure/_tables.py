@@ -79,7 +79,9 @@ CONTEXT_COLUMNS = frozenset(
 #: Columns naming the group of a row (the dimension summed by margins).
 GROUP_COLUMNS = ("group", "family", "level")
 #: Group values that mean "every group" (a margin).
-TOTAL_LABELS = frozenset({"all", "total", "ensemble", "overall", "national", "tous", "toutes", "france"})
+TOTAL_LABELS = frozenset(
+    {"all", "all_years", "total", "ensemble", "overall", "national", "tous", "toutes", "france"}
+)
 #: Columns that identify one establishment (or one of its audits) per row.
 PER_ESTABLISHMENT_COLUMNS = frozenset(
     {

@@ -18,7 +18,10 @@ Relations audited
     tables without a group column (national totals) as the ``all`` group.
 ``margin``
     Rows sharing every key but the group (``group``, ``family`` or ``level``) and a total row (group
-    ``all``/``total``/``ensemble``..., or a group-less table of totals). Additive measures: counts of
+    ``all``/``total``/``ensemble``..., or a group-less table of totals); and, for counts of events
+    (declarations, malicious, ransomware, impact on care), rows sharing every key but the period with an
+    ``all`` period row (establishments counted once in ``all`` are not additive over periods: a margin
+    over periods is used for them only when complete slices show it adds up). Additive measures: counts of
     establishments and audits, the numerators ``value × n_establishments`` of shares of establishments
     (a share is recognised when every published value lies in [0, 1] and gives an integer numerator
     within its printed precision), and any other measure whose published complete slices add up. The
@@ -56,8 +59,8 @@ Not audited
 -----------
 Model coefficients (odds and rate ratios adjusted for covariates), rank statistics (Cliff's delta,
 rank-biserial, epsilon squared), p-values and confidence limits are not inverted; medians and other
-non-additive statistics are not bounded; periods are not summed (an establishment counts once in
-``all`` whatever its number of years); free text (a share printed in a sentence) is not parsed; a
+non-additive statistics are not bounded; counts of establishments are not summed over periods (an
+establishment counts once in ``all`` whatever its number of years); free text (a share printed in a sentence) is not parsed; a
 numerator ``value × n`` below ``min_cell`` in a published group is not a small cell by itself. Bounds
 are those of the linear relaxation: a hidden count narrowed to two or more integers is not reported.
 """
@@ -99,6 +102,11 @@ ODDS_KINDS = frozenset({"odds_ratio"})
 #: Columns of a test row that are computed over its groups.
 TEST_STATISTICS = ("statistic", "p_value", "p_adjusted", "effect_size", "ci_low", "ci_high")
 #: Indicators whose value is a count of establishments or incidents: additive over a partition of groups.
+#: Dimensions summed by margins: the group columns, and the period for counts of events (declarations of
+#: 2023, 2024 and 2025 add up to those of every year; establishments counted once in "all" do not).
+MARGIN_COLUMNS = (*GROUP_COLUMNS, "period")
+#: Indicators counting events (incidents): additive over groups and over periods.
+EVENT_INDICATORS = frozenset({"declarations", "malicious", "ransomware", "impact_on_care"})
 COUNT_INDICATORS = frozenset(
     {"declarations", "malicious", "ransomware", "impact_on_care", "eligible_establishments"}
 )
@@ -313,7 +321,7 @@ def _slices(store: Store) -> list[Slice]:
     found: dict[tuple[str, Dims, str], Slice] = {}
     for key in {*store.published, *store.hidden}:
         measure, dims = key
-        for group in GROUP_COLUMNS:
+        for group in MARGIN_COLUMNS:
             value = _get(dims, group)
             if value is None:
                 continue
@@ -370,9 +378,13 @@ def _mode(slice_: Slice, modes: dict[tuple, str], universe: dict[str, set[str]])
     if slice_.measure == NUMERATOR:
         counts = Slice("n_establishments", slice_.dims, slice_.group, slice_.members)
         return _mode(counts, modes, universe)
-    counts = slice_.measure in COUNT_COLUMNS or (
-        slice_.measure == "value" and _get(slice_.dims, "indicator") in COUNT_COLUMNS | COUNT_INDICATORS
-    )
+    indicator = _get(slice_.dims, "indicator")
+    if slice_.group == "period":
+        counts = slice_.measure == "value" and indicator in EVENT_INDICATORS
+    else:
+        counts = slice_.measure in COUNT_COLUMNS or (
+            slice_.measure == "value" and indicator in COUNT_COLUMNS | COUNT_INDICATORS
+        )
     if not counts:
         return None
     return "eq" if set(slice_.members) >= universe.get(slice_.group, set()) else "ge"
