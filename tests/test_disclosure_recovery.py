@@ -93,6 +93,24 @@ def test_margin_recovers_a_count_and_a_share(tmp_path):
     assert set(margin["file"]) == {"tables/indicators.csv"}
 
 
+@pytest.mark.parametrize(("total", "found"), [("0.16", ["value=0"]), ("0", [])])
+def test_a_hidden_zero_counts_unless_the_total_is_zero(tmp_path, total, found):
+    # all: 25 establishments, 4 without protection (0.16) or none; CH 4 of 12 (0.333333) or 0 of 12,
+    # EHPAD 0 of 10: CHU/CHR (3 establishments) has 0 of 3 -- which a total of 0 says of every family.
+    ch = "0.333333" if total != "0" else "0"
+    write(
+        tmp_path,
+        "tables/indicators.csv",
+        HEADER + "no_protection,CH,2024,12,12,0.333333,0.1,0.6,wilson,False\n"  # a share, in any case
+        f"no_protection,CH,2025,12,12,{ch},0.2,0.8,wilson,False\n"
+        "no_protection,EHPAD,2025,10,14,0,0,0.24,wilson,False\n"
+        "no_protection,CHU/CHR,2025,3,4,,,,wilson,True\n"
+        f"no_protection,all,2025,25,30,{total},0,0.4,wilson,False\n",
+    )
+    hits = recovered(tmp_path)
+    assert hits.loc[hits["rule"] == "margin", "value"].tolist() == found
+
+
 def test_margin_with_two_hidden_cells_recovers_nothing(tmp_path):
     # CHU/CHR and Private clinic hidden together: their sum (3 + 6) is known, neither of them.
     write(

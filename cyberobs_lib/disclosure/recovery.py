@@ -57,7 +57,9 @@ Relations audited
 
 Not audited
 -----------
-Model coefficients (odds and rate ratios adjusted for covariates), rank statistics (Cliff's delta,
+A 0 recovered from a published total of 0 (every group then has 0: the total says it for all of them,
+and zero cells describe no establishment). Model coefficients (odds and rate ratios adjusted for
+covariates), rank statistics (Cliff's delta,
 rank-biserial, epsilon squared), p-values and confidence limits are not inverted; medians and other
 non-additive statistics are not bounded; counts of establishments are not summed over periods (an
 establishment counts once in ``all`` whatever its number of years); free text (a share printed in a sentence) is not parsed; a
@@ -105,6 +107,9 @@ TEST_STATISTICS = ("statistic", "p_value", "p_adjusted", "effect_size", "ci_low"
 #: Dimensions summed by margins: the group columns, and the period for counts of events (declarations of
 #: 2023, 2024 and 2025 add up to those of every year; establishments counted once in "all" do not).
 MARGIN_COLUMNS = (*GROUP_COLUMNS, "period")
+#: Measures that may add up over a margin (learnt or presumed); any other column is never summed.
+ADDITIVE_CANDIDATES = frozenset({*COUNT_COLUMNS, NUMERATOR, "value", "declarations", "malicious", "ransomware",
+                                 "impact_on_care", "open_at_start", "closed"})  # fmt: skip
 #: Indicators counting events (incidents): additive over groups and over periods.
 EVENT_INDICATORS = frozenset({"declarations", "malicious", "ransomware", "impact_on_care"})
 COUNT_INDICATORS = frozenset(
@@ -341,12 +346,16 @@ def _scope(slice_: Slice, with_indicator: bool) -> tuple:
 
 def margin_modes(store: Store, slices: list[Slice]) -> dict[tuple, str]:
     """``"eq"`` or ``"ge"`` (total ≥ sum) per scope, learnt from the complete slices (every member and
-    the total published); scopes with and without the indicator."""
+    the total published); scopes with and without the indicator.
+
+    Only slices that can tell are evidence: at least two members different from zero (zeros add up
+    whatever the measure, and a single member equals any total that is its copy).
+    """
     evidence: dict[tuple, set[str]] = defaultdict(set)
     for slice_ in slices:
         keys = [slice_.total, *slice_.members.values()]
         values = [store.value(k) for k in keys]
-        if any(v is None for v in values):
+        if any(v is None for v in values) or sum(v.value != 0 for v in values[1:]) < 2:
             continue
         total, members = values[0], values[1:]
         gap = total.value - sum(v.value for v in members)
@@ -371,6 +380,8 @@ def _mode(slice_: Slice, modes: dict[tuple, str], universe: dict[str, set[str]])
     its group column anywhere in the folder (a table of a few families beside an "all" row of every
     family is not a partition); otherwise an inequality, which never pins a cell on its own.
     """
+    if slice_.measure not in ADDITIVE_CANDIDATES:
+        return None  # limits, p-values, ratios, medians: never summed
     for with_indicator in (True, False):
         mode = modes.get(_scope(slice_, with_indicator))
         if mode is not None:
@@ -398,6 +409,9 @@ class _System:
         self.eq: list[tuple[dict[int, float], float]] = []
         self.ub: list[tuple[dict[int, float], float]] = []
         self.upper: dict[int, float] = {}
+        #: Hidden cells of a slice whose published total is 0: a 0 recovered there is implied by the
+        #: total for every group alike, as publishable as the total (zero cells describe nobody).
+        self.zero_total: set[Key] = set()
 
     def var(self, key: Key) -> int:
         return self.index.setdefault(key, len(self.index))
@@ -526,6 +540,8 @@ def _add_margin(system: _System, store: Store, slice_: Slice, mode: str, used: l
             coefficients[system.var(key)] += 1.0
             if total is not None:
                 system.bound(key, total.value)
+                if total.value == 0:
+                    system.zero_total.add(key)
         else:
             return  # a member neither published nor hidden: the margin cannot be written
     if total is not None:
@@ -574,10 +590,8 @@ def _full_share_objectives(system: _System, store: Store) -> dict[str, dict[int,
         if measure != NUMERATOR:
             continue
         n_key = ("n_establishments", dims)
-        if n_key in system.index:
+        if n_key in system.index:  # (with a published count, a full share is a recovered numerator)
             out[f"full {key}"] = {system.index[n_key]: 1.0, k: -1.0}
-        elif store.value(n_key) is not None:
-            out[f"full {key}"] = {k: -1.0}
     return out
 
 
@@ -591,6 +605,7 @@ def _report(
         interval = ranges.get(str(key))
         if interval is not None and (value := _single_integer(interval)) is not None:
             recovered[key] = value
+    recovered = {k: v for k, v in recovered.items() if not (v == 0 and k in system.zero_total)}
     for key, value in recovered.items():
         measure, cell_dims = key
         if measure == NUMERATOR:
@@ -641,7 +656,7 @@ def _sources(refs: Iterable[Ref | None]) -> str:
     for ref in refs:
         if ref is None:
             continue
-        match = re.match(r"(.*?)line (\d+)", ref.location)
+        match = re.match(r"(.*)line (\d+)", ref.location)
         if match is None:
             rows[(ref.file, ref.location)].add(0)
         else:
