@@ -477,3 +477,34 @@ def test_summarise_by_group_then_publish(run):
     # Army (2) hidden, and CH as its complement: CH alone = all - Army
     assert out["suppressed"].tolist() == [True, True, False]
     assert out.loc["all", "n_fixed"] == 24 and "establishment" not in out.columns
+
+
+def test_side_by_side_rows_hide_each_population_apart(run):
+    """Exposure shares (audited) and declaration rates (declaring) of one row are two cells: a hidden one
+    does not blank the other, which another table publishes anyway."""
+    published_groups(run, "audited", "family", "2025", {"CH": 3, "EHPAD": 40, "SSR": 12})
+    published_groups(run, "declaring", "family", "2025", {"CH": 9, "EHPAD": 2, "SSR": 3})
+    side = pd.DataFrame({"group": ["CH", "EHPAD", "SSR", "all"], "period": "2025", "audited": [3, 40, 12, 55],
+                         "has_kev": [0.3, 0.5, 0.6, 0.5], "eligible": [24, 96, 12, 132],
+                         "declarations": [9, 2, 3, 14], "incident_rate_per_1000": [375.0, 20.8, 250.0, 106.1]})  # fmt: skip
+    out = publish(side, "incidents_side_by_side", run).set_index("group")
+    assert pd.isna(out.loc["CH", "has_kev"]) and out.loc["CH", "declarations"] == 9
+    assert out.loc["CH", "suppressed_part"] == "audited" and not out.loc["CH", "suppressed"]
+    assert pd.isna(out.loc["EHPAD", "declarations"]) and out.loc["EHPAD", "has_kev"] == 0.5
+    assert out["eligible"].tolist() == [24, 96, 12, 132]  # the registry counts stay
+
+
+def test_zero_event_counts_are_published_on_hidden_populations(run):
+    """A national count of 0 ransomware attacks gives every family's 0: those zeros are empty cells."""
+    rows = [{"indicator": ind, "group": g, "period": "2025", "n_establishments": n, "value": v}
+            for ind in ("declarations", "ransomware")
+            for g, n, v0 in [("CH", 2, 3), ("EHPAD", 9, 9), ("SSR", 1, 1), ("all", 12, 13)]
+            for v in [v0 if ind == "declarations" else 0]]  # fmt: skip
+    out = publish(pd.DataFrame(rows).assign(ci_method="garwood_exact"), "incidents_indicators", run)
+    ransomware = out[out["indicator"] == "ransomware"].set_index("group")
+    assert (ransomware["value"] == 0).all() and not ransomware["suppressed"].any()
+    assert (
+        ransomware.loc[["CH", "SSR"], "n_establishments"].isna().all()
+    )  # the declaring structures stay hidden
+    declarations = out[out["indicator"] == "declarations"].set_index("group")
+    assert declarations.loc[["CH", "SSR"], "value"].isna().all() and declarations.loc["CH", "suppressed"]

@@ -127,6 +127,11 @@ class Ref:
     additive : str, optional
         Column whose value adds up over the periods of a group (declarations: the period ``all`` is the
         sum of the years): a hidden year must not come back as ``all`` minus the published years.
+    part : str, optional
+        Name of the part of a row this cell fills, when a row holds several populations side by side
+        (exposure shares of audited establishments beside declaration rates): only that part is blanked,
+        the row is flagged ``suppressed`` when every part is, and ``suppressed_part`` names the hidden
+        parts of a row flagged otherwise.
     """
 
     population: str
@@ -139,6 +144,7 @@ class Ref:
     dimension: str = "family"
     public: bool = False
     additive: str | None = None
+    part: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,9 @@ class CellsPolicy:
     blanked on hidden rows too (the times of a hidden family's survival curve are the times its findings
     were fixed; the severities listed for a hidden family say which it has). ``collapse_hidden``: the
     rows of a hidden group, identical once blanked, are kept once (their number would say how many times
-    or severities the hidden group has).
+    or severities the hidden group has). ``zero_values``: indicators whose value counts events (ransomware
+    attacks): a value of 0 is an empty cell, published even where the population behind it is hidden (a
+    national total of 0 gives every family's 0 anyway), only its count of establishments left empty.
     """
 
     description: str
@@ -160,6 +168,7 @@ class CellsPolicy:
     exempt: tuple[str, ...] = ()
     hidden_blank: tuple[str, ...] = ()
     collapse_hidden: bool = False
+    zero_values: tuple[str, ...] = ()
     kind: str = "cells"
 
     def refs_for(self, indicator: object) -> tuple[Ref, ...]:
@@ -227,7 +236,7 @@ class ExposurePolicy:
     description: str
     interior: tuple[str, ...] = ("events_exposed", "events_unexposed", "crude_odds_ratio", "separation")
     keys: tuple[str, ...] = ("exposure", "covariates", "window_days", "audit_choice", "separation", "model",
-                             "ci_method", "n", "suppressed")  # fmt: skip
+                             "ci_method", "suppressed")  # fmt: skip
     hidden_blank: tuple[str, ...] = ("separation",)  # separation says a cell of the 2 x 2 is empty
     kind: str = "exposure"
 
@@ -278,6 +287,7 @@ _INCIDENT_INDICATORS = CellsPolicy(
         "eligible_establishments": (Ref("registry", count="n_establishments", public=True, blank=()),),
         "declarations": (Ref("declaring", count="n_establishments", additive="value"),),
     },
+    zero_values=("ransomware",),
 )
 _TESTS_PAIRED = StatTestsPolicy(
     "paired baseline / follow-up tests: n_a = n_b = establishments with a pair",
@@ -386,9 +396,19 @@ POLICIES: dict[str, TablePolicy] = {
         "exposure shares of audited establishments beside incident rates of the registry, per family",
         keys=("group", "period", "suppressed"),
         refs=(
-            Ref("audited", count="audited"),
+            Ref(
+                "audited",
+                count="audited",
+                part="audited",
+                blank=("audited", "has_kev*", "exposes_remote_admin*", "no_protection*"),
+            ),
             Ref("registry", count="eligible", public=True, blank=()),
-            Ref("declaring", additive="declarations"),
+            Ref(
+                "declaring",
+                additive="declarations",
+                part="declarations",
+                blank=("declarations", "incident_rate_per_1000", "rate_ci_low", "rate_ci_high"),
+            ),
         ),
     ),
     "incidents_odds_ratios": ExposurePolicy("exposure x incident within the window, one row per exposure"),

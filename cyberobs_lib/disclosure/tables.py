@@ -213,12 +213,14 @@ def _apply_cells(
 
     blank: dict[str, np.ndarray] = {}
     hidden_row = np.zeros(len(rows), dtype=bool)
+    parts_hidden: list[list[str]] = [[] for _ in rows]
     unknown: set[CellKey] = set()
     for i, (row, refs) in enumerate(zip(rows, refs_per_row, strict=True)):
         public_counts = {r.count for r in refs if r.public and r.count}  # a public count is never blanked
         default_blank = [c for c in frame.columns if c not in policy.keys and c not in public_counts]
         private = [r for r in refs if not r.public]
-        if private and _small_row(row, min_cell, exempt=(*public_counts, *policy.exempt)):
+        parted = any(r.part for r in private)  # each part checks its own count
+        if private and not parted and _small_row(row, min_cell, exempt=(*public_counts, *policy.exempt)):
             hidden_row[i] = True
             for col in default_blank:
                 blank.setdefault(col, np.zeros(len(rows), dtype=bool))[i] = True
@@ -231,15 +233,34 @@ def _apply_cells(
             hide = any(s != "published" for s in statuses) or _small(_ref_count(row, ref), min_cell)
             if not hide:
                 continue
-            hidden_row[i] = True
+            if ref.part:
+                parts_hidden[i].append(ref.part)
+            else:
+                hidden_row[i] = True
             columns = default_blank if ref.blank is None else _matching(list(frame.columns), ref.blank)
             for col in columns:
                 blank.setdefault(col, np.zeros(len(rows), dtype=bool))[i] = True
+        parts = [r.part for r in private if r.part]
+        if parts and set(parts_hidden[i]) == set(parts):
+            hidden_row[i] = True
     _warn_unknown(unknown, name)
+    if policy.zero_values and ind_col:  # a count of events of 0 is an empty cell: published
+        zero = (
+            frame[ind_col].isin(policy.zero_values) & (pd.to_numeric(frame["value"], errors="coerce") == 0)
+        ).to_numpy()
+        for col in ("value", "ci_low", "ci_high", "ci_method"):
+            if col in blank:
+                blank[col] &= ~zero
+        hidden_row &= ~zero
     out = frame
     for col, mask in blank.items():
         out = blank_rows(out, mask, [col])
-    return _mark(out if blank else frame.copy(), hidden_row, policy)
+    out = out if blank else frame.copy()
+    if any(r.part for refs in refs_per_row for r in refs):
+        out = out.assign(
+            suppressed_part=["" if hidden_row[i] else ",".join(p) for i, p in enumerate(parts_hidden)]
+        )
+    return _mark(out, hidden_row, policy)
 
 
 def _warn_unknown(unknown: set[CellKey], name: str) -> None:
