@@ -111,6 +111,42 @@ def test_registry_counts_are_public_but_not_the_audits(tmp_path):
     assert [r[1] for r in rows(tmp_path, "suppressed_value")] == ["line 2, column n_audits"]
 
 
+def test_registry_counts_shown_without_their_indicator(tmp_path):
+    # The reader's page shows the audit coverage table without its indicator column: its 2 army
+    # hospitals are the registry count published as such in the CSV, hence public there too.
+    write(
+        tmp_path,
+        "tables/indicators.csv",
+        "indicator,group,period,n_establishments,n_audits,value,suppressed\n"
+        "audit_coverage,Army,2025,2,,,True\naudit_coverage,CH,2025,24,10,0.375,False\n",
+    )
+    write(
+        tmp_path,
+        "summary.html",
+        "<table><tr><th>groupe</th><th>établissements</th><th>audits</th><th>secret</th></tr>"
+        "<tr><td>hôpitaux des armées</td><td>2</td><td></td><td>oui</td></tr>"
+        "<tr><td>Dialysis</td><td>3</td><td></td><td>oui</td></tr></table>",
+    )
+    assert rows(tmp_path, "small_cell") == [
+        (
+            "summary.html",
+            "table 1 (line 1) line 3, column établissements",
+            "n_establishments=3",
+            "n_establishments<5",
+        )
+    ]
+
+
+def test_withheld_two_by_two_row_keeps_the_analysis_total(tmp_path):
+    write(
+        tmp_path,
+        "t.csv",
+        "exposure,odds_ratio,n,n_exposed,events,events_exposed,suppressed\n"
+        "has_kev,1.5,93,56,17,10,False\nno_protection,,93,,,,True\n",
+    )
+    assert check_disclosure(tmp_path).empty
+
+
 def test_life_tables_count_findings_at_each_time(tmp_path):
     write(
         tmp_path,

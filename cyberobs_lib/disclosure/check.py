@@ -45,6 +45,7 @@ from cyberobs_lib.disclosure._tables import (
     COUNT_COLUMNS,
     DIMENSION_COLUMNS,
     PER_ESTABLISHMENT_COLUMNS,
+    PUBLIC_COUNT_COLUMNS,
     PUBLIC_INDICATORS,
     Table,
     canonical,
@@ -131,18 +132,51 @@ def _scan_cells(table: Table, index: IdentifierIndex) -> list[Hit]:
     return out
 
 
-def _public_columns(table: Table) -> list[frozenset[str]]:
+def registry_counts(tables: Iterable[Table]) -> frozenset[tuple[str, str]]:
+    """``(group, count)`` pairs the folder publishes as registry counts (public, never small cells).
+
+    From ``eligible`` columns and the public counts of ``eligible_establishments``/``audit_coverage``
+    rows (:data:`~cyberobs_lib.disclosure._tables.PUBLIC_INDICATORS`): a reader table that shows the same
+    count for the same group without its indicator column shows the same public number.
+    """
+    found = set()
+    for table in tables:
+        group = next((table.column(g) for g in ("group", "family") if table.column(g) is not None), None)
+        if group is None:
+            continue
+        for row, public in zip(table.rows, _public_columns(table), strict=True):
+            for k, key in enumerate(table.header):
+                number = parse_number(row[k])
+                if number is not None and (key in public or key in PUBLIC_COUNT_COLUMNS):
+                    found.add((canonical(row[group]), _fmt_count(number.value)))
+    return frozenset(found)
+
+
+def _fmt_count(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _public_columns(table: Table, registry: frozenset[tuple[str, str]] = frozenset()) -> list[frozenset[str]]:
     """Per row, the columns holding registry counts (public): ``n_establishments`` of
-    ``eligible_establishments`` and ``audit_coverage`` rows (:data:`~cyberobs_lib.disclosure._tables.PUBLIC_INDICATORS`)."""
+    ``eligible_establishments`` and ``audit_coverage`` rows (:data:`~cyberobs_lib.disclosure._tables.PUBLIC_INDICATORS`),
+    and an ``n_establishments`` equal to the registry count of the row's group (``registry``)."""
     k = table.column("indicator")
     if k is None:
         k = table.column("metric")
-    if k is None:
-        return [frozenset()] * len(table.rows)
-    return [PUBLIC_INDICATORS.get(canonical(row[k]), frozenset()) for row in table.rows]
+    out = [
+        PUBLIC_INDICATORS.get(canonical(row[k]), frozenset()) if k is not None else frozenset()
+        for row in table.rows
+    ]
+    group, count = table.column("group"), table.column("n_establishments")
+    if registry and group is not None and count is not None:
+        for i, row in enumerate(table.rows):
+            number = parse_number(row[count])
+            if number is not None and (canonical(row[group]), _fmt_count(number.value)) in registry:
+                out[i] = out[i] | {"n_establishments"}
+    return out
 
 
-def small_cells(table: Table, min_cell: int) -> list[Hit]:
+def small_cells(table: Table, min_cell: int, registry: frozenset[tuple[str, str]] = frozenset()) -> list[Hit]:
     """Counts of establishments ``0 < n < min_cell`` in any row, suppressed or not.
 
     Count columns: :data:`~cyberobs_lib.disclosure._tables.COUNT_COLUMNS`; a count of units nested in
@@ -158,7 +192,7 @@ def small_cells(table: Table, min_cell: int) -> list[Hit]:
     ]
     if not columns:
         return []
-    public = _public_columns(table)
+    public = _public_columns(table, registry)
     hits = []
     for i, row in enumerate(table.rows):
         for k in columns:
@@ -178,7 +212,7 @@ def small_cells(table: Table, min_cell: int) -> list[Hit]:
     return hits
 
 
-def suppressed_values(table: Table) -> list[Hit]:
+def suppressed_values(table: Table, registry: frozenset[tuple[str, str]] = frozenset()) -> list[Hit]:
     """Suppressed rows that still carry a count or a value (data-contract.md: suppressed cells carry
     ``suppressed = true`` and an empty value).
 
@@ -191,7 +225,8 @@ def suppressed_values(table: Table) -> list[Hit]:
     flags = table.suppressed_rows()
     if not any(flags):
         return []
-    model_table = "n_family" in table.header
+    # n of a model (beside n_family) or of a 2×2 table (beside n_exposed): the analysis, not the cell.
+    model_table = "n_family" in table.header or "n_exposed" in table.header
     allowed = {
         k
         for k, key in enumerate(table.header)
@@ -200,7 +235,7 @@ def suppressed_values(table: Table) -> list[Hit]:
         or key == "suppressed"
         or (key == "n" and model_table)
     }
-    public = _public_columns(table)
+    public = _public_columns(table, registry)
     hits = []
     for i, row in enumerate(table.rows):
         if not flags[i]:
@@ -263,27 +298,27 @@ def formula_cells(table: Table) -> list[Hit]:
     return hits
 
 
-def table_findings(table: Table, index: IdentifierIndex, min_cell: int) -> list[Hit]:
-    """Everything the check finds in one table's cells."""
+def table_findings(
+    table: Table, index: IdentifierIndex, min_cell: int, registry: frozenset[tuple[str, str]] = frozenset()
+) -> list[Hit]:
+    """Everything the check finds in one table's cells (``registry``: :func:`registry_counts`)."""
     return [
         *_scan_cells(table, index),
-        *small_cells(table, min_cell),
-        *suppressed_values(table),
+        *small_cells(table, min_cell, registry),
+        *suppressed_values(table, registry),
         *per_establishment_rows(table),
         *formula_cells(table),
     ]
 
 
 def _file_findings(
-    path: Path, relative: str, index: IdentifierIndex, min_cell: int, archive_limit: int
+    path: Path, relative: str, index: IdentifierIndex, archive_limit: int
 ) -> tuple[list[Hit], list[Table]]:
     budget = Budget(bytes_left=archive_limit)
     content = read_content(path.name, path.read_bytes(), file=relative, budget=budget)
     hits = _scan_text("file name", relative, index)
     for segment in content.segments:
         hits.extend(_scan_text(segment.location, segment.text, index, patterns=segment.patterns))
-    for table in content.tables:
-        hits.extend(table_findings(table, index, min_cell))
     hits.extend((p.location, p.kind, p.value, p.rule, "") for p in content.problems)
     return hits, content.tables
 
@@ -369,11 +404,14 @@ def check_disclosure(
         if _excluded(relative, exclude):
             continue
         try:
-            hits, found = _file_findings(path, relative, index, min_cell, archive_limit)
+            hits, found = _file_findings(path, relative, index, archive_limit)
         except Exception as error:  # noqa: BLE001 -- any parse failure means "not verified"
             hits, found = [("whole file", "unreadable", "", type(error).__name__, str(error)[:200])], []
         rows.extend((relative, *hit) for hit in hits)
         tables.extend(found)
+    registry = registry_counts(tables)
+    for table in tables:
+        rows.extend((table.file, *hit) for hit in table_findings(table, index, min_cell, registry))
     read_done = time.perf_counter()
     if recover:
         rows.extend(recover_hidden_cells(tables, min_cell=min_cell))
@@ -383,4 +421,5 @@ def check_disclosure(
     frame = pd.DataFrame(rows, columns=list(CHECK_COLUMNS)).astype(str)
     for col in ("file", "location", "detail"):  # a file or column name may itself be an identifier
         frame[col] = frame[col].map({v: redact(v, index, mask=mask) for v in frame[col].unique()})
+    frame = frame.sort_values("file", kind="stable")  # a file's findings together, in reading order
     return frame.drop_duplicates(ignore_index=True)

@@ -382,7 +382,10 @@ def _mode(slice_: Slice, modes: dict[tuple, str], universe: dict[str, set[str]])
     """
     if slice_.measure not in ADDITIVE_CANDIDATES:
         return None  # limits, p-values, ratios, medians: never summed
-    for with_indicator in (True, False):
+    # What one indicator's values do says nothing of another's (a count adds up, a share does not); a
+    # count column is the same count whatever the indicator of its row.
+    scopes = (True,) if slice_.measure == "value" else (True, False)
+    for with_indicator in scopes:
         mode = modes.get(_scope(slice_, with_indicator))
         if mode is not None:
             return mode
@@ -469,6 +472,22 @@ class _System:
                 continue  # unbounded: nothing recovered
             out[name] = (low.fun, -high.fun)
         return out
+
+
+def _integer_measure(key: Key) -> bool:
+    """Counts take integer values (the interval may then be narrowed to the integers it holds)."""
+    measure, dims = key
+    if measure == "value":
+        return _get(dims, "indicator") in COUNT_COLUMNS | COUNT_INDICATORS
+    return measure in COUNT_COLUMNS or measure in ADDITIVE_CANDIDATES
+
+
+def _pinned(key: Key, interval: tuple[float, float]) -> float | None:
+    """The value an interval pins: a single integer for a count, a single point otherwise."""
+    if _integer_measure(key):
+        return _single_integer(interval)
+    low, high = interval
+    return low if high - low <= 1e-6 * max(1.0, abs(low)) else None
 
 
 def _single_integer(interval: tuple[float, float]) -> int | None:
@@ -600,10 +619,10 @@ def _report(
 ) -> list[Finding]:
     findings = []
     sources = _sources(used)
-    recovered: dict[Key, int] = {}
+    recovered: dict[Key, float] = {}
     for key in system.index:
         interval = ranges.get(str(key))
-        if interval is not None and (value := _single_integer(interval)) is not None:
+        if interval is not None and (value := _pinned(key, interval)) is not None:
             recovered[key] = value
     recovered = {k: v for k, v in recovered.items() if not (v == 0 and k in system.zero_total)}
     for key, value in recovered.items():
@@ -619,7 +638,7 @@ def _report(
                 continue
             refs = store.hidden.get(("value", cell_dims), [])
         else:
-            shown = f"{measure}={value}"
+            shown = f"{measure}={_fmt(value)}"
             refs = store.hidden.get(key, [])
         findings.extend(
             _at(
