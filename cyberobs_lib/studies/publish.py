@@ -134,3 +134,54 @@ def summarise_by_group(
     columns = [by, "n_establishments", "n_pairs", *sums, *(f"median_{c}" for c in medians)]
     out = pd.DataFrame([*groups, {by: total, **summary(table)}], columns=columns)
     return out.astype({"n_establishments": "int64", "n_pairs": "int64"})
+
+
+def audited_cells(
+    metrics: pd.DataFrame, *, by: str = "family", years: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """The audited population of every group and period, as the publication ledger registers it.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        :func:`cyberobs_lib.studies.indicators.audit_metrics` (one row per complete audit, with ``year``).
+    by : str
+        Grouping column (``family``).
+    years : sequence of int, optional
+        Years to describe (None: every year present); the period ``all`` pools them.
+
+    Returns
+    -------
+    DataFrame
+        ``group``, ``period`` (year as text, or ``all``), ``n`` (establishments audited in the period:
+        one per establishment, :func:`~cyberobs_lib.studies.indicators.select_audits`), ``n_audits`` (the
+        audits of the period, which add up over the years: the ledger keeps a hidden year from coming
+        back as ``all`` minus the others); a row ``all`` per period pools the groups.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"finess": ["a", "a", "b"], "family": ["CH", "CH", "EHPAD"], "year": [2024, 2025, 2025],
+    ...                   "audit_date": pd.to_datetime(["2024-01-01", "2025-01-01", "2025-02-01"]),
+    ...                   "audit_id": ["1", "2", "3"]})
+    >>> audited_cells(m).to_dict("records")[:3]
+    [{'group': 'CH', 'period': '2024', 'n': 1, 'n_audits': 1}, {'group': 'all', 'period': '2024', 'n': 1, 'n_audits': 1}, {'group': 'CH', 'period': '2025', 'n': 1, 'n_audits': 1}]
+    """
+    from cyberobs_lib.studies.indicators import select_audits
+
+    present = sorted(int(y) for y in metrics["year"].dropna().unique())
+    chosen = [y for y in present if years is None or y in set(years)]
+    rows = []
+    for year in [*chosen, 0]:
+        audits = metrics if not year else metrics[metrics["year"] == year]
+        if year == 0 and years is not None:
+            audits = metrics[metrics["year"].isin(chosen)]
+        first = select_audits(audits)
+        n = first.groupby(by, observed=True).size()
+        n_audits = audits.groupby(by, observed=True).size()
+        period = str(year) if year else "all"
+        for group in n.index:
+            rows.append(
+                {"group": str(group), "period": period, "n": int(n[group]), "n_audits": int(n_audits[group])}
+            )
+        rows.append({"group": "all", "period": period, "n": int(len(first)), "n_audits": int(len(audits))})
+    return pd.DataFrame(rows, columns=["group", "period", "n", "n_audits"])
