@@ -140,6 +140,27 @@ def test_tags_and_markdown_marks_between_the_characters(tmp_path):
     ]
 
 
+def test_split_runs_encoded_urls_and_embedded_data(tmp_path):
+    import base64
+
+    # SVG text in runs, Word-like XML runs, a percent-encoded URL, a CSV embedded as a data: URI,
+    # a FINESS inside a longer number.
+    write(tmp_path, "figure.svg", "<svg><text><tspan>0140</tspan><tspan>53177</tspan></text></svg>\n")
+    write(tmp_path, "document.xml", "<w:p><w:r><w:t>A0001</w:t></w:r><w:r><w:t>19-01</w:t></w:r></w:p>\n")
+    write(tmp_path, "links.md", "[x](https://example.org/?q=%30%31%34%30%35%33%31%37%37)\n")
+    table = base64.b64encode(b"group,host\nCH,vpn.ch-fictiville.example\n").decode()
+    write(tmp_path, "page.html", f'<html><body><a href="data:text/csv;base64,{table}">csv</a></body></html>')
+    write(tmp_path, "numbers.txt", "ref 99014053177\n")
+    hits = hits_of(tmp_path)
+    assert ("line 1", "finess", "finess_listed") in only(hits, "figure.svg")
+    assert ("line 1", "audit_id", "audit_id_listed") in only(hits, "document.xml")
+    assert ("line 1", "finess", "finess_listed") in only(hits, "links.md")
+    assert only(hits, "page.html") == [
+        ("embedded data 1: line 2, column host", "hostname", "hostname_listed")
+    ]
+    assert only(hits, "numbers.txt") == [("line 1", "finess", "finess_listed_in_number")]
+
+
 def test_utf16_and_bom_text_files(tmp_path):
     write(tmp_path, "utf16.txt", "\ufeffsee 014053177\r\n".encode("utf-16-le"))
     write(tmp_path, "utf16be_nobom.csv", "group,note\nCH,192.0.2.44\n".encode("utf-16-be"))

@@ -366,6 +366,17 @@ def _find_listed_finess(text: str, index: IdentifierIndex) -> Iterator[Hit]:
                 )
                 yield Hit("finess", piece, _finess_rule(piece, compact, listed, in_token), begin)
                 break
+        if len(groups) == 1 and len(token) > 10:
+            yield from _finess_inside_number(text, match.start(), token, index)
+
+
+def _finess_inside_number(text: str, start: int, digits: str, index: IdentifierIndex) -> Iterator[Hit]:
+    """A listed FINESS (9 characters) inside a longer run of digits (``99014053177``)."""
+    for offset in range(len(digits) - 8):
+        if digits[offset : offset + 9].upper() in index.finess:
+            begin = start + offset
+            yield Hit("finess", text[begin : begin + 9], "finess_listed_in_number", begin)
+            return
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")

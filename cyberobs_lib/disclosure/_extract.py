@@ -52,7 +52,11 @@ HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 #: Suffixes of files that must be archives (a workbook is a zip archive too).
 ARCHIVE_SUFFIXES = {".xlsx", ".xlsm", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".tar", ".docx", ".odt", ".ods"}
-_DATA_URI_RE = re.compile(r"data:image/(png|svg\+xml|jpeg|gif);base64,([A-Za-z0-9+/=\s]+)")
+_DATA_URI_RE = re.compile(r"data:([\w.+-]+/[\w.+-]+)(?:;[\w-]+=[\w.\"-]+)*;base64,([A-Za-z0-9+/=\s]+)")
+#: Suffix under which the content of a ``data:`` URI of a given type is read.
+_DATA_SUFFIXES = {"text/csv": ".csv", "text/html": ".html", "application/json": ".json", "text/markdown": ".md",
+                  "image/svg+xml": ".svg", "image/png": ".png", "application/xml": ".xml", "text/xml": ".xml",
+                  "text/plain": ".txt", "application/pdf": ".pdf"}  # fmt: skip
 _PRINTABLE_RE = re.compile(rb"[\x20-\x7e]{4,}")
 _UTF16LE_RE = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
 _UTF16BE_RE = re.compile(rb"(?:\x00[\x20-\x7e]){4,}")
@@ -215,23 +219,23 @@ def _drop_geometry(text: str) -> str:
 
 
 def _embedded_images(text: str, prefix: str, file: str) -> tuple[str, Content]:
-    """Take ``data:image/...;base64,`` URIs out of ``text``; read their content instead."""
+    """Take ``data:<type>;base64,`` URIs out of ``text`` (images, but also text, tables, archives a page
+    may embed); read their content instead, as a file of that type."""
     found = Content()
+    count = 0
 
     def decode(match: re.Match) -> str:
-        kind, payload = match.group(1), match.group(2)
-        placeholder = "[image]" + "\n" * payload.count("\n")  # keeps the line numbers that follow
+        nonlocal count
+        kind, payload = match.group(1).lower(), match.group(2)
+        placeholder = "[data]" + "\n" * payload.count("\n")  # keeps the line numbers that follow
         try:
             data = base64.b64decode(re.sub(r"\s+", "", payload), validate=False)
         except ValueError:
             return placeholder
-        where = f"{prefix}embedded image {len(found.segments) + 1}: "
-        if kind == "png":
-            found.segments.extend(Segment(where + s.location, s.text) for s in _png_segments(data))
-        elif kind == "svg+xml":
-            found.extend(_markup_content(decode_text(data), where, file, page=False))
-        else:
-            found.segments.extend(Segment(where + s.location, s.text) for s in binary_strings(data, "bytes"))
+        count += 1
+        where = f"{prefix}embedded {'image' if kind.startswith('image/') else 'data'} {count}: "
+        suffix = _DATA_SUFFIXES.get(kind, ".bin")
+        found.extend(read_content(f"embedded{suffix}", data, file=file, prefix=where, budget=Budget()))
         return placeholder
 
     return _DATA_URI_RE.sub(decode, text), found
@@ -256,6 +260,11 @@ def _markup_content(text: str, prefix: str, file: str, *, page: bool) -> Content
     text = _drop_geometry(text)
     content.segments.append(Segment(f"{prefix}line {{line}}", html.unescape(text)))
     content.segments.extend(_lines(visible_text(text), prefix))
+    if not page:
+        # XML (office documents, SVG) splits words into runs of elements (<w:t>0140</w:t><w:t>53177</w:t>):
+        # joined without any tag, only the listed identifiers are looked for.
+        joined = html.unescape(re.sub(r"<[^>]*>", lambda m: "\n" * m.group(0).count("\n"), text))
+        content.segments.extend(_lines(joined, prefix, patterns=False))
     content.extend(_html_tables(text, prefix, file, fragment=not page))
     return content
 

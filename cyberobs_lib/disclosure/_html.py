@@ -23,7 +23,7 @@ from cyberobs_lib.disclosure._detectors import CELL_BARRIER
 #: Elements a browser renders inline: removing them joins the text on either side.
 INLINE_TAGS = frozenset(
     "a abbr b bdi bdo cite code data del dfn em font i ins kbd mark q s samp small span strike strong sub "
-    "sup time tt u var wbr nobr".split()
+    "sup time tt u var wbr nobr tspan textpath".split()
 )
 #: Elements whose content is not text a reader sees.
 HIDDEN_CONTENT_TAGS = frozenset({"script", "style", "template", "noscript"})
@@ -68,7 +68,7 @@ def visible_text(markup: str) -> str:
 
     def replace(match: re.Match) -> str:
         newlines = "\n" * match.group(0).count("\n")
-        name = (match.group(2) or "").lower()
+        name = (match.group(2) or "").lower().rsplit(":", 1)[-1]  # svg:tspan, w:r...
         if match.group(0).startswith("<!--") or name in INLINE_TAGS:
             return newlines
         return CELL_BARRIER + newlines

@@ -89,10 +89,19 @@ def normalize_text(text: str) -> str:
     return INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", text))
 
 
+_PERCENT_RE = re.compile(r"%([2-7][0-9A-Fa-f])")
+
+
 def _scan_text(location: str, text: str, index: IdentifierIndex, *, patterns: bool = True) -> list[Hit]:
-    """Identifiers in one segment; a ``{line}`` in ``location`` becomes the line of each hit."""
+    """Identifiers in one segment; a ``{line}`` in ``location`` becomes the line of each hit.
+
+    Percent-encoded printable characters (``%30%31%34...`` in a URL) are read decoded too.
+    """
     text = normalize_text(text)
     hits = find_identifiers(text, index, patterns=patterns)
+    if "%" in text and _PERCENT_RE.search(text):
+        decoded = _PERCENT_RE.sub(lambda m: chr(int(m.group(1), 16)), text)  # no line break added
+        hits = [*hits, *find_identifiers(decoded, index, patterns=patterns)]
     if not hits:
         return []
     starts = _line_starts(text) if "{line}" in location else []
