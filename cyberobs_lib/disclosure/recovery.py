@@ -455,10 +455,14 @@ class _System:
                 pool.append(result.x)
             return result
 
-        everything = np.ones(len(self.index))
-        if solve(everything).status == 2:
+        # Two opposite vertices along a fixed +-1 direction (not the plain sum, which a margin often
+        # fixes, so that its minimum and maximum are the same point).
+        direction = np.where(np.arange(len(self.index)) % 2 == 0, 1.0, -1.0) + 0.01 * np.arange(
+            len(self.index)
+        )
+        if solve(direction).status == 2:
             return None
-        solve(-everything)
+        solve(-direction)
         out = {}
         for name, objective in objectives.items():
             c = np.zeros(len(self.index))
