@@ -111,6 +111,24 @@ def test_a_hidden_zero_counts_unless_the_total_is_zero(tmp_path, total, found):
     assert hits.loc[hits["rule"] == "margin", "value"].tolist() == found
 
 
+@pytest.mark.parametrize(("blank_rows", "found"), [(1, ["n_establishments=9"]), (2, [])])
+def test_a_blank_count_on_a_row_not_flagged_is_hidden_too(tmp_path, blank_rows, found):
+    # Ransomware counts published (0) while the declaring structures behind them are blanked: with one
+    # count blank, 22 − 5 − 8 = 9 comes back; with two, only their sum does.
+    other = "" if blank_rows == 2 else "0"
+    write(
+        tmp_path,
+        "tables/incidents_indicators.csv",
+        HEADER + "ransomware,CH,all,5,,0,0,3.7,garwood_exact,False\n"
+        "ransomware,EHPAD,all,8,,0,0,3.7,garwood_exact,False\n"
+        "ransomware,HAD,all,,,0,0,3.7,garwood_exact,False\n"
+        f"ransomware,Army,all,{other},,0,0,3.7,garwood_exact,False\n"
+        "ransomware,all,all,22,,1,0.03,5.6,garwood_exact,False\n",
+    )
+    hits = recovered(tmp_path)
+    assert hits.loc[hits["location"] == "line 4, column n_establishments", "value"].tolist() == found
+
+
 def test_margin_with_two_hidden_cells_recovers_nothing(tmp_path):
     # CHU/CHR and Private clinic hidden together: their sum (3 + 6) is known, neither of them.
     write(

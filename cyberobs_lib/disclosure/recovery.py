@@ -1,7 +1,7 @@
 """Recompute hidden cells from the published numbers of every table of a report folder.
 
-A cell is *hidden* when its row is flagged suppressed (``suppressed``/``secret`` true) and the cell is
-blank. Every number of every table read by the check (CSV, workbook sheets, HTML and Markdown tables of
+A cell is *hidden* when it is blank and its row is flagged suppressed (``suppressed``/``secret`` true),
+or when it is a blank count of establishments (a row may publish its value and hide its count). Every number of every table read by the check (CSV, workbook sheets, HTML and Markdown tables of
 the pages and notebooks, JSON, Parquet) goes into one store keyed independently of the table: the
 column (``value``, ``n_establishments``...) and the row's dimensions (``indicator``, ``group``,
 ``period``, ``region``..., labels read back to contract keys, ``year`` read as ``period``). An attacker
@@ -256,7 +256,9 @@ def add_table(store: Store, table: Table, indicators: set[str]) -> None:
             for key in keys:
                 if number is not None:
                     store.published[key].append((number, ref))
-                elif not cell and suppressed[i]:
+                elif not cell and (suppressed[i] or table.header[k] in COUNT_COLUMNS):
+                    # A blank count is hidden even on a row not flagged (a row may publish its value and
+                    # hide its count): never "not applicable" for an attacker bounding the others.
                     store.hidden[key].append(ref)
 
 
