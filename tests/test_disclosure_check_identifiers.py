@@ -202,9 +202,10 @@ def test_inside_archives(tmp_path):
 
 def test_archive_beyond_the_limits_is_not_verified(tmp_path):
     write(tmp_path, "bomb.gz", gzip.compress(b"0" * (3 << 20)))
+    pd.DataFrame({"x": ["0" * 1000] * 3000}).to_excel(tmp_path / "big.xlsx", index=False)  # 3 MB of cells
     hits = check_disclosure(tmp_path, identifiers=IDENTIFIERS, archive_limit=1 << 20)
-    assert hits[["file", "kind"]].values.tolist() == [["bomb.gz", "unreadable"]]
-    assert hits["rule"].iloc[0].startswith("archive_limit")
+    assert hits[["file", "kind"]].values.tolist() == [["big.xlsx", "unreadable"], ["bomb.gz", "unreadable"]]
+    assert hits["rule"].str.startswith("archive_limit").all()
 
 
 def test_tables_of_every_format(tmp_path):

@@ -636,6 +636,14 @@ def read_content(
     suffix = Path(name).suffix.lower()
     archive = _archive_kind(data)
     if archive == "zip" and suffix in (".xlsx", ".xlsm"):
+        with zipfile.ZipFile(io.BytesIO(data)) as book:
+            unpacked = sum(info.file_size for info in book.infolist())
+        if unpacked > budget.bytes_left:
+            return Content(
+                problems=[
+                    Problem("whole file", "unreadable", "", f"archive_limit: {unpacked} bytes unpacked")
+                ]
+            )
         return _xlsx_content(data, prefix, file)
     if archive is None and suffix in ARCHIVE_SUFFIXES:
         raise ValueError(f"{name}: not a {suffix[1:]} file (its first bytes say otherwise)")
