@@ -508,3 +508,12 @@ def test_zero_event_counts_are_published_on_hidden_populations(run):
     )  # the declaring structures stay hidden
     declarations = out[out["indicator"] == "declarations"].set_index("group")
     assert declarations.loc[["CH", "SSR"], "value"].isna().all() and declarations.loc["CH", "suppressed"]
+    # a total of 1: the zeros of the other hidden groups would pin the one with the attack, they stay hidden
+    again = pd.DataFrame(rows).assign(ci_method="garwood_exact", period="2024")
+    again.loc[(again["indicator"] == "ransomware") & again["group"].isin(["SSR", "all"]), "value"] = 1
+    out = publish(again, "incidents_indicators", run)
+    ransomware = out[out["indicator"] == "ransomware"].set_index("group")
+    assert (
+        ransomware.loc[["CH", "SSR"], "value"].isna().all()
+        and ransomware.loc[["CH", "SSR"], "suppressed"].all()
+    )

@@ -156,8 +156,9 @@ class CellsPolicy:
     were fixed; the severities listed for a hidden family say which it has). ``collapse_hidden``: the
     rows of a hidden group, identical once blanked, are kept once (their number would say how many times
     or severities the hidden group has). ``zero_values``: indicators whose value counts events (ransomware
-    attacks): a value of 0 is an empty cell, published even where the population behind it is hidden (a
-    national total of 0 gives every family's 0 anyway), only its count of establishments left empty.
+    attacks): where their total is 0, every group's 0 is known from it, so those values are published even
+    where the population behind them is hidden (only its count of establishments left empty); a 0 is never
+    shown beside a non-zero total, where it would pin the remaining hidden groups.
     """
 
     description: str

@@ -244,10 +244,20 @@ def _apply_cells(
         if parts and set(parts_hidden[i]) == set(parts):
             hidden_row[i] = True
     _warn_unknown(unknown, name)
-    if policy.zero_values and ind_col:  # a count of events of 0 is an empty cell: published
-        zero = (
-            frame[ind_col].isin(policy.zero_values) & (pd.to_numeric(frame["value"], errors="coerce") == 0)
-        ).to_numpy()
+    if policy.zero_values and ind_col and "value" in frame.columns:
+        # a total of 0 events gives every group's 0: those cells say nothing more and are published (a 0
+        # shown where the total is not 0 would pin the remaining hidden groups, so only then)
+        value = pd.to_numeric(frame["value"], errors="coerce")
+        period = frame["period"].map(_text) if "period" in frame.columns else pd.Series("", index=frame.index)
+        total_zero = {
+            (ind, per)
+            for ind, per, g, v in zip(frame[ind_col], period, frame["group"], value, strict=True)
+            if g == TOTAL and v == 0
+        }
+        zero = np.array(
+            [ind in policy.zero_values and (ind, per) in total_zero
+             for ind, per in zip(frame[ind_col], period, strict=True)], dtype=bool
+        )  # fmt: skip
         for col in ("value", "ci_low", "ci_high", "ci_method"):
             if col in blank:
                 blank[col] &= ~zero
