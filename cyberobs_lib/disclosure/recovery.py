@@ -425,30 +425,105 @@ class _System:
         k = self.var(key)
         self.upper[k] = min(self.upper.get(k, math.inf), upper)
 
-    def _matrices(
-        self, rows: list[tuple[dict[int, float], float]]
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        if not rows:
-            return None, None
-        a = np.zeros((len(rows), len(self.index)))
-        for r, (coefficients, _) in enumerate(rows):
-            for k, c in coefficients.items():
-                a[r, k] += c
-        return a, np.array([b for _, b in rows])
-
     def ranges(self, objectives: dict[str, dict[int, float]]) -> dict[str, tuple[float, float]] | None:
         """Min and max of each objective that may pin a single integer; None when infeasible.
 
-        Objectives that the solutions found so far already spread over 2 or more (hence over at
-        least two integers: not recovered) are not solved; every solution found joins that pool, so
-        a system with no recoverable cell costs a few linear programs, not two per cell.
+        The system splits into independent components (cells linked by a constraint). A component with
+        a single constraint over a box is solved exactly by hand: the projection of
+        ``{x in [0, U] : a·x = b}`` (or ``≤ b``) on one cell is an interval read from the other cells'
+        extremes. Other components go to :func:`scipy.optimize.linprog` (HiGHS), where objectives that
+        the solutions found so far already spread over 2 or more (hence over two integers at least: not
+        recovered) are not solved.
         """
+        rows = [(coefficients, b, "eq") for coefficients, b in self.eq] + [(c, b, "ub") for c, b in self.ub]
+        if any(not coefficients and (kind == "ub" and b < -_TOL or kind == "eq" and abs(b) > _TOL)
+               for coefficients, b, kind in rows):  # fmt: skip
+            return None  # a constraint without hidden cells that the published numbers break
+        component = self._components(rows)
+        out: dict[str, tuple[float, float]] = {}
+        by_component: dict[int, dict[str, dict[int, float]]] = defaultdict(dict)
+        for name, objective in objectives.items():
+            parts = {component[k] for k in objective}
+            if len(parts) == 1:
+                by_component[parts.pop()][name] = objective
+        for part in set(component.values()):
+            members = sorted(k for k, c in component.items() if c == part)
+            own = [r for r in rows if r[0] and component[next(iter(r[0]))] == part]
+            if len(own) <= 1:
+                found = self._single_row(members, own[0] if own else None, by_component[part])
+            else:
+                found = self._linear_programs(members, own, by_component[part])
+            if found is None:
+                return None
+            out.update(found)
+        return out
+
+    def _components(self, rows: list) -> dict[int, int]:
+        """Component of each variable (union-find over the constraints)."""
+        parent = list(range(len(self.index)))
+
+        def find(k: int) -> int:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for coefficients, _, _ in rows:
+            keys = list(coefficients)
+            for k in keys[1:]:
+                parent[find(k)] = find(keys[0])
+        return {k: find(k) for k in range(len(self.index))}
+
+    def _box(self, k: int) -> tuple[float, float]:
+        return 0.0, self.upper.get(k, math.inf)
+
+    def _single_row(self, members: list[int], row, objectives: dict) -> dict[str, tuple[float, float]] | None:
+        """Exact ranges over a box and at most one constraint ``a·x = b`` or ``a·x ≤ b``."""
+        bounds = {k: self._box(k) for k in members}
+        if row is not None:
+            coefficients, b, kind = row
+            lows = {k: min(a * bounds[k][0], a * bounds[k][1]) for k, a in coefficients.items()}
+            highs = {k: max(a * bounds[k][0], a * bounds[k][1]) for k, a in coefficients.items()}
+            if sum(lows.values()) > b + _TOL or (kind == "eq" and sum(highs.values()) < b - _TOL):
+                return None
+            for k, a in coefficients.items():
+                # a·x_k = b − rest, rest in [rest_low, rest_high] (≤: a·x_k ≤ b − rest_low); sums
+                # without cell k (not differences: a bound may be infinite)
+                rest_low = sum(v for i, v in lows.items() if i != k)
+                rest_high = sum(v for i, v in highs.items() if i != k)
+                lower_ax = b - rest_high if kind == "eq" else -math.inf
+                upper_ax = b - rest_low
+                lo_k, hi_k = bounds[k]
+                if a > 0:
+                    bounds[k] = (max(lo_k, lower_ax / a), min(hi_k, upper_ax / a))
+                else:
+                    bounds[k] = (max(lo_k, upper_ax / a), min(hi_k, lower_ax / a))
+        out = {}
+        for name, objective in objectives.items():
+            low = sum(min(c * bounds[k][0], c * bounds[k][1]) for k, c in objective.items())
+            high = sum(max(c * bounds[k][0], c * bounds[k][1]) for k, c in objective.items())
+            if len(objective) == 1 and math.isfinite(low) and math.isfinite(high):
+                out[name] = (low, high)  # exact for one cell; a sum of cells is not asked for here
+        return out
+
+    def _linear_programs(self, members: list[int], rows: list, objectives: dict) -> dict | None:
         from scipy.optimize import linprog
 
-        a_eq, b_eq = self._matrices(self.eq)
-        a_ub, b_ub = self._matrices(self.ub)
-        bounds = [(0, self.upper.get(k)) for k in range(len(self.index))]
-        bounds = [(lo, None if hi is None or math.isinf(hi) else hi) for lo, hi in bounds]
+        position = {k: i for i, k in enumerate(members)}
+
+        def matrices(kind: str):
+            chosen = [(c, b) for c, b, k in rows if k == kind]
+            if not chosen:
+                return None, None
+            a = np.zeros((len(chosen), len(members)))
+            for r, (coefficients, _) in enumerate(chosen):
+                for k, c in coefficients.items():
+                    a[r, position[k]] += c
+            return a, np.array([b for _, b in chosen])
+
+        a_eq, b_eq = matrices("eq")
+        a_ub, b_ub = matrices("ub")
+        bounds = [(0, None if math.isinf(self._box(k)[1]) else self._box(k)[1]) for k in members]
         pool: list[np.ndarray] = []
 
         def solve(c: np.ndarray):
@@ -459,25 +534,31 @@ class _System:
 
         # Two opposite vertices along a fixed +-1 direction (not the plain sum, which a margin often
         # fixes, so that its minimum and maximum are the same point).
-        direction = np.where(np.arange(len(self.index)) % 2 == 0, 1.0, -1.0) + 0.01 * np.arange(
-            len(self.index)
-        )
+        direction = np.where(np.arange(len(members)) % 2 == 0, 1.0, -1.0) + 0.01 * np.arange(len(members))
         if solve(direction).status == 2:
             return None
         solve(-direction)
         out = {}
         for name, objective in objectives.items():
-            c = np.zeros(len(self.index))
+            c = np.zeros(len(members))
             for k, v in objective.items():
-                c[k] += v
-            seen = [float(c @ x) for x in pool]
-            if seen and max(seen) - min(seen) >= 2 - _TOL:
+                c[position[k]] += v
+            if self._spread(c, pool):
                 continue  # spread over two integers or more: not recovered
-            low, high = solve(c), solve(-c)
-            if low.status != 0 or high.status != 0:
-                continue  # unbounded: nothing recovered
+            high = solve(-c)
+            if high.status != 0 or self._spread(c, pool):
+                continue  # unbounded, or the new vertex spreads it: nothing recovered
+            low = solve(c)
+            if low.status != 0:
+                continue
             out[name] = (low.fun, -high.fun)
         return out
+
+    @staticmethod
+    def _spread(c: np.ndarray, pool: list[np.ndarray]) -> bool:
+        """Whether the solutions found so far give the objective values 2 or more apart."""
+        seen = [float(c @ x) for x in pool]
+        return bool(seen) and max(seen) - min(seen) >= 2 - _TOL
 
 
 def _integer_measure(key: Key) -> bool:
