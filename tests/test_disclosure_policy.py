@@ -517,3 +517,19 @@ def test_zero_event_counts_are_published_on_hidden_populations(run):
         ransomware.loc[["CH", "SSR"], "value"].isna().all()
         and ransomware.loc[["CH", "SSR"], "suppressed"].all()
     )
+
+
+def test_zero_over_every_year_gives_zero_over_all_years(run):
+    """Army: 0 attacks shown in 2024 (a total of 0) and in 2025 (no declaring structure): its 'all' is 0."""
+    counts = {"2024": {"Army": 1, "CH": 9, "all": 10}, "2025": {"Army": 0, "CH": 8, "all": 8},
+              "all": {"Army": 1, "CH": 12, "all": 13}}  # fmt: skip
+    attacks = {"2024": {"Army": 0, "CH": 0, "all": 0}, "2025": {"Army": 0, "CH": 2, "all": 2},
+               "all": {"Army": 0, "CH": 2, "all": 2}}  # fmt: skip
+    rows = [{"indicator": ind, "group": g, "period": per, "n_establishments": n,
+             "value": n if ind == "declarations" else attacks[per][g]}
+            for per, by_group in counts.items() for ind in ("declarations", "ransomware")
+            for g, n in by_group.items()]  # fmt: skip
+    out = publish(pd.DataFrame(rows).assign(ci_method="garwood_exact"), "incidents_indicators", run)
+    army = out[(out["indicator"] == "ransomware") & (out["group"] == "Army")].set_index("period")
+    assert (army["value"] == 0).all() and not army["suppressed"].any()
+    assert pd.isna(army.loc["all", "n_establishments"])  # Army's declaring structure stays hidden

@@ -258,6 +258,13 @@ def _apply_cells(
             [ind in policy.zero_values and (ind, per) in total_zero
              for ind, per in zip(frame[ind_col], period, strict=True)], dtype=bool
         )  # fmt: skip
+        # the period 'all' adds up the years: when every year of a group shows 0, so does 'all'
+        shown_zero = (value == 0).to_numpy() & (~hidden_row | zero)
+        line = list(zip(frame[ind_col], frame["group"], strict=True))
+        for i, (ind, per) in enumerate(zip(frame[ind_col], period, strict=True)):
+            if ind in policy.zero_values and per == TOTAL and value.iloc[i] == 0 and hidden_row[i]:
+                years = [j for j, key in enumerate(line) if key == line[i] and period.iloc[j] != TOTAL]
+                zero[i] = zero[i] or (bool(years) and all(shown_zero[j] for j in years))
         for col in ("value", "ci_low", "ci_high", "ci_method"):
             if col in blank:
                 blank[col] &= ~zero
