@@ -44,8 +44,6 @@ IPV4_RE = re.compile(r"(?<![\d.vV])(" + _OCTET + r"(?:\." + _OCTET + r"){3})(?!\
 IPV6_CANDIDATE_RE = re.compile(
     r"(?<![0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?)(?![0-9A-Za-z:])"
 )
-_HOST_TOKEN_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
-_DOTTED_HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
 _WORD_RE = re.compile(r"[^\W_]+")
 #: Joins the cells of a table row so that they are scanned at once but no name spans two cells.
 CELL_BARRIER = "\x1e"
@@ -155,7 +153,6 @@ class IdentifierIndex:
     finess: frozenset[str] = frozenset()
     ip: frozenset[str] = frozenset()
     hostnames: frozenset[str] = frozenset()
-    single_label_hosts: bool = False
     name_trie: dict = field(default_factory=dict)
     #: Listed FINESS without their leading zeros (``014053177`` → ``14053177``) → the FINESS.
     finess_stripped: dict = field(default_factory=dict)
@@ -167,6 +164,8 @@ class IdentifierIndex:
     id_lengths: frozenset[int] = frozenset()
     #: Finds the longest digit run of any listed id (where an id may start): a fast first pass.
     id_anchor: re.Pattern | None = None
+    #: Finds any listed hostname (lower case): a trie, scanned once per text.
+    host_anchor: re.Pattern | None = None
 
 
 def trie_pattern(words: Iterable[str]) -> str:
@@ -281,13 +280,13 @@ def build_index(identifiers: Mapping[str, Iterable[str]] | None) -> IdentifierIn
         finess=finess,
         ip=frozenset(ips),
         hostnames=frozenset(hosts),
-        single_label_hosts=any("." not in h for h in hosts),
         name_trie=trie,
         finess_stripped={f.lstrip("0"): f for f in finess if len(f.lstrip("0")) >= 7},
         ipv4_int=frozenset(int(ipaddress.ip_address(ip)) for ip in ips if ":" not in ip),
         ids=ids,
         id_lengths=frozenset(len(k) for k in ids),
         id_anchor=re.compile(trie_pattern({_id_anchor(k) for k in ids}), re.I) if ids else None,
+        host_anchor=re.compile(trie_pattern(hosts)) if hosts else None,
     )
 
 
@@ -491,22 +490,31 @@ def _undefanged(text: str) -> tuple[str, Callable[[int], int]]:
 
 
 def _find_hostnames(text: str, index: IdentifierIndex) -> list[Hit]:
-    if not index.hostnames:
+    """Listed hosts, any case, and their sub-domains ("smtp.mail.chu-x.fr" reveals "mail.chu-x.fr").
+
+    A trie of the listed names finds candidates in one pass; a candidate counts when it is a whole
+    host name: not inside a longer label on its right, and either a token start or a sub-domain on its
+    left (the whole dotted token is reported).
+    """
+    if index.host_anchor is None:
         return []
     hits = []
     lowered, back = _undefanged(text.lower())
-    regex = _HOST_TOKEN_RE if index.single_label_hosts else _DOTTED_HOST_RE
-    for match in regex.finditer(lowered):
-        labels = match.group(0).split(".")
-        if labels[-1].isdigit():  # "0.5123", "3.11.2": numbers, not names
-            continue
-        # The host itself or any sub-domain of it ("smtp.mail.chu-x.fr" reveals "mail.chu-x.fr").
-        for first in range(len(labels)):
-            if ".".join(labels[first:]) in index.hostnames:
-                start, end = back(match.start()), back(match.end() - 1) + 1
-                hits.append(Hit("hostname", text[start:end], "hostname_listed", start))
-                break
+    for match in index.host_anchor.finditer(lowered):
+        begin, end = match.start(), match.end()
+        after = lowered[end : end + 2]
+        if after[:1] and (after[0] in _HOST_CHARS or (after[0] == "." and after[1:2] in _HOST_CHARS)):
+            continue  # "mail.chu-x.fr.evil", "mail.chu-x.frx": another name
+        if begin and lowered[begin - 1] in _HOST_CHARS and lowered[begin - 1] != ".":
+            continue  # "xmail.chu-x.fr"
+        while begin and lowered[begin - 1] in _HOST_CHARS:
+            begin -= 1  # the sub-domain labels in front
+        start, stop = back(begin), back(end - 1) + 1
+        hits.append(Hit("hostname", text[start:stop], "hostname_listed", start))
     return hits
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
 
 
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")

@@ -48,6 +48,7 @@ URL_ATTRIBUTES = frozenset(
     {"href", "src", "action", "formaction", "xlink:href", "background", "poster", "data", "srcdoc", "lowsrc"}
 )
 _DANGEROUS_URL_RE = re.compile(r"^\s*(javascript|vbscript|livescript)\s*:|^\s*data\s*:\s*text/html", re.I)
+_HIDDEN_BLOCK_RE = re.compile(r"<(style|script)\b[^>]*>.*?</\1\s*>", re.S | re.I)
 _TAG_RE = re.compile(r"<!--.*?-->|<(/?)([A-Za-z][A-Za-z0-9:-]*)\b[^>]*>", re.S)
 #: Characters that render as nothing (zero-width spaces and joiners, soft hyphen, BOM).
 INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff]")
@@ -73,6 +74,8 @@ def visible_text(markup: str) -> str:
             return newlines
         return CELL_BARRIER + newlines
 
+    # Style sheets and scripts are not shown (the text as written, scanned too, still holds them).
+    markup = _HIDDEN_BLOCK_RE.sub(lambda m: CELL_BARRIER + "\n" * m.group(0).count("\n"), markup)
     return INVISIBLE_RE.sub("", html.unescape(_TAG_RE.sub(replace, markup)))
 
 
