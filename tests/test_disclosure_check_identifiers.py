@@ -250,6 +250,27 @@ def test_tables_of_every_format(tmp_path):
     ) in only(hits, "nb.ipynb")
 
 
+def test_workbook_parts_outside_the_cells_and_unknown_files(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "t"
+    sheet["A1"] = "link"
+    sheet["A1"].hyperlink = "https://vpn.ch-fictiville.example/admin"  # a target in the sheet's .rels
+    sheet.oddHeader.center.text = "audit A000119-01"  # a header printed on every page
+    book.save(tmp_path / "book.xlsx")
+    write(
+        tmp_path,
+        "export.dat",
+        b"\x00\x01" + "Clinique des Tilleuls Bleus".replace("i", "\u00ef").encode() + b"\xff",
+    )
+    hits = hits_of(tmp_path)
+    kinds = {(k, r) for _, k, r in only(hits, "book.xlsx")}
+    assert {("hostname", "hostname_listed"), ("audit_id", "audit_id_listed")} <= kinds
+    assert [k for _, k, _ in only(hits, "export.dat")] == ["name"]
+
+
 def test_identifiers_are_never_printed_back(tmp_path):
     write(tmp_path, "a.txt", "014053177 192.0.2.44 A000119-01 Clinique des Tilleuls Bleus INC-000007-01\n")
     write(tmp_path, "A000119-01.csv", "vpn.ch-fictiville.example,x\n1,2\n")

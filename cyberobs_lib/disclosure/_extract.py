@@ -59,6 +59,10 @@ _DATA_SUFFIXES = {"text/csv": ".csv", "text/html": ".html", "application/json": 
                   "text/plain": ".txt", "application/pdf": ".pdf"}  # fmt: skip
 _PRINTABLE_RE = re.compile(rb"[\x20-\x7e]{4,}")
 _UTF16LE_RE = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
+#: Runs of printable text holding a non-ASCII character, in bytes decoded as UTF-8 (replacement
+#: characters and controls end a run; ASCII runs are found by _PRINTABLE_RE).
+_TEXT_CHAR = "[^\x00-\x08\x0b-\x1f\x7f\ufffd]"
+_UTF8_RUN_RE = re.compile(f"{_TEXT_CHAR}*[^\x00-\x7f\ufffd]{_TEXT_CHAR}*")
 _UTF16BE_RE = re.compile(rb"(?:\x00[\x20-\x7e]){4,}")
 #: Numeric geometry of SVG/HTML elements: never text a reader sees.
 _GEOMETRY_RE = re.compile(r"\b(d|points|viewBox|transform|path)=\"[^\"]*\"")
@@ -158,8 +162,10 @@ def _lines(text: str, prefix: str = "", *, patterns: bool = True) -> Iterator[Se
 
 
 def binary_strings(data: bytes, location: str) -> Iterator[Segment]:
-    """Printable runs of 4+ characters, as ASCII and as UTF-16 (little and big endian)."""
-    runs = [run.decode("ascii") for run in _PRINTABLE_RE.findall(data)]
+    """Printable runs of 4+ characters, as UTF-8 (accented names whole), ASCII and UTF-16 (little and
+    big endian)."""
+    runs = _UTF8_RUN_RE.findall(data.decode("utf-8", "replace"))
+    runs += [run.decode("ascii") for run in _PRINTABLE_RE.findall(data)]
     runs += [run.decode("utf-16-le") for run in _UTF16LE_RE.findall(data)]
     runs += [run.decode("utf-16-be") for run in _UTF16BE_RE.findall(data)]
     if runs:
@@ -499,12 +505,20 @@ def _parquet_rows(data: bytes) -> list[list[str]]:
 
 
 def _xlsx_extras(data: bytes, prefix: str) -> Iterator[Segment]:
-    """Document properties, comments and drawings of an xlsx (everything but the cell values)."""
+    """Everything of an xlsx but its cell values: document properties, comments, drawings, sheet names,
+    defined names, and in each worksheet its headers and footers, hyperlinks and validations (the
+    sheet's XML without ``<sheetData>``), relationship targets (``.rels``)."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for member in archive.namelist():
-            if member.endswith(".xml") and not member.startswith(("xl/worksheets/", "xl/sharedStrings")):
-                xml = archive.read(member).decode("utf-8", "replace")
-                yield from _lines(html.unescape(re.sub(r">\s*<", ">\n<", xml)), f"{prefix}{member} ")
+            if not member.endswith((".xml", ".rels")) or member.startswith("xl/sharedStrings"):
+                continue
+            xml = archive.read(member).decode("utf-8", "replace")
+            if member.startswith("xl/worksheets/") and member.endswith(".xml"):
+                xml = _SHEET_DATA_RE.sub(lambda m: "\n" * m.group(0).count("\n"), xml)
+            yield from _lines(html.unescape(re.sub(r">\s*<", ">\n<", xml)), f"{prefix}{member} ")
+
+
+_SHEET_DATA_RE = re.compile(r"<(?:\w+:)?sheetData\b.*?</(?:\w+:)?sheetData>|<(?:\w+:)?sheetData\s*/>", re.S)
 
 
 def _xlsx_content(data: bytes, prefix: str, file: str) -> Content:
