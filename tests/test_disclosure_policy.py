@@ -281,24 +281,35 @@ def test_odds_ratio_table_total_minus_exposed(run):
         "p_value": 0.3, "crude_odds_ratio": [3.2, 1.7], "n": 93, "n_exposed": [62, 50], "events": [7, 12],
         "events_exposed": [6, 6], "n_dropped_missing": 0, "covariates": "family", "window_days": 365,
         "audit_choice": "first", "separation": False, "model": "logistic", "ci_method": "wald"})  # fmt: skip
-    odds = pd.concat([odds, odds.iloc[[1]].assign(exposure="no_protection", n_exposed=90)], ignore_index=True)
+    odds = pd.concat(
+        [
+            odds,
+            odds.iloc[[1]].assign(exposure="no_protection", n_exposed=90),
+            odds.iloc[[1]].assign(exposure="exposes_remote_admin", events_exposed=4),
+        ],
+        ignore_index=True,
+    )
     out = publish(odds, "incidents_odds_ratios", run).set_index("exposure")
     # 6 / 56 / 1 / 30: the interior counts and the crude ratio go (events - events_exposed = 1 unexposed)
     kev = out.loc["kev_or_remote_admin"]
     assert kev[["events_exposed", "crude_odds_ratio"]].isna().all() and not kev["suppressed"]
     assert kev["odds_ratio"] == 3.7 and kev["n_exposed"] == 62 and kev["events"] == 7  # margins of 62/31/7/86
     assert not out.loc["has_kev", "suppressed"] and out.loc["has_kev", "events_exposed"] == 6  # 6/44/6/37
+    # 4 exposed establishments with an incident: an interior cell, not a margin: the model's ratio stays
+    remote = out.loc["exposes_remote_admin"]
+    assert not remote["suppressed"] and pd.isna(remote["events_exposed"]) and remote["odds_ratio"] == 1.5
     # 90 exposed of 93: 3 unexposed establishments, a margin below 5: the whole row is withheld
     assert (
         out.loc["no_protection", "suppressed"]
         and out.loc["no_protection", ["odds_ratio", "n_exposed"]].isna().all()
     )
     tests = pd.DataFrame({"study": "incidents", "metric": "incident_within_365d", "test": "logistic",
-                          "variant": "", "group_a": ["kev_or_remote_admin=True", "has_kev=True", "no_protection=True"],
+                          "variant": "", "group_a": ["kev_or_remote_admin=True", "has_kev=True", "no_protection=True",
+                                                     "exposes_remote_admin=True"],
                           "group_b": "False", "n_a": 93, "statistic": 1.0, "p_value": 0.3,
-                          "effect_size": [3.7, 1.5, 2.0]})  # fmt: skip
+                          "effect_size": [3.7, 1.5, 2.0, 1.5]})  # fmt: skip
     out_tests = publish(tests, "incidents_tests", run)
-    assert out_tests["suppressed"].tolist() == [False, False, True]
+    assert out_tests["suppressed"].tolist() == [False, False, True, False]  # as in the odds-ratio table
 
 
 def test_per_establishment_rows_refused_in_published_runs(run, tmp_path):

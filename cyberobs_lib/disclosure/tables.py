@@ -477,7 +477,7 @@ def _apply_exposure(
         observations.append(Observation(key, margins))
     ledger.decide(observations, min_cell=min_cell)
     hidden = np.array(
-        [ledger.status(o.key) != "published" or _small_row(r, min_cell)
+        [ledger.status(o.key) != "published" or _small_row(r, min_cell, exempt=policy.interior)
          for o, (_, r) in zip(observations, frame.iterrows(), strict=True)], dtype=bool
     )  # fmt: skip
     out = blank_rows(frame, hidden, [c for c in frame.columns if c not in policy.keys])
