@@ -5,10 +5,12 @@
 * text :class:`Segment` s, scanned for identifiers: lines of text files (UTF-8 with or without BOM,
   UTF-16 and UTF-32 with a BOM or recognised by their NUL bytes, Latin-1 otherwise), HTML and SVG as
   written *and* as a browser shows them (tags removed, :func:`~cyberobs_lib.disclosure._html.visible_text`),
-  Markdown with its emphasis removed, notebook sources and every output MIME type, PNG text chunks
-  (``tEXt``, ``zTXt``, ``iTXt``, ``eXIf``), embedded ``data:`` images, xlsx document properties and
-  comments, Parquet metadata, PDF streams; files of any other type as the printable runs of their bytes
-  (ASCII and UTF-16);
+  XML (office documents, SVG) also with every tag removed (words split in runs of elements; listed
+  identifiers only), Markdown with its emphasis removed, notebook sources, metadata and every output
+  MIME type, PNG text chunks (``tEXt``, ``zTXt``, ``iTXt``, ``eXIf``), ``data:`` URIs of any type (read
+  as a file of that type), everything of a workbook but its cells (properties, comments, sheet and
+  defined names, headers and footers, hyperlink targets), Parquet metadata, PDF streams (inflated);
+  files of any other type as the printable runs of their bytes (UTF-8, ASCII and UTF-16);
 * :class:`~cyberobs_lib.disclosure._tables.Table` s: CSV/TSV, every sheet of a workbook, Parquet, every
   ``<table>`` of an HTML page or notebook output, Markdown pipe tables, JSON record lists and pandas JSON
   layouts (``records``, ``columns``, ``split``, ``table``);
