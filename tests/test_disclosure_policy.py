@@ -544,3 +544,18 @@ def test_zero_over_every_year_gives_zero_over_all_years(run):
     army = out[(out["indicator"] == "ransomware") & (out["group"] == "Army")].set_index("period")
     assert (army["value"] == 0).all() and not army["suppressed"].any()
     assert pd.isna(army.loc["all", "n_establishments"])  # Army's declaring structure stays hidden
+
+
+def test_zero_over_all_years_gives_zero_every_year(run):
+    """CH: 0 attacks over all years (published, 6 structures): its hidden year is 0 as well, shown as such."""
+    counts = {"2024": {"CH": 2, "EHPAD": 9, "all": 11}, "all": {"CH": 6, "EHPAD": 12, "all": 18}}
+    attacks = {"2024": {"CH": 0, "EHPAD": 2, "all": 2}, "all": {"CH": 0, "EHPAD": 2, "all": 2}}
+    rows = [{"indicator": ind, "group": g, "period": per, "n_establishments": n,
+             "value": n if ind == "declarations" else attacks[per][g]}
+            for per, by_group in counts.items() for ind in ("declarations", "ransomware")
+            for g, n in by_group.items()]  # fmt: skip
+    out = publish(pd.DataFrame(rows).assign(ci_method="garwood_exact"), "incidents_indicators", run)
+    ch = out[(out["indicator"] == "ransomware") & (out["group"] == "CH")].set_index("period")
+    assert ch.loc["2024", "value"] == 0 and pd.isna(ch.loc["2024", "n_establishments"])
+    ehpad = out[(out["indicator"] == "ransomware") & (out["group"] == "EHPAD")].set_index("period")
+    assert pd.isna(ehpad.loc["2024", "value"])  # the complement of CH 2024 stays hidden: its 2 attacks

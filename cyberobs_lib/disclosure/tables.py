@@ -245,26 +245,7 @@ def _apply_cells(
             hidden_row[i] = True
     _warn_unknown(unknown, name)
     if policy.zero_values and ind_col and "value" in frame.columns:
-        # a total of 0 events gives every group's 0: those cells say nothing more and are published (a 0
-        # shown where the total is not 0 would pin the remaining hidden groups, so only then)
-        value = pd.to_numeric(frame["value"], errors="coerce")
-        period = frame["period"].map(_text) if "period" in frame.columns else pd.Series("", index=frame.index)
-        total_zero = {
-            (ind, per)
-            for ind, per, g, v in zip(frame[ind_col], period, frame["group"], value, strict=True)
-            if g == TOTAL and v == 0
-        }
-        zero = np.array(
-            [ind in policy.zero_values and (ind, per) in total_zero
-             for ind, per in zip(frame[ind_col], period, strict=True)], dtype=bool
-        )  # fmt: skip
-        # the period 'all' adds up the years: when every year of a group shows 0, so does 'all'
-        shown_zero = (value == 0).to_numpy() & (~hidden_row | zero)
-        line = list(zip(frame[ind_col], frame["group"], strict=True))
-        for i, (ind, per) in enumerate(zip(frame[ind_col], period, strict=True)):
-            if ind in policy.zero_values and per == TOTAL and value.iloc[i] == 0 and hidden_row[i]:
-                years = [j for j, key in enumerate(line) if key == line[i] and period.iloc[j] != TOTAL]
-                zero[i] = zero[i] or (bool(years) and all(shown_zero[j] for j in years))
+        zero = _known_zeros(frame, ind_col, policy.zero_values, hidden_row)
         for col in ("value", "ci_low", "ci_high", "ci_method"):
             if col in blank:
                 blank[col] &= ~zero
@@ -278,6 +259,48 @@ def _apply_cells(
             suppressed_part=["" if hidden_row[i] else ",".join(p) for i, p in enumerate(parts_hidden)]
         )
     return _mark(out, hidden_row, policy)
+
+
+def _known_zeros(
+    frame: pd.DataFrame, ind_col: str, indicators: Sequence[str], hidden: np.ndarray
+) -> np.ndarray:
+    """Hidden rows of event counts whose 0 the published rows already give, to publish as 0.
+
+    An event count adds up over the groups of a period and over the years of a group: a total of 0 (over
+    the groups, or over the years in the period ``all``) makes every part 0, and a period ``all`` whose
+    every year shows 0 is 0. Such a 0 says nothing more; hidden, it would only be recovered. A 0 is never
+    shown beside a non-zero total, where it would pin the remaining hidden parts.
+    """
+    value = pd.to_numeric(frame["value"], errors="coerce").to_numpy()
+    period = (
+        frame["period"].map(_text) if "period" in frame.columns else pd.Series("", index=frame.index)
+    ).tolist()
+    group = frame["group"].map(_text).tolist()
+    indicator = frame[ind_col].tolist()
+    where = {(indicator[i], group[i], period[i]): i for i in range(len(frame))}
+    candidate = np.array(
+        [indicator[i] in indicators and value[i] == 0 for i in range(len(frame))], dtype=bool
+    )
+    zero = np.zeros(len(frame), dtype=bool)
+    shown = candidate & ~hidden  # zeros already published
+
+    def shows_zero(key: tuple) -> bool:
+        k = where.get(key)
+        return k is not None and bool(shown[k])
+
+    changed = True
+    while changed:
+        changed = False
+        for i in np.flatnonzero(candidate & hidden & ~zero):
+            ind, g, per = indicator[i], group[i], period[i]
+            years = [where[k] for k in where if k[0] == ind and k[1] == g and k[2] != TOTAL]
+            if (
+                shows_zero((ind, TOTAL, per))  # a total of 0 over the groups
+                or (per != TOTAL and shows_zero((ind, g, TOTAL)))  # a total of 0 over the years
+                or (per == TOTAL and years and all(shown[k] for k in years))  # every year 0
+            ):
+                zero[i] = shown[i] = changed = True
+    return zero
 
 
 def _warn_unknown(unknown: set[CellKey], name: str) -> None:
