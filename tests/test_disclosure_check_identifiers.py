@@ -271,6 +271,17 @@ def test_workbook_parts_outside_the_cells_and_unknown_files(tmp_path):
     assert [k for _, k, _ in only(hits, "export.dat")] == ["name"]
 
 
+def test_a_stem_shared_by_a_whole_campaign_is_not_an_identifier(tmp_path):
+    campaign = {"audit_id": {f"AUD-2024-{i:04d}" for i in range(40)}}
+    write(tmp_path, "notes.txt", "campaign AUD-2024, audit AUD-2024-0007\n")
+    hits = check_disclosure(tmp_path, identifiers=campaign)
+    assert hits[["location", "rule"]].values.tolist() == [["line 1", "audit_id_listed"]]
+    # An establishment's stem with underscores is one (A000119 of A000119_01).
+    write(tmp_path, "notes.txt", "establishment A000119 again\n")
+    hits = check_disclosure(tmp_path, identifiers={"audit_id": {"A000119_01", "A000119_02"}})
+    assert hits[["location", "rule"]].values.tolist() == [["line 1", "audit_id_stem_listed"]]
+
+
 def test_identifiers_are_never_printed_back(tmp_path):
     write(tmp_path, "a.txt", "014053177 192.0.2.44 A000119-01 Clinique des Tilleuls Bleus INC-000007-01\n")
     write(tmp_path, "A000119-01.csv", "vpn.ch-fictiville.example,x\n1,2\n")

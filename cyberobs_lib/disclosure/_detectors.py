@@ -66,9 +66,13 @@ _IP_LOOSE_RE = re.compile(
 #: Tokens that may hold an audit or incident id: letters and digits with single separators between.
 _ID_TOKEN_RE = re.compile(r"(?:[A-Za-z]+[-_.:/]?)?[A-Za-z]*[0-9][0-9A-Za-z]*(?:[-_.:/][0-9A-Za-z]+)*")
 _ID_PART_RE = re.compile(r"[0-9]+|[A-Za-z]+")
+#: The last part of an id and the separator before it (what its stem lacks).
+_LAST_PART_RE = re.compile(r"[^0-9A-Za-z]+[0-9A-Za-z]*\s*$")
 #: Fewest characters (letters and digits) of a listed id looked for, and of an all-digit one.
 MIN_ID_CHARS = 5
 MIN_NUMERIC_ID_CHARS = 8
+#: Most ids a stem may stand for and still be looked for (the audits of one establishment).
+MAX_IDS_PER_STEM = 12
 
 #: Names shorter than this (normalised, without spaces) are ignored: too generic to be identifying.
 MIN_NAME_CHARS = 5
@@ -197,11 +201,12 @@ def trie_pattern(words: Iterable[str]) -> str:
     return render(trie)
 
 
-def _id_anchor(normalized: str) -> str:
-    """The longest digit run of an id (or the whole id when it has no run of 3 digits)."""
-    runs = re.findall(r"\d+", normalized)
-    longest = max(runs, key=len) if runs else ""
-    return longest if len(longest) >= 3 else normalized
+def _id_anchor(raw: str) -> str:
+    """The longest digit run of an id as written (the last of equals: ``0007`` of ``AUD-2024-0007``),
+    which any way of writing the id contains; the whole id when it has no run of 3 digits."""
+    runs = re.findall(r"\d+", str(raw))
+    longest = max(reversed(runs), key=len) if runs else ""
+    return longest if len(longest) >= 3 else normalize_id(raw)
 
 
 def normalize_id(value: str) -> str:
@@ -217,17 +222,22 @@ def _id_is_specific(normalized: str) -> bool:
 
 
 def _id_entries(values: Iterable[str], kind: str) -> dict[str, tuple[str, str]]:
-    """Normalised ids and their stems (the id without its last part: ``A000119`` of ``A000119-01``)."""
-    entries: dict[str, tuple[str, str]] = {}
+    """Normalised ids and their stems (the id without its last part: ``A000119`` of ``A000119-01``).
+
+    A stem is looked for only when it is specific to a few ids (:data:`MAX_IDS_PER_STEM`, the audits of
+    one establishment), not a prefix shared by a whole campaign (``AUD-2024`` of ``AUD-2024-0001``).
+    """
+    stems: dict[str, int] = {}
     for value in values:
-        if not value or not str(value).strip():
-            continue
-        parts = re.split(r"[^0-9A-Za-z]+", str(value).strip())
-        parts = [p for p in parts if p]
+        parts = [p for p in re.split(r"[^0-9A-Za-z]+", str(value or "").strip()) if p]
         if len(parts) > 1:
             stem = normalize_id("".join(parts[:-1]))
-            if _id_is_specific(stem):
-                entries.setdefault(stem, (kind, f"{kind}_stem_listed"))
+            stems[stem] = stems.get(stem, 0) + 1
+    entries = {
+        stem: (kind, f"{kind}_stem_listed")
+        for stem, count in stems.items()
+        if count <= MAX_IDS_PER_STEM and _id_is_specific(stem)
+    }
     for value in values:
         normalized = normalize_id(value) if value else ""
         if _id_is_specific(normalized):
@@ -272,10 +282,17 @@ def build_index(identifiers: Mapping[str, Iterable[str]] | None) -> IdentifierIn
         for word in words:
             node = node.setdefault(word, {})
         node[None] = True  # end of a name
+    raw_ids = [str(v) for kind in ("incident_id", "audit_id") for v in identifiers.get(kind, ()) if v]
     ids = {
         **_id_entries(list(identifiers.get("incident_id", ())), "incident_id"),
         **_id_entries(list(identifiers.get("audit_id", ())), "audit_id"),
     }
+    # Where an id or its stem may be written: digit runs of the ids as written (a stem's run is one of
+    # its id's runs, or the stem has its own); a stem without digits is not specific anyway.
+    anchors = {_id_anchor(v) for v in raw_ids} | {
+        _id_anchor(_LAST_PART_RE.sub("", v)) for v in raw_ids if _LAST_PART_RE.search(v)
+    }
+    anchors |= {k for k in ids if not any(ch.isdigit() for ch in k)}
     return IdentifierIndex(
         finess=finess,
         ip=frozenset(ips),
@@ -285,7 +302,7 @@ def build_index(identifiers: Mapping[str, Iterable[str]] | None) -> IdentifierIn
         ipv4_int=frozenset(int(ipaddress.ip_address(ip)) for ip in ips if ":" not in ip),
         ids=ids,
         id_lengths=frozenset(len(k) for k in ids),
-        id_anchor=re.compile(trie_pattern({_id_anchor(k) for k in ids}), re.I) if ids else None,
+        id_anchor=re.compile(trie_pattern(anchors), re.I) if anchors else None,
         host_anchor=re.compile(trie_pattern(hosts)) if hosts else None,
     )
 
