@@ -135,7 +135,9 @@ def test_truth_json_in_dataset_folder_does_not_switch_keys(no_key_env, monkeypat
     assert study_key(Data()) == REAL_KEY.encode()  # the set key wins over demo mode
     table = pd.DataFrame({"establishment": ["010000024"], "audit_from": ["A000119-01"], "n": [1]})
     out = pseudonymize_establishments(table, Data())
-    assert out["establishment"].iloc[0] == pseudonymize(pd.Series(["010000024"]), key=REAL_KEY.encode()).iloc[0]
+    assert (
+        out["establishment"].iloc[0] == pseudonymize(pd.Series(["010000024"]), key=REAL_KEY.encode()).iloc[0]
+    )
     monkeypatch.setenv(KEY_ENV_VAR, "another-secret-key-0123456789")
     assert pseudonymize_establishments(table, Data())["establishment"].iloc[0] != out["establishment"].iloc[0]
 
@@ -146,8 +148,14 @@ def test_audit_ids_and_join_keys_are_pseudonymised(no_key_env, monkeypatch):
 
     monkeypatch.setenv(KEY_ENV_VAR, REAL_KEY)
     table = pd.DataFrame(
-        {"establishment": ["014053177"], "audit_from": ["AUD014053177"], "audit_to": ["A000119-02"],
-         "host": ["10.1.2.3"], "name": ["CH X"], "n": [1]}
+        {
+            "establishment": ["014053177"],
+            "audit_from": ["AUD014053177"],
+            "audit_to": ["A000119-02"],
+            "host": ["10.1.2.3"],
+            "name": ["CH X"],
+            "n": [1],
+        }
     )
     out = pseudonymize_establishments(table)
     assert "name" not in out.columns
@@ -156,7 +164,10 @@ def test_audit_ids_and_join_keys_are_pseudonymised(no_key_env, monkeypatch):
         assert raw not in text
     assert out["audit_from"].iloc[0].startswith("A") and out["host"].iloc[0].startswith("H")
     key = REAL_KEY.encode()
-    assert out["audit_from"].iloc[0] == pseudonymize(pd.Series(["AUD014053177"]), key=key, prefix="A", length=12).iloc[0]
+    assert (
+        out["audit_from"].iloc[0]
+        == pseudonymize(pd.Series(["AUD014053177"]), key=key, prefix="A", length=12).iloc[0]
+    )
     # a confidential report keeps the raw values
     assert pseudonymize_establishments(table, published=False).equals(table)
 

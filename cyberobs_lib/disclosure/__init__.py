@@ -35,6 +35,7 @@ from cyberobs_lib.disclosure.tables import (
     forget_ledger,
     neutralise_formulas,
     published_groups,
+    register_population,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "neutralise_formulas",
     "policy_for",
     "published_groups",
+    "register_population",
     "MissingKeyError",
     "PseudonymCollisionError",
     "UnsafeKeyFileError",
