@@ -185,15 +185,17 @@ def test_annual_study_runs_clean_and_a_doctored_copy_is_caught(tmp_path, monkeyp
     for name in (
         "indicators",
         "tests_cohorts",
-        "lifecycle",
+        "lifecycle_by_family",
         "survival",
         "remediation",
         "incidents_indicators",
     ):
         assert (out / "tables" / f"{name}.csv").is_file(), name
-    lifecycle = pd.read_csv(out / "tables" / "lifecycle.csv", dtype=str)
     est = pd.read_csv("data/demo/establishments.csv", dtype=str)
-    assert not set(lifecycle["establishment"]) & set(est["finess"])  # pseudonyms, not FINESS numbers
+    assert not (out / "tables" / "lifecycle.csv").exists()  # per-establishment rows stay confidential
+    for table in (out / "tables").glob("*.csv"):  # no FINESS number in any published table
+        cells = set(pd.read_csv(table, dtype=str).stack())
+        assert not cells & set(est["finess"]), table.name
 
     doctored = tmp_path / "doctored"
     shutil.copytree(out, doctored)
