@@ -221,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             canonical=args.canonical,
             large=args.large,
             demo=args.demo,
-            allow_rejects=args.allow_rejects,
+            strict=args.strict,
             **({"notebooks_dir": args.notebooks.resolve()} if args.notebooks else {}),
         )
     except RunError as exc:
@@ -345,9 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(CYBEROBS_DEMO=1 for the run and its kernels); a key that is set is always used",
     )
     r.add_argument(
-        "--allow-rejects",
+        "--strict",
         action="store_true",
-        help="run on a dataset with validation errors, without the rejected rows (default: refused)",
+        help="refuse a dataset with validation errors (default: the run goes on without the rejected "
+        "rows and unreadable files, logged and counted in 00_data_quality)",
     )
     r.add_argument(
         "--quiet", action="store_true", help="no progress bar, only warnings and errors in the log"

@@ -24,6 +24,7 @@ import pandas as pd
 
 from cyberobs_lib import CONTRACT_VERSION, __version__
 from cyberobs_lib import schema as S
+from cyberobs_lib.checks import FILE_RULES
 from cyberobs_lib.io import sha256_file, write_csv_atomic, write_parquet_atomic, write_text_atomic
 from cyberobs_lib.validate import DatasetCheck, TableCheck, check_dataset
 
@@ -271,6 +272,16 @@ def check_scan_rows(
     return c
 
 
+def refused_file(check: TableCheck) -> pd.Series | None:
+    """The first file-level violation of a table that cannot be used at all (a required column absent, its
+    records unreadable: :attr:`TableCheck.fatal`), or None. Every row of such a file is rejected with it,
+    never kept with an empty required cell."""
+    if not check.fatal or not check.violations:
+        return None
+    viol = pd.concat(check.violations, ignore_index=True)
+    return viol[viol["rule"].isin(FILE_RULES)].iloc[0]
+
+
 def split_rows(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Step 4: kept rows (with ``source_file``, ``source_row``), rejects (one row per rejected input row:
     first failing rule, all rules in the message) and per-file counts ``rows_read, kept, rejected,
@@ -281,10 +292,23 @@ def split_rows(check: TableCheck) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     else:
         files = pd.Series(check.path.name, index=frame.index, dtype=object)
         rows = check.read.lines if check.read is not None else pd.Series(dtype="int64")
-    dup = pd.Index(check.duplicates)
-    rejected_idx = check.rejected.index.difference(dup)
-    kept = frame.drop(index=check.rejected.index.union(dup))
-    if len(rejected_idx):
+    refused = refused_file(check)
+    dup = pd.Index([]) if refused is not None else pd.Index(check.duplicates)
+    rejected_idx = frame.index if refused is not None else check.rejected.index.difference(dup)
+    kept = frame.drop(index=rejected_idx.union(dup))
+    if refused is not None and len(rejected_idx):  # a refused file: every row is rejected with its rule
+        rej = pd.DataFrame(
+            {
+                "source_file": files.loc[rejected_idx].to_numpy(),
+                "row": rows.loc[rejected_idx].astype("int64").to_numpy(),
+                "column": refused["column"],
+                "reason": refused["rule"],
+                "value": None,
+                "message": f"file refused: {refused['message']} [rules: {refused['rule']}]",
+            },
+            columns=list(S.REJECTS_COLUMNS),
+        )
+    elif len(rejected_idx):
         viol = pd.concat(check.violations, ignore_index=True)
         viol = viol[viol["severity"] == "error"]
         by_row = viol.groupby(["file", "row"], sort=False).agg(

@@ -18,6 +18,7 @@ Every refusal is a :class:`~cyberobs_lib.run_plan.RunError` (exit status 2) or, 
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -178,16 +179,18 @@ def check_key(*, published: bool) -> str:
     return KEY_DEMO if key == DEMO_KEY.encode("utf-8") else KEY_SECRET
 
 
-def check_validation(
-    violations: pd.DataFrame, work: Path, *, dataset: str, allow_rejects: bool = False
-) -> dict:
-    """Refuse a dataset with validation errors (rows ingest would reject, files it would refuse).
+def check_validation(violations: pd.DataFrame, work: Path, *, dataset: str, strict: bool = False) -> dict:
+    """Report a dataset's validation errors (rows ingest rejects, scanner files it cannot read); refuse it
+    when ``strict``.
 
     ``violations``: ``cyberobs validate``'s table (``file, row, column, rule, severity, value, message``).
     They may hold identifying values: they are written to ``<work>/violations.csv`` (the run's working
     folder, never a report folder), and the one-line message says how many errors, of which rules, and
-    where the list is. ``allow_rejects`` (``--allow-rejects``): go on without the rejected rows
-    (00_data_quality counts them). Returns ``{"errors": n, "warnings": n}``.
+    where the list is. By default the run goes on without the rejected rows and unreadable files, as ingest
+    does ("one bad file never aborts a batch": they are logged here, counted in ``00_data_quality`` and the
+    manifest, and the audits of an unreadable scan are *failed* and left out of the indicators); a dataset
+    ingest cannot use at all (a missing table or column) stops before this step. ``strict``
+    (``--strict``): refuse a dataset with any validation error. Returns ``{"errors": n, "warnings": n}``.
     """
     errors = violations[violations["severity"].astype(str) == "error"] if len(violations) else violations
     counts = {"errors": int(len(errors)), "warnings": int(len(violations) - len(errors))}
@@ -197,17 +200,27 @@ def check_validation(
         violations.to_csv(report, index=False)
     elif report.exists():
         report.unlink()
-    if len(errors) and not allow_rejects:
+    if len(errors):
         rules = errors["rule"].astype(str).value_counts()
-        files = ", ".join(sorted(set(errors["file"].astype(str))))
+        files = sorted(set(errors["file"].astype(str)))
         first = errors.iloc[0]
         row = "" if pd.isna(first["row"]) else f" row {first['row']}"
-        raise DatasetError(
-            f"dataset {dataset} does not validate: {len(errors)} error(s) in {files} ("
+        what = (
+            f"dataset {dataset} does not validate: {len(errors)} error(s) in {len(files)} file(s) ("
             + ", ".join(f"{rule}: {n}" for rule, n in rules.items())
-            + f"; first: {first['file']}{row}: {first['message']}). Nothing was run and the previous report "
-            f"is untouched. Fix the data and run again: every violation is listed in {report} (or run "
-            "`cyberobs validate DATASET`); --allow-rejects runs without the rejected rows"
+            + f"; first: {first['file']}{row}: {first['message']})"
+        )
+        if strict:
+            raise DatasetError(
+                f"{what}. Nothing was run and the previous report is untouched (--strict). Fix the data and "
+                f"run again: every violation is listed in {report} (or run `cyberobs validate DATASET`); "
+                "without --strict the run goes on without the rejected rows"
+            )
+        logging.getLogger("cyberobs.run").warning(
+            "%s. The run goes on without the rejected rows and unreadable files, which 00_data_quality counts; "
+            "every violation is listed in %s (--strict refuses such a dataset)",
+            what,
+            report,
         )
     return counts
 
@@ -293,7 +306,44 @@ def check_against_data(plan: RunPlan, canonical: Path) -> dict[str, dict[str, An
             reference = _resolve([given["reference"]], audited_families, lang, where, "reference")[0]
             if reference != given["reference"]:
                 changes.setdefault(name, {})["reference"] = reference
+        changes_of_defaults = _defaults_against_data(plan, name, given, available, audited, lang)
+        if changes_of_defaults:
+            changes.setdefault(name, {}).update(changes_of_defaults)
     return changes
+
+
+def _defaults_against_data(
+    plan: RunPlan, name: str, given: dict, available: list[str], audited: pd.DataFrame, lang: str | None
+) -> dict[str, Any]:
+    """A notebook's own default ``families`` and ``reference`` fitted to a dataset that lacks some of them.
+
+    The defaults describe the usual comparison (e.g. EHPAD, CH, CHU/CHR, private clinics, reference CH); a
+    dataset without one of those families is not an error of the run's parameters: the families absent
+    are left out (none left: every family), and an absent reference becomes the most audited family. Values
+    the run sets itself are checked strictly (:func:`check_against_data`)."""
+    from cyberobs_lib.studies.families import resolve_families
+
+    received = plan.received(name)
+    out: dict[str, Any] = {}
+    if "families" in received and not given.get("families") and received["families"]:
+        present = []
+        for value in received["families"]:
+            try:
+                present += resolve_families([value], available, lang=lang)
+            except ValueError:
+                continue
+        if present != list(received["families"]):
+            out["families"] = present
+    if "reference" in received and not given.get("reference") and received["reference"]:
+        try:
+            resolve_families(
+                [received["reference"]], sorted(audited["family"].dropna().astype(str).unique()), lang=lang
+            )
+        except ValueError:
+            most = audited["family"].dropna().astype(str).value_counts()
+            if len(most):
+                out["reference"] = str(most.index[0])
+    return out
 
 
 def apply_changes(plan: RunPlan, changes: dict[str, dict[str, Any]]) -> list[str]:

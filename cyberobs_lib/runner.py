@@ -519,7 +519,7 @@ def _run_setting(plan: RunPlan, key: str, default):
 
 
 def _prepare_canonical(
-    plan: RunPlan, work: Path, workers: int | None, *, allow_rejects: bool
+    plan: RunPlan, work: Path, workers: int | None, *, strict: bool
 ) -> tuple[Path, dict, dict]:
     """The run's canonical folder (ingested, or a view of ``--canonical``), its ingest summary and its
     validation counts; :class:`DatasetError` when the dataset does not validate (checked before the
@@ -531,7 +531,7 @@ def _prepare_canonical(
     counts: dict = {}
 
     def validate(violations) -> None:
-        counts.update(check_validation(violations, work, dataset=name, allow_rejects=allow_rejects))
+        counts.update(check_validation(violations, work, dataset=name, strict=strict))
 
     if plan.canonical is not None:
         link_canonical(plan.canonical, canonical)
@@ -611,7 +611,7 @@ def run_study(
     canonical: Path | str | None = None,
     large: bool = False,
     demo: bool = False,
-    allow_rejects: bool = False,
+    strict: bool = False,
 ) -> RunResult:
     """Run every notebook of a parameter file; a failing notebook does not stop the others.
 
@@ -621,8 +621,8 @@ def run_study(
     ``canonical``: run on this already ingested folder (flat or partitioned) instead of ingesting the
     dataset; ``large``: ingest into a year-partitioned store (``storage: partitioned``); ``workers``:
     processes of the per-establishment batch and of the partitioned ingestion; ``demo``: demo mode
-    (``$CYBEROBS_DEMO=1``: the public demo key when no key is set); ``allow_rejects``: run on a dataset
-    with validation errors, without the rejected rows; ``progress``: a progress bar, shown only when
+    (``$CYBEROBS_DEMO=1``: the public demo key when no key is set); ``strict``: refuse a dataset with
+    validation errors (default: go on without the rejected rows, logged and counted); ``progress``: a progress bar, shown only when
     standard error is a terminal.
 
     Raises
@@ -663,9 +663,7 @@ def run_study(
         for action in recover(folders):
             log.warning("%s: %s", plan.out.name, action)
         work = folders.work
-        canonical_dir, summary, validation = _prepare_canonical(
-            plan, work, workers, allow_rejects=allow_rejects
-        )
+        canonical_dir, summary, validation = _prepare_canonical(plan, work, workers, strict=strict)
         notes = plan.notes + apply_changes(plan, check_against_data(plan, canonical_dir))
         for note in notes:
             log.info("%s", note)

@@ -33,6 +33,19 @@ def test_every_row_is_kept_or_rejected(fixtures_dir):
     assert len(result.tables["findings"]) == acc.loc["findings.csv", "kept"]
 
 
+def test_a_file_without_a_required_column_has_every_row_rejected_never_kept_empty(fixtures_dir, tmp_path):
+    """hosts.csv lacks its required ``host`` column: each of its rows is a reject naming the rule, none is
+    kept with an empty host (which broke the canonical schema), and the canonical tables can be written."""
+    result = ingest_dataset(fixtures_dir / "datasets" / "violations", today=TODAY)
+    hosts = result.rejects[result.rejects["source_file"] == "hosts.csv"]
+    assert len(hosts) == len(pd.read_csv(fixtures_dir / "datasets" / "violations" / "hosts.csv")) > 0
+    assert (hosts["reason"] == "missing_column").all() and hosts["message"].str.startswith(
+        "file refused"
+    ).all()
+    assert len(result.tables["hosts"]) == 0
+    write_canonical(result, tmp_path / "canonical")  # no CanonicalSchemaError
+
+
 def test_cascade_orphans_are_rejected(fixtures_dir):
     result = ingest_dataset(fixtures_dir / "datasets" / "violations", today=TODAY)
     rej = result.rejects

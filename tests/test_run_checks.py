@@ -165,6 +165,20 @@ def test_received_values_are_in_the_manifest(tmp_path, nbs, store):
 # --------------------------------------------------------------------------------------------------
 # Safety parameters (issue 16, item 4)
 # --------------------------------------------------------------------------------------------------
+def test_a_dataset_with_errors_runs_without_the_rejected_rows_by_default(tmp_path, fixtures_dir, caplog):
+    """One bad file never aborts the study: the errors are logged with the path of their list, the run goes on."""
+    spec = _spec(data=str(fixtures_dir / "datasets" / "violations"))
+    with caplog.at_level("WARNING", logger="cyberobs.run"):
+        result = run_study(
+            _write(tmp_path, spec), out=tmp_path / "out", notebooks_dir=fixtures_dir / "run_notebooks"
+        )
+    assert result.ok and (tmp_path / "out" / "manifest.json").is_file()
+    warned = [r.getMessage() for r in caplog.records if "does not validate" in r.getMessage()]
+    assert len(warned) == 1 and "violations.csv" in warned[0] and "--strict" in warned[0]
+    listed = list((tmp_path / "work").glob("*/violations.csv"))
+    assert len(listed) == 1 and (pd.read_csv(listed[0])["severity"] == "error").any()
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -236,13 +250,20 @@ def test_a_folder_that_is_not_a_dataset_is_refused_first(tmp_path, capsys, monke
     assert not out.exists()
 
 
-def test_a_dataset_with_errors_is_refused_with_one_message_naming_the_report(tmp_path, fixtures_dir):
+def test_a_dataset_with_errors_is_refused_when_strict_with_one_message_naming_the_report(
+    tmp_path, fixtures_dir
+):
     spec = _spec(data=str(fixtures_dir / "datasets" / "violations"))
     with pytest.raises(DatasetError) as caught:
-        run_study(_write(tmp_path, spec), out=tmp_path / "out", notebooks_dir=fixtures_dir / "run_notebooks")
+        run_study(
+            _write(tmp_path, spec),
+            out=tmp_path / "out",
+            notebooks_dir=fixtures_dir / "run_notebooks",
+            strict=True,
+        )
     message = str(caught.value)
     report = tmp_path / "work"
-    assert "does not validate" in message and "violations.csv" in message and "--allow-rejects" in message
+    assert "does not validate" in message and "violations.csv" in message and "--strict" in message
     listed = list(report.glob("*/violations.csv"))
     assert len(listed) == 1 and str(listed[0]) in message
     assert (pd.read_csv(listed[0])["severity"] == "error").any()

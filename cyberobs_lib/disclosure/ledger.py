@@ -179,8 +179,9 @@ class Ledger:
             count. Cells already decided keep their decision.
         vectors : mapping SetKey -> list of {group: count}, optional
             Other count columns of the table over the same cells (e.g. one per indicator: establishments
-            with a known status), each with its total. Each must also leave every hidden count unpinned,
-            and the hidden cells together must hold at least ``min_cell``.
+            with a known status), each with its total. Each must also leave every hidden count unpinned;
+            the hidden cells together must hold at least ``min_cell`` establishments of the population (the
+            first vector: the cells' own counts), not of each sub-count.
         period_vectors : mapping (population, dimension, group) -> list of {period: value}, optional
             Values that add up over the periods of one group (declarations: the ``all`` period is the sum
             of the years, while the establishments behind it are not): the same two rules apply across
@@ -205,7 +206,9 @@ class Ledger:
                 if TOTAL in members and not any(c.public for c in members.values()):
                     base = {g: c.n for g, c in members.items()}
                     extra = list((vectors or {}).get(set_key, ()))
-                    changed |= _protect(members, [base, *extra], threshold, _text(set_key))
+                    changed |= _protect(
+                        members, [base, *extra], threshold, _text(set_key), union_of_first_only=True
+                    )
             for line, line_vectors in (period_vectors or {}).items():
                 members = {k[3]: c for k, c in self.cells.items() if k[:3] == line}
                 if TOTAL in members and not any(c.public for c in members.values()):
@@ -234,7 +237,12 @@ class Ledger:
 
 
 def _protect(
-    members: dict[str, Cell], vectors: list[Mapping[str, float | None]], threshold: int, where: str
+    members: dict[str, Cell],
+    vectors: list[Mapping[str, float | None]],
+    threshold: int,
+    where: str,
+    *,
+    union_of_first_only: bool = False,
 ) -> bool:
     """Hide complements in one margin set until no hidden count is pinned and the hidden cells together
     hold at least ``threshold``; True when a cell was hidden. Complements are undecided cells: groups
@@ -245,13 +253,18 @@ def _protect(
         if not hidden:
             return changed
         pinned: set[str] = set()
-        for vector in vectors:
+        for i, vector in enumerate(vectors):
             if TOTAL not in vector:
                 continue
             counts = {g: vector[g] for g in vector if g in members}
             inside = hidden & set(counts)
-            pinned |= pinned_cells(counts, inside, complete=adds_up(counts))
-            pinned |= _union_below(counts, inside, threshold)
+            # the first vector counts the establishments of the cells; the others (with union_of_first_only)
+            # count establishments *with a property* inside them (a known status): a hidden cell may hold
+            # none, and a small number of them in a union of at least ``threshold`` is not a small cell
+            population = i == 0 or not union_of_first_only
+            pinned |= pinned_cells(counts, inside, complete=adds_up(counts), at_least_one=population)
+            if population:
+                pinned |= _union_below(counts, inside, threshold)
         if not pinned:
             return changed
         candidates = [
@@ -299,7 +312,9 @@ def adds_up(counts: Mapping[str, float | None]) -> bool:
     return abs(sum(float(v) for g, v in counts.items() if g != TOTAL) - float(total)) < 1e-6
 
 
-def pinned_cells(counts: Mapping[str, float | None], hidden: set[str], *, complete: bool) -> set[str]:
+def pinned_cells(
+    counts: Mapping[str, float | None], hidden: set[str], *, complete: bool, at_least_one: bool = True
+) -> set[str]:
     """Hidden groups of one margin set whose count a reader can recompute exactly (an integer point).
 
     Parameters
@@ -312,13 +327,17 @@ def pinned_cells(counts: Mapping[str, float | None], hidden: set[str], *, comple
     complete : bool
         False while some groups of the set are not known yet: one more non-negative unknown (the groups
         not shown) enters the equation.
+    at_least_one : bool
+        The reader knows a hidden count is at least 1 (counts of establishments of the cell: 0 is always
+        published); False for counts of establishments *with a property* inside the cells (a hidden cell
+        may hold none of them).
 
     Returns
     -------
     set of str
         Hidden groups whose feasible interval (:func:`hidden_intervals`) holds a single integer.
     """
-    intervals = hidden_intervals(counts, hidden, complete=complete)
+    intervals = hidden_intervals(counts, hidden, complete=complete, at_least_one=at_least_one)
     if intervals is None:  # inconsistent counts (two definitions of a cell): the plain one-hidden rule
         return set(hidden) if len(hidden) == 1 and TOTAL in counts and TOTAL not in hidden else set()
     return {
@@ -329,7 +348,7 @@ def pinned_cells(counts: Mapping[str, float | None], hidden: set[str], *, comple
 
 
 def hidden_intervals(
-    counts: Mapping[str, float | None], hidden: set[str], *, complete: bool = True
+    counts: Mapping[str, float | None], hidden: set[str], *, complete: bool = True, at_least_one: bool = True
 ) -> dict[str, tuple[float, float]] | None:
     """Bounds a reader can put on each hidden count of a margin set from the published ones.
 
@@ -372,7 +391,7 @@ def hidden_intervals(
             rhs -= sign * float(n or 0)
     if not complete:
         row[-1] = 1.0
-    bounds = [(1.0 if (counts.get(g) or 0) >= 1 else 0.0, None) for g in order]
+    bounds = [(1.0 if at_least_one and (counts.get(g) or 0) >= 1 else 0.0, None) for g in order]
     bounds += [] if complete else [(0.0, None)]
     out = {}
     for i, g in enumerate(order):

@@ -309,7 +309,7 @@ _MEDIANS = CellsPolicy(
 )
 _RATE_RATIOS = ModelPolicy("adjusted rate ratios of families (count model)")
 _ANNUAL_RATE_RATIOS = ModelPolicy(
-    "adjusted rate ratios of families (count model)", covariates_population="annual_model"
+    "adjusted rate ratios of families (count model)", covariates_population="cohort_model"
 )
 _NATIONAL_TOTALS = CellsPolicy(
     "national declarations per year",

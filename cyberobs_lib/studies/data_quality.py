@@ -189,7 +189,7 @@ def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
     if by == "table":
         n = accounting.groupby("table", sort=False).size()
         unit = ("fichier", "fichiers") if lang == "fr" else ("file", "files")
-        frame.index = [f"{t} ({n[t]} {unit[n[t] > 1]})" for t in frame.index]
+        frame.index = [f"{t} ({n[t]} {unit[int(n[t] > 1)]})" for t in frame.index]
     share = frame.div(frame.sum(axis=1).where(lambda s: s > 0, 1), axis=0)
     left = pd.Series(0.0, index=share.index)
     for part, color in zip(parts, colors, strict=True):

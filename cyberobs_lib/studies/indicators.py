@@ -475,7 +475,7 @@ def compute_indicators(
         status; for ``findings_per_host`` those with hosts in scope), ``n_audits`` (audits of the group in
         the period before one is chosen per establishment), ``value``, ``ci_low``, ``ci_high``,
         ``ci_method`` (``unavailable: <reason>`` for an indicator the dataset cannot measure, e.g. ``has_kev``
-        without a KEV catalog: no value, 0 establishments), ``suppressed`` (False: apply
+        without a KEV catalog: no value; ``n_establishments`` counts the cell's establishments), ``suppressed`` (False: apply
         :func:`cyberobs_lib.disclosure.suppress_small_cells` before publication).
 
     Notes
@@ -547,9 +547,16 @@ def compute_indicators(
     out = pd.concat([p.reset_index() for p in parts], ignore_index=True)
     out["n_audits"] = c.n_audits.reindex(pd.MultiIndex.from_frame(out[keys])).to_numpy()
     out["suppressed"] = False
+    every = pd.Series(np.bincount(c.cell, minlength=n_cells), index=c.index)  # establishments of each cell
     for name, reason in unavailable_metrics(metrics).items():  # unknown, not 0: no value, the reason said
         if name in PROPORTION_METRICS:
-            out.loc[out["indicator"] == name, "ci_method"] = unavailable_reason(reason, "en")
+            rows = out["indicator"] == name
+            out.loc[rows, "ci_method"] = unavailable_reason(reason, "en")
+            # the row describes the cell's establishments (its count is theirs, as for any indicator), not 0:
+            # the publication policy then treats it like the other indicators of the same cell
+            out.loc[rows, "n_establishments"] = every.reindex(
+                pd.MultiIndex.from_frame(out.loc[rows, keys])
+            ).to_numpy()
     if groups is not None:
         out = out[out[GROUP].isin([*groups, ALL])]
     order = {name: i for i, name in enumerate(INDICATORS)}
