@@ -559,3 +559,18 @@ def test_zero_over_all_years_gives_zero_every_year(run):
     assert ch.loc["2024", "value"] == 0 and pd.isna(ch.loc["2024", "n_establishments"])
     ehpad = out[(out["indicator"] == "ransomware") & (out["group"] == "EHPAD")].set_index("period")
     assert pd.isna(ehpad.loc["2024", "value"])  # the complement of CH 2024 stays hidden: its 2 attacks
+
+
+def test_sub_counts_of_hidden_cells_may_be_zero_and_small():
+    """Counts of establishments *with a property* (a known status) inside hidden cells: a hidden cell may
+    hold none (bound 0, not 1), and 1 such establishment in a hidden union of 7 is not a small cell. Before,
+    the ledger read {CH: 0, clinic: 1, all: 1} as pinning both hidden cells and refused the table
+    (DisclosureError on the corpus dataset)."""
+    from cyberobs_lib.disclosure.ledger import hidden_intervals, pinned_cells
+
+    counts = {"CH": 0, "EHPAD": 0, "clinic": 1, "all": 1}
+    hidden = {"CH", "clinic"}
+    assert hidden_intervals(counts, hidden, at_least_one=False) == {"CH": (0.0, 1.0), "clinic": (0.0, 1.0)}
+    assert pinned_cells(counts, hidden, complete=True, at_least_one=False) == set()
+    # population counts: a hidden cell holds at least one establishment, so one hidden cell is pinned
+    assert pinned_cells({"CH": 2, "EHPAD": 13, "all": 15}, {"CH"}, complete=True) == {"CH"}
