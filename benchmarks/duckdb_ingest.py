@@ -111,8 +111,12 @@ def _rule_lists(rules) -> tuple[str, str, str]:
     )
 
 
-def _rejects_sql(name: str, rules, err: int) -> str:
-    """One row per rejected input row: its first error rule, and every error rule in check order."""
+def _rejects_sql(name: str, rules, err: int, refused: str | None = None) -> str:
+    """One row per rejected input row: its first error rule, and every error rule in check order; every row
+    of a file missing the required column ``refused`` (``ingest.refused_file``)."""
+    if refused is not None:
+        return (f"SELECT '{name}.csv' AS source_file, line AS \"row\", {sql_str(refused)} AS \"column\", "
+                f"'missing_column' AS reason, 'missing_column' AS rules FROM chk_{name}")
     codes, cols, _ = _rule_lists(rules)
     return f"""
         WITH r AS (SELECT line, list_transform(list_filter(range({len(rules)}), lambda i: ((mask >> i) & 1) = 1
@@ -231,10 +235,15 @@ def duckdb_ingest(
     secs["findings"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    for name, select in canonical_small(err).items():
-        _copy(con, select, stage / name, partitioned=name in PARTITIONED)
     present = [n for n in TABLES if files[n] is not None]
-    rejects = " UNION ALL ".join(f"SELECT * FROM ({_rejects_sql(n, rules[n], err[n])})" for n in present)
+    refused = {n: next((c for c in S.INPUT_FILES[n]["required"] if c not in files[n]), None) for n in present}
+    for name, select in canonical_small(err).items():
+        if refused.get(name):  # a file missing a required column: none of its rows is kept
+            select = f"SELECT * FROM ({select}) LIMIT 0"
+        _copy(con, select, stage / name, partitioned=name in PARTITIONED)
+    rejects = " UNION ALL ".join(
+        f"SELECT * FROM ({_rejects_sql(n, rules[n], err[n], refused[n])})" for n in present
+    )
     _copy(con, f'SELECT * FROM ({rejects}) ORDER BY source_file, "row"', stage / "rejects", partitioned=False)
     viol = [_violations_sql(n, rules[n]) for n in present]
     con.register("file_violations_df", _frame(violations))
@@ -246,9 +255,12 @@ def duckdb_ingest(
     collapsed = {n: "(SELECT count(*) FROM fp_dup WHERE nd < 0)" if n == "findings" else "0" for n in present}
     accounting = " UNION ALL ".join(
         f"""SELECT '{n}.csv' AS source_file, '{n}' AS "table", count(*) AS rows_read,
-                   count(*) FILTER (WHERE {kept(err[n])}) - {collapsed[n]} AS kept,
-                   count(*) FILTER (WHERE NOT dup AND (mask & {err[n]}) <> 0) AS rejected,
-                   count(*) FILTER (WHERE dup) + {collapsed[n]} AS duplicates, 0 AS skipped FROM chk_{n}"""
+                   count(*) FILTER (WHERE {kept(err[n])} {'AND false' if refused[n] else ''}) - {collapsed[n]}
+                     AS kept,
+                   count(*) FILTER (WHERE {'true' if refused[n] else f'NOT dup AND (mask & {err[n]}) <> 0'})
+                     AS rejected,
+                   count(*) FILTER (WHERE dup {'AND false' if refused[n] else ''}) + {collapsed[n]} AS duplicates,
+                   0 AS skipped FROM chk_{n}"""
         for n in present
     )
     acc = con.execute(accounting).df()
@@ -275,7 +287,7 @@ def duckdb_ingest(
 
 def _count(con, folder: Path) -> int:
     """Rows written under ``folder`` (0 when a partitioned COPY of no row wrote nothing)."""
-    if not folder.exists():
+    if not any(folder.glob("**/*.parquet")):
         return 0
     return int(
         run(con, f"SELECT count(*) FROM read_parquet({sql_str(str(folder / '**' / '*.parquet'))})")[0][0]

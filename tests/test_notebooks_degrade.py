@@ -101,7 +101,12 @@ def test_without_kev_catalog_kev_metrics_are_unknown_not_zero(demo, no_kev):
 
     ind = compute_indicators(m, n_boot=20)
     kev = ind[ind["indicator"] == "has_kev"]
-    assert kev["value"].isna().all() and (kev["n_establishments"] == 0).all()
+    assert kev["value"].isna().all()
+    # the cell's audited establishments are counted (its denominator is known), the share is not
+    have = kev.set_index(["group", "period"])["n_establishments"]
+    assert have[("all", "all")] == m["finess"].nunique()
+    per_year = m.groupby("year")["finess"].nunique()
+    assert all(have[("all", str(y))] == n for y, n in per_year.items())
     assert (kev["ci_method"] == "unavailable: no KEV catalog in the dataset").all()
 
 
