@@ -115,8 +115,10 @@ def _rejects_sql(name: str, rules, err: int, refused: str | None = None) -> str:
     """One row per rejected input row: its first error rule, and every error rule in check order; every row
     of a file missing the required column ``refused`` (``ingest.refused_file``)."""
     if refused is not None:
-        return (f"SELECT '{name}.csv' AS source_file, line AS \"row\", {sql_str(refused)} AS \"column\", "
-                f"'missing_column' AS reason, 'missing_column' AS rules FROM chk_{name}")
+        return (
+            f'SELECT \'{name}.csv\' AS source_file, line AS "row", {sql_str(refused)} AS "column", '
+            f"'missing_column' AS reason, 'missing_column' AS rules FROM chk_{name}"
+        )
     codes, cols, _ = _rule_lists(rules)
     return f"""
         WITH r AS (SELECT line, list_transform(list_filter(range({len(rules)}), lambda i: ((mask >> i) & 1) = 1
@@ -255,11 +257,11 @@ def duckdb_ingest(
     collapsed = {n: "(SELECT count(*) FROM fp_dup WHERE nd < 0)" if n == "findings" else "0" for n in present}
     accounting = " UNION ALL ".join(
         f"""SELECT '{n}.csv' AS source_file, '{n}' AS "table", count(*) AS rows_read,
-                   count(*) FILTER (WHERE {kept(err[n])} {'AND false' if refused[n] else ''}) - {collapsed[n]}
+                   count(*) FILTER (WHERE {kept(err[n])} {"AND false" if refused[n] else ""}) - {collapsed[n]}
                      AS kept,
-                   count(*) FILTER (WHERE {'true' if refused[n] else f'NOT dup AND (mask & {err[n]}) <> 0'})
+                   count(*) FILTER (WHERE {"true" if refused[n] else f"NOT dup AND (mask & {err[n]}) <> 0"})
                      AS rejected,
-                   count(*) FILTER (WHERE dup {'AND false' if refused[n] else ''}) + {collapsed[n]} AS duplicates,
+                   count(*) FILTER (WHERE dup {"AND false" if refused[n] else ""}) + {collapsed[n]} AS duplicates,
                    0 AS skipped FROM chk_{n}"""
         for n in present
     )

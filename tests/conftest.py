@@ -44,6 +44,7 @@ def demo_stores(tmp_path_factory) -> dict[str, Path]:
     ingest_large(demo, root / "partitioned", today="2026-01-01", chunk_rows=2000)
     return {"flat": root / "flat", "partitioned": root / "partitioned"}
 
+
 #: Fixture notebooks (tests/fixtures/run_notebooks: one fails on purpose) are run by the tests that use
 #: them, never collected by nbval as notebooks of the suite.
 collect_ignore_glob = ["fixtures/*"]
