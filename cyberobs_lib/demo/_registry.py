@@ -1,4 +1,5 @@
-"""Synthetic registry frame: establishments with valid-looking (never real) FINESS numbers."""
+"""Synthetic registry: establishments sampled from the FINESS population frame, with valid-looking
+FINESS numbers from a range no real number uses."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.demo import _world as W
+from cyberobs_lib.registry import load_departments
 
 _LETTER_VALUE = {"A": "1", "B": "2"}
 
@@ -46,17 +48,95 @@ def luhn_key(body: pd.Series) -> pd.Series:
     return pd.Series(((10 - total % 10) % 10).astype(str), index=body.index)
 
 
-def _finess(rng: np.random.Generator, prefix: pd.Series) -> pd.Series:
-    """Unique numbers: prefix + random digits up to 8 characters + Luhn key (collisions are redrawn)."""
-    width = 8 - prefix.str.len()
+def synthetic_finess(rng: np.random.Generator, prefix: pd.Series) -> pd.Series:
+    """Unique synthetic FINESS numbers: ``prefix + SYNTHETIC_DIGIT + random digits + Luhn key``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    prefix : pandas.Series
+        FINESS prefix of each number: the 2-character department in metropolitan France, the 4-character
+        territory prefix overseas (``9701`` … ``9704``).
+
+    Returns
+    -------
+    pandas.Series
+        9-character numbers, unique, with a valid check key. The character after the prefix is
+        :data:`~cyberobs_lib.demo._world.SYNTHETIC_DIGIT`, which no number of the FINESS extraction of 2021
+        carries there: a synthetic number is never a real one. Collisions are redrawn.
+
+    Raises
+    ------
+    ValueError
+        More numbers asked for one prefix than the synthetic range holds (10^5 metropolitan, 10^3 overseas).
+    """
+    prefix = prefix.astype(str)
+    free = 8 - prefix.str.len() - len(W.SYNTHETIC_DIGIT)
+    if not free.isin([3, 5]).all():
+        raise ValueError(
+            f"FINESS prefixes must have 2 or 4 characters: {sorted(set(prefix[~free.isin([3, 5])]))}"
+        )
+    demand = prefix.groupby(free).value_counts()
+    over = [(p, int(n)) for (w, p), n in demand.items() if n > 10**w]
+    if over:
+        raise ValueError(
+            f"too many synthetic FINESS numbers for prefixes {over} (range of 10^3 or 10^5 numbers)"
+        )
     body = pd.Series("", index=prefix.index)
     todo = np.ones(len(prefix), dtype=bool)
     while todo.any():
-        digits = pd.Series(rng.integers(0, 10**6, size=int(todo.sum())).astype(str), index=prefix.index[todo])
-        digits = digits.str.zfill(6)
-        body[todo] = prefix[todo] + digits.where(width[todo] == 6, digits.str.slice(2))
+        digits = pd.Series(rng.integers(0, 10**5, size=int(todo.sum())).astype(str), index=prefix.index[todo])
+        digits = digits.str.zfill(5)
+        digits = digits.where(free[todo] == 5, digits.str.slice(2))
+        body[todo] = prefix[todo] + W.SYNTHETIC_DIGIT + digits
         todo = body.duplicated().to_numpy()
     return body + luhn_key(body)
+
+
+def sample_frame(rng: np.random.Generator, counts: pd.Series) -> pd.DataFrame:
+    """Category code and department of each structure: a stratified sample of the population frame.
+
+    Within each family the frame's establishments (one unit per establishment of a category × department
+    cell) are drawn without replacement, so every cell is represented in proportion (hypergeometric
+    counts, never above the frame's) and a family asked in full is the frame itself; asking more than the
+    frame holds takes whole copies of the family plus a sample of the remainder.
+
+    Parameters
+    ----------
+    counts : pandas.Series
+        Structures per family (:meth:`DemoScale.family_counts`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``fam``, ``category_code``, ``department``: ``counts.sum()`` rows, families in ``counts`` order,
+        units in random order within a family.
+
+    Raises
+    ------
+    ValueError
+        A family asked for has no establishment in the frame.
+    """
+    frame = W.load_frame()
+    frame = frame.loc[frame["in_demo"]]
+    parts = []
+    for family, n in counts.items():
+        if n == 0:
+            continue
+        cells = frame.loc[frame["family"] == family]
+        if cells.empty:
+            raise ValueError(f"family {family!r} has no establishment in {W.FRAME_PATH.name}")
+        units = cells.loc[cells.index.repeat(cells["count"]), ["category_code", "department"]]
+        total = len(units)
+        copies, rest = divmod(int(n), total)
+        pick = np.concatenate(
+            [np.tile(np.arange(total), copies), rng.choice(total, size=rest, replace=False)]
+        )
+        parts.append(units.iloc[rng.permutation(pick)].assign(fam=family))
+    cols = ["fam", "category_code", "department"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True)[cols]
 
 
 def make_establishments(rng: np.random.Generator, scale: W.DemoScale) -> pd.DataFrame:
@@ -69,34 +149,24 @@ def make_establishments(rng: np.random.Generator, scale: W.DemoScale) -> pd.Data
         legal_status, department, region, beds, family) plus internal ``est`` (0-based index, the order
         of generation), ``fam`` (the planted family) and ``key_ok`` (False for the planted failing keys).
     """
-    counts = scale.family_counts()
-    fam = np.repeat(counts.index.to_numpy(), counts.to_numpy())
+    drawn = sample_frame(rng, scale.family_counts())
+    fam = drawn["fam"].to_numpy()
     n = len(fam)
     params = W.FAMILY_TABLE.set_index("family").loc[fam].reset_index()
-    cats = W.read_commented_csv(W.CATEGORIES_PATH).set_index("category_code")["family"]
-    missing = set(W.CATEGORY_WEIGHTS) - set(cats.index)
-    if missing:
-        raise ValueError(f"category codes {sorted(missing)} are not in {W.CATEGORIES_PATH.name}")
-    weights = pd.Series(W.CATEGORY_WEIGHTS)
-    codes = np.empty(n, dtype=object)
-    for family, idx in pd.Series(np.arange(n)).groupby(fam):  # one draw per family (14 groups)
-        pool = weights.index[cats.loc[weights.index].to_numpy() == family].to_numpy()
-        if len(pool) == 0:
-            raise ValueError(f"no category code of family {family!r} in CATEGORY_WEIGHTS")
-        w = weights.loc[pool].to_numpy()
-        codes[idx.to_numpy()] = rng.choice(pool, size=len(idx), p=w / w.sum())
-    deps = W.DEPARTMENTS
-    dw = np.where(deps["finess_prefix"].str.len() == 4, W.OVERSEAS_WEIGHT, 1.0)
-    dep_idx = rng.choice(len(deps), size=n, p=dw / dw.sum())
-    # CHU/CHR sites share a legal entity by groups of three, in the same department
+    deps = load_departments().set_index("department")
+    unknown = sorted(set(drawn["department"]) - set(deps.index))
+    if unknown:
+        raise ValueError(f"{W.FRAME_PATH.name}: departments {unknown} are not in departments.csv")
+    dep = deps.loc[drawn["department"]]
+    prefix = pd.Series(
+        np.where(dep["finess_prefix"] != "", dep["finess_prefix"], drawn["department"]), index=drawn.index
+    )
+    finess = synthetic_finess(rng, prefix)
+    ej = synthetic_finess(rng, prefix)
+    # CHU/CHR sites of one department belong to one legal entity (a CHU is one EJ with many ET sites)
     chu = fam == "CHU/CHR"
-    group = np.where(chu, np.cumsum(chu) - 1, -1) // 3
-    first_of_group = pd.Series(np.arange(n)).where(chu).groupby(group).transform("min")
-    dep_idx = np.where(chu, dep_idx[first_of_group.fillna(0).astype(int).to_numpy()], dep_idx)
-    dep = deps.iloc[dep_idx].reset_index(drop=True)
-    finess = _finess(rng, dep["finess_prefix"])
-    ej = _finess(rng, dep["finess_prefix"])
-    ej = ej.where(~chu, ej.iloc[first_of_group.fillna(0).astype(int).to_numpy()].to_numpy())
+    first_ej = ej.where(chu).groupby(drawn["department"].where(chu)).transform("first")
+    ej = ej.where(~chu, first_ej)
     # the planted failing keys (exactly max(1, round(1 % of n)) numbers): shift the key by 1..9
     bad = np.isin(np.arange(n), rng.permutation(n)[: max(1, round(W.FAILING_KEY_SHARE * n))])
     shifted = (finess.str[8].astype(int) + rng.integers(1, 10, size=n)) % 10
@@ -115,13 +185,13 @@ def make_establishments(rng: np.random.Generator, scale: W.DemoScale) -> pd.Data
     est = pd.DataFrame(
         {
             "est": np.arange(n),
-            "finess": finess,
-            "finess_ej": ej,
+            "finess": finess.to_numpy(),
+            "finess_ej": ej.to_numpy(),
             "name": [f"Établissement fictif {i + 1:05d}" for i in range(n)],
-            "category_code": codes.astype(str),
+            "category_code": drawn["category_code"].to_numpy(),
             "legal_status": legal,
-            "department": dep["department"],
-            "region": dep["region"],
+            "department": drawn["department"].to_numpy(),
+            "region": dep["region_code"].to_numpy(),
             "beds": beds,
             "family": family_col,
             "fam": fam,

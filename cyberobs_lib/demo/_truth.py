@@ -24,6 +24,18 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
     none = tally["first_audit_no_control"]
     n_none, n_first = sum(v[0] for v in none.values()), sum(v[1] for v in none.values())
     weights = counts[counts > 0]
+    frame = W.load_frame()
+    national = W.frame_family_counts()
+    fractions = scale.sampling_fractions()
+    sampling = {
+        f: {
+            "frame": int(national[f]),
+            "drawn": int(counts[f]),
+            "sampling_fraction": round(float(fractions[f]), 4) if national[f] else None,
+            "design_weight": round(float(national[f] / counts[f]), 3) if counts[f] else None,
+        }
+        for f in counts.index
+    }
     return {
         "synthetic": True,
         "generator": "cyberobs_lib.demo.generate_dataset",
@@ -38,12 +50,20 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
             .drop(columns=["no_control", "incidents_per_1000", "rate_ratio"])
             .to_dict(orient="index"),
             "beds": "round(beds_median * exp(Normal(0, beds_sigma))), at least 5",
-            "category_weights": W.CATEGORY_WEIGHTS,
-            "finess": "department prefix (2 characters, 4 overseas: 9701-9704, 9805) + random digits + Luhn key over the 9 characters (2A/2B: A=1, B=2); never real numbers, except by chance",
+            "frame": {
+                "file": f"cyberobs_lib/data/{W.FRAME_PATH.name}",
+                "sha256": _sha256(W.FRAME_PATH),
+                "source": "FINESS open-data extraction of 2021-01-08: geographic establishments (ET) per category code and department (scripts/build_demo_frame.py)",
+                "families_not_drawn": sorted(set(frame.loc[~frame["in_demo"], "family"])),
+            },
+            "sampling": "stratified by family: within a family, the frame's establishments are drawn without replacement (category and department in the frame's proportions); sampling_fraction = drawn / frame, design_weight = frame / drawn",
+            "sampling_by_family": sampling,
+            "departments_drawn": int(est["department"].nunique()),
+            "finess": f"department prefix (2 characters, 4 overseas: 9701-9704) + the digit {W.SYNTHETIC_DIGIT} (never at that place in a real FINESS number of the 2021 extraction) + random digits + Luhn key over the 9 characters (2A/2B: A=1, B=2)",
             "failing_key_share": W.FAILING_KEY_SHARE,
             "failing_key_count": "exactly max(1, round(failing_key_share * establishments))",
             "failing_key_finess": sorted(est.loc[~est["key_ok"], "finess"].tolist()),
-            "chu_sites_per_legal_entity": 3,
+            "chu_legal_entity": "CHU/CHR sites of one department share one legal entity (finess_ej)",
             "family_override": f"the first {W.FAMILY_OVERRIDE_ROWS} CHU/CHR rows carry family=CHU/CHR explicitly (same as derived); all other rows leave it empty",
             "audited_share": scale.audited_share,
             "audited": int(est["audited"].sum()),
@@ -100,7 +120,7 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
                 float((weights * fam.loc[weights.index, "no_control"]).sum() / weights.sum()), 4
             ),
             "no_control_national_mix": round(
-                float((fam["share"] * fam["no_control"]).sum() / fam["share"].sum()), 4
+                float((national * fam.loc[national.index, "no_control"]).sum() / national.sum()), 4
             ),
             "presence_when_any": W.CONTROL_PRESENCE,
             "adoption_per_followup": W.CONTROL_ADOPTION,

@@ -15,36 +15,35 @@ import pandas as pd
 
 from cyberobs_lib.config import PACKAGE_DATA
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CATALOG_PATH = PACKAGE_DATA / "demo_cves.csv"
 CATEGORIES_PATH = PACKAGE_DATA / "finess_categories.csv"
 
-#: Family parameters. share: national mix of structures (EHPAD dominant, few CHU/CHR sites, roughly the
-#: FINESS registry's proportions); beds_median/beds_sigma: log-normal size; rate_ratio: findings per host
-#: relative to the reference family CH, *after* the size effect; no_control: share with no protection
-#: mechanism at the first audit; incidents: declarations per 1000 structures per year (background rate);
-#: public/nonprofit/forprofit: legal status probabilities.
+#: Family parameters. beds_median/beds_sigma: log-normal size; rate_ratio: findings per host relative to the
+#: reference family CH, *after* the size effect; no_control: share with no protection mechanism at the first
+#: audit; incidents: declarations per 1000 structures per year (background rate); public/nonprofit/forprofit:
+#: legal status probabilities. How many structures of each family, and in which category and department,
+#: comes from the population frame (``demo_frame.csv``, FINESS 2021), not from this table.
 FAMILY_TABLE = pd.DataFrame(
     [
-        # family, share, beds_median, beds_sigma, rate_ratio, no_control, incidents, public, nonprofit, forprofit
-        ("EHPAD", 0.550, 80, 0.35, 1.50, 0.74, 15, 0.45, 0.30, 0.25),
-        ("Other elderly housing", 0.050, 50, 0.40, 1.50, 0.76, 10, 0.50, 0.35, 0.15),
-        ("Home care", 0.070, 40, 0.50, 1.30, 0.74, 10, 0.30, 0.60, 0.10),
-        ("CH", 0.080, 300, 0.70, 1.00, 0.58, 120, 1.00, 0.00, 0.00),
-        ("CHU/CHR", 0.010, 1500, 0.40, 1.00, 0.30, 300, 1.00, 0.00, 0.00),
-        ("Psychiatry", 0.020, 250, 0.50, 1.20, 0.60, 80, 0.85, 0.10, 0.05),
-        ("Cancer centre", 0.003, 200, 0.40, 0.70, 0.40, 100, 0.00, 1.00, 0.00),
-        ("Army", 0.002, 200, 0.40, 0.50, 0.35, 60, 1.00, 0.00, 0.00),
-        ("Private clinic (MCO)", 0.060, 120, 0.60, 0.80, 0.60, 60, 0.00, 0.20, 0.80),
-        ("SSR", 0.070, 80, 0.50, 1.10, 0.65, 40, 0.15, 0.40, 0.45),
-        ("Long stay", 0.010, 60, 0.50, 1.20, 0.70, 30, 0.60, 0.30, 0.10),
-        ("HAD", 0.020, 40, 0.60, 0.90, 0.65, 40, 0.15, 0.70, 0.15),
-        ("Dialysis", 0.040, 20, 0.50, 0.90, 0.65, 30, 0.00, 0.70, 0.30),
-        ("Other health", 0.015, 30, 0.70, 1.00, 0.70, 30, 0.50, 0.50, 0.00),
+        # family, beds_median, beds_sigma, rate_ratio, no_control, incidents, public, nonprofit, forprofit
+        ("EHPAD", 80, 0.35, 1.50, 0.74, 15, 0.45, 0.30, 0.25),
+        ("Other elderly housing", 50, 0.40, 1.50, 0.76, 10, 0.50, 0.35, 0.15),
+        ("Home care", 40, 0.50, 1.30, 0.74, 10, 0.30, 0.60, 0.10),
+        ("CH", 300, 0.70, 1.00, 0.58, 120, 1.00, 0.00, 0.00),
+        ("CHU/CHR", 1500, 0.40, 1.00, 0.30, 300, 1.00, 0.00, 0.00),
+        ("Psychiatry", 250, 0.50, 1.20, 0.60, 80, 0.85, 0.10, 0.05),
+        ("Cancer centre", 200, 0.40, 0.70, 0.40, 100, 0.00, 1.00, 0.00),
+        ("Army", 200, 0.40, 0.50, 0.35, 60, 1.00, 0.00, 0.00),
+        ("Private clinic (MCO)", 120, 0.60, 0.80, 0.60, 60, 0.00, 0.20, 0.80),
+        ("SSR", 80, 0.50, 1.10, 0.65, 40, 0.15, 0.40, 0.45),
+        ("Long stay", 60, 0.50, 1.20, 0.70, 30, 0.60, 0.30, 0.10),
+        ("HAD", 40, 0.60, 0.90, 0.65, 40, 0.15, 0.70, 0.15),
+        ("Dialysis", 20, 0.50, 0.90, 0.65, 30, 0.00, 0.70, 0.30),
+        ("Other health", 30, 0.70, 1.00, 0.70, 30, 0.50, 0.50, 0.00),
     ],
     columns=[
         "family",
-        "share",
         "beds_median",
         "beds_sigma",
         "rate_ratio",
@@ -57,14 +56,6 @@ FAMILY_TABLE = pd.DataFrame(
 )
 REFERENCE_FAMILY = "CH"
 
-#: Category codes the demo draws from, with their relative weight inside their family (the family is read
-#: from ``finess_categories.csv``; a code missing there is an error).
-CATEGORY_WEIGHTS = {
-    "101": 1.0, "355": 4.0, "106": 1.0, "292": 1.0, "131": 1.0, "114": 1.0, "115": 1.0, "365": 5.0,
-    "128": 2.0, "129": 2.0, "122": 1.0, "109": 1.0, "362": 1.0, "127": 1.0, "146": 1.0, "141": 2.0,
-    "500": 1.0, "501": 1.0, "502": 1.0, "354": 1.0, "698": 1.0, "699": 1.0,
-}  # fmt: skip
-
 
 def read_commented_csv(path) -> pd.DataFrame:
     """A package CSV whose header lines start with ``#`` (strings, empty cells as ``""``)."""
@@ -73,38 +64,84 @@ def read_commented_csv(path) -> pd.DataFrame:
     return pd.read_csv(io.StringIO("".join(lines)), dtype=str, keep_default_na=False)
 
 
-#: Departments the demo draws from: INSEE department -> (INSEE region, FINESS prefix). Metropolitan
-#: numbers start with the 2-character department; overseas ones with 4 characters (9701 Guadeloupe ...
-#: 9805 Mayotte). Source: INSEE code officiel géographique (regions since 2016); prefixes as in the FINESS
-#: extract (domain.md).
-_REGIONS = {
-    "84": "01 03 07 15 26 38 42 43 63 69 73 74",
-    "27": "21 25 39 58 70 71 89 90",
-    "53": "22 29 35 56",
-    "24": "18 28 36 37 41 45",
-    "94": "2A 2B",
-    "44": "08 10 51 52 54 55 57 67 68 88",
-    "32": "02 59 60 62 80",
-    "11": "75 77 78 91 92 93 94 95",
-    "28": "14 27 50 61 76",
-    "75": "16 17 19 23 24 33 40 47 64 79 86 87",
-    "76": "09 11 12 30 31 32 34 46 48 65 66 81 82",
-    "52": "44 49 53 72 85",
-    "93": "04 05 06 13 83 84",
-}
-_OVERSEAS = [
-    ("971", "01", "9701"),
-    ("972", "02", "9702"),
-    ("973", "03", "9703"),
-    ("974", "04", "9704"),
-    ("976", "06", "9805"),
-]
-DEPARTMENTS = pd.DataFrame(
-    sorted([(d, r, d) for r, ds in _REGIONS.items() for d in ds.split()] + _OVERSEAS),
-    columns=["department", "region", "finess_prefix"],
-)
-#: Overseas departments are drawn less often than metropolitan ones (relative weight).
-OVERSEAS_WEIGHT = 0.5
+#: The population frame: FINESS geographic establishments per category code and department (extraction of
+#: 2021-01-08; built by ``scripts/build_demo_frame.py``, counts only). The demo samples its structures from it.
+FRAME_PATH = PACKAGE_DATA / "demo_frame.csv"
+#: Synthetic FINESS numbers carry this digit right after the department prefix (3rd character in
+#: metropolitan France, 5th overseas): no number of the FINESS extraction of 2021 has it there (every
+#: metropolitan number has 0, overseas numbers 0-6), so a demo number is never a real one.
+SYNTHETIC_DIGIT = "9"
+#: The committed demo's sampling design: this fraction of every family of the frame, and at least this
+#: many structures (or the whole family when it is smaller) so that small families have published figures.
+SMALL_SAMPLING_FRACTION = 0.05
+SMALL_MIN_PER_FAMILY = 30
+SMALL_FINDINGS_PER_HOST = 0.5  # the committed demo's findings rate multiplier (file size)
+
+_FRAME_CACHE: dict[str, pd.DataFrame] = {}
+
+
+def load_frame() -> pd.DataFrame:
+    """The population frame with each category's family.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``category_code``, ``department``, ``count`` (int), ``source``, ``family`` (from
+        ``finess_categories.csv``), ``in_demo`` (the family is one of :data:`FAMILY_TABLE`), sorted by
+        category code and department.
+
+    Raises
+    ------
+    ValueError
+        A category code of the frame is not in ``finess_categories.csv``, or a count is not a positive integer.
+    """
+    if "frame" not in _FRAME_CACHE:
+        frame = read_commented_csv(FRAME_PATH)
+        cats = read_commented_csv(CATEGORIES_PATH).set_index("category_code")["family"]
+        unknown = sorted(set(frame["category_code"]) - set(cats.index))
+        if unknown:
+            raise ValueError(f"{FRAME_PATH.name}: category codes {unknown} are not in {CATEGORIES_PATH.name}")
+        count = pd.to_numeric(frame["count"], errors="coerce")
+        bad = frame.index[count.isna() | (count < 1) | (count != count.round())]
+        if len(bad):
+            raise ValueError(
+                f"{FRAME_PATH.name}: row {int(bad[0]) + 1} has count {frame.loc[bad[0], 'count']!r}"
+            )
+        frame = frame.assign(count=count.astype("int64"), family=cats.loc[frame["category_code"]].to_numpy())
+        frame["in_demo"] = frame["family"].isin(FAMILY_TABLE["family"])
+        _FRAME_CACHE["frame"] = frame
+    return _FRAME_CACHE["frame"].copy()
+
+
+def frame_family_counts() -> pd.Series:
+    """Establishments of the frame per demo family (``FAMILY_TABLE`` order; 0 for a family absent from it).
+
+    >>> counts = frame_family_counts()
+    >>> int(counts["EHPAD"]), int(counts["Cancer centre"])
+    (7501, 30)
+    """
+    frame = load_frame()
+    frame = frame.loc[frame["in_demo"]]
+    return frame.groupby("family")["count"].sum().reindex(FAMILY_TABLE["family"], fill_value=0).rename("n")
+
+
+def frame_design(fraction: float, minimum: int = 0) -> dict[str, int]:
+    """Structures per family of a sample of the frame: ``fraction`` of each family, at least ``minimum``.
+
+    A family smaller than ``minimum`` is taken whole. ``n / frame count`` is the family's sampling
+    fraction (its design weight is the inverse): equal to ``fraction`` except for the oversampled families.
+
+    >>> d = frame_design(0.05, 30)
+    >>> d["EHPAD"], d["CH"], d["Cancer centre"], d["Army"]
+    (375, 75, 30, 11)
+    """
+    if not 0 < fraction <= 1 or minimum < 0:
+        raise ValueError(f"fraction must be in (0, 1] and minimum >= 0, got {fraction}, {minimum}")
+    counts = frame_family_counts()
+    scaled = np.floor(counts * fraction + 0.5).astype("int64")
+    n = np.maximum(scaled, np.minimum(minimum, counts))
+    return {str(f): int(v) for f, v in n.items()}
+
 
 #: Hosts in scope ~ Poisson(lognormal mean), mean = HOSTS_COEF * beds ** HOSTS_EXPONENT.
 HOSTS_COEF, HOSTS_EXPONENT, HOSTS_SIGMA = 0.6, 0.5, 0.5
@@ -185,8 +222,8 @@ class DemoScale:
     Parameters
     ----------
     establishments : int
-        Total number of structures, split by the national family mix (``FAMILY_TABLE.share``); ignored
-        when ``establishments_per_family`` is given.
+        Total number of structures, split in the national proportions of the population frame
+        (``demo_frame.csv``); ignored when ``establishments_per_family`` is given.
     establishments_per_family : mapping, optional
         Explicit count per family.
     years : tuple of int
@@ -220,24 +257,16 @@ class DemoScale:
 
     @classmethod
     def small(cls) -> DemoScale:
-        """The committed demo: about 200 structures, a few thousand findings."""
-        counts = {
-            "EHPAD": 96,
-            "Other elderly housing": 6,
-            "Home care": 10,
-            "CH": 24,
-            "CHU/CHR": 6,
-            "Psychiatry": 8,
-            "Cancer centre": 3,
-            "Army": 2,
-            "Private clinic (MCO)": 16,
-            "SSR": 12,
-            "Long stay": 4,
-            "HAD": 6,
-            "Dialysis": 6,
-            "Other health": 3,
-        }
-        return cls(establishments=sum(counts.values()), establishments_per_family=counts, label="small")
+        """The committed demo: 5 % of every family of the FINESS frame (about 1,100 structures), small
+        families oversampled to 30 structures (or all of them): see :func:`frame_design`. Half the
+        default findings rate (``SMALL_FINDINGS_PER_HOST``) keeps the committed files under 3 MB."""
+        counts = frame_design(SMALL_SAMPLING_FRACTION, SMALL_MIN_PER_FAMILY)
+        return cls(
+            establishments=sum(counts.values()),
+            establishments_per_family=counts,
+            findings_per_host=SMALL_FINDINGS_PER_HOST,
+            label="small",
+        )
 
     @classmethod
     def national(cls) -> DemoScale:
@@ -252,20 +281,27 @@ class DemoScale:
         )
 
     def family_counts(self) -> pd.Series:
-        """Number of structures per family (largest-remainder split of ``establishments``)."""
+        """Number of structures per family: the explicit counts, else ``establishments`` split in the
+        frame's national proportions (largest remainder over :func:`frame_family_counts`)."""
         if self.establishments_per_family is not None:
             unknown = set(self.establishments_per_family) - set(FAMILY_TABLE["family"])
             if unknown:
                 raise ValueError(f"unknown families {sorted(unknown)}; known: {list(FAMILY_TABLE['family'])}")
             counts = pd.Series(dict(self.establishments_per_family), dtype="int64")
             return counts.reindex(FAMILY_TABLE["family"], fill_value=0).rename("n")
-        share = FAMILY_TABLE.set_index("family")["share"]
+        share = frame_family_counts().astype(float)
         exact = share / share.sum() * self.establishments
         base = np.floor(exact).astype("int64")
         extra = self.establishments - int(base.sum())
         order = (exact - base).sort_values(ascending=False, kind="stable").index[:extra]
         base[order] += 1
         return base.rename("n")
+
+    def sampling_fractions(self) -> pd.Series:
+        """Share of the frame's establishments drawn in each family (``family_counts / frame count``);
+        its inverse is the family's design weight. NaN for a family absent from the frame."""
+        frame = frame_family_counts().astype(float)
+        return (self.family_counts() / frame.where(frame > 0)).rename("sampling_fraction")
 
     def validate(self) -> DemoScale:
         """Raise ``ValueError`` on an impossible scale; return ``self``."""
