@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from cyberobs_lib.config import DEMO_DATASET
-from cyberobs_lib.demo import DemoScale, generate_dataset, load_catalog
+from cyberobs_lib.demo import DemoScale, generate_dataset, load_catalog, sample_frame, synthetic_finess
 from cyberobs_lib.schema import CONTROLS, FINDING_CATEGORIES, INPUT_FILES, SEVERITIES
 
 TINY = DemoScale(
@@ -100,7 +100,7 @@ def test_committed_demo_is_current(tmp_path):
     generate_dataset(tmp_path, seed=2025, scale=DemoScale.small())
     assert _hashes(tmp_path) == _hashes(DEMO_DATASET)
     sizes = sum(p.stat().st_size for p in DEMO_DATASET.glob("*.csv"))
-    assert sizes < 3_000_000
+    assert sizes < 3_500_000  # 1,122 structures, ~3.2 MB of CSV
 
 
 # ---------------------------------------------------------------------------------------------- contract
@@ -184,19 +184,184 @@ def test_finess_have_a_department_prefix_and_a_luhn_key(medium):
     )
     assert (est.loc[~over, "finess"].str[:2] == est.loc[~over, "department"]).all()
     assert est["finess"].str.fullmatch(r"[0-9][0-9AB][0-9]{7}").all()
+    # the synthetic range: 9 right after the prefix (never there in the FINESS extraction of 2021)
+    assert (est.loc[~over, "finess"].str[2] == "9").all() and (est.loc[over, "finess"].str[4] == "9").all()
     assert set(est.loc[est["department"].isin(["2A", "2B"]), "region"]) == {"94"}
 
 
 def test_family_mix_is_realistic():
+    """A total is split in the frame's national proportions (largest remainder)."""
+    frame = _frame_by_family()
     counts = DemoScale(establishments=10_000).family_counts()
     assert counts.sum() == 10_000
-    assert counts["EHPAD"] == 5_500 and counts["CHU/CHR"] == 100 and counts["CH"] == 800
+    exact = frame.reindex(counts.index) / frame.reindex(counts.index).sum() * 10_000
+    assert (counts - exact).abs().max() < 1
+    assert (
+        counts["EHPAD"] == 3638 and counts["CH"] == 728 and counts["CHU/CHR"] == 181
+    )  # 7501, 1501, 373 of 20617
     with pytest.raises(ValueError, match="unknown families"):
         DemoScale(establishments_per_family={"Hospital": 3}).family_counts()
     with pytest.raises(ValueError, match="audits_per_establishment"):
         generate_dataset(
             Path("/nonexistent/never"), scale=dataclasses.replace(TINY, audits_per_establishment=(3, 1))
         )
+
+
+# ---------------------------------------------------------------------------------------------- population frame
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "finess"
+FRAME_FILE = Path(__file__).resolve().parents[1] / "cyberobs_lib" / "data" / "demo_frame.csv"
+
+
+def _frame() -> pd.DataFrame:
+    """demo_frame.csv read naively (comment lines skipped) with each category's family."""
+    frame = pd.read_csv(FRAME_FILE, dtype=str, comment="#", keep_default_na=False)
+    return frame.assign(count=frame["count"].astype(int), family=frame["category_code"].map(_families()))
+
+
+def _frame_by_family() -> pd.Series:
+    return _frame().groupby("family")["count"].sum()
+
+
+def test_frame_holds_the_published_national_counts():
+    """National counts of the main categories as the reference README states them (FINESS 2021-01-08:
+    CHR 373, CH 1,287, ex-hôpital local 214, CHS 1,460, CLCC 30, clinics 454/116/67, SSR 730, long-stay 594,
+    HAD 146, EHPAD 7,501)."""
+    frame = _frame()
+    by_code = frame.groupby("category_code")["count"].sum()
+    published = {"101": 373, "355": 1287, "106": 214, "292": 1460, "131": 30, "365": 454, "128": 116,
+                 "129": 67, "109": 730, "362": 594, "127": 146, "500": 7501}  # fmt: skip
+    assert {c: int(by_code[c]) for c in published} == published
+    assert not frame.duplicated(["category_code", "department"]).any() and (frame["count"] > 0).all()
+    assert set(frame["category_code"]) <= set(_families())
+    deps = set(frame["department"])
+    assert {"2A", "2B", "971", "972", "973", "974"} <= deps and "976" not in deps and len(deps) == 100
+    assert set(frame.columns) == {"category_code", "department", "count", "source", "family"}
+
+
+def test_frame_rebuilds_identically_from_the_sources(tmp_path):
+    """scripts/build_demo_frame.py on ../shared/reference/finess gives the committed file byte for byte."""
+    if not (REFERENCE / "finess_counts.csv").is_file() or not (REFERENCE / "finess_2021_flat.csv").is_file():
+        pytest.skip("FINESS reference files absent")
+    import subprocess
+    import sys
+
+    out = tmp_path / "frame.csv"
+    script = FRAME_FILE.parents[2] / "scripts" / "build_demo_frame.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--reference", str(REFERENCE), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == FRAME_FILE.read_bytes()
+    bad = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--reference",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "finess_counts.csv not found" in bad.stderr
+
+
+def _chi2_p(observed: pd.Series, expected_share: pd.Series) -> float:
+    """Pearson goodness of fit, cells of expected count below 5 pooled (Agresti, Categorical Data
+    Analysis, 3rd ed., sec. 1.5)."""
+    from scipy import stats
+
+    expected = expected_share / expected_share.sum() * observed.sum()
+    observed = observed.reindex(expected.index, fill_value=0)
+    small = expected < 5
+    obs = np.append(observed[~small].to_numpy(), observed[small].sum())
+    exp = np.append(expected[~small].to_numpy(), expected[small].sum())
+    keep = exp > 0
+    if keep.sum() < 2:  # one cell (EHPAD has one category): nothing to fit, every unit is in it
+        return 1.0 if obs[keep].sum() == observed.sum() else 0.0
+    return float(stats.chisquare(obs[keep], exp[keep]).pvalue)
+
+
+def test_departments_and_categories_follow_the_frame(medium):
+    """Within each family, departments and categories are in the frame's proportions (within sampling
+    error: simple random sampling without replacement is less variable than the multinomial the test assumes)."""
+    d, truth = medium
+    est = _read(d, "establishments").assign(family=lambda x: x["category_code"].map(_families()))
+    frame = _frame()
+    drawn = est.groupby("family").size()
+    assert drawn.sum() == MEDIUM.establishments
+    for family in ("EHPAD", "Psychiatry", "Other health", "Home care", "CH"):
+        cells = frame.loc[frame["family"] == family]
+        got = est.loc[est["family"] == family]
+        assert drawn[family] > 200, family
+        for key in ("department", "category_code"):
+            p = _chi2_p(got.groupby(key).size(), cells.groupby(key)["count"].sum())
+            assert p > 0.001, (family, key, p)
+        assert set(got["department"]) <= set(cells["department"])
+    from cyberobs_lib.registry import load_departments
+
+    region = load_departments().set_index("department")["region_code"]
+    assert (est["region"] == est["department"].map(region)).all()
+    sampling = truth["establishments"]["sampling_by_family"]
+    assert {f: v["drawn"] for f, v in sampling.items() if v["drawn"]} == drawn.to_dict()
+
+
+def test_small_demo_sample_never_exceeds_the_frame():
+    """The committed design: hypergeometric cells (at most the frame's count), whole families taken whole."""
+    counts = DemoScale.small().family_counts()
+    frame = _frame_by_family()
+    fractions = DemoScale.small().sampling_fractions()
+    assert (counts <= frame.reindex(counts.index)).all()
+    assert counts["Cancer centre"] == 30 and counts["Army"] == 11 and fractions["Army"] == 1.0
+    assert counts["EHPAD"] == 375 and abs(fractions["EHPAD"] - 0.05) < 1e-4
+    assert (counts >= 11).all() and int(counts.sum()) == 1122
+    drawn = sample_frame(np.random.default_rng(0), counts)
+    cells = _frame().groupby(["category_code", "department"])["count"].sum()
+    got = drawn.groupby(["category_code", "department"]).size()
+    assert (got <= cells.reindex(got.index)).all()
+    whole = _frame().loc[lambda f: f["family"].isin(["Cancer centre", "Army"])]
+    got_whole = (
+        drawn.loc[drawn["fam"].isin(["Cancer centre", "Army"])]
+        .groupby(["category_code", "department"])
+        .size()
+    )
+    assert got_whole.to_dict() == whole.set_index(["category_code", "department"])["count"].to_dict()
+    more = sample_frame(np.random.default_rng(0), pd.Series({"Army": 25}))
+    assert more.groupby("department").size().min() >= 2  # two whole copies of the 11 sites, then 3 more
+    with pytest.raises(ValueError, match="frame"):
+        sample_frame(np.random.default_rng(0), pd.Series({"Nowhere": 2}))
+
+
+def test_synthetic_finess_are_never_real_numbers(medium):
+    """No generated number (ET or EJ) is in the real FINESS extraction of 2021 (skipped when it is absent)."""
+    d, _ = medium
+    real_file = REFERENCE / "finess_2021_flat.csv"
+    if not real_file.is_file():
+        pytest.skip("FINESS extraction absent")
+    real = pd.read_csv(real_file, dtype=str, usecols=["nofinesset", "nofinessej"], keep_default_na=False)
+    real = set(real["nofinesset"]) | set(real["nofinessej"])
+    assert "010000024" in real  # the extraction is read as strings (leading zeros kept)
+    folders = [d] + ([DEMO_DATASET] if (DEMO_DATASET / "establishments.csv").is_file() else [])
+    for folder in folders:
+        est = _read(folder, "establishments")
+        generated = set(est["finess"]) | set(est["finess_ej"])
+        assert not generated & real, folder
+        inc = _read(folder, "incidents")
+        assert not set(inc["finess"]) & real, folder
+        assert not est["name"].isin(pd.read_csv(real_file, dtype=str, usecols=["name"])["name"]).any()
+
+
+def test_synthetic_finess_range_and_capacity():
+    numbers = synthetic_finess(np.random.default_rng(1), pd.Series(["01", "2A", "9704"] * 50))
+    assert numbers.is_unique and numbers.map(_luhn_ok).all()
+    assert (numbers.str[2] == "9").sum() == 100 and (numbers[numbers.str[:4] == "9704"].str[4] == "9").all()
+    with pytest.raises(ValueError, match="too many synthetic FINESS numbers"):
+        synthetic_finess(np.random.default_rng(1), pd.Series(["9701"] * 1001))
 
 
 # ---------------------------------------------------------------------------------------------- planted effects
