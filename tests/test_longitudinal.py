@@ -41,7 +41,9 @@ def test_planted_remediation_is_detected(planted):
     tests = L.paired_tests(audit_metrics(data), pairing="first_last", min_days=90)
     wil = tests[(tests["test"] == "wilcoxon_signed_rank")].set_index("metric")
     assert wil.loc["findings_per_host", "p_adjusted"] < 1e-6
-    assert wil.loc["findings_per_host", "effect_size"] > 0.3  # fewer findings at follow-up
+    # fewer findings at follow-up: the change follow-up − baseline is negative, and the row says so
+    assert wil.loc["findings_per_host", "effect_size"] < -0.3
+    assert wil.loc["findings_per_host", "effect_direction"] == "follow-up − baseline (negative: fewer)"
     assert truth["remediation"]["remediation_planted"] is True
 
 

@@ -3,12 +3,17 @@
 * :func:`lifecycle_table` — the ``lifecycle.csv`` table (new / persistent / fixed / reopened per pair of
   consecutive audits, on common hosts only, perimeter drift beside);
 * :func:`paired_audits` and :func:`paired_tests` — baseline vs follow-up across establishments: Wilcoxon
-  signed-rank (+ matched-pairs rank-biserial with CI) and sign test for counts and rates, McNemar (exact
-  when discordant pairs are few) with the Newcombe paired difference for binary states;
+  signed-rank (+ matched-pairs rank-biserial with CI) and sign test for counts and rates, McNemar (mid-P by
+  default, the variant chosen by the caller) with the Newcombe paired difference for binary states;
 * :func:`repeated_tests` — three or more audits: Friedman, Cochran's Q, and a GEE trend with the family
   as covariate;
 * :func:`remediation_study` — time to fix with censoring: Kaplan–Meier by family and severity, medians
   with CIs, share open at 90/365 days, log-rank, monthly close rate, deadline compliance.
+
+Sign convention of the paired study (every table, figure and sentence): **change = follow-up − baseline**;
+negative = fewer vulnerabilities (or fewer establishments in a bad state) at follow-up, an improvement. The
+rank-biserial r, the sign-test effect, the McNemar difference of proportions, the summary's differences and
+the paired-differences figure all follow it; each tests row says it in ``effect_direction``.
 
 Conventions (stated in the outputs): a finding is *fixed* when its host is still in the perimeter and the
 finding is absent; a fix happened between the last audit that saw it and the first that did not, and its
@@ -26,13 +31,15 @@ import pandas as pd
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.config import DEFAULT_DEADLINES
 from cyberobs_lib.stats import paired, survival
-from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
+from cyberobs_lib.stats.paired import DIRECTION_COLUMN, NO_DIRECTION, UNSIGNED_W, change_direction, tidy_tests
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics
 from cyberobs_lib.studies.markup import escape_markdown
 
 STUDY = "longitudinal"
+#: ``effect_direction`` of the GEE trend rows of :func:`repeated_tests`.
+TREND_DIRECTION = "per later audit (rate ratio below 1: fewer)"
 #: Count/rate metrics compared between baseline and follow-up (columns of ``audit_metrics``).
 COUNT_METRICS = ("findings_per_host", "n_crit_high", "n_kev")
 #: Binary states compared with McNemar.
@@ -171,15 +178,23 @@ def paired_tests(
     count_metrics: Sequence[str] = COUNT_METRICS,
     binary_metrics: Sequence[str] = BINARY_METRICS,
     alpha: float = 0.05,
-    exact_threshold: int = 25,
+    mcnemar_variant: str = "midp",
+    wilcoxon_method: str = "auto",
+    ci_method: str = "score",
 ) -> pd.DataFrame:
-    """Baseline vs follow-up across establishments, one block of rows per metric (``tests.csv``).
+    """Baseline vs follow-up across establishments, one block of rows per metric (``tests.csv`` vocabulary
+    plus ``effect_direction``).
 
-    Counts and rates: Wilcoxon signed-rank (exact or normal approximation with continuity correction, as
-    ``variant`` says) with the matched-pairs rank-biserial correlation and its CI, and the exact sign test.
-    Binary states: McNemar (exact binomial when discordant pairs < ``exact_threshold``, else chi-square
-    with continuity correction) with the paired difference of proportions (after − before) and its
-    Newcombe CI. ``p_adjusted``: Benjamini–Hochberg across all rows of the study.
+    Every effect is a change **follow-up − baseline** (negative: fewer at follow-up, an improvement), said in
+    words in ``effect_direction``. Counts and rates: Wilcoxon signed-rank (``wilcoxon_method``, see
+    :func:`cyberobs_lib.stats.paired.wilcoxon_paired`: by default exact without ties or zeros, exact
+    conditional for small samples with them, else normal approximation with continuity correction, as
+    ``variant`` says) with the matched-pairs rank-biserial r and its interval (``ci_method``, Wilson-type
+    score by default), and the exact sign test with (increases − decreases) / non-zero changes. Binary
+    states: McNemar (``mcnemar_variant``: ``midp`` by default as Fagerland et al. 2013 recommend,
+    ``exact``, ``asymptotic`` or ``asymptotic_cc``; never switched by the data) with the paired change of
+    proportions (share at follow-up − share at baseline) and its Newcombe CI. ``p_adjusted``:
+    Benjamini–Hochberg across all rows of the study.
     """
     pairs = paired_audits(metrics, pairing=pairing, min_days=min_days)
     if pairing == "consecutive":
@@ -190,12 +205,16 @@ def paired_tests(
 
     def undefined(metric: str, test: str, ok: pd.Series) -> pd.DataFrame | None:
         """The row saying why ``test`` of ``metric`` cannot be computed, or None when it can."""
+        kw = {"group_a": "baseline", "group_b": "follow-up"}
+        kw["direction"] = change_direction(
+            "baseline", "follow-up", of="shares" if test == "mcnemar" else "values"
+        )
         if metric in missing:  # unknown, not 0 (e.g. n_kev without a KEV catalog)
-            return _undefined(metric, test, missing[metric], 0, group_a="baseline", group_b="follow-up")
+            return _undefined(metric, test, missing[metric], 0, **kw)
         if ok.any():
             return None
         reason = f"no_pairs;min_days={min_days}" if pairs.empty else "no_complete_pair"
-        return _undefined(metric, test, reason, int(ok.sum()), group_a="baseline", group_b="follow-up")
+        return _undefined(metric, test, reason, int(ok.sum()), **kw)
 
     for metric in count_metrics:
         before, after = pairs[f"{metric}_a"].astype(float), pairs[f"{metric}_b"].astype(float)
@@ -203,7 +222,9 @@ def paired_tests(
         ok = before.notna() & after.notna()
         rows.append(undefined(metric, "wilcoxon_signed_rank", ok))
         if rows[-1] is None:
-            rows[-1] = paired.wilcoxon_paired(before, after, alpha=alpha, **kw)
+            rows[-1] = paired.wilcoxon_paired(
+                before, after, alpha=alpha, method=wilcoxon_method, ci_method=ci_method, **kw
+            )
         rows.append(undefined(metric, "sign", ok))
         if rows[-1] is None:
             rows[-1] = paired.sign_test(before, after, alpha=alpha, **kw)
@@ -217,7 +238,7 @@ def paired_tests(
         rows[-1] = paired.mcnemar_test(
             before,
             after,
-            exact_threshold=exact_threshold,
+            variant=mcnemar_variant,
             alpha=alpha,
             study=STUDY,
             metric=metric,
@@ -229,24 +250,33 @@ def paired_tests(
 
 
 def _undefined(
-    metric: str, test: str, reason: str, n: int, *, group_a: str | None = None, group_b: str | None = None
+    metric: str,
+    test: str,
+    reason: str,
+    n: int,
+    *,
+    group_a: str | None = None,
+    group_b: str | None = None,
+    direction: str | None = None,
 ) -> pd.DataFrame:
     """One ``tests.csv`` row saying that ``test`` of ``metric`` cannot be computed: ``variant`` is
-    ``undefined: <reason>`` (a key of :data:`UNDEFINED_REASONS`, then ``;key=value`` facts), no statistic."""
+    ``undefined: <reason>`` (a key of :data:`UNDEFINED_REASONS`, then ``;key=value`` facts), no statistic;
+    ``effect_direction`` the sign convention the test would have had."""
     row = {"study": STUDY, "metric": metric, "test": test, "variant": f"undefined: {reason}", "n_a": n}
-    row |= {"n_b": n, "group_a": group_a, "group_b": group_b}
-    return make_tests_table([row])
+    row |= {"n_b": n, "group_a": group_a, "group_b": group_b, DIRECTION_COLUMN: direction}
+    return tidy_tests([row])
 
 
 def _stack(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate tests tables row-wise through records (no dtype guessing on all-empty columns)."""
-    return make_tests_table([row for frame in frames for row in frame.to_dict("records")])
+    """Concatenate tests tables row-wise through records (no dtype guessing on all-empty columns), keeping
+    ``effect_direction``."""
+    return tidy_tests([row for frame in frames for row in frame.to_dict("records")])
 
 
 def is_undefined(tests: pd.DataFrame) -> pd.Series:
     """Rows of a tests table that could not be computed (``variant`` starting ``undefined``).
 
-    >>> t = make_tests_table([{"variant": "undefined: no_pairs;min_days=90"}, {"variant": "exact"}])
+    >>> t = tidy_tests([{"variant": "undefined: no_pairs;min_days=90"}, {"variant": "exact"}])
     >>> is_undefined(t).tolist()
     [True, False]
     """
@@ -288,7 +318,7 @@ def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
     Tests sharing a reason are named together (e.g. every paired test when no establishment was audited
     twice).
 
-    >>> t = make_tests_table([{"metric": "n_kev", "test": "wilcoxon_signed_rank",
+    >>> t = tidy_tests([{"metric": "n_kev", "test": "wilcoxon_signed_rank",
     ...                        "variant": "undefined: no_pairs;min_days=90"}])
     >>> print(undefined_sentences(t, "en"))
     **Not computed:**
@@ -311,6 +341,11 @@ def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
     return head + "\n\n" + "\n".join(lines)
 
 
+#: Columns of :func:`paired_summary`.
+PAIRED_SUMMARY_COLUMNS = ("metric", "statistic", "n_pairs", "baseline", "follow_up", "median_difference",
+                          "share_difference", DIRECTION_COLUMN)  # fmt: skip
+
+
 def paired_summary(
     metrics: pd.DataFrame,
     *,
@@ -319,7 +354,13 @@ def paired_summary(
     count_metrics: Sequence[str] = COUNT_METRICS,
     binary_metrics: Sequence[str] = BINARY_METRICS,
 ) -> pd.DataFrame:
-    """Descriptive companion of :func:`paired_tests`: medians (counts) or shares (binary) before and after."""
+    """Descriptive companion of :func:`paired_tests`: medians (counts) or shares (binary) before and after.
+
+    One row per metric: ``metric``, ``statistic`` (``median`` or ``share``), ``n_pairs``, ``baseline``,
+    ``follow_up``, ``median_difference`` (median of the paired changes follow-up − baseline; counts),
+    ``share_difference`` (share at follow-up − share at baseline; binary states) and ``effect_direction``
+    (the sign convention in words: negative = fewer at follow-up, as in :func:`paired_tests`).
+    """
     pairs = paired_audits(metrics, pairing=pairing, min_days=min_days)
     if pairing == "consecutive":
         pairs = pairs.sort_values(["finess", "date_from"]).drop_duplicates("finess")
@@ -334,6 +375,8 @@ def paired_summary(
                 "baseline": a.median(),
                 "follow_up": b.median(),
                 "median_difference": (b - a).median(),
+                "share_difference": np.nan,
+                DIRECTION_COLUMN: change_direction("baseline", "follow-up"),
             }
         )
     for metric in binary_metrics:
@@ -347,9 +390,11 @@ def paired_summary(
                 "baseline": a.mean(),
                 "follow_up": b.mean(),
                 "median_difference": np.nan,
+                "share_difference": b.mean() - a.mean(),
+                DIRECTION_COLUMN: change_direction("baseline", "follow-up", of="shares"),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(PAIRED_SUMMARY_COLUMNS))
 
 
 def repeated_tests(
@@ -387,11 +432,11 @@ def repeated_tests(
             rows.append(paired.cochran_q(wide_b, study=STUDY, metric=binary_metric))
         else:
             reason = f"too_few_repeated_known;n_audits={n_audits}"
-            rows.append(_undefined(binary_metric, "cochran_q", reason, len(wide_b)))
+            rows.append(_undefined(binary_metric, "cochran_q", reason, len(wide_b), direction=NO_DIRECTION))
     else:
         reason = f"too_few_repeated;n_audits={n_audits}"
-        rows.append(_undefined(count_metric, "friedman", reason, n_eligible))
-        rows.append(_undefined(binary_metric, "cochran_q", reason, n_eligible))
+        rows.append(_undefined(count_metric, "friedman", reason, n_eligible, direction=UNSIGNED_W))
+        rows.append(_undefined(binary_metric, "cochran_q", reason, n_eligible, direction=NO_DIRECTION))
     multi = m[counts >= 2].copy()
     multi = multi[multi["hosts_in_scope"] > 0]
     if multi["finess"].nunique() >= min_establishments and multi["family"].nunique() >= 1:
@@ -433,14 +478,16 @@ def repeated_tests(
                             "ci_low": getattr(r, "ci_low", np.nan),
                             "ci_high": getattr(r, "ci_high", np.nan),
                             "ci_method": "wald (robust sandwich)",
+                            DIRECTION_COLUMN: TREND_DIRECTION,
                         }
                     ]
                 )
             )
     else:
         reason = f"too_few_for_trend;min_establishments={min_establishments}"
-        rows.append(_undefined(trend_outcome, "gee_trend", reason, int(multi["finess"].nunique())))
-    return pd.concat(rows, ignore_index=True)
+        n_multi = int(multi["finess"].nunique())
+        rows.append(_undefined(trend_outcome, "gee_trend", reason, n_multi, direction=TREND_DIRECTION))
+    return _stack(rows)
 
 
 def remediation_episodes(
@@ -613,7 +660,7 @@ def remediation_study(
     remediation = survival.remediation_table(
         ep, duration="duration_days", event="event", group="family", severity="severity", alpha=alpha
     )
-    tests = pd.concat([_logrank(ep, "family"), _logrank(ep, "severity")], ignore_index=True)
+    tests = _stack([_logrank(ep, "family"), _logrank(ep, "severity")])
     opened = ep["origin"]
     closed = ep["origin"] + pd.to_timedelta(ep["duration_days"].where(ep["observed"]), unit="D")
     close = survival.monthly_close_rate(
@@ -638,10 +685,11 @@ def _logrank(ep: pd.DataFrame, group: str) -> pd.DataFrame:
     metric = f"time_to_fix_by_{group}"
     if ep[group].nunique() < 2:
         reason = "no_followed_findings" if ep.empty else "fewer_than_two_groups"
-        return _undefined(metric, "logrank", reason, len(ep), group_a="all")
-    return survival.logrank(
+        return _undefined(metric, "logrank", reason, len(ep), group_a="all", direction=NO_DIRECTION)
+    tests = survival.logrank(
         ep, duration="duration_days", event="event", group=group, study=STUDY, metric=metric
     )
+    return _stack([tests.assign(**{DIRECTION_COLUMN: NO_DIRECTION})])
 
 
 def _empty_remediation(
@@ -664,7 +712,7 @@ def _empty_remediation(
     out = {name: table.iloc[0:0].copy() for name, table in tables.items()}
     out["tests"] = _stack(
         [
-            _undefined(f"time_to_fix_by_{g}", "logrank", reason, 0, group_a="all")
+            _undefined(f"time_to_fix_by_{g}", "logrank", reason, 0, group_a="all", direction=NO_DIRECTION)
             for g in ("family", "severity")
         ]
     )
