@@ -246,6 +246,40 @@ def cmd_check_disclosure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    """``cyberobs reference show|update``: the national reference tables in use (cyberobs_lib.reference)."""
+    import json
+
+    from cyberobs_lib import reference as nref
+
+    if args.action == "update":
+        target, meta = nref.update_reference(args.sources, args.dir, finess_date=args.date)
+        print(f"reference written to {target}")
+        for path in meta["ignored"]:
+            print(f"  ignored (not a reference source): {path}")
+        ref = nref.load_reference(target)
+    else:
+        ref = nref.load_reference(args.dir)
+    info = nref.reference_info(ref, lang=args.lang)
+    if args.action == "show" and args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    fin = ref.metadata["sources"]["finess"]
+    print(f"reference in use: {info['path']} ({info['origin']})")
+    print(
+        f"  FINESS extraction {info['finess_date']}: {fin['rows_eligible']} eligible establishments of "
+        f"{ref.eligible['family'].nunique()} families ({fin['rows_read']} read); {info['finess_licence']}"
+    )
+    print(f"    source: {info['finess_source']}")
+    print(f"  incident observatory: {', '.join(info['series_periods'])} (up to {info['series_date']})")
+    for t in info["tables"].values():
+        print(f"  {t['file']}: {t['rows']} rows, sha256 {t['sha256'][:16]}")
+    print("caveats:")
+    for text in info["caveats"].values():
+        print(f"  - {text}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cyberobs_lib import __version__
 
@@ -366,6 +400,34 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", type=Path, help="dataset folder whose identifiers to look for")
     c.add_argument("--min-cell", type=int, default=5)
     c.set_defaults(func=cmd_check_disclosure)
+
+    ref = sub.add_parser(
+        "reference",
+        help="national reference tables (FINESS eligible establishments, incident observatory series)",
+        description="Show the national reference in use, or replace it by newer sources (a FINESS extraction, "
+        "the observatory's yearly series) without code changes. Updates are written to a user folder: "
+        "$CYBEROBS_REFERENCE_DIR, else $XDG_DATA_HOME/cyberobs/reference (~/.local/share/cyberobs/reference), "
+        "read in that order before the packaged tables.",
+    )
+    ref_sub = ref.add_subparsers(dest="action", required=True)
+    show = ref_sub.add_parser("show", help="print the reference in use: folder, dates, sources, caveats")
+    show.add_argument("--dir", type=Path, help="a reference folder (default: the one in use)")
+    show.add_argument("--json", action="store_true", help="print reference_info() as JSON")
+    show.add_argument("--lang", choices=["en", "fr"], default="en")
+    show.set_defaults(func=cmd_reference)
+    upd = ref_sub.add_parser(
+        "update",
+        help="rebuild the reference from a FINESS extraction and/or observatory tables (files or a folder)",
+        description="Sources have the formats of ../shared/reference: a FINESS extraction (flat re-export with "
+        "nofinesset/categetab/codesph, or the etalab stock file) with optional published counts to cross-check; "
+        "observatoire_annual_series.csv with observatoire_figures.csv; denominators_reference.csv. Tables not "
+        "given are carried over from the reference in use.",
+    )
+    upd.add_argument("sources", nargs="+", type=Path, help="source files or folders")
+    upd.add_argument("--dir", type=Path, help="folder to write (default: the user reference folder)")
+    upd.add_argument("--date", help="FINESS extraction date YYYY-MM-DD, when the files do not tell it")
+    upd.add_argument("--lang", choices=["en", "fr"], default="en")
+    upd.set_defaults(func=cmd_reference)
     return p
 
 
