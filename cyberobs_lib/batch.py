@@ -118,8 +118,10 @@ def _run_chunk(
 
     from cyberobs_lib.runner import (
         NotebookOutcome,
+        RunError,
         describe_failure,
         export_html,
+        export_pdf,
         failing_cell,
         failure_page,
         page_title,
@@ -163,7 +165,14 @@ def _run_chunk(
             lang = str(params.get("lang", "fr"))
             title = page_title(page.get("description", ""), nbformat.read(target, as_version=4))
             if failure is None:
-                export_html(target, target.with_suffix(".html"), title=title, lang=lang)
+                html = export_html(target, target.with_suffix(".html"), title=title, lang=lang)
+                if page.get("pdf"):
+                    try:
+                        export_pdf(html, target.with_suffix(".pdf"))
+                    except (RunError, OSError, ValueError) as exc:
+                        failure = NotebookOutcome(
+                            f"{notebook}[{finess}]", False, 0.0, f"no PDF: {exc}", None, None, "PDF"
+                        )
             else:
                 failure_page(
                     target.with_suffix(".html"),
@@ -280,7 +289,12 @@ def run_batch(
         workers=workers or spec.get("workers"),
         progress=progress,
         notebooks_dir=notebooks_dir,
-        page={"description": plan.description, "scrub": scrub, "failed_folder": f"{plan.out.name}.failed"},
+        page={
+            "description": plan.description,
+            "scrub": scrub,
+            "failed_folder": f"{plan.out.name}.failed",
+            "pdf": plan.batch[0] in plan.pdf,
+        },
     )
     failed = sum(not r["ok"] for r in results)
     log.info(

@@ -48,8 +48,15 @@ TOP_LEVEL_KEYS: dict[str, tuple[type, ...]] = {
 #: Values of ``storage``: how a run ingests its dataset.
 STORAGE_FORMATS = ("flat", "partitioned")
 REQUIRED_KEYS = ("run_name", "data")
-NOTEBOOK_ITEM_KEYS = {"notebook": (str,), "parameters": (dict,)}
-BATCH_KEYS = {"notebook": (str,), "establishments": (str, list), "workers": (int,), "parameters": (dict,)}
+#: ``pdf: true``: the notebook's reader page is also written as a PDF beside its HTML.
+NOTEBOOK_ITEM_KEYS = {"notebook": (str,), "parameters": (dict,), "pdf": (bool,)}
+BATCH_KEYS = {
+    "notebook": (str,),
+    "establishments": (str, list),
+    "workers": (int,),
+    "parameters": (dict,),
+    "pdf": (bool,),
+}
 #: Parameters the runner gives every notebook that declares them; never set by a parameter file or ``-p``.
 RUNNER_PARAMETERS = ("data_dir", "output_dir", "published")
 #: ``-p`` key -> parameters it also sets, in notebooks that declare those but not the key itself, unless
@@ -195,6 +202,8 @@ class RunPlan:
     batch: tuple[str, dict] | None = None
     #: sentences saying what a ``-p`` also set (``year`` -> ``period``).
     notes: list[str] = field(default_factory=list)
+    #: notebooks whose reader page is also written as a PDF (``pdf: true`` in their entry).
+    pdf: frozenset[str] = frozenset()
 
     @property
     def description(self) -> str:
@@ -341,7 +350,7 @@ def load_plan(
             f"{where}: storage '{storage}' is not known{_hint(storage, STORAGE_FORMATS)}; "
             f"use one of: {', '.join(STORAGE_FORMATS)}"
         )
-    items = []
+    items, pdf = [], set()
     for i, item in enumerate(spec.get("notebooks", [])):
         if not isinstance(item, dict) or "notebook" not in item:
             raise RunError(f"{where}: notebooks[{i}] must be a mapping with a 'notebook' key")
@@ -349,6 +358,8 @@ def load_plan(
         params = dict(item.get("parameters") or {})
         _refuse_runner_keys(params, f"{where}: {item['notebook']}")
         items.append((item["notebook"], params))
+        if item.get("pdf"):
+            pdf.add(item["notebook"])
     batch_item = None
     if "batch" in spec:
         _check_keys(spec["batch"], BATCH_KEYS, f"{where}: batch")
@@ -357,6 +368,8 @@ def load_plan(
         batch_params = dict(spec["batch"].get("parameters") or {})
         _refuse_runner_keys(batch_params, f"{where}: batch")
         batch_item = (spec["batch"]["notebook"], batch_params)
+        if spec["batch"].get("pdf"):
+            pdf.add(batch_item[0])
     common = dict(spec.get("common") or {})
     _refuse_runner_keys(common, f"{where}: common")
 
@@ -438,6 +451,7 @@ def load_plan(
         declared=declared_by,
         batch=merged[len(items)] if batch_item else None,
         notes=notes,
+        pdf=frozenset(pdf),
     )
     if "description" in spec:
         plan.spec["description"] = format_description(spec["description"], _single_values(plan), where)

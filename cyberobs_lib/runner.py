@@ -89,6 +89,9 @@ log = logging.getLogger("cyberobs.run")
 #: Cell tags left out of the reader's HTML: papermill's parameter cells, assertions (``check``) and
 #: cells a notebook hides (``remove-cell``).
 HIDDEN_TAGS = ("parameters", "injected-parameters", "check", "remove-cell")
+#: nbconvert template of the reader's pages (no external script, style or font; a print style for PDFs).
+TEMPLATES_DIR = Path(__file__).resolve().parent / "data" / "templates"
+REPORT_TEMPLATE = "cyberobs_report"
 #: Extra kernel arguments: the kernel's own log at ERROR. Its only start-up warning, "Kernel is running
 #: over TCP without encryption", is harmless for a local kernel (it listens on 127.0.0.1, reached only
 #: from this machine) and would otherwise print once per notebook in every scheduled run's log. Errors of
@@ -266,11 +269,40 @@ def export_html(notebook: Path, html: Path, *, title: str | None = None, lang: s
     nb = nbformat.read(notebook, as_version=4)
     nb.metadata["title"] = title or notebook_title(nb) or notebook.stem
     nb.cells = [c for c in nb.cells if not set(c.metadata.get("tags", [])) & set(HIDDEN_TAGS)]
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(
+        template_name=REPORT_TEMPLATE,
+        extra_template_basedirs=[str(TEMPLATES_DIR)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
     exporter.language_code = lang
     body, _ = exporter.from_notebook_node(nb)
     write_text_atomic(body, html)  # a full disk leaves no truncated page, and names it
     return html
+
+
+def export_pdf(html: Path, pdf: Path) -> Path:
+    """A PDF of a reader's page (WeasyPrint: no browser, no network — every resource is in the page).
+
+    Raises :class:`RunError` naming what to install when WeasyPrint or its system libraries (Pango) are
+    missing.
+    """
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as exc:  # OSError: the Pango/HarfBuzz system libraries are missing
+        raise RunError(
+            f"cannot write {pdf.name}: WeasyPrint is not usable ({exc}); install the project's dependencies "
+            "(make install) and the Pango library (Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)"
+        ) from exc
+    from weasyprint.urls import URLFetcher
+
+    # a reader's page is self-contained (figures are data: URIs): never the network, never another file
+    page = HTML(
+        filename=str(html), base_url=str(html.parent), url_fetcher=URLFetcher(allowed_protocols={"data"})
+    )
+    write_bytes_atomic(lambda tmp: page.write_pdf(str(tmp)), pdf)
+    return pdf
 
 
 _FAILURE_TEXT = {
@@ -351,11 +383,14 @@ def execute_notebook(
     lang: str = "fr",
     scrub: list[tuple[str, str]] | None = None,
     failed_folder: str = "",
+    pdf: bool = False,
 ) -> NotebookOutcome:
-    """Execute one notebook with papermill into ``out_dir`` and write its reader's HTML.
+    """Execute one notebook with papermill into ``out_dir`` and write its reader's HTML (and its PDF when
+    ``pdf``: :func:`export_pdf`).
 
     A failing notebook is reported in the outcome (which cell, which error); its HTML is a short failure
-    page (:func:`failure_page`), the traceback staying in the executed notebook.
+    page (:func:`failure_page`), the traceback staying in the executed notebook. A PDF that cannot be
+    written fails the notebook's outcome too (the parameter file asked for it).
     """
     import nbformat
     import papermill as pm
@@ -384,7 +419,12 @@ def execute_notebook(
             scrub_paths(target, scrub)
         title = page_title(description, nbformat.read(target, as_version=4))
         if outcome.ok:
-            export_html(target, target.with_suffix(".html"), title=title, lang=lang)
+            page = export_html(target, target.with_suffix(".html"), title=title, lang=lang)
+            if pdf:
+                try:
+                    export_pdf(page, target.with_suffix(".pdf"))
+                except (RunError, OSError, ValueError) as exc:
+                    outcome = NotebookOutcome(name, False, 0.0, f"{name}: no PDF: {exc}", None, None, "PDF")
         else:
             failure_page(
                 target.with_suffix(".html"),
@@ -787,6 +827,7 @@ def _execute(
             lang=str(plan.received(name).get("lang", lang)),
             scrub=scrub,
             failed_folder=failed_name,
+            pdf=name in plan.pdf,
         )
         result.outcomes.append(outcome)
         if outcome.ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -50,6 +51,33 @@ def test_wrong_type_is_an_error(tmp_path):
         load_plan(_write(tmp_path, spec))
     with pytest.raises(RunError, match=r"'published' must be true/false"):
         load_plan(_write(tmp_path, dict(BASE, published="yes")))
+
+
+def test_pdf_is_a_boolean_of_a_notebook_entry(tmp_path):
+    spec = dict(BASE, notebooks=[{"notebook": "00_data_quality.ipynb", "pdf": True}])
+    assert load_plan(_write(tmp_path, spec)).pdf == {"00_data_quality.ipynb"}
+    assert load_plan(_write(tmp_path, BASE)).pdf == frozenset()
+    spec = dict(BASE, notebooks=[{"notebook": "00_data_quality.ipynb", "pdf": "yes"}])
+    with pytest.raises(RunError, match=r"'pdf' must be"):
+        load_plan(_write(tmp_path, spec))
+
+
+def test_reader_page_is_self_contained_and_its_pdf_reads(tmp_path):
+    """The exported page loads nothing from a CDN (pages on an intranet without internet), says its
+    language and title; its PDF is written by WeasyPrint without network."""
+    from cyberobs_lib.runner import export_html, export_pdf
+
+    nb = new_notebook(cells=[new_code_cell("print('x')")])
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("# Synthèse annuelle\n\nUn tiers des structures."))
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="30,8 %\n")]
+    src = tmp_path / "page.ipynb"
+    nbformat.write(nb, src)
+    html = export_html(src, tmp_path / "page.html", lang="fr")
+    text = html.read_text(encoding="utf-8")
+    assert '<html lang="fr">' in text and "<title>Synthèse annuelle</title>" in text
+    assert "<script" not in text and "cdnjs" not in text and "print('x')" not in text
+    pdf = export_pdf(html, tmp_path / "page.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-64:]
 
 
 def test_missing_required_key_and_unknown_common_key(tmp_path):
@@ -191,6 +219,14 @@ def test_annual_study_runs_clean_and_a_doctored_copy_is_caught(tmp_path, monkeyp
         "incidents_indicators",
     ):
         assert (out / "tables" / f"{name}.csv").is_file(), name
+    for page in out.glob("*.html"):  # pages as documents: their language, a title, nothing external
+        text = page.read_text(encoding="utf-8")
+        assert '<html lang="fr">' in text and "<title>Notebook</title>" not in text, page.name
+        assert not re.search(
+            r"<script[^>]+src=|<link[^>]+href=\"?https?:|@import\s+url\(\s*['\"]?https?:", text
+        )
+    pdf = (out / "40_annual_summary.pdf").read_bytes()  # pdf: true in the parameter file
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 20_000
     est = pd.read_csv("data/demo/establishments.csv", dtype=str)
     assert not (out / "tables" / "lifecycle.csv").exists()  # per-establishment rows stay confidential
     for table in (out / "tables").glob("*.csv"):  # no FINESS number in any published table
