@@ -110,14 +110,12 @@ def test_unknown_metric_is_refused():
 # --- compare_families: rates and counts ----------------------------------------------------------------
 
 
-def test_dunn_rows_oriented_and_cliffs_delta_by_hand():
+def test_pairwise_rows_oriented_and_cliffs_delta_by_hand():
     m = _frame({"CH": {"n_crit_high": [1, 2, 3, 4, 1, 2]}, "EHPAD": {"n_crit_high": [3, 4, 5, 6, 5, 6]}})
     out = cohorts.compare_families(m, metrics=["n_crit_high"], reference="CH", n_boot=0)
     kw, dunn = out.iloc[0], out.iloc[1]
-    assert kw.test == "kruskal_wallis" and kw.p_value == pytest.approx(
-        stats.kruskal([1, 2, 3, 4, 1, 2], [3, 4, 5, 6, 5, 6]).pvalue
-    )
-    assert (dunn.test, dunn.group_a, dunn.group_b) == ("dunn", "EHPAD", "CH")
+    assert kw.test == "kruskal_wallis"
+    assert (dunn.group_a, dunn.group_b) == ("EHPAD", "CH")
     # Cliff's delta of EHPAD over CH, counted by hand: greater 4 + 5 + 6 + 6 + 6 + 6 = 33, smaller 1 (3 < 4)
     assert dunn.effect_size == pytest.approx((33 - 1) / 36)
     assert dunn.statistic > 0 and dunn.ci_low < dunn.effect_size < dunn.ci_high
@@ -131,8 +129,12 @@ def test_rate_ratio_with_family_only_is_the_ratio_of_crude_rates():
     # one binary covariate: Poisson MLE rate ratio = (sum y1 / sum e1) / (sum y0 / sum e0), SE = sqrt(1/Y1 + 1/Y0)
     m = _frame({"CH": {"n_findings": [10, 12], "hosts_in_scope": [10, 10]},
                 "EHPAD": {"n_findings": [11, 13], "hosts_in_scope": [10, 10]}})  # fmt: skip
-    table, tests = cohorts.adjusted_rate_ratios(m, reference="CH", covariates=("legal_status", "beds"))
-    row = table.iloc[0]
+    table, tests = cohorts.adjusted_rate_ratios(
+        m, reference="CH", covariates=("legal_status", "beds"), count_model="poisson"
+    )
+    assert table.term.tolist() == ["Intercept", "family"] and len(tests) == 1  # no test of the intercept
+    assert np.isnan(table.p_adjusted.iloc[0]) and table.n_family.iloc[0] == 4  # the model's n
+    row = table.iloc[1]
     se = math.sqrt(1 / 24 + 1 / 22)
     assert row.rate_ratio == pytest.approx(24 / 22) and row.model == "poisson"
     assert (row.ci_low, row.ci_high) == pytest.approx(
@@ -143,14 +145,31 @@ def test_rate_ratio_with_family_only_is_the_ratio_of_crude_rates():
     assert tests.group_a.iloc[0] == "family=EHPAD" and tests.adjust_method.iloc[0] == "fdr_bh across metrics"
     with pytest.raises(ValueError, match="reference family"):
         cohorts.adjusted_rate_ratios(m, reference="CHU/CHR")
+    assert list(table.columns[: len(cohorts.RATE_RATIO_COLUMNS)]) == list(cohorts.RATE_RATIO_COLUMNS)
+
+
+def test_count_model_with_too_few_residual_df_is_said_not_fitted():
+    # 4 audits, 2 coefficients: 2 residual df < 10, no test of overdispersion, no rate ratio, a sentence
+    m = _frame({"CH": {"n_findings": [10, 12], "hosts_in_scope": [10, 10]},
+                "EHPAD": {"n_findings": [11, 13], "hosts_in_scope": [10, 10]}})  # fmt: skip
+    table, tests = cohorts.adjusted_rate_ratios(m, reference="CH", covariates=())
+    assert (table.model == "not estimable").all() and table.rate_ratio.isna().all()
+    assert tests.variant.iloc[0].startswith("undefined: 2 residual df < 10")
+    sentence = cohorts.not_modelled_sentence(table, "en")
+    assert sentence.startswith("*Rate ratios not computed: n\\_findings: 2 residual df &lt; 10")  # "<" escaped
 
 
 def test_collinear_covariate_is_dropped():
     m = _frame({"CH": {"n_findings": [10, 12, 9], "hosts_in_scope": [10, 10, 9], "legal_status": ["public"] * 3},
                 "EHPAD": {"n_findings": [11, 13, 8], "hosts_in_scope": [10, 10, 7],
                           "legal_status": ["private_forprofit"] * 3}})  # fmt: skip
-    table, _ = cohorts.adjusted_rate_ratios(m, reference="CH", covariates=("legal_status",))
-    assert set(table.term) == {"family"} and "dropped covariates ['legal_status']" in table.note.iloc[0]
+    table, _ = cohorts.adjusted_rate_ratios(
+        m, reference="CH", covariates=("legal_status",), count_model="poisson"
+    )
+    assert (
+        set(table.term) == {"Intercept", "family"}
+        and "dropped covariates ['legal_status']" in table.note.iloc[0]
+    )
 
 
 def test_odds_ratio_with_family_only_is_woolf():
@@ -158,7 +177,8 @@ def test_odds_ratio_with_family_only_is_woolf():
     m = _shares({"EHPAD": (56, 70), "CH": (48, 80)})
     table, tests = cohorts.adjusted_odds_ratios(m, reference="CH", outcomes=["has_critical"])
     or_, se = (56 * 32) / (14 * 48), math.sqrt(1 / 56 + 1 / 14 + 1 / 48 + 1 / 32)
-    row = table.iloc[0]
+    row = table.iloc[1]
+    assert row.term == "family" and row.estimation == "ML" and not row.separation
     assert row.odds_ratio == pytest.approx(or_)
     assert (row.ci_low, row.ci_high) == pytest.approx((or_ * math.exp(-Z * se), or_ * math.exp(Z * se)))
     assert tests.effect_size_kind.iloc[0] == "odds_ratio"
@@ -223,19 +243,29 @@ def test_cochran_armitage_with_calendar_years_matches_r_prop_trend_test():
 
 
 def test_rate_trend_with_two_years_is_the_ratio_of_rates():
-    m = _frame({"CH": {"year": [2023, 2023, 2024, 2024], "n_findings": [10, 10, 20, 20],
-                       "hosts_in_scope": [10, 10, 10, 10], "has_kev": False}})  # fmt: skip
+    # 7 audits a year with identical counts: no overdispersion (LR = 0 at the boundary), Poisson MLE = 2
+    m = _frame({"CH": {"year": [2023] * 7 + [2024] * 7, "n_findings": [10] * 7 + [20] * 7,
+                       "hosts_in_scope": 10, "has_kev": False}})  # fmt: skip
     m["audit_date"] = pd.to_datetime(m["year"].astype(str) + "-06-01")
     out = cohorts.family_trends(m, proportions=[])
     assert out.effect_size.iloc[0] == pytest.approx(2.0) and out.effect_size_kind.iloc[0] == "rate_ratio"
+    assert out.test.iloc[0] == "poisson" and "LR test of alpha = 0" in out.variant.iloc[0]
     single = cohorts.family_trends(m[m.year == 2024], proportions=["has_kev"])
     assert single.variant.str.startswith("undefined:").all()
+    few = cohorts.family_trends(m.iloc[[0, 1, 7, 8]], proportions=[])  # 2 residual df: not estimable, said so
+    assert few.variant.iloc[0].startswith("undefined: 2 residual df < 10") and np.isnan(
+        few.effect_size.iloc[0]
+    )
 
 
 def test_plan_sample_size_matches_r_power_prop_test():
     # R: power.prop.test(p1 = .50, p2 = .75, power = .90) -> n = 76.7 per group
+    from cyberobs_lib.stats.power import sample_size_two_proportions
+
     out = cohorts.plan_sample_size(0.5, 0.75, power=0.9)
     assert out.n_exact.iloc[0] == pytest.approx(76.7, abs=0.05) and out.n_per_family.iloc[0] == 77
+    # one implementation: the same number as stats.power
+    assert out.n_exact.iloc[0] == sample_size_two_proportions(0.5, 0.75, power=0.9).n_per_group.iloc[0]
     both = cohorts.plan_sample_size([0.7, 0.6], 0.5)
     assert both.n_per_family.tolist()[0] < both.n_per_family.tolist()[1]  # a smaller gap needs more
     with pytest.raises(ValueError):

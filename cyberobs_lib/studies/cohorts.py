@@ -15,13 +15,15 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from cyberobs_lib.schema import Audits, Establishments
 from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.groups import compare_groups
 from cyberobs_lib.stats.models import (
+    INTERCEPT,
+    MIN_DF_RESID,
+    NOT_ESTIMABLE,
     SeparationWarning,
     build_design,
     fit_count_model,
@@ -29,6 +31,7 @@ from cyberobs_lib.stats.models import (
     to_tests_table,
 )
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
+from cyberobs_lib.stats.power import sample_size_two_proportions
 from cyberobs_lib.stats.proportions import cochran_armitage_trend, compare_proportions, newcombe_difference
 from cyberobs_lib.studies.indicators import (
     COUNT_METRICS,
@@ -54,20 +57,6 @@ def _subset(
     rows = select_audits(frame, period=period, audit_choice=audit_choice)
     rows = rows[rows[FAMILY].notna()]
     return rows if not families else rows[rows[FAMILY].isin(list(families))]
-
-
-def _orient(tests: pd.DataFrame, reference: str | None) -> pd.DataFrame:
-    """Put the reference family in ``group_b`` of pairwise rows (statistic, effect and CI change sign)."""
-    if reference is None:
-        return tests
-    out = tests.copy()
-    flip = (out["group_a"] == reference) & out["group_b"].notna()
-    out.loc[flip, ["group_a", "group_b"]] = out.loc[flip, ["group_b", "group_a"]].to_numpy()
-    out.loc[flip, ["n_a", "n_b"]] = out.loc[flip, ["n_b", "n_a"]].to_numpy()
-    out.loc[flip, "statistic"] = -out.loc[flip, "statistic"]
-    out.loc[flip, "effect_size"] = -out.loc[flip, "effect_size"]
-    out.loc[flip, ["ci_low", "ci_high"]] = -out.loc[flip, ["ci_high", "ci_low"]].to_numpy()
-    return out
 
 
 def _stack(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -157,7 +146,8 @@ def compare_families(
     DataFrame (tests vocabulary), for each metric in order:
 
     * numeric metric: one ``kruskal_wallis`` row (``effect_size`` epsilon² with bootstrap CI), then one
-      ``dunn`` row per pair (z; ``effect_size`` Cliff's delta of group_a over group_b, Cliff CI);
+      row per pair (the pairwise test of :func:`~cyberobs_lib.stats.groups.compare_groups`, ``reference``
+      in ``group_b``; ``effect_size`` Cliff's delta of group_a over group_b, Cliff CI);
     * binary metric: one omnibus row (``chi_square`` or ``fisher_exact`` on the families x outcome
       table, ``effect_size`` Cramér's V, noncentral chi-square CI), then one row per pair (2 x 2 test
       chosen by expected counts, ``effect_size`` = share_a - share_b with its Newcombe hybrid-score CI).
@@ -205,12 +195,13 @@ def compare_families(
                     metric=metric,
                     n_boot=n_boot,
                     seed=seed,
+                    reference=reference,  # pairs oriented "family vs reference" where they are computed
                 )
             except ValueError as err:
                 parts.append(_undefined(metric, "kruskal_wallis", str(err), len(sub)))
                 continue
-            res.loc[res["test"] == "dunn", "adjust_method"] = HOLM
-            parts.append(_orient(res, reference))
+            res.loc[res["group_b"].notna(), "adjust_method"] = HOLM  # every pairwise row, whatever its test
+            parts.append(res)
     out = _stack(parts)
     omnibus = out["adjust_method"].isna()  # pairwise rows already carry their Holm adjustment
     out.loc[omnibus, ["p_adjusted", "adjust_method"]] = adjust_pvalues(out.loc[omnibus], method="fdr_bh")[
@@ -235,8 +226,9 @@ def _usable_covariates(
 def _sized(fit: pd.DataFrame, used: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add establishments per family level (``n_family``) and in the reference (``n_reference``).
 
-    Covariate rows get the model's n, so that small-cell suppression on ``n_family`` only ever hides
-    the families that are too small; the tests rows carry the same sizes in ``n_a``/``n_b``.
+    Covariate and intercept rows get the model's n, so that small-cell suppression on ``n_family`` only
+    ever hides the families that are too small; the tests rows (no intercept) carry the same sizes in
+    ``n_a``/``n_b``.
     """
     sizes = used[FAMILY].value_counts()
     is_family = (fit["term"] == FAMILY).to_numpy()
@@ -244,7 +236,19 @@ def _sized(fit: pd.DataFrame, used: pd.DataFrame) -> tuple[pd.DataFrame, pd.Data
     n_reference = pd.array(np.where(is_family, fit["reference"].map(sizes), np.nan), dtype="Int64")
     fit = fit.assign(n_family=n_family, n_reference=n_reference)
     tests = to_tests_table(fit, study=STUDY, metric=fit.attrs.get("outcome", fit["outcome"].iloc[0]))
-    return fit, tests.assign(n_a=pd.array(n_family, dtype="Int64"), n_b=n_reference)
+    coef = (fit["term"] != INTERCEPT).to_numpy()  # the rows to_tests_table keeps, in order
+    return fit, tests.assign(n_a=pd.array(n_family[coef], dtype="Int64"), n_b=n_reference[coef])
+
+
+def _with_p_adjusted(
+    fits: Sequence[pd.DataFrame], test_table: pd.DataFrame, columns: Sequence[str]
+) -> pd.DataFrame:
+    """Stack the model tables, the documented columns first, with the tests' adjusted p-values (none on
+    intercepts, which have no test row)."""
+    table = pd.concat(fits, ignore_index=True)
+    table["p_adjusted"] = np.nan
+    table.loc[(table["term"] != INTERCEPT).to_numpy(), "p_adjusted"] = test_table["p_adjusted"].to_numpy()
+    return table[[*columns, *(c for c in table.columns if c not in columns)]]
 
 
 def _family_rows_bh(tests: pd.DataFrame) -> pd.DataFrame:
@@ -268,7 +272,8 @@ def adjusted_rate_ratios(
     covariates: Sequence[str] = DEFAULT_COVARIATES,
     period: int | None = None,
     audit_choice: AuditChoice = "first",
-    dispersion_threshold: float = 1.5,
+    count_model: Literal["auto", "poisson", "negative_binomial"] = "auto",
+    min_df_resid: int = MIN_DF_RESID,
     alpha: float = 0.05,
     on_error: Literal["raise", "row"] = "raise",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -287,8 +292,11 @@ def adjusted_rate_ratios(
     families, covariates, period, audit_choice
         Families kept; adjustment covariates (numeric ones enter linearly, e.g. ``log_beds``, so that
         its rate ratio is per e-fold of beds); period and audit choice as in :func:`compare_families`.
-    dispersion_threshold, alpha
-        Pearson dispersion above which a negative binomial is fitted; 1 - confidence level.
+    count_model, min_df_resid, alpha
+        Model (``"auto"``: Poisson unless the boundary-corrected likelihood-ratio test of the negative
+        binomial α rejects it), fewest residual df (below: rows ``model = "not estimable"``, said by
+        :func:`not_modelled_sentence`), 1 - confidence level; see
+        :func:`cyberobs_lib.stats.models.fit_count_model`.
     on_error : {"raise", "row"}
         What a model the data cannot support does (no audit of the reference family with hosts in scope,
         e.g. a year without audits; a fit that fails): raise ``ValueError``, or give one row per outcome
@@ -298,19 +306,22 @@ def adjusted_rate_ratios(
     Returns
     -------
     (rate_ratios, tests)
-        ``rate_ratios``: one row per outcome and coefficient, the columns of
-        :func:`cyberobs_lib.stats.models.fit_count_model` (``term``, ``level``, ``reference``,
-        ``rate_ratio``, ``ci_low``, ``ci_high``, ``z``, ``p_value``, ``model``, ``dispersion``, ``n``,
-        ``ci_method``) plus ``outcome``, ``covariates`` (those kept), ``note``, ``n_family``
-        (establishments of that family in the model; the model's n on covariate rows), ``n_reference``
-        and ``p_adjusted``. ``tests``: the same in the tests vocabulary (``n_a``/``n_b`` = family and
-        reference sizes); family rows carry Benjamini-Hochberg p-values across outcomes
+        ``rate_ratios``: one row per outcome and coefficient (the intercept first), columns
+        :data:`RATE_RATIO_COLUMNS`: those of :func:`cyberobs_lib.stats.models.fit_count_model` (``term``,
+        ``level``, ``reference``, ``rate_ratio``, ``ci_low``, ``ci_high``, ``z``, ``p_value``, ``model``,
+        ``dispersion``, ``n``, ``ci_method``, ``model_choice``, ``nb_alpha``, the overdispersion test and
+        the fit statistics...) plus ``outcome``, ``covariates`` (those kept), ``note`` (the model choice
+        and the dropped covariates), ``n_family`` (establishments of that family in the model; the
+        model's n on covariate and intercept rows), ``n_reference`` and ``p_adjusted`` (none on
+        intercepts). ``tests``: the same in the tests vocabulary, intercepts left out (``n_a``/``n_b`` =
+        family and reference sizes); family rows carry Benjamini-Hochberg p-values across outcomes
         (``fdr_bh across metrics``).
 
     Notes
     -----
-    log E[count] = log(hosts) + family + covariates; Poisson GLM, refitted as NB2 when the Pearson
-    dispersion exceeds the threshold (McCullagh & Nelder 1989; Cameron & Trivedi 2013). A covariate
+    log E[count] = log(hosts) + family + covariates; Poisson GLM, or NB2 when the likelihood-ratio test
+    of its α (boundary-corrected) rejects the Poisson model (McCullagh & Nelder 1989; Cameron & Trivedi
+    2013, §3.4); fewer than ``min_df_resid`` residual df: ``not estimable`` rows. A covariate
     that is absent, constant, or makes the design rank-deficient (e.g. legal status when every family
     kept has a single status) is dropped and named in ``note``. A family difference that only reflects
     size shows a rate ratio near 1 once ``log_beds`` is in the model.
@@ -337,7 +348,7 @@ def adjusted_rate_ratios(
             kept, dropped = _usable_covariates(rows, [FAMILY, outcome, exposure], covariates)
             fit = fit_count_model(
                 rows, outcome=outcome, exposure=exposure, terms=[FAMILY, *kept], reference={FAMILY: reference},
-                dispersion_threshold=dispersion_threshold, alpha=alpha,
+                model=count_model, min_df_resid=min_df_resid, alpha=alpha,
             )  # fmt: skip
         except ValueError as err:
             if on_error == "raise":
@@ -351,8 +362,7 @@ def adjusted_rate_ratios(
         fits.append(fit)
         tests.append(test)
     test_table = _family_rows_bh(_stack(tests))
-    table = pd.concat(fits, ignore_index=True)
-    table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
+    table = _with_p_adjusted(fits, test_table, RATE_RATIO_COLUMNS)
     return table, make_tests_table(test_table.to_dict("records"))
 
 
@@ -360,6 +370,14 @@ def adjusted_rate_ratios(
 RATE_RATIO_COLUMNS = (
     "term", "level", "reference", "rate_ratio", "ci_low", "ci_high", "z", "p_value", "model", "dispersion", "n",
     "ci_method", "outcome", "covariates", "note", "n_family", "n_reference", "p_adjusted",
+    "estimate", "std_error", "model_choice", "nb_alpha", "overdispersion_lr", "overdispersion_p", "deviance",
+    "log_likelihood", "aic", "df_resid", "estimable",
+)  # fmt: skip
+#: Columns of the odds ratios table of :func:`adjusted_odds_ratios`.
+ODDS_RATIO_COLUMNS = (
+    "term", "level", "reference", "odds_ratio", "ci_low", "ci_high", "z", "p_value", "model", "n", "ci_method",
+    "separation", "outcome", "covariates", "note", "n_family", "n_reference", "p_adjusted", "estimation",
+    "estimate", "std_error", "deviance", "log_likelihood", "aic", "df_resid", "estimable",
 )  # fmt: skip
 NOT_MODELLED = "not modelled"
 
@@ -378,6 +396,7 @@ def _not_modelled(outcomes: Sequence[str], reference: str, reason: str) -> tuple
                 "note": reason,
                 "n_family": 0,
                 "n_reference": 0,
+                "estimable": False,
             }
             for o in outcomes
         ],  # fmt: skip
@@ -388,7 +407,11 @@ def _not_modelled(outcomes: Sequence[str], reference: str, reason: str) -> tuple
 
 
 def not_modelled_sentence(rate_ratios: pd.DataFrame, lang: str = "fr") -> str:
-    """The sentence saying why the rate ratios were not computed (rows ``model`` = ``not modelled``), or "".
+    """The sentence saying why rate ratios were not computed, or "".
+
+    Rows ``model`` = ``not modelled`` (no model at all: the reason in ``note``) and ``not estimable`` (the
+    count model of one outcome cannot be estimated, e.g. too few residual degrees of freedom: the reason in
+    ``model_choice``, after the outcome).
 
     >>> t, _ = _not_modelled(["n_findings"], "CH", "reference family 'CH' has no audit with hosts in scope in 2026")
     >>> not_modelled_sentence(t, "en")
@@ -397,6 +420,14 @@ def not_modelled_sentence(rate_ratios: pd.DataFrame, lang: str = "fr") -> str:
     if "model" not in rate_ratios.columns:
         return ""
     notes = rate_ratios.loc[rate_ratios["model"] == NOT_MODELLED, "note"].dropna().unique().tolist()
+    if "model_choice" in rate_ratios.columns:
+        rows = rate_ratios[rate_ratios["model"] == NOT_ESTIMABLE]
+        reasons = (
+            rows["outcome"].astype(str)
+            + ": "
+            + rows["model_choice"].astype(str).str.removeprefix(f"{NOT_ESTIMABLE}: ")
+        )
+        notes += [n for n in reasons.unique().tolist() if n not in notes]
     if not notes:
         return ""
     head = "Rapports de taux non calculés" if lang == "fr" else "Rate ratios not computed"
@@ -422,8 +453,11 @@ def adjusted_odds_ratios(
     -------
     (odds_ratios, tests)
         ``odds_ratios``: columns of :func:`cyberobs_lib.stats.models.fit_logistic` (``odds_ratio``,
-        ``ci_low``, ``ci_high``, ``separation``...) plus ``outcome``, ``p_adjusted``, ``covariates``,
-        ``note``, ``n_family``, ``n_reference`` (as in :func:`adjusted_rate_ratios`); ``tests`` in the tests vocabulary (BH across outcomes on the family rows). An outcome
+        ``ci_low``, ``ci_high``, ``separation``, ``estimation``, the intercept row and the fit
+        statistics...) plus ``outcome``, ``p_adjusted`` (none on intercepts), ``covariates``, ``note``,
+        ``n_family``, ``n_reference`` (as in :func:`adjusted_rate_ratios`), columns
+        :data:`ODDS_RATIO_COLUMNS` first; ``tests`` in the tests vocabulary (BH across outcomes on the
+        family rows; no intercept row). An outcome
         with a single observed value, or that the dataset cannot measure (``has_kev`` without a KEV
         catalog, :func:`~cyberobs_lib.studies.indicators.unavailable_metrics`), is skipped, listed in
         ``attrs["skipped"]`` and given an ``undefined:`` row in ``tests``. When no outcome could be
@@ -432,8 +466,11 @@ def adjusted_odds_ratios(
 
     Notes
     -----
-    Logistic regression (Agresti 2013, §3.1); under (quasi-)separation the affected odds ratios are NaN
-    with ``separation = True`` (the warning is recorded in ``note`` instead of being raised). When the
+    Logistic regression (Agresti 2013, §3.1). Under (quasi-)separation, e.g. a family without any event,
+    the other families keep their maximum likelihood odds ratios and the separated levels get Firth's
+    penalised-likelihood estimate with its profile interval, ``separation = True`` and ``estimation`` =
+    ``Firth (separation)`` (:func:`cyberobs_lib.stats.models.fit_logistic`; the warning is recorded in
+    ``note`` instead of being raised): no term is left blank. When the
     rarer outcome has fewer than 10 events per estimated coefficient, ``note`` says so: maximum
     likelihood odds ratios are then biased away from 1 and their Wald intervals unreliable (Peduzzi et
     al. 1996, J Clin Epidemiol 49:1373-1379); drop covariates (e.g. region) or pool families.
@@ -465,7 +502,9 @@ def adjusted_odds_ratios(
                 data, outcome=outcome, terms=[FAMILY, *kept], reference={FAMILY: reference}, alpha=alpha
             )
         used = data[[FAMILY, outcome, *kept]].dropna()
-        epv = min(used[outcome].sum(), len(used) - used[outcome].sum()) / len(fit)
+        epv = min(used[outcome].sum(), len(used) - used[outcome].sum()) / int(
+            (fit["term"] != INTERCEPT).sum()
+        )
         notes = [str(w.message) for w in caught] + ([f"dropped covariates {dropped}"] if dropped else [])
         if epv < 10:
             notes.append(f"{epv:.1f} events per parameter (< 10): odds ratios may be biased away from 1")
@@ -478,14 +517,11 @@ def adjusted_odds_ratios(
             f"no binary outcome could be modelled (constant or without the reference): {skipped}"
         )
     if not fits:  # every outcome unavailable or constant: the rows saying why, no odds ratio
-        table = pd.DataFrame(columns=["term", "level", "reference", "odds_ratio", "ci_low", "ci_high", "z",
-                                      "p_value", "separation", "outcome", "covariates", "note", "n_family",
-                                      "n_reference", "p_adjusted"])  # fmt: skip
+        table = pd.DataFrame(columns=list(ODDS_RATIO_COLUMNS))
         table.attrs["skipped"] = skipped
         return table, _stack(undefined)
     test_table = _family_rows_bh(_stack(tests))
-    table = pd.concat(fits, ignore_index=True)
-    table["p_adjusted"] = test_table["p_adjusted"].to_numpy()
+    table = _with_p_adjusted(fits, test_table, ODDS_RATIO_COLUMNS)
     table.attrs["skipped"] = skipped
     return table, _stack([make_tests_table(test_table.to_dict("records")), *undefined])
 
@@ -569,7 +605,7 @@ def plan_sample_size(
     Parameters
     ----------
     p_a, p_b : float or array
-        Expected shares in the two families (vectorized).
+        Expected shares in the two families (broadcast against each other).
     alpha, power : float, keyword-only
         Two-sided significance level and the power wanted.
 
@@ -580,10 +616,9 @@ def plan_sample_size(
 
     Notes
     -----
-    Normal approximation for two independent proportions, equal group sizes:
-    n = (z_{1-alpha/2} sqrt(2 pbar qbar) + z_{power} sqrt(p_a q_a + p_b q_b))^2 / (p_a - p_b)^2, the
-    closed form of R ``power.prop.test`` (which neglects the far tail, ``strict = FALSE``). Written
-    here because ``cyberobs_lib.stats.power`` is not available yet.
+    One row per pair of shares from :func:`cyberobs_lib.stats.power.sample_size_two_proportions`
+    (equal group sizes): the normal approximation of R ``power.prop.test``, which neglects the far
+    tail (``strict = FALSE``).
 
     References
     ----------
@@ -601,9 +636,12 @@ def plan_sample_size(
         raise ValueError("shares must lie strictly between 0 and 1 and differ")
     if not (0 < alpha < 1 and 0 < power < 1):
         raise ValueError("alpha and power must lie strictly between 0 and 1")
-    pbar = (a + b) / 2
-    za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
-    n = (za * np.sqrt(2 * pbar * (1 - pbar)) + zb * np.sqrt(a * (1 - a) + b * (1 - b))) ** 2 / (a - b) ** 2
+    n = np.array(
+        [
+            sample_size_two_proportions(x, y, alpha=alpha, power=power)["n_per_group"].iloc[0]
+            for x, y in zip(a, b, strict=True)
+        ]
+    )  # a handful of scenarios
     return pd.DataFrame(
         {
             "p_a": a,
