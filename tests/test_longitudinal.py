@@ -144,3 +144,116 @@ def test_remediation_episodes_equal_the_intervals_filtered(planted, families):
     pd.testing.assert_frame_equal(got, expected)
     assert got.attrs == {"not_followed": int((~followed).sum()), "convention": "upper"}
     assert len(got) and got.attrs["not_followed"] > 0
+
+
+# --------------------------------------------------------------------------- one sign convention
+def _improving_metrics(n_est: int = 12) -> pd.DataFrame:
+    """Every establishment has fewer findings, fewer critical/high and KEV findings, and no worse binary
+    state at its follow-up audit (200 days later) than at its baseline."""
+    rows = []
+    for e in range(n_est):
+        for k, date in enumerate(("2024-01-10", "2024-07-28")):
+            n = 20 + e - k * (5 + e % 4)
+            rows.append(
+                {
+                    "audit_id": f"A{e}_{k}",
+                    "finess": f"75{e:07d}",
+                    "family": "CH" if e % 2 else "EHPAD",
+                    "audit_date": pd.Timestamp(date),
+                    "hosts_in_scope": 10,
+                    "n_findings": n,
+                    "findings_per_host": n / 10,
+                    "n_crit_high": 6 + e % 3 - k * (1 + e % 2),
+                    "n_kev": 3 - k * (1 + e % 3),
+                    "no_protection": k == 0 or e < 2,
+                    "has_critical": k == 0 or e % 5 == 0,
+                    "exposes_remote_admin": k == 0 and e % 3 == 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_every_effect_and_figure_agree_when_every_establishment_improved():
+    """Issue 19: with every establishment improved, the summary's differences, every test's effect and
+    interval, and the r printed on the paired-differences figure are all negative, and every table says
+    follow-up − baseline in words (in the figure, in French and English)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cyberobs_lib.plots import longitudinal as plots
+
+    metrics = _improving_metrics()
+    summary = L.paired_summary(metrics, min_days=90)
+    tests = L.paired_tests(metrics, min_days=90)
+    assert (summary.loc[summary["statistic"] == "median", "median_difference"] < 0).all()
+    assert (summary.loc[summary["statistic"] == "share", "share_difference"] < 0).all()
+    assert not L.is_undefined(tests).any()
+    assert (tests["effect_size"] < 0).all() and (tests["ci_high"] < 0).all(), tests
+    assert set(tests["effect_direction"]) == {
+        "follow-up − baseline (negative: fewer)",
+        "share follow-up − share baseline (negative: fewer)",
+    }
+    assert set(summary["effect_direction"]) == set(tests["effect_direction"])
+    mcnemar = tests[tests["test"] == "mcnemar"]
+    assert mcnemar["variant"].str.startswith("midp;").all()
+    pairs = L.paired_audits(metrics, min_days=90)
+    words = {"fr": "différence suivi − initial (négative : moins au suivi)",
+             "en": "difference follow-up − baseline (negative: fewer at follow-up)"}  # fmt: skip
+    for lang, axis in words.items():
+        fig, ax = plt.subplots()
+        plots.plot_paired_differences(pairs, tests, ax=ax, lang=lang)
+        printed = [t.get_text() for t in ax.texts if t.get_text().startswith("r = ")]
+        assert len(printed) == 3 and all(t.startswith("r = -") for t in printed), printed
+        drawn = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections])
+        assert (drawn < 0).all()  # the changes drawn are follow-up − baseline
+        assert ax.get_xlabel() == axis
+        plt.close(fig)
+    # a table with the opposite convention is refused rather than drawn with an r of the wrong sign
+    flipped = tests.assign(effect_direction="baseline − follow-up (positive: fewer)")
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="signs would disagree"):
+        plots.plot_paired_differences(pairs, flipped, ax=ax)
+    with pytest.raises(ValueError, match="without 'effect_direction'"):
+        plots.plot_paired_differences(pairs, tests.drop(columns="effect_direction"), ax=ax)
+    plt.close(fig)
+
+
+def test_paired_tests_pass_the_variants_through():
+    """The McNemar variant, the Wilcoxon method and the interval of r are the caller's."""
+    metrics = _improving_metrics()
+    tests = L.paired_tests(
+        metrics, min_days=90, mcnemar_variant="exact", wilcoxon_method="asymptotic", ci_method="fisher_z"
+    )
+    assert tests.loc[tests["test"] == "mcnemar", "variant"].str.startswith("exact;").all()
+    wil = tests[tests["test"] == "wilcoxon_signed_rank"]
+    assert wil["variant"].str.startswith("asymptotic+cc;method=asymptotic").all()
+    assert (wil["ci_method"] == "fisher_z").all()
+
+
+def test_survival_figure_shows_the_number_at_risk(planted):
+    """The Kaplan–Meier figure writes, under its axis, the ``at_risk`` of each curve at each tick (first
+    row of the curve at or after the tick), headed in the report's language."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cyberobs_lib.plots import longitudinal as plots
+
+    data, _ = planted
+    km = L.remediation_study(L.remediation_episodes(data))["survival_severity"]
+    for lang, head in (("fr", "Effectifs à risque"), ("en", "Number at risk")):
+        fig, ax = plt.subplots()
+        plots.plot_survival_curves(km, ax=ax, lang=lang)
+        texts = [t.get_text() for t in ax.texts]
+        assert head in texts
+        ticks = list(ax.get_xticks())
+        counts = plots.at_risk_counts(km, ticks)
+        first = counts[counts["time_days"] == ticks[0]].set_index("group")["at_risk"]
+        starts = km[km["time_days"] == 0].set_index("group")["at_risk"]
+        assert ticks[0] == 0 and first.to_dict() == starts.to_dict()  # everyone is at risk at day 0
+        assert all(str(int(v)) in texts for v in counts["at_risk"])
+        assert (counts.groupby("group")["at_risk"].apply(lambda s: s.is_monotonic_decreasing)).all()
+        plt.close(fig)

@@ -1,4 +1,8 @@
-"""Figures of the horizontal study. Each function takes ``ax=None`` and returns the Axes (never shows)."""
+"""Figures of the horizontal study. Each function takes ``ax=None`` and returns the Axes (never shows).
+
+Paired figures follow the study's sign convention: change = follow-up − baseline, negative = fewer at
+follow-up (see :mod:`cyberobs_lib.studies.longitudinal`); axes say it in words, in French or English.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,49 @@ import pandas as pd
 
 from cyberobs_lib.plots import no_data
 from cyberobs_lib.report import label
+from cyberobs_lib.stats.paired import DIRECTION_COLUMN, change_direction
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+#: Words of these figures that labels.csv does not hold, (French, English).
+WORDS = {
+    "change_axis": (
+        "différence suivi − initial (négative : moins au suivi)",
+        "difference follow-up − baseline (negative: fewer at follow-up)",
+    ),
+    "at_risk": ("Effectifs à risque", "Number at risk"),
+}
+#: The convention of the differences drawn by :func:`plot_paired_differences` (``effect_direction``).
+PAIRED_DIRECTION = change_direction("baseline", "follow-up")
 
 
 def _t(key: str, lang: str) -> str:
     return label(key, lang)
+
+
+def _w(key: str, lang: str) -> str:
+    """A word of :data:`WORDS` in ``lang`` (``fr`` or ``en``)."""
+    if lang not in ("fr", "en"):
+        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
+    return WORDS[key][0 if lang == "fr" else 1]
+
+
+def _check_direction(tests: pd.DataFrame) -> None:
+    """Refuse a tests table whose Wilcoxon effects are not follow-up − baseline: the printed r would have the
+    opposite sign of the drawn differences."""
+    rows = tests[tests["test"] == "wilcoxon_signed_rank"] if "test" in tests.columns else tests.iloc[0:0]
+    if rows.empty or rows["p_value"].isna().all():
+        return
+    if DIRECTION_COLUMN not in tests.columns:
+        raise ValueError(
+            f"tests table without {DIRECTION_COLUMN!r}: the sign of r cannot be checked against the drawn "
+            "follow-up − baseline differences (use studies.longitudinal.paired_tests)"
+        )
+    stated = rows[DIRECTION_COLUMN].dropna()
+    wrong = stated[stated != PAIRED_DIRECTION]
+    if len(wrong):
+        raise ValueError(
+            f"the Wilcoxon rows say {wrong.iloc[0]!r}; the figure draws {PAIRED_DIRECTION!r}: signs would disagree"
+        )
 
 
 def plot_slopes(
@@ -50,8 +91,13 @@ def plot_slopes(
 def plot_paired_differences(
     pairs: pd.DataFrame, tests: pd.DataFrame, *, metrics=None, ax=None, lang: str = "fr"
 ):
-    """Distribution of follow-up − baseline differences per metric (strip + box), with the
-    rank-biserial effect size and its CI written beside each metric."""
+    """Distribution of the changes follow-up − baseline per metric (strip + box), with the matched-pairs
+    rank-biserial r and its CI written beside each metric.
+
+    The axis says the convention in words (negative = fewer at follow-up) and r has the same sign as the
+    drawn changes: ``tests`` must state ``effect_direction`` = ``follow-up − baseline (negative: fewer)`` on
+    its Wilcoxon rows (:func:`cyberobs_lib.studies.longitudinal.paired_tests`), else ValueError.
+    """
     import matplotlib.pyplot as plt
 
     metrics = list(metrics or ["findings_per_host", "n_crit_high", "n_kev"])
@@ -60,6 +106,7 @@ def plot_paired_differences(
     rng = np.random.default_rng(0)
     if pairs.empty:
         return no_data(ax, lang)
+    _check_direction(tests)
     for i, metric in enumerate(metrics):
         d = (pairs[f"{metric}_b"].astype(float) - pairs[f"{metric}_a"].astype(float)).dropna().to_numpy()
         if len(d) == 0:
@@ -77,7 +124,7 @@ def plot_paired_differences(
         if len(row) and pd.notna(row.iloc[0]["p_value"]):
             r = row.iloc[0]
             ax.annotate(
-                f"r = {r['effect_size']:.2f} [{r['ci_low']:.2f}; {r['ci_high']:.2f}], p = {r['p_value']:.2g}",
+                f"r = {r['effect_size']:+.2f} [{r['ci_low']:+.2f}; {r['ci_high']:+.2f}], p = {r['p_value']:.2g}",
                 xy=(1.01, i),
                 xycoords=("axes fraction", "data"),
                 va="center",
@@ -85,7 +132,7 @@ def plot_paired_differences(
             )
     ax.axvline(0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(metrics)), [_t(m, lang) for m in metrics])
-    ax.set_xlabel(_t("difference", lang))
+    ax.set_xlabel(_w("change_axis", lang))
     return ax
 
 
@@ -112,21 +159,37 @@ def plot_lifecycle_counts(lifecycle: pd.DataFrame, *, ax=None, lang: str = "fr")
     return ax
 
 
-def plot_survival_curves(table: pd.DataFrame, *, ax=None, lang: str = "fr", groups=None):
-    """Kaplan–Meier "still open" curves with their confidence bands, one per group."""
+def plot_survival_curves(
+    table: pd.DataFrame, *, ax=None, lang: str = "fr", groups=None, at_risk: bool = True
+):
+    """Kaplan–Meier "still open" curves with their confidence bands, one per group, and the number at risk
+    under the axis.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The ``survival.csv`` table (:func:`cyberobs_lib.stats.survival.kaplan_meier`): ``group``,
+        ``time_days``, ``survival``, ``ci_low``, ``ci_high``, ``at_risk``.
+    at_risk : bool
+        Write under the x axis, for each group, the findings still at risk (open and followed) at each
+        tick (:func:`at_risk_counts`), as R ``survminer`` risk tables or ``lifelines.plotting.
+        add_at_risk_counts`` do.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.5))
+        _, ax = plt.subplots(figsize=(7, 4.5 + (0.25 * table["group"].nunique() if at_risk else 0)))
     if groups is not None:
         table = table[table["group"].isin(groups)]
     names = list(dict.fromkeys(table["group"]))
     if not names:
         return no_data(ax, lang)
     names.sort(key=lambda g: (SEVERITY_ORDER.index(g) if g in SEVERITY_ORDER else 99, str(g)))
+    colors = []
     for name in names:
         curve = table[table["group"] == name]
         line = ax.step(curve["time_days"], curve["survival"], where="post", label=_t(str(name), lang))[0]
+        colors.append(line.get_color())
         ax.fill_between(
             curve["time_days"],
             curve["ci_low"],
@@ -142,4 +205,46 @@ def plot_survival_curves(table: pd.DataFrame, *, ax=None, lang: str = "fr", grou
     for d in (90, 365):
         ax.axvline(d, color="grey", linestyle=":", linewidth=1)
     ax.legend(frameon=False, fontsize="small")
+    if at_risk:
+        _draw_at_risk(ax, table, names, colors, lang)
     return ax
+
+
+def at_risk_counts(table: pd.DataFrame, times) -> pd.DataFrame:
+    """Number at risk of each group of a Kaplan–Meier table at the given times.
+
+    At time t it is the ``at_risk`` of the first row of the group at or after t (findings still open and
+    followed just before t), 0 after the last row.
+
+    >>> km = pd.DataFrame({"group": ["a"] * 3, "time_days": [0.0, 10.0, 30.0], "at_risk": [5, 5, 2]})
+    >>> at_risk_counts(km, [0, 10, 20, 40]).to_dict("records")
+    [{'group': 'a', 'time_days': 0, 'at_risk': 5}, {'group': 'a', 'time_days': 10, 'at_risk': 5}, {'group': 'a', 'time_days': 20, 'at_risk': 2}, {'group': 'a', 'time_days': 40, 'at_risk': 0}]
+    """
+    rows = []
+    for name, curve in table.groupby("group", sort=False):
+        curve = curve.sort_values("time_days")
+        times_seen = curve["time_days"].to_numpy(float)
+        counts = curve["at_risk"].to_numpy()
+        for t in times:
+            i = int(np.searchsorted(times_seen, float(t), side="left"))
+            rows.append({"group": name, "time_days": t, "at_risk": int(counts[i]) if i < len(counts) else 0})
+    return pd.DataFrame(rows, columns=["group", "time_days", "at_risk"])
+
+
+def _draw_at_risk(ax, table: pd.DataFrame, names: list, colors: list, lang: str) -> None:
+    """The at-risk counts under the x axis at its ticks, one row per group in the group's colour."""
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    ax.set_xticks(ticks)  # frozen, so that every count stays under its tick
+    counts = at_risk_counts(table[table["group"].isin(names)], ticks)
+    top = -0.2
+    ax.annotate(_w("at_risk", lang), xy=(0, top), xycoords="axes fraction", ha="left", va="top",
+                fontsize="small", annotation_clip=False)  # fmt: skip
+    for k, (name, color) in enumerate(zip(names, colors, strict=True)):
+        y = top - 0.075 * (k + 1)
+        ax.annotate(_t(str(name), lang), xy=(0, y), xycoords="axes fraction", xytext=(-8, 0),
+                    textcoords="offset points", ha="right", va="top", fontsize="x-small", color=color,
+                    annotation_clip=False)  # fmt: skip
+        for r in counts[counts["group"] == name].itertuples(index=False):
+            ax.annotate(str(r.at_risk), xy=(r.time_days, y), xycoords=("data", "axes fraction"), ha="center",
+                        va="top", fontsize="x-small", color=color, annotation_clip=False)  # fmt: skip
