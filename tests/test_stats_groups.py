@@ -8,7 +8,11 @@ import pytest
 from scipy import stats
 
 from cyberobs_lib.schema import TESTS_COLUMNS
-from cyberobs_lib.stats.groups import cliffs_delta, compare_groups, to_long_format
+from cyberobs_lib.stats.groups import (
+    cliffs_delta,
+    compare_groups,
+    to_long_format,
+)
 
 # R documentation of kruskal.test (Hollander & Wolfe 1973, p. 116, mucociliary efficiency)
 HW = {"x": [2.9, 3.0, 2.5, 2.6, 3.2], "y": [3.8, 2.7, 4.0, 2.4], "z": [2.8, 3.4, 3.7, 2.2, 2.0]}
@@ -20,7 +24,7 @@ def _long(data: dict[str, list[float]]) -> pd.DataFrame:
 
 def test_kruskal_matches_r_help_example():
     # R: kruskal.test(list(x, y, z)) -> Kruskal-Wallis chi-squared = 0.77143, df = 2, p-value = 0.68
-    out = compare_groups(_long(HW), value="n_findings", group="family", n_boot=0)
+    out = compare_groups(_long(HW), value="n_findings", group="family", n_boot=0, method="asymptotic")
     kw = out.iloc[0]
     assert list(out.columns) == list(TESTS_COLUMNS)
     assert kw["test"] == "kruskal_wallis"
@@ -37,7 +41,7 @@ def test_kruskal_matches_r_help_example():
 def test_kruskal_tie_correction_by_hand():
     # a = [1, 1, 2], b = [2, 3, 3]: rank sums 6.5 and 14.5, H_raw = 12/42 * 252.5/3 - 21 = 3.047619;
     # ties 3 x (2^3 - 2) = 18, C = 1 - 18/210, so H = 10/3 exactly; p from chi2(1).
-    out = compare_groups({"a": [1, 1, 2], "b": [2, 3, 3]}, n_boot=0)
+    out = compare_groups({"a": [1, 1, 2], "b": [2, 3, 3]}, n_boot=0, method="asymptotic")
     assert out.loc[0, "statistic"] == pytest.approx(10 / 3, rel=1e-12)
     assert out.loc[0, "p_value"] == pytest.approx(2 * stats.norm.sf(np.sqrt(10 / 3)), rel=1e-12)
     assert "tie-corrected" in out.loc[0, "variant"]
@@ -46,7 +50,7 @@ def test_kruskal_tie_correction_by_hand():
 def test_dunn_z_and_p_by_hand():
     # Mean ranks in the pooled sample (no ties, N = 14): x 36/5 = 7.2, y 36/4 = 9, z 33/5 = 6.6.
     # Dunn (1964): z_xy = (7.2 - 9) / sqrt(14*15/12 * (1/5 + 1/4)) = -1.8 / sqrt(7.875) = -0.641427
-    out = compare_groups(HW, n_boot=0).set_index(["group_a", "group_b"])
+    out = compare_groups(HW, n_boot=0, pairwise="dunn", method="asymptotic").set_index(["group_a", "group_b"])
     xy = out.loc[("x", "y")]
     assert xy["statistic"] == pytest.approx(-1.8 / np.sqrt(7.875), rel=1e-9)
     assert xy["p_value"] == pytest.approx(2 * stats.norm.sf(1.8 / np.sqrt(7.875)), rel=1e-9)
@@ -60,7 +64,7 @@ def test_dunn_z_and_p_by_hand():
 def test_holm_adjustment_when_groups_differ():
     rng = np.random.default_rng(1)
     data = {"a": rng.normal(0, 1, 30), "b": rng.normal(1.5, 1, 30), "c": rng.normal(0.2, 1, 30)}
-    dunn = compare_groups(data, n_boot=0).iloc[1:]
+    dunn = compare_groups(data, n_boot=0, pairwise="dunn").iloc[1:]
     p = dunn["p_value"].to_numpy()
     order = np.argsort(p)
     # Holm (1979): step-down p_(i) * (m - i + 1), cumulative maximum, capped at 1
@@ -133,7 +137,13 @@ def test_input_shapes_give_the_same_answer_and_nan_are_counted():
     ("data", "kwargs", "error"),
     [
         ({"a": [1, 2, 3]}, {}, ValueError),  # one group
-        ({"a": [1, 2, 3], "b": [4]}, {}, ValueError),  # a group of one
+        ({"a": [1, 2, 3], "b": [4]}, {"reference": "c"}, ValueError),  # unknown reference
+        (
+            {"a": [1, 2, 3], "b": [4, 5]},
+            {"pairwise": "dunn", "method": "exact"},
+            ValueError,
+        ),  # Dunn: no exact
+        ({"a": [1, 2, 3], "b": [4, 5]}, {"pairwise": "t_test"}, ValueError),
         ({"a": [1, 1], "b": [1, 1]}, {}, ValueError),  # all identical
         (pd.DataFrame({"v": [1], "g": ["a"]}), {"value": "v"}, ValueError),  # group missing
         (pd.DataFrame({"v": [1], "g": ["a"]}), {"value": "v", "group": "G"}, KeyError),
