@@ -692,8 +692,11 @@ def read_content(
 
 
 def _pdf_content(data: bytes, prefix: str) -> Content:
-    """Printable bytes of a PDF and of its Flate-compressed streams (figure text, metadata)."""
-    content = Content(segments=list(binary_strings(data, f"{prefix}bytes")))
+    """The text of a PDF as a reader sees it (pypdf's extraction, page by page: the text of a page set in
+    subset fonts is glyph ids, not characters, in the raw streams), plus the printable bytes of the file
+    and of its Flate-compressed streams (figure text, metadata)."""
+    content = Content(segments=list(_pdf_pages(data, prefix)))
+    content.segments.extend(binary_strings(data, f"{prefix}bytes"))
     for i, match in enumerate(_PDF_STREAM_RE.finditer(data), start=1):
         try:
             raw = zlib.decompressobj().decompress(match.group(1), 64 << 20)
@@ -701,6 +704,20 @@ def _pdf_content(data: bytes, prefix: str) -> Content:
             continue
         content.segments.extend(binary_strings(raw, f"{prefix}stream {i}"))
     return content
+
+
+def _pdf_pages(data: bytes, prefix: str) -> Iterator[Segment]:
+    """One segment per page of extracted text; a PDF pypdf cannot read is left to the byte scan (and said
+    in a segment, so that the report shows it was not read as text)."""
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        for number, page in enumerate(reader.pages, start=1):
+            for line in (page.extract_text() or "").splitlines():
+                yield Segment(f"{prefix}page {number}", line)
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many types on damaged files
+        yield Segment(f"{prefix}pdf", f"[text not extracted: {type(exc).__name__}]")
 
 
 def file_segments(path: Path) -> Iterator[tuple[str, str]]:
