@@ -39,6 +39,10 @@ ArrayLike = Sequence[float] | np.ndarray | pd.Series
 
 #: Column of every tests table of this module: the sign convention of ``effect_size`` in words.
 DIRECTION_COLUMN = "effect_direction"
+#: ``effect_direction`` of a test without effect size (Cochran's Q, log-rank).
+NO_DIRECTION = "none: no effect size"
+#: ``effect_direction`` of Friedman's Kendall's W.
+UNSIGNED_W = "none: Kendall's W is not signed (0 = no agreement, 1 = same order in every block)"
 #: ``method`` of :func:`wilcoxon_paired`.
 WILCOXON_METHODS = ("auto", "exact", "exact_conditional", "asymptotic")
 #: ``ci_method`` of :func:`wilcoxon_paired` (interval of the rank-biserial correlation).
@@ -573,7 +577,7 @@ def friedman_test(
         "variant": f"asymptotic_chi2+ties;incomplete_dropped={dropped}",
         "group_a": "|".join(map(str, kept.columns)), "n_a": n, "statistic": stat, "df": float(k - 1),
         "p_value": p, "effect_size": stat / (n * (k - 1)), "effect_size_kind": "kendalls_w",
-        DIRECTION_COLUMN: "none: Kendall's W is not signed (0 = no agreement, 1 = same order in every block)",
+        DIRECTION_COLUMN: UNSIGNED_W,
     }  # fmt: skip
     return tidy_tests([row])
 
@@ -610,6 +614,6 @@ def cochran_q(frame: pd.DataFrame, *, study: str | None = None, metric: str | No
         "study": study, "metric": metric, "test": "cochran_q",
         "variant": f"asymptotic_chi2;incomplete_dropped={dropped}",
         "group_a": "|".join(map(str, kept.columns)), "n_a": n, "statistic": stat, "df": float(k - 1),
-        "p_value": p, DIRECTION_COLUMN: "none: no effect size",
+        "p_value": p, DIRECTION_COLUMN: NO_DIRECTION,
     }  # fmt: skip
     return tidy_tests([row])
