@@ -449,6 +449,8 @@ def _firth_newton(
     """Newton–Raphson on the free coefficients (others held at ``start``), step ≤ ``maxstep``, step halving."""
     beta = start.astype(float).copy()
     pll, score, info = _firth_pieces(X, y, beta)
+    if not free.any():  # every coefficient held: the penalised log-likelihood at start
+        return beta, pll, 0, True
     for it in range(1, maxit + 1):
         step = np.zeros_like(beta)
         try:
@@ -1032,6 +1034,7 @@ def _variant(c: pd.DataFrame) -> pd.Series:
         variant = variant.where(
             c["estimation"] != FIRTH, "Firth penalised likelihood (separation), logit link"
         )
+        variant = variant.where(c["estimation"] != FIRTH_REQUESTED, "Firth penalised likelihood, logit link")
     if "covariance" in c.columns:
         variant = variant + "; " + c["covariance"].astype(str)
     reason = c["model_choice"] if "model_choice" in c.columns else c.get("note", pd.Series("", index=c.index))
