@@ -18,8 +18,10 @@ from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.proportions import (
     cochran_armitage_trend,
     compare_proportions,
+    contingency_cells,
     newcombe_difference,
     newcombe_paired_difference,
+    pairwise_proportions,
     wilson_interval,
 )
 
@@ -172,8 +174,12 @@ def test_fisher_tea_tasting():
     out = compare_proportions(tea)
     assert list(out.columns) == list(TESTS_COLUMNS)
     row = out.iloc[0]
-    assert (row["test"], row["variant"]) == ("fisher_exact", "fisher_exact")
+    assert (row["test"], row["variant"]) == (
+        "fisher_exact",
+        "fisher_exact;choice=auto(an expected count < 5 in a 2x2 table)",
+    )
     assert row["p_value"] == pytest.approx(0.4857, abs=5e-5)
+    assert np.isnan(row["df"]) and np.isnan(row["statistic"])  # no df for an exact test
     assert (row["group_a"], row["group_b"], row["n_a"], row["n_b"]) == ("milk", "tea", 4, 4)
     pd.testing.assert_frame_equal(tea, before)
 
@@ -183,7 +189,10 @@ def test_chi_square_party_by_gender():
     X-squared = 30.07, df = 2, p-value = 2.954e-07."""
     m = pd.DataFrame([[762, 327, 468], [484, 239, 477]], index=["F", "M"])
     row = compare_proportions(m).iloc[0]
-    assert (row["test"], row["variant"]) == ("chi_square", "pearson")
+    assert (row["test"], row["variant"]) == (
+        "chi_square",
+        "pearson;choice=auto(no expected count < 1, at most 20% < 5)",
+    )
     assert row["statistic"] == pytest.approx(30.07, abs=0.005)
     assert row["df"] == 2
     assert row["p_value"] == pytest.approx(2.954e-07, rel=1e-3)
@@ -208,9 +217,9 @@ def test_yates_variant_matches_hand_formula():
     n = a + b + c + d
     expected = n * (abs(a * d - b * c) - n / 2) ** 2 / ((a + b) * (c + d) * (a + c) * (b + d))
     row = compare_proportions(np.array([[a, b], [c, d]]), yates=True).iloc[0]
-    assert row["variant"] == "pearson+yates"
+    assert row["variant"] == "pearson+yates;choice=auto(every expected count >= 5)"
     assert row["statistic"] == pytest.approx(expected, rel=1e-12)
-    assert compare_proportions(np.array([[a, b], [c, d]])).iloc[0]["variant"] == "pearson"
+    assert compare_proportions(np.array([[a, b], [c, d]])).iloc[0]["variant"].startswith("pearson;")
 
 
 def test_sparse_rxc_uses_monte_carlo_fisher_freeman_halton():
@@ -218,7 +227,10 @@ def test_sparse_rxc_uses_monte_carlo_fisher_freeman_halton():
     p = 0.7827; Monte Carlo with 100,000 tables is within 0.01 (SE ~ 0.0013)."""
     job = np.array([[1, 2, 1, 0], [3, 3, 6, 1], [10, 10, 14, 9], [6, 7, 12, 11]]).T
     row = compare_proportions(job).iloc[0]
-    assert row["variant"] == "fisher_freeman_halton_monte_carlo"
+    assert row["variant"] == (
+        "fisher_freeman_halton_monte_carlo;n_resamples=100000;seed=0;choice=auto(an expected count < 1)"
+    )
+    assert np.isnan(row["df"])
     assert row["p_value"] == pytest.approx(0.7827, abs=0.01)
     assert row["group_a"].count("|") == 3 and pd.isna(row["group_b"])
     assert compare_proportions(job).equals(compare_proportions(job))  # seeded: deterministic
@@ -289,3 +301,115 @@ def test_adjust_pvalues_failure_paths():
     with pytest.raises(ValueError, match="outside"):
         adjust_pvalues(pd.DataFrame({"p_value": [1.5]}))
     assert adjust_pvalues(t.iloc[:0]).empty
+
+
+# ------------------------------------------------------------------- test chosen by the caller
+def test_caller_chooses_the_test_and_variant_says_so():
+    """Hand: the same 2 x 2 table through each method; R fisher.test / chisq.test(correct = FALSE)."""
+    big = np.array([[20, 30], [35, 15]])  # every expected count >= 5: auto gives Pearson
+    fisher = compare_proportions(big, method="fisher_exact").iloc[0]
+    assert fisher["variant"] == "fisher_exact;choice=caller" and np.isnan(fisher["df"])
+    assert fisher["p_value"] == pytest.approx(stats.fisher_exact(big).pvalue, rel=1e-12)
+    chi = compare_proportions(np.array([[3, 1], [1, 3]]), method="chi_square").iloc[0]
+    assert chi["variant"] == "pearson;choice=caller" and chi["df"] == 1
+    assert chi["statistic"] == pytest.approx(2.0)  # N (ad - bc)^2 / (r1 r2 c1 c2) = 8 * 64 / 256
+    mc = compare_proportions(
+        np.array([[3, 1], [1, 3]]), method="fisher_monte_carlo", n_resamples=20_000
+    ).iloc[0]
+    assert mc["variant"] == "fisher_freeman_halton_monte_carlo;n_resamples=20000;seed=0;choice=caller"
+    assert mc["p_value"] == pytest.approx(0.4857, abs=0.02)  # Monte Carlo of the exact 0.4857
+    with pytest.raises(ValueError, match="fisher_monte_carlo"):
+        compare_proportions(np.array([[3, 1, 2], [1, 3, 2]]), method="fisher_exact")
+    with pytest.raises(ValueError, match="method must be"):
+        compare_proportions(big, method="barnard")
+
+
+# ---------------------------------------------------------------- expected counts and residuals
+def test_contingency_cells_match_r_chisq_test_residuals():
+    """R chisq.test(M)$stdres on Agresti (2007) p. 39 (party identification by gender), as printed by the
+    R package chisq.posthoc.test (?chisq.posthoc.test example): F: 4.502054, 0.6994517, -5.315946 (M: the
+    opposite); Agresti's Table 2.6 prints 4.50, 0.70, -5.32."""
+    m = pd.DataFrame([[762, 327, 468], [484, 239, 477]], index=["F", "M"], columns=["Dem", "Ind", "Rep"])
+    cells = contingency_cells(m).set_index(["row", "column"])
+    assert cells.loc["F", "std_residual"].to_numpy() == pytest.approx(
+        [4.502054, 0.6994517, -5.315946], abs=5e-7
+    )
+    assert cells.loc["M", "std_residual"].to_numpy() == pytest.approx(
+        [-4.502054, -0.6994517, 5.315946], abs=5e-7
+    )
+    # expected = row total x column total / N (hand: 1557 * 1246 / 2757)
+    assert cells.loc[("F", "Dem"), "expected"] == pytest.approx(1557 * 1246 / 2757)
+    # the contributions add up to Pearson's X2 = 30.07 (R ?chisq.test)
+    assert cells["contribution"].sum() == pytest.approx(compare_proportions(m).iloc[0]["statistic"])
+
+
+def test_contingency_cells_match_a_published_r_session():
+    """s-nako.work (2020) "Chi-Square Test in R": chisq.test(cross_data, correct = F) on groups A, B, C x
+    (failure, success) = (100, 23), (44, 65), (119, 158): X-squared = 57.236; $residuals A: 4.571703,
+    -4.727030, B: -1.641673, 1.697450, C: -2.016609, 2.085125; $stdres A: 7.551524, B: -2.663833,
+    C: -4.296630 (failure; success is the opposite)."""
+    t = pd.DataFrame([[100, 23], [44, 65], [119, 158]], index=list("ABC"), columns=["failure", "success"])
+    cells = contingency_cells(t)
+    assert cells["residual"].to_numpy() == pytest.approx(
+        [4.571703, -4.727030, -1.641673, 1.697450, -2.016609, 2.085125], abs=5e-7
+    )
+    assert cells["std_residual"].to_numpy() == pytest.approx(
+        [7.551524, -7.551524, -2.663833, 2.663833, -4.296630, 4.296630], abs=5e-7
+    )
+    assert compare_proportions(t).iloc[0]["statistic"] == pytest.approx(57.236, abs=5e-4)
+
+
+# ------------------------------------------------------------------------------ pairwise rows
+def test_pairwise_proportions_fisher_rows_have_no_df_and_reference_is_group_b():
+    """Hand: each pair is compare_proportions of its 2 x 2 table; Newcombe (1998b) example (b) 56/70 vs
+    48/80: 0.0524 to 0.3339; Holm (1979) over the 3 pairs."""
+    table = pd.DataFrame({"yes": [48, 56, 3], "no": [32, 14, 1]}, index=["CH", "EHPAD", "Army"])
+    out = pairwise_proportions(table, reference="CH", study="s", metric="m")
+    assert list(out.columns) == list(TESTS_COLUMNS)
+    assert list(zip(out.group_a, out.group_b, strict=True)) == [
+        ("Army", "EHPAD"),
+        ("Army", "CH"),
+        ("EHPAD", "CH"),
+    ]
+    ehpad = out.iloc[2]
+    assert ehpad.variant == "pairwise pearson;choice=auto(every expected count >= 5)" and ehpad.df == 1
+    assert (ehpad.effect_size, ehpad.ci_low, ehpad.ci_high) == pytest.approx((0.2, 0.0524, 0.3339), abs=5e-5)
+    army = out.iloc[1]  # 3/4 vs 48/80: an expected count < 5
+    assert army.test == "fisher_exact" and np.isnan(army.df) and np.isnan(army.statistic)
+    assert army.p_value == pytest.approx(stats.fisher_exact([[3, 1], [48, 32]]).pvalue)
+    p = out.p_value.to_numpy()
+    order = np.argsort(p)
+    holm = np.minimum(1, np.maximum.accumulate(p[order] * (3 - np.arange(3))))
+    assert out.p_adjusted.to_numpy()[order] == pytest.approx(holm)
+    assert set(out.adjust_method) == {"holm"} and set(out.effect_size_kind) == {"risk_difference"}
+
+
+def test_pairwise_proportions_pair_without_variation_keeps_its_difference():
+    table = pd.DataFrame({"yes": [5, 6, 1], "no": [0, 0, 4]}, index=["a", "b", "c"])
+    out = pairwise_proportions(table, method="fisher_exact").set_index(["group_a", "group_b"])
+    ab = out.loc[("a", "b")]
+    assert ab.variant == "undefined: no variation in the pair" and np.isnan(ab.p_value)
+    assert ab.effect_size == 0 and ab.ci_low < 0 < ab.ci_high
+    assert out.loc[("a", "c"), "variant"] == "pairwise fisher_exact;choice=caller"
+
+
+# ------------------------------------------------------------------------- trend, two variances
+def test_linear_by_linear_is_the_n_minus_1_version_of_cochran_armitage():
+    """Agresti (2007) §2.5: M2 = (N - 1) r2 while prop.trend.test uses N r2, so M2 = 8.2249 x 396 / 397 on
+    the R ?prop.trend.test data (Fleiss 1981, p. 139)."""
+    x, n = [83, 90, 129, 70], [86, 93, 136, 82]
+    ca = cochran_armitage_trend(x, n).iloc[0]
+    lbl = cochran_armitage_trend(x, n, method="linear_by_linear").iloc[0]
+    assert lbl.statistic == pytest.approx(ca.statistic * 396 / 397, rel=1e-9)
+    assert lbl.p_value == pytest.approx(stats.chi2.sf(lbl.statistic, 1), rel=1e-9)
+    assert ca.variant == "asymptotic;variance=N (prop.trend.test)"
+    assert lbl.variant == "asymptotic;variance=N-1 (linear-by-linear)"
+    assert ca.effect_size == lbl.effect_size < 0  # the share of smokers falls with the score
+
+
+def test_newcombe_difference_empty_group_is_nan_and_bad_counts_raise():
+    out = newcombe_difference([0, 2], [0, 10], [1, 1], [5, 5])
+    assert out.loc[0, ["value", "ci_low", "ci_high"]].isna().all()
+    assert out.loc[1, ["value", "ci_low", "ci_high"]].notna().all()
+    with pytest.raises(ValueError, match="exceed"):
+        newcombe_difference(6, 5, 1, 5)

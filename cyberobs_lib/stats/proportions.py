@@ -2,19 +2,31 @@
 
 Interval functions return one row per input element with ``value, ci_low, ci_high, ci_method``;
 test functions return a frame in the fixed ``tests.csv`` vocabulary
-(:data:`cyberobs_lib.schema.TESTS_COLUMNS`).
+(:data:`cyberobs_lib.schema.TESTS_COLUMNS`), whose ``variant`` starts with the computation (``pearson``,
+``pearson+yates``, ``fisher_exact``, ``fisher_freeman_halton_monte_carlo``, ...) followed by ``;key=value``
+facts, ``choice=caller`` or ``choice=auto(<the rule that applied>)``. :func:`contingency_cells` is the
+companion table of a χ² test: expected counts and residuals per cell (R ``chisq.test()$expected``,
+``$residuals``, ``$stdres``).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from itertools import combinations
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
-from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.contingency_tables import Table
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from cyberobs_lib.stats._tidy import make_tests_table
+from cyberobs_lib.stats.multiplicity import adjust_pvalues
+
+#: Tests of an r x c table: ``auto`` applies Cochran's rule (and says so in ``variant``).
+TABLE_METHODS = ("auto", "chi_square", "fisher_exact", "fisher_monte_carlo")
 
 ArrayLike = float | int | Sequence[float] | np.ndarray | pd.Series
 
@@ -105,7 +117,9 @@ def newcombe_difference(
     Notes
     -----
     Method 10 of Newcombe (1998b): with Wilson limits (l1, u1), (l2, u2),
-    ``L = d - sqrt((p1-l1)^2 + (u2-p2)^2)``, ``U = d + sqrt((u1-p1)^2 + (p2-l2)^2)``.
+    ``L = d - sqrt((p1-l1)^2 + (u2-p2)^2)``, ``U = d + sqrt((u1-p1)^2 + (p2-l2)^2)``, computed by
+    :func:`statsmodels.stats.proportion.confint_proportions_2indep` (``method="newcomb"``). A group with
+    n = 0 gives NaN.
 
     References
     ----------
@@ -118,18 +132,23 @@ def newcombe_difference(
         p1   p2  value  ci_low  ci_high              ci_method
     0  0.8  0.6    0.2  0.0524   0.3339  newcombe_hybrid_score
     """
-    w1 = wilson_interval(x1, n1, alpha=alpha)
-    w2 = wilson_interval(x2, n2, alpha=alpha)
-    p1, l1, u1 = (w1[c].to_numpy() for c in ("value", "ci_low", "ci_high"))
-    p2, l2, u2 = (w2[c].to_numpy() for c in ("value", "ci_low", "ci_high"))
-    d = p1 - p2
+    x1, n1, x2, n2 = np.broadcast_arrays(
+        *(_counts(k, v) for k, v in zip(("x1", "n1", "x2", "n2"), (x1, n1, x2, n2), strict=True))
+    )
+    if np.any(x1 > n1) or np.any(x2 > n2):
+        raise ValueError("successes cannot exceed n")
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", alpha=alpha)
+        p1, p2 = x1 / n1, x2 / n2
+    empty = (n1 == 0) | (n2 == 0)
     out = pd.DataFrame(
         {
-            "p1": p1,
-            "p2": p2,
-            "value": d,
-            "ci_low": d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
-            "ci_high": d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+            "p1": np.where(n1 > 0, p1, np.nan),
+            "p2": np.where(n2 > 0, p2, np.nan),
+            "value": np.where(empty, np.nan, p1 - p2),
+            "ci_low": np.where(empty, np.nan, np.atleast_1d(low)),
+            "ci_high": np.where(empty, np.nan, np.atleast_1d(high)),
         }
     )
     out["ci_method"] = "newcombe_hybrid_score"
@@ -160,7 +179,8 @@ def newcombe_paired_difference(
     ``U = D + sqrt((p2-l2)^2 - 2 phi (p2-l2)(u1-p1) + (u1-p1)^2)``, where phi is the correlation
     of the paired table with a continuity correction: with ``B = ad - bc``, phi uses
     ``max(B - n/2, 0)`` when B > 0 and B otherwise, over ``sqrt((a+b)(c+d)(a+c)(b+d))``, and is
-    0 when that product is 0.
+    0 when that product is 0. Written here: statsmodels has the unpaired interval
+    (:func:`newcombe_difference` uses it) but not the paired one.
 
     References
     ----------
@@ -224,9 +244,37 @@ def _cramers_v_ci(chi2: float, df: int, n: float, k: int, alpha: float) -> tuple
     return v, min(np.sqrt(low / scale), 1.0), min(np.sqrt(high / scale), 1.0)
 
 
+def _table(table: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+    """Counts of a 2-D table without its empty rows and columns, with the labels kept."""
+    frame = pd.DataFrame(table)
+    counts = frame.to_numpy(dtype=float)
+    if counts.ndim != 2 or counts.size == 0 or np.any(np.isnan(counts)) or np.any(counts < 0):
+        raise ValueError("table must be a non-empty 2-D table of non-negative counts")
+    keep_r, keep_c = counts.sum(axis=1) > 0, counts.sum(axis=0) > 0
+    counts = counts[keep_r][:, keep_c]
+    rows, cols = [str(x) for x in frame.index[keep_r]], [str(x) for x in frame.columns[keep_c]]
+    if counts.shape[0] < 2 or counts.shape[1] < 2:
+        raise ValueError("need at least two non-empty rows and two non-empty columns")
+    return counts, rows, cols
+
+
+def _cochran_rule(expected: np.ndarray) -> tuple[str, str]:
+    """The test Cochran's (1954) rule picks, and the rule that applied (for ``variant``)."""
+    if expected.shape == (2, 2):
+        if (expected < 5).any():
+            return "fisher_exact", "auto(an expected count < 5 in a 2x2 table)"
+        return "chi_square", "auto(every expected count >= 5)"
+    if (expected < 1).any():
+        return "fisher_monte_carlo", "auto(an expected count < 1)"
+    if (expected < 5).mean() > 0.2:
+        return "fisher_monte_carlo", "auto(over 20% of expected counts < 5)"
+    return "chi_square", "auto(no expected count < 1, at most 20% < 5)"
+
+
 def compare_proportions(
     table: pd.DataFrame | np.ndarray,
     *,
+    method: Literal["auto", "chi_square", "fisher_exact", "fisher_monte_carlo"] = "auto",
     yates: bool = False,
     alpha: float = 0.05,
     n_resamples: int = 100_000,
@@ -234,38 +282,46 @@ def compare_proportions(
     study: str | None = None,
     metric: str | None = None,
 ) -> pd.DataFrame:
-    """Test independence in an r x c table, choosing Pearson chi-square or an exact test by Cochran's rule.
+    """Test independence in an r x c table: Pearson chi-square, Fisher's exact test or its Monte Carlo version.
 
     Parameters
     ----------
     table : DataFrame or 2-D array of counts
         Rows are groups (the index gives their labels), columns are outcome categories.
+    method : {"auto", "chi_square", "fisher_exact", "fisher_monte_carlo"}, keyword-only
+        ``chi_square``: Pearson's X² on (r-1)(c-1) df (R ``chisq.test``). ``fisher_exact``: Fisher's
+        exact test of a 2 x 2 table (R ``fisher.test``); a larger table raises (the network algorithm
+        of R's r x c ``fisher.test`` is not available here: use ``fisher_monte_carlo``).
+        ``fisher_monte_carlo``: the Fisher-Freeman-Halton test by ``n_resamples`` seeded random tables
+        with the observed margins (R ``fisher.test(simulate.p.value = TRUE)``), any shape. ``auto``
+        (default): Cochran's rule — Fisher for a 2 x 2 table with an expected count < 5, Monte Carlo
+        Fisher for a larger table with an expected count < 1 or over 20 % of them < 5, Pearson
+        otherwise; ``variant`` then says ``choice=auto(<which part of the rule applied>)``.
     yates : bool, keyword-only
-        Apply Yates' continuity correction to the chi-square of a 2x2 table (R ``chisq.test``
-        default is ``True``; ours is ``False``, following Campbell 2007).
+        Yates' continuity correction of the chi-square of a 2x2 table (R ``chisq.test``'s default
+        is ``True``; ours is ``False``, following Campbell 2007).
     alpha : float, keyword-only
         For the Cramér's V interval.
     n_resamples, seed : int, keyword-only
-        Monte Carlo settings for the Fisher-Freeman-Halton test of larger sparse tables.
+        Monte Carlo settings.
     study, metric : str, keyword-only
         Copied into the result row.
 
     Returns
     -------
     DataFrame (tests vocabulary), one row: ``test`` in {``chi_square``, ``fisher_exact``};
-    ``variant`` in {``pearson``, ``pearson+yates``, ``fisher_exact``, ``fisher_freeman_halton_monte_carlo``};
-    ``group_a``/``group_b`` the two row labels and ``n_a``/``n_b`` their totals (for more than two
-    rows ``group_a`` joins all labels with ``|`` and ``n_a`` is the grand total); ``statistic``
-    (chi-square, or NaN for exact tests), ``df``, ``p_value``; ``effect_size`` Cramér's V with
-    ``ci_low``/``ci_high`` (``ci_method`` = ``noncentral_chi2``).
+    ``variant`` = ``pearson``, ``pearson+yates``, ``fisher_exact`` or
+    ``fisher_freeman_halton_monte_carlo;n_resamples=…;seed=…``, then ``;choice=caller`` or
+    ``;choice=auto(…)``; ``group_a``/``group_b`` the two row labels and ``n_a``/``n_b`` their totals
+    (for more than two rows ``group_a`` joins all labels with ``|`` and ``n_a`` is the grand total);
+    ``statistic`` (X², or NaN for Fisher), ``df`` ((r-1)(c-1) for X², NaN for Fisher: no reference
+    distribution with df), ``p_value``; ``effect_size`` Cramér's V with ``ci_low``/``ci_high``
+    (``ci_method`` = ``noncentral_chi2``). Expected counts and residuals: :func:`contingency_cells`.
 
     Notes
     -----
-    Rule (Cochran 1954): a 2x2 table with any expected count < 5 gets Fisher's exact test
-    (two-sided, summing tables no more probable than the observed one, as R ``fisher.test``);
-    a larger table with any expected count < 1 or more than 20 % of expected counts < 5 gets the
-    Fisher-Freeman-Halton test by Monte Carlo (:func:`scipy.stats.fisher_exact` with
-    ``MonteCarloMethod``, seeded); otherwise Pearson's chi-square with (r-1)(c-1) df.
+    Fisher's two-sided p sums the tables no more probable than the observed one, as R
+    ``fisher.test`` (:func:`scipy.stats.fisher_exact`; Monte Carlo with ``MonteCarloMethod``, seeded).
     Cramér's V = sqrt(X^2 / (N (min(r,c)-1))) always uses the uncorrected Pearson X^2; its CI
     inverts the noncentral chi-square distribution in the noncentrality lambda (limits solve
     P(X^2 >= obs | lambda) = alpha/2 and 1-alpha/2) and maps lambda to sqrt(lambda / (N (k-1))),
@@ -280,34 +336,40 @@ def compare_proportions(
     --------
     >>> tea = pd.DataFrame([[3, 1], [1, 3]], index=["milk_first", "tea_first"])
     >>> r = compare_proportions(tea)
-    >>> r[["test", "variant", "n_a", "n_b", "p_value"]].round(4)
-               test       variant  n_a  n_b  p_value
-    0  fisher_exact  fisher_exact    4    4   0.4857
+    >>> r[["test", "n_a", "n_b", "p_value"]].round(4)
+               test  n_a  n_b  p_value
+    0  fisher_exact    4    4   0.4857
+    >>> print(r.variant.iloc[0])
+    fisher_exact;choice=auto(an expected count < 5 in a 2x2 table)
     """
-    frame = pd.DataFrame(table)
-    counts = frame.to_numpy(dtype=float)
-    if counts.ndim != 2 or counts.size == 0 or np.any(np.isnan(counts)) or np.any(counts < 0):
-        raise ValueError("table must be a non-empty 2-D table of non-negative counts")
-    keep_r, keep_c = counts.sum(axis=1) > 0, counts.sum(axis=0) > 0
-    counts, labels = counts[keep_r][:, keep_c], [str(x) for x in frame.index[keep_r]]
-    if counts.shape[0] < 2 or counts.shape[1] < 2:
-        raise ValueError("need at least two non-empty rows and two non-empty columns")
+    if method not in TABLE_METHODS:
+        raise ValueError(f"method must be one of {TABLE_METHODS}, got {method!r}")
+    counts, labels, _ = _table(table)
     total = counts.sum()
     chi2_raw, _, dof, expected = stats.chi2_contingency(counts, correction=False)
     is_2x2 = counts.shape == (2, 2)
-    sparse = (expected < 5).any() if is_2x2 else (expected < 1).any() or (expected < 5).mean() > 0.2
-    if sparse and is_2x2:
-        test, variant, statistic = "fisher_exact", "fisher_exact", np.nan
+    if method == "auto":
+        method, choice = _cochran_rule(expected)
+    else:
+        choice = "caller"
+    if method == "fisher_exact" and not is_2x2:
+        raise ValueError(
+            f"fisher_exact is the exact test of a 2x2 table, got {counts.shape[0]}x{counts.shape[1]}: "
+            "use method='fisher_monte_carlo' (Fisher-Freeman-Halton by Monte Carlo) or 'chi_square'"
+        )
+    if method == "fisher_exact":
+        test, variant, statistic, df = "fisher_exact", "fisher_exact", np.nan, np.nan
         p_value = stats.fisher_exact(counts.astype(int)).pvalue
-    elif sparse:
-        test, variant, statistic = "fisher_exact", "fisher_freeman_halton_monte_carlo", np.nan
-        method = stats.MonteCarloMethod(n_resamples=n_resamples, rng=np.random.default_rng(seed))
-        p_value = stats.fisher_exact(counts.astype(int), method=method).pvalue
+    elif method == "fisher_monte_carlo":
+        test, statistic, df = "fisher_exact", np.nan, np.nan
+        variant = f"fisher_freeman_halton_monte_carlo;n_resamples={n_resamples};seed={seed}"
+        mc = stats.MonteCarloMethod(n_resamples=n_resamples, rng=np.random.default_rng(seed))
+        p_value = stats.fisher_exact(counts.astype(int), method=mc).pvalue
     else:
         use_yates = yates and is_2x2
         res = stats.chi2_contingency(counts, correction=use_yates)
         test, variant = "chi_square", "pearson+yates" if use_yates else "pearson"
-        statistic, p_value = res.statistic, res.pvalue
+        statistic, p_value, df = res.statistic, res.pvalue, float(dof)
     v, low, high = _cramers_v_ci(chi2_raw, int(dof), total, min(counts.shape), alpha)
     rows_n = counts.sum(axis=1)
     two = counts.shape[0] == 2
@@ -315,13 +377,13 @@ def compare_proportions(
         "study": study,
         "metric": metric,
         "test": test,
-        "variant": variant,
+        "variant": f"{variant};choice={choice}",
         "group_a": labels[0] if two else "|".join(labels),
         "group_b": labels[1] if two else None,
         "n_a": int(rows_n[0]) if two else int(total),
         "n_b": int(rows_n[1]) if two else None,
         "statistic": statistic,
-        "df": float(dof),
+        "df": df,
         "p_value": float(p_value),
         "effect_size": v,
         "effect_size_kind": "cramers_v",
@@ -332,11 +394,129 @@ def compare_proportions(
     return make_tests_table([row])
 
 
+def contingency_cells(table: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+    """Expected counts and residuals of each cell under independence: the companion of a χ² test.
+
+    Parameters
+    ----------
+    table : DataFrame or 2-D array of counts
+        As :func:`compare_proportions` (empty rows and columns dropped first, as there).
+
+    Returns
+    -------
+    DataFrame, one row per cell (row-major): ``row``, ``column`` (labels as text), ``observed``,
+    ``expected`` = r_i c_j / N (R ``chisq.test()$expected``), ``residual`` = (O - E) / sqrt(E), the Pearson
+    residual (``$residuals``), ``std_residual`` = (O - E) / sqrt(E (1 - r_i/N) (1 - c_j/N)), the adjusted
+    standardized residual (``$stdres``; about N(0, 1) under independence: |value| > 2 marks a cell that
+    departs from it), ``contribution`` = (O - E)² / E (they sum to Pearson's X²).
+
+    References
+    ----------
+    Haberman SJ (1973) The analysis of residuals in cross-classified tables. Biometrics 29:205-220.
+    Agresti A (2007) An Introduction to Categorical Data Analysis, 2nd ed., §2.4.5.
+
+    Examples
+    --------
+    Agresti (2007) p. 39, party identification by gender: standardized residuals 4.50, 0.70, -5.32.
+
+    >>> m = pd.DataFrame([[762, 327, 468], [484, 239, 477]], index=["F", "M"], columns=["D", "I", "R"])
+    >>> contingency_cells(m).loc[:2, ["row", "column", "expected", "std_residual"]].round(2)
+      row column  expected  std_residual
+    0   F      D    703.67          4.50
+    1   F      I    319.65          0.70
+    2   F      R    533.68         -5.32
+    """
+    counts, rows, cols = _table(table)
+    total = counts.sum()
+    r, c = counts.sum(axis=1, keepdims=True), counts.sum(axis=0, keepdims=True)
+    expected = r @ c / total
+    residual = (counts - expected) / np.sqrt(expected)
+    std_residual = (counts - expected) / np.sqrt(expected * (1 - r / total) * (1 - c / total))
+    return pd.DataFrame(
+        {
+            "row": np.repeat(rows, len(cols)),
+            "column": np.tile(cols, len(rows)),
+            "observed": counts.ravel(),
+            "expected": expected.ravel(),
+            "residual": residual.ravel(),
+            "std_residual": std_residual.ravel(),
+            "contribution": (residual**2).ravel(),
+        }
+    )
+
+
+def pairwise_proportions(
+    table: pd.DataFrame,
+    *,
+    reference: str | None = None,
+    method: Literal["auto", "chi_square", "fisher_exact", "fisher_monte_carlo"] = "auto",
+    adjust: str = "holm",
+    yates: bool = False,
+    alpha: float = 0.05,
+    n_resamples: int = 100_000,
+    seed: int = 0,
+    study: str | None = None,
+    metric: str | None = None,
+) -> pd.DataFrame:
+    """Every pair of groups of a groups x (yes, no) table: the 2 x 2 test and the Newcombe difference.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows are groups (index = labels); column 0 counts the outcome ("yes"), column 1 the others.
+    reference : str, optional
+        A group put in ``group_b`` of each pair that includes it (differences read "group − reference").
+    method : {"auto", "chi_square", "fisher_exact", "fisher_monte_carlo"}
+        The 2 x 2 test of each pair (see :func:`compare_proportions`).
+    adjust : str
+        Multiplicity adjustment over the pairs (:func:`cyberobs_lib.stats.multiplicity.adjust_pvalues`),
+        written in ``adjust_method``.
+    yates, alpha, n_resamples, seed, study, metric
+        As :func:`compare_proportions`.
+
+    Returns
+    -------
+    DataFrame (tests vocabulary), one row per pair (groups in label order, the reference last):
+    ``test``/``statistic``/``df``/``p_value`` of the pair's 2 x 2 test (``df`` 1 for X², NaN for
+    Fisher); ``variant`` = ``pairwise `` + the test's variant; ``effect_size`` = share_a − share_b
+    (``risk_difference``) with the Newcombe hybrid-score interval; ``p_adjusted``/``adjust_method``.
+    A pair where both groups have the same single outcome has no test (``variant`` ``undefined: no
+    variation in the pair``) but keeps its difference (0) and interval.
+    """
+    frame = pd.DataFrame(table)
+    if frame.shape[1] != 2:
+        raise ValueError(f"need a groups x (yes, no) table with 2 columns, got {frame.shape[1]}")
+    if reference is not None and reference not in frame.index:
+        raise ValueError(f"reference {reference!r} is not a row of the table: {list(frame.index)}")
+    order = sorted(frame.index, key=lambda g: (g == reference, str(g)))
+    rows = []
+    for a, b in combinations(order, 2):
+        pair = frame.loc[[a, b]]
+        yes, n = pair.iloc[:, 0].to_numpy(float), pair.sum(axis=1).to_numpy(float)
+        diff = newcombe_difference(yes[0], n[0], yes[1], n[1], alpha=alpha).iloc[0]
+        base = {"study": study, "metric": metric, "group_a": str(a), "group_b": str(b), "n_a": int(n[0]),
+                "n_b": int(n[1]), "effect_size": diff["value"], "effect_size_kind": "risk_difference",
+                "ci_low": diff["ci_low"], "ci_high": diff["ci_high"], "ci_method": diff["ci_method"]}  # fmt: skip
+        try:
+            test = compare_proportions(pair, method=method, yates=yates, alpha=alpha, n_resamples=n_resamples,
+                                       seed=seed).iloc[0]  # fmt: skip
+        except ValueError:  # both groups all-yes or all-no (or an empty group): no test, the difference stays
+            rows.append({**base, "test": "chi_square" if method in ("auto", "chi_square") else "fisher_exact",
+                         "variant": "undefined: no variation in the pair"})  # fmt: skip
+            continue
+        rows.append({**base, "test": test["test"], "variant": f"pairwise {test['variant']}",
+                     "statistic": test["statistic"], "df": test["df"], "p_value": test["p_value"]})  # fmt: skip
+    if not rows:
+        return make_tests_table([])
+    return adjust_pvalues(make_tests_table(rows), method=adjust)
+
+
 def cochran_armitage_trend(
     successes: ArrayLike,
     totals: ArrayLike,
     scores: ArrayLike | None = None,
     *,
+    method: Literal["cochran_armitage", "linear_by_linear"] = "cochran_armitage",
     study: str | None = None,
     metric: str | None = None,
 ) -> pd.DataFrame:
@@ -348,24 +528,33 @@ def cochran_armitage_trend(
         Successes and trials per ordered group.
     scores : array, optional
         Group scores; default 1, 2, ..., k (as R ``prop.trend.test``).
+    method : {"cochran_armitage", "linear_by_linear"}, keyword-only
+        ``cochran_armitage`` (default): the statistic of R ``prop.trend.test`` (variance with N).
+        ``linear_by_linear``: Mantel's linear-by-linear association test of the groups x (yes, no) table
+        (variance with N - 1: the statistic is (N-1)/N times the former), by
+        :meth:`statsmodels.stats.contingency_tables.Table.test_ordinal_association`.
     study, metric : str, keyword-only
 
     Returns
     -------
     DataFrame (tests vocabulary), one row: ``test`` = ``cochran_armitage_trend``, ``variant`` =
-    ``asymptotic``, ``n_a`` = total trials, ``statistic`` (chi-square, 1 df), ``df`` = 1,
-    ``p_value`` (two-sided), ``effect_size`` the weighted least-squares slope of the proportion per
-    score unit (``effect_size_kind`` = ``trend_slope_per_score_unit``); no CI.
+    ``asymptotic;variance=N (prop.trend.test)`` or ``asymptotic;variance=N-1 (linear-by-linear)``,
+    ``n_a`` = total trials, ``statistic`` (chi-square, 1 df), ``df`` = 1, ``p_value`` (two-sided),
+    ``effect_size`` the weighted least-squares slope of the proportion per score unit
+    (``effect_size_kind`` = ``trend_slope_per_score_unit``: positive when the proportion rises with the
+    score); no CI.
 
     Notes
     -----
     With p = sum(x)/N, ``T = sum s_i (x_i - n_i p)`` and
     ``V = p(1-p) [sum n_i s_i^2 - (sum n_i s_i)^2 / N]``, statistic ``T^2 / V`` ~ chi-square(1).
-    This is the statistic of R ``prop.trend.test`` (variance with N, not N-1).
+    This is the statistic of R ``prop.trend.test`` (variance with N, not N-1); statsmodels has only the
+    N-1 version (``linear_by_linear``), hence the closed form here.
 
     References
     ----------
-    Cochran WG (1954) Biometrics 10:417-451. Armitage P (1955) Biometrics 11:375-386.
+    Cochran WG (1954) Biometrics 10:417-451. Armitage P (1955) Biometrics 11:375-386. Agresti A (2007)
+    An Introduction to Categorical Data Analysis, 2nd ed., §2.5 (linear-by-linear M² = (N-1) r²).
 
     Examples
     --------
@@ -373,6 +562,8 @@ def cochran_armitage_trend(
     >>> print(f"{r.statistic.iloc[0]:.4f} {r.p_value.iloc[0]:.6f}")
     8.2249 0.004132
     """
+    if method not in ("cochran_armitage", "linear_by_linear"):
+        raise ValueError(f"method must be 'cochran_armitage' or 'linear_by_linear', got {method!r}")
     x, n = _counts("successes", successes), _counts("totals", totals)
     s = np.arange(1, len(x) + 1, dtype=float) if scores is None else np.asarray(scores, dtype=float)
     if not (len(x) == len(n) == len(s)) or len(x) < 2:
@@ -385,16 +576,28 @@ def cochran_armitage_trend(
     if not (0 < p < 1) or sxx <= 0:
         raise ValueError("trend test undefined: all outcomes identical or a single score level")
     t = (s * (x - n * p)).sum()
-    chi2 = t**2 / (p * (1 - p) * sxx)
+    if method == "cochran_armitage":
+        chi2, variant = t**2 / (p * (1 - p) * sxx), "asymptotic;variance=N (prop.trend.test)"
+        p_value = float(stats.chi2.sf(chi2, 1))
+    else:
+        keep = n > 0  # an empty group adds nothing to either statistic
+        res = Table(np.column_stack([x, n - x])[keep]).test_ordinal_association(
+            row_scores=s[keep], col_scores=np.array([1.0, 0.0])
+        )
+        chi2, p_value, variant = (
+            res.zscore**2,
+            float(res.pvalue),
+            "asymptotic;variance=N-1 (linear-by-linear)",
+        )
     row = {
         "study": study,
         "metric": metric,
         "test": "cochran_armitage_trend",
-        "variant": "asymptotic",
+        "variant": variant,
         "n_a": int(big_n),
         "statistic": chi2,
         "df": 1.0,
-        "p_value": float(stats.chi2.sf(chi2, 1)),
+        "p_value": p_value,
         "effect_size": t / sxx,
         "effect_size_kind": "trend_slope_per_score_unit",
     }
