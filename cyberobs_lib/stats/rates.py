@@ -1,4 +1,9 @@
-"""Poisson counts and rates: exact (Garwood) intervals, rates per 1,000, exact comparison of two rates."""
+"""Poisson counts and rates: exact (Garwood) intervals, rates per 1,000, exact comparison of two rates.
+
+Thin wrappers over statsmodels and scipy (:func:`statsmodels.stats.rates.confint_poisson`,
+:func:`statsmodels.stats.rates.test_poisson_2indep`, :func:`scipy.stats.binomtest`) that return rows in the
+library's vocabulary; the values are theirs, checked against R ``poisson.test`` in the tests.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import stats
+from statsmodels.stats import rates as sm_rates
 
 from cyberobs_lib.stats._tidy import make_tests_table
 
@@ -32,8 +38,8 @@ def poisson_exact_interval(count: ArrayLike, exposure: ArrayLike = 1, *, alpha: 
     Notes
     -----
     ``low = chi2_{alpha/2}(2x) / 2``, ``high = chi2_{1-alpha/2}(2x + 2) / 2``, both divided by the
-    exposure; ``low = 0`` when x = 0 (computed as inverse regularized gamma functions,
-    ``chi2_q(2k) / 2 = gammaincinv(k, q)``). Same interval as R ``poisson.test``.
+    exposure; ``low = 0`` when x = 0: statsmodels ``confint_poisson(method="exact-c")`` (the central
+    interval from gamma quantiles), once per distinct count. Same interval as R ``poisson.test``.
 
     References
     ----------
@@ -54,10 +60,13 @@ def poisson_exact_interval(count: ArrayLike, exposure: ArrayLike = 1, *, alpha: 
         raise ValueError("count must hold non-negative integers")
     if np.any(np.isnan(t)) or np.any(t <= 0):
         raise ValueError("exposure must be positive")
-    # quantiles once per distinct count (counts repeat a lot in large tables)
+    # quantiles once per distinct count (counts repeat a lot in large tables), for a unit exposure
     ux, inverse = np.unique(x, return_inverse=True)
-    low = np.where(ux > 0, special.gammaincinv(np.maximum(ux, 1), alpha / 2), 0.0)[inverse]
-    high = special.gammaincinv(ux + 1, 1 - alpha / 2)[inverse]
+    low, high = (
+        np.asarray(v, float)
+        for v in sm_rates.confint_poisson(ux, np.ones_like(ux), method="exact-c", alpha=alpha)
+    )
+    low, high = np.where(ux > 0, low, 0.0)[inverse], high[inverse]
     out = pd.DataFrame({"count": x, "exposure": t, "value": x / t, "ci_low": low / t, "ci_high": high / t})
     out["ci_method"] = "garwood_exact"
     for v in (count, exposure):
@@ -131,9 +140,11 @@ def poisson_rate_ratio_test(
     Notes
     -----
     Given the total x1 + x2, x1 ~ Bin(x1 + x2, pi) with pi = t1 / (t1 + t2) under equal rates;
-    the two-sided p-value is :func:`scipy.stats.binomtest`'s (tables no more probable than the
-    observed one), and the Clopper-Pearson limits (pl, pu) of pi map to the ratio as
-    ``p / (1 - p) * t2 / t1``. This is R ``poisson.test(c(x1, x2), c(t1, t2))``.
+    the two-sided p-value is statsmodels ``test_poisson_2indep(method="exact-cond")`` (the conditional
+    binomial test, tables no more probable than the observed one), and the Clopper-Pearson limits
+    (pl, pu) of pi from :func:`scipy.stats.binomtest` map to the ratio as ``p / (1 - p) * t2 / t1``.
+    This is R ``poisson.test(c(x1, x2), c(t1, t2))``. Not used by the studies; kept as the library's
+    two-rate comparison for reference cases.
 
     References
     ----------
@@ -160,16 +171,18 @@ def poisson_rate_ratio_test(
     }
     if x1 + x2 == 0:
         return make_tests_table([{**row, "p_value": 1.0}])
-    pi0 = t1 / (t1 + t2)
-    res = stats.binomtest(x1, x1 + x2, pi0)
-    ci = res.proportion_ci(confidence_level=1 - alpha, method="exact")
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero count makes statsmodels' ratio infinite
+        pvalue = sm_rates.test_poisson_2indep(x1, t1, x2, t2, method="exact-cond").pvalue
+    ci = stats.binomtest(x1, x1 + x2, t1 / (t1 + t2)).proportion_ci(
+        confidence_level=1 - alpha, method="exact"
+    )
 
     def to_ratio(p: float) -> float:
         return np.inf if p >= 1 else p / (1 - p) * t2 / t1
 
     ratio = np.inf if x2 == 0 else (x1 / t1) / (x2 / t2)
     row |= {
-        "p_value": float(res.pvalue),
+        "p_value": float(pvalue),
         "effect_size": ratio,
         "ci_low": to_ratio(ci.low),
         "ci_high": to_ratio(ci.high),
