@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,9 @@ def test_count_model_with_too_few_residual_df_is_said_not_fitted():
     assert (table.model == "not estimable").all() and table.rate_ratio.isna().all()
     assert tests.variant.iloc[0].startswith("undefined: 2 residual df < 10")
     sentence = cohorts.not_modelled_sentence(table, "en")
-    assert sentence.startswith("*Rate ratios not computed: n\\_findings: 2 residual df &lt; 10")  # "<" escaped
+    assert sentence.startswith(
+        "*Rate ratios not computed: n\\_findings: 2 residual df &lt; 10"
+    )  # "<" escaped
 
 
 def test_collinear_covariate_is_dropped():
@@ -192,6 +195,31 @@ def test_odds_ratio_with_family_only_is_woolf():
         cohorts.adjusted_odds_ratios(
             _shares({"EHPAD": (3, 3), "CH": (2, 2)}), reference="CH", outcomes=["has_critical"]
         )
+
+
+def test_a_family_without_events_keeps_every_other_family_odds_ratio():
+    # issue 19: one family with no event blanked every family's odds ratio; now the others keep their ML
+    # odds ratios (those of the fit without that family) and the separated family gets Firth's estimate
+    m = _shares({"CH": (30, 80), "EHPAD": (40, 70), "CHU/CHR": (12, 20), "Psychiatry": (0, 12)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the separation is said in note, not raised
+        table, tests = cohorts.adjusted_odds_ratios(
+            m, reference="CH", outcomes=["has_critical"], covariates=()
+        )
+    without, _ = cohorts.adjusted_odds_ratios(
+        m[m.family != "Psychiatry"], reference="CH", outcomes=["has_critical"], covariates=()
+    )
+    fam = table[table.term == "family"].set_index("level")
+    ml = without[without.term == "family"].set_index("level")
+    for level in ("CHU/CHR", "EHPAD"):
+        assert fam.loc[level, "estimation"] == "ML" and not fam.loc[level, "separation"]
+        assert fam.loc[level, "odds_ratio"] == pytest.approx(ml.loc[level, "odds_ratio"], rel=1e-8)
+        assert fam.loc[level, "ci_low"] == pytest.approx(ml.loc[level, "ci_low"], rel=1e-8)
+    psy = fam.loc["Psychiatry"]
+    assert psy.estimation == "Firth (separation)" and psy.separation and 0 < psy.odds_ratio < psy.ci_high < 1
+    # one covariate-free 2 x 2 against CH: Firth = OR with 1/2 added to each cell (Firth 1993)
+    assert psy.odds_ratio == pytest.approx((0.5 * 50.5) / (12.5 * 30.5), rel=1e-6)
+    assert "separation in ['family']" in psy.note and tests.p_value.notna().all()
 
 
 @pytest.fixture(scope="module")
