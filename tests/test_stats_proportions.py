@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from cyberobs_lib.schema import TESTS_COLUMNS
-from cyberobs_lib.stats.multiplicity import adjust_pvalues
+from cyberobs_lib.stats.multiplicity import adjust_pvalues, check_adjustment_stated
 from cyberobs_lib.stats.proportions import (
     cochran_armitage_trend,
     compare_proportions,
@@ -413,3 +413,29 @@ def test_newcombe_difference_empty_group_is_nan_and_bad_counts_raise():
     assert out.loc[1, ["value", "ci_low", "ci_high"]].notna().all()
     with pytest.raises(ValueError, match="exceed"):
         newcombe_difference(6, 5, 1, 5)
+
+
+def test_adjust_pvalues_hochberg_hommel_and_r_aliases_by_hand():
+    """Hand (R p.adjust formulas) on p = 0.01, 0.02, 0.03, 0.04 (m = 4):
+    Hochberg (1988) step-up min_{j>=i} (m - j + 1) p_(j): 0.04, 0.04, 0.04, 0.04;
+    Bonferroni 0.04, 0.08, 0.12, 0.16; BH (alias of fdr_bh) i-th: min_{j>=i} m p_(j) / j = 0.04 each."""
+    t = pd.DataFrame({"p_value": [0.01, 0.02, 0.03, 0.04]})
+    np.testing.assert_allclose(adjust_pvalues(t, method="hochberg")["p_adjusted"], [0.04] * 4)
+    np.testing.assert_allclose(adjust_pvalues(t, method="bonferroni")["p_adjusted"], [0.04, 0.08, 0.12, 0.16])
+    bh = adjust_pvalues(t, method="BH")
+    np.testing.assert_allclose(bh["p_adjusted"], [0.04] * 4)
+    assert set(bh["adjust_method"]) == {"fdr_bh"}  # the canonical name is written
+    # Hochberg differs from Holm when a later p is small: p = 0.01, 0.04, 0.045 -> Holm 0.03, 0.08, 0.08;
+    # Hochberg 0.03, 0.045, 0.045
+    u = pd.DataFrame({"p_value": [0.01, 0.04, 0.045]})
+    np.testing.assert_allclose(adjust_pvalues(u, method="holm")["p_adjusted"], [0.03, 0.08, 0.08])
+    np.testing.assert_allclose(adjust_pvalues(u, method="hochberg")["p_adjusted"], [0.03, 0.045, 0.045])
+
+
+def test_check_adjustment_stated():
+    ok = adjust_pvalues(pd.DataFrame({"p_value": [0.1, 0.2]}), method="holm")
+    assert check_adjustment_stated(ok) is ok
+    bad = ok.assign(adjust_method=[None, "holm"])
+    with pytest.raises(ValueError, match=r"rows \[0\]"):
+        check_adjustment_stated(bad)
+    assert check_adjustment_stated(pd.DataFrame({"p_value": [0.5]})).shape == (1, 1)
