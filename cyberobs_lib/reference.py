@@ -1289,9 +1289,14 @@ def load_reference(path: str | Path | None = None, *, verify: bool = True) -> Re
     ('2021-01-08', 'package')
     """
     folder, origin = reference_dir(path)
-    meta_path = folder / METADATA_FILE
-    st = meta_path.stat()
-    meta, tables = _load_cached(folder.resolve(), (st.st_mtime_ns, st.st_size), verify)
+    stamp = tuple(
+        (st.st_mtime_ns, st.st_size, st.st_ino)
+        for st in (
+            p.stat() if p.exists() else os.stat_result((0,) * 10)
+            for p in [folder / METADATA_FILE, *(folder / f for f in TABLE_FILES.values())]
+        )
+    )  # any change of any file reloads (and re-verifies) the folder
+    meta, tables = _load_cached(folder.resolve(), stamp, verify)
     return Reference(
         path=folder,
         origin=origin,
@@ -1822,7 +1827,8 @@ def compare_registry(
             .str.strip()
             .replace("", pd.NA)
         )
-        explicit = int((given.notna().to_numpy() & (given.to_numpy() != est["_family"].to_numpy())).sum())
+        derived = est["_family"].astype("string").fillna("")
+        explicit = int((given.notna() & given.fillna("").ne(derived.to_numpy())).sum())
     return RegistryComparison(
         by_family=by_family,
         by_family_department=by_fd,
