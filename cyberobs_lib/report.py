@@ -10,33 +10,38 @@ analysis functions return raw numbers.
 
 from __future__ import annotations
 
+import hashlib
+from html import escape
 from pathlib import Path
 
 import pandas as pd
 
 from cyberobs_lib.io import write_csv_atomic
+from cyberobs_lib.l10n import (
+    CATALOG,
+    check_lang,
+    fmt_date,
+    fmt_number,
+    fmt_percent,
+    fmt_pvalue,
+    fmt_range,
+    text,
+)
+from cyberobs_lib.l10n import label as l10n_label
+
+#: key -> {"fr": ..., "en": ...}: the catalog of every reader text (``cyberobs_lib/data/labels.csv``, read by
+#: :mod:`cyberobs_lib.l10n`).
+LABELS: dict[str, dict[str, str]] = CATALOG
 
 
-def _load_labels() -> dict[str, dict[str, str]]:
-    from cyberobs_lib.config import PACKAGE_DATA
-
-    table = pd.read_csv(PACKAGE_DATA / "labels.csv", comment="#", dtype=str, keep_default_na=False)
-    return {r.key: {"fr": r.fr, "en": r.en} for r in table.itertuples(index=False)}
-
-
-#: key -> {"fr": ..., "en": ...}, from ``cyberobs_lib/data/labels.csv`` (one table for every label).
-LABELS: dict[str, dict[str, str]] = _load_labels()
-
-
-def label(key: str, lang: str = "fr") -> str:
-    """The reader-facing label of a column or concept; the key itself when untranslated.
+def label(key: object, lang: str = "fr") -> str:
+    """The reader-facing label of a column or a value (a family, a severity); the key itself when the catalog
+    has none (:func:`cyberobs_lib.l10n.label`).
 
     >>> label("rows_read", "fr"), label("rows_read", "en"), label("unknown_key")
     ('lignes lues', 'rows read', 'unknown_key')
     """
-    if lang not in ("fr", "en"):
-        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
-    return LABELS.get(key, {}).get(lang, key)
+    return l10n_label(key, lang)
 
 
 def labelled(frame: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
@@ -44,12 +49,13 @@ def labelled(frame: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
     return frame.rename(columns={c: label(c, lang) for c in frame.columns})
 
 
-def mask_values(frame: pd.DataFrame, columns: tuple[str, ...] = ("value",)) -> pd.DataFrame:
-    """Blank cells that may hold identifying input values (FINESS, hosts) before publication."""
+def mask_values(frame: pd.DataFrame, columns: tuple[str, ...] = ("value",), lang: str = "fr") -> pd.DataFrame:
+    """Blank cells that may hold identifying input values (FINESS, hosts) before publication: the word
+    "(masqué)" / "(masked)" in ``lang`` instead."""
     out = frame.copy()
     for col in columns:
         if col in out.columns:
-            out[col] = out[col].where(out[col].isna(), "(masqué)")
+            out[col] = out[col].where(out[col].isna(), text("table.masked", lang))
     return out
 
 
@@ -195,7 +201,7 @@ def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144
     return path
 
 
-#: Columns whose values are names of things (families, severities, measures) shown by their label.
+#: Columns whose values are names of things (families, severities, measures, statuses) shown by their label.
 LABELLED_VALUES = (
     "group",
     "family",
@@ -207,33 +213,221 @@ LABELLED_VALUES = (
     "outcome",
     "test",
     "scan_status",
+    "indicator",
+    "state",
+    "status",
+    "term",
 )
+#: Columns holding p-values (written ``< 0,001`` / ``0,031``).
+PVALUE_COLUMNS = ("p_value", "p_adjusted", "overdispersion_p", "p")
+#: Most columns :func:`show` puts in a reader's table when they are chosen (``columns=``): a wider table does
+#: not fit a page (A4 portrait, 62 rem on screen); the full table is in ``tables/``.
+MAX_COLUMNS = 8
+
+#: What :func:`show` accepts as a column format (``formats={"value": "percent"}``); ``number:2``: 2 decimals,
+#: ``percent:0``: no decimal, ``label:<prefix>``: the catalog label of ``<prefix><value>``.
+FORMATS = ("number", "int", "percent", "pvalue", "date", "bool", "label", "text")
 
 
-def show(frame: pd.DataFrame, lang: str = "fr", *, digits: int = 3, max_rows: int = 30):
-    """A reader-facing view of a table: labelled headings, no index, numbers to ``digits`` significant
-    digits, p-values in scientific notation when small, booleans as yes / no and the values of the
-    columns of :data:`LABELLED_VALUES` (families, severities, measures) in ``lang``, at most ``max_rows``
-    rows (display only). Cell text is HTML-escaped.
+def format_value(value: object, spec: str, lang: str = "fr") -> str:
+    """One cell written for the reader by a format of :data:`FORMATS` (missing values: empty).
 
+    >>> format_value(0.308, "percent", "fr"), format_value(1230, "number", "en"), format_value(True, "bool", "fr")
+    ('30,8\xa0%', '1,230', 'oui')
+    >>> format_value(3e-9, "pvalue", "en"), format_value("critical", "label", "fr"), format_value("x", "text")
+    ('< 0.001', 'critique', 'x')
+    """
+    kind, _, arg = spec.partition(":")
+    if kind not in FORMATS:
+        raise ValueError(f"unknown format {spec!r}: one of {', '.join(FORMATS)} (with ':<argument>')")
+    try:
+        missing = value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        missing = False
+    if missing:
+        return ""
+    if kind == "number":
+        return fmt_number(value, lang, decimals=int(arg) if arg else None)
+    if kind == "int":
+        return fmt_number(round(float(value)), lang)
+    if kind == "percent":
+        return fmt_percent(value, lang, decimals=int(arg) if arg else 1)
+    if kind == "pvalue":
+        return fmt_pvalue(value, lang, prefix=False)
+    if kind == "date":
+        return fmt_date(value, lang)
+    if kind == "bool":
+        return label("yes" if bool(value) else "no", lang)
+    if kind == "label":
+        prefixed = f"{arg}{value}"
+        return label(prefixed, lang) if arg and prefixed in LABELS else label(value, lang)
+    return str(value)
+
+
+def _auto_format(column: str, values: pd.Series) -> str:
+    """The format :func:`show` gives a column not named in ``formats``."""
+    if column in PVALUE_COLUMNS:
+        return "pvalue"
+    if column in LABELLED_VALUES:
+        return "label"
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "date"
+    if pd.api.types.is_numeric_dtype(values):
+        return "number"
+    known = values.dropna()
+    if len(known) and all(isinstance(v, bool) for v in known):
+        return "bool"
+    return "text"
+
+
+def with_interval(
+    frame: pd.DataFrame,
+    lang: str = "fr",
+    *,
+    low: str = "ci_low",
+    high: str = "ci_high",
+    name: str = "ci",
+    kind: str = "percent",
+    decimals: int | None = None,
+) -> pd.DataFrame:
+    """``frame`` with its two bounds written as one reader's column ``name`` (``24 %–43 %``), for :func:`show`
+    (heading: the label of ``name``, "IC 95 %"). The bounds stay in the frame (and in ``tables/``).
+
+    >>> with_interval(pd.DataFrame({"ci_low": [0.24], "ci_high": [0.43]}), "en")["ci"].tolist()
+    ['24%–43%']
+    """
+    bounds = [
+        "" if pd.isna(lo) or pd.isna(hi) else fmt_range(lo, hi, lang, kind=kind, decimals=decimals)
+        for lo, hi in zip(frame[low], frame[high], strict=True)
+    ]
+    return frame.assign(**{name: bounds})
+
+
+def show(
+    frame: pd.DataFrame,
+    lang: str = "fr",
+    *,
+    columns=None,
+    caption: str | None = None,
+    denominator: str | None = None,
+    note: str | None = None,
+    formats: dict | None = None,
+    max_rows: int = 30,
+    max_columns: int = MAX_COLUMNS,
+    digits: int | None = None,
+):
+    """A table for a reader: a caption saying what it is and its denominator, few columns headed in words,
+    values in the reader's language and numbers in the reader's locale. Cell text is HTML-escaped.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table as computed (or as published); not modified.
+    lang : str
+        ``fr`` or ``en``.
+    columns : list of str, or dict of column -> heading key, optional
+        The columns shown, in order (at most ``max_columns``); a dict gives the catalog key of a heading
+        (None: the column's own label). Default: every column, headed by its label (tables of the notebooks
+        not converted yet; prefer choosing the columns: the full table is in ``tables/``).
+    caption : str, optional
+        What the table is (already in ``lang``, e.g. from :func:`cyberobs_lib.l10n.text`).
+    denominator : str, optional
+        What the counts and shares are out of; shown under the caption as "Dénominateur : …".
+    note : str, optional
+        A last line of the caption (a pointer to the full table in ``tables/``, a remark).
+    formats : dict of column -> format, optional
+        A format of :data:`FORMATS` (``"percent"``, ``"number:1"``, ``"label:rule."``…) or a function of the
+        value giving its text. Default per column: p-values (:data:`PVALUE_COLUMNS`), labels of named values
+        (:data:`LABELLED_VALUES`), yes / no for booleans, dates without time, locale numbers (3 significant
+        digits).
+    max_rows : int
+        Rows shown; the caption says when rows are left out.
+    max_columns : int
+        Most columns when ``columns`` is given (:data:`MAX_COLUMNS`).
+    digits : int, optional
+        Ignored (numbers have 3 significant digits unless a format says otherwise); kept for old calls.
+
+    Returns
+    -------
+    pandas Styler (displayed by the notebook; ``.to_html()`` for a page).
+
+    Examples
+    --------
     >>> html = show(pd.DataFrame({"message": ["wrong root <script>alert(1)</script>"]}), "en").to_html()
     >>> "<script>" in html, "&lt;script&gt;" in html
     (False, True)
+    >>> t = pd.DataFrame({"group": ["CH"], "value": [0.308], "n_establishments": [1230]})
+    >>> html = show(t, "fr", columns=["group", "n_establishments", "value"], formats={"value": "percent"},
+    ...             caption="Part", denominator="structures auditées").to_html()
+    >>> "30,8\xa0%" in html and "1\u202f230" in html and "Dénominateur : structures auditées" in html
+    True
     """
-    frame = frame.head(max_rows)
-    named = {c: frame[c].map(lambda v: label(v, lang) if isinstance(v, str) else v)
-             for c in LABELLED_VALUES if c in frame.columns}  # fmt: skip
-    frame = frame.assign(**named) if named else frame
-    shown = labelled(frame, lang)
-    formats = {}
-    yes, no = label("yes", lang), label("no", lang)
-    for col, src in zip(shown.columns, frame.columns, strict=True):
-        if pd.api.types.is_bool_dtype(frame[src]):
-            formats[col] = lambda v: "" if pd.isna(v) else yes if v else no
-        elif pd.api.types.is_float_dtype(frame[src]):
-            formats[col] = lambda v: (
-                "" if pd.isna(v) else f"{v:.2e}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}g}"
+    check_lang(lang)
+    if columns is None:
+        chosen = {c: None for c in frame.columns}
+    else:
+        chosen = dict(columns) if isinstance(columns, dict) else {c: None for c in columns}
+        missing = [c for c in chosen if c not in frame.columns]
+        if missing:
+            raise KeyError(f"show: no column {missing} in the table (columns: {list(frame.columns)})")
+        if len(chosen) > max_columns:
+            raise ValueError(
+                f"show: {len(chosen)} columns do not fit a page (at most {max_columns}); show fewer and point "
+                "to the full table in tables/"
             )
-    # escape="html": a cell's text (a scanner's message, a file name, a title) is shown, never run as markup
+    total = len(frame)
+    part = frame.head(max_rows)[list(chosen)]
+    formats = dict(formats or {})
+    cells = {}
+    numeric = []
+    for col in chosen:
+        spec = formats.get(col) or _auto_format(col, part[col])
+        if callable(spec):
+            cells[col] = [("" if _is_missing(v) else str(spec(v))) for v in part[col]]
+            continue
+        cells[col] = [format_value(v, spec, lang) for v in part[col]]
+        if spec.split(":")[0] in ("number", "int", "percent", "pvalue"):
+            numeric.append(col)
+    headings = [label(key or col, lang) for col, key in chosen.items()]
+    shown = pd.DataFrame(cells, columns=list(chosen))
+    shown.columns = headings
     styled = shown.style.hide(axis="index").format(na_rep="", escape="html")
-    return styled.format(formats, na_rep="", escape="html") if formats else styled
+    right = {h for h, c in zip(headings, chosen, strict=True) if c in numeric}
+    left = [h for h in headings if h not in right]
+    if right:
+        styled = styled.set_properties(subset=sorted(right), **{"text-align": "right", "white-space": "nowrap"})
+    if left:
+        styled = styled.set_properties(subset=left, **{"text-align": "left"})
+    styled = styled.map_index(
+        lambda h: f"text-align: {'right' if h in right else 'left'}; vertical-align: bottom;", axis="columns"
+    )
+    styled = styled.set_table_styles(
+        [{"selector": "caption", "props": "caption-side: top; text-align: left; padding: 0.4em 0;"}],
+        overwrite=False,
+    )
+    lines = [f"<strong>{escape(caption)}</strong>"] if caption else []
+    if denominator:
+        lines.append(escape(text("table.denominator", lang, denominator=denominator)))
+    if total > max_rows:
+        lines.append(escape(text("table.first_rows", lang, shown=fmt_number(max_rows, lang),
+                                 total=fmt_number(total, lang))))  # fmt: skip
+    if note:
+        lines.append(escape(note))
+    if lines:
+        styled = styled.set_caption("<br>".join(lines))
+    return styled.set_uuid(_table_id(headings, caption))
+
+
+def _is_missing(value: object) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _table_id(headings: list[str], caption: str | None) -> str:
+    """A stable id for a shown table's CSS (the same page for the same table, run after run)."""
+    digest = hashlib.sha256("\x1f".join([caption or "", *headings]).encode("utf-8")).hexdigest()
+    return f"cyberobs_{digest[:10]}"

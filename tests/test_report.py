@@ -12,7 +12,7 @@ def test_show_writes_booleans_and_headings_in_the_readers_language():
     frame = pd.DataFrame({"suppressed": [True, False], "value": [0.123456, 0.00001]})
     fr = show(frame, "fr").to_html()
     assert "secret" in fr and "oui" in fr and "non" in fr and "True" not in fr
-    assert "0.123" in fr and "1.00e-05" in fr
+    assert "0,123" in fr and "0,00001" in fr and "0.123" not in fr and "e-05" not in fr
     en = show(frame.assign(suppressed=pd.array([True, None], dtype="boolean")), "en").to_html()
     assert "yes" in en and "False" not in en and "<NA>" not in en
     assert label("yes", "fr") == "oui" and label("no", "en") == "no"
@@ -42,3 +42,45 @@ def test_figures_name_families_in_the_readers_language():
     ax = plot_rate_ratios(ratios, lang="fr")
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert "hôpitaux des armées vs CH" in ticks and "EHPAD vs CH" in ticks
+
+
+def test_show_captions_chooses_columns_and_formats_numbers_for_the_locale():
+    frame = pd.DataFrame({"group": ["Private clinic (MCO)", "CH"], "n_establishments": [1230, 7],
+                          "value": [0.308, 0.5], "p_value": [7.43e-14, 0.0312],
+                          "audit_date": pd.to_datetime(["2025-03-12", "2024-11-02"]), "extra": ["x", "y"]})  # fmt: skip
+    cols = ["group", "n_establishments", "value", "p_value", "audit_date"]
+    fr = show(
+        frame, "fr", columns=cols, formats={"value": "percent"}, caption="Part <b>", denominator="structures"
+    ).to_html()
+    for expected in (
+        "1\u202f230",
+        "30,8\xa0%",
+        "&lt; 0,001",
+        "0,031",
+        "12 mars 2025",
+        "cliniques privées (MCO)",
+        "Part &lt;b&gt;",
+        "Dénominateur : structures",
+        "établissements",
+        "date de l'audit",
+    ):
+        assert expected in fr, expected
+    assert "extra" not in fr and "00:00:00" not in fr and "n_establishments" not in fr
+    en = show(frame, "en", columns=cols, formats={"value": "percent"}, caption="Share").to_html()
+    for expected in ("1,230", "30.8%", "&lt; 0.001", "12 March 2025", "private clinics (MCO)"):
+        assert expected in en, expected
+    assert (
+        show(frame, "fr", columns=cols).to_html() == show(frame, "fr", columns=cols).to_html()
+    )  # stable ids
+
+
+def test_show_refuses_what_does_not_fit_a_page_and_unknown_columns():
+    import pytest
+
+    wide = pd.DataFrame({f"c{i}": [i] for i in range(9)})
+    with pytest.raises(ValueError, match="do not fit a page"):
+        show(wide, "fr", columns=list(wide.columns))
+    with pytest.raises(KeyError, match="no column"):
+        show(wide, "fr", columns=["nope"])
+    long = pd.DataFrame({"n": range(40)})
+    assert "30 premières lignes sur 40" in show(long, "fr", columns=["n"]).to_html()

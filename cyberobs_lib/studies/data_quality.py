@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cyberobs_lib.l10n import fmt_number, fmt_percent, has, text, text_n
 from cyberobs_lib.studies.data import AUDIT_TABLES, FLAT, PARTITIONED, LazyTables, canonical_format
 from cyberobs_lib.validate import RULES
 
@@ -167,10 +168,46 @@ def _shape_without_reading(tables: Mapping[str, pd.DataFrame], name: str) -> tup
 
 #: Above this many input files, :func:`plot_accounting` draws one bar per kind of file.
 MAX_BARS = 25
+#: The delimiters of CSV files, by the catalog key of their name (``delimiter.<name>``).
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def dataset_table_label(name: str, lang: str = "fr") -> str:
+    """The reader's name of a table of the dataset (``findings`` → "vulnérabilités relevées"), scanner exports
+    (``scan:nessus_xml``) named with their format; a table the catalog does not know keeps its name.
+
+    >>> dataset_table_label("hosts", "fr"), dataset_table_label("scan:nessus_xml", "en")
+    ('hôtes exposés', 'scanner exports (nessus_xml)')
+    """
+    if str(name).startswith("scan:"):
+        return text("dataset_table.scan", lang, format=str(name)[5:])
+    key = f"dataset_table.{name}"
+    return text(key, lang) if has(key) else str(name)
+
+
+def delimiter_label(delimiter: object, lang: str = "fr") -> str:
+    """A CSV delimiter in words (``;`` → "point-virgule"); another character is shown as itself.
+
+    >>> delimiter_label(";", "fr"), delimiter_label(",", "en")
+    ('point-virgule', 'comma')
+    """
+    name = DELIMITERS.get(str(delimiter))
+    return text(f"delimiter.{name}", lang) if name else str(delimiter)
+
+
+#: Parts of the rows read, their colour and hatch (the bars stay apart in grey print).
+ACCOUNTING_PARTS = (
+    ("kept", "#4C72B0", ""),
+    ("rejected", "#C44E52", "xxx"),
+    ("duplicates", "#DD8452", "///"),
+    ("skipped", "#BBBBBB", "..."),
+)
 
 
 def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
-    """Horizontal stacked bars per input file: kept, rejected, duplicates, skipped (log-free counts).
+    """Horizontal stacked bars per input file: the shares of its rows kept, rejected, duplicated, skipped,
+    its rows read written at the end of the bar; titled, in ``lang``, hatched so that grey print keeps the
+    parts apart.
 
     Above ``MAX_BARS`` files (a campaign of scanner exports) the bars are per kind of file (the
     ``table`` column: ``findings``, ``scan:nessus_xml``...), summed, so that every label stays readable;
@@ -182,21 +219,28 @@ def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))
-    parts = ["kept", "rejected", "duplicates", "skipped"]
-    colors = ["#4C72B0", "#C44E52", "#DD8452", "#8C8C8C"]
+    parts = [p for p, _, _ in ACCOUNTING_PARTS]
     by = "source_file" if len(accounting) <= MAX_BARS else "table"
     frame = accounting.groupby(by, sort=False)[parts].sum().astype(float)
+    read = frame.sum(axis=1)
     if by == "table":
         n = accounting.groupby("table", sort=False).size()
-        unit = ("fichier", "fichiers") if lang == "fr" else ("file", "files")
-        frame.index = [f"{t} ({n[t]} {unit[int(n[t] > 1)]})" for t in frame.index]
-    share = frame.div(frame.sum(axis=1).where(lambda s: s > 0, 1), axis=0)
+        frame.index = [
+            f"{dataset_table_label(t, lang)} ({text_n('unit.file', int(n[t]), lang)})" for t in frame.index
+        ]
+    share = frame.div(read.where(read > 0, 1).to_numpy(), axis=0)
     left = pd.Series(0.0, index=share.index)
-    for part, color in zip(parts, colors, strict=True):
-        ax.barh(share.index, share[part], left=left, color=color, label=label(part, lang))
+    for part, color, hatch in ACCOUNTING_PARTS:
+        ax.barh(share.index, share[part], left=left, color=color, hatch=hatch, edgecolor="white",
+                linewidth=0.5, label=label(part, lang))  # fmt: skip
         left = left + share[part]
+    for y, rows in enumerate(read.to_numpy()):
+        ax.annotate(text("dq.accounting.fig.rows", lang, n=fmt_number(rows, lang)), (1.0, y), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize="small")  # fmt: skip
     ax.set_xlim(0, 1)
-    ax.set_xlabel("part des lignes lues" if lang == "fr" else "share of rows read")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: fmt_percent(v, lang, decimals=0)))
+    ax.set_xlabel(text("dq.accounting.fig.axis", lang))
+    ax.set_title(text("dq.accounting.fig.title", lang), loc="left", pad=24)
     ax.invert_yaxis()
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, fontsize="small")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, frameon=False, fontsize="small")
     return ax
