@@ -1586,7 +1586,7 @@ def national_coverage(
         values joined by `` / ``; ``all`` for the total), ``period``, ``n_establishments`` (national
         eligible), ``n_audits`` (audits, <NA> without ``audits``), ``value`` (audited / eligible),
         ``ci_low``, ``ci_high``, ``ci_method`` (``clopper_pearson``), ``suppressed`` (False) — then the ``by``
-        columns, ``audited``, ``eligible``, ``reference_date``, ``reference_source`` and ``note``: why a share
+        columns (with ``department_name`` / ``region_name`` after them), ``audited``, ``eligible``, ``reference_date``, ``reference_source`` and ``note``: why a share
         is missing (a group unknown to the reference, or more audited establishments than the reference
         counts: a dataset family or department that the reference groups differently, or a reference older
         than the dataset). ``attrs["statement"]`` says where the denominators come from.
@@ -1688,7 +1688,7 @@ def national_coverage(
         "indicator", "group", "period", "n_establishments", "n_audits", "value", "ci_low", "ci_high",
         "ci_method", "suppressed", *keys, "audited", "eligible", "reference_date", "reference_source", "note",
     ]  # fmt: skip
-    out = out[cols]
+    out = _add_names(out[cols].copy(), keys)
     out.attrs["statement"] = (
         f"Eligible establishments: national FINESS reference of {ref.finess_date} (geographic "
         "establishments), not the dataset's registry."
