@@ -4,25 +4,44 @@ A finding still open at the last audit is right-censored, never dropped. The fix
 is only known to lie between the last audit that saw it and the first that did not:
 :func:`apply_fix_time_convention` turns that interval into one duration (the caller's choice),
 and :func:`interval_censored_median` uses the interval itself.
+
+Kaplan–Meier intervals come from Greenwood's variance on a scale chosen by ``ci_transform``
+(``log-log`` by default, ``log`` as R ``survfit``'s default, ``plain``); every table says which in its
+``ci_method`` column, and the median's interval follows the same band (Brookmeyer & Crowley 1982, read
+as R ``quantile.survfit`` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from lifelines import KaplanMeierFitter, WeibullFitter
 from lifelines.statistics import logrank_test, multivariate_logrank_test
-from lifelines.utils import median_survival_times
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from cyberobs_lib.schema import REMEDIATION_COLUMNS, SURVIVAL_COLUMNS
 from cyberobs_lib.stats._tidy import make_tests_table
 
-KM_CI_METHOD = "exponential Greenwood (log(-log))"
+#: Scales of the Kaplan–Meier pointwise interval, and what each table says in ``ci_method``.
+CI_METHODS = {
+    "log-log": "exponential Greenwood (log(-log))",
+    "log": "Greenwood, log scale (R survfit default)",
+    "plain": "Greenwood, plain (linear) scale",
+}
+CI_TRANSFORMS = tuple(CI_METHODS)
+#: Default scale: see :func:`kaplan_meier` (Notes) for the reason.
+DEFAULT_CI_TRANSFORM = "log-log"
+KM_CI_METHOD = CI_METHODS[DEFAULT_CI_TRANSFORM]
+#: The columns :func:`kaplan_meier` adds to :data:`~cyberobs_lib.schema.SURVIVAL_COLUMNS`.
+SURVIVAL_EXTRA_COLUMNS = ("std_error", "ci_method")
 FIX_TIME_CONVENTIONS = ("midpoint", "upper", "lower")
+CiTransform = Literal["log-log", "log", "plain"]
+# R quantile.survfit's tolerance for "the curve is exactly at p" (sqrt(.Machine$double.eps))
+_QUANTILE_TOL = float(np.sqrt(np.finfo(float).eps))
 
 
 def _check(frame: pd.DataFrame, duration: str, event: str, groups: Sequence[str]) -> pd.DataFrame:
@@ -61,8 +80,98 @@ def _fits(frame, duration, event, group, alpha):
         yield (label[0] if isinstance(label, tuple) and len(label) == 1 else label), km, len(part)
 
 
+def _check_transform(ci_transform: str) -> None:
+    if ci_transform not in CI_TRANSFORMS:
+        raise ValueError(f"ci_transform must be one of {CI_TRANSFORMS}, got {ci_transform!r}")
+
+
+def greenwood_band(
+    survival: np.ndarray, at_risk: np.ndarray, events: np.ndarray, *, alpha: float, ci_transform: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greenwood standard error of S(t) and the pointwise band on the chosen scale, as R ``survfit``.
+
+    Parameters
+    ----------
+    survival, at_risk, events : arrays
+        S(t) and the risk set and events at each time of a product-limit curve, in time order.
+    alpha : float
+        1 − confidence level.
+    ci_transform : {"log-log", "log", "plain"}
+
+    Returns
+    -------
+    (std_error, ci_low, ci_high)
+        ``std_error`` = S(t) √V(t), V = Σ d/(n(n − d)) (Greenwood's variance of log S, R's ``std.err``
+        of ``summary.survfit``). Bands (z the normal quantile): ``log`` S·exp(∓z√V), upper capped at 1;
+        ``log-log`` exp(−exp(log(−log S) ∓ z√V / log S)) (Kalbfleisch & Prentice); ``plain``
+        S ∓ z·S√V clipped to [0, 1] (Klein & Moeschberger eq. 4.3.1). Where S = 1 (no event yet) the
+        band is [1, 1]; where S = 0 it is NaN, and so is ``std_error`` (as R's NA).
+
+    Examples
+    --------
+    R ``summary(survfit(Surv(time, status) ~ x, aml))``, Maintained at 9 weeks: 0.909, std.err 0.0867,
+    95 % CI 0.7541 to 1.000.
+
+    >>> se, lo, hi = greenwood_band(np.array([10 / 11]), np.array([11]), np.array([1]), alpha=0.05,
+    ...                             ci_transform="log")
+    >>> round(float(se[0]), 4), round(float(lo[0]), 4), float(hi[0])
+    (0.0867, 0.7541, 1.0)
+    """
+    _check_transform(ci_transform)
+    s = np.asarray(survival, dtype=float)
+    n, d = np.asarray(at_risk, dtype=float), np.asarray(events, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(d > 0, d / (n * (n - d)), 0.0)  # inf once the risk set is exhausted (S = 0)
+        se_log = np.sqrt(np.cumsum(term))
+        std_error = np.where(s > 0, s * se_log, np.nan)
+        z = stats.norm.ppf(1 - alpha / 2)
+        if ci_transform == "plain":
+            low, high = np.maximum(s - z * std_error, 0.0), np.minimum(s + z * std_error, 1.0)
+        elif ci_transform == "log":
+            low, high = s * np.exp(-z * se_log), np.minimum(s * np.exp(z * se_log), 1.0)
+        else:
+            inner = (0 < s) & (s < 1)
+            log_s = np.log(np.where(inner, s, 0.5))
+            shift = z * se_log / log_s  # negative
+            low = np.exp(-np.exp(np.log(-log_s) - shift))
+            high = np.exp(-np.exp(np.log(-log_s) + shift))
+    full = s >= 1
+    low, high = np.where(full, 1.0, low), np.where(full, 1.0, high)
+    empty = s <= 0
+    return std_error, np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+
+
+def _curve(km: KaplanMeierFitter, label: object, *, alpha: float, ci_transform: str) -> pd.DataFrame:
+    """One group's product-limit table (lifelines' estimate and event table) with its Greenwood band."""
+    et = km.event_table
+    surv = km.survival_function_.iloc[:, 0].to_numpy()
+    std_error, low, high = greenwood_band(
+        surv, et["at_risk"].to_numpy(), et["observed"].to_numpy(), alpha=alpha, ci_transform=ci_transform
+    )
+    return pd.DataFrame(
+        {
+            "group": [label] * len(et),
+            "time_days": et.index.to_numpy(float),
+            "survival": surv,
+            "ci_low": low,
+            "ci_high": high,
+            "at_risk": et["at_risk"].to_numpy(),
+            "events": et["observed"].to_numpy(),
+            "censored": et["censored"].to_numpy(),
+            "std_error": std_error,
+            "ci_method": CI_METHODS[ci_transform],
+        }
+    )
+
+
 def kaplan_meier(
-    frame: pd.DataFrame, *, duration: str, event: str, group: str | None = None, alpha: float = 0.05
+    frame: pd.DataFrame,
+    *,
+    duration: str,
+    event: str,
+    group: str | None = None,
+    alpha: float = 0.05,
+    ci_transform: CiTransform = DEFAULT_CI_TRANSFORM,
 ) -> pd.DataFrame:
     """Kaplan–Meier survival ("still open") curve per group, as the ``survival.csv`` table.
 
@@ -76,6 +185,8 @@ def kaplan_meier(
         Grouping column (None: one curve labelled ``"all"``).
     alpha : float
         1 − confidence level of the pointwise band.
+    ci_transform : {"log-log", "log", "plain"}
+        Scale of the Greenwood interval (R ``survfit(conf.type = …)``); default ``log-log``.
 
     Returns
     -------
@@ -83,18 +194,25 @@ def kaplan_meier(
         :data:`~cyberobs_lib.schema.SURVIVAL_COLUMNS`: ``group``, ``time_days`` (0, then each
         distinct time), ``survival`` (share still open just after that time), ``ci_low``,
         ``ci_high``, ``at_risk`` (open just before), ``events`` (fixed at), ``censored`` (last seen
-        open at). ``attrs["ci_method"]``.
+        open at); then ``std_error`` (Greenwood standard error of ``survival``, R's ``std.err``) and
+        ``ci_method`` (the interval's scale). ``attrs["ci_method"]`` too.
 
     Notes
     -----
-    Product-limit estimate S(t) = Π (1 − d_i/n_i); pointwise interval from Greenwood's variance on
-    the log(−log S) scale (Kalbfleisch & Prentice 1980), as lifelines does:
-    S^exp(±z √V / log S), V = Σ d_i / (n_i (n_i − d_i)) — R ``survfit(conf.type = "log-log")``.
+    Product-limit estimate S(t) = Π (1 − d_i/n_i) (lifelines ``KaplanMeierFitter``); interval from
+    Greenwood's variance (:func:`greenwood_band`). Default ``log-log`` rather than R's ``log``: its
+    limits always lie inside [0, 1] without truncation (the ``log`` upper limit is cut at 1 wherever
+    most findings are still open — on the aml data, at every time up to 18 weeks), and its coverage is
+    closer to nominal in small samples and in the tails of the curve (Borgan & Liestøl 1990;
+    Kalbfleisch & Prentice 2002 §1.4); it is also lifelines' own band, so earlier reports keep their
+    intervals. ``ci_transform="log"`` gives R ``survfit``'s default intervals.
 
     References
     ----------
-    Kaplan E.L., Meier P. (1958) JASA 53:457–481. Kalbfleisch J.D., Prentice R.L. (1980) The
-    Statistical Analysis of Failure Time Data, §1.3.
+    Kaplan E.L., Meier P. (1958) JASA 53:457–481. Greenwood M. (1926) Reports on Public Health and
+    Medical Subjects 33. Kalbfleisch J.D., Prentice R.L. (2002) The Statistical Analysis of Failure
+    Time Data, 2nd ed. Borgan Ø., Liestøl K. (1990) Scand. J. Stat. 17:35–41. Klein J.P., Moeschberger
+    M.L. (2003) Survival Analysis, 2nd ed., §4.3.
 
     Examples
     --------
@@ -102,35 +220,58 @@ def kaplan_meier(
     >>> kaplan_meier(df, duration="days", event="fixed")["survival"].round(3).tolist()
     [1.0, 0.667, 0.667, 0.0]
     """
-    tables = []
-    for label, km, _ in _fits(frame, duration, event, group, alpha):
-        et = km.event_table
-        table = pd.DataFrame(
-            {
-                "group": [label] * len(et),
-                "time_days": et.index.to_numpy(float),
-                "survival": km.survival_function_.iloc[:, 0].to_numpy(),
-                "ci_low": km.confidence_interval_.iloc[:, 0].to_numpy(),
-                "ci_high": km.confidence_interval_.iloc[:, 1].to_numpy(),
-                "at_risk": et["at_risk"].to_numpy(),
-                "events": et["observed"].to_numpy(),
-                "censored": et["censored"].to_numpy(),
-            }
-        )
-        tables.append(table)
-    out = pd.concat(tables, ignore_index=True)[list(SURVIVAL_COLUMNS)]
-    out.attrs["ci_method"] = KM_CI_METHOD
+    _check_transform(ci_transform)
+    tables = [
+        _curve(km, label, alpha=alpha, ci_transform=ci_transform)
+        for label, km, _ in _fits(frame, duration, event, group, alpha)
+    ]
+    out = pd.concat(tables, ignore_index=True)[[*SURVIVAL_COLUMNS, *SURVIVAL_EXTRA_COLUMNS]]
+    out.attrs["ci_method"] = CI_METHODS[ci_transform]
     return out
 
 
-def _at(km: KaplanMeierFitter, t: float) -> tuple[float, float, float]:
+def survival_quantile(times: np.ndarray, survival: np.ndarray, p: float = 0.5) -> float:
+    """The time where S(t) falls to ``1 − p`` (p = 0.5: the median), by R ``quantile.survfit``'s rule.
+
+    The first time S(t) ≤ 1 − p; if S is exactly 1 − p over a stretch, the midpoint of that stretch
+    (the usual median of an even sample; to the last time when the stretch ends the curve). Applied to
+    a band (``ci_low`` or ``ci_high``) it gives the interval of the quantile (Brookmeyer & Crowley
+    1982). Missing band values are skipped, as R does. Never reached: ``inf``.
+
+    >>> survival_quantile(np.array([0.0, 1, 2, 3]), np.array([1.0, 0.75, 0.5, 0.25]))
+    2.5
+    >>> survival_quantile(np.array([0.0, 1, 2]), np.array([1.0, 0.75, 0.6]))
+    inf
+    """
+    x = np.concatenate([[0.0], np.asarray(times, dtype=float)])
+    y = np.concatenate([[0.0], 1.0 - np.asarray(survival, dtype=float)])  # the CDF, as R
+    x_max = x[-1]
+    keep = ~pd.Series(y).duplicated().to_numpy()  # censoring times repeat the level
+    x, y = x[keep], y[keep]
+    last_defined = not np.isnan(y[-1])
+    ok = ~np.isnan(y)
+    x, y = x[ok], y[ok]
+    if p == 0:
+        return float(x[0])
+    first = np.flatnonzero(y + _QUANTILE_TOL >= p)
+    if len(first) == 0:
+        return np.inf
+    beyond = np.flatnonzero(y - _QUANTILE_TOL >= p)
+    if len(beyond):
+        return float((x[first[0]] + x[beyond[0]]) / 2)
+    if last_defined and abs(p - y[-1]) < _QUANTILE_TOL:  # flat at p until the end of the curve
+        return float((x[first[0]] + x_max) / 2)
+    return np.inf
+
+
+def _at(curve: pd.DataFrame, t: float) -> tuple[float, float, float]:
     """S(t) and its band; NaN beyond the last observed time unless the curve already reached 0."""
-    sf = km.survival_function_.iloc[:, 0]
-    if t > sf.index.max() and sf.iloc[-1] > 0:
+    times = curve["time_days"].to_numpy()
+    last = curve.iloc[-1]
+    if t > times.max() and last["survival"] > 0:
         return np.nan, np.nan, np.nan
-    pos = sf.index.searchsorted(t, side="right") - 1
-    band = km.confidence_interval_.iloc[pos]
-    return float(sf.iloc[pos]), float(band.iloc[0]), float(band.iloc[1])
+    row = curve.iloc[int(np.searchsorted(times, t, side="right")) - 1]
+    return float(row["survival"]), float(row["ci_low"]), float(row["ci_high"])
 
 
 def median_survival(
@@ -141,12 +282,13 @@ def median_survival(
     group: str | Sequence[str] | None = None,
     alpha: float = 0.05,
     times: Sequence[float] = (90, 365),
+    ci_transform: CiTransform = DEFAULT_CI_TRANSFORM,
 ) -> pd.DataFrame:
     """Median time to fix with its interval, and the share still open at given days, per group.
 
     Parameters
     ----------
-    frame, duration, event, alpha
+    frame, duration, event, alpha, ci_transform
         As in :func:`kaplan_meier`.
     group : str or list of str, optional
         One or several grouping columns.
@@ -158,40 +300,46 @@ def median_survival(
     DataFrame
         The group column(s), ``n``, ``events``, ``median_days``, ``median_ci_low``,
         ``median_ci_high``, and for each t in ``times``: ``share_open_at_{t}d``,
-        ``share_open_at_{t}d_ci_low``, ``share_open_at_{t}d_ci_high``.
+        ``share_open_at_{t}d_ci_low``, ``share_open_at_{t}d_ci_high``; then ``ci_method`` (the band's
+        scale, which the median's interval follows). ``attrs["ci_method"]``.
 
     Notes
     -----
-    The median is the first time S(t) ≤ 0.5 (inf when never reached). Its interval is read off
-    the pointwise log(−log) band: the times where the lower and upper band cross 0.5 (lifelines
-    ``median_survival_times`` on ``confidence_interval_``; Brookmeyer & Crowley 1982 in spirit).
-    The share open at t is S(t) with its band; NaN when t lies beyond the last observed time and
-    S > 0 there (the curve is not estimable past the follow-up).
+    The median is the first time S(t) ≤ 0.5, the midpoint of the stretch where S is exactly 0.5
+    (:func:`survival_quantile`, R's rule), ``inf`` when never reached (R prints NA). Its interval
+    (Brookmeyer & Crowley 1982, as R ``survfit``): the same rule applied to the lower band (lower
+    limit) and to the upper band (upper limit) of the chosen scale — so it changes with
+    ``ci_transform``, as R's does with ``conf.type``; ``inf`` where the band never falls to 0.5. The
+    share open at t is S(t) with its band; NaN when t lies beyond the last observed time and S > 0
+    there (the curve is not estimable past the follow-up).
 
     References
     ----------
     Brookmeyer R., Crowley J. (1982) Biometrics 38:29–41.
     """
+    _check_transform(ci_transform)
     groups = [group] if isinstance(group, str) else list(group or [])
     rows = []
     for label, km, n in _fits(frame, duration, event, groups, alpha):
         labels = label if isinstance(label, tuple) else (label,)
         row = dict(zip(groups or ["group"], labels, strict=True))
-        median_ci = median_survival_times(km.confidence_interval_)
+        curve = _curve(km, label, alpha=alpha, ci_transform=ci_transform)
+        t_ = curve["time_days"].to_numpy()
         row.update(
             n=n,
-            events=int(km.event_table["observed"].sum()),
-            median_days=float(km.median_survival_time_),
-            median_ci_low=float(median_ci.iloc[0, 0]),
-            median_ci_high=float(median_ci.iloc[0, 1]),
+            events=int(curve["events"].sum()),
+            median_days=survival_quantile(t_, curve["survival"].to_numpy()),
+            median_ci_low=survival_quantile(t_, curve["ci_low"].to_numpy()),
+            median_ci_high=survival_quantile(t_, curve["ci_high"].to_numpy()),
         )
         for t in times:
-            s, lo, hi = _at(km, t)
+            s, lo, hi = _at(curve, t)
             key = f"share_open_at_{t:g}d"
             row.update({key: s, f"{key}_ci_low": lo, f"{key}_ci_high": hi})
+        row["ci_method"] = CI_METHODS[ci_transform]
         rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs["ci_method"] = KM_CI_METHOD
+    out.attrs["ci_method"] = CI_METHODS[ci_transform]
     return out
 
 
@@ -203,12 +351,13 @@ def remediation_table(
     group: str,
     severity: str,
     alpha: float = 0.05,
+    ci_transform: CiTransform = DEFAULT_CI_TRANSFORM,
 ) -> pd.DataFrame:
     """The ``remediation.csv`` table: median days to fix and share open at 90/365 days.
 
     Parameters
     ----------
-    frame, duration, event, alpha
+    frame, duration, event, alpha, ci_transform
         As in :func:`kaplan_meier`.
     group, severity : str
         Grouping column (e.g. ``family``) and the severity column.
@@ -218,12 +367,14 @@ def remediation_table(
     DataFrame
         :data:`~cyberobs_lib.schema.REMEDIATION_COLUMNS` (``group``, ``severity``, ``n``,
         ``median_days``, ``median_ci_low``, ``median_ci_high``, ``share_open_at_365d``) plus
-        ``share_open_at_90d``. Intervals as in :func:`median_survival`.
+        ``share_open_at_90d`` and ``ci_method``. Intervals as in :func:`median_survival`.
     """
-    res = median_survival(frame, duration=duration, event=event, group=[group, severity], alpha=alpha)
+    res = median_survival(
+        frame, duration=duration, event=event, group=[group, severity], alpha=alpha, ci_transform=ci_transform
+    )
     res = res.rename(columns={group: "group", severity: "severity"})
-    out = res[[*REMEDIATION_COLUMNS, "share_open_at_90d"]].reset_index(drop=True)
-    out.attrs["ci_method"] = KM_CI_METHOD
+    out = res[[*REMEDIATION_COLUMNS, "share_open_at_90d", "ci_method"]].reset_index(drop=True)
+    out.attrs["ci_method"] = CI_METHODS[ci_transform]
     return out
 
 
@@ -477,32 +628,3 @@ def monthly_close_rate(
     )
     out["close_rate"] = out["closed"] / out["open_at_start"].where(out["open_at_start"] > 0)
     return out
-
-
-def plot_survival(table: pd.DataFrame, *, ax=None):
-    """Step curves of a :func:`kaplan_meier` table with their confidence bands; returns the Axes.
-
-    Parameters
-    ----------
-    table : DataFrame
-        Output of :func:`kaplan_meier`.
-    ax : matplotlib Axes, optional
-        Drawn on a new figure when None. Never shown or saved here.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots()
-    for label, curve in table.groupby("group", sort=True):
-        line = ax.step(curve["time_days"], curve["survival"], where="post", label=str(label))[0]
-        band = (curve["time_days"], curve["ci_low"], curve["ci_high"])
-        ax.fill_between(*band, step="post", alpha=0.2, color=line.get_color())
-    ax.set_xlabel("days since first detection")
-    ax.set_ylabel("share still open")
-    ax.set_ylim(0, 1.02)
-    ax.legend(title=table.attrs.get("ci_method", "95 % band"))
-    return ax
