@@ -242,7 +242,7 @@ def _draw_at_risk(ax, table: pd.DataFrame, names: list, colors: list, lang: str)
                 fontsize="small", annotation_clip=False)  # fmt: skip
     for k, (name, color) in enumerate(zip(names, colors, strict=True)):
         y = top - 0.075 * (k + 1)
-        ax.annotate(_t(str(name), lang), xy=(0, y), xycoords="axes fraction", xytext=(-8, 0),
+        ax.annotate(_t(str(name), lang), xy=(0, y), xycoords="axes fraction", xytext=(-24, 0),
                     textcoords="offset points", ha="right", va="top", fontsize="x-small", color=color,
                     annotation_clip=False)  # fmt: skip
         for r in counts[counts["group"] == name].itertuples(index=False):
