@@ -99,12 +99,13 @@ def _proportion_tests(sub: pd.DataFrame, metric: str, *, alpha: float, seed: int
         try:
             test = compare_proportions(pair, alpha=alpha, seed=seed, study=STUDY, metric=metric).iloc[0]
             name, variant, stat, p = test["test"], test["variant"], test["statistic"], test["p_value"]
+            df = test["df"]  # 1 for a chi-square, none for Fisher's exact test
         except ValueError as err:  # both groups all-true or all-false: no test, the difference is 0
-            name, variant, stat, p = "chi_square", f"undefined: {err}", np.nan, np.nan
+            name, variant, stat, p, df = "chi_square", f"undefined: {err}", np.nan, np.nan, np.nan
         pairs.append(
             {"study": STUDY, "metric": metric, "test": name, "variant": f"pairwise {variant}", "group_a": a,
              "group_b": b, "n_a": int(pair.iloc[0].sum()), "n_b": int(pair.iloc[1].sum()), "statistic": stat,
-             "df": 1.0, "p_value": p, "effect_size": diff.loc[0, "value"], "effect_size_kind": "risk_difference",
+             "df": df, "p_value": p, "effect_size": diff.loc[0, "value"], "effect_size_kind": "risk_difference",
              "ci_low": diff.loc[0, "ci_low"], "ci_high": diff.loc[0, "ci_high"], "ci_method": diff.loc[0, "ci_method"]}
         )  # fmt: skip
     pairwise = adjust_pvalues(make_tests_table(pairs), method="holm") if pairs else make_tests_table([])
