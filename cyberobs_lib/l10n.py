@@ -70,14 +70,17 @@ def check_lang(lang: str) -> str:
 def _load_catalog() -> dict[str, dict[str, str]]:
     from cyberobs_lib.config import PACKAGE_DATA
 
-    path = PACKAGE_DATA / "labels.csv"
-    table = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
-    if list(table.columns) != ["key", *LANGS]:
-        raise ValueError(f"{path}: header must be key,{','.join(LANGS)}, got {','.join(table.columns)}")
-    dup = table["key"][table["key"].duplicated()]
-    if len(dup):
-        raise ValueError(f"{path}: key {dup.iloc[0]!r} appears twice (line {dup.index[0] + 2} of the data)")
-    return {r.key: {lang: getattr(r, lang) for lang in LANGS} for r in table.itertuples(index=False)}
+    catalog: dict[str, dict[str, str]] = {}
+    # labels.csv, then one file per part of the suite (labels_<part>.csv): one catalog, a key in one file only
+    for path in [PACKAGE_DATA / "labels.csv", *sorted(PACKAGE_DATA.glob("labels_*.csv"))]:
+        table = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+        if list(table.columns) != ["key", *LANGS]:
+            raise ValueError(f"{path}: header must be key,{','.join(LANGS)}, got {','.join(table.columns)}")
+        dup = table["key"][table["key"].duplicated() | table["key"].isin(list(catalog))]
+        if len(dup):
+            raise ValueError(f"{path}: key {dup.iloc[0]!r} appears twice (line {dup.index[0] + 2} of the data)")
+        catalog.update({r.key: {lang: getattr(r, lang) for lang in LANGS} for r in table.itertuples(index=False)})
+    return catalog
 
 
 #: key -> {"fr": ..., "en": ...}: the whole catalog (``cyberobs_lib/data/labels.csv``).
