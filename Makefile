@@ -7,19 +7,20 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install study test lint format demo bench lab lock clean
+.PHONY: help install study test lint format demo bench lab lock wheel wheel-check clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+# The package with its dependencies (pyproject.toml) and extras dev, bench, dask, under the lock:
+# requirements-dev.txt = -c constraints.txt -e .[dev,bench,dask]
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the pinned stack (done by every other target)
+install: $(STAMP) ## create .venv and install the package with its pinned dependencies (done by every other target)
 
 study: $(STAMP) ## run the annual study on the bundled demo data -> reports/annual_2025/
 	$(VENV)/bin/cyberobs run parameters/annual_2025.yaml --demo
@@ -45,8 +46,15 @@ lab: $(STAMP) ## open JupyterLab on the notebooks (demo mode: the public demo ke
 	CYBEROBS_DEMO=1 $(VENV)/bin/jupyter lab notebooks
 
 lock: $(STAMP) ## refresh constraints.txt from the installed environment (deliberately)
-	$(PY) -m pip freeze --exclude-editable | grep -v '^cyberobs' > constraints.txt
+	$(PY) -m pip freeze --all --exclude-editable | grep -v -E '^(cyberobs|pip)==' > constraints.txt
+
+wheel: $(STAMP) ## build the wheel into dist/ (notebooks, parameter files and data inside)
+	rm -rf build dist/cyberobs-*.whl
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
+wheel-check: wheel ## install the wheel alone in a fresh venv, run demo/validate/ingest/run from an empty folder
+	PYTHON=$(PYTHON) bash .ci/wheel-check dist/cyberobs-*.whl
 
 clean: ## remove caches and reports (keeps .venv)
-	rm -rf reports .pytest_cache .ruff_cache build *.egg-info
+	rm -rf reports .pytest_cache .ruff_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

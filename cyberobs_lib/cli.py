@@ -198,6 +198,24 @@ def _terminate_as_interrupt(signum, frame) -> None:  # noqa: ARG001 - signal han
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _parameter_file(text: str) -> Path:
+    """``cyberobs run`` PARAMS: a path, or the bare name of a parameter file of the project (``annual_2025``)."""
+    from cyberobs_lib.config import find_parameter_file
+
+    try:
+        return find_parameter_file(text)
+    except FileNotFoundError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _notebooks_folder(text: str) -> Path:
+    """``cyberobs run --notebooks DIR``: an existing folder, made absolute."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path.resolve()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
@@ -348,9 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
         "2 refused before anything ran (parameters, command line, output folder, key); 3 dataset not one "
         "or not valid; 4 another run is writing the same folder; 130 interrupted",
     )
-    r.add_argument("params", type=Path)
+    r.add_argument(
+        "params",
+        type=_parameter_file,
+        help="parameter file: a path, or the name of one of the project's (annual_2025, ...: "
+        "parameters/ of the checkout, else the files installed with the package)",
+    )
     r.add_argument("--data", type=Path, help="dataset folder (overrides the parameter file)")
-    r.add_argument("--out", type=Path, help="report folder (default reports/<run_name>)")
+    r.add_argument(
+        "--out", type=Path, help="report folder (default reports/<run_name> under the current folder)"
+    )
     r.add_argument(
         "-p",
         "--param",
@@ -370,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--large", action="store_true", help="ingest into a year-partitioned store (storage: partitioned)"
     )
     r.add_argument(
-        "--notebooks", type=Path, help="folder of the notebooks (default: the project's notebooks/)"
+        "--notebooks",
+        type=_notebooks_folder,
+        help="folder of the notebooks (default: notebooks/ of the source checkout the package runs from, "
+        "else the notebooks installed with the package)",
     )
     r.add_argument(
         "--demo",
