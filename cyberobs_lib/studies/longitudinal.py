@@ -31,11 +31,16 @@ import pandas as pd
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.config import DEFAULT_DEADLINES
 from cyberobs_lib.stats import paired, survival
+from cyberobs_lib.stats.models import MIN_CLUSTERS
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.paired import DIRECTION_COLUMN, NO_DIRECTION, UNSIGNED_W, change_direction, tidy_tests
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics
 from cyberobs_lib.studies.markup import escape_markdown
+
+#: Establishments audited twice or more needed for the repeated-audit GEE trend (its small-sample
+#: covariance needs enough clusters: :data:`cyberobs_lib.stats.models.MIN_CLUSTERS`).
+GEE_MIN_CLUSTERS = MIN_CLUSTERS
 
 STUDY = "longitudinal"
 #: ``effect_direction`` of the GEE trend rows of :func:`repeated_tests`.
@@ -405,7 +410,7 @@ def repeated_tests(
     binary_metric: str = "no_protection",
     trend_outcome: str = "n_findings",
     reference_family: str | None = None,
-    min_establishments: int = 5,
+    min_establishments: int = GEE_MIN_CLUSTERS,
 ) -> pd.DataFrame:
     """Establishments with at least ``n_audits`` audits: Friedman (counts), Cochran's Q (binary) on their
     first ``n_audits`` audits, and a Poisson GEE of ``trend_outcome`` on audit rank + family with the
@@ -454,6 +459,11 @@ def repeated_tests(
             reference=ref,
         )
         trend = coef[coef["term"] == "audit_rank"]
+        if "estimable" in trend.columns and not trend["estimable"].fillna(False).astype(bool).all():
+            reason = f"too_few_for_trend;min_establishments={max(min_establishments, GEE_MIN_CLUSTERS)}"
+            rows.append(_undefined(trend_outcome, "gee_trend", reason, int(multi["finess"].nunique()),
+                                   direction=TREND_DIRECTION))  # fmt: skip
+            trend = trend.iloc[0:0]
         for r in trend.itertuples(index=False):
             rows.append(
                 pd.DataFrame(
@@ -477,7 +487,7 @@ def repeated_tests(
                             "effect_size_kind": "rate_ratio_per_audit",
                             "ci_low": getattr(r, "ci_low", np.nan),
                             "ci_high": getattr(r, "ci_high", np.nan),
-                            "ci_method": "wald (robust sandwich)",
+                            "ci_method": "wald, " + str(getattr(r, "covariance", "robust sandwich")),
                             DIRECTION_COLUMN: TREND_DIRECTION,
                         }
                     ]
