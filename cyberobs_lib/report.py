@@ -201,6 +201,39 @@ def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144
     return path
 
 
+def figure_text(fig) -> str:
+    """The words of a figure a screen reader should say: its titles (suptitle, then each Axes' titles), else
+    its axis labels."""
+    parts = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    for ax in fig.axes:
+        parts += [ax.get_title(loc) for loc in ("left", "center", "right")]
+    parts = [p for p in parts if p]
+    if not parts:
+        parts = [t for ax in fig.axes for t in (ax.get_ylabel(), ax.get_xlabel()) if t]
+    return " ; ".join(dict.fromkeys(" ".join(p.split()) for p in parts))
+
+
+def show_figure(fig, alt: str | None = None) -> None:
+    """Display a figure in a notebook as a PNG with its alternative text (``alt``, default: its titles, in the
+    figure's language: what a screen reader says instead of an English default), then close it.
+
+    The reader's page keeps the text in the image output's metadata (``image/png`` → ``alt``) and as its plain
+    text; the HTML export writes it as the image's ``alt`` attribute.
+    """
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    alt = alt or figure_text(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    data = {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": alt}
+    display(data, raw=True, metadata={"image/png": {"alt": alt}})
+
+
 #: Columns whose values are names of things (families, severities, measures, statuses) shown by their label.
 LABELLED_VALUES = (
     "group",
@@ -314,6 +347,7 @@ def show(
     denominator: str | None = None,
     note: str | None = None,
     formats: dict | None = None,
+    mark_secret: str | None = None,
     max_rows: int = 30,
     max_columns: int = MAX_COLUMNS,
     digits: int | None = None,
@@ -342,6 +376,9 @@ def show(
         value giving its text. Default per column: p-values (:data:`PVALUE_COLUMNS`), labels of named values
         (:data:`LABELLED_VALUES`), yes / no for booleans, dates without time, locale numbers (3 significant
         digits).
+    mark_secret : str, optional
+        A shown column that says "secret statistique" in the rows the publication policy suppressed
+        (``suppressed`` true), whose numbers are blank.
     max_rows : int
         Rows shown; the caption says when rows are left out.
     max_columns : int
@@ -390,6 +427,13 @@ def show(
         cells[col] = [format_value(v, spec, lang) for v in part[col]]
         if spec.split(":")[0] in ("number", "int", "percent", "pvalue"):
             numeric.append(col)
+    if mark_secret is not None and mark_secret not in cells:
+        raise KeyError(f"show: mark_secret {mark_secret!r} is not a shown column")
+    if mark_secret is not None and "suppressed" in frame.columns:
+        hidden = frame["suppressed"].head(max_rows).fillna(False).astype(bool).to_numpy()
+        cells[mark_secret] = [
+            text("fig.secret", lang) if h else v for h, v in zip(hidden, cells[mark_secret], strict=True)
+        ]
     headings = [label(key or col, lang) for col, key in chosen.items()]
     shown = pd.DataFrame(cells, columns=list(chosen))
     shown.columns = headings
@@ -397,14 +441,22 @@ def show(
     right = {h for h, c in zip(headings, chosen, strict=True) if c in numeric}
     left = [h for h in headings if h not in right]
     if right:
-        styled = styled.set_properties(subset=sorted(right), **{"text-align": "right", "white-space": "nowrap"})
+        styled = styled.set_properties(
+            subset=sorted(right), **{"text-align": "right", "white-space": "nowrap"}
+        )
     if left:
         styled = styled.set_properties(subset=left, **{"text-align": "left"})
     styled = styled.map_index(
         lambda h: f"text-align: {'right' if h in right else 'left'}; vertical-align: bottom;", axis="columns"
     )
     styled = styled.set_table_styles(
-        [{"selector": "caption", "props": "caption-side: top; text-align: left; padding: 0.4em 0;"}],
+        [
+            {
+                "selector": "caption",
+                "props": "caption-side: top; text-align: left; padding: 0.4em 0; font-weight: normal;",
+            },
+            {"selector": "", "props": "min-width: 30em; margin-bottom: 1em;"},
+        ],
         overwrite=False,
     )
     lines = [f"<strong>{escape(caption)}</strong>"] if caption else []

@@ -1,7 +1,11 @@
 """Figures of the studies. Every function takes ``ax=None`` and returns the matplotlib Axes (never shows or
-saves); labels come from :func:`cyberobs_lib.report.label` (one table, ``data/labels.csv``)."""
+saves); every word comes from the catalog (:mod:`cyberobs_lib.l10n`, ``data/labels.csv``) in ``lang``, numbers
+on axes and in annotations are written for the locale (:func:`percent_axis`, :func:`number_axis`)."""
 
 from __future__ import annotations
+
+from cyberobs_lib.l10n import fmt_number, fmt_percent
+from cyberobs_lib.l10n import text as catalog_text
 
 
 def axes_or_new(ax, size: tuple[float, float]):
@@ -20,8 +24,23 @@ def no_data(ax, lang: str = "fr", text: str | None = None):
     the figure is blank instead of empty axes. The reason itself is said in the report's text.
     """
     if text is None:
-        text = "aucune donnée à représenter" if lang == "fr" else "nothing to show"
+        text = catalog_text("fig.no_data", lang)
     ax.text(0.5, 0.5, text, ha="center", va="center", color="0.4", style="italic", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
     return ax
+
+
+def percent_axis(axis, lang: str = "fr", *, scale: float = 1.0) -> None:
+    """Tick labels of a share axis in the reader's locale ("20 %" / "20%"); ``scale`` 100: values already
+    in percent."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_percent(v / scale, lang, decimals=0)))
+
+
+def number_axis(axis, lang: str = "fr") -> None:
+    """Tick labels of a number axis in the reader's locale ("1 230", "0,5")."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_number(v, lang)))

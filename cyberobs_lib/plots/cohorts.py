@@ -1,7 +1,8 @@
 """Figures of the cohort study: indicators with intervals by family, distributions, forest plot of ratios.
 
 Every function takes ``ax=None`` (a new figure is made when absent), draws, and returns the Axes; none
-calls ``plt.show()`` or saves. Labels are French by default (``lang="fr"``).
+calls ``plt.show()`` or saves. Every word comes from the catalog (``data/labels.csv``) in ``lang`` (French by
+default), numbers are written for the locale, and each figure has a title and its ``n``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullFormatter
 
-from cyberobs_lib.plots import axes_or_new
+from cyberobs_lib.l10n import fmt_number, fmt_percent, fmt_range, text
+from cyberobs_lib.plots import axes_or_new, number_axis, percent_axis
 from cyberobs_lib.report import label
 
-#: Reader-facing names of the cohort indicators and metrics (added here rather than in report.LABELS).
+#: Indicators drawn in percent.
 SHARES = ("no_protection", "has_critical", "exposes_remote_admin", "has_kev", "audit_coverage")
 SECRET_COLOR, DOT_COLOR, ALL_COLOR = "0.6", "tab:blue", "0.2"
 
@@ -72,8 +74,10 @@ def plot_indicator_ci(
         ax.errorbar(value[pick], y[pick], xerr=np.nan_to_num(err), fmt="o", capsize=3,
                     color=ALL_COLOR if is_all else DOT_COLOR)  # fmt: skip
         for xv, yv, hi in zip(value[pick], y[pick], high[pick], strict=True):
-            text = f"{xv:.0f} %" if scale == 100 else f"{xv:.2f}"
-            ax.annotate(text, (hi if np.isfinite(hi) else xv, yv), xytext=(4, 0), textcoords="offset points",
+            shown = (
+                fmt_percent(xv / 100, lang, decimals=0) if scale == 100 else fmt_number(xv, lang, decimals=2)
+            )
+            ax.annotate(shown, (hi if np.isfinite(hi) else xv, yv), xytext=(4, 0), textcoords="offset points",
                         va="center", fontsize=8)  # fmt: skip
     if secret.any():  # a hatched grey square and the word "secret" where the value is withheld
         ax.scatter(np.zeros(secret.sum()), y[secret], marker="s", s=90, color=SECRET_COLOR, hatch="///",
@@ -81,10 +85,23 @@ def plot_indicator_ci(
         for yv in y[secret]:
             ax.annotate(cohort_label("secret", lang), (0.0, yv), xytext=(9, 0), textcoords="offset points",
                         va="center", fontsize=8, color="0.35")  # fmt: skip
-    ax.set_yticks(y, [cohort_label(g, lang) for g in order])
-    ax.set_xlabel(f"{cohort_label(indicator, lang)}" + (" (%)" if scale == 100 else ""))
+    n = (
+        rows["n_establishments"]
+        if "n_establishments" in rows.columns
+        else pd.Series(np.nan, index=rows.index)
+    )
+    names = [
+        cohort_label(g, lang)
+        + (f" ({text('fig.n', lang, n=fmt_number(k, lang))})" if not s and pd.notna(k) else "")
+        for g, k, s in zip(order, n, secret, strict=True)
+    ]
+    ax.set_yticks(y, names)
+    ax.set_xlabel(cohort_label(indicator, lang))
     if scale == 100:
         ax.set_xlim(-3, 112)
+        percent_axis(ax.xaxis, lang, scale=100)
+    else:
+        number_axis(ax.xaxis, lang)
     when = cohort_label("all_years", lang) if str(period) == "all" else str(period)
     ax.set_title(f"{cohort_label(indicator, lang)} — {when}")
     ax.grid(axis="x", alpha=0.3)
@@ -99,6 +116,7 @@ def plot_family_distributions(
     min_cell: int = 5,
     show_points: bool = False,
     seed: int = 0,
+    title: str | None = None,
     ax: Axes | None = None,
     lang: str = "fr",
 ) -> Axes:
@@ -117,8 +135,8 @@ def plot_family_distributions(
     show_points : bool
         Add a jittered strip of the individual establishments (never in published reports: points are
         individual values).
-    seed, ax, lang
-        Jitter seed; Axes; label language.
+    seed, title, ax, lang
+        Jitter seed; title (default: the value by family); Axes; label language.
 
     Returns
     -------
@@ -132,7 +150,7 @@ def plot_family_distributions(
     for family, p in zip(order, positions, strict=True):
         x = data.loc[data["family"] == family, value].to_numpy(float)
         names.append(
-            f"{cohort_label(family, lang)} (n={len(x)})"
+            f"{cohort_label(family, lang)} ({text('fig.n', lang, n=fmt_number(len(x), lang))})"
             if len(x) >= min_cell
             else f"{cohort_label(family, lang)}: {cohort_label('secret', lang)}"
         )
@@ -147,8 +165,10 @@ def plot_family_distributions(
         for x, p in zip(samples, pos, strict=True):
             ax.scatter(x, p + rng.uniform(-0.18, 0.18, len(x)), s=6, alpha=0.35, color=DOT_COLOR)
     ax.set_xscale("symlog", linthresh=0.1)
+    number_axis(ax.xaxis, lang)
     ax.set_yticks(positions, names)
     ax.set_xlabel(f"{cohort_label(value, lang)} ({cohort_label('log_scale', lang)})")
+    ax.set_title(title or text("fig.by_family.title", lang, value=cohort_label(value, lang)), loc="left")
     ax.grid(axis="x", alpha=0.3)
     return ax
 
@@ -173,11 +193,12 @@ def plot_rate_ratios(
     terms : list of str
         Terms drawn (covariates such as region are left out by default).
     ratio, title, ax, lang
-        Ratio column; figure title (none by default); Axes; label language.
+        Ratio column; figure title (default: the ratios and their intervals); Axes; label language.
 
     Returns
     -------
-    matplotlib Axes, one line per coefficient ("EHPAD vs CH"), annotated with the ratio and its interval.
+    matplotlib Axes, one line per coefficient ("EHPAD vs CH (n = 46)", ``n``: the family's establishments when
+    the table has ``n_family``), annotated with the ratio and its interval in the reader's locale.
     """
     rows = ratios[ratios["term"].isin(list(terms))].dropna(subset=[ratio])
     if rows.empty:
@@ -190,6 +211,9 @@ def plot_rate_ratios(
         for o, t, lv, ref in zip(rows.get("outcome", rows["term"]), rows["term"], rows["level"], rows["reference"],
                                  strict=True)
     ]  # fmt: skip
+    if "n_family" in rows.columns:
+        names = [f"{name} ({text('fig.n', lang, n=fmt_number(k, lang))})" if isinstance(lv, str) and pd.notna(k)
+                 else name for name, lv, k in zip(names, rows["level"], rows["n_family"], strict=True)]  # fmt: skip
     ax = axes_or_new(ax, (7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     value, low, high = (rows[c].to_numpy(float) for c in (ratio, "ci_low", "ci_high"))
@@ -202,18 +226,17 @@ def plot_rate_ratios(
         capsize=3,
     )
     for v, lo, hi, yy in zip(value, low, high, y, strict=True):
-        ax.annotate(f"{v:.2f} [{lo:.2f}; {hi:.2f}]", (hi, yy), xytext=(5, 0), textcoords="offset points",
+        ax.annotate(f"{fmt_number(v, lang, decimals=2)} ({fmt_range(lo, hi, lang, decimals=2)})", (hi, yy), xytext=(5, 0), textcoords="offset points",
                     va="center", fontsize=8)  # fmt: skip
     ax.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8) if np.nanmin(low) / 1.5 <= t <= np.nanmax(high) * 1.9]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xticks(ticks, [fmt_number(t, lang) for t in ticks])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(y, names)
     ax.set_xlabel(f"{label(ratio, lang)} ({cohort_label('log_scale', lang)})")
     span = max(np.nanmax(high), 1 / np.nanmin(low), 1.5)
     ax.set_xlim(min(np.nanmin(low), 1 / 1.5) / 1.15, span * 1.9)
     ax.grid(axis="x", alpha=0.3)
-    if title:
-        ax.set_title(title)
+    ax.set_title(title or text("fig.ratios.title", lang, ratio=label(ratio, lang)), loc="left")
     return ax

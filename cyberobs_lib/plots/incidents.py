@@ -1,7 +1,8 @@
 """Figures of the incident study: rates per family with intervals, yearly trends, odds-ratio forest plot.
 
 Every function takes ``ax=None`` (a new figure is made when absent), draws, and returns the Axes; none calls
-``plt.show()`` or saves. Labels are French by default (``lang="fr"``).
+``plt.show()`` or saves. Every word comes from the catalog (``data/labels.csv``) in ``lang`` (French by default),
+numbers are written for the locale, and each figure has a title and its ``n``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from cyberobs_lib.plots import axes_or_new, no_data
+from cyberobs_lib.l10n import fmt_number, text
+from cyberobs_lib.plots import axes_or_new, no_data, number_axis, percent_axis
 from cyberobs_lib.report import label
 
 incident_label = label  # reader-facing labels: one table for every study (data/labels.csv)
@@ -24,10 +26,12 @@ def plot_incident_rates(
     period: str = "all",
     indicator: str = "incident_rate_per_1000",
     planted: pd.Series | None = None,
+    title: str | None = None,
     ax: Axes | None = None,
     lang: str = "fr",
 ) -> Axes:
-    """Horizontal dot-and-interval plot of an incident rate by family (suppressed cells in grey, no value).
+    """Horizontal dot-and-interval plot of an incident rate by family (suppressed cells in grey, no value),
+    each family with its ``n`` (establishments of the registry behind the rate).
 
     Parameters
     ----------
@@ -40,6 +44,8 @@ def plot_incident_rates(
         Indicator drawn.
     planted : Series, optional
         Known true values by group (synthetic data), drawn as crosses.
+    title : str, optional
+        Title (default: the indicator and the period).
     ax, lang
         Axes to draw on (new figure if None); label language.
 
@@ -62,20 +68,29 @@ def plot_incident_rates(
         fmt="o", color="tab:red", ecolor="0.4", capsize=3,
     )  # fmt: skip
     for yy in y[secret]:
-        ax.text(0.01, yy, incident_label("secret", lang), va="center", color="0.5", fontsize=8,
+        ax.text(0.01, yy, text("fig.secret", lang), va="center", color="0.5", fontsize=8,
                 transform=ax.get_yaxis_transform())  # fmt: skip
     if planted is not None:
         truth = rows["group"].map(planted).to_numpy(float)
-        ax.plot(truth, y, "x", color="k", label="planted" if lang == "en" else "valeur simulée")
+        ax.plot(truth, y, "x", color="k", label=text("fig.planted", lang))
         ax.legend(loc="lower right", fontsize=8)
-    names = [incident_label(g, lang) for g in rows["group"]]
-    ax.set_yticks(y, names)
-    ax.set_xlabel(incident_label(indicator, lang))
-    ax.set_xlim(left=0)
-    shown_period = incident_label("all_years", lang) if str(period) == "all" else str(period)
-    ax.set_title(
-        f"{incident_label('period', lang)} : {shown_period}" if lang == "fr" else f"period: {shown_period}"
+    n = (
+        rows["n_establishments"]
+        if "n_establishments" in rows.columns
+        else pd.Series(np.nan, index=rows.index)
     )
+    names = [
+        incident_label(g, lang)
+        + (f" ({text('fig.n', lang, n=fmt_number(k, lang))})" if ok and pd.notna(k) else "")
+        for g, k, ok in zip(rows["group"], n, ~secret, strict=True)
+    ]
+    ax.set_yticks(y, names)
+    ax.set_xlabel(f"{incident_label(indicator, lang)}\n{text('fig.n_declaring', lang)}")
+    ax.set_xlim(left=0)
+    number_axis(ax.xaxis, lang)
+    shown_period = incident_label("all_years", lang) if str(period) == "all" else str(period)
+    ax.set_title(title or text("fig.period.title", lang, what=incident_label(indicator, lang), period=shown_period),
+                 loc="left")  # fmt: skip
     ax.grid(axis="x", alpha=0.3)
     return ax
 
@@ -86,10 +101,12 @@ def plot_incident_trends(
     groups: Sequence[str] | None = None,
     top: int | None = None,
     indicator: str = "incident_rate_per_1000",
+    title: str | None = None,
     ax: Axes | None = None,
     lang: str = "fr",
 ) -> Axes:
-    """Yearly lines of an incident rate per family, with shaded intervals (suppressed years left out).
+    """Yearly lines of an incident rate per family, with shaded intervals (suppressed years left out); each
+    family has its own marker and line style (apart in grey print).
 
     Parameters
     ----------
@@ -100,8 +117,8 @@ def plot_incident_trends(
     top : int, optional
         Keep only the ``top`` groups of ``groups`` with the most published declarations over the years
         (groups with nothing but zeros or secret cells are left out), plus ``all``.
-    indicator, ax, lang
-        Indicator drawn; Axes (new figure if None); label language.
+    indicator, title, ax, lang
+        Indicator drawn; title (default: the indicator by year); Axes (new figure if None); label language.
 
     Returns
     -------
@@ -121,16 +138,22 @@ def plot_incident_trends(
     ax = axes_or_new(ax, (7, 4))
     if rows.empty:
         return no_data(ax, lang)
-    for group in groups:  # a few families
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", (0, (5, 1))), ("P", (0, (3, 1, 1, 1)))]
+    for i, group in enumerate(groups):  # a few families
         g = rows[rows["group"] == group].assign(year=lambda d: d["period"].astype(int)).sort_values("year")
         if g.empty:
             continue
-        line = ax.plot(g["year"], g["value"], marker="o", label=group)[0]
+        marker, style = styles[i % len(styles)]
+        line = ax.plot(
+            g["year"], g["value"], marker=marker, linestyle=style, label=incident_label(group, lang)
+        )[0]
         ax.fill_between(g["year"], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.12)
     ax.set_xlabel(incident_label("year", lang))
     ax.set_ylabel(incident_label(indicator, lang))
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylim(bottom=0)
+    number_axis(ax.yaxis, lang)
+    ax.set_title(title or text("fig.trend.title", lang, what=incident_label(indicator, lang)), loc="left")
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
     return ax
@@ -140,10 +163,12 @@ def plot_odds_ratios(
     odds_ratios: pd.DataFrame,
     *,
     planted: float | None = None,
+    title: str | None = None,
     ax: Axes | None = None,
     lang: str = "fr",
 ) -> Axes:
-    """Forest plot of exposure odds ratios (log scale) with their intervals and a line at 1.
+    """Forest plot of exposure odds ratios (log scale) with their intervals and a line at 1, each exposure
+    with its ``n``.
 
     Parameters
     ----------
@@ -151,6 +176,8 @@ def plot_odds_ratios(
         Second output of :func:`cyberobs_lib.studies.incident_exposure.exposure_incident_association`.
     planted : float, optional
         Known true odds ratio (synthetic data), drawn as a dashed line.
+    title : str, optional
+        Title (default: the odds ratios and their intervals).
     ax, lang
         Axes (new figure if None); label language.
 
@@ -176,12 +203,17 @@ def plot_odds_ratios(
     )
     ax.axvline(1.0, color="0.3", lw=1)
     if planted is not None:
-        ax.axvline(planted, color="k", ls="--", lw=1, label=("planted" if lang == "en" else "valeur simulée"))
+        ax.axvline(planted, color="k", ls="--", lw=1, label=text("fig.planted", lang))
         ax.legend(fontsize=8, loc="lower right")
     ax.set_xscale("log")
-    names = [f"{incident_label(e, lang)} (n={n})" for e, n in zip(rows["exposure"], rows["n"], strict=True)]
+    names = [
+        f"{incident_label(e, lang)} ({text('fig.n', lang, n=fmt_number(n, lang))})"
+        for e, n in zip(rows["exposure"], rows["n"], strict=True)
+    ]
     ax.set_yticks(y, names)
     ax.set_xlabel(incident_label("odds_ratio_axis", lang))
+    number_axis(ax.xaxis, lang)
+    ax.set_title(title or text("fig.ratios.title", lang, ratio=label("odds_ratio", lang)), loc="left")
     ax.grid(axis="x", alpha=0.3)
     return ax
 
@@ -191,10 +223,12 @@ def plot_exposure_vs_rate(
     *,
     exposure: str = "has_kev",
     period: str = "all",
+    title: str | None = None,
     ax: Axes | None = None,
     lang: str = "fr",
 ) -> Axes:
-    """Scatter of a family's exposure share against its incident rate (descriptive, one point per family).
+    """Scatter of a family's exposure share against its incident rate (descriptive, one point per family,
+    named in ``lang``).
 
     Parameters
     ----------
@@ -202,6 +236,8 @@ def plot_exposure_vs_rate(
         Output of :func:`cyberobs_lib.studies.incident_exposure.side_by_side`.
     exposure, period
         Exposure share on the x axis; period shown.
+    title : str, optional
+        Title (default: the exposure against the incident rate).
     ax, lang
         Axes (new figure if None); label language.
 
@@ -221,11 +257,16 @@ def plot_exposure_vs_rate(
         fmt="o", color="tab:purple", ecolor="0.7", capsize=2,
     )  # fmt: skip
     for _, r in rows.iterrows():  # one label per family (a dozen points)
-        ax.annotate(r["group"], (r[exposure], r["incident_rate_per_1000"]), fontsize=7, xytext=(3, 3),
+        ax.annotate(incident_label(r["group"], lang), (r[exposure], r["incident_rate_per_1000"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")  # fmt: skip
-    ax.set_xlabel(f"{incident_label('exposure_share', lang)} : {incident_label(exposure, lang)}")
+    ax.set_xlabel(text("fig.exposure_axis", lang, share=incident_label("exposure_share", lang),
+                       exposure=incident_label(exposure, lang)))  # fmt: skip
     ax.set_ylabel(incident_label("incident_rate_per_1000", lang))
     ax.set_xlim(0, 1)
     ax.set_ylim(bottom=0)
+    percent_axis(ax.xaxis, lang)
+    number_axis(ax.yaxis, lang)
+    ax.set_title(title or text("fig.exposure_rate.title", lang, exposure=incident_label(exposure, lang),
+                               n=fmt_number(len(rows), lang)), loc="left")  # fmt: skip
     ax.grid(alpha=0.3)
     return ax

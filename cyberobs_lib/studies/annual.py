@@ -1,7 +1,9 @@
 """The annual summary: the year's headline figures, their evolution, written out for a general reader.
 
 Functions here only assemble what the studies compute (indicators, family ratios, remediation, incidents)
-into short tables and sentences; every number comes with its interval and the method named once.
+into short tables, sentences and figures; every number comes with its interval. Every word comes from the
+catalog (:mod:`cyberobs_lib.l10n`, ``data/labels.csv``): the headline sentence of an indicator is
+``annual.headline.<indicator>``, its short name ``annual.indicator.<indicator>``.
 """
 
 from __future__ import annotations
@@ -9,43 +11,43 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.l10n import (
+    fmt_ci,
+    fmt_number,
+    fmt_percent,
+    fmt_pvalue,
+    has,
+    md_text,
+    share_in_words,
+    text,
+)
 from cyberobs_lib.report import label
-from cyberobs_lib.studies.markup import escape_markdown
 
-#: Headline indicators in reading order, with French and English wording of "share of audited structures ...".
-HEADLINES = {
-    "no_protection": (
-        "sans aucun mécanisme de protection mis en œuvre",
-        "with no protection mechanism implemented",
-    ),
-    "has_critical": ("avec au moins une vulnérabilité critique", "with at least one critical vulnerability"),
-    "exposes_remote_admin": (
-        "exposant une administration à distance (RDP, SMB, Telnet, bases de données…)",
-        "exposing remote administration (RDP, SMB, Telnet, databases…)",
-    ),
-    "has_kev": (
-        "avec une vulnérabilité activement exploitée (catalogue KEV)",
-        "with an actively exploited vulnerability (KEV catalog)",
-    ),
-}
+#: Headline indicators in reading order; each has a sentence ``annual.headline.<key>`` and a short name
+#: ``annual.indicator.<key>`` in the catalog.
+HEADLINES = ("no_protection", "has_critical", "exposes_remote_admin", "has_kev")
+#: Markers and line styles of the evolution figure, one per headline (apart in grey print).
+LINE_STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."))
 
 
-def _pct(x: float) -> str:
-    return "–" if pd.isna(x) else f"{100 * x:.0f} %"
+def indicator_name(key: str, lang: str = "fr") -> str:
+    """The short name of an indicator ("sans mécanisme de protection"); its label when it has none."""
+    return text(f"annual.indicator.{key}", lang) if has(f"annual.indicator.{key}") else label(key, lang)
 
 
 def headline_table(indicators: pd.DataFrame, *, year: int | str, lang: str = "fr") -> pd.DataFrame:
-    """The year's headline shares for all audited structures: value, 95 % interval, establishments.
+    """The year's headline shares for all audited structures: value, interval, establishments.
 
     ``indicators`` is the output of :func:`studies.indicators.compute_indicators` (group ``all`` used).
-    A year without indicators gives an empty table with the same columns.
+    ``label`` is the indicator's short name in ``lang``. A year without indicators gives an empty table with
+    the same columns.
 
     >>> headline_table(pd.DataFrame(columns=["indicator", "group", "period"]), year=2026).columns.tolist()[-2:]
     ['ci_method', 'suppressed']
     """
     year = str(year)
     rows = []
-    for key, (fr, en) in HEADLINES.items():
+    for key in HEADLINES:
         row = indicators[
             (indicators["indicator"] == key)
             & (indicators["group"] == "all")
@@ -57,7 +59,7 @@ def headline_table(indicators: pd.DataFrame, *, year: int | str, lang: str = "fr
         rows.append(
             {
                 "indicator": key,
-                "label": fr if lang == "fr" else en,
+                "label": indicator_name(key, lang),
                 "value": r["value"],
                 "ci_low": r["ci_low"],
                 "ci_high": r["ci_high"],
@@ -92,58 +94,93 @@ def unavailable_headlines(summary: dict | None, lang: str = "fr") -> dict[str, s
     catalogs = (summary or {}).get("catalogs")
     if not isinstance(catalogs, dict) or catalogs.get("kev"):
         return {}
-    if lang == "fr":
-        return {"has_kev": "non disponible : aucun catalogue KEV n'a été fourni à l'ingestion"}
-    return {"has_kev": "not available: no KEV catalog was given at ingestion"}
+    return {"has_kev": text("annual.unavailable.no_kev_catalog", lang)}
+
+
+def headline_sentence(row, *, year: int | str, lang: str = "fr", level: float = 0.95) -> str:
+    """One indicator in one plain sentence (Markdown): "**Un tiers** des 85 structures auditées en 2025
+    (33 %, IC 95 % : 24 %–43 %) n'avaient aucun mécanisme de protection."
+
+    ``row`` is a row of :func:`headline_table` (attributes ``indicator``, ``label``, ``value``, ``ci_low``,
+    ``ci_high``, ``n_establishments``). An indicator without a sentence of its own gets the generic one,
+    naming its label.
+    """
+    key = f"annual.headline.{row.indicator}"
+    share = share_in_words(row.value, lang)
+    value = fmt_percent(row.value, lang, decimals=0)
+    ci = fmt_ci(row.ci_low, row.ci_high, kind="percent", lang=lang, level=level)
+    # the share in words, then its percentage and interval; a share without simple fraction is its percentage
+    detail = ci if share == value else text("annual.value_ci", lang, value=value, ci=ci)
+    fields = {"share": share, "n": fmt_number(row.n_establishments, lang), "year": year, "detail": detail}
+    if has(key):
+        return md_text(key, lang, **fields)
+    return md_text("annual.headline.generic", lang, label=row.label, **fields)
 
 
 def headline_sentences(
-    headlines: pd.DataFrame, *, year: int | str, lang: str = "fr", unavailable: dict[str, str] | None = None
+    headlines: pd.DataFrame,
+    *,
+    year: int | str,
+    lang: str = "fr",
+    unavailable: dict[str, str] | None = None,
+    level: float = 0.95,
 ) -> str:
-    """The headline figures as Markdown bullets, e.g. "64 % [57 %; 72 %] of the 161 audited structures ...".
+    """The headline figures as Markdown bullets, one plain sentence per indicator, then the denominators.
 
     Examples
     --------
-    >>> h = pd.DataFrame([{"indicator": "no_protection", "label": "with no protection mechanism implemented",
-    ...                    "value": 0.7, "ci_low": 0.6, "ci_high": 0.78, "n_establishments": 120,
+    >>> h = pd.DataFrame([{"indicator": "no_protection", "label": "no protection", "value": 0.33,
+    ...                    "ci_low": 0.24, "ci_high": 0.43, "n_establishments": 85,
     ...                    "ci_method": "wilson", "suppressed": False}])
     >>> print(headline_sentences(h, year=2025, lang="en"))
-    - **70 %** [60 %; 78 %] of the 120 structures audited in 2025 were with no protection mechanism implemented.
+    - **A third** of the 85 structures audited in 2025 (33%, 95% CI: 24%–43%) had no protection mechanism.
     <BLANKLINE>
-    *95 % confidence intervals: wilson.*
+    Each share is out of the structures audited in 2025 whose audit is complete (a structure counts once, for its first audit of the year).
 
     ``unavailable`` maps an indicator to the reason it cannot be measured (:func:`unavailable_headlines`):
-    its line says so instead of giving a value.
+    its line says so instead of giving a value; a suppressed indicator says "statistical secrecy".
     """
     lines = []
     for r in headlines.itertuples(index=False):
-        name = escape_markdown(r.label)
         if r.indicator in (unavailable or {}):
-            lines.append(f"- {name}: {escape_markdown(unavailable[r.indicator])}")
-            continue
-        if r.suppressed or pd.isna(r.value):
-            lines.append(
-                f"- {name}: " + ("secret statistique" if lang == "fr" else "suppressed (small cell)")
-            )
-            continue
-        if lang == "fr":
-            lines.append(
-                f"- **{_pct(r.value)}** [{_pct(r.ci_low)} ; {_pct(r.ci_high)}] des "
-                f"{int(r.n_establishments)} structures auditées en {year} étaient {name}."
-            )
+            lines.append("- " + md_text("annual.headline.unavailable", lang, label=r.label,
+                                        reason=unavailable[r.indicator]))  # fmt: skip
+        elif r.suppressed or pd.isna(r.value):
+            lines.append("- " + md_text("annual.headline.secret", lang, label=r.label))
         else:
-            lines.append(
-                f"- **{_pct(r.value)}** [{_pct(r.ci_low)}; {_pct(r.ci_high)}] of the "
-                f"{int(r.n_establishments)} structures audited in {year} were {name}."
-            )
-    known = headlines["ci_method"].dropna().astype(str) if len(headlines) else pd.Series(dtype=str)
-    methods = ", ".join(sorted({m for m in known if not m.startswith("unavailable")}))
-    note = (
-        f"*Intervalles de confiance à 95 % : {methods}.*"
-        if lang == "fr"
-        else f"*95 % confidence intervals: {methods}.*"
+            lines.append("- " + headline_sentence(r, year=year, lang=lang, level=level))
+    if not lines:
+        return ""
+    return (
+        "\n".join(lines)
+        + "\n\n"
+        + denominator_sentences(headlines, year=year, lang=lang, unavailable=unavailable)
     )
-    return "\n".join(lines) + "\n\n" + note
+
+
+def denominator_sentences(
+    headlines: pd.DataFrame, *, year: int | str, lang: str = "fr", unavailable: dict[str, str] | None = None
+) -> str:
+    """What the shares are out of, and why an indicator has fewer structures than the others (Markdown).
+
+    >>> h = pd.DataFrame({"indicator": ["no_protection", "has_critical"], "label": ["a", "b"],
+    ...                   "value": [0.3, 0.4], "n_establishments": [85, 88], "suppressed": False})
+    >>> print(denominator_sentences(h, year=2025, lang="fr").splitlines()[-1])
+    La part sans mécanisme de protection porte sur 85 structures et non 88 : pour les autres, les mécanismes de protection n'ont pas été relevés lors de l'audit.
+    """
+    known = headlines[~headlines["suppressed"].astype(bool) & headlines["value"].notna()]
+    known = known[~known["indicator"].isin(list(unavailable or {}))]
+    out = [md_text("annual.den.common", lang, year=year)]
+    if known.empty:
+        return out[0]
+    total = int(known["n_establishments"].max())
+    for r in known.itertuples(index=False):
+        if int(r.n_establishments) >= total:
+            continue
+        key = f"annual.den.{r.indicator}" if has(f"annual.den.{r.indicator}") else "annual.den.other"
+        out.append(md_text(key, lang, n=fmt_number(r.n_establishments, lang), total=fmt_number(total, lang),
+                           label=r.label))  # fmt: skip
+    return " ".join(out[:1]) + ("\n\n" + " ".join(out[1:]) if len(out) > 1 else "")
 
 
 def family_label(name: str, lang: str = "fr") -> str:
@@ -151,30 +188,52 @@ def family_label(name: str, lang: str = "fr") -> str:
     return label(name, lang)
 
 
-def plot_evolution(indicators: pd.DataFrame, *, indicators_shown=tuple(HEADLINES), ax=None, lang: str = "fr"):
-    """Yearly evolution of the headline shares (all structures), with 95 % intervals; returns the Axes."""
+def _percent_axis(axis, lang: str) -> None:
+    import matplotlib.pyplot as plt
+
+    axis.set_major_formatter(plt.FuncFormatter(lambda v, _: fmt_percent(v, lang, decimals=0)))
+
+
+def plot_evolution(
+    indicators: pd.DataFrame, *, indicators_shown=HEADLINES, ax=None, lang: str = "fr", level: float = 0.95
+):
+    """Yearly evolution of the headline shares (all structures), with their intervals; returns the Axes.
+
+    Titled, in ``lang``; each indicator has its own marker and line style (apart in grey print); the x axis
+    gives each year's audited structures (``n``).
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     sub = indicators[(indicators["group"] == "all") & (indicators["period"].astype(str) != "all")].copy()
+    sub = sub[sub["indicator"].isin(list(indicators_shown))]
     sub["year"] = sub["period"].astype(int)
     for i, key in enumerate(indicators_shown):
-        line = sub[sub["indicator"] == key].sort_values("year")
+        line = sub[sub["indicator"] == key].dropna(subset=["value"]).sort_values("year")
         if line.empty:
             continue
         x = line["year"] + (i - 1.5) * 0.04
         err = np.clip(np.vstack([line["value"] - line["ci_low"], line["ci_high"] - line["value"]]), 0, None)
-        ax.errorbar(
-            x, line["value"], yerr=err, marker="o", capsize=3, label=HEADLINES[key][0 if lang == "fr" else 1]
-        )
+        marker, style = LINE_STYLES[i % len(LINE_STYLES)]
+        ax.errorbar(x, line["value"], yerr=np.nan_to_num(err), marker=marker, linestyle=style, capsize=3,
+                    label=indicator_name(key, lang))  # fmt: skip
     ax.set_ylim(0, 1)
-    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f} %"))
+    _percent_axis(ax.yaxis, lang)
     years = sorted(sub["year"].unique())
-    ax.set_xticks(years, [str(y) for y in years])
-    ax.set_ylabel("part des structures auditées" if lang == "fr" else "share of audited structures")
+    n = sub.groupby("year")["n_establishments"].max() if "n_establishments" in sub else pd.Series(dtype=float)
+    ticks = [
+        str(y)
+        + ("\n" + text("fig.n", lang, n=fmt_number(n[y], lang)) if y in n.index and pd.notna(n[y]) else "")
+        for y in years
+    ]
+    ax.set_xticks(years, ticks)
+    ax.set_ylabel(text("annual.fig.share_axis", lang, level=fmt_percent(level, lang, decimals=0)))
+    if years:
+        ax.set_title(text("annual.fig.evolution.title", lang, first=years[0], last=years[-1]), loc="left")
+    ax.grid(axis="y", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing to label when no year has indicators
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False, fontsize="small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False, fontsize="small")
     return ax
 
 
@@ -187,7 +246,8 @@ def plot_family_shares(
     lang: str = "fr",
     min_families: int = 1,
 ):
-    """One headline share by family for the year, sorted, with intervals; suppressed cells marked."""
+    """One headline share by family for the year, sorted, with intervals and each family's ``n``; suppressed
+    cells marked "secret statistique"; the dashed line is all structures. Returns the Axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -197,10 +257,15 @@ def plot_family_shares(
         & (indicators["period"].astype(str) == str(year))
         & (indicators["group"] != "all")
     ].copy()
-    sub["label"] = [family_label(g, lang) for g in sub["group"]]
-    sub = sub.sort_values("value", na_position="first")
+    shown = sub["value"].notna() & ~sub.get("suppressed", pd.Series(False, index=sub.index)).astype(bool)
+    sub["label"] = [
+        family_label(g, lang)
+        + (f" ({text('fig.n', lang, n=fmt_number(n, lang))})" if ok and pd.notna(n) else "")
+        for g, n, ok in zip(sub["group"], sub["n_establishments"], shown, strict=True)
+    ]
+    sub = sub.assign(_shown=shown).sort_values(["_shown", "value"], na_position="first")
     y = np.arange(len(sub))
-    shown = sub["value"].notna().to_numpy()
+    shown = sub["_shown"].to_numpy()
     ax.errorbar(
         sub["value"][shown],
         y[shown],
@@ -210,18 +275,12 @@ def plot_family_shares(
             None,
         ),
         fmt="o",
-        color="#4C72B0",
+        color="#2F4B7C",
         capsize=3,
     )
     for yy in y[~shown]:
         ax.text(
-            0.01,
-            yy,
-            "secret statistique" if lang == "fr" else "suppressed (small cell)",
-            va="center",
-            color="grey",
-            fontsize="small",
-            style="italic",
+            0.01, yy, text("fig.secret", lang), va="center", color="0.35", fontsize="small", style="italic"
         )
     overall = indicators[
         (indicators["indicator"] == indicator)
@@ -229,11 +288,66 @@ def plot_family_shares(
         & (indicators["period"].astype(str) == str(year))
     ]
     if len(overall) and pd.notna(overall["value"].iloc[0]):
-        ax.axvline(overall["value"].iloc[0], color="grey", linestyle="--", linewidth=1)
+        ax.axvline(overall["value"].iloc[0], color="0.3", linestyle="--", linewidth=1,
+                   label=text("annual.fig.all_line", lang))  # fmt: skip
+        ax.legend(loc="lower right", fontsize="small", frameon=False)
     ax.set_yticks(y, sub["label"])
     ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f} %"))
-    ax.set_title(
-        HEADLINES.get(indicator, (indicator, indicator))[0 if lang == "fr" else 1], fontsize="medium"
-    )
+    _percent_axis(ax.xaxis, lang)
+    ax.set_xlabel(text("annual.fig.family_axis", lang))
+    ax.set_title(text("annual.fig.family.title", lang, indicator=indicator_name(indicator, lang), year=year),
+                 fontsize="medium", loc="left")  # fmt: skip
+    ax.grid(axis="x", alpha=0.3)
     return ax
+
+
+def paired_view(paired: pd.DataFrame, tests: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
+    """The first-versus-last-audit comparison as a reader's table: one row per measure, its structures
+    followed, its value at the first and last audit (medians as numbers, shares in percent), the change and
+    the adjusted p-value of its test (Wilcoxon for medians, McNemar for shares), all written in ``lang``.
+
+    ``paired`` and ``tests`` are the published :func:`~cyberobs_lib.studies.longitudinal.paired_summary` and
+    :func:`~cyberobs_lib.studies.longitudinal.paired_tests`; suppressed rows keep their ``suppressed`` flag
+    and show no number.
+
+    >>> p = pd.DataFrame({"metric": ["no_protection"], "statistic": ["share"], "n_pairs": [120],
+    ...                   "baseline": [0.5], "follow_up": [0.4], "median_difference": [None],
+    ...                   "share_difference": [-0.1], "suppressed": [False]})
+    >>> t = pd.DataFrame({"metric": ["no_protection"], "test": ["mcnemar"], "p_adjusted": [0.0312]})
+    >>> paired_view(p, t, "fr")[["baseline", "follow_up", "change", "p_adjusted"]].iloc[0].tolist()
+    ['50\\xa0%', '40\\xa0%', '-10 points', '0,031']
+    """
+    chosen = tests[tests["test"].isin(["wilcoxon_signed_rank", "mcnemar"])] if len(tests) else tests
+    p = dict(zip(chosen.get("metric", []), chosen.get("p_adjusted", []), strict=True))
+    rows = []
+    for r in paired.itertuples(index=False):
+        hidden = bool(getattr(r, "suppressed", False))
+        share = r.statistic == "share"
+
+        def value(x, share=share, hidden=hidden):
+            if hidden or pd.isna(x):
+                return ""
+            return fmt_percent(x, lang, decimals=0) if share else fmt_number(x, lang)
+
+        diff = r.share_difference if share else r.median_difference
+        if hidden or pd.isna(diff):
+            change = ""
+        elif share:
+            change = text("annual.points", lang, n=fmt_number(round(100 * diff), lang))
+        else:
+            change = fmt_number(diff, lang)
+        rows.append(
+            {
+                "metric": r.metric,
+                "n_pairs": pd.NA if hidden else r.n_pairs,
+                "baseline": value(r.baseline),
+                "follow_up": value(r.follow_up),
+                "change": change,
+                "p_adjusted": ""
+                if hidden or pd.isna(p.get(r.metric))
+                else fmt_pvalue(p[r.metric], lang, prefix=False),
+                "suppressed": hidden,
+            }
+        )
+    columns = ["metric", "n_pairs", "baseline", "follow_up", "change", "p_adjusted", "suppressed"]
+    return pd.DataFrame(rows, columns=columns)
