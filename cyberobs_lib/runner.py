@@ -297,6 +297,9 @@ def export_pdf(html: Path, pdf: Path) -> Path:
         ) from exc
     from weasyprint.urls import URLFetcher
 
+    for name in ("weasyprint", "fontTools"):  # JupyterLab's CSS has rules WeasyPrint ignores, one line each
+        logging.getLogger(name).setLevel(logging.ERROR)
+
     # a reader's page is self-contained (figures are data: URIs): never the network, never another file
     page = HTML(
         filename=str(html), base_url=str(html.parent), url_fetcher=URLFetcher(allowed_protocols={"data"})

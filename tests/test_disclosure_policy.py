@@ -574,3 +574,51 @@ def test_sub_counts_of_hidden_cells_may_be_zero_and_small():
     assert pinned_cells(counts, hidden, complete=True, at_least_one=False) == set()
     # population counts: a hidden cell holds at least one establishment, so one hidden cell is pinned
     assert pinned_cells({"CH": 2, "EHPAD": 13, "all": 15}, {"CH"}, complete=True) == {"CH"}
+
+
+def _share_rows(
+    shares: dict[str, tuple[int, float]], indicator: str = "exposes_remote_admin"
+) -> pd.DataFrame:
+    rows = [{"indicator": indicator, "group": g, "period": "2025", "n_establishments": n, "n_audits": n,
+             "value": v, "ci_low": max(v - 0.1, 0), "ci_high": min(v + 0.1, 1), "ci_method": "wilson"}
+            for g, (n, v) in shares.items()]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("hidden_share", [0.0, 1.0])
+def test_hidden_shares_the_published_rows_give_are_published_without_their_size(run, hidden_share):
+    """Army (2) and SSR (3) hidden: the total's 16 (or 21) establishments with the property minus the
+    published groups' 16 leaves 0 (or all 5) in the hidden groups, so each hidden share is 0 (or 1): a reader
+    recomputes it. It is published; the count and the interval (which would give the size) stay hidden."""
+    n_with = 16 + round(hidden_share * 5)
+    frame = _share_rows({"CH": (30, 0.2), "EHPAD": (40, 0.25), "Army": (2, hidden_share),
+                         "SSR": (3, hidden_share), "all": (75, n_with / 75)})  # fmt: skip
+    out = publish(frame, "indicators", run).set_index("group")
+    assert out.loc[["Army", "SSR"], "value"].tolist() == [hidden_share, hidden_share]
+    hidden = out.loc[["Army", "SSR"], ["n_establishments", "n_audits", "ci_low", "ci_high"]]
+    assert hidden.isna().all().all() and not out.loc[["Army", "SSR"], "suppressed"].any()
+
+
+def test_hidden_shares_not_implied_stay_hidden(run):
+    """One of the 5 hidden establishments has the property: Army's share (0 or 0.5) and SSR's are unknown."""
+    frame = _share_rows({"CH": (30, 0.2), "EHPAD": (40, 0.25), "Army": (2, 0.5), "SSR": (3, 0.0),
+                         "all": (75, 17 / 75)})  # fmt: skip
+    out = publish(frame, "indicators", run).set_index("group")
+    assert out.loc[["Army", "SSR"], "value"].isna().all()
+    # not a share: a median is never implied by the margins
+    medians = _share_rows({"CH": (30, 2.0), "EHPAD": (40, 1.0), "Army": (2, 0.0), "SSR": (3, 0.0),
+                           "all": (75, 1.0)}, indicator="median_crit_high").assign(ci_method="order_statistic")  # fmt: skip
+    out = publish(medians, "indicators", run).set_index("group")
+    assert out.loc[["Army", "SSR"], "value"].isna().all()
+
+
+def test_zero_events_left_for_the_hidden_groups_are_published(run):
+    """4 attacks in all, 4 in the published groups: the hidden groups (Army, SSR) had none."""
+    groups = [("CH", 12, 3), ("EHPAD", 20, 1), ("Army", 2, 0), ("SSR", 3, 0), ("all", 37, 4)]
+    rows = [{"indicator": ind, "group": g, "period": "2025", "n_establishments": n,
+             "value": (n if ind == "declarations" else k)} for ind in ("declarations", "ransomware")
+            for g, n, k in groups]  # fmt: skip
+    out = publish(pd.DataFrame(rows).assign(ci_method="garwood_exact"), "incidents_indicators", run)
+    ransomware = out[out["indicator"] == "ransomware"].set_index("group")
+    assert (ransomware.loc[["Army", "SSR"], "value"] == 0).all()
+    assert ransomware.loc[["Army", "SSR"], "n_establishments"].isna().all()

@@ -73,7 +73,7 @@ ROW_COUNT_COLUMNS = ("n_establishments", "n_a", "n_b", "n", "n_family", "n_refer
 
 #: Columns of a tests table that describe the test, not its result (never blanked).
 TEST_KEYS = ("study", "metric", "test", "variant", "group_a", "group_b", "adjust_method", "effect_size_kind",
-             "ci_method", "period", "suppressed")  # fmt: skip
+             "effect_direction", "ci_method", "period", "suppressed")  # fmt: skip
 
 
 class UnknownTableError(KeyError):
@@ -170,6 +170,9 @@ class CellsPolicy:
     hidden_blank: tuple[str, ...] = ()
     collapse_hidden: bool = False
     zero_values: tuple[str, ...] = ()
+    #: ``value`` is a share of ``n_establishments``: a hidden share the published rows of its set already
+    #: give (0 or 1) is published, without its count or interval (``tables._implied_shares``).
+    implied_shares: bool = False
     kind: str = "cells"
 
     def refs_for(self, indicator: object) -> tuple[Ref, ...]:
@@ -270,6 +273,7 @@ _INDICATORS = CellsPolicy(
     keys=("indicator", "group", "period", "ci_method", "suppressed"),
     refs=(_AUDITED,),
     indicator="indicator",
+    implied_shares=True,
     by_indicator={
         # eligible establishments come from the public registry; the audited ones are a population cell
         "audit_coverage": (
@@ -298,7 +302,7 @@ _TESTS_PAIRED = StatTestsPolicy(
 )
 _PAIRED_SUMMARY = CellsPolicy(
     "paired medians and shares over establishments with a pair",
-    keys=("metric", "statistic", "suppressed"),
+    keys=("metric", "statistic", "effect_direction", "suppressed"),
     refs=(Ref("paired", group="=all", period="=all", count="n_pairs"),),
 )
 _FOLLOWED_ALL = Ref("followed", group="=all", period="=all")
@@ -343,7 +347,7 @@ POLICIES: dict[str, TablePolicy] = {
     ),
     "survival": CellsPolicy(
         "Kaplan-Meier time to fix per family",
-        keys=("group", "time_days", "suppressed"),
+        keys=("group", "time_days", "ci_method", "suppressed"),
         refs=(Ref("followed", period="=all", count="n_establishments"),),
         exempt=("events",),
         hidden_blank=("time_days",),
@@ -351,7 +355,7 @@ POLICIES: dict[str, TablePolicy] = {
     ),
     "remediation": CellsPolicy(
         "median time to fix per family and severity",
-        keys=("group", "severity", "suppressed"),
+        keys=("group", "severity", "ci_method", "suppressed"),
         refs=(Ref("followed", period="=all", count="n_establishments"),),
         hidden_blank=("severity",),
         collapse_hidden=True,

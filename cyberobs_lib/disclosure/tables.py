@@ -250,6 +250,11 @@ def _apply_cells(
             if col in blank:
                 blank[col] &= ~zero
         hidden_row &= ~zero
+    if policy.implied_shares and ind_col and {"value", "n_establishments"} <= set(frame.columns):
+        implied = _implied_shares(frame, ind_col, hidden_row, exclude=tuple(policy.by_indicator))
+        if "value" in blank:
+            blank["value"] &= ~implied  # the share only: its interval and count would give the cell's size
+        hidden_row &= ~implied  # published (as the zeros of event counts): its count stays blank
     out = frame
     for col, mask in blank.items():
         out = blank_rows(out, mask, [col])
@@ -288,6 +293,16 @@ def _known_zeros(
         k = where.get(key)
         return k is not None and bool(shown[k])
 
+    # a published total equal to the published groups' sum: the hidden groups hold no event either
+    rest_zero: set[tuple[str, str]] = set()
+    for (ind, g, per), k in where.items():
+        if g != TOTAL or ind not in indicators or hidden[k] or np.isnan(value[k]):
+            continue
+        parts = [j for (i2, g2, p2), j in where.items() if i2 == ind and p2 == per and g2 != TOTAL]
+        published = [value[j] for j in parts if not hidden[j]]
+        if not np.isnan(published).any() and value[k] - sum(published) == 0:
+            rest_zero.add((ind, per))
+
     changed = True
     while changed:
         changed = False
@@ -296,11 +311,64 @@ def _known_zeros(
             years = [where[k] for k in where if k[0] == ind and k[1] == g and k[2] != TOTAL]
             if (
                 shows_zero((ind, TOTAL, per))  # a total of 0 over the groups
+                or (ind, per) in rest_zero  # a total the published groups already make up
                 or (per != TOTAL and shows_zero((ind, g, TOTAL)))  # a total of 0 over the years
                 or (per == TOTAL and years and all(shown[k] for k in years))  # every year 0
             ):
                 zero[i] = shown[i] = changed = True
     return zero
+
+
+def _implied_shares(
+    frame: pd.DataFrame, ind_col: str, hidden: np.ndarray, *, exclude: tuple[str, ...] = ()
+) -> np.ndarray:
+    """Hidden rows whose share (of ``n_establishments``) the published rows of their set already give.
+
+    In one (indicator, period) set with a published total row, the establishments with the property in the
+    hidden groups are the total's numerator minus the published groups' numerators, and the hidden groups'
+    establishments the total's count minus the published counts. When the first is 0, every hidden share
+    is 0; when it equals the second, every hidden share is 1. A reader recomputes those shares anyway
+    (Hundepool et al. 2012, §4.2: a cell implied by the margins is disclosed, protected or not); hiding
+    them protects nothing, so the share is published — never the row's count or interval, which would
+    give the cell's size.
+    """
+    value = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float)
+    count = pd.to_numeric(frame["n_establishments"], errors="coerce").to_numpy(dtype=float)
+    period = frame["period"].map(_text) if "period" in frame.columns else pd.Series("", index=frame.index)
+    sets = pd.DataFrame({"ind": frame[ind_col].map(_text).to_numpy(), "period": period.to_numpy(),
+                         "group": frame["group"].map(_text).to_numpy()})  # fmt: skip
+    implied = np.zeros(len(frame), dtype=bool)
+    for (ind, _), rows in sets.groupby(["ind", "period"], sort=False).groups.items():
+        idx = np.asarray(rows)
+        if ind in exclude or not _share_method(frame, idx):
+            continue
+        total = idx[(sets["group"].to_numpy()[idx] == TOTAL)]
+        parts = idx[(sets["group"].to_numpy()[idx] != TOTAL)]
+        if len(total) != 1 or hidden[total[0]] or not hidden[parts].any():
+            continue
+        shown = parts[~hidden[parts]]
+        if np.isnan(value[total[0]]) or np.isnan(count[total[0]]) or np.isnan(value[shown]).any():
+            continue
+        numerators = np.round(value[shown] * count[shown])
+        rest_with = round(value[total[0]] * count[total[0]]) - numerators.sum()
+        rest_all = count[total[0]] - count[shown].sum()
+        inside = parts[hidden[parts]]
+        if rest_with == 0:
+            implied[inside] = value[inside] == 0
+        elif rest_with == rest_all:
+            implied[inside] = value[inside] == 1
+    return implied
+
+
+#: ``ci_method`` of a proportion's interval: the rows' ``value`` is a share of their establishments.
+SHARE_METHODS = ("wilson", "clopper", "exact binomial", "agresti")
+
+
+def _share_method(frame: pd.DataFrame, idx: np.ndarray) -> bool:
+    if "ci_method" not in frame.columns:
+        return False
+    methods = frame["ci_method"].iloc[idx].map(_text).str.lower()
+    return bool(methods.str.startswith(SHARE_METHODS).all())
 
 
 def _warn_unknown(unknown: set[CellKey], name: str) -> None:
