@@ -4,8 +4,8 @@ How a report speaks French or English
 -------------------------------------
 **One catalog**, ``cyberobs_lib/data/labels.csv`` (columns ``key,fr,en``), holds every word a reader sees:
 headings, paragraphs, sentences, table captions and headings, values (families, severities, statuses), figure
-titles, axes and legends, notes. There is no other source of reader text and no ``if lang == "fr"`` in the
-code: a function that writes for a reader takes ``lang`` and asks the catalog.
+titles, axes and legends, notes. There is no other source of reader text and no branch on the language in
+the code: a function that writes for a reader takes ``lang`` and asks the catalog.
 
 * **Names of things of the data** have keys without a dot: column keys of the data contract
   (``n_establishments``), family codes (``Private clinic (MCO)``), severities, statuses. :func:`label` gives
@@ -23,8 +23,12 @@ code: a function that writes for a reader takes ``lang`` and asks the catalog.
   sentence are escaped (:func:`cyberobs_lib.studies.markup.escape_markdown`); markup belongs to the catalog.
 * **Numbers, shares, p-values, intervals and dates** are written by the ``fmt_*`` functions (Babel, locales
   ``fr_FR`` and ``en_GB``): ``1 230`` with a narrow no-break space, ``30,8 %``, ``p < 0,001``,
-  ``IC 95 % : 24 %–43 %``, ``12 mars 2025``. Tables written to ``tables/`` keep full precision and raw codes;
-  only what a reader sees is formatted (:func:`cyberobs_lib.report.show`).
+  ``IC 95 % : 24 %–43 %``, ``12 mars 2025``. English pages group thousands with the same narrow no-break
+  space (``1 230``, ``0.308``) rather than a comma: the SI Brochure (BIPM, 9th edition, 2019, §5.4.4) writes
+  "numbers may be divided in groups of three in order to facilitate reading; neither dots nor commas are ever
+  inserted in the spaces between groups", and a comma would read as a decimal sign to a French reader of the
+  English twin (and to the disclosure check, which reads "1,250" as 1.25). Tables written to ``tables/`` keep
+  full precision and raw codes; only what a reader sees is formatted (:func:`cyberobs_lib.report.show`).
 
 ``tests/test_l10n.py`` checks that every key written literally in the library and the converted notebooks
 exists in both languages with the same placeholders, and renders the annual study in both languages to search
@@ -50,6 +54,8 @@ LOCALES: dict[str, str] = {"fr": "fr_FR", "en": "en_GB"}
 LANGS = tuple(LOCALES)
 #: What a missing number is written as in a sentence (en dash).
 MISSING = "–"
+#: Narrow no-break space: the thousands separator of both languages.
+NNBSP = "\u202f"
 
 
 class MissingTextError(KeyError):
@@ -67,19 +73,34 @@ def check_lang(lang: str) -> str:
     return lang
 
 
+#: The files of the catalog, in ``cyberobs_lib/data/`` (the second, when present, holds the texts of the studies
+#: 10, 20 and 30 and of the statistical methods): one vocabulary, a key in one file only.
+CATALOG_FILES = ("labels.csv", "labels_studies.csv")
+
+
+def _read_catalog_file(path) -> dict[str, dict[str, str]]:
+    table = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+    if list(table.columns) != ["key", *LANGS]:
+        raise ValueError(f"{path}: header must be key,{','.join(LANGS)}, got {','.join(table.columns)}")
+    dup = table["key"][table["key"].duplicated()]
+    if len(dup):
+        raise ValueError(f"{path}: key {dup.iloc[0]!r} appears twice")
+    return {r.key: {lang: getattr(r, lang) for lang in LANGS} for r in table.itertuples(index=False)}
+
+
 def _load_catalog() -> dict[str, dict[str, str]]:
     from cyberobs_lib.config import PACKAGE_DATA
 
     catalog: dict[str, dict[str, str]] = {}
-    # labels.csv, then one file per part of the suite (labels_<part>.csv): one catalog, a key in one file only
-    for path in [PACKAGE_DATA / "labels.csv", *sorted(PACKAGE_DATA.glob("labels_*.csv"))]:
-        table = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
-        if list(table.columns) != ["key", *LANGS]:
-            raise ValueError(f"{path}: header must be key,{','.join(LANGS)}, got {','.join(table.columns)}")
-        dup = table["key"][table["key"].duplicated() | table["key"].isin(list(catalog))]
-        if len(dup):
-            raise ValueError(f"{path}: key {dup.iloc[0]!r} appears twice (line {dup.index[0] + 2} of the data)")
-        catalog.update({r.key: {lang: getattr(r, lang) for lang in LANGS} for r in table.itertuples(index=False)})
+    origin: dict[str, str] = {}
+    for name in CATALOG_FILES:
+        path = PACKAGE_DATA / name
+        if not path.is_file():
+            continue
+        for key, entry in _read_catalog_file(path).items():
+            if key in catalog:
+                raise ValueError(f"{path}: key {key!r} is also in {origin[key]} (a key is in one file only)")
+            catalog[key], origin[key] = entry, name
     return catalog
 
 
@@ -118,7 +139,7 @@ def text(key: str, lang: str = "fr", /, **fields: object) -> str:
         template = CATALOG[key][lang]
     except KeyError:
         raise MissingTextError(f"no text {key!r} in cyberobs_lib/data/labels.csv") from None
-    return template.format_map(fields) if fields else template
+    return template.format_map(fields)
 
 
 def plural_form(n: float, lang: str = "fr") -> str:
@@ -211,7 +232,7 @@ def fmt_number(x: object, lang: str = "fr", *, decimals: int | None = None) -> s
     an int: exactly that many decimals. Missing: an en dash.
 
     >>> fmt_number(1230, "fr"), fmt_number(1230, "en"), fmt_number(0.308, "fr"), fmt_number(7.43e-4, "en")
-    ('1\\u202f230', '1,230', '0,308', '0.000743')
+    ('1\\u202f230', '1\\u202f230', '0,308', '0.000743')
     >>> fmt_number(2.5, "fr", decimals=2), fmt_number(None, "fr")
     ('2,50', '–')
     """
@@ -229,7 +250,17 @@ def fmt_number(x: object, lang: str = "fr", *, decimals: int | None = None) -> s
             pattern = "#,##0." + "#" * _auto_decimals(value) if _auto_decimals(value) else "#,##0"
     else:
         pattern = "#,##0." + "0" * decimals if decimals else "#,##0"
-    return format_decimal(value, format=pattern, locale=_locale(lang))
+    return _grouped(format_decimal(value, format=pattern, locale=_locale(lang)), lang)
+
+
+#: Thousands separator of each language: a narrow no-break space in both (see the module's notes).
+GROUP_SEPARATORS = {"fr": NNBSP, "en": NNBSP}
+
+
+def _grouped(number: str, lang: str) -> str:
+    """``number`` as Babel wrote it, its locale's thousands separator replaced by :data:`GROUP_SEPARATORS`."""
+    symbol = _locale(lang).number_symbols["latn"]["group"]
+    return number.replace(symbol, GROUP_SEPARATORS[lang])
 
 
 def _percent_pattern(lang: str, decimals: int) -> str:
@@ -247,7 +278,9 @@ def fmt_percent(x: object, lang: str = "fr", *, decimals: int = 1) -> str:
 
     if _missing(x):
         return MISSING
-    return format_percent(float(x), format=_percent_pattern(lang, decimals), locale=_locale(lang))
+    return _grouped(
+        format_percent(float(x), format=_percent_pattern(lang, decimals), locale=_locale(lang)), lang
+    )
 
 
 def fmt_pvalue(p: object, lang: str = "fr", *, prefix: bool = True, threshold: float = 0.001) -> str:

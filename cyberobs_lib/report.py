@@ -266,7 +266,7 @@ def format_value(value: object, spec: str, lang: str = "fr") -> str:
     """One cell written for the reader by a format of :data:`FORMATS` (missing values: empty).
 
     >>> format_value(0.308, "percent", "fr"), format_value(1230, "number", "en"), format_value(True, "bool", "fr")
-    ('30,8\xa0%', '1,230', 'oui')
+    ('30,8\xa0%', '1\u202f230', 'oui')
     >>> format_value(3e-9, "pvalue", "en"), format_value("critical", "label", "fr"), format_value("x", "text")
     ('< 0.001', 'critique', 'x')
     """

@@ -67,7 +67,7 @@ def test_show_captions_chooses_columns_and_formats_numbers_for_the_locale():
         assert expected in fr, expected
     assert "extra" not in fr and "00:00:00" not in fr and "n_establishments" not in fr
     en = show(frame, "en", columns=cols, formats={"value": "percent"}, caption="Share").to_html()
-    for expected in ("1,230", "30.8%", "&lt; 0.001", "12 March 2025", "private clinics (MCO)"):
+    for expected in ("1\u202f230", "30.8%", "&lt; 0.001", "12 March 2025", "private clinics (MCO)"):
         assert expected in en, expected
     assert (
         show(frame, "fr", columns=cols).to_html() == show(frame, "fr", columns=cols).to_html()

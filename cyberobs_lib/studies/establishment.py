@@ -1,7 +1,8 @@
 """The confidential per-establishment report: one establishment's audits, changes, remediation, and rank.
 
 This is the only output allowed to name the establishment and its hosts: it goes to the establishment's
-security officer, never into a published report.
+security officer, never into a published report. Every word comes from the catalog (:mod:`cyberobs_lib.l10n`)
+in the report's language; registry codes are shown by their names (region, department, legal status).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib import lifecycle as lc
+from cyberobs_lib.l10n import as_date, fmt_date, fmt_number, has, text
+from cyberobs_lib.report import label
 from cyberobs_lib.schema import SEVERITY_RANK
 from cyberobs_lib.studies.indicators import unavailable_metrics, unavailable_reason
 
@@ -47,6 +50,56 @@ def establishment_profile(data, finess: str) -> pd.Series:
         if c in est.columns
     ]
     return pd.concat([pd.Series({"finess": finess}), row[cols]])
+
+
+def place_names(department: object, region: object, lang: str = "fr") -> tuple[str, str]:
+    """The department and region of a registry row by their names: ``("Aisne (02)", "Hauts-de-France")``; a
+    code the department table does not know is shown as itself.
+
+    >>> place_names("02", "32")
+    ('Aisne (02)', 'Hauts-de-France')
+    """
+    from cyberobs_lib.registry import load_departments
+
+    deps = load_departments()
+    by_dep = deps.set_index("department")["name"]
+    regions = dict(zip(deps["region_code"], deps["region_name"], strict=False))
+    dep, reg = ("" if pd.isna(x) else str(x) for x in (department, region))
+    dep_name = text("est.place", lang, name=by_dep[dep], code=dep) if dep in by_dep.index else dep
+    return dep_name, regions.get(reg, reg)
+
+
+def profile_view(profile: pd.Series, lang: str = "fr") -> pd.DataFrame:
+    """The registry facts of :func:`establishment_profile` as a two-column reader's table (``item``,
+    ``value``): name, FINESS, family, category (code and official FINESS name), legal status, region and
+    department by name, beds.
+
+    >>> p = pd.Series({"finess": "029844081", "name": "X", "family": "Home care", "category_code": "354",
+    ...                "legal_status": "private_forprofit", "region": "32", "department": "02", "beds": 98})
+    >>> profile_view(p, "fr")["value"].tolist()[2:]
+    ['soins à domicile', '354 — Service de Soins Infirmiers A Domicile (S.S.I.A.D)', 'privé à but lucratif', 'Hauts-de-France', 'Aisne (02)', '98']
+    """
+    from cyberobs_lib.registry import load_categories
+
+    get = profile.get
+    categories = load_categories().set_index("category_code")["label"]
+    code = "" if pd.isna(get("category_code")) else str(get("category_code"))
+    category = f"{code} — {categories[code]}" if code in categories.index else code
+    department, region = place_names(get("department"), get("region"), lang)
+    status = get("legal_status")
+    rows = [
+        ("est.name", get("name")),
+        ("est.finess", get("finess")),
+        ("family", label(get("family"), lang) if isinstance(get("family"), str) else ""),
+        ("est.category", category),
+        ("legal_status", label(f"legal_status.{status}", lang) if has(f"legal_status.{status}") else status),
+        ("region", region),
+        ("est.department", department),
+        ("est.beds", "" if pd.isna(get("beds")) else fmt_number(get("beds"), lang)),
+    ]
+    return pd.DataFrame(
+        [{"item": label(k, lang), "value": "" if v is None or v is pd.NA else str(v)} for k, v in rows]
+    )
 
 
 def establishment_audits(metrics: pd.DataFrame, finess: str) -> pd.DataFrame:
@@ -112,14 +165,36 @@ def establishment_changes(data, finess: str, *, min_days: int = 0) -> tuple[pd.D
     return pairs, detail[[c for c in cols if c in detail.columns]].reset_index(drop=True)
 
 
+def changes_view(pairs: pd.DataFrame, audits: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
+    """The pairs of :func:`establishment_changes` as a reader's table: the two audits by their dates, days
+    between them, findings fixed, new, persistent and reopened, and the perimeter change (``+3 / −0``).
+
+    ``audits`` is :func:`establishment_audits` (``audit_id``, ``audit_date``).
+    """
+    dates = dict(zip(audits["audit_id"].astype(str), audits["audit_date"], strict=True))
+    out = pd.DataFrame(
+        {
+            "date_from": [fmt_date(dates.get(str(a)), lang) for a in pairs["audit_from"]],
+            "date_to": [fmt_date(dates.get(str(a)), lang) for a in pairs["audit_to"]],
+            "days": pairs["days"].to_numpy(),
+            **{c: pairs[c].to_numpy() for c in ("n_fixed", "n_new", "n_persistent", "n_reopened")},
+            "perimeter_change": [
+                text("est.perimeter", lang, added=fmt_number(a, lang), removed=fmt_number(r, lang))
+                for a, r in zip(pairs["hosts_added"], pairs["hosts_removed"], strict=True)
+            ],
+        }
+    )
+    return out
+
+
 def family_percentiles(
-    metrics: pd.DataFrame, finess: str, *, columns: Sequence[str] = RANK_METRICS
+    metrics: pd.DataFrame, finess: str, *, columns: Sequence[str] = RANK_METRICS, lang: str = "fr"
 ) -> pd.DataFrame:
     """Where it stands in its family: percentile of its latest audit in the family's latest audits.
 
     ``percentile`` is the mid-rank percentile (share of the family below, plus half the ties), in 0–100:
     a high percentile means more exposed than most of the family. A metric the dataset cannot measure
-    (``n_kev`` without a KEV catalog) has no value nor percentile and says why in ``note``.
+    (``n_kev`` without a KEV catalog) has no value nor percentile and says why in ``note`` (in ``lang``).
 
     Examples
     --------
@@ -153,7 +228,7 @@ def family_percentiles(
                 "family_q3": float(np.quantile(values, 0.75)) if len(values) else np.nan,
                 "n_family": len(values),
                 "percentile": pct,
-                "note": unavailable_reason(missing[col], "en") if col in missing else "",
+                "note": unavailable_reason(missing[col], lang) if col in missing else "",
             }
         )
     return pd.DataFrame(rows)
@@ -175,37 +250,79 @@ def establishment_remediation(data, finess: str) -> pd.DataFrame:
         .reset_index()
     )
     out["state"] = np.where(out["observed"], "fixed", "still open")
-    return out.drop(columns="observed")
+    order = np.lexsort(
+        (~out["observed"].to_numpy(bool), -out["severity"].map(SEVERITY_RANK).fillna(-1).to_numpy())
+    )
+    return out.iloc[order].drop(columns="observed").reset_index(drop=True)  # worst first, fixed then open
 
 
-SEVERITY_COLORS = {
-    "critical": "#8B0000",
-    "high": "#C44E52",
-    "medium": "#DD8452",
-    "low": "#CCB974",
-    "info": "#8C8C8C",
+#: Colour and hatch of each severity in the figures (apart in grey print; the light "low" has a dark edge).
+SEVERITY_STYLES = {
+    "critical": ("#67000D", ""),
+    "high": ("#C44E52", "///"),
+    "medium": ("#DD8452", "..."),
+    "low": ("#E8D98B", "xx"),
+    "info": ("#BBBBBB", ""),
 }
+SEVERITY_COLORS = {sev: color for sev, (color, _) in SEVERITY_STYLES.items()}
 
 
 def plot_findings_by_audit(by_severity: pd.DataFrame, *, ax=None, lang: str = "fr"):
-    """Stacked bars of findings per audit by severity (an audit with no finding shows an empty bar)."""
+    """Stacked bars of findings per audit by severity, worst at the bottom, each audit's total on top and its
+    date in words (an audit with no finding shows an empty bar); titled, legend in ``lang``."""
     import matplotlib.pyplot as plt
+
+    from cyberobs_lib.plots import number_axis
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
-    x = [str(d) for d in by_severity.index]
+    x = [fmt_date(as_date(d), lang, style="medium") for d in by_severity.index]
+    positions = np.arange(len(x))
     bottom = np.zeros(len(by_severity))
     for sev in by_severity.columns:
-        ax.bar(
-            x, by_severity[sev].to_numpy(), bottom=bottom, color=SEVERITY_COLORS.get(sev, "grey"), label=sev
-        )
+        color, hatch = SEVERITY_STYLES.get(sev, ("grey", ""))
+        ax.bar(positions, by_severity[sev].to_numpy(), bottom=bottom, color=color, hatch=hatch, edgecolor="0.25",
+               linewidth=0.6, label=label(sev, lang))  # fmt: skip
         bottom += by_severity[sev].to_numpy()
+    for pos, total in zip(positions, bottom, strict=True):
+        ax.annotate(fmt_number(total, lang), (pos, total), xytext=(0, 3), textcoords="offset points", ha="center",
+                    fontsize="small")  # fmt: skip
     if not len(by_severity.columns):
-        ax.text(
-            0.5, 0.5, "aucun constat" if lang == "fr" else "no finding", transform=ax.transAxes, ha="center"
-        )
-    ax.set_xlabel("date de l'audit" if lang == "fr" else "audit date")
-    ax.set_ylabel("constats" if lang == "fr" else "findings")
+        ax.text(0.5, 0.5, text("est.fig.no_finding", lang), transform=ax.transAxes, ha="center")
+    ax.set_xticks(positions, x)
+    ax.set_xlabel(label("audit_date", lang))
+    ax.set_ylabel(text("est.fig.findings.axis", lang))
+    ax.set_ylim(0, max(1.0, float(bottom.max()) * 1.15) if len(bottom) else 1.0)
+    ax.yaxis.get_major_locator().set_params(integer=True)  # counts
+    number_axis(ax.yaxis, lang)
+    ax.set_title(text("est.fig.findings.title", lang), loc="left")
     if len(by_severity.columns):
-        ax.legend(frameon=False, fontsize="small")
+        ax.legend(frameon=False, fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return ax
+
+
+def plot_family_percentiles(ranks: pd.DataFrame, *, ax=None, lang: str = "fr"):
+    """Bars of its rank in its family (0–100) for each measure named in words, the family median at 50 and
+    the axis ends said in words; a measure without rank (unavailable) is left blank."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 2.8))
+    names = [label(m, lang) for m in ranks["metric"]]
+    y = np.arange(len(ranks))[::-1]
+    ax.barh(y, ranks["percentile"].fillna(0).to_numpy(float), color="#2F4B7C", edgecolor="0.2")
+    for yy, pct in zip(y, ranks["percentile"], strict=True):
+        if pd.notna(pct):
+            ax.annotate(fmt_number(pct, lang, decimals=0), (pct, yy), xytext=(3, 0), textcoords="offset points",
+                        va="center", fontsize="small")  # fmt: skip
+    ax.axvline(50, color="0.35", linestyle="--", linewidth=1)
+    ax.annotate(text("est.fig.rank.median", lang), (50, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                textcoords="offset points", va="top", fontsize="small", color="0.3")  # fmt: skip
+    ax.set_yticks(y, names)
+    ax.set_xlim(0, 105)
+    ax.set_xticks([0, 25, 50, 75, 100], [text("est.fig.rank.least", lang), "25", "50", "75",
+                                         text("est.fig.rank.most", lang)])  # fmt: skip
+    ax.set_xlabel(text("est.fig.rank.axis", lang))
+    family = ranks["family"].iloc[0] if len(ranks) else ""
+    ax.set_title(text("est.fig.rank.title", lang, family=label(family, lang)), loc="left")
     return ax
