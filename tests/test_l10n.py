@@ -217,7 +217,7 @@ def test_every_validation_rule_and_named_value_has_reader_words():
 NOT_FRENCH = [
     "the", "share", "establishments", "warning", "still open", "Private clinic", "families", "family", "with",
     "and", "of", "findings", "suppressed", "small cell", "audited", "median", "rate", "yes", "not", "none",
-    "headline", "remediation", "declared", "evolution", "percentile", "reconciles", "structures audited",
+    "headline", "remediation", "declared", "evolution", "reconciles", "structures audited",
 ]  # fmt: skip
 NOT_ENGLISH = [
     "les", "des", "établissements", "part", "secret statistique", "structures auditées", "famille", "familles",
@@ -236,7 +236,7 @@ FRENCH_WORDS = {
     "statistique",
     "n",
 }
-PYTHON_LOOK = [r"\b\d+\.\d{3,}\b", r"\de[-+]\d", r"\bnan\b", r"\bNaN\b", r"\bNone\b", r"\bTrue\b",
+PYTHON_LOOK = [r"\de[-+]\d", r"\bnan\b", r"\bNaN\b", r"\bNone\b", r"\bTrue\b",
                r"\bFalse\b", r"<NA>", r"\bNaT\b", r"00:00:00", r"\w+: \d+ \| \w+"]  # fmt: skip
 
 
@@ -254,24 +254,33 @@ def visible_text(html: str) -> str:
     return " ".join([title, body, *alts]).replace(NBSP, " ").replace(NNBSP, " ")
 
 
-def _word(term: str) -> re.Pattern:
-    return re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w-])", re.IGNORECASE)
+def _word(term: str, flags: int = re.IGNORECASE) -> re.Pattern:
+    return re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w-])", flags)
 
 
-def page_problems(html: str, lang: str, columns: set[str]) -> list[str]:
+#: File names (``establishments.csv``, ``tables.xlsx``): identifiers a reader needs to find a file, not words.
+FILE_NAME = re.compile(r"[\w./-]+\.(?:csv|xlsx|json|xml|nessus|parquet|txt|zip)\b", re.IGNORECASE)
+
+
+def page_problems(html: str, lang: str, columns: set[str], ignore: tuple[str, ...] = ()) -> list[str]:
     """What a reader of ``lang`` should not find on a page: words of the other language, raw column names of
     the published tables (snake_case names in both languages; any name in French pages, except the names
-    that are French words), numbers written the Python way, debug lines."""
-    seen = visible_text(html)
+    that are French words; case-sensitive: "BOM" is an acronym, "bom" a column), numbers written the Python
+    way, debug lines. File names and the ``ignore`` values (proper names: scanners' vulnerability titles,
+    official registry names) are left out of the search."""
+    seen = FILE_NAME.sub(" ", visible_text(html))
+    for value in ignore:
+        seen = seen.replace(value, " ")
     problems = [f"word {w!r}" for w in (NOT_FRENCH if lang == "fr" else NOT_ENGLISH) if _word(w).search(seen)]
     if lang == "en" and re.search(r"[àâçéèêëîïôùûœ]", seen):
         problems.append(f"French letters: {sorted(set(re.findall(r'[àâçéèêëîïôùûœ]+', seen)))[:5]}")
     raw = {c for c in columns if "_" in c or re.search(r"\d", c)}
     if lang == "fr":
         raw |= {c for c in columns if c.isascii() and c.lower() not in FRENCH_WORDS}
-    problems += [f"raw column name {c!r}" for c in sorted(raw) if _word(c).search(seen)]
+    problems += [f"raw column name {c!r}" for c in sorted(raw) if _word(c, 0).search(seen)]
     if lang == "fr":
         problems += [f"Python number {m!r}" for m in re.findall(r"\b\d+\.\d+\b", seen)[:3]]
+    problems += [f"more decimals than a reader reads {m!r}" for m in re.findall(r"\b\d+[.,]\d{5,}\b", seen)[:3]]
     for pattern in PYTHON_LOOK:
         problems += [f"Python look {m!r}" for m in re.findall(pattern, seen)[:2]]
     return problems

@@ -39,9 +39,13 @@ def test_figures_name_families_in_the_readers_language():
 
     ratios = pd.DataFrame({"term": ["family"] * 2, "level": ["Army", "EHPAD"], "reference": ["CH", "CH"],
                            "rate_ratio": [1.5, 0.8], "ci_low": [1.1, 0.5], "ci_high": [2.0, 1.2]})  # fmt: skip
-    ax = plot_rate_ratios(ratios, lang="fr")
+    ax = plot_rate_ratios(ratios, lang="fr", name_reference=True)
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert "hôpitaux des armées vs CH" in ticks and "EHPAD vs CH" in ticks
+    ax = plot_rate_ratios(ratios.assign(n_family=[12, 1230]), lang="en")  # one reference: said on the axis
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert "army hospitals (n = 12)" in ticks and "nursing homes (EHPAD) (n = 1\u202f230)" in ticks
+    assert "vs general hospitals (CH)" in ax.get_xlabel() and ax.get_title(loc="left")
 
 
 def test_show_captions_chooses_columns_and_formats_numbers_for_the_locale():

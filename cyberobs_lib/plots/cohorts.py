@@ -179,6 +179,7 @@ def plot_rate_ratios(
     terms: Sequence[str] = ("family", "log_beds"),
     ratio: str = "rate_ratio",
     title: str | None = None,
+    name_reference: bool | None = None,
     ax: Axes | None = None,
     lang: str = "fr",
 ) -> Axes:
@@ -194,6 +195,9 @@ def plot_rate_ratios(
         Terms drawn (covariates such as region are left out by default).
     ratio, title, ax, lang
         Ratio column; figure title (default: the ratios and their intervals); Axes; label language.
+    name_reference : bool, optional
+        Name the reference on every line ("EHPAD vs CH"); default: only when the levels have different
+        references (one reference is said by the axis label, "rate ratio vs CH").
 
     Returns
     -------
@@ -204,10 +208,13 @@ def plot_rate_ratios(
     if rows.empty:
         raise ValueError(f"no coefficient of terms {list(terms)} to draw")
     multi = "outcome" in rows.columns and rows["outcome"].nunique() > 1
+    levels = rows.loc[rows["level"].map(lambda v: isinstance(v, str)), "reference"]
+    # one reference for every level: said once (in the title and axis), not on every line
+    versus = name_reference if name_reference is not None else levels.nunique() > 1
     names = [
         (f"{cohort_label(o, lang)}: " if multi else "")
-        + (f"{cohort_label(lv, lang)} {cohort_label('vs', lang)} {cohort_label(ref, lang)}"
-           if isinstance(lv, str) else cohort_label(t, lang))
+        + ((f"{cohort_label(lv, lang)} {cohort_label('vs', lang)} {cohort_label(ref, lang)}" if versus
+            else cohort_label(lv, lang)) if isinstance(lv, str) else cohort_label(t, lang))
         for o, t, lv, ref in zip(rows.get("outcome", rows["term"]), rows["term"], rows["level"], rows["reference"],
                                  strict=True)
     ]  # fmt: skip
@@ -234,7 +241,11 @@ def plot_rate_ratios(
     ax.set_xticks(ticks, [fmt_number(t, lang) for t in ticks])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(y, names)
-    ax.set_xlabel(f"{label(ratio, lang)} ({cohort_label('log_scale', lang)})")
+    refs = levels.dropna().unique()
+    against = (
+        f" {cohort_label('vs', lang)} {cohort_label(refs[0], lang)}" if not versus and len(refs) == 1 else ""
+    )
+    ax.set_xlabel(f"{label(ratio, lang)}{against} ({cohort_label('log_scale', lang)})")
     span = max(np.nanmax(high), 1 / np.nanmin(low), 1.5)
     ax.set_xlim(min(np.nanmin(low), 1 / 1.5) / 1.15, span * 1.9)
     ax.grid(axis="x", alpha=0.3)
