@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install study test lint format demo bench lab lock wheel wheel-check clean
+.PHONY: help install study test lint format demo bench lab lock wheel wheel-check wheel-check-lowest clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 # The package with its dependencies (pyproject.toml) and extras dev, bench, dask, under the lock:
 # requirements-dev.txt = -c constraints.txt -e .[dev,bench,dask]
@@ -54,6 +54,9 @@ wheel: $(STAMP) ## build the wheel into dist/ (notebooks, parameter files and da
 
 wheel-check: wheel ## install the wheel alone in a fresh venv, run demo/validate/ingest/run from an empty folder
 	PYTHON=$(PYTHON) bash .ci/wheel-check dist/cyberobs-*.whl
+
+wheel-check-lowest: wheel ## the same with the lowest versions pyproject.toml accepts (its lower bounds)
+	PYTHON=$(PYTHON) LOWEST=1 bash .ci/wheel-check dist/cyberobs-*.whl
 
 clean: ## remove caches and reports (keeps .venv)
 	rm -rf reports .pytest_cache .ruff_cache build dist *.egg-info

@@ -8,7 +8,9 @@ wheel-check``, run by ``.ci/run`` after the test suite.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -84,6 +86,52 @@ def test_runtime_dependencies_leave_benchmark_and_cluster_tools_to_extras():
     assert {"nbformat", "nbclient", "jupyter-client", "ipython", "nbconvert"} <= groups["runtime"]
     scipy = next(r for r in _declared_requirements()["runtime"] if r.name == "scipy")
     assert not scipy.specifier.contains("1.14.1")  # fisher_exact(method=MonteCarloMethod(rng=...)) needs 1.15
+
+
+def _imported_top_level_modules(source: str) -> set[str]:
+    """Top-level names of every absolute import in ``source`` (function-level imports included)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Third-party top-level module -> the library files and notebooks importing it."""
+    sources = {p: p.read_text(encoding="utf-8") for p in (REPO / "cyberobs_lib").rglob("*.py")}
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        sources[path] = "\n".join(
+            line for block in code for line in block.splitlines() if not line.startswith("%")
+        )
+    found: dict[str, set[str]] = {}
+    for path, source in sources.items():
+        for name in _imported_top_level_modules(source) - set(sys.stdlib_module_names) - {"cyberobs_lib"}:
+            found.setdefault(name, set()).add(path.relative_to(REPO).as_posix())
+    return found
+
+
+def test_every_imported_package_is_a_declared_dependency():
+    """A package the library or a notebook imports is a runtime dependency (the wheel installs it), or,
+    for the Dask path only, the ``dask`` extra. Installed here by another route (a dev tool's dependency,
+    a manual ``pip install``) is not enough: a user's ``pip install cyberobs`` would lack it."""
+    groups = {g: {_canonical(r.name) for r in reqs} for g, reqs in _declared_requirements().items()}
+    allowed = groups["runtime"] | groups["dask"]
+    providers = importlib.metadata.packages_distributions()
+    problems = []
+    for module, users in sorted(_third_party_imports().items()):
+        dists = {_canonical(d) for d in providers.get(module, [])}
+        if not dists:
+            problems.append(f"{module}: imported by {sorted(users)} and not installed")
+        elif not dists & allowed:
+            problems.append(
+                f"{module} ({', '.join(sorted(dists))}): imported by {sorted(users)}, not declared"
+            )
+    assert not problems, "declare in pyproject.toml [project] dependencies:\n" + "\n".join(problems)
 
 
 def test_requirement_files_install_the_project_under_the_lock():
