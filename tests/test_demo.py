@@ -185,7 +185,9 @@ def test_finess_have_a_department_prefix_and_a_luhn_key(medium):
     assert (est.loc[~over, "finess"].str[:2] == est.loc[~over, "department"]).all()
     assert est["finess"].str.fullmatch(r"[0-9][0-9AB][0-9]{7}").all()
     # the synthetic range: 9 right after the prefix (never there in the FINESS extraction of 2021)
-    assert (est.loc[~over, "finess"].str[2] == "9").all() and (est.loc[over, "finess"].str[4] == "9").all()
+    assert (est.loc[~over, "finess"].str[2] == "9").all() and est.loc[over, "finess"].str[4].isin(
+        list("4789")
+    ).all()
     assert set(est.loc[est["department"].isin(["2A", "2B"]), "region"]) == {"94"}
 
 
@@ -359,9 +361,12 @@ def test_synthetic_finess_are_never_real_numbers(medium):
 def test_synthetic_finess_range_and_capacity():
     numbers = synthetic_finess(np.random.default_rng(1), pd.Series(["01", "2A", "9704"] * 50))
     assert numbers.is_unique and numbers.map(_luhn_ok).all()
-    assert (numbers.str[2] == "9").sum() == 100 and (numbers[numbers.str[:4] == "9704"].str[4] == "9").all()
+    assert (numbers.str[2] == "9").sum() == 100 and numbers[numbers.str[:4] == "9704"].str[4].isin(
+        list("4789")
+    ).all()
     with pytest.raises(ValueError, match="too many synthetic FINESS numbers"):
-        synthetic_finess(np.random.default_rng(1), pd.Series(["9701"] * 1001))
+        synthetic_finess(np.random.default_rng(1), pd.Series(["9701"] * 4001))
+    assert synthetic_finess(np.random.default_rng(1), pd.Series(["9701"] * 4000)).is_unique  # the whole range
 
 
 # ---------------------------------------------------------------------------------------------- planted effects
@@ -400,7 +405,9 @@ def test_findings_per_host_by_family_recover_rate_ratios(medium):
     adjusted = first.groupby(fam)["n"].sum() / exposure.groupby(fam).sum()
     rr = adjusted / adjusted["CH"]
     planted = truth["findings"]["rate_ratio"]
-    for family in ("EHPAD", "Private clinic (MCO)", "SSR", "Home care"):
+    # the families of MEDIUM with more than 250 structures (3,000 split in the frame's proportions)
+    for family in ("EHPAD", "Psychiatry", "Home care", "Other health"):
+        assert (fam == family).sum() > 200, family
         assert rr[family] == pytest.approx(planted[family], rel=0.15), family
     # CHU/CHR differs from CH only through size: crude per-host rate higher, adjusted ratio near 1
     assert "CHU/CHR" in truth["findings"]["size_only_families"]
@@ -408,9 +415,9 @@ def test_findings_per_host_by_family_recover_rate_ratios(medium):
     per_audit = first.groupby(fam)["n"].mean()
     assert per_audit["CHU/CHR"] / per_audit["CH"] > 2.0
     assert crude["CHU/CHR"] > crude["CH"]
-    # only ~28 CHU sites, and repeated draws on dense hosts are deduplicated (a few % fewer findings)
+    # only ~54 CHU sites, and repeated draws on dense hosts are deduplicated (a few % fewer findings)
     assert rr["CHU/CHR"] == pytest.approx(1.0, abs=0.35)
-    assert rr["EHPAD"] > rr["CH"] > rr["Private clinic (MCO)"]
+    assert rr["EHPAD"] > rr["Psychiatry"] > rr["CH"]
 
 
 def _families() -> dict[str, str]:

@@ -49,7 +49,7 @@ def luhn_key(body: pd.Series) -> pd.Series:
 
 
 def synthetic_finess(rng: np.random.Generator, prefix: pd.Series) -> pd.Series:
-    """Unique synthetic FINESS numbers: ``prefix + SYNTHETIC_DIGIT + random digits + Luhn key``.
+    """Unique synthetic FINESS numbers: ``prefix + synthetic digit + random digits + Luhn key``.
 
     Parameters
     ----------
@@ -61,34 +61,52 @@ def synthetic_finess(rng: np.random.Generator, prefix: pd.Series) -> pd.Series:
     Returns
     -------
     pandas.Series
-        9-character numbers, unique, with a valid check key. The character after the prefix is
-        :data:`~cyberobs_lib.demo._world.SYNTHETIC_DIGIT`, which no number of the FINESS extraction of 2021
-        carries there: a synthetic number is never a real one. Collisions are redrawn.
+        9-character numbers, unique, with a valid check key. The character after the prefix is one of
+        :data:`~cyberobs_lib.demo._world.SYNTHETIC_DIGITS` (``9`` metropolitan; ``4``, ``7``, ``8``, ``9``
+        overseas), which no number of the FINESS extraction of 2021 carries there: a synthetic number is
+        never a real one. Collisions are redrawn.
 
     Raises
     ------
     ValueError
-        More numbers asked for one prefix than the synthetic range holds (10^5 metropolitan, 10^3 overseas).
+        More numbers asked for one prefix than the synthetic range holds (10^5 metropolitan, 4,000 overseas).
+
+    Examples
+    --------
+    >>> n = synthetic_finess(np.random.default_rng(0), pd.Series(["01", "2A", "9704"]))
+    >>> [x[:3] for x in n[:2]], n.iloc[2][4] in "4789", len(set(n))
+    (['019', '2A9'], True, 3)
     """
     prefix = prefix.astype(str)
-    free = 8 - prefix.str.len() - len(W.SYNTHETIC_DIGIT)
-    if not free.isin([3, 5]).all():
+    if not prefix.str.len().isin([2, 4]).all():
         raise ValueError(
-            f"FINESS prefixes must have 2 or 4 characters: {sorted(set(prefix[~free.isin([3, 5])]))}"
+            f"FINESS prefixes must have 2 or 4 characters: {sorted(set(prefix[~prefix.str.len().isin([2, 4])]))}"
         )
-    demand = prefix.groupby(free).value_counts()
-    over = [(p, int(n)) for (w, p), n in demand.items() if n > 10**w]
+    overseas = (prefix.str.len() == 4).to_numpy()
+    marks = {False: W.SYNTHETIC_DIGITS["metropolitan"], True: W.SYNTHETIC_DIGITS["overseas"]}
+    width = {False: 5, True: 3}  # random digits after the mark
+    capacity = {o: len(marks[o]) * 10 ** width[o] for o in (False, True)}
+    demand = prefix.value_counts()
+    over = [(p, int(n)) for p, n in demand.items() if n > capacity[len(p) == 4]]
     if over:
         raise ValueError(
-            f"too many synthetic FINESS numbers for prefixes {over} (range of 10^3 or 10^5 numbers)"
+            f"too many synthetic FINESS numbers for prefixes {over}: the synthetic range holds "
+            f"{capacity[False]:,} numbers per department, {capacity[True]:,} per overseas territory"
         )
     body = pd.Series("", index=prefix.index)
     todo = np.ones(len(prefix), dtype=bool)
     while todo.any():
-        digits = pd.Series(rng.integers(0, 10**5, size=int(todo.sum())).astype(str), index=prefix.index[todo])
-        digits = digits.str.zfill(5)
-        digits = digits.where(free[todo] == 5, digits.str.slice(2))
-        body[todo] = prefix[todo] + W.SYNTHETIC_DIGIT + digits
+        out = []
+        for o in (False, True):
+            rows = todo & (overseas == o)
+            if not rows.any():
+                continue
+            x = rng.integers(0, capacity[o], size=int(rows.sum()))
+            mark = np.array(list(marks[o]))[x // 10 ** width[o]]
+            digits = pd.Series(x % 10 ** width[o]).astype(str).str.zfill(width[o]).to_numpy()
+            out.append(pd.Series(prefix[rows].to_numpy() + mark + digits, index=prefix.index[rows]))
+        new = pd.concat(out)
+        body[new.index] = new
         todo = body.duplicated().to_numpy()
     return body + luhn_key(body)
 

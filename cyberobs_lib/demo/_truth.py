@@ -59,7 +59,7 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
             "sampling": "stratified by family: within a family, the frame's establishments are drawn without replacement (category and department in the frame's proportions); sampling_fraction = drawn / frame, design_weight = frame / drawn",
             "sampling_by_family": sampling,
             "departments_drawn": int(est["department"].nunique()),
-            "finess": f"department prefix (2 characters, 4 overseas: 9701-9704) + the digit {W.SYNTHETIC_DIGIT} (never at that place in a real FINESS number of the 2021 extraction) + random digits + Luhn key over the 9 characters (2A/2B: A=1, B=2)",
+            "finess": f"department prefix (2 characters, 4 overseas: 9701-9704) + a digit never at that place in a real FINESS number of the 2021 extraction ({W.SYNTHETIC_DIGITS['metropolitan']} metropolitan, one of {W.SYNTHETIC_DIGITS['overseas']} overseas) + random digits + Luhn key over the 9 characters (2A/2B: A=1, B=2)",
             "failing_key_share": W.FAILING_KEY_SHARE,
             "failing_key_count": "exactly max(1, round(failing_key_share * establishments))",
             "failing_key_finess": sorted(est.loc[~est["key_ok"], "finess"].tolist()),

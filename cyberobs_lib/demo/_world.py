@@ -67,10 +67,12 @@ def read_commented_csv(path) -> pd.DataFrame:
 #: The population frame: FINESS geographic establishments per category code and department (extraction of
 #: 2021-01-08; built by ``scripts/build_demo_frame.py``, counts only). The demo samples its structures from it.
 FRAME_PATH = PACKAGE_DATA / "demo_frame.csv"
-#: Synthetic FINESS numbers carry this digit right after the department prefix (3rd character in
-#: metropolitan France, 5th overseas): no number of the FINESS extraction of 2021 has it there (every
-#: metropolitan number has 0, overseas numbers 0-6), so a demo number is never a real one.
-SYNTHETIC_DIGIT = "9"
+#: Synthetic FINESS numbers carry one of these digits right after their prefix: ``9`` as 3rd character in
+#: metropolitan France (every metropolitan number of the FINESS extraction of 2021 has 0 there, ET and EJ
+#: alike), ``4``, ``7``, ``8`` or ``9`` as 5th character overseas (real 97xx numbers have 0, 1, 2, 3, 5 or 6
+#: there), so a demo number is never a real one. Capacity per prefix: 10^5 metropolitan, 4,000 overseas.
+SYNTHETIC_DIGITS = {"metropolitan": "9", "overseas": "4789"}
+
 #: The committed demo's sampling design: this fraction of every family of the frame, and at least this
 #: many structures (or the whole family when it is smaller) so that small families have published figures.
 SMALL_SAMPLING_FRACTION = 0.05
