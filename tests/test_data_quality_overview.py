@@ -54,3 +54,23 @@ def test_overview_of_tables_already_read_and_plain_dicts(stores):
 def test_overview_of_a_dataset_folder_counts_the_frames():
     data = load_study_data(DEMO, today=TODAY)
     pd.testing.assert_frame_equal(dq.table_overview(data.tables), _counted_from_frames(data))
+
+
+def test_accounting_figure_groups_many_files_by_kind_named_in_words():
+    """Above MAX_BARS files, one bar per kind of file, named in the reader's language with its file count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = dq.MAX_BARS + 5
+    acc = pd.DataFrame({"source_file": [f"s{i}.nessus" for i in range(n)] + ["findings.csv"],
+                        "table": ["scan:nessus_xml"] * n + ["findings"], "rows_read": 10, "kept": 9,
+                        "rejected": 1, "duplicates": 0, "skipped": 0})  # fmt: skip
+    ax = dq.plot_accounting(acc, lang="fr")
+    names = [t.get_text() for t in ax.get_yticklabels()]
+    assert names == [f"exports de scanner (nessus_xml) ({n} fichiers)", "vulnérabilités relevées (1 fichier)"]
+    assert ax.get_title(loc="left") == "Devenir des lignes lues, par fichier"
+    assert dq.dataset_table_label("unknown_table", "en") == "unknown_table"
+    assert dq.delimiter_label("\t", "fr") == "tabulation" and dq.delimiter_label("#", "en") == "#"
+    plt.close("all")

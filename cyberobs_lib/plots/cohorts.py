@@ -83,7 +83,7 @@ def plot_indicator_ci(
         ax.scatter(np.zeros(secret.sum()), y[secret], marker="s", s=90, color=SECRET_COLOR, hatch="///",
                    edgecolor="0.3")  # fmt: skip
         for yv in y[secret]:
-            ax.annotate(cohort_label("secret", lang), (0.0, yv), xytext=(9, 0), textcoords="offset points",
+            ax.annotate(text("fig.secret", lang), (0.0, yv), xytext=(9, 0), textcoords="offset points",
                         va="center", fontsize=8, color="0.35")  # fmt: skip
     n = (
         rows["n_establishments"]
@@ -99,6 +99,7 @@ def plot_indicator_ci(
     ax.set_xlabel(cohort_label(indicator, lang))
     if scale == 100:
         ax.set_xlim(-3, 112)
+        ax.set_xticks(range(0, 101, 20))
         percent_axis(ax.xaxis, lang, scale=100)
     else:
         number_axis(ax.xaxis, lang)
@@ -152,7 +153,7 @@ def plot_family_distributions(
         names.append(
             f"{cohort_label(family, lang)} ({text('fig.n', lang, n=fmt_number(len(x), lang))})"
             if len(x) >= min_cell
-            else f"{cohort_label(family, lang)}: {cohort_label('secret', lang)}"
+            else text("fig.name_secret", lang, name=cohort_label(family, lang))
         )
         if len(x) >= min_cell:
             samples.append(x)
