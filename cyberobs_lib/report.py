@@ -217,8 +217,10 @@ def show_figure(fig, alt: str | None = None) -> None:
     """Display a figure in a notebook as a PNG with its alternative text (``alt``, default: its titles, in the
     figure's language: what a screen reader says instead of an English default), then close it.
 
-    The reader's page keeps the text in the image output's metadata (``image/png`` → ``alt``) and as its plain
-    text; the HTML export writes it as the image's ``alt`` attribute.
+    The output holds the PNG three ways: ``text/html`` (an ``<img>`` with its escaped ``alt``: what the HTML
+    export and the PDF show, instead of nbconvert's English "No description has been provided for this
+    image"), ``image/png`` with ``alt`` in its metadata (JupyterLab, the notebook's readers) and ``text/plain``
+    (the alternative text itself).
     """
     import base64
     import io
@@ -230,8 +232,13 @@ def show_figure(fig, alt: str | None = None) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    data = {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"), "text/plain": alt}
-    display(data, raw=True, metadata={"image/png": {"alt": alt}})
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    tag = f'<img src="data:image/png;base64,{png}" alt="{escape(alt, quote=True)}" style="max-width: 100%;">'
+    display(
+        {"text/html": tag, "image/png": png, "text/plain": alt},
+        raw=True,
+        metadata={"image/png": {"alt": alt}},
+    )
 
 
 #: Columns whose values are names of things (families, severities, measures, statuses) shown by their label.
