@@ -36,6 +36,24 @@ its pages for words of the other language, raw column names and Python-style num
 
 Adding a text: add a row ``key,fr,en`` to ``labels.csv`` (quote a cell holding a comma), call
 ``text(key, lang, …)`` or ``md(key, lang, …)``; run ``pytest tests/test_l10n.py``.
+
+Converting a notebook (as 00, 40 and 50 were)
+---------------------------------------------
+1. Replace every Markdown cell by a code cell displaying catalog texts: ``display(heading("x.title", lang,
+   level=1), md("x.intro", lang, min_cell=min_cell))`` (the title first, right after the parameters cell).
+2. Tables: ``show(frame, lang, columns=[…at most 8…], caption=text(…), denominator=text(…), formats={…},
+   mark_secret="value")``; two bounds as one column with ``with_interval``; the full table stays in
+   ``tables/`` (``publish_table`` unchanged) and the page says so. A count column keeps its own key as heading
+   (the disclosure check reads headings back to keys through ``labels.csv``).
+3. Figures: plot functions take ``lang``, title every Axes, write numbers with ``fmt_*`` or
+   :func:`cyberobs_lib.plots.percent_axis` / :func:`~cyberobs_lib.plots.number_axis`, show ``n``; the notebook
+   calls ``save_figure`` then :func:`cyberobs_lib.report.show_figure` (alternative text) instead of
+   ``plt.show()``.
+4. Sentences built in modules: one catalog key per sentence with ``{placeholders}``, ``text_n`` for plurals;
+   no ``fr``/``en`` tuples nor language branches.
+5. No ``print`` on a reader's page (debug lines go to ``check`` cells, which the HTML drops).
+6. Add the notebook to ``CONVERTED_NOTEBOOKS`` and its modules to ``CONVERTED_MODULES`` in
+   ``tests/test_l10n.py``, and its page to the slow page test.
 """
 
 from __future__ import annotations

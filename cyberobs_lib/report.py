@@ -1,11 +1,16 @@
-"""Presentation helpers for notebooks: publish and save tidy tables and figures into a run folder,
-translate labels.
+"""Presentation helpers for notebooks: publish and save tidy tables and figures into a run folder, and show
+them to readers in their language.
 
 :func:`publish_table` is the one way a notebook saves a result table: in a published run it applies the
 table's declared publication policy (:mod:`cyberobs_lib.disclosure.policy`) with the run's disclosure
 ledger; :func:`save_table` writes a table as given (confidential reports). Both neutralise text cells a
-spreadsheet would read as formulas. Only this module (and plotting functions) formats for readers;
-analysis functions return raw numbers.
+spreadsheet would read as formulas; the written tables keep full precision and raw codes.
+
+What a reader sees goes through :func:`show` (a captioned table of a few columns headed in words, values
+and numbers in the reader's language and locale, HTML-escaped; :func:`with_interval` writes two bounds as one
+column) and :func:`show_figure` (a figure with its title as alternative text). Words come from the catalog
+(:mod:`cyberobs_lib.l10n`: :func:`label` for names of things, ``l10n.text`` for sentences); analysis
+functions return raw numbers.
 """
 
 from __future__ import annotations
@@ -260,6 +265,8 @@ LABELLED_VALUES = (
 )
 #: Columns holding p-values (written ``< 0,001`` / ``0,031``).
 PVALUE_COLUMNS = ("p_value", "p_adjusted", "overdispersion_p", "p")
+#: Columns of intervals written by :func:`with_interval` (aligned and kept on one line as numbers).
+INTERVAL_COLUMNS = ("ci",)
 #: Most columns :func:`show` puts in a reader's table when they are chosen (``columns=``): a wider table does
 #: not fit a page (A4 portrait, 62 rem on screen); the full table is in ``tables/``.
 MAX_COLUMNS = 8
@@ -432,7 +439,7 @@ def show(
             cells[col] = [("" if _is_missing(v) else str(spec(v))) for v in part[col]]
             continue
         cells[col] = [format_value(v, spec, lang) for v in part[col]]
-        if spec.split(":")[0] in ("number", "int", "percent", "pvalue"):
+        if spec.split(":")[0] in ("number", "int", "percent", "pvalue") or col in INTERVAL_COLUMNS:
             numeric.append(col)
     if mark_secret is not None and mark_secret not in cells:
         raise KeyError(f"show: mark_secret {mark_secret!r} is not a shown column")
