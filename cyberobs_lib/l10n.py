@@ -91,9 +91,10 @@ def check_lang(lang: str) -> str:
     return lang
 
 
-#: The files of the catalog, in ``cyberobs_lib/data/`` (the second, when present, holds the texts of the studies
-#: 10, 20 and 30 and of the statistical methods): one vocabulary, a key in one file only.
-CATALOG_FILES = ("labels.csv", "labels_studies.csv")
+#: The catalog: ``cyberobs_lib/data/labels.csv``, then one file per part of the suite (``labels_<part>.csv``, e.g.
+#: ``labels_studies.csv`` for the studies 10, 20 and 30 and the statistical methods): one vocabulary, a key in
+#: one file only.
+CATALOG_FILES = ("labels.csv", "labels_*.csv")
 
 
 def _read_catalog_file(path) -> dict[str, dict[str, str]]:
@@ -111,14 +112,12 @@ def _load_catalog() -> dict[str, dict[str, str]]:
 
     catalog: dict[str, dict[str, str]] = {}
     origin: dict[str, str] = {}
-    for name in CATALOG_FILES:
-        path = PACKAGE_DATA / name
-        if not path.is_file():
-            continue
+    paths = [PACKAGE_DATA / CATALOG_FILES[0], *sorted(PACKAGE_DATA.glob(CATALOG_FILES[1]))]
+    for path in paths:
         for key, entry in _read_catalog_file(path).items():
             if key in catalog:
                 raise ValueError(f"{path}: key {key!r} is also in {origin[key]} (a key is in one file only)")
-            catalog[key], origin[key] = entry, name
+            catalog[key], origin[key] = entry, path.name
     return catalog
 
 
