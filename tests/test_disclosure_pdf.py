@@ -36,3 +36,25 @@ def test_a_clean_pdf_passes_and_a_damaged_one_is_not_a_crash(tmp_path):
     assert check_disclosure(tmp_path).empty
     (tmp_path / "ok.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<>> trailer garbage")
     check_disclosure(tmp_path)  # read as bytes; no exception
+
+
+def _pdf(stream_dict: bytes, payload: bytes) -> bytes:
+    import zlib
+
+    body = zlib.compress(payload)
+    return (b"%PDF-1.7\n1 0 obj <</Type /Catalog>> endobj\n2 0 obj <<" + stream_dict
+            + b"/Filter /FlateDecode/Length " + str(len(body)).encode() + b">> stream\n" + body
+            + b"\nendstream endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n")  # fmt: skip
+
+
+def test_image_pixels_that_spell_digits_are_not_text(tmp_path):
+    """An image's pixels may read as a run of digits once inflated (grey levels 48-57 are '0'-'9'): image
+    streams are pixels, not text (figures are checked as PNG apart); a false FINESS failed a real run.
+    The same bytes in any other stream are read."""
+    pixels = (FINESS.encode() + b"\x00") * 8
+    image = b"/Type /XObject/Subtype /Image/Width 80/Height 1/ColorSpace /DeviceGray/BitsPerComponent 8"
+    (tmp_path / "figure.pdf").write_bytes(_pdf(image, pixels))
+    assert check_disclosure(tmp_path).empty
+    (tmp_path / "figure.pdf").write_bytes(_pdf(b"/Type /EmbeddedFile", pixels))
+    hits = check_disclosure(tmp_path)
+    assert (hits["kind"] == "finess").any()

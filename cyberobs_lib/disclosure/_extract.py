@@ -698,12 +698,22 @@ def _pdf_content(data: bytes, prefix: str) -> Content:
     content = Content(segments=list(_pdf_pages(data, prefix)))
     content.segments.extend(binary_strings(data, f"{prefix}bytes"))
     for i, match in enumerate(_PDF_STREAM_RE.finditer(data), start=1):
+        if _pdf_image_stream(data, match.start()):
+            continue  # pixels, not text: runs of digits in them are no identifier (the PNGs are read apart)
         try:
             raw = zlib.decompressobj().decompress(match.group(1), 64 << 20)
         except zlib.error:
             continue
         content.segments.extend(binary_strings(raw, f"{prefix}stream {i}"))
     return content
+
+
+def _pdf_image_stream(data: bytes, start: int) -> bool:
+    """Whether the stream starting at ``start`` belongs to an image XObject (its dictionary, between the
+    object's ``obj`` keyword and ``stream``, says ``/Subtype /Image``)."""
+    head = data[max(0, start - 4096) : start]
+    head = head[head.rfind(b" obj") :] if b" obj" in head else head
+    return re.search(rb"/Subtype\s*/Image\b", head) is not None
 
 
 def _pdf_pages(data: bytes, prefix: str) -> Iterator[Segment]:
