@@ -290,7 +290,7 @@ def run_batch(
         progress=progress,
         notebooks_dir=notebooks_dir,
         page={
-            "description": plan.description,
+            "description": plan.description_in(str(plan.batch[1].get("lang", "fr"))),
             "scrub": scrub,
             "failed_folder": f"{plan.out.name}.failed",
             "pdf": plan.batch[0] in plan.pdf,

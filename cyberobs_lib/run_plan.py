@@ -33,12 +33,13 @@ from typing import Any
 import yaml
 
 from cyberobs_lib.config import NOTEBOOKS_DIR, POLICY_MIN_CELL, PROJECT_DIR, REPORTS_DIR
+from cyberobs_lib.l10n import LANGS
 from cyberobs_lib.run_canonical import CanonicalFolderError, check_canonical_folder
 
 TOP_LEVEL_KEYS: dict[str, tuple[type, ...]] = {
     "run_name": (str,),
     "data": (str,),
-    "description": (str,),
+    "description": (str, dict),  # one text, or one per report language: {fr: ..., en: ...}
     "published": (bool,),
     "common": (dict,),
     "notebooks": (list,),
@@ -207,7 +208,15 @@ class RunPlan:
 
     @property
     def description(self) -> str:
-        return str(self.spec.get("description", ""))
+        """The description in the first language given (French first), for the manifest."""
+        return self.description_in("fr")
+
+    def description_in(self, lang: str) -> str:
+        """The description in ``lang`` when the parameter file gives one per language, else its one text."""
+        text = self.spec.get("description", "")
+        if isinstance(text, dict):
+            return str(text.get(lang) or next(iter(text.values()), ""))
+        return str(text)
 
     @property
     def run_name(self) -> str:
@@ -454,7 +463,18 @@ def load_plan(
         pdf=frozenset(pdf),
     )
     if "description" in spec:
-        plan.spec["description"] = format_description(spec["description"], _single_values(plan), where)
+        values = _single_values(plan)
+        text = spec["description"]
+        if isinstance(text, dict):
+            wrong = [k for k, v in text.items() if k not in LANGS or not isinstance(v, str)]
+            if wrong or not text:
+                raise RunError(
+                    f"{where}: description must be a text or a mapping of report languages "
+                    f"({', '.join(LANGS)}) to texts; got {wrong[0] if wrong else 'an empty mapping'!r}"
+                )
+            plan.spec["description"] = {k: format_description(v, values, where) for k, v in text.items()}
+        else:
+            plan.spec["description"] = format_description(text, values, where)
     return plan
 
 

@@ -203,13 +203,18 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def notebook_title(nb) -> str:
-    """The first Markdown heading of a notebook (its title), or ''."""
+    """The first Markdown heading of a notebook (its title), or '': in a Markdown cell, or in the Markdown
+    a code cell displays (notebooks whose prose comes from the catalog in the run's language)."""
     for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for line in cell.source.splitlines():
-            if line.lstrip().startswith("#"):
-                return " ".join(line.lstrip("# ").replace("*", "").replace("`", "").split())
+        if cell.cell_type == "markdown":
+            texts = [cell.source]
+        else:
+            texts = [o.get("data", {}).get("text/markdown", "") for o in cell.get("outputs", [])]
+        for text in texts:
+            text = "".join(text) if isinstance(text, list) else str(text)
+            for line in text.splitlines():
+                if line.lstrip().startswith("#"):
+                    return " ".join(line.lstrip("# ").replace("*", "").replace("`", "").split())
     return ""
 
 
@@ -826,7 +831,7 @@ def _execute(
             injected,
             staging,
             notebooks_dir=notebooks_dir,
-            description=plan.description,
+            description=plan.description_in(str(plan.received(name).get("lang", lang))),
             lang=str(plan.received(name).get("lang", lang)),
             scrub=scrub,
             failed_folder=failed_name,

@@ -245,3 +245,22 @@ def test_annual_study_runs_clean_and_a_doctored_copy_is_caught(tmp_path, monkeyp
     hits = check_disclosure(doctored, identifiers=identifiers_from_dataset(Path("data/demo")))
     assert {"finess", "name"} <= set(hits["kind"]) and hits["kind"].isin(["ip_address", "hostname"]).any()
     assert set(hits["file"]) >= {"tables/extra.csv", "40_annual_summary.html"}
+
+
+def test_description_per_language_titles_the_pages_of_each_run(tmp_path):
+    """A parameter file may describe its run in each report language; each run takes its own."""
+    spec = dict(BASE, description={"fr": "Étude {lang}", "en": "Study {lang}"}, common={"lang": "en"})
+    plan = load_plan(_write(tmp_path, spec))
+    assert plan.description_in("en") == "Study en" and plan.description_in("fr") == "Étude en"
+    with pytest.raises(RunError, match=r"description must be a text or a mapping of report languages"):
+        load_plan(_write(tmp_path, dict(BASE, description={"de": "Studie"})))
+
+
+def test_page_title_reads_the_heading_a_code_cell_displays():
+    from cyberobs_lib.runner import notebook_title
+
+    nb = new_notebook(cells=[new_code_cell("heading('annual.title', lang)")])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("display_data", data={"text/markdown": "# Synthèse annuelle"})
+    ]
+    assert notebook_title(nb) == "Synthèse annuelle"
