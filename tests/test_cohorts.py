@@ -338,12 +338,16 @@ def test_plots_return_axes_and_mark_secret_cells():
                         "value": [0.2, np.nan, 0.3], "ci_low": [0.1, np.nan, 0.2], "ci_high": [0.3, np.nan, 0.4],
                         "suppressed": [False, True, False]})  # fmt: skip
     ax = plots.plot_indicator_ci(ind, indicator="has_kev", lang="en")
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["CH", "EHPAD", "all"]
+    labels = ["general hospitals (CH)", "nursing homes (EHPAD)", "all"]  # the reader's words (catalog)
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
     assert any("suppressed" in t.get_text() for t in ax.texts)  # the secret cell is labelled, not drawn
     with pytest.raises(ValueError, match="no row"):
         plots.plot_indicator_ci(ind, indicator="has_kev", period="2024")
     ratios = pd.DataFrame({"term": ["family", "region"], "level": ["EHPAD", "84"], "reference": ["CH", "11"],
                            "rate_ratio": [1.5, 0.9], "ci_low": [1.2, 0.7], "ci_high": [1.9, 1.1]})  # fmt: skip
     ax = plots.plot_rate_ratios(ratios, lang="en")
-    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_yticklabels()] == ["EHPAD vs CH"]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_yticklabels()] == [
+        "nursing homes (EHPAD)"
+    ]
+    assert "general hospitals (CH)" in ax.get_xlabel()  # the one reference, said on the axis
     plt.close("all")
