@@ -622,3 +622,19 @@ def test_zero_events_left_for_the_hidden_groups_are_published(run):
     ransomware = out[out["indicator"] == "ransomware"].set_index("group")
     assert (ransomware.loc[["Army", "SSR"], "value"] == 0).all()
     assert ransomware.loc[["Army", "SSR"], "n_establishments"].isna().all()
+
+
+def test_national_coverage_publishes_the_public_count_and_hides_a_small_audited_cell(run):
+    """Coverage against the nation: the FINESS count is public; the audited count is the dataset's cell."""
+    frame = pd.DataFrame({"indicator": "national_coverage", "group": ["CH", "Army", "EHPAD", "all"],
+                          "family": ["CH", "Army", "EHPAD", "all"], "period": "2025",
+                          "n_establishments": [1501, 11, 7501, 9013], "n_audits": [60, 3, 90, 153],
+                          "value": [40 / 1501, 2 / 11, 80 / 7501, 122 / 9013], "ci_low": 0.0, "ci_high": 0.5,
+                          "ci_method": "clopper_pearson", "audited": [40, 2, 80, 122],
+                          "eligible": [1501, 11, 7501, 9013], "reference_date": "2021-01-08",
+                          "reference_source": "FINESS", "note": ""})  # fmt: skip
+    out = publish(frame, "cohorts_national_coverage", run).set_index("group")
+    assert out["eligible"].tolist() == [1501, 11, 7501, 9013]  # public counts stay
+    assert out.loc[["Army"], ["audited", "value", "n_audits"]].isna().all().all()
+    # Army alone would be all - CH - EHPAD: a complement is hidden too
+    assert out.loc[["CH", "EHPAD"], "audited"].isna().sum() == 1

@@ -263,6 +263,14 @@ class RowsPolicy:
     kind: str = "per_establishment"
 
 
+@dataclass(frozen=True)
+class PublicPolicy(DatasetPolicy):
+    """National published figures (the incident observatory's series, FINESS counts): public sources with
+    their provenance, no cell of the dataset's establishments; published as computed."""
+
+    kind: str = "public"
+
+
 TablePolicy = CellsPolicy | StatTestsPolicy | ModelPolicy | ExposurePolicy | DatasetPolicy | RowsPolicy
 
 # ---- the declarations --------------------------------------------------------------------------------
@@ -380,6 +388,25 @@ POLICIES: dict[str, TablePolicy] = {
     ),
     # 20 cohorts
     "indicators": _INDICATORS,
+    "cohorts_national_coverage": CellsPolicy(
+        "audited establishments per family and period against the national FINESS count (public)",
+        keys=(
+            "indicator",
+            "group",
+            "family",
+            "period",
+            "ci_method",
+            "reference_date",
+            "reference_source",
+            "note",
+            "suppressed",
+        ),  # fmt: skip
+        refs=(
+            Ref("national", count="eligible", public=True, blank=()),
+            Ref("audited", count="audited", blank=("audited", "n_audits", "value", "ci_low", "ci_high")),
+        ),
+        exempt=("n_establishments", "eligible"),
+    ),
     "tests_cohorts": StatTestsPolicy(
         "family comparisons, model terms and trends (n_a/n_b of trends count audits)",
         population="audited",
@@ -389,6 +416,8 @@ POLICIES: dict[str, TablePolicy] = {
     # 30 incidents
     "incidents_national_totals": _NATIONAL_TOTALS,
     "incidents_indicators": _INCIDENT_INDICATORS,
+    "incidents_national_series": PublicPolicy("national incident observatory's yearly series, with sources"),
+    "incidents_national_rates": PublicPolicy("national declarations per 1,000 FINESS establishments"),
     "incidents_trends": CellsPolicy(
         "yearly trend of declarations per family (over the years first_year..last_year)",
         keys=("group", "n_years", "first_year", "last_year", "ci_method", "suppressed"),
