@@ -20,6 +20,7 @@ import pytest
 
 from cyberobs_lib import registry
 from cyberobs_lib.demo import DemoScale, generate_dataset, load_catalog
+from cyberobs_lib.report import label
 from cyberobs_lib.studies.incident_exposure import (
     EXPOSURES,
     audit_outcomes,
@@ -401,9 +402,9 @@ def test_figures_draw_one_mark_per_published_cell():
     # EHPAD (2 declarants) is secret, and SSR too (secondary suppression: all - CH would reveal EHPAD)
     assert sorted(np.round(points, 3)) == [round(1000 * 20 / (1200 * 2), 3), 1000 * 12 / (100 * 2)]
     assert sum("suppressed" in t.get_text() for t in ax.texts) == 2
-    ax = plots.plot_incident_trends(ind, top=3)
+    ax = plots.plot_incident_trends(ind, top=3, lang="fr")
     # yearly: EHPAD never published; 2024 hides CH as the secondary cell (tie with SSR, first in order)
-    assert [line.get_label() for line in ax.lines] == ["CH", "SSR", "all"]
+    assert [line.get_label() for line in ax.lines] == [label("CH", "fr"), label("SSR", "fr"), "ensemble"]
     assert [len(line.get_xdata()) for line in ax.lines] == [1, 2, 2]  # SSR 2023 is a published zero
     m = _metrics([True] * 20 + [False] * 40)
     ors = exposure_incident_association(m, inc, covariates=(), exposures=["has_kev"])[1]

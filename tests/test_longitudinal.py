@@ -9,6 +9,7 @@ import pytest
 
 from cyberobs_lib.demo import DemoScale, generate_dataset
 from cyberobs_lib.ingest import ingest_dataset
+from cyberobs_lib.l10n import fmt_number
 from cyberobs_lib.studies import longitudinal as L
 from cyberobs_lib.studies.data import StudyData
 from cyberobs_lib.studies.indicators import audit_metrics
@@ -254,6 +255,6 @@ def test_survival_figure_shows_the_number_at_risk(planted):
         first = counts[counts["time_days"] == ticks[0]].set_index("group")["at_risk"]
         starts = km[km["time_days"] == 0].set_index("group")["at_risk"]
         assert ticks[0] == 0 and first.to_dict() == starts.to_dict()  # everyone is at risk at day 0
-        assert all(str(int(v)) in texts for v in counts["at_risk"])
+        assert all(fmt_number(int(v), lang) in texts for v in counts["at_risk"])  # "1 230" in French
         assert (counts.groupby("group")["at_risk"].apply(lambda s: s.is_monotonic_decreasing)).all()
         plt.close(fig)

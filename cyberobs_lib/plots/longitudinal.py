@@ -9,32 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib.plots import no_data
+from cyberobs_lib.l10n import fmt_number, fmt_pvalue, fmt_range, text
+from cyberobs_lib.plots import no_data, number_axis, percent_axis
 from cyberobs_lib.report import label
 from cyberobs_lib.stats.paired import DIRECTION_COLUMN, change_direction
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
-#: Words of these figures that labels.csv does not hold, (French, English).
-WORDS = {
-    "change_axis": (
-        "différence suivi − initial (négative : moins au suivi)",
-        "difference follow-up − baseline (negative: fewer at follow-up)",
-    ),
-    "at_risk": ("Effectifs à risque", "Number at risk"),
-}
 #: The convention of the differences drawn by :func:`plot_paired_differences` (``effect_direction``).
 PAIRED_DIRECTION = change_direction("baseline", "follow-up")
+#: Colours of the lifecycle states (fixed, persistent, new, reopened), distinct in grey too.
+LIFECYCLE_COLORS = ("#55A868", "#8C8C8C", "#C44E52", "#DD8452")
 
 
 def _t(key: str, lang: str) -> str:
     return label(key, lang)
-
-
-def _w(key: str, lang: str) -> str:
-    """A word of :data:`WORDS` in ``lang`` (``fr`` or ``en``)."""
-    if lang not in ("fr", "en"):
-        raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
-    return WORDS[key][0 if lang == "fr" else 1]
 
 
 def _check_direction(tests: pd.DataFrame) -> None:
@@ -84,6 +72,8 @@ def plot_slopes(
     ax.set_xticks([0, 1], [_t("baseline", lang), _t("follow-up", lang)])
     ax.set_xlim(-0.2, 1.2)
     ax.set_ylabel(_t(metric, lang))
+    number_axis(ax.yaxis, lang)
+    ax.set_title(text("lon.fig.slopes.title", lang, n=fmt_number(len(a), lang)), loc="left")
     ax.legend(loc="upper right", frameon=False)
     return ax
 
@@ -124,7 +114,13 @@ def plot_paired_differences(
         if len(row) and pd.notna(row.iloc[0]["p_value"]):
             r = row.iloc[0]
             ax.annotate(
-                f"r = {r['effect_size']:+.2f} [{r['ci_low']:+.2f}; {r['ci_high']:+.2f}], p = {r['p_value']:.2g}",
+                text(
+                    "lon.fig.r",
+                    lang,
+                    r=fmt_number(r["effect_size"], lang, decimals=2),
+                    ci=fmt_range(r["ci_low"], r["ci_high"], lang, decimals=2),
+                    p=fmt_pvalue(r["p_adjusted"] if pd.notna(r.get("p_adjusted")) else r["p_value"], lang),
+                ),
                 xy=(1.01, i),
                 xycoords=("axes fraction", "data"),
                 va="center",
@@ -132,30 +128,43 @@ def plot_paired_differences(
             )
     ax.axvline(0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(metrics)), [_t(m, lang) for m in metrics])
-    ax.set_xlabel(_w("change_axis", lang))
+    number_axis(ax.xaxis, lang)
+    ax.set_xlabel(text("lon.fig.change_axis", lang))
+    ax.set_title(text("lon.fig.differences.title", lang, n=fmt_number(len(pairs), lang)), loc="left")
     return ax
 
 
 def plot_lifecycle_counts(lifecycle: pd.DataFrame, *, ax=None, lang: str = "fr"):
-    """Stacked bars of new / persistent / fixed / reopened findings, summed over pairs, per family."""
+    """Stacked bars of fixed / persistent / new / reopened findings, summed over pairs, per family (named in
+    ``lang``, with its establishments)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     cols = ["n_fixed", "n_persistent", "n_new", "n_reopened"]
-    colors = ["#55A868", "#8C8C8C", "#C44E52", "#DD8452"]
     table = lifecycle.groupby("family", observed=True)[cols].sum()
     if table.empty:
         return no_data(ax, lang)
     table = table.loc[table.sum(axis=1).sort_values().index]
-    left = np.zeros(len(table))
-    for col, color in zip(cols, colors, strict=True):
-        ax.barh(table.index, table[col], left=left, color=color, label=_t(col[2:], lang))
-        left += table[col].to_numpy()
-    ax.legend(loc="lower right", frameon=False, fontsize="small")
-    ax.set_xlabel(
-        "constats (somme des paires d'audits)" if lang == "fr" else "findings (sum over audit pairs)"
+    n = (
+        lifecycle.groupby("family", observed=True)["n_establishments"].sum()
+        if "n_establishments" in lifecycle
+        else None
     )
+    names = [
+        _t(str(f), lang) + (f" ({text('fig.n', lang, n=fmt_number(n[f], lang))})" if n is not None else "")
+        for f in table.index
+    ]
+    y = np.arange(len(table))
+    left = np.zeros(len(table))
+    for col, color in zip(cols, LIFECYCLE_COLORS, strict=True):
+        ax.barh(y, table[col], left=left, color=color, label=_t(col[2:], lang))
+        left += table[col].to_numpy()
+    ax.set_yticks(y, names)
+    ax.legend(loc="lower right", frameon=False, fontsize="small")
+    number_axis(ax.xaxis, lang)
+    ax.set_xlabel(text("lon.fig.lifecycle.axis", lang))
+    ax.set_title(text("lon.fig.lifecycle.title", lang), loc="left")
     return ax
 
 
@@ -202,6 +211,8 @@ def plot_survival_curves(
     ax.set_ylabel(_t("open", lang))
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0)
+    number_axis(ax.xaxis, lang)
+    percent_axis(ax.yaxis, lang)
     for d in (90, 365):
         ax.axvline(d, color="grey", linestyle=":", linewidth=1)
     ax.legend(frameon=False, fontsize="small")
@@ -238,7 +249,7 @@ def _draw_at_risk(ax, table: pd.DataFrame, names: list, colors: list, lang: str)
     ax.set_xticks(ticks)  # frozen, so that every count stays under its tick
     counts = at_risk_counts(table[table["group"].isin(names)], ticks)
     top = -0.2
-    ax.annotate(_w("at_risk", lang), xy=(0, top), xycoords="axes fraction", ha="left", va="top",
+    ax.annotate(text("lon.fig.at_risk", lang), xy=(0, top), xycoords="axes fraction", ha="left", va="top",
                 fontsize="small", annotation_clip=False)  # fmt: skip
     for k, (name, color) in enumerate(zip(names, colors, strict=True)):
         y = top - 0.075 * (k + 1)
@@ -246,5 +257,49 @@ def _draw_at_risk(ax, table: pd.DataFrame, names: list, colors: list, lang: str)
                     textcoords="offset points", ha="right", va="top", fontsize="x-small", color=color,
                     annotation_clip=False)  # fmt: skip
         for r in counts[counts["group"] == name].itertuples(index=False):
-            ax.annotate(str(r.at_risk), xy=(r.time_days, y), xycoords=("data", "axes fraction"), ha="center",
+            ax.annotate(fmt_number(r.at_risk, lang), xy=(r.time_days, y), xycoords=("data", "axes fraction"), ha="center",
                         va="top", fontsize="x-small", color=color, annotation_clip=False)  # fmt: skip
+
+
+def plot_close_rate(close: pd.DataFrame, *, ax=None, lang: str = "fr"):
+    """The monthly close rate (findings closed during a month / findings open at its start), in percent.
+
+    ``close`` is the ``remediation_close_rate`` table (``month``, ``close_rate``, ``open_at_start``); months
+    without open findings (no rate) are left out.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3))
+    shown = close.dropna(subset=["close_rate"]) if len(close) else close
+    if shown.empty:
+        return no_data(ax, lang)
+    months = pd.to_datetime(shown["month"])
+    ax.plot(months, shown["close_rate"], marker="o", color="#4C72B0")
+    ax.set_ylabel(text("lon.fig.close_rate.axis", lang))
+    percent_axis(ax.yaxis, lang)
+    ax.set_ylim(bottom=0)
+    ax.set_title(text("lon.fig.close_rate.title", lang), loc="left")
+    _month_axis(ax, months, lang)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def _month_axis(ax, months: pd.Series, lang: str) -> None:
+    """Ticks on the first month of each quarter, written "janv. 2024" / "Jan 2024" in ``lang``."""
+    import matplotlib.dates as mdates
+    from babel.dates import format_date
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    from cyberobs_lib.l10n import LOCALES
+
+    ticks = [m for m in months if m.month in (1, 4, 7, 10)] or list(months)
+    ax.xaxis.set_major_locator(FixedLocator(mdates.date2num(ticks)))
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(
+            lambda v, _: format_date(mdates.num2date(v).date(), format="MMM y", locale=LOCALES[lang])
+        )
+    )
+    for tick in ax.get_xticklabels():
+        tick.set_rotation(45)
+        tick.set_ha("right")

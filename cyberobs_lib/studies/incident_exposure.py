@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.l10n import text
 from cyberobs_lib.schema import Audits, Incidents
 from cyberobs_lib.stats._tidy import make_tests_table
 from cyberobs_lib.stats.models import SeparationWarning, fit_logistic, to_tests_table
@@ -333,36 +334,8 @@ def side_by_side(
     )
 
 
-_CAVEATS = {
-    "fr": [
-        "Les déclarations sous-estiment les incidents : la déclaration est obligatoire mais inégalement "
-        "pratiquée selon les structures (le médico-social déclare moins), et un incident non déclaré "
-        "compte ici comme une absence d'incident.",
-        "Les établissements audités ne sont pas un échantillon aléatoire : ils se portent volontaires ou sont "
-        "désignés, souvent parce qu'ils sont plus grands ou plus sensibilisés ; l'association mesurée vaut pour "
-        "eux, pas pour l'ensemble des établissements.",
-        "Une association n'est pas une causalité : l'ajustement porte sur la famille et la taille (lits) "
-        "seulement ; d'autres facteurs (maturité SSI, prestataires, exposition médiatique) peuvent lier "
-        "exposition et incident.",
-        "La fenêtre suit la date de l'audit ; un audit dont la fenêtre dépasse la fin du suivi des "
-        "déclarations est exclu (issue inconnue), et un incident sans FINESS ne peut être relié à aucun audit.",
-        "L'audit peut lui-même modifier le risque (correctifs après le rapport) ou la propension à déclarer.",
-        "Les rapports de cotes décrivent un événement fréquent pour les grands établissements : ils "
-        "surestiment alors le rapport des risques.",
-    ],
-    "en": [
-        "Declarations under-report incidents: declaring is mandatory but unevenly practised (medico-social "
-        "structures declare less), and an undeclared incident counts here as no incident.",
-        "Audited establishments are not a random sample: they volunteer or are designated, often because they "
-        "are larger or more aware; the association holds for them, not for every establishment.",
-        "Association is not causation: adjustment is for family and size (beds) only; other factors (security "
-        "maturity, suppliers, media exposure) may link exposure and incidents.",
-        "The window follows the audit date; an audit whose window passes the end of the declaration follow-up "
-        "is excluded (unknown outcome), and an incident without FINESS cannot be linked to any audit.",
-        "The audit itself may change the risk (fixes after the report) or the propensity to declare.",
-        "Odds ratios of an outcome that is common in large establishments overstate the risk ratio.",
-    ],
-}
+#: The caveats of the incident study, in order: catalog texts ``inc.caveat.<id>`` (French and English).
+CAVEATS = ("under_reporting", "not_random", "not_causal", "window", "audit_effect", "odds_ratios")
 
 
 def caveats(lang: str = "fr") -> str:
@@ -371,9 +344,7 @@ def caveats(lang: str = "fr") -> str:
     >>> caveats("en").splitlines()[0][:40]
     '* Declarations under-report incidents: d'
     """
-    if lang not in _CAVEATS:
-        raise ValueError(f"lang must be one of {sorted(_CAVEATS)}, got {lang!r}")
-    return "\n".join(f"* {text}" for text in _CAVEATS[lang])
+    return "\n".join(f"* {text(f'inc.caveat.{c}', lang)}" for c in CAVEATS)
 
 
 def not_estimable_sentences(odds_ratios: pd.DataFrame, lang: str = "fr") -> str:
@@ -394,12 +365,12 @@ def not_estimable_sentences(odds_ratios: pd.DataFrame, lang: str = "fr") -> str:
     rows = odds_ratios[odds_ratios["model"].astype(str).str.startswith("not estimable")]
     if rows.empty:
         return ""
-    sentences = {en: (fr if lang == "fr" else en) for fr, en in UNAVAILABLE_REASONS.values()}
+    # the model column quotes the English sentence of an unavailable metric: read back to its id
+    sentences = {unavailable_reason(r, "en"): unavailable_reason(r, lang) for r in UNAVAILABLE_REASONS}
     lines = []
     for r in rows.itertuples(index=False):
         reason = str(r.model).removeprefix("not estimable:").strip()
-        colon = " :" if lang == "fr" else ":"
-        name, why = label(str(r.exposure), lang), sentences.get(reason, reason)
-        lines.append(f"- {escape_markdown(name)}{colon} {escape_markdown(why)}.")
-    head = "**Non estimé :**" if lang == "fr" else "**Not estimated:**"
-    return head + "\n\n" + "\n".join(lines)
+        why = sentences.get(reason) or text("inc.not_estimable.other", lang)
+        lines.append(text("inc.not_estimable.item", lang, exposure=escape_markdown(label(str(r.exposure), lang)),
+                          why=escape_markdown(why)))  # fmt: skip
+    return text("inc.not_estimable.head", lang) + "\n\n" + "\n".join(lines)

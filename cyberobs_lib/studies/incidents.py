@@ -11,6 +11,7 @@ exposure before an incident) is :mod:`cyberobs_lib.studies.incident_exposure`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib import registry
+from cyberobs_lib.l10n import fmt_number, fmt_percent, text
 from cyberobs_lib.schema import INDICATORS_COLUMNS, Establishments, Incidents
 from cyberobs_lib.stats.models import fit_poisson_trend
 from cyberobs_lib.stats.proportions import wilson_interval
@@ -87,17 +89,8 @@ def no_incidents_note(incidents: pd.DataFrame, lang: str = "fr", *, summary: dic
         return ""
     inputs = (summary or {}).get("inputs")
     absent = isinstance(inputs, dict) and not any(Path(str(k)).name == "incidents.csv" for k in inputs)
-    if lang == "fr":
-        why = " (pas de fichier incidents.csv)" if absent else " (incidents.csv sans déclaration)"
-        return (
-            f"Aucune déclaration d'incident dans ce jeu de données{why} : les incidents déclarés, leurs taux, "
-            "leurs tendances et leur lien avec l'exposition vue en audit ne peuvent pas être calculés."
-        )
-    why = " (no incidents.csv)" if absent else " (incidents.csv holds no declaration)"
-    return (
-        f"No incident declarations in this dataset{why}: declared incidents, their rates, trends and their "
-        "link with the exposure seen in audits cannot be computed."
-    )
+    why = text("inc.no_incidents.absent" if absent else "inc.no_incidents.empty", lang)
+    return text("inc.no_incidents", lang, why=why)
 
 
 def _declared_on(incidents: pd.DataFrame) -> pd.Series:
@@ -453,4 +446,293 @@ def national_totals(
             "impact_on_care_share": imp["value"].to_numpy(),
         }
     )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The national frame: the incident observatory's published series (cyberobs_lib.reference)
+# --------------------------------------------------------------------------------------------------
+#: Measures of the national series shown to readers, in order (:func:`cyberobs_lib.reference.incident_series`).
+NATIONAL_MEASURES = ("incidents_declared", "structures_declaring", "share_malicious", "ransomware_count")
+#: Columns of :func:`national_series` (the published table ``incidents_national_series``).
+NATIONAL_SERIES_COLUMNS = ("period", "year", "period_start", "period_end", "measure", "value", "unit", "approx",
+                           "value_as_published", "source_url", "source_type", "reference_date")  # fmt: skip
+#: Kinds of source of a published figure (``source_type`` of the series), by the words that start it.
+SOURCE_KINDS = (
+    ("official", "official"),
+    ("trade press", "trade_press"),
+    ("press", "press"),
+    ("blog", "blog"),
+)
+
+
+def national_series(reference=None) -> pd.DataFrame:
+    """The observatory's published yearly figures as the report publishes them: one row per figure with its
+    source (the long table of :func:`cyberobs_lib.reference.incident_series`, without the build's row numbers).
+
+    Every value is a public figure as published (counts of declarations and of declaring structures, shares);
+    ``source_url`` and ``source_type`` say where each comes from.
+
+    >>> s = national_series()
+    >>> s.loc[(s["period"] == "2023") & (s["measure"] == "incidents_declared"), "value"].tolist()
+    [581.0]
+    """
+    from cyberobs_lib.reference import incident_series
+
+    series = incident_series(reference)
+    return series[list(NATIONAL_SERIES_COLUMNS)].reset_index(drop=True)
+
+
+def source_kind(source_type: object) -> str:
+    """The kind of a published figure's source: ``official``, ``trade_press``, ``press``, ``blog`` or
+    ``other`` (catalog texts ``inc.source.<kind>``).
+
+    >>> source_kind("trade press quoting ANS"), source_kind("official (ANS)"), source_kind("press quoting ANS")
+    ('trade_press', 'official', 'press')
+    """
+    value = str(source_type).strip().lower()
+    return next((kind for start, kind in SOURCE_KINDS if value.startswith(start)), "other")
+
+
+def period_words(period: object, start: object, end: object, lang: str = "fr") -> str:
+    """A period of the national series in words: the year, or its months when it is not a calendar year
+    ("oct. 2017 – sept. 2018").
+
+    >>> period_words("2023", "2023-01-01", "2023-12-31", "fr"), period_words("2017-10..2018-09", "2017-10-01", "2018-09-30", "en")
+    ('2023', 'Oct 2017 – Sept 2018')
+    """
+    from babel.dates import format_date
+
+    from cyberobs_lib.l10n import LOCALES, as_date
+
+    first, last = as_date(start), as_date(end)
+    if first is None or last is None or (first.month, first.day, last.month, last.day) == (1, 1, 12, 31):
+        return str(period)
+    months = [format_date(d, format="MMM y", locale=LOCALES[lang]) for d in (first, last)]
+    return text("inc.period_span", lang, first=months[0], last=months[1])
+
+
+#: A source address the report may link to: http(s), no blank, no character that starts Markdown or HTML
+#: markup (``_`` between letters or digits is no emphasis in CommonMark).
+_SAFE_URL = re.compile(r"^https?://[A-Za-z0-9.\-]+(/[A-Za-z0-9._%/?=&+:@!$,;'\-]*)?$")
+
+
+def source_link(url: str) -> str:
+    """A Markdown link to a published figure's source, the address as its text; an address that is not a plain
+    http(s) URL is written as escaped text only (never markup).
+
+    >>> source_link("https://www.ticsante.com/story_1?ID=5266")
+    '[https://www.ticsante.com/story_1?ID=5266](https://www.ticsante.com/story_1?ID=5266)'
+    >>> source_link("javascript:alert(1)"), source_link("https://x.fr/a*b*")
+    ('javascript:alert(1)', 'https://x.fr/a\\\\*b\\\\*')
+    """
+    from cyberobs_lib.studies.markup import escape_markdown
+
+    return f"[{url}]({url})" if _SAFE_URL.match(str(url)) else escape_markdown(url)
+
+
+def national_sources(series: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
+    """The distinct sources of a national series, numbered in order of first use: ``number``, ``url``,
+    ``kind`` (the kind of source in words, :func:`source_kind`).
+
+    >>> s = pd.DataFrame({"source_url": ["https://a.fr/x ; https://b.fr/y", "https://a.fr/x"],
+    ...                   "source_type": ["trade press quoting ANS", "official (ANS)"]})
+    >>> national_sources(s, "en").to_dict("records")
+    [{'number': 1, 'url': 'https://a.fr/x', 'kind': 'trade press'}, {'number': 2, 'url': 'https://b.fr/y', 'kind': 'trade press'}]
+    """
+    rows: dict[str, str] = {}
+    for urls, kind in zip(series["source_url"], series["source_type"], strict=True):
+        for url in str(urls).split(" ; "):
+            if url and url not in rows:
+                rows[url] = text(f"inc.source.{source_kind(kind)}", lang)
+    return pd.DataFrame(
+        [{"number": i, "url": url, "kind": kind} for i, (url, kind) in enumerate(rows.items(), 1)],
+        columns=["number", "url", "kind"],
+    )
+
+
+def national_series_view(
+    series: pd.DataFrame, lang: str = "fr", *, dataset_share: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The national series as a reader's table: one row per published period, the four measures of
+    :data:`NATIONAL_MEASURES` written for ``lang`` (empty where the period has no published figure; ``≈`` before
+    an approximate one), the dataset's own declarations of the period (from
+    :func:`cyberobs_lib.reference.dataset_share_of_national`, when given) and ``sources``: the numbers of the
+    period's sources in :func:`national_sources`.
+
+    >>> s = national_series()
+    >>> view = national_series_view(s, "en")
+    >>> view.loc[view["period"] == "2023", ["incidents_declared", "share_malicious", "sources"]].values.tolist()
+    [['581', '50%', '[13], [14], [15]']]
+    """
+    sources = national_sources(series, lang)
+    number = dict(zip(sources["url"], sources["number"], strict=True))
+    shares = dataset_share.set_index("period") if dataset_share is not None else None
+    out = []
+    for period, rows in series.groupby("period", sort=False):
+        first = rows.iloc[0]
+        record = {"period": period_words(period, first["period_start"], first["period_end"], lang)}
+        for measure in NATIONAL_MEASURES:
+            hit = rows[rows["measure"] == measure]
+            if hit.empty:
+                record[measure] = ""
+                continue
+            r = hit.iloc[0]
+            value = (
+                fmt_percent(r["value"], lang, decimals=0)
+                if r["unit"] == "share"
+                else fmt_number(r["value"], lang)
+            )
+            record[measure] = ("≈\u00a0" if bool(r["approx"]) else "") + value
+        if shares is not None:
+            n = shares["dataset_declarations"].get(period, pd.NA) if period in shares.index else pd.NA
+            record["dataset_declarations"] = "" if pd.isna(n) else fmt_number(n, lang)
+        used = dict.fromkeys(
+            number[u] for urls in rows["source_url"] for u in str(urls).split(" ; ") if u in number
+        )
+        record["sources"] = ", ".join(f"[{n}]" for n in sorted(used))
+        out.append(record)
+    return pd.DataFrame(out)
+
+
+def _period_bounds(period: object) -> tuple[str, str]:
+    """First and last day of a period of the national series (``2023``, ``2017-10..2018-09``).
+
+    >>> _period_bounds("2017-10..2018-09"), _period_bounds("2023")
+    (('2017-10-01', '2018-09-30'), ('2023-01-01', '2023-12-31'))
+    """
+    text_period = str(period)
+    if ".." not in text_period:
+        return f"{text_period}-01-01", f"{text_period}-12-31"
+    first, last = text_period.split("..")
+    end = (pd.Period(last, freq="M").end_time).date().isoformat()
+    return f"{first}-01", end
+
+
+def national_rates_view(rates: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
+    """National rates per 1,000 eligible establishments (:func:`cyberobs_lib.reference.national_incident_rates`)
+    as a reader's table: period, ``sector`` and ``measure`` in words, ``count`` (``≈`` before a count derived
+    from a published share), ``denominator`` (number and its source in words), ``value`` and ``ci`` written
+    for ``lang``.
+
+    >>> from cyberobs_lib.reference import national_incident_rates
+    >>> view = national_rates_view(national_incident_rates(), "en")
+    >>> view.iloc[0][["sector", "count", "value", "ci"]].tolist()
+    ['all establishments', '319', '15.4', '13.8–17.2']
+    """
+    from cyberobs_lib.l10n import fmt_date, fmt_range
+
+    out = []
+    for r in rates.to_dict("records"):
+        den_key = f"inc.denominator.{r['denominator_source']}"
+        date = r["denominator_date"]
+        try:
+            when = fmt_date(date, lang)
+        except ValueError:  # a date the source gives in words ("2021 report")
+            when = str(date)
+        out.append(
+            {
+                "period": period_words(r["period"], *_period_bounds(r["period"]), lang),
+                "sector": text(f"inc.sector.{r['sector']}", lang),
+                "measure": text(f"inc.rate_measure.{r['measure']}", lang),
+                "count": ("≈\u00a0" if r["count_derived"] else "") + fmt_number(r["count"], lang),
+                "denominator": text(den_key, lang, n=fmt_number(r["denominator"], lang), date=when),
+                "value": fmt_number(r["value"], lang, decimals=1),
+                "ci": fmt_range(r["ci_low"], r["ci_high"], lang, decimals=1),
+            }
+        )
+    return pd.DataFrame(out, columns=["period", "sector", "measure", "count", "denominator", "value", "ci"])
+
+
+def plot_national_series(series: pd.DataFrame, dataset_share: pd.DataFrame | None = None, *, axes=None,
+                         lang: str = "fr"):  # fmt: skip
+    """The national series in two panels: the counts per period (declarations, declaring structures,
+    ransomware attacks, and the dataset's own declarations when ``dataset_share`` is given), and the share of
+    malicious declarations. Periods are placed by their end; every word comes from the catalog in ``lang``.
+
+    Returns the two Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    from cyberobs_lib.plots import number_axis, percent_axis
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1.6, 1]})
+    left, right = axes
+    periods = list(dict.fromkeys(series["period"]))
+    firsts = series.drop_duplicates("period").set_index("period")
+    names = [
+        period_words(p, firsts.loc[p, "period_start"], firsts.loc[p, "period_end"], lang) for p in periods
+    ]
+    x = np.arange(len(periods))
+    wide = series.pivot_table(index="period", columns="measure", values="value", aggfunc="first").reindex(
+        periods
+    )
+    styles = {"incidents_declared": ("o", "-", "#4C72B0"), "structures_declaring": ("s", "--", "#55A868"),
+              "ransomware_count": ("^", ":", "#C44E52")}  # fmt: skip
+    for measure, (marker, line, color) in styles.items():
+        if measure in wide.columns:
+            ax_values = wide[measure].to_numpy(float)
+            left.plot(
+                x,
+                ax_values,
+                marker=marker,
+                linestyle=line,
+                color=color,
+                label=text(f"inc.measure.{measure}", lang),
+            )
+    if dataset_share is not None and dataset_share["dataset_declarations"].notna().any():
+        own = dataset_share.set_index("period")["dataset_declarations"].reindex(periods).astype("Float64")
+        left.bar(x, own.fillna(0).to_numpy(float), width=0.5, color="0.75", hatch="//", edgecolor="0.4",
+                 label=text("inc.measure.dataset_declarations", lang))  # fmt: skip
+    left.set_xticks(x, names, rotation=30, ha="right")
+    left.set_ylim(bottom=0)
+    number_axis(left.yaxis, lang)
+    left.set_ylabel(text("inc.fig.national.count_axis", lang))
+    left.set_title(text("inc.fig.national.title", lang), loc="left")
+    left.legend(frameon=False, fontsize="small", loc="upper left")
+    left.grid(axis="y", alpha=0.3)
+    if "share_malicious" in wide.columns:
+        share = wide["share_malicious"].to_numpy(float)
+        keep = ~np.isnan(share)
+        right.plot(x[keep], share[keep], marker="o", color="#8172B3")
+    right.set_xticks(x, names, rotation=30, ha="right")
+    right.set_ylim(0, 1)
+    percent_axis(right.yaxis, lang)
+    right.set_ylabel(text("inc.measure.share_malicious", lang))
+    right.set_title(text("inc.fig.national.malicious_title", lang), loc="left")
+    right.grid(axis="y", alpha=0.3)
+    return left, right
+
+
+def family_rates_view(indicators: pd.DataFrame, period: object = ALL) -> pd.DataFrame:
+    """The incident rates of one period per family as a reader's table: ``group``, ``eligible`` (registry
+    establishments), ``declarations``, ``declaring_structures``, ``value`` (declarations per 1,000 eligible
+    establishments per year), ``ci_low``, ``ci_high`` and ``suppressed``, from :func:`incident_indicators` (as
+    published: a hidden cell keeps no number).
+
+    >>> reg = pd.DataFrame({"finess": [f"75000{i:04d}" for i in range(2000)], "family": "EHPAD"})
+    >>> inc = pd.DataFrame({"incident_id": list("abcde"), "finess": reg["finess"][:5].tolist(),
+    ...     "declared_on": pd.to_datetime(["2024-01-05"] * 5), "nature": "malicious"})
+    >>> family_rates_view(incident_indicators(inc, reg))[["group", "eligible", "declarations", "value"]].values.tolist()
+    [['EHPAD', 2000, 5, 2.5], ['all', 2000, 5, 2.5]]
+    """
+    rows = indicators[indicators["period"].astype(str) == str(period)]
+
+    def one(name: str, column: str = "value") -> pd.Series:
+        return rows[rows["indicator"] == name].set_index("group")[column]
+
+    rate = rows[rows["indicator"] == "incident_rate_per_1000"].set_index("group")
+    out = pd.DataFrame({"group": list(dict.fromkeys(rows["group"]))})
+    out["eligible"] = out["group"].map(one("eligible_establishments")).astype("Int64")
+    out["declarations"] = out["group"].map(one("declarations")).astype("Int64")
+    out["declaring_structures"] = out["group"].map(one("declaring_structures")).astype("Int64")
+    for column in ("value", "ci_low", "ci_high"):
+        out[column] = out["group"].map(rate[column]).astype(float)
+    hidden = (
+        rate["suppressed"].fillna(False).astype(bool)
+        if "suppressed" in rate
+        else pd.Series(False, index=rate.index)
+    )
+    out["suppressed"] = out["group"].map(hidden).fillna(False).astype(bool)
     return out

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from cyberobs_lib.l10n import fmt_number, text, text_n
 from cyberobs_lib.schema import INDICATORS_COLUMNS, Audits, Controls, Establishments
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.stats.rates import poisson_exact_interval
@@ -50,14 +51,10 @@ METRICS_COLUMNS = (
 #: Metrics that need the KEV catalog (CISA Known Exploited Vulnerabilities) at ingestion: without it they
 #: are unknown (NA), never 0 — a finding not flagged is not known to be unexploited (data contract).
 KEV_METRICS = ("n_kev", "has_kev")
-#: Why a metric is unavailable: the id kept in ``metrics.attrs["unavailable"]`` (and written in the
-#: ``ci_method``/``variant`` of the rows that cannot be computed), with its French and English sentence.
-UNAVAILABLE_REASONS = {
-    "no_kev_catalog": (
-        "non disponible : pas de catalogue KEV (vulnérabilités activement exploitées) dans le jeu de données",
-        "unavailable: no KEV catalog in the dataset",
-    ),
-}
+#: Why a metric is unavailable: the ids kept in ``metrics.attrs["unavailable"]`` (and written in the
+#: ``ci_method``/``variant`` of the rows that cannot be computed); the reader's sentence of each is the catalog
+#: text ``st.unavailable.<id>`` (``cyberobs_lib/data/labels_studies.csv``, French and English).
+UNAVAILABLE_REASONS = ("no_kev_catalog",)
 
 
 def _table(data: object, name: str) -> pd.DataFrame | None:
@@ -137,13 +134,17 @@ def unavailable_metrics(metrics: pd.DataFrame) -> dict[str, str]:
 
 
 def unavailable_reason(reason: str, lang: str = "fr") -> str:
-    """The reader's sentence for an unavailable metric (a key of :data:`UNAVAILABLE_REASONS`).
+    """The reader's sentence for an unavailable metric (an id of :data:`UNAVAILABLE_REASONS`; another id is
+    quoted after "unavailable").
 
     >>> unavailable_reason("no_kev_catalog", "en")
     'unavailable: no KEV catalog in the dataset'
+    >>> unavailable_reason("no_scanner", "fr")
+    'non disponible : no_scanner'
     """
-    fr, en = UNAVAILABLE_REASONS.get(reason, (f"non disponible : {reason}", f"unavailable: {reason}"))
-    return fr if lang == "fr" else en
+    if reason in UNAVAILABLE_REASONS:
+        return text(f"st.unavailable.{reason}", lang)
+    return text("st.unavailable.other", lang, reason=reason)
 
 
 def positions(keys: pd.Series, values: pd.Series) -> np.ndarray:
@@ -304,11 +305,8 @@ def excluded_note(metrics: pd.DataFrame, lang: str = "fr") -> str:
     if not n:
         return ""
     inc, fail = excluded.get("incomplete", 0), excluded.get("failed", 0)
-    if lang == "en":
-        return f"{n} audit{'s' if n > 1 else ''} left out of the indicators: scans incomplete ({inc}) or failed ({fail})."
-    return (
-        f"{n} audit{'s' if n > 1 else ''} écarté{'s' if n > 1 else ''} des indicateurs : scans incomplets ({inc}) "
-        f"ou en échec ({fail})."
+    return text_n(
+        "st.excluded_audits", n, lang, incomplete=fmt_number(inc, lang), failed=fmt_number(fail, lang)
     )
 
 
@@ -327,16 +325,8 @@ def no_audits_note(metrics: pd.DataFrame, period: int | str | None, lang: str = 
     years = sorted({int(y) for y in metrics[YEAR].dropna()}) if YEAR in metrics.columns else []
     if int(period) in years:
         return ""
-    listed = ", ".join(map(str, years)) or ("aucune" if lang == "fr" else "none")
-    if lang == "en":
-        return (
-            f"**No complete audit in {period}** in this dataset (years with complete audits: {listed}): "
-            "the figures of that year cannot be computed."
-        )
-    return (
-        f"**Aucun audit complet en {period}** dans ce jeu de données (années avec des audits complets : "
-        f"{listed}) : les chiffres de cette année ne peuvent pas être calculés."
-    )
+    listed = ", ".join(map(str, years)) if years else text("st.none", lang)
+    return text("st.no_audits", lang, period=period, years=listed)
 
 
 def select_audits(

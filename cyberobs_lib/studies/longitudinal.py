@@ -30,12 +30,13 @@ import pandas as pd
 
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.config import DEFAULT_DEADLINES
+from cyberobs_lib.l10n import fmt_number, has, text
 from cyberobs_lib.stats import paired, survival
 from cyberobs_lib.stats.models import MIN_CLUSTERS
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.paired import DIRECTION_COLUMN, NO_DIRECTION, UNSIGNED_W, change_direction, tidy_tests
 from cyberobs_lib.stats.proportions import wilson_interval
-from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics
+from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics, unavailable_reason
 from cyberobs_lib.studies.markup import escape_markdown
 
 #: Establishments audited twice or more needed for the repeated-audit GEE trend (its small-sample
@@ -49,55 +50,26 @@ TREND_DIRECTION = "per later audit (rate ratio below 1: fewer)"
 COUNT_METRICS = ("findings_per_host", "n_crit_high", "n_kev")
 #: Binary states compared with McNemar.
 BINARY_METRICS = ("no_protection", "has_critical", "exposes_remote_admin")
-#: Why a test of this study could not be computed: the id written in ``variant`` (``undefined: <id>;...``)
-#: and the sentence, French and English, shown to readers (:func:`undefined_sentences`). ``{min_days}``
-#: and ``{n_audits}`` are filled from the facts that follow the id in ``variant``.
-UNDEFINED_REASONS = {
-    "no_pairs": (
-        "aucun établissement audité deux fois à au moins {min_days} jours d'intervalle : pas de test apparié",
-        "no establishment audited twice at least {min_days} days apart: no paired test",
-    ),
-    "no_complete_pair": (
-        "mesure inconnue au premier ou au dernier audit de chaque paire (par exemple sans contrôles "
-        "des mécanismes de protection, controls.csv) : pas de test apparié",
-        "the measure is unknown at the baseline or the follow-up of every pair (e.g. no controls of the "
-        "protection mechanisms, controls.csv): no paired test",
-    ),
-    "undefined_all_differences_zero": (
-        "aucune différence entre premier et dernier audit (toutes les différences sont nulles) : "
-        "test non défini",
-        "no difference between baseline and follow-up (every difference is zero): the test is undefined",
-    ),
-    "too_few_repeated": (
-        "moins de deux établissements audités au moins {n_audits} fois",
-        "fewer than two establishments audited at least {n_audits} times",
-    ),
-    "too_few_repeated_known": (
-        "moins de deux établissements audités au moins {n_audits} fois avec la mesure connue à chaque audit",
-        "fewer than two establishments audited at least {n_audits} times with the measure known at each audit",
-    ),
-    "too_few_for_trend": (
-        "moins de {min_establishments} établissements audités au moins deux fois (périmètre exposé connu) : "
-        "pas de modèle de tendance",
-        "fewer than {min_establishments} establishments audited at least twice (with an exposed perimeter): "
-        "no trend model",
-    ),
-    "no_followed_findings": (
-        "aucune vulnérabilité suivie d'un audit ultérieur du même hôte : pas de durée de correction",
-        "no finding followed by a later audit of its host: no time to fix",
-    ),
-    "small_families_only": (
-        "vulnérabilités suivies seulement dans des familles de moins de {min_cell} établissements "
-        "(secret statistique) : pas de durée de correction publiée",
-        "findings followed only in families of fewer than {min_cell} establishments (statistical secrecy): "
-        "no published time to fix",
-    ),
-    "fewer_than_two_groups": (
-        "moins de deux groupes avec des vulnérabilités suivies : pas de comparaison",
-        "fewer than two groups with followed findings: no comparison",
-    ),
-    **UNAVAILABLE_REASONS,  # a metric the dataset cannot measure (no KEV catalog): no test
-}
+#: Why a test of this study could not be computed: the ids written in ``variant`` (``undefined: <id>;...``).
+#: The reader's sentence of each is the catalog text ``st.undefined.<id>`` (French and English,
+#: ``cyberobs_lib/data/labels_studies.csv``; :func:`undefined_sentences`), its ``{min_days}``, ``{n_audits}``…
+#: filled from the facts that follow the id in ``variant``. The ids of
+#: :data:`cyberobs_lib.studies.indicators.UNAVAILABLE_REASONS` (a metric the dataset cannot measure) are
+#: understood too.
+UNDEFINED_REASONS = (
+    "no_pairs",
+    "no_complete_pair",
+    "undefined_all_differences_zero",
+    "too_few_repeated",
+    "too_few_repeated_known",
+    "too_few_for_trend",
+    "gee_not_estimable",
+    "no_followed_findings",
+    "small_families_only",
+    "fewer_than_two_groups",
+)
+#: Facts of a variant that a sentence may quote, written "?" when the variant does not give them.
+UNDEFINED_FACTS = ("min_days", "n_audits", "min_establishments", "min_cell")
 
 
 def complete_audits(
@@ -297,24 +269,23 @@ def undefined_reason(variant: str, lang: str = "fr") -> str:
     'no establishment audited twice at least 90 days apart: no paired test'
     >>> undefined_reason("undefined_all_differences_zero;zero_method=wilcox;zeros=4", "fr")[:28]
     'aucune différence entre prem'
+    >>> undefined_reason("undefined: no_kev_catalog", "en")
+    'unavailable: no KEV catalog in the dataset'
     >>> undefined_reason("undefined: a model that did not converge", "en")
-    'a model that did not converge'
+    'not computed on these data'
     """
-    text = str(variant).removeprefix("undefined").lstrip(":_ ").strip()
-    key, *facts = text.split(";")
-    key = (
-        "undefined_all_differences_zero" if str(variant).startswith("undefined_all_differences_zero") else key
-    )
+    reason = str(variant).removeprefix("undefined").lstrip(":_ ").strip()
+    key, *facts = reason.split(";")
+    if str(variant).startswith("undefined_all_differences_zero"):
+        key = "undefined_all_differences_zero"
+    if key in UNAVAILABLE_REASONS:
+        return unavailable_reason(key, lang)
     if key not in UNDEFINED_REASONS:
-        return text
+        return text("st.undefined.other", lang)  # a reason in the statistics' own words: said generically
     values = dict(f.split("=", 1) for f in facts if "=" in f)
-    template = UNDEFINED_REASONS[key][0 if lang == "fr" else 1]
-    try:
-        return template.format(**values)
-    except KeyError:  # a fact missing from the variant: the sentence without the number
-        return template.format_map(
-            dict.fromkeys(("min_days", "n_audits", "min_establishments", "min_cell"), "?") | values
-        )
+    shown = {k: fmt_number(values[k], lang) if values.get(k, "").isdigit() else values.get(k, "?")
+             for k in UNDEFINED_FACTS}  # fmt: skip
+    return text(f"st.undefined.{key}", lang, **shown)
 
 
 def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
@@ -331,6 +302,7 @@ def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
     - no establishment audited twice at least 90 days apart: no paired test (known exploited (KEV) findings — Wilcoxon signed-rank).
     """
     from cyberobs_lib.report import label
+    from cyberobs_lib.studies.methods import metric_words
 
     rows = tests[is_undefined(tests)]
     if rows.empty:
@@ -339,11 +311,14 @@ def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
     reasons = rows["variant"].map(lambda v: undefined_reason(v, lang))
     for reason, sub in rows.groupby(reasons, sort=False):  # reasons and names may quote data: escaped
         what = ", ".join(
-            f"{label(str(r.metric), lang)} — {label(str(r.test), lang)}" for r in sub.itertuples(index=False)
+            text("st.undefined.what", lang, metric=metric_words(r.metric, lang),
+                 test=text(f"st.test.{r.test}", lang) if has(f"st.test.{r.test}") else label(str(r.test), lang))
+            for r in sub.itertuples(index=False)
+        )  # fmt: skip
+        lines.append(
+            text("st.undefined.item", lang, reason=escape_markdown(reason), what=escape_markdown(what))
         )
-        lines.append(f"- {escape_markdown(reason)} ({escape_markdown(what)}).")
-    head = "**Non calculé :**" if lang == "fr" else "**Not computed:**"
-    return head + "\n\n" + "\n".join(lines)
+    return text("st.undefined.head", lang) + "\n\n" + "\n".join(lines)
 
 
 #: Columns of :func:`paired_summary`.
@@ -400,6 +375,47 @@ def paired_summary(
             }
         )
     return pd.DataFrame(rows, columns=list(PAIRED_SUMMARY_COLUMNS))
+
+
+#: Columns of :func:`paired_for_readers`, in order.
+PAIRED_READER_COLUMNS = ("metric", "n_pairs", "baseline", "follow_up", "change", "effect_size", "ci", "p_adjusted",
+                         "suppressed")  # fmt: skip
+
+
+def paired_for_readers(summary: pd.DataFrame, tests: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
+    """Baseline versus follow-up as a reader's table: per measure, the pairs, the values at baseline and at
+    follow-up, the change follow-up − baseline, its effect size with its interval and the adjusted p-value.
+
+    ``summary`` and ``tests`` are the published :func:`paired_summary` and :func:`paired_tests`. Counts and
+    rates: medians and the median change, the matched-pairs rank-biserial r of the Wilcoxon test; binary
+    states: shares and the change in percentage points, its Newcombe interval (McNemar). Every number
+    follows the study's sign convention (negative: fewer at follow-up). The first columns are those of
+    :func:`cyberobs_lib.studies.annual.paired_view` (the annual summary shows the same comparison).
+
+    >>> s = pd.DataFrame({"metric": ["no_protection"], "statistic": ["share"], "n_pairs": [120],
+    ...                   "baseline": [0.5], "follow_up": [0.4], "median_difference": [None],
+    ...                   "share_difference": [-0.1], "suppressed": [False]})
+    >>> t = pd.DataFrame({"metric": ["no_protection"], "test": ["mcnemar"], "p_adjusted": [0.0312],
+    ...                   "effect_size": [-0.1], "ci_low": [-0.16], "ci_high": [-0.04],
+    ...                   "effect_size_kind": ["paired_difference_of_proportions"], "variant": ["midp"]})
+    >>> paired_for_readers(s, t, "en")[["change", "effect_size", "ci", "p_adjusted"]].iloc[0].tolist()
+    ['-10 points', '-10.0\xa0points', '-16.0\xa0to\xa0-4.0', '0.031']
+    """
+    from cyberobs_lib.studies.annual import paired_view
+    from cyberobs_lib.studies.methods import effect_text, interval_text
+
+    view = paired_view(summary, tests, lang)
+    main = tests[tests["test"].isin(["wilcoxon_signed_rank", "mcnemar"])] if len(tests) else tests
+    by_metric = {r["metric"]: r for r in main.to_dict("records")}
+    effects, intervals = [], []
+    for metric, hidden in zip(view["metric"], view["suppressed"], strict=True):
+        r = by_metric.get(metric, {})
+        shown = not hidden and r and not str(r.get("variant", "")).startswith("undefined")
+        effects.append(effect_text(r.get("effect_size"), r.get("effect_size_kind"), lang) if shown else "")
+        intervals.append(interval_text(r.get("ci_low"), r.get("ci_high"), r.get("effect_size_kind"), lang)
+                         if shown else "")  # fmt: skip
+    out = view.assign(effect_size=effects, ci=intervals)
+    return out[list(PAIRED_READER_COLUMNS)]
 
 
 def repeated_tests(
@@ -687,6 +703,57 @@ def remediation_study(
     for table in out.values():
         table.attrs["excluded_families"] = small
     return out
+
+
+#: Severities of :func:`remediation_by_family`'s columns, in order.
+SEVERITY_COLUMNS = ("critical", "high", "medium", "low", "info")
+
+
+def remediation_by_family(remediation: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
+    """The median time to fix of each family by severity, one row per family: a reader's view of the
+    ``remediation`` table (family × severity, as published).
+
+    Returns ``group``, ``n_establishments`` (of the family), one column per severity present
+    (:data:`SEVERITY_COLUMNS` order) holding the median days as text ("" where the family has no finding of
+    that severity or the median is not reached, "secret" where the cell is covered by statistical secrecy)
+    and ``suppressed`` (every cell of the family is).
+
+    >>> t = pd.DataFrame({"group": ["CH", "CH", "EHPAD"], "severity": ["high", "critical", "high"],
+    ...                   "median_days": [120.0, 90.0, None], "n_establishments": [40, 40, None],
+    ...                   "suppressed": [False, True, True]})
+    >>> remediation_by_family(t, "en").to_dict("records")
+    [{'group': 'CH', 'n_establishments': 40.0, 'critical': 'suppressed', 'high': '120', 'suppressed': False}, {'group': 'EHPAD', 'n_establishments': nan, 'critical': '', 'high': 'suppressed', 'suppressed': True}]
+    """
+    if remediation.empty:
+        return pd.DataFrame(columns=["group", "n_establishments", "suppressed"])
+    from cyberobs_lib.studies.methods import secret
+
+    hidden = secret(remediation)
+    cell = [
+        text("st.secret_cell", lang) if h else ("" if pd.isna(d) else fmt_number(d, lang, decimals=0))
+        for d, h in zip(remediation["median_days"], hidden, strict=True)
+    ]
+    table = remediation.assign(_cell=cell, _hidden=hidden)
+    order = list(dict.fromkeys(table["group"]))
+    severities = [c for c in SEVERITY_COLUMNS if c in set(table["severity"].dropna())]
+    wide = table.pivot_table(index="group", columns="severity", values="_cell", aggfunc="first")
+    wide = wide.reindex(index=order, columns=severities).fillna("")
+    out = wide.reset_index()
+    out.columns.name = None
+    n = pd.to_numeric(table["n_establishments"], errors="coerce").groupby(table["group"], sort=False).max()
+    out.insert(1, "n_establishments", out["group"].map(n).astype(float))
+    out["suppressed"] = out["group"].map(table.groupby("group", sort=False)["_hidden"].all()).astype(bool)
+    return out
+
+
+def by_severity(table: pd.DataFrame, column: str = "group") -> pd.DataFrame:
+    """``table`` with its rows in severity order (critical first; other values after, in table order).
+
+    >>> by_severity(pd.DataFrame({"group": ["low", "critical", "medium"]}))["group"].tolist()
+    ['critical', 'medium', 'low']
+    """
+    rank = {s: i for i, s in enumerate(SEVERITY_COLUMNS)}
+    return table.sort_values(column, key=lambda s: s.map(rank).fillna(len(rank)), kind="stable")
 
 
 def _logrank(ep: pd.DataFrame, group: str) -> pd.DataFrame:
