@@ -323,12 +323,13 @@ def reader_tests_table(tests: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
 _DF_RE = re.compile(r"(-?\d+) residual df < (\d+)")
 
 
-def count_model_words(row: pd.Series | dict, lang: str = "fr") -> str:
+def count_model_words(row: pd.Series | dict, lang: str = "fr", *, scale: bool = True) -> str:
     """The count model of one outcome in words: which model was fitted and why, or why none could be.
 
     ``row`` is one row of a count-model table (:func:`cyberobs_lib.stats.models.fit_count_model`, via
     ``cohorts.adjusted_rate_ratios``, or a yearly trend of :func:`cyberobs_lib.stats.models.fit_poisson_trend`):
-    ``model``, ``model_choice``, ``overdispersion_p``, ``scale``, ``df_resid``.
+    ``model``, ``model_choice``, ``overdispersion_p``, ``scale``, ``df_resid``. ``scale`` False: a quasi-Poisson
+    model without its estimated scale (the same words for every group of a table that shows the scales).
 
     >>> count_model_words({"model": "negative_binomial", "overdispersion_p": 3e-47,
     ...                    "model_choice": "negative binomial (NB2, alpha by ML): LR test …"}, "en")[:46]
@@ -352,8 +353,10 @@ def count_model_words(row: pd.Series | dict, lang: str = "fr") -> str:
         return text("st.model.poisson", lang, p=fmt_pvalue(get("overdispersion_p"), lang))
     if model == "quasi_poisson":
         df = _number(get("df_resid"))
-        return text("st.model.quasi_poisson", lang, scale=fmt_number(get("scale"), lang, decimals=2),
-                    df=text_n("st.unit.df", df, lang) if not math.isnan(df) else "?")  # fmt: skip
+        dof = text_n("st.unit.df", df, lang) if not math.isnan(df) else "?"
+        if not scale:
+            return text("st.model.quasi_poisson_table", lang, df=dof)
+        return text("st.model.quasi_poisson", lang, scale=fmt_number(get("scale"), lang, decimals=2), df=dof)
     if model == "not estimable" or choice.startswith("not estimable"):
         found = _DF_RE.search(choice)
         if found:
@@ -367,6 +370,30 @@ def count_model_words(row: pd.Series | dict, lang: str = "fr") -> str:
     if model == "not modelled":
         return text("st.model.not_modelled", lang)
     return label(model, lang) if model else ""
+
+
+def models_markdown(models: pd.DataFrame, lang: str = "fr", *, group: str = "group") -> str:
+    """Markdown bullets of the count models of a table with one model per group (yearly trends): each model
+    in words (:func:`count_model_words`, scales left to the table) and the groups it served; "" for no row.
+
+    >>> t = pd.DataFrame({"group": ["Army", "Dialysis"], "model": ["quasi_poisson", "not estimable"],
+    ...                   "df_resid": [1, None], "model_choice": ["", "not estimable: no event"]})
+    >>> print(models_markdown(t, "en"))
+    **Methods.**
+    <BLANKLINE>
+    - Quasi-Poisson: the dispersion of each group is estimated (column “dispersion”) and the intervals use Student quantiles with 1 degree of freedom: army hospitals.
+    - Not estimable: no event: dialysis.
+    """
+    from cyberobs_lib.studies.markup import escape_markdown
+
+    if models.empty:
+        return ""
+    words = [sentence_case(count_model_words(r, lang, scale=False)) for r in models.to_dict("records")]
+    lines = []
+    for w in dict.fromkeys(words):
+        names = fmt_list([label(g, lang) for g, x in zip(models[group], words, strict=True) if x == w], lang)
+        lines.append(text("st.methods.item", lang, method=escape_markdown(w), metrics=escape_markdown(names)))
+    return text("st.methods.head", lang) + "\n\n" + "\n".join(lines)
 
 
 def logistic_words(rows: pd.DataFrame, lang: str = "fr") -> str:
@@ -412,9 +439,11 @@ SHARE_INDICATORS = ("no_protection", "has_critical", "exposes_remote_admin", "ha
                     "national_coverage", "declaring_share", "malicious_share", "impact_on_care_share")  # fmt: skip
 
 
-def value_with_interval(value: object, low: object, high: object, *, share: bool, lang: str = "fr") -> str:
+def value_with_interval(
+    value: object, low: object, high: object, *, share: bool, lang: str = "fr", decimals: int | None = None
+) -> str:
     """One table cell: a value and its interval in brackets, kept on one line ("27,0 % (14–44 %)");
-    "" when the value is missing.
+    "" when the value is missing; ``decimals`` of the value (default 1 for a share, 2 for a number).
 
     >>> value_with_interval(0.27, 0.14, 0.44, share=True, lang="en"), value_with_interval(1.234, 1.1, 1.4, share=False, lang="fr")
     ('27.0%\\xa0(14%\\u2060–\\u206044%)', '1,23\\xa0(1,10\\u2060–\\u20601,40)')
@@ -422,11 +451,14 @@ def value_with_interval(value: object, low: object, high: object, *, share: bool
     v = _number(value)
     if math.isnan(v):
         return ""
-    shown = fmt_percent(v, lang) if share else fmt_number(v, lang, decimals=2)
+    places = (1 if share else 2) if decimals is None else decimals
+    shown = fmt_percent(v, lang, decimals=places) if share else fmt_number(v, lang, decimals=places)
     lo, hi = _number(low), _number(high)
     if math.isnan(lo) or math.isnan(hi):
         return _unbroken(shown)
-    bounds = fmt_range(lo, hi, lang, kind="percent" if share else "number", decimals=None if share else 2)
+    bounds = fmt_range(
+        lo, hi, lang, kind="percent" if share else "number", decimals=None if share else places
+    )
     return _unbroken(text("st.value_ci", lang, value=shown, ci=bounds))
 
 
