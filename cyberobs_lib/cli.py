@@ -116,9 +116,13 @@ def _ingest_large(args: argparse.Namespace) -> int:
         pad_finess=args.pad_finess,
     )
     if args.dask:
-        from cyberobs_lib.scale import client
+        try:
+            from cyberobs_lib.scale import client
 
-        cl = client(None if args.dask == "local" else args.dask)
+            cl = client(None if args.dask == "local" else args.dask)
+        except ImportError as exc:
+            print(f"error: --dask: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         try:
             summary = ingest_large(args.dataset, args.out, client=cl, **options)
         finally:
@@ -348,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="generate a synthetic dataset with planted effects (truth.json)")
     d.add_argument("--out", type=Path, required=True)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int, default=2025, help="random seed (default 2025: the bundled demo)")
     d.add_argument("--preset", choices=["small", "national"], default="small")
     d.add_argument(
         "--establishments", type=int, help="total number of establishments (families in proportion)"

@@ -1632,7 +1632,7 @@ def national_coverage(
         else:
             a = aud if year is None else aud[aud["_year"] == year]
             audited_est = est[est["finess"].isin(a["finess"])]
-            n_aud = a.merge(est[["finess", *keys]], on="finess")
+            n_aud = a[["finess"]].merge(est[["finess", *keys]], on="finess")
         got = audited_est.groupby(keys, dropna=False).size().rename("audited").reset_index()
         merged = elig.merge(got, on=keys, how="outer")
         merged["audited"] = merged["audited"].fillna(0).astype("int64")

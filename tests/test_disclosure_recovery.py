@@ -272,7 +272,7 @@ def test_global_test_over_a_hidden_group(tmp_path):
     assert (row.location, row.rule, row.value) == (
         "line 2, column n_a",
         "global_test_includes_hidden_cell",
-        "n_chu/chr=3",
+        "n_CHU/CHR=3",
     )
     # Withheld (statistic, p-value and effect blank): nothing computed over the hidden group is published.
     write(tmp_path, "tables/tests_cohorts.csv", tests.format(p="", v=""))

@@ -463,6 +463,10 @@ def test_national_coverage_notes_and_years(tiny):
     assert got.loc[("2023", "CHU/CHR")].tolist() == [1, 1]
     assert got.loc[("2024", "CHU/CHR")].tolist() == [2, 2]
     assert got.loc[("all", "CHU/CHR")].tolist() == [2, 3]
+    # audits carrying their own columns (a family, as the studies' audit tables do) count the same
+    audits["family"] = "CH"
+    again = nref.national_coverage(est, audits=audits, by_year=True, families=["CHU/CHR"], reference=tiny)
+    assert again.set_index(["period", "group"])[["audited", "n_audits"]].equals(got)
 
 
 def test_registry_scope():

@@ -40,6 +40,22 @@ def store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def store_army_unaudited(tmp_path_factory) -> Path:
+    """The demo with the audits of the Army hospitals left out: a family of the registry never audited."""
+    out = tmp_path_factory.mktemp("store") / "demo_no_army"
+    result = ingest_dataset(DEMO, today="2026-01-01")
+    t = result.tables
+    army = set(t["establishments"].loc[t["establishments"]["family"] == "Army", "finess"])
+    assert army
+    t["audits"] = t["audits"][~t["audits"]["finess"].isin(army)].reset_index(drop=True)
+    kept = set(t["audits"]["audit_id"])
+    for name in ("hosts", "findings", "controls"):
+        t[name] = t[name][t[name]["audit_id"].isin(kept)].reset_index(drop=True)
+    write_canonical(result, out)
+    return out
+
+
+@pytest.fixture(scope="module")
 def nbs(fixtures_dir) -> Path:
     return fixtures_dir / "run_notebooks"
 
@@ -283,7 +299,9 @@ def test_a_dataset_with_errors_is_refused_when_strict_with_one_message_naming_th
         ("reference=Army", "reference: unknown family 'Army'"),  # in the registry, never audited
     ],
 )
-def test_values_are_checked_against_the_data_before_any_notebook(tmp_path, nbs, store, override, message):
+def test_values_are_checked_against_the_data_before_any_notebook(tmp_path, nbs, store, override, message, request):
+    if override == "reference=Army":
+        store = request.getfixturevalue("store_army_unaudited")
     spec = _spec(notebooks=[{"notebook": "year.ipynb"}, {"notebook": "period.ipynb"}])
     with pytest.raises(RunError) as caught:
         run_study(

@@ -370,3 +370,23 @@ def test_bucket_of_is_stable_and_bounded():
     b = bucket_of(finess, buckets=4)
     assert b[0] == b[2] and ((b >= 0) & (b < 4)).all()
     assert (bucket_of(finess.astype("category"), buckets=4) == b).all()  # dtype does not move a FINESS
+
+
+def test_dask_path_without_dask_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    """dask is an extra (``cyberobs[dask]``): without it the module and the CLI name the extra, no traceback."""
+    import sys
+
+    from cyberobs_lib import cli
+
+    for name in [m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delitem(sys.modules, "cyberobs_lib.scale.dask_pipeline", raising=False)
+    monkeypatch.setitem(sys.modules, "dask", None)  # import dask -> ImportError
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "cyberobs\[dask\]"'):
+        import cyberobs_lib.scale.dask_pipeline  # noqa: F401
+    dataset = _faulty_dataset(tmp_path / "faulty")
+    rc = cli.main(["ingest", str(dataset), "--large", "--dask", "local", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'pip install "cyberobs[dask]"' in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

@@ -10,6 +10,7 @@ import pytest
 from cyberobs_lib.lifecycle.intervals import INTERVAL_COLUMNS
 from cyberobs_lib.studies import annual
 from cyberobs_lib.studies import longitudinal as study
+from cyberobs_lib.studies.longitudinal import GEE_MIN_CLUSTERS
 from cyberobs_lib.studies.incidents import (
     incident_indicators,
     incident_trends,
@@ -106,7 +107,7 @@ def test_repeated_tests_without_enough_audits_say_why():
     assert study.is_undefined(repeated).all()
     text = study.undefined_sentences(repeated, "en")
     assert "fewer than two establishments audited at least 3 times" in text
-    assert "fewer than 5 establishments audited at least twice" in text
+    assert f"fewer than {GEE_MIN_CLUSTERS} establishments audited at least twice" in text
 
 
 def test_repeated_tests_with_unknown_protection_keep_friedman_and_gee():

@@ -51,12 +51,14 @@ def subset() -> dict[str, pd.DataFrame]:
 
 
 def demo_subset() -> dict[str, pd.DataFrame]:
-    """30 establishments (the 7 with over 1,000 beds, 20 FINESS with a leading zero, 3 more) and their rows."""
+    """30 establishments (7 with over 1,000 beds, 20 FINESS with a leading zero, one of which fails its check
+    key, 3 more) and their rows."""
     est = _read_demo("establishments")
     big = est["beds"].astype(int) >= 1000
     zero = est["finess"].str.startswith("0")
-    pick = est[big | zero]
-    pick = pd.concat([pick, est[~(big | zero)].head(30 - len(pick))])
+    keyed = est["finess"].map(lambda f: f.isdigit() and _luhn_ok(f))  # one FINESS with a leading zero whose check key fails
+    zeros = pd.concat([est[zero & ~big & ~keyed].head(1), est[zero & ~big & keyed].head(19)])
+    pick = pd.concat([est[big].head(7), zeros, est[~(big | zero)].head(3)])
     assert len(pick) == 30
     finess = set(pick["finess"])
     audits = _read_demo("audits")

@@ -316,7 +316,17 @@ class Hit(NamedTuple):
     start: int
 
 
+#: A web address (the source of a public figure): 9-digit article numbers in it are not FINESS numbers.
+_URL_RE = re.compile(r"https?://[^\s\x1e\"'<>]+")
+
+
+def _in_url(text: str, position: int) -> bool:
+    return any(m.start() <= position < m.end() for m in _URL_RE.finditer(text))
+
+
 def _find_finess(text: str, index: IdentifierIndex, patterns: bool = True) -> list[Hit]:
+    """FINESS numbers of the list (anywhere) and, with ``patterns``, 9-character numbers with a valid
+    department prefix and check key (not inside a web address: ``lemagit.fr/…/366554855/…``)."""
     hits: dict[int, Hit] = {}
     for regex in (FINESS_RE, FINESS_SPACED_RE):
         for match in regex.finditer(text):
@@ -324,7 +334,12 @@ def _find_finess(text: str, index: IdentifierIndex, patterns: bool = True) -> li
             compact = token.replace(" ", "").upper()
             if compact in index.finess:
                 hits[match.start(1)] = Hit("finess", token, "finess_listed", match.start(1))
-            elif patterns and compact[:2] in FINESS_DEPARTMENTS and finess_key_is_valid(compact):
+            elif (
+                patterns
+                and compact[:2] in FINESS_DEPARTMENTS
+                and finess_key_is_valid(compact)
+                and not _in_url(text, match.start(1))
+            ):
                 hits[match.start(1)] = Hit("finess", token, "finess_pattern_luhn", match.start(1))
     if index.finess:
         for hit in _find_listed_finess(text, index):

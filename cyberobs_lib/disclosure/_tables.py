@@ -153,14 +153,22 @@ def _fold(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def _column_key(key: str) -> str:
+    """The contract key behind a catalog key: a page's column heading ``inc.col.dispersion`` labels the
+    table column ``dispersion``."""
+    return key.split(".col.", 1)[1] if ".col." in key else key
+
+
 def _reverse_labels() -> dict[str, str]:
     reverse: dict[str, str] = {}
-    keys = sorted(LABELS, key=lambda k: (k not in _PREFERRED_KEYS, k))
+    # contract keys first (labels.csv), then the headings of the pages (``<page>.col.<column>``)
+    keys = sorted(LABELS, key=lambda k: (".col." in k, k not in _PREFERRED_KEYS, k))
     for key in keys:
         for lang in ("fr", "en"):
-            reverse.setdefault(_fold(LABELS[key][lang]), key)
+            reverse.setdefault(_fold(LABELS[key][lang]), _column_key(key))
     for key in keys:
-        reverse[_fold(key)] = key  # a key is always itself
+        if ".col." not in key:
+            reverse[_fold(key)] = key  # a key is always itself
     return reverse
 
 

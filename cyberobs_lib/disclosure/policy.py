@@ -418,6 +418,19 @@ POLICIES: dict[str, TablePolicy] = {
     "incidents_indicators": _INCIDENT_INDICATORS,
     "incidents_national_series": PublicPolicy("national incident observatory's yearly series, with sources"),
     "incidents_national_rates": PublicPolicy("national declarations per 1,000 FINESS establishments"),
+    "incidents_dataset_share": CellsPolicy(
+        "the dataset's declarations per published national period, as a share of the national total",
+        keys=("period", "year", "ci_method", "source_url", "note", "suppressed"),
+        refs=(
+            Ref(
+                "declaring",
+                group="=all",
+                period="year",
+                additive="dataset_declarations",
+                blank=("dataset_declarations", "share", "ci_low", "ci_high"),
+            ),
+        ),
+    ),
     "incidents_trends": CellsPolicy(
         "yearly trend of declarations per family (over the years first_year..last_year)",
         keys=("group", "n_years", "first_year", "last_year", "ci_method", "suppressed"),

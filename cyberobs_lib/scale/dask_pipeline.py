@@ -17,8 +17,13 @@ pandas path (asserted by ``tests/test_scale.py``):
 
 from __future__ import annotations
 
-import dask
-import dask.dataframe as dd
+try:
+    import dask
+    import dask.dataframe as dd
+except ImportError as exc:  # an optional extra: the message says how to install it
+    raise ImportError(
+        f'the Dask path needs dask and distributed ({exc}): pip install "cyberobs[dask]"'
+    ) from exc
 import numpy as np
 import pandas as pd
 
@@ -51,7 +56,10 @@ def client(
     distributed.Client
         Close it (``client.close(); client.cluster.close()``) or use it as a context manager.
     """
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError(f'a Dask cluster needs distributed ({exc}): pip install "cyberobs[dask]"') from exc
 
     if address is not None:
         return Client(address)

@@ -107,7 +107,7 @@ def resolve_families(
     >>> resolve_families(["CHU"], ["CH", "EHPAD"], "en")
     Traceback (most recent call last):
     ...
-    ValueError: families: unknown family 'CHU'; accepted values (codes, with their labels): 'CH', 'EHPAD'
+    ValueError: families: unknown family 'CHU'; accepted values (codes, with their labels): 'CH' ('general hospitals (CH)'), 'EHPAD' ('nursing homes (EHPAD)')
     """
     if lang is not None and lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
@@ -141,6 +141,6 @@ def resolve_family(
     >>> resolve_family("", ["CH"])
     Traceback (most recent call last):
     ...
-    ValueError: reference: unknown family ''; accepted values (codes, with their labels): 'CH'
+    ValueError: reference: unknown family ''; accepted values (codes, with their labels): 'CH' ('general hospitals (CH)')
     """
     return resolve_families([value], available, lang, parameter=parameter)[0]
