@@ -2014,6 +2014,7 @@ def dataset_share_of_national(
     series: pd.DataFrame | None = None,
     reference: Reference | str | Path | None = None,
     alpha: float = 0.05,
+    covered_only: bool = False,
 ) -> pd.DataFrame:
     """The dataset's declarations as a share of the national declarations of each published period.
 
@@ -2023,6 +2024,9 @@ def dataset_share_of_national(
         Contract incidents (``declared_on``).
     series : DataFrame, optional
         Long series; default the reference's.
+    covered_only : bool
+        Keep only the periods the dataset's declarations cover (a published table: the other periods
+        hold nothing of the dataset, and the national series is published on its own).
 
     Returns
     -------
@@ -2067,6 +2071,8 @@ def dataset_share_of_national(
         "",
     )
     out["year"] = out["year"].astype("Int64")
+    if covered_only:
+        out = out[out["dataset_declarations"].notna()].reset_index(drop=True)
     return out[
         ["period", "year", "dataset_declarations", "national_declarations", "share", "ci_low", "ci_high",
          "ci_method", "source_url", "note"]

@@ -541,6 +541,9 @@ def test_dataset_share_of_national(tiny):
     assert out.loc["2021", "ci_low"] == pytest.approx(ci.low)
     assert pd.isna(out.loc["2023", "dataset_declarations"])  # after the dataset's last declaration
     assert out.loc["2023", "note"] == "outside the dataset's declarations"
+    covered = nref.dataset_share_of_national(inc, reference=tiny, covered_only=True)
+    assert covered["dataset_declarations"].notna().all() and "2023" not in set(covered["period"])
+    assert covered.equals(out.reset_index()[out["dataset_declarations"].notna().to_numpy()].reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ COUNT_COLUMNS = frozenset(
     }
 )
 #: Counts of the public FINESS registry (eligible establishments of a family): public, never small cells.
-PUBLIC_COUNT_COLUMNS = frozenset({"eligible", "n_eligible", "n_establishments_all"})
+PUBLIC_COUNT_COLUMNS = frozenset({"eligible", "n_eligible", "n_establishments_all", "national_declarations"})
 #: Indicators whose rows carry registry counts, and which columns hold them: eligible establishments of a
 #: family (incidents tables), the eligible establishments behind an audit coverage share (the share itself
 #: and the audits are not public).
