@@ -543,7 +543,9 @@ def test_dataset_share_of_national(tiny):
     assert out.loc["2023", "note"] == "outside the dataset's declarations"
     covered = nref.dataset_share_of_national(inc, reference=tiny, covered_only=True)
     assert covered["dataset_declarations"].notna().all() and "2023" not in set(covered["period"])
-    assert covered.equals(out.reset_index()[out["dataset_declarations"].notna().to_numpy()].reset_index(drop=True))
+    assert covered.equals(
+        out.reset_index()[out["dataset_declarations"].notna().to_numpy()].reset_index(drop=True)
+    )
 
 
 # --------------------------------------------------------------------------------------------------

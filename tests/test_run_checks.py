@@ -299,7 +299,9 @@ def test_a_dataset_with_errors_is_refused_when_strict_with_one_message_naming_th
         ("reference=Army", "reference: unknown family 'Army'"),  # in the registry, never audited
     ],
 )
-def test_values_are_checked_against_the_data_before_any_notebook(tmp_path, nbs, store, override, message, request):
+def test_values_are_checked_against_the_data_before_any_notebook(
+    tmp_path, nbs, store, override, message, request
+):
     if override == "reference=Army":
         store = request.getfixturevalue("store_army_unaudited")
     spec = _spec(notebooks=[{"notebook": "year.ipynb"}, {"notebook": "period.ipynb"}])

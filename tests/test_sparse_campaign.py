@@ -10,13 +10,13 @@ import pytest
 from cyberobs_lib.lifecycle.intervals import INTERVAL_COLUMNS
 from cyberobs_lib.studies import annual
 from cyberobs_lib.studies import longitudinal as study
-from cyberobs_lib.studies.longitudinal import GEE_MIN_CLUSTERS
 from cyberobs_lib.studies.incidents import (
     incident_indicators,
     incident_trends,
     national_totals,
     no_incidents_note,
 )
+from cyberobs_lib.studies.longitudinal import GEE_MIN_CLUSTERS
 
 
 def _metrics(n_est: int = 8, audits_per_est: int = 1, days_apart: int = 200, protection=None) -> pd.DataFrame:

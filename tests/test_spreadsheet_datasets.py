@@ -56,7 +56,9 @@ def demo_subset() -> dict[str, pd.DataFrame]:
     est = _read_demo("establishments")
     big = est["beds"].astype(int) >= 1000
     zero = est["finess"].str.startswith("0")
-    keyed = est["finess"].map(lambda f: f.isdigit() and _luhn_ok(f))  # one FINESS with a leading zero whose check key fails
+    keyed = est["finess"].map(
+        lambda f: f.isdigit() and _luhn_ok(f)
+    )  # one FINESS with a leading zero whose check key fails
     zeros = pd.concat([est[zero & ~big & ~keyed].head(1), est[zero & ~big & keyed].head(19)])
     pick = pd.concat([est[big].head(7), zeros, est[~(big | zero)].head(3)])
     assert len(pick) == 30

@@ -40,6 +40,8 @@ DEMO = PROJECT_DIR / "data" / "demo"
 def _demo_rows(name: str) -> int:
     """Rows of a demo CSV (the count every store must give back)."""
     return len(pd.read_csv(DEMO / f"{name}.csv", dtype=str, keep_default_na=False))
+
+
 TODAY = "2026-01-01"
 
 
