@@ -235,6 +235,9 @@ FRENCH_WORDS = {
     "incidents",
     "statistique",
     "n",
+    "estimation",
+    "dispersion",
+    "estimable",
 }
 PYTHON_LOOK = [r"\de[-+]\d", r"\bnan\b", r"\bNaN\b", r"\bNone\b", r"\bTrue\b",
                r"\bFalse\b", r"<NA>", r"\bNaT\b", r"00:00:00", r"\w+: \d+ \| \w+"]  # fmt: skip
@@ -329,6 +332,7 @@ def proper_names(folder: Path) -> tuple[str, ...]:
     changes = folder / "tables" / "changes_last_pair.csv"
     if changes.is_file():
         names |= set(pd.read_csv(changes, dtype=str)["title"].dropna())
+    names = {n.strip() for n in names if len(str(n).strip()) >= 3}  # an empty name would match everywhere
     return tuple(sorted(names, key=len, reverse=True))
 
 

@@ -17,6 +17,7 @@ from cyberobs_lib.studies.families import resolve_families, resolve_family
 from cyberobs_lib.studies.incident_exposure import exposure_incident_association, not_estimable_sentences
 from cyberobs_lib.studies.indicators import audit_metrics, compute_indicators, no_audits_note
 from cyberobs_lib.studies.markup import escape_markdown, has_live_markup
+from cyberobs_lib.studies.methods import not_modelled_sentence
 
 DEMO = PROJECT_DIR / "data" / "demo"
 FAMILIES = ["Army", "CH", "CHU/CHR", "EHPAD", "Private clinic (MCO)", "Other social"]
@@ -149,7 +150,7 @@ def test_a_year_without_audits_is_said_in_words(demo):
     ratios, tests = cohorts.adjusted_rate_ratios(m, reference="CH", period=2031, on_error="row")
     assert ratios["rate_ratio"].isna().all() and (ratios["model"] == "not modelled").all()
     assert tests["variant"].str.startswith("undefined").all()
-    assert "2031" in cohorts.not_modelled_sentence(ratios, "en")
+    assert "2031" in not_modelled_sentence(ratios, "en")
     with pytest.raises(ValueError, match="reference family 'CH'"):
         cohorts.adjusted_rate_ratios(m, reference="CH", period=2031)
 
@@ -190,7 +191,7 @@ def test_study_sentences_quoting_names_have_no_live_markup(name):
     m = _evil_metrics(name)
     ratios, tests = cohorts.adjusted_rate_ratios(m, reference=name, period=2031, on_error="row")
     sentences = [
-        cohorts.not_modelled_sentence(ratios, "fr"),
+        not_modelled_sentence(ratios, "fr"),
         longitudinal.undefined_sentences(tests, "en"),
         annual.headline_sentences(
             pd.DataFrame(

@@ -206,3 +206,22 @@ def test_a_shown_figure_carries_its_title_as_alternative_text():
     ax.set_title("Indicateurs principaux, 2023–2025", loc="left")
     assert figure_text(fig) == "Indicateurs principaux, 2023–2025"
     plt.close("all")
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_ratio_axes_are_written_as_plain_numbers(lang):
+    """Log axes of odds and rate ratios: ticks at powers of two in the reader's locale, no "2 × 10⁰" minor labels."""
+    import matplotlib.pyplot as plt
+
+    from cyberobs_lib.plots.incidents import plot_odds_ratios
+
+    ors = pd.DataFrame({"exposure": ["has_kev", "no_protection"], "odds_ratio": [1.8, 0.7],
+                        "ci_low": [1.1, 0.4], "ci_high": [2.9, 1.2], "n": [100, 100]})  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_odds_ratios(ors, ax=ax, lang=lang)
+    fig.canvas.draw()
+    major = [t.get_text() for t in ax.get_xticklabels()]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True)]
+    plt.close(fig)
+    assert major == ["0,5" if lang == "fr" else "0.5", "1", "2", "4"]  # 0.4..2.9
+    assert not any(minor)

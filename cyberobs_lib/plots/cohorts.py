@@ -12,10 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import NullFormatter
 
 from cyberobs_lib.l10n import fmt_number, fmt_percent, fmt_range, text
-from cyberobs_lib.plots import axes_or_new, number_axis, percent_axis
+from cyberobs_lib.plots import axes_or_new, number_axis, percent_axis, ratio_axis
 from cyberobs_lib.report import label
 
 #: Indicators drawn in percent.
@@ -237,10 +236,7 @@ def plot_rate_ratios(
         ax.annotate(f"{fmt_number(v, lang, decimals=2)} ({fmt_range(lo, hi, lang, decimals=2)})", (hi, yy), xytext=(5, 0), textcoords="offset points",
                     va="center", fontsize=8)  # fmt: skip
     ax.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8) if np.nanmin(low) / 1.5 <= t <= np.nanmax(high) * 1.9]
-    ax.set_xticks(ticks, [fmt_number(t, lang) for t in ticks])
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ratio_axis(ax, low, high, lang)
     ax.set_yticks(y, names)
     refs = levels.dropna().unique()
     against = (

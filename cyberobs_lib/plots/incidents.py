@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from cyberobs_lib.l10n import fmt_number, text
-from cyberobs_lib.plots import axes_or_new, no_data, number_axis, percent_axis
+from cyberobs_lib.plots import axes_or_new, no_data, number_axis, percent_axis, ratio_axis
 from cyberobs_lib.report import label
 
 incident_label = label  # reader-facing labels: one table for every study (data/labels.csv)
@@ -205,14 +205,13 @@ def plot_odds_ratios(
     if planted is not None:
         ax.axvline(planted, color="k", ls="--", lw=1, label=text("fig.planted", lang))
         ax.legend(fontsize=8, loc="lower right")
-    ax.set_xscale("log")
+    ratio_axis(ax, lo[ok], hi[ok], lang)
     names = [
         f"{incident_label(e, lang)} ({text('fig.n', lang, n=fmt_number(n, lang))})"
         for e, n in zip(rows["exposure"], rows["n"], strict=True)
     ]
     ax.set_yticks(y, names)
     ax.set_xlabel(incident_label("odds_ratio_axis", lang))
-    number_axis(ax.xaxis, lang)
     ax.set_title(title or text("fig.ratios.title", lang, ratio=label("odds_ratio", lang)), loc="left")
     ax.grid(axis="x", alpha=0.3)
     return ax

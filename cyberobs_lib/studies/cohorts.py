@@ -23,7 +23,6 @@ from cyberobs_lib.stats.groups import compare_groups
 from cyberobs_lib.stats.models import (
     INTERCEPT,
     MIN_DF_RESID,
-    NOT_ESTIMABLE,
     SeparationWarning,
     build_design,
     fit_count_model,
@@ -41,7 +40,6 @@ from cyberobs_lib.studies.indicators import (
     select_audits,
     unavailable_metrics,
 )
-from cyberobs_lib.studies.markup import escape_markdown
 
 FAMILY = Establishments.family
 STUDY = "cohorts"
@@ -296,13 +294,13 @@ def adjusted_rate_ratios(
     count_model, min_df_resid, alpha
         Model (``"auto"``: Poisson unless the boundary-corrected likelihood-ratio test of the negative
         binomial α rejects it), fewest residual df (below: rows ``model = "not estimable"``, said by
-        :func:`not_modelled_sentence`), 1 - confidence level; see
+        :func:`~cyberobs_lib.studies.methods.not_modelled_sentence`), 1 - confidence level; see
         :func:`cyberobs_lib.stats.models.fit_count_model`.
     on_error : {"raise", "row"}
         What a model the data cannot support does (no audit of the reference family with hosts in scope,
         e.g. a year without audits; a fit that fails): raise ``ValueError``, or give one row per outcome
         with ``model`` = ``not modelled`` and the reason in ``note`` (and an ``undefined:`` test row), for
-        pages that must say it in words (:func:`not_modelled_sentence`).
+        pages that must say it in words (:func:`cyberobs_lib.studies.methods.not_modelled_sentence`).
 
     Returns
     -------
@@ -405,35 +403,6 @@ def _not_modelled(outcomes: Sequence[str], reference: str, reason: str) -> tuple
     )
     tests = _stack([_undefined(o, "count_model", reason, 0) for o in outcomes])
     return table, tests
-
-
-def not_modelled_sentence(rate_ratios: pd.DataFrame, lang: str = "fr") -> str:
-    """The sentence saying why rate ratios were not computed, or "".
-
-    Rows ``model`` = ``not modelled`` (no model at all: the reason in ``note``) and ``not estimable`` (the
-    count model of one outcome cannot be estimated, e.g. too few residual degrees of freedom: the reason in
-    ``model_choice``, after the outcome).
-
-    >>> t, _ = _not_modelled(["n_findings"], "CH", "reference family 'CH' has no audit with hosts in scope in 2026")
-    >>> not_modelled_sentence(t, "en")
-    "*Rate ratios not computed: reference family 'CH' has no audit with hosts in scope in 2026.*"
-    """
-    if "model" not in rate_ratios.columns:
-        return ""
-    notes = rate_ratios.loc[rate_ratios["model"] == NOT_MODELLED, "note"].dropna().unique().tolist()
-    if "model_choice" in rate_ratios.columns:
-        rows = rate_ratios[rate_ratios["model"] == NOT_ESTIMABLE]
-        reasons = (
-            rows["outcome"].astype(str)
-            + ": "
-            + rows["model_choice"].astype(str).str.removeprefix(f"{NOT_ESTIMABLE}: ")
-        )
-        notes += [n for n in reasons.unique().tolist() if n not in notes]
-    if not notes:
-        return ""
-    head = "Rapports de taux non calculés" if lang == "fr" else "Rate ratios not computed"
-    reasons = "; ".join(escape_markdown(n) for n in notes)  # they quote family names: escaped
-    return f"*{head}{' ' if lang == 'fr' else ''}: {reasons}.*"
 
 
 def adjusted_odds_ratios(

@@ -22,6 +22,7 @@ their codes. A variant the catalog has no words for falls back to the test's nam
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 
@@ -29,6 +30,7 @@ import pandas as pd
 
 from cyberobs_lib.l10n import fmt_list, fmt_number, fmt_percent, fmt_pvalue, fmt_range, has, text, text_n
 from cyberobs_lib.report import label
+from cyberobs_lib.studies.markup import escape_markdown
 
 #: No-break space: the cells of effect sizes and intervals stay on one line.
 NBSP = "\u00a0"
@@ -370,6 +372,58 @@ def count_model_words(row: pd.Series | dict, lang: str = "fr", *, scale: bool = 
     if model == "not modelled":
         return text("st.model.not_modelled", lang)
     return label(model, lang) if model else ""
+
+
+_NO_REFERENCE_RE = re.compile(
+    r"reference family ('.*'|\".*\") has no audit with hosts in scope(?: in (\S+))?$"
+)
+_FEW_FAMILIES_RE = re.compile(r"fewer than two families with audits with hosts in scope(?: in (\S+))?$")
+_NOT_FITTED_RE = re.compile(r"the count model of (\S+) could not be fitted: (.*)$", re.S)
+
+
+def _not_modelled_reason(note: str, lang: str) -> str:
+    """The reason of a ``not modelled`` rate-ratio row (``note``, written by
+    :func:`cyberobs_lib.studies.cohorts.adjusted_rate_ratios`) in the reader's language."""
+    if found := _NO_REFERENCE_RE.match(note):
+        family = escape_markdown(label(ast.literal_eval(found.group(1)), lang))
+        key = "coh.not_modelled.no_reference" + ("_period" if found.group(2) else "")
+        return text(key, lang, family=family, period=found.group(2) or "")
+    if found := _FEW_FAMILIES_RE.match(note):
+        key = "coh.not_modelled.few_families" + ("_period" if found.group(1) else "")
+        return text(key, lang, period=found.group(1) or "")
+    if found := _NOT_FITTED_RE.match(note):
+        return text("coh.not_modelled.not_fitted", lang, outcome=metric_words(found.group(1), lang),
+                    error=escape_markdown(found.group(2)))  # fmt: skip
+    return escape_markdown(note)
+
+
+def not_modelled_sentence(rate_ratios: pd.DataFrame, lang: str = "fr") -> str:
+    """The sentence saying why rate ratios were not computed, or "".
+
+    Rows ``model`` = ``not modelled`` (no model at all: the reason in ``note``) and ``not estimable`` (the
+    count model of one outcome cannot be estimated, e.g. too few residual degrees of freedom: the reason in
+    ``model_choice``, said by :func:`count_model_words`). Names quoted in the reasons are escaped.
+
+    >>> t = pd.DataFrame({"model": ["not modelled"], "outcome": ["n_findings"],
+    ...                   "note": ["reference family 'CH' has no audit with hosts in scope in 2026"]})
+    >>> not_modelled_sentence(t, "en")
+    '*Rate ratios not computed: the reference family, general hospitals (CH), has no audit with hosts in scope in 2026.*'
+    >>> not_modelled_sentence(t, "fr")
+    "*Rapports de taux non calculés : la famille de référence, CH, n'a aucun audit avec des hôtes exposés en 2026.*"
+    """
+    if "model" not in rate_ratios.columns:
+        return ""
+    reasons: list[str] = []
+    for note in rate_ratios.loc[rate_ratios["model"] == "not modelled", "note"].dropna().unique():
+        reasons.append(_not_modelled_reason(str(note), lang))
+    for _, row in rate_ratios[rate_ratios["model"] == "not estimable"].iterrows():
+        reason = text("coh.not_modelled.outcome", lang, outcome=metric_words(row.get("outcome"), lang),
+                      reason=count_model_words(row, lang))  # fmt: skip
+        reasons.append(reason)
+    reasons = list(dict.fromkeys(reasons))
+    if not reasons:
+        return ""
+    return text("coh.not_modelled.sentence", lang, reasons="; ".join(reasons))
 
 
 def models_markdown(models: pd.DataFrame, lang: str = "fr", *, group: str = "group") -> str:
