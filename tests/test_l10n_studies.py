@@ -215,7 +215,7 @@ def _spec(root: Path) -> Path:
     annual = yaml.safe_load((PARAMETERS_DIR / "annual_2025.yaml").read_text(encoding="utf-8"))
     chosen = [n for n in annual["notebooks"] if n["notebook"] in NOTEBOOKS]
     spec = {
-        **{k: v for k, v in annual.items() if k != "notebooks"},
+        **{k: v for k, v in annual.items() if k not in ("notebooks", "description")},
         "run_name": "studies",
         "notebooks": chosen,
     }
@@ -267,7 +267,7 @@ def test_pages_say_one_direction_and_their_methods(study_runs, lang):
     assert not re.search(r"baseline − follow-up|initial − suivi|positive = fewer", longitudinal)
     assert l10n.text("st.short.mann_whitney.exact_conditional", lang) in cohorts  # small families: exact
     model = [
-        l10n.text(k, lang).split(" ")[0]
+        l10n.CATALOG[k][lang].split(" :")[0].split(":")[0]
         for k in ("st.model.nb", "st.model.poisson", "st.model.not_estimable")
     ]
     assert any(m in cohorts for m in model)
