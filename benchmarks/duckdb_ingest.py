@@ -238,7 +238,7 @@ def duckdb_ingest(
 
     t = time.perf_counter()
     present = [n for n in TABLES if files[n] is not None]
-    refused = {n: next((c for c in S.INPUT_FILES[n]["required"] if c not in files[n]), None) for n in present}
+    refused = {n: _first_missing(files[n], n) for n in present}
     for name, select in canonical_small(err).items():
         if refused.get(name):  # a file missing a required column: none of its rows is kept
             select = f"SELECT * FROM ({select}) LIMIT 0"
@@ -296,8 +296,13 @@ def _count(con, folder: Path) -> int:
     )
 
 
+def _first_missing(columns: list[str], name: str) -> str | None:
+    """The first required column of file ``name`` that ``columns`` lacks (None: none is missing)."""
+    return next((c for c in S.INPUT_FILES[name]["required"] if c not in columns), None)
+
+
 def _fatal(columns: list[str], name: str) -> bool:
-    return any(c not in columns for c in S.INPUT_FILES[name]["required"])
+    return _first_missing(columns, name) is not None
 
 
 def clean_columns(con, name: str) -> list[str]:
