@@ -85,6 +85,7 @@ def plot_incident_rates(
         for g, k, ok in zip(rows["group"], n, ~secret, strict=True)
     ]
     ax.set_yticks(y, names)
+    ax.set_ylim(-0.6, len(rows) - 0.4)  # every row inside the frame, secret ones included
     ax.set_xlabel(f"{incident_label(indicator, lang)}\n{text('fig.n_declaring', lang)}")
     ax.set_xlim(left=0)
     number_axis(ax.xaxis, lang)
