@@ -638,3 +638,21 @@ def test_national_coverage_publishes_the_public_count_and_hides_a_small_audited_
     assert out.loc[["Army"], ["audited", "value", "n_audits"]].isna().all().all()
     # Army alone would be all - CH - EHPAD: a complement is hidden too
     assert out.loc[["CH", "EHPAD"], "audited"].isna().sum() == 1
+
+
+def test_a_sub_count_whose_total_row_is_withheld_pins_nothing(run):
+    """The corpus as one dataset (20 establishments): the protection status is known for one audited
+    establishment only. The rows of that indicator say 1 for its family and for ``all``, 0 elsewhere; the
+    small-count rule withholds both 1s, so no total is published to subtract from, and the zeros of the
+    hidden families pin nothing. The table used to raise DisclosureError."""
+    counts = {"CH": 2, "EHPAD": 4, "HAD": 1, "Psychiatry": 6, "Other health": 3, "SSR": 7}
+    published_groups(run, "audited", "family", "2025", counts)
+    frame = indicators(counts, names=("has_critical",))
+    known = indicators({g: int(g == "Psychiatry") for g in counts}, names=("no_protection",))
+    out = publish(pd.concat([frame, known], ignore_index=True), "indicators", run)
+    rows = out[out["indicator"] == "no_protection"].set_index("group")
+    assert rows.loc["all", "suppressed"] and pd.isna(rows.loc["all", "n_establishments"])
+    assert rows.loc["Psychiatry", "suppressed"] and pd.isna(rows.loc["Psychiatry", "value"])
+    crit = out[out["indicator"] == "has_critical"].set_index("group")
+    assert not crit.loc["all", "suppressed"] and crit.loc["all", "n_establishments"] == 23
+    assert crit.loc[["CH", "EHPAD", "HAD", "Other health"], "suppressed"].all()

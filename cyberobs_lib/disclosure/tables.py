@@ -207,6 +207,9 @@ def _apply_cells(
         raise PolicyError(f"table {name!r}: {err} (policy: {policy.description})") from None
     by_set: dict[SetKey, list[dict[str, float]]] = {}
     for (set_key, _), vector in vectors.items():
+        if _small(vector.get(TOTAL), min_cell):
+            # its total row is withheld by the small-count rule below: it publishes no total to subtract from
+            vector = {g: v for g, v in vector.items() if g != TOTAL}
         by_set.setdefault(set_key, []).append(vector)
     period_vectors = {line: [values] for line, values in lines.items() if TOTAL in values}
     ledger.decide(observations, vectors=by_set, period_vectors=period_vectors, min_cell=min_cell)
