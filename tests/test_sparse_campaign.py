@@ -230,3 +230,16 @@ def test_plots_draw_a_message_on_empty_tables():
         draw(ax)
         assert any("aucune donnée" in t.get_text() for t in ax.texts)
         plt.close(fig)
+
+
+def test_paired_summary_of_a_metric_nobody_measured_is_empty_without_warning():
+    """Without a KEV catalogue every ``n_kev`` is unknown: its paired medians are NaN over 0 pairs, and no
+    numpy "Mean of empty slice" warning reaches the published page (it did on the corpus as one dataset)."""
+    import warnings
+
+    m = _metrics(audits_per_est=2).assign(n_kev=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = study.paired_summary(m, pairing="first_last", min_days=90).set_index("metric")
+    assert summary.loc["n_kev", "n_pairs"] == 0 and np.isnan(summary.loc["n_kev", "baseline"])
+    assert summary.loc["n_findings", "n_pairs"] == 8 and not np.isnan(summary.loc["n_findings", "baseline"])

@@ -326,6 +326,13 @@ PAIRED_SUMMARY_COLUMNS = ("metric", "statistic", "n_pairs", "baseline", "follow_
                           "share_difference", DIRECTION_COLUMN)  # fmt: skip
 
 
+def _median(values: pd.Series) -> float:
+    """Median of the known values; NaN, without numpy's "Mean of empty slice" warning, when none is known
+    (a metric nobody could measure: no KEV catalogue, no controls file)."""
+    known = values.dropna()
+    return float(known.median()) if len(known) else np.nan
+
+
 def paired_summary(
     metrics: pd.DataFrame,
     *,
@@ -352,9 +359,9 @@ def paired_summary(
                 "metric": metric,
                 "statistic": "median",
                 "n_pairs": int((a.notna() & b.notna()).sum()),
-                "baseline": a.median(),
-                "follow_up": b.median(),
-                "median_difference": (b - a).median(),
+                "baseline": _median(a),
+                "follow_up": _median(b),
+                "median_difference": _median(b - a),
                 "share_difference": np.nan,
                 DIRECTION_COLUMN: change_direction("baseline", "follow-up"),
             }
