@@ -242,4 +242,6 @@ def test_paired_summary_of_a_metric_nobody_measured_is_empty_without_warning():
         warnings.simplefilter("error")
         summary = study.paired_summary(m, pairing="first_last", min_days=90).set_index("metric")
     assert summary.loc["n_kev", "n_pairs"] == 0 and np.isnan(summary.loc["n_kev", "baseline"])
-    assert summary.loc["n_findings", "n_pairs"] == 8 and not np.isnan(summary.loc["n_findings", "baseline"])
+    assert summary.loc["findings_per_host", "n_pairs"] == 8 and not np.isnan(
+        summary.loc["findings_per_host", "baseline"]
+    )
