@@ -230,7 +230,8 @@ def plot_evolution(
     ax.set_xticks(years, ticks)
     ax.set_ylabel(text("annual.fig.share_axis", lang, level=fmt_percent(level, lang, decimals=0)))
     if years:
-        ax.set_title(text("annual.fig.evolution.title", lang, first=years[0], last=years[-1]), loc="left")
+        span = str(years[0]) if years[0] == years[-1] else f"{years[0]}–{years[-1]}"
+        ax.set_title(text("annual.fig.evolution.title", lang, years=span), loc="left")
     ax.grid(axis="y", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing to label when no year has indicators
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False, fontsize="small")
