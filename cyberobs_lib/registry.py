@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib import finess_key
 from cyberobs_lib.config import PACKAGE_DATA
 
 CATEGORIES_TABLE = PACKAGE_DATA / "finess_categories.csv"
@@ -27,7 +28,6 @@ DEPARTMENTS_TABLE = PACKAGE_DATA / "departments.csv"
 LEGAL_STATUS_TABLE = PACKAGE_DATA / "legal_status.csv"
 
 #: Letter values of the Corsican department letters in the check-key computation (domain.md).
-_LETTER_DIGITS = {"A": "1", "B": "2"}
 
 __all__ = [
     "CATEGORIES_TABLE",
@@ -279,11 +279,11 @@ def finess_key_ok(finess: pd.Series) -> pd.Series:
 
     Notes
     -----
-    Luhn mod 10 over the 9 characters, the rightmost being the key: digits in even positions from the
-    right (2nd, 4th, …) are doubled and reduced (``d*2 - 9`` when above 9); the sum must be ≡ 0 mod 10.
-    Corsican letters count as ``A = 1``, ``B = 2`` (domain.md: this holds for all 4,619 numeric and 76
-    Corsican numbers of the FINESS hospital extract). No official algorithm is published, so callers
-    treat ``False`` as a warning, not a rejection. Computed on distinct values with a numpy digit matrix.
+    Luhn mod 10 over the 9 characters, the rightmost being the key; Corsican letters count as ``A = 1``,
+    ``B = 2`` (:mod:`cyberobs_lib.finess_key`, the package's one implementation of the rule; domain.md:
+    this holds for all 4,619 numeric and 76 Corsican numbers of the FINESS hospital extract). No
+    official algorithm is published, so callers treat ``False`` as a warning, not a rejection. Computed
+    once per distinct well-formed number.
 
     References
     ----------
@@ -297,19 +297,7 @@ def finess_key_ok(finess: pd.Series) -> pd.Series:
     s = _clean_finess(finess)
     fmt = finess_format_ok(s)
     uniq = pd.unique(s[fmt].to_numpy(dtype=object))
-    result = pd.Series(False, index=s.index, dtype=bool)
-    if len(uniq) == 0:
-        return result.rename(getattr(finess, "name", None))
-    digits_str = (
-        pd.Series(uniq, dtype=object).str[:2].replace(_LETTER_DIGITS, regex=True)
-        + pd.Series(uniq, dtype=object).str[2:]
-    )
-    mat = np.frombuffer("".join(digits_str).encode("ascii"), dtype=np.uint8).reshape(-1, 9) - ord("0")
-    mat = mat.astype(np.int16)
-    doubled = mat[:, 7::-2] * 2  # positions 2, 4, 6, 8 from the right: indices 7, 5, 3, 1
-    doubled = np.where(doubled > 9, doubled - 9, doubled)
-    total = mat[:, 8::-2].sum(axis=1) + doubled.sum(axis=1)
-    ok_map = dict(zip(uniq, total % 10 == 0, strict=True))
+    ok_map = dict(zip(uniq, finess_key.key_ok(uniq), strict=True))
     result = s.map(ok_map).astype("boolean").fillna(False).astype(bool)
     return result.rename(getattr(finess, "name", None))
 

@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.demo import _world as W
+from cyberobs_lib.finess_key import check_digits
 from cyberobs_lib.registry import load_departments
-
-_LETTER_VALUE = {"A": "1", "B": "2"}
 
 
 def luhn_key(body: pd.Series) -> pd.Series:
@@ -27,9 +26,7 @@ def luhn_key(body: pd.Series) -> pd.Series:
 
     Notes
     -----
-    With the key as the rightmost of 9 characters, the characters at even positions from the right
-    (indices 7, 5, 3, 1 of the body) are doubled and reduced (``2d - 9`` above 9); the key is
-    ``(10 - sum mod 10) mod 10`` (domain.md: this holds for every number of the FINESS hospital extract).
+    The rule is :func:`cyberobs_lib.finess_key.check_digits` (the package's one Luhn implementation).
 
     References
     ----------
@@ -40,12 +37,8 @@ def luhn_key(body: pd.Series) -> pd.Series:
     >>> luhn_key(pd.Series(["01000002", "2A000021"])).tolist()  # published FINESS 010000024, 2A0000212
     ['4', '2']
     """
-    s = body.astype(str).str.slice(0, 2).replace(_LETTER_VALUE, regex=True) + body.astype(str).str.slice(2)
-    mat = np.frombuffer("".join(s).encode("ascii"), dtype=np.uint8).reshape(-1, 8).astype(np.int16) - ord("0")
-    doubled = mat[:, 7::-2] * 2
-    doubled = np.where(doubled > 9, doubled - 9, doubled)
-    total = doubled.sum(axis=1) + mat[:, 6::-2].sum(axis=1)
-    return pd.Series(((10 - total % 10) % 10).astype(str), index=body.index)
+    keys = check_digits(body.astype(str).to_numpy(dtype=object))
+    return pd.Series(keys.astype(str), index=body.index)
 
 
 def synthetic_finess(rng: np.random.Generator, prefix: pd.Series) -> pd.Series:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from cyberobs_lib.finess_key import finess_key_is_valid
+
 #: Department prefixes of FINESS numbers (data-contract.md): 01-19, 21-95, 2A, 2B, 97x, 98x.
 FINESS_DEPARTMENTS = frozenset([f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B", "97", "98"])
 
@@ -80,29 +82,6 @@ MIN_NAME_CHARS = 5
 MIN_ONE_WORD_NAME_CHARS = 6
 #: Hostnames never looked for (not identifying).
 IGNORED_HOSTNAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def finess_key_is_valid(finess: str) -> bool:
-    """Luhn mod-10 check over the 9 characters of a FINESS number, with A counting 1 and B 2.
-
-    Notes
-    -----
-    No official algorithm is published; this one holds for every number of the hospital extract of
-    the FINESS open data (domain.md, "FINESS").
-
-    Examples
-    --------
-    >>> finess_key_is_valid("010000024"), finess_key_is_valid("010000025")
-    (True, False)
-    """
-    digits = finess.upper().replace("A", "1").replace("B", "2")
-    if len(digits) != 9 or not digits.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
 
 
 #: Combining diacritical marks (the accents NFKD splits off French letters), removed in one pass.
