@@ -9,10 +9,14 @@ import re
 
 import numpy as np
 import pandas as pd
+from cvss import CVSS2, CVSS3, CVSS4
+from cvss.exceptions import CVSSError
 
 from cyberobs_lib import schema as S
 
 _CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,}$", re.IGNORECASE)
+# Structural patterns of CVSS vectors, kept only for the DuckDB baseline (benchmarks/duckdb_rules.py:
+# SQL cannot call the ``cvss`` library); validation and normalisation use :func:`score_cvss_vector`.
 _CVSS2_RE = re.compile(r"^\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC](/.*)?\)?$")
 _CVSS3_RE = re.compile(
     r"^CVSS:3\.[01]/AV:[NALP]/AC:[LH]/PR:[NLH]/UI:[NR]/S:[UC]/C:[NLH]/I:[NLH]/A:[NLH](/.*)?$"
@@ -189,11 +193,66 @@ def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return out, bad.astype(bool)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def score_cvss_vector(vector: str) -> tuple[str | None, float, str | None]:
+    """Parse one CVSS vector with the ``cvss`` package: ``(version, base score, error reason)``.
+
+    The package's one CVSS parser: :func:`cvss_vector_ok` (validation) and
+    :func:`cyberobs_lib.normalize.severity.cvss_severity` (normalisation) both call it, so a vector is
+    valid exactly when it can be scored. Accepted: ``CVSS:4.0/…``, ``CVSS:3.0/…``, ``CVSS:3.1/…`` and v2
+    vectors (``AV:N/AC:L/…``, also with Nessus's ``CVSS2#`` prefix or NVD's parentheses). Cached per
+    distinct value.
+
+    Returns
+    -------
+    tuple
+        ``version`` (``"2.0"``, ``"3.0"``, ``"3.1"``, ``"4.0"``, or ``None`` when invalid), the base score
+        (NaN when invalid), and the reason when invalid (else ``None``).
+
+    Notes
+    -----
+    ``CVSS3.scores()[0]`` (base), ``CVSS4.base_score`` (v4.0 MacroVector lookup), ``CVSS2.scores()[0]``
+    (Red Hat Product Security's ``cvss`` package, never hand-written formulas).
+
+    Examples
+    --------
+    >>> score_cvss_vector("CVSS2#AV:N/AC:L/Au:N/C:P/I:P/A:P")
+    ('2.0', 7.5, None)
+    >>> score_cvss_vector("CVSS:3.1/AV:N")[0] is None
+    True
+    """
+    v = vector.strip()
+    try:
+        if v.upper().startswith("CVSS:4.0/"):
+            c = CVSS4(v)
+            return "4.0", float(c.base_score), None
+        if v.upper().startswith(("CVSS:3.0/", "CVSS:3.1/")):
+            c = CVSS3(v)
+            return v[5:8], float(c.scores()[0]), None
+        if v.upper().startswith("CVSS:"):
+            return None, np.nan, f"unsupported CVSS version prefix {v.split('/')[0]!r}"
+        v2 = v.split("#", 1)[1] if v.upper().startswith("CVSS2#") else v
+        v2 = v2[1:-1] if v2.startswith("(") and v2.endswith(")") else v2
+        c = CVSS2(v2)
+        return "2.0", float(c.scores()[0]), None
+    except CVSSError as exc:
+        return None, np.nan, f"invalid vector: {exc}"
+    except Exception as exc:  # the cvss package raises plain errors on some malformed input
+        return None, np.nan, f"invalid vector: {type(exc).__name__}: {exc}"
+
+
 def cvss_vector_ok(values: pd.Series) -> pd.Series:
-    """True where a vector looks like CVSS v2/v3.0/v3.1/v4.0 (structure only; scoring is normalization's)."""
+    """True where a vector can be scored by :func:`score_cvss_vector` (missing values are fine).
+
+    Examples
+    --------
+    >>> cvss_vector_ok(pd.Series(["CVSS2#AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS:3.1/AV:X", None])).tolist()
+    [True, False, True]
+    """
     text = values.astype("string").str.strip()
-    ok = text.str.match(_CVSS3_RE) | text.str.match(_CVSS4_RE) | text.str.match(_CVSS2_RE)
-    return ok.fillna(True).astype(bool)
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    ok = np.array([score_cvss_vector(u)[2] is None for u in uniques] + [True], dtype=bool)
+    return pd.Series(ok[codes], index=values.index)
 
 
 def cve_list_ok(values: pd.Series) -> pd.Series:

@@ -65,8 +65,8 @@ def test_cvss_scored_once_per_distinct_vector(monkeypatch):
     from cyberobs_lib.normalize import severity as sev
 
     calls = []
-    real = sev._score_one
-    monkeypatch.setattr(sev, "_score_one", lambda v: calls.append(v) or real(v))
+    real = sev.score_cvss_vector
+    monkeypatch.setattr(sev, "score_cvss_vector", lambda v: calls.append(v) or real(v))
     sev.cvss_severity(pd.Series([CVSS_CASES[0][0]] * 1000 + [CVSS_CASES[4][0]] * 1000))
     assert len(calls) == 2
 

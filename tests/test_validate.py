@@ -173,3 +173,24 @@ def test_cell_parsers_per_distinct_value_equal_direct_parsing(name):
     pd.testing.assert_series_equal(got, want)
     pd.testing.assert_series_equal(bad, want_bad, check_names=False)
     assert bad.any() and not bad.all()  # both valid and invalid cells were parsed
+
+
+def test_cvss_validation_and_normalisation_parse_alike():
+    """A vector passes validation exactly when normalisation can score it (one parser, the cvss package)."""
+    from cyberobs_lib.normalize.severity import cvss_severity
+
+    vectors = pd.Series(
+        [
+            "CVSS2#AV:N/AC:L/Au:N/C:P/I:P/A:P",  # Nessus prefix: scored, so valid
+            "(AV:N/AC:L/Au:N/C:P/I:P/A:P)",  # NVD parentheses
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/E:Z",  # unknown metric value: not scorable
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/XX:Y",  # unknown metric
+            "AV:N/AC:L/Au:N/C:P/I:P/A:P/E:Q",
+            "CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P",  # unsupported version prefix
+            "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+            " CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H ",
+        ]
+    )
+    ok = cvss_vector_ok(vectors)
+    assert ok.tolist() == [True, True, False, False, False, False, True, True]
+    assert ok.tolist() == cvss_severity(vectors)["cvss_error"].isna().tolist()

@@ -10,11 +10,10 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
-from cvss import CVSS2, CVSS3, CVSS4
-from cvss.exceptions import CVSSError
 
 from cyberobs_lib.config import PACKAGE_DATA
 from cyberobs_lib.normalize._unique import categorical_from, factorize_na, map_unique
+from cyberobs_lib.parsing import score_cvss_vector
 from cyberobs_lib.schema import SEVERITIES
 
 SEVERITY_TABLE = PACKAGE_DATA / "severity_bands.csv"
@@ -75,28 +74,6 @@ def score_band(scores: pd.Series, *, scale: str | pd.Series = "cvss3") -> pd.Ser
     return out
 
 
-def _score_one(vector: str) -> tuple[str | None, float, str | None]:
-    """(version, base score, error reason) of one vector."""
-    v = vector.strip()
-    try:
-        if v.upper().startswith("CVSS:4.0/"):
-            c = CVSS4(v)
-            return "4.0", float(c.base_score), None
-        if v.upper().startswith(("CVSS:3.0/", "CVSS:3.1/")):
-            c = CVSS3(v)
-            return v[5:8], float(c.scores()[0]), None
-        if v.upper().startswith("CVSS:"):
-            return None, np.nan, f"unsupported CVSS version prefix {v.split('/')[0]!r}"
-        v2 = v.split("#", 1)[1] if v.upper().startswith("CVSS2#") else v
-        v2 = v2[1:-1] if v2.startswith("(") and v2.endswith(")") else v2
-        c = CVSS2(v2)
-        return "2.0", float(c.scores()[0]), None
-    except CVSSError as exc:
-        return None, np.nan, f"invalid vector: {exc}"
-    except Exception as exc:  # the cvss package raises plain errors on some malformed input
-        return None, np.nan, f"invalid vector: {type(exc).__name__}: {exc}"
-
-
 def cvss_severity(vectors: pd.Series) -> pd.DataFrame:
     """Score CVSS v2, v3.0, v3.1 and v4.0 vectors and band the base score.
 
@@ -115,9 +92,8 @@ def cvss_severity(vectors: pd.Series) -> pd.DataFrame:
 
     Notes
     -----
-    Scores come from the ``cvss`` package (Red Hat Product Security), never from hand-written formulas:
-    ``CVSS3.scores()[0]`` (base), ``CVSS4.base_score`` (v4.0 MacroVector lookup), ``CVSS2.scores()[0]``.
-    Each distinct vector is scored once.
+    Scores come from :func:`cyberobs_lib.parsing.score_cvss_vector` (the ``cvss`` package, the same
+    parsing that validation applies). Each distinct vector is scored once.
 
     References
     ----------
@@ -136,7 +112,8 @@ def cvss_severity(vectors: pd.Series) -> pd.DataFrame:
     s = pd.Series(vectors, copy=False)
     codes, uniques = factorize_na(s)
     scored = [
-        (None, np.nan, None) if u is None or not str(u).strip() else _score_one(str(u)) for u in uniques
+        (None, np.nan, None) if u is None or not str(u).strip() else score_cvss_vector(str(u))
+        for u in uniques
     ]
     ver = np.array([x[0] for x in scored], dtype=object)
     score = np.array([x[1] for x in scored], dtype=float)
