@@ -22,6 +22,18 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from cyberobs_lib.config import NOTEBOOKS_DIR
+from cyberobs_lib.run_errors import RunError
+from cyberobs_lib.run_notebook import (
+    KERNEL_ARGUMENTS,
+    NotebookOutcome,
+    describe_failure,
+    export_html,
+    export_pdf,
+    failing_cell,
+    failure_page,
+    page_title,
+    scrub_paths,
+)
 
 
 def batch_establishments(canonical: Path, selection: str | list) -> list[str]:
@@ -68,8 +80,6 @@ class WarmKernel:
         self.cwd = str(cwd)
         self.km = KernelManager(kernel_name="python3")
         env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # figures must go inline
-        from cyberobs_lib.runner import KERNEL_ARGUMENTS
-
         self.km.start_kernel(
             cwd=self.cwd, env={**env, "PYTHONHASHSEED": "0"}, extra_arguments=list(KERNEL_ARGUMENTS)
         )
@@ -115,18 +125,6 @@ def _run_chunk(
     """
     import nbformat
     from papermill.iorw import load_notebook_node
-
-    from cyberobs_lib.runner import (
-        NotebookOutcome,
-        RunError,
-        describe_failure,
-        export_html,
-        export_pdf,
-        failing_cell,
-        failure_page,
-        page_title,
-        scrub_paths,
-    )
 
     page = page or {}
     template = load_notebook_node(str(Path(notebooks_dir) / notebook))  # gives every cell a tags list
@@ -270,8 +268,6 @@ def run_batch(
     """The ``batch`` section of a parameter file (called by :func:`cyberobs_lib.runner.run_study`):
     reports into ``out/establishments/<FINESS>/``; one outcome per establishment."""
     import logging
-
-    from cyberobs_lib.runner import NotebookOutcome
 
     log = logging.getLogger("cyberobs.batch")
     spec = plan.spec["batch"]

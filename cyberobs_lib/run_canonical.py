@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cyberobs_lib.run_errors import DatasetError
+
 
 class CanonicalFolderError(ValueError):
     """A folder given as canonical tables is missing or is not one; the message says what to do."""
@@ -114,8 +116,6 @@ def ingest_for_run(
 
         summary = ingest_large(dataset, canonical, workers=workers or 1)
         if summary.get("fatal"):
-            from cyberobs_lib.run_plan import DatasetError
-
             raise DatasetError(
                 f"dataset {dataset.name} cannot be studied (nothing was run, the previous report is untouched): "
                 + "; ".join(summary["fatal"])
@@ -127,8 +127,6 @@ def ingest_for_run(
 
     result = ingest_dataset(dataset)
     if result.fatal:
-        from cyberobs_lib.run_plan import DatasetError
-
         raise DatasetError(
             f"dataset {dataset.name} cannot be studied (nothing was run, the previous report is untouched): "
             + "; ".join(result.fatal)

@@ -97,7 +97,7 @@ def check_dataset_folder(folder: Path) -> None:
     >>> check_dataset_folder(Path("no/such/folder"))
     Traceback (most recent call last):
     ...
-    cyberobs_lib.run_plan.DatasetError: --data no/such/folder: folder does not exist
+    cyberobs_lib.run_errors.DatasetError: --data no/such/folder: folder does not exist
     """
     if not folder.is_dir():
         raise DatasetError(f"--data {folder}: folder does not exist")

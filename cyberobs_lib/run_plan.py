@@ -35,6 +35,17 @@ import yaml
 from cyberobs_lib.config import NOTEBOOKS_DIR, POLICY_MIN_CELL, PROJECT_DIR, REPORTS_DIR
 from cyberobs_lib.l10n import LANGS
 from cyberobs_lib.run_canonical import CanonicalFolderError, check_canonical_folder
+from cyberobs_lib.run_errors import (  # noqa: F401 - re-exported: the run's errors and exit statuses
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_DATA,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    DatasetError,
+    RunError,
+    RunLockedError,
+)
 
 TOP_LEVEL_KEYS: dict[str, tuple[type, ...]] = {
     "run_name": (str,),
@@ -64,37 +75,6 @@ RUNNER_PARAMETERS = ("data_dir", "output_dir", "published")
 #: they are given on the command line too. ``year`` (40_annual_summary) and ``period`` (20_cohorts) are
 #: both the study year of an annual run (``period=0``, all years, is not passed on).
 YEAR_LINKS: dict[str, tuple[str, ...]] = {"year": ("period",), "period": ("year",)}
-
-# Exit statuses of ``cyberobs run`` (README, "Exit status").
-EXIT_OK = 0
-#: The run started and failed: a notebook, the workbook or the disclosure check (previous report kept).
-EXIT_FAILED = 1
-#: Refused before anything ran: parameter file, ``-p``, command line, output folder, missing key.
-EXIT_REFUSED = 2
-#: The dataset is not one, or does not validate (nothing ran; the report is named in the message).
-EXIT_INVALID_DATA = 3
-#: Another run is writing the same output folder.
-EXIT_LOCKED = 4
-#: Interrupted (Ctrl-C, SIGTERM): the staging folder is removed, the previous report kept.
-EXIT_INTERRUPTED = 130
-
-
-class RunError(ValueError):
-    """A run that cannot start; the message names the key, parameter or file, and says what to do."""
-
-    exit_code = EXIT_REFUSED
-
-
-class DatasetError(RunError):
-    """The dataset folder is not a dataset, cannot be studied, or does not validate."""
-
-    exit_code = EXIT_INVALID_DATA
-
-
-class RunLockedError(RunError):
-    """Another run holds the lock of the output folder."""
-
-    exit_code = EXIT_LOCKED
 
 
 def _type_name(types: tuple[type, ...]) -> str:
