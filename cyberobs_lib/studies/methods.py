@@ -496,11 +496,12 @@ SHARE_INDICATORS = ("no_protection", "has_critical", "exposes_remote_admin", "ha
 def value_with_interval(
     value: object, low: object, high: object, *, share: bool, lang: str = "fr", decimals: int | None = None
 ) -> str:
-    """One table cell: a value and its interval in brackets, kept on one line ("27,0 % (14–44 %)");
+    """One table cell: a value and its interval in brackets ("27,0 % (14–44 %)"), each unbroken, the interval
+    under the value when the column is narrow;
     "" when the value is missing; ``decimals`` of the value (default 1 for a share, 2 for a number).
 
     >>> value_with_interval(0.27, 0.14, 0.44, share=True, lang="en"), value_with_interval(1.234, 1.1, 1.4, share=False, lang="fr")
-    ('27.0%\\xa0(14%\\u2060–\\u206044%)', '1,23\\xa0(1,10\\u2060–\\u20601,40)')
+    ('27.0% (14%\\u2060–\\u206044%)', '1,23 (1,10\\u2060–\\u20601,40)')
     """
     v = _number(value)
     if math.isnan(v):
@@ -513,7 +514,8 @@ def value_with_interval(
     bounds = fmt_range(
         lo, hi, lang, kind="percent" if share else "number", decimals=None if share else places
     )
-    return _unbroken(text("st.value_ci", lang, value=shown, ci=bounds))
+    # the value and its interval each on one line; a narrow column may put the interval under the value
+    return _unbroken(text("st.value_ci", lang, value=shown, ci=bounds)).replace(NBSP + "(", " (", 1)
 
 
 def indicator_table(indicators: pd.DataFrame, period: object, lang: str = "fr", *,
@@ -530,7 +532,7 @@ def indicator_table(indicators: pd.DataFrame, period: object, lang: str = "fr", 
     ...                   "n_establishments": [12, 12], "value": [0.25, 1.5], "ci_low": [0.1, 1.2],
     ...                   "ci_high": [0.5, 1.9], "suppressed": False})
     >>> indicator_table(t, 2025, "en").iloc[0].astype(str).tolist()
-    ['Army', '12', '25.0%\\xa0(10%\\u2060–\\u206050%)', '1.50\\xa0(1.20\\u2060–\\u20601.90)', 'False']
+    ['Army', '12', '25.0% (10%\\u2060–\\u206050%)', '1.50 (1.20\\u2060–\\u20601.90)', 'False']
     """
     rows = indicators[indicators["period"].astype(str) == str(period)]
     names = list(indicators_shown or dict.fromkeys(rows["indicator"]))
