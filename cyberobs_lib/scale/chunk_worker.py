@@ -1,7 +1,7 @@
 """One chunk of findings.csv from text to Parquet parts, in this process, in worker processes or on Dask.
 
 :func:`process_chunk` is the whole per-chunk work of :func:`~cyberobs_lib.scale.ingest_large`: the
-contract rules (:func:`~cyberobs_lib.scale.chunked.check_findings_chunk`), the split into kept rows,
+contract rules (:func:`~cyberobs_lib.scale.chunk_check.check_findings_chunk`), the split into kept rows,
 rejects and accounting (``ingest.split_file``), normalization and enrichment, and the Parquet parts of the
 kept rows (:func:`~cyberobs_lib.scale.storage.write_parts`). It depends only on its arguments, so the
 chunks can run anywhere that sees the output folder; :class:`ChunkRunner` runs them
@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from cyberobs_lib.scale.chunk_check import check_findings_chunk
 
 FINDINGS = "findings"
 
@@ -75,7 +77,6 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
     from cyberobs_lib.enrich import enrich_findings
     from cyberobs_lib.ingest import split_file, type_table
     from cyberobs_lib.normalize import normalize_findings
-    from cyberobs_lib.scale.chunked import check_findings_chunk
     from cyberobs_lib.scale.storage import add_year, to_compact_arrow, write_parts
 
     t0 = time.perf_counter()

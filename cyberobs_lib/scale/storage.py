@@ -75,7 +75,7 @@ def to_compact_arrow(frame: pd.DataFrame) -> pa.Table:
     return table.cast(pa.schema(fields), safe=True)
 
 
-def _year_of_audits(audits: pd.DataFrame) -> pd.Series:
+def year_of_audits(audits: pd.DataFrame) -> pd.Series:
     dates = pd.to_datetime(audits[Audits.audit_date], errors="coerce")
     return pd.Series(dates.dt.year.to_numpy(), index=audits[Audits.audit_id].astype(str)).astype("Int16")
 
@@ -256,7 +256,7 @@ def write_partitioned(
     >>> read_partitioned(out, "findings", years=[2024])["severity"].tolist()
     ['low', 'high']
     """
-    years = _year_of_audits(tables["audits"]) if partition_by and "audits" in tables else None
+    years = year_of_audits(tables["audits"]) if partition_by and "audits" in tables else None
     if partition_by and years is None:
         raise ValueError("partitioning by year needs the 'audits' table (audit_id, audit_date)")
     with PartitionedWriter(out, partition_by=partition_by) as writer:
