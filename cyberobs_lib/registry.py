@@ -13,14 +13,13 @@ here as :func:`read_finess_extract`.
 
 from __future__ import annotations
 
-import unicodedata
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib import finess_key
+from cyberobs_lib import finess_key, text
 from cyberobs_lib.config import PACKAGE_DATA
 
 CATEGORIES_TABLE = PACKAGE_DATA / "finess_categories.csv"
@@ -152,23 +151,14 @@ def load_legal_statuses() -> pd.DataFrame:
 
 
 def fold_text(values: pd.Series) -> pd.Series:
-    """Case-, accent- and whitespace-insensitive key for label matching (vectorized over distinct values).
+    """Case-, accent- and whitespace-insensitive key for label matching (:func:`cyberobs_lib.text.fold_series`).
 
     Examples
     --------
     >>> fold_text(pd.Series(["  Hôpital  des Armées "])).tolist()
     ['hopital des armees']
     """
-    s = pd.Series(values, copy=False).astype("string")
-    uniq = s.dropna().unique()
-
-    def _fold(v: str) -> str:
-        v = unicodedata.normalize("NFKD", v)
-        v = "".join(ch for ch in v if not unicodedata.combining(ch))
-        return " ".join(v.casefold().replace("’", "'").split())
-
-    mapping = {v: _fold(v) for v in uniq}
-    return s.map(mapping).astype("string")
+    return text.fold_series(values)
 
 
 # --------------------------------------------------------------------------------------------------

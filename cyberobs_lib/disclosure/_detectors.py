@@ -21,12 +21,12 @@ import bisect
 import functools
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cyberobs_lib.finess_key import finess_key_is_valid
+from cyberobs_lib.text import fold_case_accents as fold_text
 
 #: Department prefixes of FINESS numbers (data-contract.md): 01-19, 21-95, 2A, 2B, 97x, 98x.
 FINESS_DEPARTMENTS = frozenset([f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B", "97", "98"])
@@ -82,24 +82,6 @@ MIN_NAME_CHARS = 5
 MIN_ONE_WORD_NAME_CHARS = 6
 #: Hostnames never looked for (not identifying).
 IGNORED_HOSTNAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-#: Combining diacritical marks (the accents NFKD splits off French letters), removed in one pass.
-_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-_NON_ASCII_CHARS_RE = re.compile(r"[^\x00-\x7f]")
-
-
-def fold_text(text: str) -> str:
-    """Case-fold and strip accents ("Hôpital" → "hopital"), for name matching."""
-    if text.isascii():
-        return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    if _COMBINING_RE.search(decomposed) is None:
-        return decomposed
-    stripped = _COMBINING_RE.sub("", decomposed)
-    if any(unicodedata.combining(ch) for ch in _NON_ASCII_CHARS_RE.findall(stripped)):
-        stripped = "".join(ch for ch in stripped if not unicodedata.combining(ch))
-    return stripped
 
 
 def name_tokens(text: str) -> tuple[str, ...]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from cyberobs_lib.report import LABELS
+from cyberobs_lib.text import fold
 
 #: Columns counting establishments, or units nested in establishments (audits, findings, pairs): a value
 #: ``0 < n < min_cell`` means fewer than ``min_cell`` establishments behind the cell (data-contract.md,
@@ -145,14 +145,6 @@ _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _SPACES_RE = re.compile(r"[\s\u00a0\u202f\u2009']")
 
 
-def _fold(text: str) -> str:
-    text = str(text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKD", text.casefold())
-        text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(text.lower().split())
-
-
 def _column_key(key: str) -> str:
     """The contract key behind a catalog key: a page's column heading ``inc.col.dispersion`` labels the
     table column ``dispersion``."""
@@ -165,10 +157,10 @@ def _reverse_labels() -> dict[str, str]:
     keys = sorted(LABELS, key=lambda k: (".col." in k, k not in _PREFERRED_KEYS, k))
     for key in keys:
         for lang in ("fr", "en"):
-            reverse.setdefault(_fold(LABELS[key][lang]), _column_key(key))
+            reverse.setdefault(fold(LABELS[key][lang]), _column_key(key))
     for key in keys:
         if ".col." not in key:
-            reverse[_fold(key)] = key  # a key is always itself
+            reverse[fold(key)] = key  # a key is always itself
     return reverse
 
 
@@ -186,14 +178,14 @@ def canonical(text: str) -> str:
     >>> canonical("Établissements"), canonical("cliniques privées (MCO)"), canonical("Group")
     ('n_establishments', 'Private clinic (MCO)', 'group')
     """
-    folded = _fold(text)
+    folded = fold(text)
     key = _REVERSE.get(folded, folded)
     return ALIASES.get(key, key)
 
 
 def is_suppressed(text: str) -> bool:
     """A ``suppressed`` / ``secret`` flag cell that says yes (``True``, ``1``, ``oui``...)."""
-    return _fold(text) in SUPPRESSED_TRUE
+    return fold(text) in SUPPRESSED_TRUE
 
 
 def significant_digits(text: str) -> int:

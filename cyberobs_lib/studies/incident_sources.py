@@ -23,6 +23,7 @@ from cyberobs_lib import registry
 from cyberobs_lib import schema as S
 from cyberobs_lib.config import PACKAGE_DATA
 from cyberobs_lib.io import read_table_csv
+from cyberobs_lib.text import fold, fold_series
 from cyberobs_lib.validate import RULES
 
 MAPPINGS_DIR = PACKAGE_DATA / "incident_mappings"
@@ -58,10 +59,6 @@ def mapping_path(mapping: str | Path | None) -> Path:
         known = sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml"))
         raise MappingError(f"incident mapping {mapping!r} not found (packaged mappings: {known})")
     return path
-
-
-def _fold(value: object) -> str:
-    return str(registry.fold_text(pd.Series([str(value)])).iloc[0])
 
 
 def load_mapping(mapping: str | Path | None = None) -> dict:
@@ -120,7 +117,7 @@ def load_mapping(mapping: str | Path | None = None) -> dict:
         if col not in _VOCABULARIES or not isinstance(spec, dict):
             raise MappingError(f"{path}: vocabulary {col!r} not one of {sorted(_VOCABULARIES)}")
         allowed = _VOCABULARIES[col]
-        values = {_fold(k): str(v) for k, v in (spec.get("values") or {}).items()}
+        values = {fold(k): str(v) for k, v in (spec.get("values") or {}).items()}
         targets = [*values.values(), *([spec["default"]] if "default" in spec else [])]
         bad = sorted({v for v in targets if allowed is not None and v not in allowed})
         if bad:
@@ -155,7 +152,7 @@ def _map_vocabulary(raw: pd.Series, spec: dict, *, column: str, mapping: dict) -
     resolved, unknown = {}, []
     for value in uniq:  # distinct source values: a few dozen, not data rows
         parts = [p for p in (value.split(sep) if sep else [value]) if p.strip()]
-        mapped = [spec["values"].get(_fold(p)) for p in parts]
+        mapped = [spec["values"].get(fold(p)) for p in parts]
         if any(m is None for m in mapped) and default is None:
             unknown.append(value)
             continue
@@ -266,7 +263,7 @@ def read_incidents(
         out[col] = _map_vocabulary(out[col], voc, column=col, mapping=spec)
     for col in ("nature", "type", "impact_on_care"):
         if col not in spec["vocabularies"]:  # no vocabulary: contract values only (aliases for nature)
-            folded = registry.fold_text(out[col])
+            folded = fold_series(out[col])
             table = S.NATURE_ALIASES if col == "nature" else {v: v for v in _VOCABULARIES[col]}
             mapped = folded.map(table).astype("string")
             bad = out[col].notna() & mapped.isna()
