@@ -72,12 +72,6 @@ class FinessExtractError(ValueError):
     """A file that is not a recognisable FINESS extract (message names the file and what was expected)."""
 
 
-def _decode(raw: bytes) -> str:
-    """The package's one decoding helper (:func:`cyberobs_lib.io.decode_bytes`): UTF-8 with or without
-    BOM, UTF-16 with BOM, else the legacy codec chosen by charset_normalizer (Latin-1/CP1252 ...)."""
-    return decode_bytes(raw)[0]
-
-
 def _sniff_delimiter(first_line: str) -> str:
     counts = {d: first_line.count(d) for d in (";", ",", "\t")}
     return max(counts, key=counts.get)
@@ -90,7 +84,7 @@ def _read_text(path: Path) -> str:
         raise FinessExtractError(str(exc)) from exc
     if not raw.strip():
         raise FinessExtractError(f"{path}: empty file, expected a FINESS extract")
-    return _decode(raw)
+    return decode_bytes(raw)[0]  # UTF-8 with or without BOM, UTF-16 with BOM, else the detected code page
 
 
 def _read_etalab(text: str) -> pd.DataFrame:

@@ -201,14 +201,19 @@ def test_stray_byte_in_utf8_file_stays_utf8_with_a_warning(tmp_path, base):
 
 
 def test_one_decoding_helper(tmp_path):
-    from cyberobs_lib.finess_extract import _decode
+    from cyberobs_lib.disclosure._extract import decode_text
     from cyberobs_lib.scanners.tabular import detect_encoding as scanner_encoding
 
     data = "Établissement;é\n".encode() + b"\xff\n"
     assert detect_encoding(data).name == "utf-8" and decode_bytes(data)[0].startswith("Établissement")
-    assert _decode(data) == decode_bytes(data)[0]
+    assert decode_text(data) == decode_bytes(data)[0]  # mostly UTF-8: one bad byte, not Latin-1 mojibake
     assert scanner_encoding(_write(tmp_path, "s.csv", data)) == "utf-8-sig"
-    assert _decode("a\tb\r\nHôpital\té\r\n".encode("utf-16")) == "a\tb\r\nHôpital\té\r\n"
+    utf16 = "a\tb\r\nHôpital\té\r\n"
+    assert decode_bytes(utf16.encode("utf-16"))[0] == decode_text(utf16.encode("utf-16")) == utf16
+    legacy = "Hôpital d’Aulnay – Œuvre\n".encode("cp1252")
+    assert decode_text(legacy) == decode_bytes(legacy)[0] == "Hôpital d’Aulnay – Œuvre\n"
+    for codec in ("utf-16-le", "utf-16-be", "utf-32"):  # what a viewer also reads (disclosure check only)
+        assert decode_text(utf16.encode(codec)) == utf16
 
 
 # ------------------------------------------------------------------------------------------------------

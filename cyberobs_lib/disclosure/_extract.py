@@ -46,6 +46,7 @@ from cyberobs_lib.disclosure._detectors import CELL_BARRIER
 from cyberobs_lib.disclosure._html import merged_header, parse_html, visible_text
 from cyberobs_lib.disclosure._tables import Table
 from cyberobs_lib.disclosure._xlsx_rows import cell_position, unsafe_cells, xlsx_rows
+from cyberobs_lib.io import decode_bytes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_SUFFIXES = {".md", ".txt", ".yaml", ".yml", ".log", ".tex", ".rst", ".py", ".toml", ".cfg", ".ini"}
@@ -125,31 +126,29 @@ class Budget:
 
 
 def decode_text(data: bytes) -> str:
-    """Decode text as a viewer would: BOM (UTF-8, UTF-16, UTF-32), UTF-16 without BOM, UTF-8, Latin-1.
+    """Decode text as a viewer would: the package's decoding (:func:`cyberobs_lib.io.decode_bytes`: UTF-8
+    with or without BOM, UTF-16 with BOM, else the legacy code page it detects), after two cases a
+    viewer also reads: a UTF-32 BOM, and UTF-16 without a BOM.
 
     UTF-16 without a BOM is recognised by NUL bytes in every other position of the first 4 KiB
     (one side more than 40 % NUL, the other none).
+
+    Examples
+    --------
+    >>> decode_text("Hôpital".encode("utf-16-be")), decode_text("Hôpital".encode("cp1252"))
+    ('Hôpital', 'Hôpital')
     """
-    for bom, codec in (
-        (b"\xff\xfe\x00\x00", "utf-32-le"),
-        (b"\x00\x00\xfe\xff", "utf-32-be"),
-        (b"\xef\xbb\xbf", "utf-8-sig"),
-        (b"\xff\xfe", "utf-16-le"),
-        (b"\xfe\xff", "utf-16-be"),
-    ):
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be")):
         if data.startswith(bom):
             return data[len(bom) :].decode(codec, "replace")
     head = data[:4096]
-    if len(head) >= 8:
+    if len(head) >= 8 and not head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
         even, odd = head[0::2], head[1::2]
         if odd.count(0) > 0.4 * len(odd) and not even.count(0):
             return data.decode("utf-16-le", "replace")
         if even.count(0) > 0.4 * len(even) and not odd.count(0):
             return data.decode("utf-16-be", "replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    return decode_bytes(data)[0]
 
 
 def read_text(path: Path) -> str:
