@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cyberobs_lib.io import InputFileError, decode_bytes, read_regular_file
+from cyberobs_lib.io import InputFileError, decode_bytes, read_regular_file, sniff_delimiter
 from cyberobs_lib.registry import (
     CATEGORIES_TABLE,
     UnknownCategoryError,
@@ -72,9 +72,8 @@ class FinessExtractError(ValueError):
     """A file that is not a recognisable FINESS extract (message names the file and what was expected)."""
 
 
-def _sniff_delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (";", ",", "\t")}
-    return max(counts, key=counts.get)
+#: Delimiters of FINESS extracts, in order of preference on a tie (the open-data files use ';').
+_DELIMITERS = (";", ",", "\t")
 
 
 def _read_text(path: Path) -> str:
@@ -142,7 +141,7 @@ def _detect(text: str, path: Path) -> tuple[str, str]:
     first = text.split("\n", 1)[0].strip("\r")
     if first.lower().startswith("finess;etalab") or first.startswith("structureet;"):
         return "etalab", ";"
-    delim = _sniff_delimiter(first)
+    delim = sniff_delimiter(first, _DELIMITERS)
     header = {h.strip().strip('"').lower() for h in first.split(delim)}
     if "nofinesset" in header:
         return "opendata", delim

@@ -300,10 +300,23 @@ _CONTROL = bytes([*range(0, 9), 11, 12, *range(14, 32), 127])
 _C1 = re.compile(rb"\xc2[\x80-\x9f]")
 
 
-def _sniff_delimiter(header_line: str) -> str:
-    counts = {d: header_line.count(d) for d in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] > 0 else ","
+#: Delimiters of the input contract, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(header_line: str, candidates: tuple[str, ...] = DELIMITERS) -> str:
+    """The candidate found most often in ``header_line``; a tie goes to the earlier candidate, and a
+    line with none of them gives the first candidate. The package's one delimiter sniffer.
+
+    Examples
+    --------
+    >>> sniff_delimiter("a;b;c"), sniff_delimiter("a;b,c"), sniff_delimiter("abc")
+    (';', ',', ',')
+    >>> sniff_delimiter("a;b,c", candidates=(";", ",", "\\t"))  # FINESS extracts prefer ';'
+    ';'
+    """
+    counts = [header_line.count(d) for d in candidates]
+    return candidates[counts.index(max(counts))]
 
 
 @dataclass
@@ -396,7 +409,7 @@ class _Normalizer:
     def _read_header(self, first: bytes) -> None:
         text = first.decode("utf-8", "replace").rstrip("\r")
         if self.delimiter is None:
-            self.delimiter = _sniff_delimiter(text)
+            self.delimiter = sniff_delimiter(text)
         self.header = next(csv.reader([text], delimiter=self.delimiter), [])
         self.width = len(self.header)
 

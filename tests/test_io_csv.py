@@ -346,3 +346,24 @@ def _lossy_csv(real):
         return frame.drop(index=18).reset_index(drop=True), starts[:18] + starts[19:], header
 
     return lossy
+
+
+def test_one_delimiter_sniffer_keeps_both_tie_rules():
+    """io.sniff_delimiter decides as the ingest reader and the FINESS extract reader did before it."""
+    import itertools
+
+    from cyberobs_lib.io import sniff_delimiter
+
+    def ingest_rule(line: str) -> str:  # most frequent; ',' wins a tie; none -> ','
+        counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
+        best = max(counts, key=lambda d: (counts[d], d == ","))
+        return best if counts[best] > 0 else ","
+
+    def finess_rule(line: str) -> str:  # most frequent, ';' then ',' then tab on a tie
+        counts = {d: line.count(d) for d in (";", ",", "\t")}
+        return max(counts, key=counts.get)
+
+    lines = ["".join(p) for n in range(4) for p in itertools.product("a,;\t|", repeat=n)]
+    assert len(lines) == 156
+    assert [sniff_delimiter(x) for x in lines] == [ingest_rule(x) for x in lines]
+    assert [sniff_delimiter(x, (";", ",", "\t")) for x in lines] == [finess_rule(x) for x in lines]
