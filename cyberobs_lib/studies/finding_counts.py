@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cyberobs_lib.schema import Findings
+from cyberobs_lib.studies.study_tables import FLAT, PARTITIONED, LazyTables, StudyData, canonical_format
 
 #: Enrichment column flagging a finding listed in the CISA KEV catalog.
 KNOWN_EXPLOITED = "known_exploited"
@@ -176,8 +177,6 @@ def count_findings(data: object) -> pd.DataFrame:
     :class:`~cyberobs_lib.studies.data.StudyData` read from one and its findings are not in memory yet
     (they are then never read into pandas), from the findings frame otherwise (``data``: a StudyData or
     a mapping of table name -> frame; no findings table: no counts)."""
-    from cyberobs_lib.studies.data import FLAT, PARTITIONED, LazyTables, StudyData, canonical_format
-
     if isinstance(data, StudyData):
         tables = data.tables
         lazy = isinstance(tables, LazyTables) and "findings" in tables and "findings" not in tables.loaded()

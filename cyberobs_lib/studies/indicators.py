@@ -33,6 +33,7 @@ from cyberobs_lib.studies.cells import (
     stack_cells,
 )
 from cyberobs_lib.studies.finding_counts import as_mask, count_findings
+from cyberobs_lib.studies.study_tables import LazyTables, StudyData
 
 #: Protection-status column (boolean, NA = unknown) of the ``protection`` table.
 NO_PROTECTION = "no_protection"
@@ -69,8 +70,6 @@ def _table(data: object, name: str) -> pd.DataFrame | None:
 def _columns(data: object, name: str, columns: Sequence[str]) -> pd.DataFrame | None:
     """Those of ``columns`` that table ``name`` has; from a study's folder, only they are read (rows in
     any order: the metrics are joined by key and sorted)."""
-    from cyberobs_lib.studies.data import LazyTables, StudyData
-
     tables = data.tables if isinstance(data, StudyData) else None
     if isinstance(tables, LazyTables):
         return tables.columns(name, columns, ordered=False) if name in tables else None
