@@ -202,3 +202,28 @@ def test_unknown_audit_counted():
     out = normalize_findings(f, audits=AUDITS)
     assert out.attrs["normalize"]["unknown_audit"] == 4
     assert out["finess"].isna().all()
+
+
+def test_one_native_severity_table_for_readers_and_normalisation():
+    """Normalisation maps a native severity as the scanner readers do (both read scanner_severity.csv)."""
+    from cyberobs_lib.scanners import _core
+    from cyberobs_lib.severity_tables import scanner_severity_table
+
+    t = scanner_severity_table()
+    rows = t[t["scale"].isin(["severity", "risk", "threat"]) & (t["scanner"] != "any")]
+    assert len(rows) > 40
+    for scanner, part in rows.groupby("scanner"):
+        by_reader = _core.map_severity(scanner, part["scale"], part["native"].str.upper())["severity"]
+        by_normalisation = scanner_severity(part["native"].str.upper(), scanner=scanner)
+        assert [None if pd.isna(x) else x for x in by_normalisation] == by_reader.tolist(), scanner
+
+
+def test_scanner_given_scores_banded_by_the_cvss3_bands():
+    """A score a scanner reports (no vector) is banded by severity_bands.csv, lower bounds of the v3.x bands."""
+    from cyberobs_lib.scanners import _core
+
+    scores = pd.Series([0.0, 0.05, 0.1, 3.9, 4.0, 6.95, 7.0, 8.9, 9.0, 10.0])
+    got = _core.map_severity("nmap", pd.Series(["cvss"] * len(scores)), scores.astype(str))
+    assert got["severity"].tolist() == ["info", "info", "low", "low", "medium", "medium", "high", "high",
+                                        "critical", "critical"]  # fmt: skip
+    assert got["disposition"].tolist() == ["info", "info"] + ["finding"] * 8

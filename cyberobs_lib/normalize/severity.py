@@ -11,29 +11,39 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib.config import PACKAGE_DATA
 from cyberobs_lib.normalize._unique import categorical_from, factorize_na, map_unique
 from cyberobs_lib.parsing import score_cvss_vector
 from cyberobs_lib.schema import SEVERITIES
+from cyberobs_lib.severity_tables import CVSS_BANDS_TABLE, cvss_bands, scanner_severity_table
 
-SEVERITY_TABLE = PACKAGE_DATA / "severity_bands.csv"
+SEVERITY_TABLE = CVSS_BANDS_TABLE
+#: Scales of ``scanner_severity.csv`` whose native values are severities (not item types, checks or ports).
+NATIVE_SEVERITY_SCALES = ("severity", "risk", "threat")
 
 
 @cache
-def _bands() -> pd.DataFrame:
-    return pd.read_csv(SEVERITY_TABLE, comment="#", dtype=str, keep_default_na=False)
+def _native_lookup() -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """``(scanner, native) -> severity`` and ``any-scanner word -> severity`` from ``scanner_severity.csv``."""
+    t = scanner_severity_table()
+    rows = t.loc[t["scale"].isin(NATIVE_SEVERITY_SCALES) & (t["scanner"] != "any")]
+    specific: dict[tuple[str, str], str] = {}
+    for scanner, native, severity in rows[["scanner", "native", "severity"]].itertuples(index=False):
+        if specific.setdefault((scanner, native), severity) != severity:
+            raise ValueError(f"scanner_severity.csv: {scanner} {native!r} has two severities")
+    words = t.loc[(t["scanner"] == "any") & (t["scale"] == "word")]
+    return specific, dict(zip(words["native"], words["severity"], strict=True))
 
 
-def load_severity_bands() -> pd.DataFrame:
-    """Return the severity table (``kind``, ``scale``, ``value``, ``min_score``, ``max_score``, ``severity``).
+def load_severitycvss_bands() -> pd.DataFrame:
+    """Return the CVSS band table (``kind``, ``scale``, ``value``, ``min_score``, ``max_score``, ``severity``).
 
     Examples
     --------
-    >>> t = load_severity_bands()
+    >>> t = load_severitycvss_bands()
     >>> sorted(t.loc[t["kind"] == "band", "scale"].unique())
     ['cvss2', 'cvss3', 'cvss4']
     """
-    return _bands().copy()
+    return cvss_bands().copy()
 
 
 def score_band(scores: pd.Series, *, scale: str | pd.Series = "cvss3") -> pd.Series:
@@ -65,7 +75,7 @@ def score_band(scores: pd.Series, *, scale: str | pd.Series = "cvss3") -> pd.Ser
     s = pd.Series(scores, copy=False).astype(float)
     scl = pd.Series(scale, index=s.index) if isinstance(scale, str) else pd.Series(scale, copy=False)
     out = pd.Series(pd.NA, index=s.index, dtype="string")
-    bands = _bands()
+    bands = cvss_bands()
     bands = bands[bands["kind"] == "band"]
     rounded = s.round(1)
     for row in bands.itertuples(index=False):  # a dozen bands, each a vectorized comparison
@@ -132,7 +142,8 @@ def cvss_severity(vectors: pd.Series) -> pd.DataFrame:
 
 
 def scanner_severity(values: pd.Series, *, scanner: pd.Series | str | None = None) -> pd.Series:
-    """Map scanner-native severities to the canonical scale with ``severity_bands.csv``.
+    """Map scanner-native severities to the canonical scale with ``scanner_severity.csv`` (the table the
+    scanner readers apply: scales ``severity``, ``risk``, ``threat``, then the ``any,word`` rows).
 
     Parameters
     ----------
@@ -140,7 +151,7 @@ def scanner_severity(values: pd.Series, *, scanner: pd.Series | str | None = Non
         Native values (``"4"``, ``"High"``, ``"Urgent"``, ``"Log"`` …); integers accepted.
     scanner : pandas.Series or str, optional
         Scanner name per row (``nessus``, ``openvas``, ``qualys``, ``nuclei``, ``testssl``; anything after a
-        ``:`` or space is ignored). Scanner-specific rows are tried first, then the ``*`` rows.
+        ``:`` or space is ignored). Scanner-specific rows are tried first, then the any-scanner words.
 
     Returns
     -------
@@ -165,10 +176,7 @@ def scanner_severity(values: pd.Series, *, scanner: pd.Series | str | None = Non
     else:
         sc = pd.Series(scanner, copy=False)
     sc = map_unique(sc, lambda u: u.str.lower().str.extract(r"^\s*([a-z0-9_.-]+)", expand=False))
-    table = _bands()
-    table = table[table["kind"] == "scanner"]
-    specific = {(r.scale, r.value): r.severity for r in table.itertuples() if r.scale != "*"}
-    generic = {r.value: r.severity for r in table.itertuples() if r.scale == "*"}
+    specific, generic = _native_lookup()
     sc_codes, sc_u = factorize_na(sc)
     sc_u = ["" if x is None else x for x in sc_u]
     v_codes, v_u = pd.factorize(v, use_na_sentinel=True)

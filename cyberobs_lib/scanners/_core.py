@@ -21,6 +21,7 @@ import pandas as pd
 
 from cyberobs_lib import schema
 from cyberobs_lib.config import PACKAGE_DATA
+from cyberobs_lib.severity_tables import cvss_bands, scanner_severity_table
 
 F = schema.Findings
 #: Columns of the findings frame returned by the readers, in order. ``scanner_severity``, ``scanner`` and
@@ -149,12 +150,24 @@ class ScanResult:
     )
 
 
-@functools.cache
 def severity_table() -> pd.DataFrame:
-    """The native-severity mapping table ``scanner_severity.csv`` (cached; callers must not mutate it)."""
-    table = pd.read_csv(PACKAGE_DATA / "scanner_severity.csv", comment="#", dtype=str, keep_default_na=False)
-    table["native"] = table["native"].str.strip().str.lower()
-    return table
+    """The native-severity mapping table ``scanner_severity.csv`` (cached; callers must not mutate it):
+    :func:`cyberobs_lib.severity_tables.scanner_severity_table`."""
+    return scanner_severity_table()
+
+
+@functools.cache
+def _cvss_lower_bounds() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower bounds, severities and dispositions of the CVSS v3.x bands of ``severity_bands.csv``."""
+    bands = cvss_bands()
+    bands = (
+        bands.loc[bands["scale"] == "cvss3"]
+        .assign(lo=lambda d: d["min_score"].astype(float))
+        .sort_values("lo")
+    )
+    severity = bands["severity"].to_numpy(dtype=object)
+    disposition = np.where(severity == "info", "info", "finding").astype(object)
+    return bands["lo"].to_numpy(), severity, disposition
 
 
 @functools.cache
@@ -200,7 +213,8 @@ def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFr
 
     Notes
     -----
-    Scale ``cvss`` maps a numeric score by the CVSS v3.1 qualitative bands (rows ``any,cvss,<lower bound>``).
+    Scale ``cvss`` maps a numeric score by the CVSS v3.1 qualitative bands (``severity_bands.csv``, scale
+    ``cvss3``; a score in the ``info`` band has disposition ``info``).
 
     Examples
     --------
@@ -210,7 +224,6 @@ def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFr
     >>> map_severity("nmap", pd.Series(["cvss"]), pd.Series(["9.8"])).values.tolist()
     [['critical', 'finding']]
     """
-    t = severity_table()
     out = pd.DataFrame({"severity": None, "disposition": "finding"}, index=native.index, dtype=object)
     key = native.astype("string").str.strip().str.lower()
     sev_of, disp_of = _lookup(scanner)
@@ -222,12 +235,12 @@ def map_severity(scanner: str, scale: pd.Series, native: pd.Series) -> pd.DataFr
         out.loc[hit, "disposition"] = joined[hit].map(disp_of).to_numpy()
     is_cvss = (scale == "cvss").to_numpy() & ~hit
     if is_cvss.any():
-        bands = t.loc[t["scale"] == "cvss"].assign(lo=lambda d: d["native"].astype(float)).sort_values("lo")
+        lower, band_severity, band_disposition = _cvss_lower_bounds()
         score = pd.to_numeric(key[is_cvss], errors="coerce").to_numpy(dtype=float)
-        pos = np.searchsorted(bands["lo"].to_numpy(), score, side="right") - 1
+        pos = np.searchsorted(lower, score, side="right") - 1
         ok = (pos >= 0) & ~np.isnan(score)
-        sev = np.where(ok, bands["severity"].to_numpy()[np.clip(pos, 0, None)], None)
-        dis = np.where(ok, bands["disposition"].to_numpy()[np.clip(pos, 0, None)], "finding")
+        sev = np.where(ok, band_severity[np.clip(pos, 0, None)], None)
+        dis = np.where(ok, band_disposition[np.clip(pos, 0, None)], "finding")
         out.loc[is_cvss, "severity"] = sev
         out.loc[is_cvss, "disposition"] = dis
     return out
