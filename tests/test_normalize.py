@@ -227,3 +227,21 @@ def test_scanner_given_scores_banded_by_the_cvss3_bands():
     assert got["severity"].tolist() == ["info", "info", "low", "low", "medium", "medium", "high", "high",
                                         "critical", "critical"]  # fmt: skip
     assert got["disposition"].tolist() == ["info", "info"] + ["finding"] * 8
+
+
+def test_scanner_rating_is_the_readers_mapping_applied_once():
+    """A row from a scanner reader keeps the reader's rating (it knew the native scale); a native value
+    given without a canonical severity is mapped by the same table."""
+    f = pd.DataFrame({
+        "audit_id": ["A1"] * 4,
+        "host": ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"],
+        "vuln_id": ["nmap:port/3389", "qualys:38170", "nessus:1", "nessus:2"],
+        "title": ["Open port 3389/tcp", "INFO item", "x", "y"],
+        "scanner": ["nmap", "qualys", "nessus", None],
+        "scanner_severity": ["open", "2", "3", "moyenne"],
+        "severity": ["high", "info", None, None],
+    })  # fmt: skip
+    out = normalize_findings(f, audits=AUDITS)
+    assert out["severity_scanner"].tolist() == ["high", "info", "high", "medium"]
+    assert out["severity"].tolist() == ["high", "info", "high", "medium"]
+    assert out["severity_source"].tolist() == ["given", "given", "scanner", "scanner"]

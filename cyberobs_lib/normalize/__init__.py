@@ -108,6 +108,23 @@ def vuln_key(
     return key
 
 
+def _scanner_rating(findings: pd.DataFrame) -> pd.Series:
+    """The scanner's own rating of each finding, on the canonical scale: ``scanner_severity.csv`` applied once.
+
+    A row read from a scanner export (``scanner`` set) already carries in ``severity`` the reader's mapping
+    of its native value (which knows the native scale: item type, check, port); other rows with a native
+    value are mapped here by :func:`~cyberobs_lib.normalize.severity.scanner_severity`.
+    """
+    mapped = scanner_severity(findings["scanner_severity"], scanner=findings["scanner"])
+    given = map_unique(findings["severity"], lambda u: u.str.strip().str.lower()).cat.set_categories(
+        list(mapped.cat.categories)
+    )
+    from_reader = (findings["scanner"].notna() & given.notna()).to_numpy()
+    if not from_reader.any():
+        return mapped
+    return mapped.where(~from_reader, given)
+
+
 def normalize_findings(
     findings: pd.DataFrame, *, audits: pd.DataFrame, kev: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -130,7 +147,9 @@ def normalize_findings(
         One row per distinct (audit, fingerprint), the first row in input order kept, with the input columns
         and (text outputs are pandas categoricals of str: few distinct values among millions of rows): ``finess``; ``cve`` (normalized list ``CVE-YYYY-N;…``, sorted, unique, including a CVE given as
         ``vuln_id``); ``cvss_version``, ``cvss_score`` (computed from a valid vector, else the given score),
-        ``cvss_error``; ``severity_cvss`` (band of the vector), ``severity_scanner`` (native scale mapped),
+        ``cvss_error``; ``severity_cvss`` (band of the vector), ``severity_scanner`` (the scanner's rating:
+        the canonical severity a scanner reader mapped, else the native value mapped by
+        ``scanner_severity.csv``),
         ``severity`` (canonical), ``severity_source`` (``given`` | ``cvss`` | ``scanner`` | ``unknown``),
         ``severity_mismatch`` (bool); ``vuln_key`` (:func:`vuln_key`); ``fingerprint`` (32 hex,
         :func:`~cyberobs_lib.normalize.fingerprint.finding_fingerprint`); ``category``; ``n_duplicates``
@@ -179,7 +198,7 @@ def normalize_findings(
     out["cvss_score"] = cv["cvss_score"].where(cv["cvss_score"].notna(), given_score)
     out["cvss_error"] = cv["cvss_error"]
     out["severity_cvss"] = cv["severity"]
-    out["severity_scanner"] = scanner_severity(out["scanner_severity"], scanner=out["scanner"])
+    out["severity_scanner"] = _scanner_rating(out)
     sev, src, mismatch = resolve_severity(
         out["severity"], cvss=cv["severity"], scanner=out["severity_scanner"]
     )
