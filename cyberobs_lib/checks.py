@@ -2,7 +2,7 @@
 
 :class:`TableCheck` collects the violations of one input file (``file, row, column, rule, severity,
 value, message``; ``row`` is the physical line, the header being line 1) and the rows they reject;
-:func:`_open` reads a contract file and applies the file-level rules (missing file or column, ragged
+:func:`open_table` reads a contract file and applies the file-level rules (missing file or column, ragged
 records, required values). The per-table rules live in :mod:`cyberobs_lib.validate` and, for
 findings.csv, are shared with the chunked ingestion of :mod:`cyberobs_lib.scale`.
 """
@@ -171,7 +171,7 @@ class TableCheck:
 # --------------------------------------------------------------------------------------------------
 # Per-file checks
 # --------------------------------------------------------------------------------------------------
-def _open(dataset: Path, name: str) -> TableCheck:
+def open_table(dataset: Path, name: str) -> TableCheck:
     path = dataset / f"{name}.csv"
     spec = S.INPUT_FILES[name]
     empty = pd.DataFrame(columns=list(spec["required"] + spec["optional"]), dtype=object)
@@ -246,7 +246,7 @@ def _open(dataset: Path, name: str) -> TableCheck:
     return check
 
 
-def _duplicates(check: TableCheck, key: str) -> None:
+def check_duplicates(check: TableCheck, key: str) -> None:
     """Exact duplicate rows are counted as duplicates; same key with other content is an error."""
     frame = check.frame
     exact = frame.duplicated(keep="first")
@@ -269,7 +269,7 @@ def _duplicates(check: TableCheck, key: str) -> None:
     )
 
 
-def _check_date(
+def check_date(
     check: TableCheck, col: str, *, today: pd.Timestamp, not_before: str | None = None
 ) -> pd.Series:
     parsed, bad = parse_dates(check.frame[col])
@@ -280,19 +280,19 @@ def _check_date(
     return parsed
 
 
-def _kept_values(check: TableCheck, col: str) -> pd.Series:
+def kept_values(check: TableCheck, col: str) -> pd.Series:
     if check.fatal:
         return pd.Series([], dtype="string")
     ok = check.frame.index.difference(check.rejected.index).difference(check.duplicates)
     return check.frame.loc[ok, col].dropna()
 
 
-def _check_audit_ref(c: TableCheck, audits: TableCheck) -> None:
-    kept = _kept_values(audits, "audit_id")
+def check_audit_ref(c: TableCheck, audits: TableCheck) -> None:
+    kept = kept_values(audits, "audit_id")
     c.add(c.frame["audit_id"].notna() & ~c.frame["audit_id"].isin(kept), "audit_id", "unknown_audit")
 
 
-def _on_distinct(values: pd.Series, func, *, text: bool = True) -> pd.Series:
+def on_distinct(values: pd.Series, func, *, text: bool = True) -> pd.Series:
     """``func`` evaluated once per distinct value of ``values`` and mapped back by integer codes.
 
     ``text``: the distinct values are given as a ``string`` Series (``<NA>`` for missing) and the result
@@ -301,7 +301,7 @@ def _on_distinct(values: pd.Series, func, *, text: bool = True) -> pd.Series:
 
     Examples
     --------
-    >>> _on_distinct(pd.Series([" TCP", "udp", None, " TCP"]), lambda u: u.str.strip().str.lower()).tolist()
+    >>> on_distinct(pd.Series([" TCP", "udp", None, " TCP"]), lambda u: u.str.strip().str.lower()).tolist()
     ['tcp', 'udp', <NA>, 'tcp']
     """
     codes, probe = distinct_probe(values)
@@ -311,5 +311,15 @@ def _on_distinct(values: pd.Series, func, *, text: bool = True) -> pd.Series:
     return pd.Series(result.to_numpy(dtype=bool)[codes], index=values.index)
 
 
-def _lower_strip(values: pd.Series) -> pd.Series:
-    return _on_distinct(values, lambda u: u.str.strip().str.lower())
+def lower_strip(values: pd.Series) -> pd.Series:
+    return on_distinct(values, lambda u: u.str.strip().str.lower())
+
+
+# The former private names, for cyberobs_lib.validate until its import uses the public ones.
+_open = open_table
+_duplicates = check_duplicates
+_check_date = check_date
+_kept_values = kept_values
+_check_audit_ref = check_audit_ref
+_on_distinct = on_distinct
+_lower_strip = lower_strip

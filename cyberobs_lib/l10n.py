@@ -67,6 +67,8 @@ from functools import cache
 
 import pandas as pd
 
+from cyberobs_lib.markup import escape_markdown
+
 #: Languages of the reports and the Babel locale of each (British English: day month year, 24 h).
 LOCALES: dict[str, str] = {"fr": "fr_FR", "en": "en_GB"}
 LANGS = tuple(LOCALES)
@@ -195,8 +197,6 @@ def placeholders(template: str) -> set[str]:
 def md_text(key: str, lang: str = "fr", /, **fields: object) -> str:
     """:func:`text` as Markdown: every field is escaped (a family or file name is never markup); the markup
     of the catalog text itself is kept."""
-    from cyberobs_lib.studies.markup import escape_markdown
-
     return text(key, lang, **{k: escape_markdown(v) for k, v in fields.items()})
 
 

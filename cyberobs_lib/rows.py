@@ -14,7 +14,7 @@ import re
 import pandas as pd
 
 from cyberobs_lib import schema as S
-from cyberobs_lib.checks import RULES, TableCheck, _lower_strip, _on_distinct
+from cyberobs_lib.checks import RULES, TableCheck, lower_strip, on_distinct
 from cyberobs_lib.parsing import cve_list_ok, cvss_vector_ok, parse_dates, parse_float, parse_int
 
 
@@ -49,12 +49,12 @@ def findings_rules(
     warn = "warning"
     blank = "; left empty (an optional cell never rejects a finding)"
     c.add(f["audit_id"].notna() & (known_audits.get_indexer(f["audit_id"]) < 0), "audit_id", "unknown_audit")
-    f["host"] = _lower_strip(f["host"])
+    f["host"] = lower_strip(f["host"])
     port, bad = parse_int(f["port"])
     bad = _mask(bad | (port < 0) | (port > 65535))
     c.add(bad, "port", "port_range", severity=warn, message=RULES["port_range"] + blank)
     f["port"] = port.where(~bad.to_numpy()).astype("Int32")
-    proto = _on_distinct(f["protocol"], lambda u: u.str.strip().str.lower())
+    proto = on_distinct(f["protocol"], lambda u: u.str.strip().str.lower())
     bad = _mask(proto.notna() & ~proto.isin(S.PROTOCOLS))
     c.add(bad, "protocol", "unknown_protocol", severity=warn, message=RULES["unknown_protocol"] + blank)
     f["protocol"] = proto.mask(bad)
@@ -62,21 +62,21 @@ def findings_rules(
     bad = _mask(bad | (score < 0) | (score > 10))
     c.add(bad, "cvss_score", "cvss_score_range", severity=warn, message=RULES["cvss_score_range"] + blank)
     f["cvss_score"] = score.mask(bad.to_numpy())
-    vector = _on_distinct(f["cvss_vector"], lambda u: u.str.strip())
-    bare = _on_distinct(
+    vector = on_distinct(f["cvss_vector"], lambda u: u.str.strip())
+    bare = on_distinct(
         vector, lambda u: u.astype("string").str.match(_BARE_V3).fillna(False).astype(bool), text=False
     )
     if bare.any():
         c.add(bare, "cvss_vector", "cvss_vector_prefix", severity=warn)
         vector = vector.mask(bare, "CVSS:3.0/" + vector.astype("string"))
-    bad = ~_on_distinct(vector, cvss_vector_ok, text=False)
+    bad = ~on_distinct(vector, cvss_vector_ok, text=False)
     c.add(bad, "cvss_vector", "bad_cvss_vector", severity=warn, message=RULES["bad_cvss_vector"] + blank)
     f["cvss_vector"] = vector.mask(bad).astype(object).where(lambda v: v.notna(), None)
-    sev = _lower_strip(f["severity"])
+    sev = lower_strip(f["severity"])
     bad = _mask(sev.notna() & ~sev.isin(S.SEVERITIES))
     c.add(bad, "severity", "unknown_severity", severity=warn, message=RULES["unknown_severity"] + blank)
     f["severity"] = sev.mask(bad)
-    cat = _lower_strip(f["category"])
+    cat = lower_strip(f["category"])
     bad = _mask(cat.notna() & ~cat.isin(S.FINDING_CATEGORIES))
     c.add(
         bad,
@@ -86,12 +86,12 @@ def findings_rules(
         message=RULES["unknown_category_label"] + "; derived by the category rules instead",
     )
     f["category"] = cat.mask(bad)
-    bad = ~_on_distinct(f["cve"], cve_list_ok, text=False)
+    bad = ~on_distinct(f["cve"], cve_list_ok, text=False)
     if bad.any():
         c.add(
             bad, "cve", "bad_cve", severity=warn, message=RULES["bad_cve"] + "; the well-formed ids are kept"
         )
-        f["cve"] = f["cve"].where(~bad, _on_distinct(f["cve"].where(bad), _keep_cves))
+        f["cve"] = f["cve"].where(~bad, on_distinct(f["cve"].where(bad), _keep_cves))
     parsed, bad = parse_dates(f["first_seen"])
     c.add(bad, "first_seen", "bad_date", severity=warn, message=RULES["bad_date"] + blank)
     future = _mask(parsed > today + pd.Timedelta(days=1))

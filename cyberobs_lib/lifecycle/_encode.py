@@ -24,7 +24,7 @@ KNOWN_EXPLOITED = "known_exploited"
 SOURCE_HOSTS = "hosts.csv"
 SOURCE_FINDINGS = "findings"
 
-_FINDINGS_REQUIRED = (Findings.audit_id, Findings.host, FINGERPRINT)
+FINDINGS_REQUIRED = (Findings.audit_id, Findings.host, FINGERPRINT)
 _AUDITS_REQUIRED = (Audits.audit_id, Audits.finess, Audits.audit_date)
 
 
@@ -221,7 +221,7 @@ def encode(
     Every pass over the findings is linear: fingerprints are factorized in cache-sized blocks, the
     perimeter lookups run in input order (rows of an audit together) and the sort is a counting sort.
     """
-    require_columns(findings, _FINDINGS_REQUIRED, table="findings")
+    require_columns(findings, FINDINGS_REQUIRED, table="findings")
     ordered, audit_index, audit = audit_codes(findings, audits, min_days=min_days)
     host, host_index = factorize(findings[Findings.host])
     fp, fp_index = factorize(findings[FINGERPRINT], many=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.lifecycle._encode import (
-    _FINDINGS_REQUIRED,
+    FINDINGS_REQUIRED,
     FINGERPRINT,
     SOURCE_FINDINGS,
     SOURCE_HOSTS,
@@ -279,7 +279,7 @@ def _match_blocked(findings, audits, *, hosts, min_days):
     text nor categorical, text that cannot be hashed, a fingerprint found in two blocks (or a 64-bit
     hash equal across blocks).
     """
-    require_columns(findings, _FINDINGS_REQUIRED, table="findings")
+    require_columns(findings, FINDINGS_REQUIRED, table="findings")
     if len(findings) <= max(_BLOCKS_FROM, _BLOCK_FINDINGS):
         return None
     fp_col, host_col = findings[FINGERPRINT], findings[Findings.host]

@@ -228,7 +228,7 @@ def ingest_large(
 
 
 def _reader_issues(path: Path, issues: list[dict]) -> pd.DataFrame:
-    """The CSV reader's warnings as violations (file, line, column named), as ``checks._open`` lists them."""
+    """The CSV reader's warnings as violations (file, line, column named), as ``checks.open_table`` lists them."""
     frame = pd.DataFrame(issues)
     return pd.DataFrame(
         {

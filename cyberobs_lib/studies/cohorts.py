@@ -18,7 +18,7 @@ import pandas as pd
 from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from cyberobs_lib.schema import Audits, Establishments
-from cyberobs_lib.stats._tidy import make_tests_table
+from cyberobs_lib.stats import make_tests_table
 from cyberobs_lib.stats.groups import compare_groups
 from cyberobs_lib.stats.models import (
     INTERCEPT,

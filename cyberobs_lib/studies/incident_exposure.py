@@ -18,7 +18,7 @@ import pandas as pd
 
 from cyberobs_lib.l10n import text
 from cyberobs_lib.schema import Audits, Incidents
-from cyberobs_lib.stats._tidy import make_tests_table
+from cyberobs_lib.stats import make_tests_table
 from cyberobs_lib.stats.models import SeparationWarning, fit_logistic, to_tests_table
 from cyberobs_lib.studies.incidents import ALL, incident_indicators
 from cyberobs_lib.studies.indicators import (
@@ -356,9 +356,9 @@ def not_estimable_sentences(odds_ratios: pd.DataFrame, lang: str = "fr") -> str:
     <BLANKLINE>
     - known exploited vulnerability (KEV): unavailable: no KEV catalog in the dataset.
     """
+    from cyberobs_lib.markup import escape_markdown
     from cyberobs_lib.report import label
     from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS
-    from cyberobs_lib.studies.markup import escape_markdown
 
     if "model" not in odds_ratios.columns:
         return ""

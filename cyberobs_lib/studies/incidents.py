@@ -526,7 +526,7 @@ def source_link(url: str) -> str:
     >>> source_link("javascript:alert(1)"), source_link("https://x.fr/a*b*")
     ('javascript:alert(1)', 'https://x.fr/a\\\\*b\\\\*')
     """
-    from cyberobs_lib.studies.markup import escape_markdown
+    from cyberobs_lib.markup import escape_markdown
 
     return f"[{url}]({url})" if _SAFE_URL.match(str(url)) else escape_markdown(url)
 

@@ -31,13 +31,13 @@ import pandas as pd
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.config import DEFAULT_DEADLINES
 from cyberobs_lib.l10n import fmt_number, has, text
+from cyberobs_lib.markup import escape_markdown
 from cyberobs_lib.stats import paired, survival
 from cyberobs_lib.stats.models import MIN_CLUSTERS
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.paired import DIRECTION_COLUMN, NO_DIRECTION, UNSIGNED_W, change_direction, tidy_tests
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics, unavailable_reason
-from cyberobs_lib.studies.markup import escape_markdown
 
 #: Establishments audited twice or more needed for the repeated-audit GEE trend (its small-sample
 #: covariance needs enough clusters: :data:`cyberobs_lib.stats.models.MIN_CLUSTERS`).

@@ -29,8 +29,8 @@ import re
 import pandas as pd
 
 from cyberobs_lib.l10n import fmt_list, fmt_number, fmt_percent, fmt_pvalue, fmt_range, has, text, text_n
+from cyberobs_lib.markup import escape_markdown
 from cyberobs_lib.report import label
-from cyberobs_lib.studies.markup import escape_markdown
 
 #: No-break space: the cells of effect sizes and intervals stay on one line.
 NBSP = "\u00a0"
@@ -169,8 +169,6 @@ def methods_markdown(tests: pd.DataFrame, lang: str = "fr", *, heading_key: str 
     - McNemar mid-P test: no protection mechanism and at least one critical finding.
     - p-values adjusted for multiple comparisons by the Benjamini–Hochberg (false discovery rate) method (column “adjusted p”).
     """
-    from cyberobs_lib.studies.markup import escape_markdown
-
     if tests.empty or "test" not in tests.columns:
         return ""
     rows = tests[~tests["variant"].map(is_undefined)] if "variant" in tests.columns else tests
@@ -438,8 +436,6 @@ def models_markdown(models: pd.DataFrame, lang: str = "fr", *, group: str = "gro
     - Quasi-Poisson: the dispersion of each group is estimated (column “dispersion”) and the intervals use Student quantiles with 1 degree of freedom: army hospitals.
     - Not estimable: no event: dialysis.
     """
-    from cyberobs_lib.studies.markup import escape_markdown
-
     if models.empty:
         return ""
     words = [sentence_case(count_model_words(r, lang, scale=False)) for r in models.to_dict("records")]
