@@ -239,6 +239,55 @@ class _Transcoder:
         return self.dec.decode(block, final).encode("utf-8")
 
 
+class _Utf8Stream(io.RawIOBase):
+    """A file read as UTF-8 bytes, transcoded block by block (see :func:`open_utf8`)."""
+
+    def __init__(self, path: Path, enc: Encoding, block_size: int):
+        self._fh = path.open("rb")
+        self._transcoder = _Transcoder(enc)
+        self._block_size = block_size
+        self._pending = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending and not self._eof:
+            block = self._fh.read(self._block_size)
+            self._eof = not block
+            self._pending = self._transcoder.feed(block, final=self._eof)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def open_utf8(
+    path: Path | str, enc: Encoding | None = None, *, block_size: int = 1 << 24
+) -> io.BufferedReader:
+    """The bytes of a text file as UTF-8, decoded as :func:`decode_bytes` decodes (by
+    :func:`detect_encoding`'s choice over the whole file, BOM removed, bad bytes as U+FFFD), streamed:
+    for readers that take a binary UTF-8 stream (pyarrow's CSV reader).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = Path(d, "t.csv")
+    ...     _ = p.write_bytes("nom\\nHôpital d’Aulnay\\n".encode("cp1252"))
+    ...     with open_utf8(p) as fh:
+    ...         fh.read().decode()
+    'nom\\nHôpital d’Aulnay\\n'
+    """
+    path = Path(path)
+    return io.BufferedReader(_Utf8Stream(path, enc or detect_encoding(path), block_size))
+
+
 def decode_bytes(raw: bytes, path: Path | str | None = None) -> tuple[str, Encoding]:
     """``raw`` as text by :func:`detect_encoding`'s choice (BOM removed, bad bytes as U+FFFD).
 

@@ -390,3 +390,22 @@ def test_line_numbers_wrapped_names_and_cell_barrier(tmp_path, identifiers):
         ["a.md", "line 3", "name"],
         ["t.csv", "line 3, column host", "hostname"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("codec", "tail"),
+    [
+        ("cp1252", b""),  # a legacy file: ’ is 0x92 in CP1252, a C1 control in Latin-1
+        ("utf-16", b""),  # Excel "Unicode text"
+        ("utf-8", b"339999914;Bad \xff byte;355\n"),  # mostly UTF-8: one bad byte, not a Latin-1 re-read
+    ],
+)
+def test_identifiers_from_dataset_decode_as_ingest_does(tmp_path, codec, tail):
+    from cyberobs_lib.io import read_table_csv
+
+    text = "finess;name;category_code\n759999907;Hôpital d’Aulnay;355\n"
+    path = tmp_path / "establishments.csv"
+    path.write_bytes(text.encode(codec) + tail)
+    names = identifiers_from_dataset(tmp_path)["name"]
+    assert "Hôpital d’Aulnay" in names
+    assert names == set(read_table_csv(path).frame["name"].dropna())

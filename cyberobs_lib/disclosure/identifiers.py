@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from cyberobs_lib.disclosure._detectors import IDENTIFIER_KINDS, ip_or_none
+from cyberobs_lib.io import detect_encoding, open_utf8, sniff_delimiter
 
 #: Which columns of which table hold which kind of identifier (data-contract.md, "confidential").
 IDENTIFYING_COLUMNS: dict[str, dict[str, str]] = {
@@ -26,44 +27,36 @@ STORE_MANIFEST = "_manifest.json"
 def _csv_distinct(path: Path, wanted: Iterable[str]) -> dict[str, set[str]]:
     """Distinct values of the wanted columns of an input CSV, streamed in blocks with pyarrow.
 
-    Column names are case-insensitive; ``,`` or ``;`` separated; UTF-8 (BOM accepted) or Latin-1.
+    Column names are case-insensitive; ``,`` or ``;`` separated; decoded as ingest decodes
+    (:func:`cyberobs_lib.io.open_utf8`: UTF-8 with or without BOM, UTF-16, or the detected code page).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    raw = path.read_bytes()[:65536]
-    try:
-        raw.decode("utf-8-sig")
-        encodings = ["utf8", "latin1"]
-    except UnicodeDecodeError as error:
-        encodings = ["utf8", "latin1"] if error.start > len(raw) - 4 else ["latin1"]
-    text = raw.decode("utf-8-sig" if encodings[0] == "utf8" else "latin-1", "replace")
+    enc = detect_encoding(path)  # the ingest's decision, over the whole file
+    with open_utf8(path, enc) as fh:
+        text = fh.read(65536).decode("utf-8", "replace")
     header = text.splitlines()[0] if text else ""
-    sep = ";" if header.count(";") > header.count(",") else ","
+    sep = sniff_delimiter(header, (",", ";"))
     names = next(csv.reader([header], delimiter=sep), [])
     keep = {name: name.strip().lower() for name in names if name.strip().lower() in set(wanted)}
     if not keep:
         return {}
-    for encoding in encodings:
-        found: dict[str, set[str]] = {lower: set() for lower in keep.values()}
-        try:
-            reader = pcsv.open_csv(
-                path,
-                read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding),
-                parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-                convert_options=pcsv.ConvertOptions(
-                    include_columns=list(keep), column_types=dict.fromkeys(keep, pa.string())
-                ),
-            )
-            for batch in reader:
-                for name, lower in keep.items():
-                    found[lower].update(pc.unique(batch.column(name)).to_pylist())
-            return found
-        except pa.ArrowInvalid:
-            if encoding == encodings[-1]:
-                raise
-    return {}
+    found: dict[str, set[str]] = {lower: set() for lower in keep.values()}
+    with open_utf8(path, enc) as fh:
+        reader = pcsv.open_csv(
+            fh,
+            read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=pcsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=list(keep), column_types=dict.fromkeys(keep, pa.string())
+            ),
+        )
+        for batch in reader:
+            for name, lower in keep.items():
+                found[lower].update(pc.unique(batch.column(name)).to_pylist())
+    return found
 
 
 def _parquet_distinct(path: Path, wanted: Iterable[str]) -> dict[str, set[str]]:
