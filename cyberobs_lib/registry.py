@@ -7,8 +7,8 @@ Every mapping lives in a versioned CSV table in :mod:`cyberobs_lib.data` (source
 * ``legal_status.csv`` — FINESS statut juridique codes (TRE_R72, also the SAE ``stj``) and labels →
   ``public`` / ``private_nonprofit`` / ``private_forprofit``.
 
-Reading real FINESS extracts (open-data and SAE layouts) is in :mod:`cyberobs_lib.finess_extract`, re-exported
-here as :func:`read_finess_extract`.
+Reading real FINESS extracts (open-data and SAE layouts) is :func:`cyberobs_lib.finess_extract.read_finess_extract`
+(the floor above: it builds the registry with :func:`derive_establishments`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ __all__ = [
     "department_region",
     "normalize_legal_status",
     "derive_establishments",
-    "read_finess_extract",
     "fold_text",
 ]
 
@@ -469,10 +468,3 @@ def derive_establishments(
     out.attrs["categories_version"] = cats.attrs.get("version")
     out.attrs["unknown_categories"] = unknown_codes
     return out
-
-
-def read_finess_extract(path, **kwargs) -> pd.DataFrame:
-    """Read a real FINESS extract (open-data or SAE layout); see :func:`cyberobs_lib.finess_extract.read_finess_extract`."""
-    from cyberobs_lib.finess_extract import read_finess_extract as _read
-
-    return _read(path, **kwargs)
