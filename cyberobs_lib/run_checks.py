@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from cyberobs_lib.batch import batch_establishments
 from cyberobs_lib.config import DEMO_ENV_VAR, DEMO_KEY, SUPPORTED_LANGS
 from cyberobs_lib.run_plan import DatasetError, RunError, RunPlan
 
@@ -277,8 +278,6 @@ def check_against_data(plan: RunPlan, canonical: Path) -> dict[str, dict[str, An
                     + (" (period=0: every year)" if key == "period" else "")
                 )
     if plan.batch is not None:
-        from cyberobs_lib.batch import batch_establishments
-
         try:
             batch_establishments(canonical, plan.spec["batch"].get("establishments", "all"))
         except ValueError as exc:

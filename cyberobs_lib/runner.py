@@ -52,9 +52,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyberobs_lib import __version__
+from cyberobs_lib.batch import run_batch
 from cyberobs_lib.config import DEFAULT_MIN_CELL, NOTEBOOKS_DIR, POLICY_MIN_CELL, PROJECT_DIR
 from cyberobs_lib.io import sha256_file, write_bytes_atomic, write_text_atomic
 from cyberobs_lib.run_canonical import ingest_for_run, ingest_summary, link_canonical
+from cyberobs_lib.run_checks import (
+    apply_changes,
+    check_against_data,
+    check_dataset_folder,
+    check_key,
+    check_validation,
+    check_values,
+    demo_environment,
+)
+from cyberobs_lib.run_lock import (
+    OutputLock,
+    RunFolders,
+    check_output_location,
+    recover,
+    remove_tree,
+    set_aside_failed,
+    swap_in,
+)
 from cyberobs_lib.run_notebook import (  # noqa: F401 - re-exported (executing one notebook)
     HIDDEN_TAGS,
     KERNEL_ARGUMENTS,
@@ -306,7 +325,6 @@ def _prepare_canonical(
     """The run's canonical folder (ingested, or a view of ``--canonical``), its ingest summary and its
     validation counts; :class:`DatasetError` when the dataset does not validate (checked before the
     tables are written for a flat ingest, after ``ingest_large`` for a partitioned one)."""
-    from cyberobs_lib.run_checks import check_validation
     from cyberobs_lib.studies.data import load_study_data
 
     canonical = work / "canonical"
@@ -413,15 +431,6 @@ def run_study(
         Refused before anything ran (exit status 2); :class:`DatasetError` for the dataset (3),
         :class:`RunLockedError` when another run writes the same folder (4).
     """
-    from cyberobs_lib.run_checks import (
-        apply_changes,
-        check_against_data,
-        check_dataset_folder,
-        check_key,
-        check_values,
-        demo_environment,
-    )
-    from cyberobs_lib.run_lock import OutputLock, RunFolders, check_output_location, recover, remove_tree
 
     plan = load_plan(
         params_file,
@@ -475,7 +484,6 @@ def run_study(
 
 
 def _finish(plan: RunPlan, staging: Path, folders, result: RunResult, work: Path) -> None:
-    from cyberobs_lib.run_lock import remove_tree, set_aside_failed, swap_in
 
     failed = [o for o in result.outcomes if not o.ok]
     if result.ok:
@@ -578,8 +586,6 @@ def _execute(
             log.error("end %s: FAILED in %.1f s: %s", name, outcome.seconds, outcome.error)
     bar.close()
     if plan.batch is not None:
-        from cyberobs_lib.batch import run_batch
-
         result.outcomes.extend(
             run_batch(
                 plan,
@@ -591,8 +597,6 @@ def _execute(
                 scrub=scrub,
             )
         )
-    from cyberobs_lib.run_lock import remove_tree
-
     remove_tree(private)  # the marker and the disclosure ledger are the run's, never published
     try:
         for note in write_workbook(staging / "tables", staging / "tables.xlsx"):
