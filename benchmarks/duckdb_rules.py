@@ -461,12 +461,16 @@ def check_findings(con, present: list[str], columns: list[str], *, perimeter: bo
     return rules
 
 
-def _cvss_regex() -> str:
-    """``parsing.cvss_vector_ok``: the v3.x, v4.0 and v2 patterns as one RE2 alternation."""
-    from cyberobs_lib import parsing
+#: Structural patterns of CVSS vectors (v3.x, v4.0, v2 with Nessus' ``CVSS2#`` prefix or brackets): SQL
+#: cannot call the ``cvss`` library that validation uses (``parsing.score_cvss_vector``), so the baseline
+#: checks the shape of a vector only, a close approximation on well-formed exports.
+_CVSS_PATTERNS = (
+    r"CVSS:3\.[01]/AV:[NALP]/AC:[LH]/PR:[NLH]/UI:[NR]/S:[UC]/C:[NLH]/I:[NLH]/A:[NLH](/.*)?",
+    r"CVSS:4\.0/AV:[NALP]/AC:[LH]/AT:[NP]/PR:[NLH]/UI:[NPA]/VC:[HLN]/VI:[HLN]/VA:[HLN]/SC:[HLN]/SI:[HLN]/SA:[HLN](/.*)?",
+    r"(CVSS2#)?\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC](/.*)?\)?",
+)
 
-    parts = [
-        p.pattern.removeprefix("^").removesuffix("$")
-        for p in (parsing._CVSS3_RE, parsing._CVSS4_RE, parsing._CVSS2_RE)
-    ]
-    return "|".join(f"(?:{p})" for p in parts)
+
+def _cvss_regex() -> str:
+    """The CVSS patterns as one RE2 alternation."""
+    return "|".join(f"(?:{p})" for p in _CVSS_PATTERNS)

@@ -15,15 +15,6 @@ from cvss.exceptions import CVSSError
 from cyberobs_lib import schema as S
 
 _CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,}$", re.IGNORECASE)
-# Structural patterns of CVSS vectors, kept only for the DuckDB baseline (benchmarks/duckdb_rules.py:
-# SQL cannot call the ``cvss`` library); validation and normalisation use :func:`score_cvss_vector`.
-_CVSS2_RE = re.compile(r"^\(?AV:[LAN]/AC:[HML]/Au:[MSN]/C:[NPC]/I:[NPC]/A:[NPC](/.*)?\)?$")
-_CVSS3_RE = re.compile(
-    r"^CVSS:3\.[01]/AV:[NALP]/AC:[LH]/PR:[NLH]/UI:[NR]/S:[UC]/C:[NLH]/I:[NLH]/A:[NLH](/.*)?$"
-)
-_CVSS4_RE = re.compile(
-    r"^CVSS:4\.0/AV:[NALP]/AC:[LH]/AT:[NP]/PR:[NLH]/UI:[NPA]/VC:[HLN]/VI:[HLN]/VA:[HLN]/SC:[HLN]/SI:[HLN]/SA:[HLN](/.*)?$"
-)
 
 
 def distinct_probe(values: pd.Series) -> tuple[np.ndarray, pd.Series]:

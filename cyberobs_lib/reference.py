@@ -53,6 +53,7 @@ from cyberobs_lib.io import (
     decode_bytes,
     read_regular_file,
     sha256_file,
+    sniff_delimiter,
     write_text_atomic,
 )
 from cyberobs_lib.registry import department_region, finess_department, load_categories, load_departments
@@ -331,13 +332,13 @@ def _first_line(text: str) -> str:
 
 def _header(text: str) -> list[str]:
     first = _first_line(text)
-    delim = ";" if first.count(";") > first.count(",") else ","
+    delim = sniff_delimiter(first, (",", ";"))
     return [h.strip().strip('"').lower() for h in next(csv.reader([first], delimiter=delim))]
 
 
 def _read_csv_text(text: str) -> pd.DataFrame:
     first = _first_line(text)
-    delim = ";" if first.count(";") > first.count(",") else ","
+    delim = sniff_delimiter(first, (",", ";"))
     frame = pd.read_csv(io.StringIO(text), sep=delim, dtype=str, keep_default_na=False)
     frame.columns = [c.strip().lower() for c in frame.columns]
     return frame
