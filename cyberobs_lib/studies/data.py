@@ -27,7 +27,8 @@ import pyarrow.compute as pc
 
 from cyberobs_lib.config import MIN_AUDIT_DATE
 from cyberobs_lib.ingest import SORT_KEYS, ingest_dataset, read_canonical
-from cyberobs_lib.schema import CATEGORICAL_FINDINGS
+from cyberobs_lib.scale.storage import YEAR, open_partitioned, read_manifest, year_filter
+from cyberobs_lib.schema import CATEGORICAL_FINDINGS, INPUT_FILES
 from cyberobs_lib.studies.indicators import audit_metrics, mark_unavailable
 from cyberobs_lib.studies.study_tables import (  # noqa: F401 - re-exported (a study's tables)
     DATASET,
@@ -199,8 +200,6 @@ def _check_columns(path: Path, name: str, wanted: list[str] | None) -> None:
 # Partitioned store (cyberobs_lib.scale.storage)
 # --------------------------------------------------------------------------------------------------
 def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: dict) -> StudyData:
-    from cyberobs_lib.scale.storage import read_manifest
-
     manifest = read_manifest(folder)
     present = [n for n in TABLES if n in manifest["tables"]]
     accounting = (
@@ -241,8 +240,6 @@ def _contract_order(accounting: pd.DataFrame) -> pd.DataFrame:
 
     (``ingest_large`` accounts for findings.csv last, after its chunks.)
     """
-    from cyberobs_lib.schema import INPUT_FILES
-
     rank = {name: i for i, name in enumerate(INPUT_FILES)}
     key = accounting["table"].astype(str).map(lambda t: rank.get(t, len(rank)))
     return accounting.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
@@ -263,8 +260,6 @@ def _read_store(
     ``sort_keys`` (those the table has) restores the order of the flat canonical table. A column the
     table does not have raises ``ValueError``, or, with ``present_only``, is left out.
     """
-    from cyberobs_lib.scale.storage import YEAR, open_partitioned, year_filter
-
     dataset = open_partitioned(folder, name)
     names = [c for c in dataset.schema.names if c != YEAR]
     wanted = names if columns is None else [c for c in columns if c in names or not present_only]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from cyberobs_lib.l10n import fmt_number, fmt_percent, has, text, text_n
+from cyberobs_lib.scale.storage import YEAR, open_partitioned, year_filter
 from cyberobs_lib.studies.data import AUDIT_TABLES, FLAT, PARTITIONED, LazyTables, canonical_format
 from cyberobs_lib.validate import RULES
 
@@ -143,8 +144,6 @@ def _shape_without_reading(tables: Mapping[str, pd.DataFrame], name: str) -> tup
         return None
     kind = canonical_format(folder)
     if kind == PARTITIONED and {"years", "columns"} <= found.keys():
-        from cyberobs_lib.scale.storage import YEAR, open_partitioned, year_filter
-
         dataset = open_partitioned(folder, name)
         names = [c for c in dataset.schema.names if c != YEAR]
         wanted = found["columns"].get(name, names)

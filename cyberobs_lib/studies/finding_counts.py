@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cyberobs_lib.scale.storage import MANIFEST, YEAR, open_partitioned, year_filter
 from cyberobs_lib.schema import Findings
 from cyberobs_lib.studies.study_tables import FLAT, PARTITIONED, LazyTables, StudyData, canonical_format
 
@@ -158,8 +159,6 @@ def count_store(folder: str | Path, *, years: Iterable[int] | None = None) -> pd
     partitioned by year (``years``: only those partitions; None: all). Only the four counted columns are
     read, by Arrow threads, batch by batch."""
     import pyarrow.dataset as ds
-
-    from cyberobs_lib.scale.storage import MANIFEST, YEAR, open_partitioned, year_filter
 
     folder = Path(folder)
     if (folder / MANIFEST).is_file():
