@@ -340,6 +340,29 @@ def fmt_range(low: object, high: object, lang: str = "fr", *, kind: str = "numbe
     return text(key, lang, low=lo, high=hi)
 
 
+def with_interval(
+    frame: pd.DataFrame,
+    lang: str = "fr",
+    *,
+    low: str = "ci_low",
+    high: str = "ci_high",
+    name: str = "ci",
+    kind: str = "percent",
+    decimals: int | None = None,
+) -> pd.DataFrame:
+    """``frame`` with its two bounds written as one reader's column ``name`` (``24 %–43 %``), for :func:`cyberobs_lib.report.show`
+    (heading: the label of ``name``, "IC 95 %"). The bounds stay in the frame (and in ``tables/``).
+
+    >>> with_interval(pd.DataFrame({"ci_low": [0.24], "ci_high": [0.43]}), "en")["ci"].tolist()
+    ['24%–43%']
+    """
+    bounds = [
+        "" if pd.isna(lo) or pd.isna(hi) else fmt_range(lo, hi, lang, kind=kind, decimals=decimals)
+        for lo, hi in zip(frame[low], frame[high], strict=True)
+    ]
+    return frame.assign(**{name: bounds})
+
+
 def fmt_ci(
     low: object,
     high: object,

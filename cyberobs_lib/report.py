@@ -29,8 +29,8 @@ from cyberobs_lib.l10n import (
     fmt_number,
     fmt_percent,
     fmt_pvalue,
-    fmt_range,
     text,
+    with_interval,  # noqa: F401 - re-exported (a reader's interval column)
 )
 from cyberobs_lib.l10n import label as l10n_label
 
@@ -327,29 +327,6 @@ def _auto_format(column: str, values: pd.Series) -> str:
     if len(known) and all(isinstance(v, bool) for v in known):
         return "bool"
     return "text"
-
-
-def with_interval(
-    frame: pd.DataFrame,
-    lang: str = "fr",
-    *,
-    low: str = "ci_low",
-    high: str = "ci_high",
-    name: str = "ci",
-    kind: str = "percent",
-    decimals: int | None = None,
-) -> pd.DataFrame:
-    """``frame`` with its two bounds written as one reader's column ``name`` (``24 %–43 %``), for :func:`show`
-    (heading: the label of ``name``, "IC 95 %"). The bounds stay in the frame (and in ``tables/``).
-
-    >>> with_interval(pd.DataFrame({"ci_low": [0.24], "ci_high": [0.43]}), "en")["ci"].tolist()
-    ['24%–43%']
-    """
-    bounds = [
-        "" if pd.isna(lo) or pd.isna(hi) else fmt_range(lo, hi, lang, kind=kind, decimals=decimals)
-        for lo, hi in zip(frame[low], frame[high], strict=True)
-    ]
-    return frame.assign(**{name: bounds})
 
 
 def show(

@@ -17,11 +17,11 @@ from cyberobs_lib.l10n import (
     fmt_percent,
     fmt_pvalue,
     has,
+    label,
     md_text,
     share_in_words,
     text,
 )
-from cyberobs_lib.report import label
 
 #: Headline indicators in reading order; each has a sentence ``annual.headline.<key>`` and a short name
 #: ``annual.indicator.<key>`` in the catalog.

@@ -214,7 +214,7 @@ def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
     """
     import matplotlib.pyplot as plt
 
-    from cyberobs_lib.report import label
+    from cyberobs_lib.l10n import label
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))

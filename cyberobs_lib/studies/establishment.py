@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib import lifecycle as lc
-from cyberobs_lib.l10n import as_date, fmt_date, fmt_number, has, text
-from cyberobs_lib.report import label
+from cyberobs_lib.l10n import as_date, fmt_date, fmt_number, has, label, text
 from cyberobs_lib.schema import SEVERITY_RANK
 from cyberobs_lib.studies.indicators import unavailable_metrics, unavailable_reason
 
@@ -272,7 +271,7 @@ def plot_findings_by_audit(by_severity: pd.DataFrame, *, ax=None, lang: str = "f
     date in words (an audit with no finding shows an empty bar); titled, legend in ``lang``."""
     import matplotlib.pyplot as plt
 
-    from cyberobs_lib.plots import number_axis
+    from cyberobs_lib.ticks import number_axis
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-from cyberobs_lib.report import LABELS
+from cyberobs_lib.l10n import CATALOG as LABELS
 
 LANGS = ("fr", "en")
 

@@ -356,8 +356,8 @@ def not_estimable_sentences(odds_ratios: pd.DataFrame, lang: str = "fr") -> str:
     <BLANKLINE>
     - known exploited vulnerability (KEV): unavailable: no KEV catalog in the dataset.
     """
+    from cyberobs_lib.l10n import label
     from cyberobs_lib.markup import escape_markdown
-    from cyberobs_lib.report import label
     from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS
 
     if "model" not in odds_ratios.columns:

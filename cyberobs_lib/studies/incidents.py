@@ -654,7 +654,7 @@ def plot_national_series(series: pd.DataFrame, dataset_share: pd.DataFrame | Non
     """
     import matplotlib.pyplot as plt
 
-    from cyberobs_lib.plots import number_axis, percent_axis
+    from cyberobs_lib.ticks import number_axis, percent_axis
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1.6, 1]})

@@ -301,7 +301,7 @@ def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
     <BLANKLINE>
     - no establishment audited twice at least 90 days apart: no paired test (known exploited (KEV) findings — Wilcoxon signed-rank).
     """
-    from cyberobs_lib.report import label
+    from cyberobs_lib.l10n import label
     from cyberobs_lib.studies.methods import metric_words
 
     rows = tests[is_undefined(tests)]

@@ -28,9 +28,18 @@ import re
 
 import pandas as pd
 
-from cyberobs_lib.l10n import fmt_list, fmt_number, fmt_percent, fmt_pvalue, fmt_range, has, text, text_n
+from cyberobs_lib.l10n import (
+    fmt_list,
+    fmt_number,
+    fmt_percent,
+    fmt_pvalue,
+    fmt_range,
+    has,
+    label,
+    text,
+    text_n,
+)
 from cyberobs_lib.markup import escape_markdown
-from cyberobs_lib.report import label
 
 #: No-break space: the cells of effect sizes and intervals stay on one line.
 NBSP = "\u00a0"
@@ -583,7 +592,7 @@ def with_ci(frame: pd.DataFrame, lang: str = "fr", **options) -> pd.DataFrame:
     >>> with_ci(pd.DataFrame({"ci_low": [0.241], "ci_high": [0.43]}), "fr", decimals=1)["ci"].tolist()
     ['24,1\\xa0%\\u2060–\\u206043,0\\xa0%']
     """
-    from cyberobs_lib.report import with_interval
+    from cyberobs_lib.l10n import with_interval
 
     name = options.get("name", "ci")
     out = with_interval(frame, lang, **options)
