@@ -313,13 +313,3 @@ def on_distinct(values: pd.Series, func, *, text: bool = True) -> pd.Series:
 
 def lower_strip(values: pd.Series) -> pd.Series:
     return on_distinct(values, lambda u: u.str.strip().str.lower())
-
-
-# The former private names, for cyberobs_lib.validate until its import uses the public ones.
-_open = open_table
-_duplicates = check_duplicates
-_check_date = check_date
-_kept_values = kept_values
-_check_audit_ref = check_audit_ref
-_on_distinct = on_distinct
-_lower_strip = lower_strip

@@ -121,10 +121,6 @@ def csv_layout(read) -> dict:
     }
 
 
-def _sha256(path: Path) -> str:
-    return sha256_file(path)
-
-
 def type_table(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Give a contract table's canonical columns their dtypes and a deterministic row order."""
     spec = S.INPUT_FILES[name]
@@ -694,7 +690,7 @@ def ingest_dataset(
         "contract_version": CONTRACT_VERSION,
         "cyberobs_version": __version__,
         "dataset": dataset.name,
-        "inputs": {_relative(p, dataset): _sha256(p) for p in sorted(set(inputs)) if p.is_file()},
+        "inputs": {_relative(p, dataset): sha256_file(p) for p in sorted(set(inputs)) if p.is_file()},
         "rows": {name: int(len(t)) for name, t in tables.items()},
         "rejected": int(len(rej)),
         "errors": int((check.violations["severity"] == "error").sum()),

@@ -86,7 +86,7 @@ class CsvRead:
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 #: the legacy encodings a French export may use, among which charset_normalizer chooses
 _LEGACY = ["cp1252", "latin_1", "iso8859_15", "mac_roman", "cp850"]
-_BLOCK = 1 << 24
+READ_BLOCK = 1 << 24
 _MAX_ISSUES = 1000  # per rule and file: details beyond are summarised in one line
 _REPLACEMENT = "\ufffd".encode()
 
@@ -117,7 +117,7 @@ def _blocks(source: bytes | Path) -> Iterator[bytes]:
         yield bytes(source)
         return
     with Path(source).open("rb") as fh:
-        while block := fh.read(_BLOCK):
+        while block := fh.read(READ_BLOCK):
             yield block
 
 
@@ -220,7 +220,7 @@ def _legacy(sample: bytes) -> str:
     return max(near, key=score).encoding
 
 
-class _Transcoder:
+class Transcoder:
     """Bytes of ``encoding`` -> UTF-8 bytes, block by block (undecodable bytes become U+FFFD)."""
 
     def __init__(self, enc: Encoding):
@@ -244,7 +244,7 @@ class _Utf8Stream(io.RawIOBase):
 
     def __init__(self, path: Path, enc: Encoding, block_size: int):
         self._fh = path.open("rb")
-        self._transcoder = _Transcoder(enc)
+        self._transcoder = Transcoder(enc)
         self._block_size = block_size
         self._pending = b""
         self._eof = False
@@ -316,14 +316,14 @@ def read_regular_file(path: Path | str) -> bytes:
         ``missing_file`` when absent; ``unreadable_file`` for a directory, FIFO, device, or an OS error.
     """
     path = Path(path)
-    _check_regular(path)
+    check_regular(path)
     try:
         return path.read_bytes()
     except OSError as exc:
         raise InputFileError(path, f"cannot be read ({exc.strerror})") from exc
 
 
-def _check_regular(path: Path) -> None:
+def check_regular(path: Path) -> None:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -370,7 +370,7 @@ def sniff_delimiter(header_line: str, candidates: tuple[str, ...] = DELIMITERS) 
 
 @dataclass
 class _Scan:
-    """What the quote-aware scan of the bytes found (see :class:`_Normalizer`)."""
+    """What the quote-aware scan of the bytes found (see :class:`Normalizer`)."""
 
     record_lines: list[np.ndarray] = field(default_factory=list)  #: start line of every record
     blank: list[np.ndarray] = field(default_factory=list)  #: per record: empty/blank
@@ -378,7 +378,7 @@ class _Scan:
     max_record: int = 0
 
 
-class _Normalizer:
+class Normalizer:
     """UTF-8 bytes in blocks -> the normalized CSV bytes (LF line ends when the file has CR-only ends,
     control characters removed), cut at record boundaries, with a quote-aware count of the records.
 
@@ -633,7 +633,7 @@ class _Normalizer:
         return lines[1:], blank[1:]
 
 
-_SPACE = b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"
+SPACE_BYTES = b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"
 
 
 def _has_control(part: bytes, buf: np.ndarray, n_lf: int) -> bool:
@@ -646,7 +646,7 @@ def _has_control(part: bytes, buf: np.ndarray, n_lf: int) -> bool:
     return low != n_lf + int(np.count_nonzero(buf == 13)) + int(np.count_nonzero(buf == 9))
 
 
-def _check_header(path: Path, header: list[str]) -> None:
+def check_header(path: Path, header: list[str]) -> None:
     names = [h.strip().lower() for h in header]
     if not any(names):
         raise InputFileError(path, "has no header row", line=1)
@@ -663,11 +663,11 @@ def _check_header(path: Path, header: list[str]) -> None:
         seen[name] = raw
 
 
-def normalize_csv_bytes(raw: bytes, path: Path) -> tuple[bytes, Encoding, _Normalizer]:
+def normalize_csv_bytes(raw: bytes, path: Path) -> tuple[bytes, Encoding, Normalizer]:
     """The whole file ``raw`` as normalized UTF-8 CSV bytes, with its encoding and scan."""
     enc = detect_encoding(raw)
-    data = _Transcoder(enc).feed(raw, final=True)
-    norm = _Normalizer(path, encoding=enc)
+    data = Transcoder(enc).feed(raw, final=True)
+    norm = Normalizer(path, encoding=enc)
     out = norm.feed(data, final=True)
     out += norm.finish()
     return out, enc, norm
@@ -759,11 +759,11 @@ def read_table_csv(path: Path | str) -> CsvRead:
     """
     path = Path(path)
     raw = read_regular_file(path)
-    if not raw[:4096].strip(_SPACE) and not raw.strip(_SPACE):
+    if not raw[:4096].strip(SPACE_BYTES) and not raw.strip(SPACE_BYTES):
         raise InputFileError(path, "is empty; expected a header row", line=1)
     data, enc, norm = normalize_csv_bytes(raw, path)
     header = norm.header or []
-    _check_header(path, header)
+    check_header(path, header)
     delimiter = norm.delimiter
     starts, blank = norm.records()
     frame_header = None
@@ -810,7 +810,7 @@ def read_table_csv(path: Path | str) -> CsvRead:
     )
 
 
-def _nonempty(data: bytes, norm: _Normalizer) -> np.ndarray:
+def _nonempty(data: bytes, norm: Normalizer) -> np.ndarray:
     """Per record after the header: True when it has at least one byte other than CR (pyarrow reads it)."""
     starts, blank = norm.records()
     # a record is one line on the fast path: its length is the gap to the next record's start

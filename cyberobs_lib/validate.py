@@ -23,13 +23,13 @@ from cyberobs_lib.checks import (  # noqa: F401 - RULES, TableCheck re-exported 
     RULES,
     VIOLATION_COLUMNS,
     TableCheck,
-    _check_audit_ref,
-    _check_date,
-    _duplicates,
-    _kept_values,
-    _lower_strip,
-    _on_distinct,
-    _open,
+    check_audit_ref,
+    check_date,
+    check_duplicates,
+    kept_values,
+    lower_strip,
+    on_distinct,
+    open_table,
 )
 from cyberobs_lib.config import MIN_AUDIT_DATE
 from cyberobs_lib.io import InputFileError
@@ -104,7 +104,7 @@ def _blank(c: TableCheck, mask: pd.Series, col: str, rule: str, **kwargs) -> pd.
 def check_establishments(dataset: Path, *, today: pd.Timestamp, pad_finess: bool = False) -> TableCheck:
     """establishments.csv: ``finess`` and ``category_code`` reject the row; the optional cells (``beds``,
     ``legal_status``, ``department``, ``region``) that cannot be read are blanked with a warning."""
-    c = _open(dataset, "establishments")
+    c = open_table(dataset, "establishments")
     if c.fatal:
         return c
     f = c.frame
@@ -114,7 +114,7 @@ def check_establishments(dataset: Path, *, today: pd.Timestamp, pad_finess: bool
     key_ok = registry.finess_key_ok(f["finess"]).fillna(False).astype(bool)
     c.add(fmt_ok & ~key_ok, "finess", "finess_check_key", severity="warning")
     f["finess_key_ok"] = key_ok
-    _duplicates(c, "finess")
+    check_duplicates(c, "finess")
     codes = f["category_code"].astype("string").str.strip().str.zfill(3)
     f["category_code"] = codes
     known = set(registry.load_categories()["category_code"].astype(str))
@@ -156,13 +156,13 @@ def check_audits(
     dataset: Path, establishments: TableCheck, *, today: pd.Timestamp, pad_finess: bool = False
 ) -> TableCheck:
     """audits.csv: every column but ``scanner`` and ``perimeter`` (free text) is required and rejects."""
-    c = _open(dataset, "audits")
+    c = open_table(dataset, "audits")
     if c.fatal:
         return c
     f = c.frame
-    _duplicates(c, "audit_id")
+    check_duplicates(c, "audit_id")
     lost = _check_finess(c, "finess", pad_finess=pad_finess)
-    kept = _kept_values(establishments, "finess")
+    kept = kept_values(establishments, "finess")
     c.add(
         f["finess"].notna() & ~lost & ~f["finess"].isin(kept),
         "finess",
@@ -170,7 +170,7 @@ def check_audits(
         message="no such establishment in establishments.csv (or it was rejected): orphan audit",
     )
     # a date column: the day (in UTC) of a date-time, as the contract types it
-    f["audit_date"] = _check_date(c, "audit_date", today=today, not_before=MIN_AUDIT_DATE).dt.normalize()
+    f["audit_date"] = check_date(c, "audit_date", today=today, not_before=MIN_AUDIT_DATE).dt.normalize()
     hosts, bad = parse_int(f["hosts_in_scope"])
     c.add(bad, "hosts_in_scope", "not_integer")
     c.add(hosts < 0, "hosts_in_scope", "negative_count")
@@ -179,11 +179,11 @@ def check_audits(
 
 
 def check_hosts(dataset: Path, audits: TableCheck) -> TableCheck:
-    c = _open(dataset, "hosts")
+    c = open_table(dataset, "hosts")
     if c.fatal or c.read is None:
         return c
-    c.frame["host"] = _on_distinct(c.frame["host"], lambda u: u.str.lower())
-    _check_audit_ref(c, audits)
+    c.frame["host"] = on_distinct(c.frame["host"], lambda u: u.str.lower())
+    check_audit_ref(c, audits)
     exact = c.frame.duplicated(keep="first")
     c.duplicates = c.frame.index[exact]
     if not audits.fatal:
@@ -207,22 +207,22 @@ def check_hosts(dataset: Path, audits: TableCheck) -> TableCheck:
 def check_findings(
     dataset: Path, audits: TableCheck, hosts: TableCheck, *, today: pd.Timestamp
 ) -> TableCheck:
-    c = _open(dataset, "findings")
+    c = open_table(dataset, "findings")
     if c.fatal or c.read is None:
         return c
-    known = pd.Index(_kept_values(audits, "audit_id").unique())
+    known = pd.Index(kept_values(audits, "audit_id").unique())
     perimeter = perimeter_index(hosts.frame) if hosts.read is not None and not hosts.fatal else None
     findings_rules(c, known_audits=known, perimeter=perimeter, today=today)
     return c
 
 
 def check_controls(dataset: Path, audits: TableCheck) -> TableCheck:
-    c = _open(dataset, "controls")
+    c = open_table(dataset, "controls")
     if c.fatal or c.read is None:
         return c
     f = c.frame
-    _check_audit_ref(c, audits)
-    f["control"] = _lower_strip(f["control"])
+    check_audit_ref(c, audits)
+    f["control"] = lower_strip(f["control"])
     c.add(
         f["control"].notna() & ~f["control"].isin(S.CONTROLS),
         "control",
@@ -251,18 +251,18 @@ def check_incidents(
     ``category_code``, else ``family``) reject the row; an unreadable ``type`` or ``impact_on_care``, or a
     ``category_code`` the row does not need (it has a ``finess`` or a ``family``), is blanked with a warning.
     """
-    c = _open(dataset, "incidents")
+    c = open_table(dataset, "incidents")
     if c.fatal or c.read is None:
         return c
     f = c.frame
-    _duplicates(c, "incident_id")
-    f["declared_on"] = _check_date(c, "declared_on", today=today, not_before=MIN_AUDIT_DATE).dt.normalize()
+    check_duplicates(c, "incident_id")
+    f["declared_on"] = check_date(c, "declared_on", today=today, not_before=MIN_AUDIT_DATE).dt.normalize()
     lost = _check_finess(c, "finess", pad_finess=pad_finess)
     fin = f["finess"]
     fmt_ok = registry.finess_format_ok(fin).fillna(False).astype(bool)
     c.add(fin.notna() & ~fmt_ok & ~lost, "finess", "finess_format")
     c.add(
-        fin.notna() & fmt_ok & ~fin.isin(_kept_values(establishments, "finess")),
+        fin.notna() & fmt_ok & ~fin.isin(kept_values(establishments, "finess")),
         "finess",
         "unknown_finess",
         severity="warning",

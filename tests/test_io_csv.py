@@ -3,7 +3,7 @@
 Each test writes the odd bytes of one case (as spreadsheets and registries really write them) from the
 small plain fixture ``tests/fixtures/csv/findings_40.csv`` (header + 40 records, a third with a quoted
 title), and checks the in-memory reader (:func:`cyberobs_lib.io.read_table_csv`), the file-level rules
-(:func:`cyberobs_lib.checks._open`) and, where it matters, the chunked reader of ``ingest --large``
+(:func:`cyberobs_lib.checks.open_table`) and, where it matters, the chunked reader of ``ingest --large``
 (:func:`cyberobs_lib.scale.csv_stream.read_csv_chunks`), which must read the same files the same way.
 """
 
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import cyberobs_lib.io as io_mod
-from cyberobs_lib.checks import RULES, _open
+from cyberobs_lib.checks import RULES, open_table
 from cyberobs_lib.io import InputFileError, decode_bytes, detect_encoding, read_table_csv
 from cyberobs_lib.scale.csv_stream import read_arrow_chunks, read_csv_chunks
 from cyberobs_lib.validate import check_dataset
@@ -77,7 +77,7 @@ def test_runaway_quote_is_an_error_naming_the_line_where_it_opened(tmp_path, bas
         _chunked(path)
     assert info.value.rule == "runaway_quote"
     # and the file-level check names file, line and rule
-    check = _open(tmp_path, "findings")
+    check = open_table(tmp_path, "findings")
     v = pd.concat(check.violations)
     assert v[["file", "row", "rule"]].values.tolist() == [["findings.csv", 6, "runaway_quote"]]
     assert check.read is None and len(check.frame) == 0 and "runaway_quote" in RULES
@@ -192,7 +192,7 @@ def test_stray_byte_in_utf8_file_stays_utf8_with_a_warning(tmp_path, base):
     assert [(i["line"], i["column"], i["rule"]) for i in read.issues] == [(7, "title", "bad_encoding")]
     (tmp_path / "ds").mkdir()
     _write(tmp_path / "ds", "findings.csv", data)
-    v = pd.concat(_open(tmp_path / "ds", "findings").violations)
+    v = pd.concat(open_table(tmp_path / "ds", "findings").violations)
     hit = v[v["rule"] == "bad_encoding"]
     assert hit[["file", "row", "column", "severity"]].values.tolist() == [
         ["findings.csv", 7, "title", "warning"]
@@ -224,7 +224,7 @@ def test_duplicated_column_is_an_error_naming_both(tmp_path):
     err = _error(path)
     assert err.rule == "duplicate_column" and err.line == 1
     assert "'finess' and 'FINESS'" in str(err) and str(path) in str(err)
-    check = _open(tmp_path, "establishments")
+    check = open_table(tmp_path, "establishments")
     v = pd.concat(check.violations)
     assert v[["file", "row", "rule"]].values.tolist() == [["establishments.csv", 1, "duplicate_column"]]
     assert "duplicate_column" in RULES
@@ -244,7 +244,7 @@ def test_nul_and_control_characters_are_removed_with_a_warning(tmp_path, base):
     assert not read.frame.map(lambda x: isinstance(x, str) and ("\x00" in x or "\x07" in x)).any().any()
     got = [(i["line"], i["column"], i["rule"]) for i in read.issues]
     assert got == [(5, "host", "control_character"), (10, "title", "control_character")]
-    v = pd.concat(_open(path.parent, "findings").violations)
+    v = pd.concat(open_table(path.parent, "findings").violations)
     hit = v[v["rule"] == "control_character"]
     assert hit[["file", "row", "column"]].values.tolist() == [
         ["findings.csv", 5, "host"],

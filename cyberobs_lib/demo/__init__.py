@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib.demo import _world as W
-from cyberobs_lib.demo._generate import _chunk, _rng, _Writer, load_catalog
+from cyberobs_lib.demo._generate import CsvWriter, generate_chunk, load_catalog, stream_rng
 from cyberobs_lib.demo._registry import luhn_key, make_establishments, sample_frame, synthetic_finess
 from cyberobs_lib.demo._truth import build_truth
 from cyberobs_lib.demo._world import DemoScale, frame_design, frame_family_counts, load_frame
@@ -176,13 +176,13 @@ def generate_dataset(
     if (out / "scans").is_dir():
         shutil.rmtree(out / "scans")
     catalog = load_catalog()
-    rng0 = _rng(seed, 0)
+    rng0 = stream_rng(seed, 0)
     est = make_establishments(rng0, scale)
     n = len(est)
     audited = rng0.random(n) < scale.audited_share
     pilot = rng0.permutation(np.flatnonzero(audited))[: scale.pilot_establishments]
     est = est.assign(audited=audited, pilot=np.isin(np.arange(n), pilot))
-    writer = _Writer(out)
+    writer = CsvWriter(out)
     writer.append("establishments", est.assign(beds=est["beds"].astype("int64")), ["finess"])
     tally = {
         "findings_by_status": {},
@@ -196,7 +196,7 @@ def generate_dataset(
     }
     for i, start in enumerate(range(0, n, scale.chunk_establishments)):
         chunk = est.iloc[start : start + scale.chunk_establishments]
-        _chunk(_rng(seed, i + 1), chunk, catalog, scale, plant_remediation, writer, tally)
+        generate_chunk(stream_rng(seed, i + 1), chunk, catalog, scale, plant_remediation, writer, tally)
     write_reference_catalogs(out / "reference", catalog, end_date=str(scale.end_date))
     truth = build_truth(seed, scale, plant_remediation, est, writer, tally, out)
     (out / "truth.json").write_text(

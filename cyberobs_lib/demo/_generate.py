@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +145,7 @@ def _findings_frame(
     )
 
 
-class _Writer:
+class CsvWriter:
     """Append sorted chunks to the CSV files (header once, ``\\n`` line ends, no index)."""
 
     def __init__(self, out: Path):
@@ -162,7 +161,7 @@ class _Writer:
         self.rows[name] += len(df)
 
 
-def _chunk(rng, est, catalog, scale, plant_remediation, writer, tally) -> None:
+def generate_chunk(rng, est, catalog, scale, plant_remediation, writer, tally) -> None:
     audits = schedule(rng, est, scale)
     hosts, found = simulate(rng, est, audits, catalog, scale=scale, plant_remediation=plant_remediation)
     controls = simulate_controls(rng, est, audits)
@@ -270,14 +269,6 @@ def _chunk(rng, est, catalog, scale, plant_remediation, writer, tally) -> None:
     tally["pilot_audits"] += int(audits["est"].isin(est.loc[est["pilot"], "est"]).sum())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _rng(seed: int, stream: int) -> np.random.Generator:
+def stream_rng(seed: int, stream: int) -> np.random.Generator:
     """Independent stream ``stream`` of ``seed`` (chunk ``i`` uses stream ``i + 1``)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cyberobs_lib.demo import _world as W
-from cyberobs_lib.demo._generate import FILES, _sha256
+from cyberobs_lib.demo._generate import FILES
+from cyberobs_lib.io import sha256_file
 from cyberobs_lib.schema import CONTRACT_VERSION
 
 
@@ -52,7 +53,7 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
             "beds": "round(beds_median * exp(Normal(0, beds_sigma))), at least 5",
             "frame": {
                 "file": f"cyberobs_lib/data/{W.FRAME_PATH.name}",
-                "sha256": _sha256(W.FRAME_PATH),
+                "sha256": sha256_file(W.FRAME_PATH),
                 "source": "FINESS open-data extraction of 2021-01-08: geographic establishments (ET) per category code and department (scripts/build_demo_frame.py)",
                 "families_not_drawn": sorted(set(frame.loc[~frame["in_demo"], "family"])),
             },
@@ -95,7 +96,7 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
             "dispersion": W.DISPERSION,
             "size_only_families": size_only,
             "catalog": "cyberobs_lib/data/demo_cves.csv",
-            "catalog_sha256": _sha256(W.CATALOG_PATH),
+            "catalog_sha256": sha256_file(W.CATALOG_PATH),
             "duplicates": "a (host, vuln_id) drawn twice in one audit is written once",
             "blank_severity_share_of_scored": W.BLANK_SEVERITY_SHARE,
             "blank_score_share_of_scored": W.BLANK_SCORE_SHARE,
@@ -152,5 +153,5 @@ def build_truth(seed, scale, plant_remediation, est, writer, tally, out: Path) -
             "window_incidents": tally["window_incidents"],
             "pilot_audits": tally["pilot_audits"],
         },
-        "sha256": {f"{name}.csv": _sha256(out / f"{name}.csv") for name in FILES},
+        "sha256": {f"{name}.csv": sha256_file(out / f"{name}.csv") for name in FILES},
     }

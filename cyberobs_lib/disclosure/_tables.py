@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from cyberobs_lib.report import LABELS
+from cyberobs_lib.l10n import CATALOG as LABELS
 from cyberobs_lib.text import fold
 
 #: Columns counting establishments, or units nested in establishments (audits, findings, pairs): a value

@@ -21,14 +21,14 @@ import pyarrow.csv as pacsv
 
 from cyberobs_lib import schema as S
 from cyberobs_lib.io import (
-    _BLOCK,
-    _SPACE,
+    READ_BLOCK,
+    SPACE_BYTES,
     Encoding,
     InputFileError,
-    _check_header,
-    _check_regular,
-    _Normalizer,
-    _Transcoder,
+    Normalizer,
+    Transcoder,
+    check_header,
+    check_regular,
     detect_encoding,
 )
 
@@ -45,27 +45,27 @@ def detect_csv(path: Path) -> tuple[str, str, list[str]]:
         Missing, not a regular file (a FIFO is never opened), empty, no header, duplicated column.
     """
     path = Path(path)
-    _check_regular(path)
+    check_regular(path)
     with path.open("rb") as fh:
         head = fh.read(1 << 20)
-    if not head.strip(_SPACE):
+    if not head.strip(SPACE_BYTES):
         raise InputFileError(path, "is empty; expected a header row", line=1)
     enc = detect_encoding(path)
-    norm = _Normalizer(path)
-    norm.feed(_Transcoder(enc).feed(head), final=len(head) < (1 << 20))
+    norm = Normalizer(path)
+    norm.feed(Transcoder(enc).feed(head), final=len(head) < (1 << 20))
     if norm.header is None:  # a header line longer than the head
         norm = _prepare(path, enc)
-    _check_header(path, norm.header)
+    check_header(path, norm.header)
     return ("utf8" if enc.is_utf8 else enc.name), norm.delimiter, [c.strip() for c in norm.header]
 
 
-def _prepare(path: Path, enc: Encoding, out=None) -> _Normalizer:
+def _prepare(path: Path, enc: Encoding, out=None) -> Normalizer:
     """One streaming pass of the file through the reader's normalizer (the code of the in-memory reader,
     fed 16 MiB blocks): the normalized UTF-8 bytes written to ``out`` when given; the reader's errors
     (``runaway_quote`` ...) raised."""
-    tr, norm = _Transcoder(enc), _Normalizer(path, encoding=enc)
+    tr, norm = Transcoder(enc), Normalizer(path, encoding=enc)
     with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
+        while block := fh.read(READ_BLOCK):
             part = norm.feed(tr.feed(block))
             if out is not None:
                 out.write(part)
@@ -132,13 +132,13 @@ def read_arrow_chunks(
     ``control_character``, as :class:`~cyberobs_lib.io.CsvRead` has them).
     """
     path = Path(path)
-    _check_regular(path)
+    check_regular(path)
     with path.open("rb") as fh:
-        if not fh.read(1 << 16).strip(_SPACE) and not path.read_bytes().strip(_SPACE):
+        if not fh.read(1 << 16).strip(SPACE_BYTES) and not path.read_bytes().strip(SPACE_BYTES):
             raise InputFileError(path, "is empty; expected a header row", line=1)
     enc = detect_encoding(path)
     norm = _prepare(path, enc)  # errors (runaway quote, ...) before the first chunk
-    _check_header(path, norm.header or [])
+    check_header(path, norm.header or [])
     if report is not None:
         _, blank = norm.records()
         report.update(
@@ -157,7 +157,7 @@ def read_arrow_chunks(
             Path(tmp).unlink(missing_ok=True)
 
 
-def _arrow_chunks(source: Path, norm: _Normalizer, chunk_rows: int, group_by: str | None):
+def _arrow_chunks(source: Path, norm: Normalizer, chunk_rows: int, group_by: str | None):
     record_lines, _ = norm.records()  # physical line of every record after the header (blank ones too)
     delimiter = norm.delimiter
     skipped: list[int] = []

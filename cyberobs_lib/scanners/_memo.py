@@ -12,7 +12,7 @@ _DECIMAL = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,4})?$")
 _MEMO_MAX = 4096  # bound of the per-value memos (they are cleared when full)
 
 
-def _num(value: str | None) -> str | None:
+def score_or_none(value: str | None) -> str | None:
     value = (value or "").strip()
     return value if value and value not in ("-", "'-") else None
 
@@ -62,10 +62,10 @@ class ValueMemo(dict):
         return self[key]
 
     def score(self, value: str | None):
-        """``_num(value)`` (a score cell: blank or ``-`` is None) through :meth:`number`."""
+        """``score_or_none(value)`` (a score cell: blank or ``-`` is None) through :meth:`number`."""
         key = ("score", value)
         if key not in self:
-            self.put(key, self.number(_num(value)))
+            self.put(key, self.number(score_or_none(value)))
         return self[key]
 
     def cves(self, values: tuple) -> str | None:

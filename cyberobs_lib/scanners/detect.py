@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 
 from cyberobs_lib.scanners._core import ScanError
-from cyberobs_lib.scanners.nessus import _is_tenable_header
+from cyberobs_lib.scanners.nessus import is_tenable_header
 from cyberobs_lib.scanners.tabular import sniff_header
 from cyberobs_lib.scanners.unpack import packing, unpacked
 from cyberobs_lib.scanners.xmlsafe import sniff_root
@@ -188,7 +188,7 @@ def detect_format(path: str | Path) -> str:
     for fmt, test in (
         ("testssl_csv", _is_testssl),
         ("openvas_csv", _is_openvas),
-        ("tenable_csv", _is_tenable_header),
+        ("tenable_csv", is_tenable_header),
         ("qualys_csv", _is_qualys),
     ):
         if sniff_header(path, test) is not None:

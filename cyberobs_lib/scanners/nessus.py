@@ -128,7 +128,7 @@ def iter_nessus_xml(
     yield col.flush()
 
 
-def _is_tenable_header(names: set[str]) -> bool:
+def is_tenable_header(names: set[str]) -> bool:
     return bool(
         {"plugin id", "definition.id"} & names
         or {"plugin", "plugin name"} <= names
@@ -140,7 +140,7 @@ def iter_tenable_csv(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
     """Stream a Nessus / Tenable.sc / Tenable.io CSV export as :class:`ScanResult` chunks."""
-    sniffed = sniff_header(path, _is_tenable_header)
+    sniffed = sniff_header(path, is_tenable_header)
     if sniffed is None:
         raise ScanError(
             path, "no Tenable CSV header", line=1, expected="a 'Plugin ID' or 'definition.id' column"

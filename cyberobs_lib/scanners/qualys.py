@@ -70,7 +70,7 @@ from cyberobs_lib.scanners._core import (
     join_cves,
     severity_table,
 )
-from cyberobs_lib.scanners._memo import ValueMemo, _num
+from cyberobs_lib.scanners._memo import ValueMemo, score_or_none
 from cyberobs_lib.scanners.tabular import iter_csv, pick, row_skip, sniff_header
 from cyberobs_lib.scanners.xmlsafe import TruncatedXML, iter_records, open_xml, require_root, until_cut
 
@@ -187,8 +187,8 @@ def _asset_host(rows: list, skipped: dict, memo: ValueMemo, host_el, n: int, key
 
 def _glossary_entry(el) -> dict:
     cves = [c.text for c in el.iterfind("CVE_ID_LIST/CVE_ID/ID")]
-    v3 = _num(el.findtext("CVSS3_SCORE/CVSS3_BASE")) or _num(el.findtext("CVSS_V3/BASE"))
-    v2 = _num(el.findtext("CVSS_SCORE/CVSS_BASE")) or _num(el.findtext("CVSS_BASE"))
+    v3 = score_or_none(el.findtext("CVSS3_SCORE/CVSS3_BASE")) or score_or_none(el.findtext("CVSS_V3/BASE"))
+    v2 = score_or_none(el.findtext("CVSS_SCORE/CVSS_BASE")) or score_or_none(el.findtext("CVSS_BASE"))
     return {
         "title": el.findtext("TITLE"),
         "severity": el.findtext("SEVERITY"),
@@ -265,7 +265,7 @@ def _detection_host(col: Collector, host_el, n: int) -> int:
         informational = typ.lower() in ("info", "ig")
         results = (det.findtext("RESULTS") or "").strip()
         title = (det.findtext("TITLE") or "").strip()
-        score = _num(det.findtext("CVSS3_FINAL")) or _num(det.findtext("CVSS_FINAL"))
+        score = score_or_none(det.findtext("CVSS3_FINAL")) or score_or_none(det.findtext("CVSS_FINAL"))
         col.add(
             host=host,
             port=(det.findtext("PORT") or "").strip() or None,

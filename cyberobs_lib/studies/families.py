@@ -9,23 +9,12 @@ up-front parameter checks and the notebooks call it (no other implementation).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 
 from cyberobs_lib.l10n import CATALOG as LABELS
+from cyberobs_lib.text import fold
 
 LANGS = ("fr", "en")
-
-
-def fold(text: str) -> str:
-    """``text`` compared loosely: case-folded, accents removed, inner blanks collapsed.
-
-    >>> fold("  Hôpitaux   des ARMÉES ")
-    'hopitaux des armees'
-    """
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(bare.casefold().split())
 
 
 def family_names(code: str, lang: str | None = None) -> list[str]:
