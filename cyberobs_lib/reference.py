@@ -56,7 +56,13 @@ from cyberobs_lib.io import (
     sniff_delimiter,
     write_text_atomic,
 )
-from cyberobs_lib.registry import department_region, finess_department, load_categories, load_departments
+from cyberobs_lib.registry import (
+    department_region,
+    finess_department,
+    load_categories,
+    load_departments,
+    table_version,
+)
 from cyberobs_lib.stats.rates import rate_per_1000
 
 log = logging.getLogger("cyberobs.reference")
@@ -631,19 +637,9 @@ def build_finess_tables(src: FinessSource) -> tuple[pd.DataFrame, pd.DataFrame, 
         "eligible_categories_absent": sorted(set(by_code.index) - set(e["category_code"])),
         "categories_version": cats.attrs.get("version"),
         "departments_version": deps.attrs.get("version"),
-        "sph_status_version": _table_version(SPH_STATUS_TABLE),
+        "sph_status_version": table_version(SPH_STATUS_TABLE),
     }
     return eligible, other, meta
-
-
-def _table_version(path: Path) -> str | None:
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            if line[1:].strip().lower().startswith("version:"):
-                return line.split(":", 1)[1].strip()
-    return None
 
 
 def _cross_check(src: FinessSource, path: Path, kind: str) -> dict:

@@ -76,7 +76,8 @@ def _read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, comment="#", dtype=str, keep_default_na=False, encoding="utf-8")
 
 
-def _table_version(path: Path) -> str | None:
+def table_version(path: Path) -> str | None:
+    """The ``# version: …`` line of a versioned mapping table's comment header (None without one)."""
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if not line.startswith("#"):
@@ -94,7 +95,7 @@ def _cached(path: Path) -> pd.DataFrame:
 def _load(path: Path) -> pd.DataFrame:
     out = _cached(path).copy()
     out.attrs["source_table"] = str(path)
-    out.attrs["version"] = _table_version(path)
+    out.attrs["version"] = table_version(path)
     return out
 
 
