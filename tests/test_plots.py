@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -225,3 +226,23 @@ def test_ratio_axes_are_written_as_plain_numbers(lang):
     plt.close(fig)
     assert major == ["0,5" if lang == "fr" else "0.5", "1", "2", "4"]  # 0.4..2.9
     assert not any(minor)
+
+
+def test_family_distributions_draw_boxes_of_published_families_only():
+    """Seaborn boxplots, one per family of at least ``min_cell`` establishments, first family on top; a
+    smaller family keeps its row, labelled secret, with no box and no point of its values."""
+    from cyberobs_lib.plots.cohorts import plot_family_distributions
+
+    m = pd.DataFrame({"family": ["EHPAD"] * 6 + ["CH"] * 5 + ["Army"] * 2,
+                      "findings_per_host": [0.5, 1, 2, 3, 4, 50, 1, 1, 2, 2, 3, 70, 80]})  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_family_distributions(m, families=["EHPAD", "CH", "Army"], show_points=True, ax=ax, lang="en")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == "nursing homes (EHPAD) (n = 6)" and labels[1].startswith(
+        "general hospitals (CH) (n = 5)"
+    )
+    assert labels[2] == "army hospitals: suppressed (small cell)"
+    points = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections if len(c.get_offsets())])
+    assert 70 not in points and 80 not in points and 50 in points  # the Army values are nowhere
+    assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] > ax.get_ylim()[1]  # first family on top
+    plt.close(fig)

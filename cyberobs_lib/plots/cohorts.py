@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 
 from cyberobs_lib.l10n import fmt_number, fmt_percent, fmt_range, text
@@ -145,28 +146,35 @@ def plot_family_distributions(
     data = metrics[["family", value]].dropna()
     order = list(families) if families else sorted(data["family"].unique())
     ax = axes_or_new(ax, (7, 0.6 * len(order) + 1.2))
-    positions = np.arange(len(order))[::-1]
-    samples, pos, names = [], [], []
-    for family, p in zip(order, positions, strict=True):
-        x = data.loc[data["family"] == family, value].to_numpy(float)
-        names.append(
-            f"{cohort_label(family, lang)} ({text('fig.n', lang, n=fmt_number(len(x), lang))})"
-            if len(x) >= min_cell
+    sizes = data["family"].value_counts()
+    names = {
+        family: (
+            f"{cohort_label(family, lang)} ({text('fig.n', lang, n=fmt_number(int(sizes.get(family, 0)), lang))})"
+            if sizes.get(family, 0) >= min_cell
             else text("fig.name_secret", lang, name=cohort_label(family, lang))
         )
-        if len(x) >= min_cell:
-            samples.append(x)
-            pos.append(p)
-    if samples:
-        ax.boxplot(samples, positions=pos, orientation="horizontal", widths=0.5, showfliers=not show_points,
-                   patch_artist=True, boxprops={"facecolor": "lightsteelblue"}, medianprops={"color": "k"})  # fmt: skip
-    if show_points:
-        rng = np.random.default_rng(seed)
-        for x, p in zip(samples, pos, strict=True):
-            ax.scatter(x, p + rng.uniform(-0.18, 0.18, len(x)), s=6, alpha=0.35, color=DOT_COLOR)
+        for family in order
+    }
+    # only the families of at least min_cell establishments carry values; the others keep their row, empty
+    drawn = data[data["family"].map(sizes).ge(min_cell) & data["family"].isin(order)]
+    drawn = drawn.assign(row=drawn["family"].map(names))
+    rows = [names[f] for f in order]
+    if not drawn.empty:
+        sns.boxplot(data=drawn, x=value, y="row", order=rows, orient="h", width=0.5, showfliers=not show_points,
+                    color="lightsteelblue", linecolor="0.2", medianprops={"color": "k"}, ax=ax)  # fmt: skip
+        if show_points:  # jittered with the given seed (seaborn's stripplot draws from numpy's global state)
+            rng = np.random.default_rng(seed)
+            where = drawn["row"].map({r: k for k, r in enumerate(rows)}).to_numpy(float)
+            ax.scatter(
+                drawn[value], where + rng.uniform(-0.18, 0.18, len(drawn)), s=6, alpha=0.35, color=DOT_COLOR
+            )
     ax.set_xscale("symlog", linthresh=0.1)
+    if not drawn.empty and (drawn[value] >= 0).all():
+        ax.set_xlim(left=0)  # counts and rates: no negative side
     number_axis(ax.xaxis, lang)
-    ax.set_yticks(positions, names)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the first family on top
+    ax.set_ylabel("")
     ax.set_xlabel(f"{cohort_label(value, lang)} ({cohort_label('log_scale', lang)})")
     ax.set_title(title or text("fig.by_family.title", lang, value=cohort_label(value, lang)), loc="left")
     ax.grid(axis="x", alpha=0.3)
