@@ -243,6 +243,22 @@ def test_family_distributions_draw_boxes_of_published_families_only():
     )
     assert labels[2] == "army hospitals: suppressed (small cell)"
     points = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections if len(c.get_offsets())])
-    assert 70 not in points and 80 not in points and 50 in points  # the Army values are nowhere
+    assert 70 not in points and 80 not in points and 50 in points  # the Army values are nowhere (50: a point)
     assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] > ax.get_ylim()[1]  # first family on top
+    plt.close(fig)
+
+
+def test_published_family_distributions_show_no_single_value():
+    """Without points (published runs): no outlier marker and whiskers within the 10th/90th percentiles, so
+    neither the largest value (50) nor the smallest is drawn; the axis says what the whiskers are."""
+    from cyberobs_lib.plots.cohorts import plot_family_distributions
+
+    m = pd.DataFrame({"family": ["EHPAD"] * 10, "findings_per_host": [0.1, 1, 1, 2, 2, 2, 3, 3, 4, 50]})
+    fig, ax = plt.subplots()
+    plot_family_distributions(m, lang="en", ax=ax)
+    xs = np.concatenate([ln.get_xdata() for ln in ax.lines if len(ln.get_xdata())]).astype(float)
+    assert 50 not in xs and 0.1 not in xs
+    p90 = np.percentile(m["findings_per_host"], 90)  # the whisker stops at the last value within it (4)
+    assert xs.max() == m["findings_per_host"][m["findings_per_host"] <= p90].max()
+    assert "10th and 90th percentiles" in ax.get_xlabel()
     plt.close(fig)

@@ -135,7 +135,8 @@ def plot_family_distributions(
         Families with fewer establishments are not drawn (labelled secret).
     show_points : bool
         Add a jittered strip of the individual establishments (never in published reports: points are
-        individual values).
+        individual values). Boxes are the quartiles, whiskers reach the last values within the 10th and
+        90th percentiles, with no outlier points.
     seed, title, ax, lang
         Jitter seed; title (default: the value by family); Axes; label language.
 
@@ -160,7 +161,9 @@ def plot_family_distributions(
     drawn = drawn.assign(row=drawn["family"].map(names))
     rows = [names[f] for f in order]
     if not drawn.empty:
-        sns.boxplot(data=drawn, x=value, y="row", order=rows, orient="h", width=0.5, showfliers=not show_points,
+        # whiskers to the last values within the 10th and 90th percentiles, no outlier points: a published
+        # figure shows neither the minimum nor the maximum of a family, nor any outlying establishment
+        sns.boxplot(data=drawn, x=value, y="row", order=rows, orient="h", width=0.5, whis=(10, 90), showfliers=False,
                     color="lightsteelblue", linecolor="0.2", medianprops={"color": "k"}, ax=ax)  # fmt: skip
         if show_points:  # jittered with the given seed (seaborn's stripplot draws from numpy's global state)
             rng = np.random.default_rng(seed)
@@ -175,7 +178,9 @@ def plot_family_distributions(
     ax.set_yticks(range(len(rows)), rows)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the first family on top
     ax.set_ylabel("")
-    ax.set_xlabel(f"{cohort_label(value, lang)} ({cohort_label('log_scale', lang)})")
+    ax.set_xlabel(
+        f"{cohort_label(value, lang)} ({cohort_label('log_scale', lang)})\n{text('fig.box.note', lang)}"
+    )
     ax.set_title(title or text("fig.by_family.title", lang, value=cohort_label(value, lang)), loc="left")
     ax.grid(axis="x", alpha=0.3)
     return ax
