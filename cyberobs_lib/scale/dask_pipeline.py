@@ -21,8 +21,8 @@ try:
     import dask
     import dask.dataframe as dd
 except ImportError as exc:  # an optional extra: the message says how to install it
-    raise ImportError(
-        f'the Dask path needs dask and distributed ({exc}): pip install "cyberobs[dask]"'
+    raise ModuleNotFoundError(  # still names the missing module (exc.name) for those who check it
+        f'the Dask path needs dask and distributed ({exc}): pip install "cyberobs[dask]"', name=exc.name
     ) from exc
 import numpy as np
 import pandas as pd
@@ -59,7 +59,9 @@ def client(
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise ImportError(f'a Dask cluster needs distributed ({exc}): pip install "cyberobs[dask]"') from exc
+        raise ModuleNotFoundError(
+            f'a Dask cluster needs distributed ({exc}): pip install "cyberobs[dask]"', name=exc.name
+        ) from exc
 
     if address is not None:
         return Client(address)
