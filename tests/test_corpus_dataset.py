@@ -120,3 +120,39 @@ def test_validate_reports_what_ingest_meets(campaign):
     broken = [p for p in EXPECTATIONS.loc[EXPECTATIONS["error"] != "", "path"] if p in audit_of]
     assert len(refused) == len(broken)
     assert refused["file"].str.startswith("scans/").all()
+
+
+@pytest.mark.slow
+def test_annual_study_publishes_on_the_corpus_campaign(corpus_dir, tmp_path, monkeypatch):
+    """The annual study, published, on the corpus as one campaign of 20 establishments of 8 families, the
+    registry holding only them: every notebook runs (the protection status known for one establishment used
+    to raise a DisclosureError in the summary), the check passes, and coverage is said to be national."""
+    from cyberobs_lib.config import PARAMETERS_DIR, PROJECT_DIR
+    from cyberobs_lib.runner import run_study
+
+    root = tmp_path / "campaign"
+    demo = pd.read_csv(PROJECT_DIR / "data" / "demo" / "establishments.csv", dtype=str, keep_default_na=False)
+    est = demo.head(20)  # 8 families, CH (the reference family of the parameter file) among them
+    root.mkdir()
+    est.to_csv(root / "establishments.csv", index=False)
+    files = sorted(p for d in SCANNER_DIRS if (corpus_dir / d).is_dir() for p in (corpus_dir / d).iterdir())
+    rows = []
+    for i, path in enumerate(files):
+        aid = f"C{i:03d}"
+        (root / "scans" / aid).mkdir(parents=True)
+        shutil.copyfile(path, root / "scans" / aid / path.name)
+        rows.append([aid, est["finess"].iloc[i % len(est)], f"2025-{1 + i % 9:02d}-15", 10])
+    pd.DataFrame(rows, columns=["audit_id", "finess", "audit_date", "hosts_in_scope"]).to_csv(
+        root / "audits.csv", index=False
+    )
+    monkeypatch.setenv("CYBEROBS_KEY", "0123456789abcdef" * 4)
+    monkeypatch.setenv("CYBEROBS_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / "annual"
+    result = run_study(PARAMETERS_DIR / "annual_2025.yaml", data=root, out=out, progress=False)
+    assert [o.notebook for o in result.outcomes if not o.ok] == []
+    assert out.is_dir() and not out.with_name("annual.failed").exists()  # published: the check passed
+    page00 = (out / "00_data_quality.html").read_text(encoding="utf-8")
+    assert "ne liste que les établissements audités" in page00
+    assert not (out / "tables" / "registry_vs_reference.csv").exists()
+    assert "Mean of empty slice" not in (out / "40_annual_summary.html").read_text(encoding="utf-8")

@@ -646,6 +646,8 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     >>> t = pd.DataFrame({"group": ['=HYPERLINK("http://x","y")', "CH", "@SUM(A1)"], "value": [-0.5, 1.0, 2.0]})
     >>> neutralise_formulas(t).to_dict("list")
     {'group': ['\\'=HYPERLINK("http://x","y")', 'CH', "'@SUM(A1)"], 'value': [-0.5, 1.0, 2.0]}
+    >>> neutralise_formulas(pd.DataFrame({"reason": pd.Series([], dtype="string")})).shape  # empty text column
+    (0, 1)
     """
     out = frame.copy()
     for col in out.columns:
@@ -654,7 +656,8 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if _numeric_text(values):
             continue
-        risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+        # a plain boolean mask (on an empty "string" column, ``map`` keeps the string dtype)
+        risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS)).astype(bool)
         if risky.any():
             out[col] = values.astype(object).where(~risky, "'" + values.astype(str))
     renamed = {c: "'" + c for c in out.columns if isinstance(c, str) and c.startswith(FORMULA_STARTS)}

@@ -501,7 +501,20 @@ def _profile_limit(
         if step > 1e3:
             return side * np.inf
         bound = beta[j] + side * step
-    return float(optimize.brentq(excess, *sorted((beta[j], bound)), xtol=1e-9, rtol=1e-12))
+
+    def bracketed(b: float) -> float:  # at the estimate itself the excess is -target by definition
+        return -target if b == beta[j] else excess(b)
+
+    last["beta"] = beta  # warm starts from the estimate, not from the far end of the search
+    try:
+        return float(optimize.brentq(bracketed, *sorted((beta[j], bound)), xtol=1e-9, rtol=1e-12))
+    except ValueError:  # the profile maximisation failed inside the bracket: no bound rather than a wrong one
+        warnings.warn(
+            f"profile penalised-likelihood limit of coefficient {j} not found; interval bound left empty",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return float("nan")
 
 
 def fit_firth_logistic(
