@@ -218,6 +218,15 @@ def figure_text(fig) -> str:
     return " ; ".join(dict.fromkeys(" ".join(p.split()) for p in parts))
 
 
+def full_table(name: str, lang: str = "fr") -> str:
+    """The caption line pointing to the full version of a published table in ``tables/``.
+
+    >>> full_table("tests_cohorts", "en")
+    'Full table (every column): tables/tests_cohorts.csv'
+    """
+    return text("table.full", lang, file=f"tables/{name}.csv")
+
+
 def show_figure(fig, alt: str | None = None) -> None:
     """Display a figure in a notebook as a PNG with its alternative text (``alt``, default: its titles, in the
     figure's language: what a screen reader says instead of an English default), then close it.

@@ -169,3 +169,23 @@ def test_no_module_imports_another_modules_private_names():
 )  # fmt: skip
 def test_private_imports_finds_borrowed_names(source, importer, expected):
     assert private_imports(source, importer) == expected
+
+
+def test_notebooks_define_no_function_or_class():
+    """The notebooks are recipes over the library: a function or class defined in a cell is logic no test
+    and no other notebook can reach; it belongs in cyberobs_lib."""
+    import json
+
+    found = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for k, cell in enumerate(cells):
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            tree = ast.parse(
+                "\n".join(line for line in source.splitlines() if not line.startswith(("%", "!")))
+            )
+            defined = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+            found += [f"{path.name} cell {k}: {name}" for name in defined]
+    assert found == []
