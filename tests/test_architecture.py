@@ -76,15 +76,21 @@ def private_imports(source: str, importer: str, is_package: bool = False) -> lis
     return found
 
 
-def test_import_contracts_are_kept():
-    """``lint-imports`` on the contracts of pyproject.toml: layers, no cycle, private modules."""
-    result = subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", str(PYPROJECT)],
-        cwd=ROOT,
+def lint_imports(config: Path, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``lint-imports`` on the contracts of ``config``, run from ``cwd``."""
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", str(config)],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
+
+
+def test_import_contracts_are_kept():
+    """``lint-imports`` on the contracts of pyproject.toml: layers, no cycle, private modules."""
+    result = lint_imports(PYPROJECT, ROOT)
     assert result.returncode == 0, f"an import contract is broken:\n{result.stdout}\n{result.stderr}"
     assert "0 broken" in result.stdout
 
@@ -110,14 +116,7 @@ def test_a_cycle_hidden_in_a_function_breaks_the_contract(tmp_path):
             """
         )
     )
-    result = subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", str(config)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
-    )
+    result = lint_imports(config, tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": ""})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout
 
