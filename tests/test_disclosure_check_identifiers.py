@@ -306,3 +306,16 @@ def test_clean_text_passes(tmp_path):
         "indicator,group,period,n_establishments,value,effect\nno_protection,CH,2025,8,0.25,-0.0833333\n",
     )
     assert hits_of(tmp_path).empty
+
+
+def test_a_nine_digit_article_number_in_a_source_address_is_not_a_finess():
+    """The national series cites https://www.lemagit.fr/actualites/366554855/… : a number that passes the
+    FINESS key inside a web address is an article number; the same number in text, or a FINESS of the
+    dataset's list inside an address, is still found."""
+    from cyberobs_lib.disclosure._detectors import IdentifierIndex, _find_finess
+
+    url = "https://www.lemagit.fr/actualites/366554855/Cybersecurite-en-sante"
+    assert _find_finess(f"source: {url}", IdentifierIndex()) == []
+    assert [h.rule for h in _find_finess(f"{url} ; 366554855", IdentifierIndex())] == ["finess_pattern_luhn"]
+    listed = IdentifierIndex(finess=frozenset({"366554855"}))
+    assert [h.rule for h in _find_finess(url, listed)] == ["finess_listed"]

@@ -281,26 +281,26 @@ class Hit(NamedTuple):
 _URL_RE = re.compile(r"https?://[^\s\x1e\"'<>]+")
 
 
-def _in_url(text: str, position: int) -> bool:
-    return any(m.start() <= position < m.end() for m in _URL_RE.finditer(text))
+def _in_url(spans: list[tuple[int, int]], position: int) -> bool:
+    return any(start <= position < end for start, end in spans)
 
 
 def _find_finess(text: str, index: IdentifierIndex, patterns: bool = True) -> list[Hit]:
     """FINESS numbers of the list (anywhere) and, with ``patterns``, 9-character numbers with a valid
     department prefix and check key (not inside a web address: ``lemagit.fr/…/366554855/…``)."""
     hits: dict[int, Hit] = {}
+    urls: list[tuple[int, int]] | None = None  # the web addresses of the text, found once when first needed
     for regex in (FINESS_RE, FINESS_SPACED_RE):
         for match in regex.finditer(text):
             token = match.group(1)
             compact = token.replace(" ", "").upper()
             if compact in index.finess:
                 hits[match.start(1)] = Hit("finess", token, "finess_listed", match.start(1))
-            elif (
-                patterns
-                and compact[:2] in FINESS_DEPARTMENTS
-                and finess_key_is_valid(compact)
-                and not _in_url(text, match.start(1))
-            ):
+            elif patterns and compact[:2] in FINESS_DEPARTMENTS and finess_key_is_valid(compact):
+                if urls is None:
+                    urls = [m.span() for m in _URL_RE.finditer(text)]
+                if _in_url(urls, match.start(1)):
+                    continue
                 hits[match.start(1)] = Hit("finess", token, "finess_pattern_luhn", match.start(1))
     if index.finess:
         for hit in _find_listed_finess(text, index):
