@@ -224,7 +224,7 @@ def stage_duckdb_lifecycle(work: str) -> dict:
 def stage_indicators(work: str) -> dict:
     """``audit_metrics`` + ``compute_indicators(n_boot=200)`` on the store as the notebooks read it; the bootstrap
     (the library's ``_ratio_bootstrap`` calls, timed through a wrapper) is its own phase."""
-    from cyberobs_lib.scale.storage import read_manifest
+    from cyberobs_lib.store import read_manifest
     from cyberobs_lib.studies import indicators
     from cyberobs_lib.studies.data import METRICS_FINDINGS, load_study_data
     from cyberobs_lib.studies.indicators import audit_metrics, compute_indicators
@@ -339,7 +339,7 @@ def stage_dask(work: str) -> dict:
     import dask.dataframe as dd
 
     from cyberobs_lib.scale import audit_metrics_dask, client, ingest_large, lifecycle_dask, read_manifest
-    from cyberobs_lib.scale.storage import open_partitioned, read_partitioned
+    from cyberobs_lib.store import open_partitioned, read_partitioned
 
     c = Path(work) / "canonical_dask"
     times = {}

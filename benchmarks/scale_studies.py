@@ -42,7 +42,7 @@ def _timer():
 def _load(work: str, findings_columns, tables) -> tuple:
     """The study data as the notebooks load it, ``tables`` read now (the loader is lazy: the others are
     read when the study first needs them), and the number of findings (from the store's manifest)."""
-    from cyberobs_lib.scale.storage import read_manifest
+    from cyberobs_lib.store import read_manifest
     from cyberobs_lib.studies.data import load_study_data
 
     data = load_study_data(Path(work) / "canonical", columns={"findings": list(findings_columns)})

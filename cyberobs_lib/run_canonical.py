@@ -54,7 +54,7 @@ def ingest_summary(canonical: Path | str) -> dict:
 
     It holds the input SHA-256 (``inputs``), ``rows`` per table and ``rejected`` rows.
     """
-    from cyberobs_lib.scale.storage import read_manifest
+    from cyberobs_lib.store import read_manifest
     from cyberobs_lib.studies.data import PARTITIONED, canonical_format
 
     canonical = Path(canonical)

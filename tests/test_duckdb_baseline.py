@@ -26,7 +26,7 @@ from cyberobs_lib.demo import DemoScale, generate_dataset  # noqa: E402
 from cyberobs_lib.ingest import ingest_dataset  # noqa: E402
 from cyberobs_lib.io import read_table_csv  # noqa: E402
 from cyberobs_lib.scale.chunked import ingest_large  # noqa: E402
-from cyberobs_lib.scale.storage import read_partitioned  # noqa: E402
+from cyberobs_lib.store import read_partitioned  # noqa: E402
 
 TODAY = "2026-01-01"
 CORSICA = "2A0000212"  # a valid Corsican FINESS: keeps the FINESS columns textual for pyarrow (see below)

@@ -15,7 +15,7 @@ import pytest
 
 from cyberobs_lib.config import PROJECT_DIR
 from cyberobs_lib.ingest import ingest_dataset
-from cyberobs_lib.scale.storage import _compact_dictionaries, open_partitioned
+from cyberobs_lib.store import _compact_dictionaries, open_partitioned
 from cyberobs_lib.studies.data import METRICS_FINDINGS, load_study_data
 from cyberobs_lib.studies.finding_counts import COUNT_COLUMNS, count_batches, count_frame, count_store
 from cyberobs_lib.studies.indicators import audit_metrics, positions

@@ -185,7 +185,7 @@ def test_the_canonical_folder_lists_every_scan_file(tmp_path):
 @pytest.mark.parametrize("large", [False, True])
 def test_large_path_writes_the_same_scan_rows_and_status(tmp_path, large):
     from cyberobs_lib.scale import ingest_large
-    from cyberobs_lib.scale.storage import read_partitioned
+    from cyberobs_lib.store import read_partitioned
 
     root = _dataset(tmp_path / "d", ["A1", "A2"])
     (root / "findings.csv").write_text("audit_id,host,vuln_id,title,port\nA1,10.0.0.1,nessus:1,TLS,99999\n")

@@ -19,7 +19,7 @@ from cyberobs_lib.demo import DemoScale, generate_dataset
 from cyberobs_lib.ingest import SORT_KEYS, ingest_dataset
 from cyberobs_lib.scale.chunked import ingest_large
 from cyberobs_lib.scale.csv_stream import read_csv_chunks
-from cyberobs_lib.scale.storage import (
+from cyberobs_lib.store import (
     PartitionedWriter,
     open_partitioned,
     read_manifest,

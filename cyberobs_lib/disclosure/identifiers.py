@@ -20,7 +20,7 @@ IDENTIFYING_COLUMNS: dict[str, dict[str, str]] = {
     "findings": {"host": "hostname"},
 }
 BLOCK_BYTES = 64 << 20
-#: Manifest of a year-partitioned canonical store (:mod:`cyberobs_lib.scale.storage`).
+#: Manifest of a year-partitioned canonical store (:mod:`cyberobs_lib.store`).
 STORE_MANIFEST = "_manifest.json"
 
 

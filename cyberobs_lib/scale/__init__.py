@@ -1,7 +1,8 @@
 """National scale: partitioned Parquet storage, chunked ingestion and a Dask path (issue 9).
 
-* :mod:`.storage` — :func:`write_partitioned`, :func:`read_partitioned`: canonical tables as Parquet
-  datasets partitioned by audit year, compact types, atomic writes, partition pruning;
+* the store format itself (:func:`write_partitioned`, :func:`read_partitioned`: canonical tables as
+  Parquet datasets partitioned by audit year) lives in :mod:`cyberobs_lib.store`, a lower floor that
+  studies read; its names are re-exported here for compatibility;
 * :mod:`.chunked` — :func:`ingest_large`: ``findings.csv`` read in chunks with the contract rules,
   normalized, enriched and written chunk by chunk (memory flat in the number of chunks);
 * :mod:`.dask_pipeline` — normalization, lifecycle matching and per-audit aggregation on Dask, giving
@@ -11,24 +12,27 @@
 import importlib
 
 #: Public name -> the submodule defining it. Imported on first use (PEP 562): reading a store
-#: (``scale.storage``) must not import Dask and the ingest machinery (over a second at start-up).
+#: (``cyberobs_lib.store``) must not import Dask and the ingest machinery (over a second at start-up).
 _EXPORTS = {
     "ingest_large": "chunked",
     "audit_metrics_dask": "dask_pipeline",
     "client": "dask_pipeline",
     "lifecycle_dask": "dask_pipeline",
     "normalize_dask": "dask_pipeline",
-    "PartitionedWriter": "storage",
-    "open_partitioned": "storage",
-    "read_manifest": "storage",
-    "read_partitioned": "storage",
-    "write_partitioned": "storage",
+    "PartitionedWriter": "cyberobs_lib.store",
+    "open_partitioned": "cyberobs_lib.store",
+    "read_manifest": "cyberobs_lib.store",
+    "read_partitioned": "cyberobs_lib.store",
+    "write_partitioned": "cyberobs_lib.store",
 }
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"cyberobs_lib.scale.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        if "." not in module:
+            module = f"cyberobs_lib.scale.{module}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'cyberobs_lib.scale' has no attribute {name!r}")
 
 

@@ -3,7 +3,7 @@
 :func:`process_chunk` is the whole per-chunk work of :func:`~cyberobs_lib.scale.ingest_large`: the
 contract rules (:func:`~cyberobs_lib.scale.chunk_check.check_findings_chunk`), the split into kept rows,
 rejects and accounting (``ingest.split_file``), normalization and enrichment, and the Parquet parts of the
-kept rows (:func:`~cyberobs_lib.scale.storage.write_parts`). It depends only on its arguments, so the
+kept rows (:func:`~cyberobs_lib.store.write_parts`). It depends only on its arguments, so the
 chunks can run anywhere that sees the output folder; :class:`ChunkRunner` runs them
 
 * in the calling process (``workers=1``),
@@ -77,7 +77,7 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
     from cyberobs_lib.enrich import enrich_findings
     from cyberobs_lib.ingest import split_file, type_table
     from cyberobs_lib.normalize import normalize_findings
-    from cyberobs_lib.scale.storage import add_year, to_compact_arrow, write_parts
+    from cyberobs_lib.store import add_year, to_compact_arrow, write_parts
 
     t0 = time.perf_counter()
     frame = table.to_pandas()

@@ -6,7 +6,7 @@ of chunks: ``findings.csv`` is read by ``pyarrow.csv.open_csv`` (every cell as t
 through the contract rules of :func:`cyberobs_lib.validate.check_findings` (its vectorized helpers and
 reason codes), :func:`~cyberobs_lib.normalize.normalize_findings` and
 :func:`~cyberobs_lib.enrich.enrich_findings`, and is appended to a year-partitioned Parquet folder
-(:mod:`cyberobs_lib.scale.storage`). The small tables go through ``ingest_dataset`` itself.
+(:mod:`cyberobs_lib.store`). The small tables go through ``ingest_dataset`` itself.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from cyberobs_lib.io import InputFileError, sha256_file
 from cyberobs_lib.scale.chunk_check import check_findings_chunk  # noqa: F401 - re-exported
 from cyberobs_lib.scale.chunk_worker import ChunkContext, ChunkRunner
 from cyberobs_lib.scale.csv_stream import detect_csv, read_arrow_chunks
-from cyberobs_lib.scale.storage import PartitionedWriter, add_year, year_of_audits
+from cyberobs_lib.store import PartitionedWriter, add_year, year_of_audits
 from cyberobs_lib.validate import perimeter_index
 
 FINDINGS = "findings"
@@ -66,7 +66,7 @@ def ingest_large(
         Dataset folder following the data contract; ``findings.csv`` grouped by ``audit_id`` (every row
         of an audit on consecutive lines, as exports and ``cyberobs demo`` write it).
     out : path
-        Target folder (:func:`cyberobs_lib.scale.storage.read_partitioned` reads it), written atomically.
+        Target folder (:func:`cyberobs_lib.store.read_partitioned` reads it), written atomically.
     chunk_rows : int
         Findings per chunk: bounds memory (about 0.8 GB per 500,000 rows and per worker).
     workers : int

@@ -27,8 +27,8 @@ import pyarrow.compute as pc
 
 from cyberobs_lib.config import MIN_AUDIT_DATE
 from cyberobs_lib.ingest import SORT_KEYS, ingest_dataset, read_canonical
-from cyberobs_lib.scale.storage import YEAR, open_partitioned, read_manifest, year_filter
 from cyberobs_lib.schema import CATEGORICAL_FINDINGS, INPUT_FILES
+from cyberobs_lib.store import YEAR, open_partitioned, read_manifest, year_filter
 from cyberobs_lib.studies.indicators import audit_metrics, mark_unavailable
 from cyberobs_lib.studies.study_tables import (  # noqa: F401 - re-exported (a study's tables)
     DATASET,
@@ -197,7 +197,7 @@ def _check_columns(path: Path, name: str, wanted: list[str] | None) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Partitioned store (cyberobs_lib.scale.storage)
+# Partitioned store (cyberobs_lib.store)
 # --------------------------------------------------------------------------------------------------
 def _load_partitioned(folder: Path, *, years: tuple[int, ...] | None, columns: dict) -> StudyData:
     manifest = read_manifest(folder)

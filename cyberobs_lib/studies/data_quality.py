@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from cyberobs_lib.l10n import fmt_number, fmt_percent, has, text, text_n
-from cyberobs_lib.scale.storage import YEAR, open_partitioned, year_filter
+from cyberobs_lib.store import YEAR, open_partitioned, year_filter
 from cyberobs_lib.studies.data import AUDIT_TABLES, FLAT, PARTITIONED, LazyTables, canonical_format
 from cyberobs_lib.validate import RULES
 

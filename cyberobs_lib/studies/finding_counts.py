@@ -26,8 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cyberobs_lib.scale.storage import MANIFEST, YEAR, open_partitioned, year_filter
 from cyberobs_lib.schema import Findings
+from cyberobs_lib.store import MANIFEST, YEAR, open_partitioned, year_filter
 from cyberobs_lib.studies.study_tables import FLAT, PARTITIONED, LazyTables, StudyData, canonical_format
 
 #: Enrichment column flagging a finding listed in the CISA KEV catalog.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cyberobs_lib.scale.storage import MANIFEST
+from cyberobs_lib.store import MANIFEST
 
 PARTITIONED, FLAT, DATASET = "partitioned", "flat", "dataset"
 
