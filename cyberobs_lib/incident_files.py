@@ -1,0 +1,1 @@
+"""Incident declaration files read into the contract frame (moved here from studies/)."""

@@ -1,0 +1,1 @@
+"""Performance kernels behind the headline numbers, each beside its plain-pandas reference."""
