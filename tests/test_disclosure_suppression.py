@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cyberobs_lib.disclosure.suppression import suppress_small_cells, suppress_tests
+from cyberobs_lib.disclosure.suppression import (
+    SecrecyRule,
+    TableLayout,
+    UnitContributions,
+    suppress_small_cells,
+    suppress_tests,
+)
 from cyberobs_lib.schema import INDICATORS_COLUMNS
 from cyberobs_lib.stats._tidy import make_tests_table
 
@@ -90,10 +96,8 @@ def test_two_margins_iterate_until_stable():
         ("all", "all", 23),
     ]
     table = pd.DataFrame(rows, columns=["family", "region", "n_establishments"]).assign(value=1.0)
-    out = suppress_small_cells(
-        table,
-        margins=[(["region"], {"family": "all"}), (["family"], {"region": "all"})],
-    )
+    margins = [(["region"], {"family": "all"}), (["family"], {"region": "all"})]
+    out = suppress_small_cells(table, layout=TableLayout(margins=margins))
     hidden = set(out.loc[out["suppressed"], ["family", "region"]].itertuples(index=False, name=None))
     assert hidden == {("EHPAD", "R1"), ("CH", "R1"), ("CH", "R2"), ("EHPAD", "R2")}
     for cols in (["region"], ["family"]):
@@ -103,8 +107,8 @@ def test_two_margins_iterate_until_stable():
 def test_no_total_row_means_no_secondary_and_min_cell_option():
     table = indicators(["CH", "EHPAD"], [10, 2], [0.5, 1.0])
     assert suppress_small_cells(table)["suppressed"].tolist() == [False, True]
-    assert suppress_small_cells(table, min_cell=11)["suppressed"].tolist() == [True, True]
-    assert suppress_small_cells(table, min_cell=2)["suppressed"].tolist() == [False, False]
+    assert suppress_small_cells(table, rule=SecrecyRule(min_cell=11))["suppressed"].tolist() == [True, True]
+    assert suppress_small_cells(table, rule=SecrecyRule(min_cell=2))["suppressed"].tolist() == [False, False]
 
 
 def test_missing_count_is_suppressed_and_existing_flag_kept():
@@ -117,7 +121,8 @@ def test_missing_count_is_suppressed_and_existing_flag_kept():
 
 def test_count_is_blanked_when_it_is_the_published_figure():
     freq = pd.DataFrame({"group": ["CH", "EHPAD", "all"], "period": "2024", "n_establishments": [9, 1, 10]})
-    out = suppress_small_cells(freq, value_cols=["n_establishments"], group_cols=["period"])
+    layout = TableLayout(value_cols=["n_establishments"], group_cols=["period"])
+    out = suppress_small_cells(freq, layout=layout)
     assert out["n_establishments"].isna().tolist() == [True, True, False]
     assert str(out["n_establishments"].dtype) == "Int64"
 
@@ -143,14 +148,19 @@ def test_french_rule_dominance():
             "contribution": [90, 5, 3, 2, 40, 30, 20, 10, 20, 10],
         }
     )
-    out = suppress_small_cells(table, rule="french_secrecy", contributions=contributions, reason_col="why")
+    french = SecrecyRule("french_secrecy")
+    out = suppress_small_cells(
+        table, rule=french, contributions=UnitContributions(contributions), reason_col="why"
+    )
     assert out["why"].tolist() == ["dominance", "", "primary"]
     # The min_count rule (5) would hide all three; the French count rule alone (3) only C.
     assert suppress_small_cells(table)["suppressed"].tolist() == [True, True, True]
-    assert suppress_small_cells(table, rule="french_secrecy")["suppressed"].tolist() == [False, False, True]
+    assert suppress_small_cells(table, rule=french)["suppressed"].tolist() == [False, False, True]
     # Exactly 85 % is allowed ("above 85 %" is secret): 85, 10, 5.
     edge = contributions.assign(contribution=[85, 10, 5, 0, 40, 30, 20, 10, 20, 10])
-    assert not suppress_small_cells(table, rule="french_secrecy", contributions=edge)["suppressed"].iloc[0]
+    assert not suppress_small_cells(table, rule=french, contributions=UnitContributions(edge))[
+        "suppressed"
+    ].iloc[0]
 
 
 def test_dominance_sums_units_across_rows():
@@ -158,22 +168,38 @@ def test_dominance_sums_units_across_rows():
     contributions = pd.DataFrame(
         {"group": "A", "establishment": ["e1", "e1", "e2", "e3"], "contribution": [50, 40, 5, 5]}
     )  # e1 holds 90 of 100
-    out = suppress_small_cells(table, rule="french_secrecy", contributions=contributions, cell_cols=["group"])
+    out = suppress_small_cells(
+        table,
+        rule=SecrecyRule("french_secrecy"),
+        layout=TableLayout(cell_cols=["group"]),
+        contributions=UnitContributions(contributions),
+    )
     assert out["suppressed"].tolist() == [True]
 
 
 def test_bad_arguments():
     table = indicators(["CH"], [10], [0.5])
     with pytest.raises(ValueError, match="rule"):
-        suppress_small_cells(table, rule="k_anonymity")
+        SecrecyRule("k_anonymity")
     with pytest.raises(KeyError, match="count column"):
-        suppress_small_cells(table, count_col="n")
+        suppress_small_cells(table, layout=TableLayout(count_col="n"))
     with pytest.raises(KeyError, match="share"):
-        suppress_small_cells(table, value_cols=["share"])
+        suppress_small_cells(table, layout=TableLayout(value_cols=["share"]))
     with pytest.raises(ValueError, match="min_cell"):
-        suppress_small_cells(table, min_cell=0)
+        SecrecyRule(min_cell=0)
     with pytest.raises(KeyError, match="contribution"):
-        suppress_small_cells(table, rule="french_secrecy", contributions=pd.DataFrame({"group": ["CH"]}))
+        suppress_small_cells(
+            table,
+            rule=SecrecyRule("french_secrecy"),
+            contributions=UnitContributions(pd.DataFrame({"group": ["CH"]})),
+        )
+    with pytest.raises(KeyError, match="cell_cols"):
+        suppress_small_cells(
+            table,
+            rule=SecrecyRule("french_secrecy"),
+            layout=TableLayout(cell_cols=["region"]),
+            contributions=UnitContributions(pd.DataFrame({"region": ["R1"]})),
+        )
 
 
 def test_suppress_tests():

@@ -385,7 +385,7 @@ def test_figures_draw_one_mark_per_published_cell():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cyberobs_lib.disclosure import suppress_small_cells
+    from cyberobs_lib.disclosure import SecrecyRule, suppress_small_cells
     from cyberobs_lib.plots import incidents as plots
 
     reg = _registry(n_ehpad=1000, n_ch=200)
@@ -396,7 +396,7 @@ def test_figures_draw_one_mark_per_published_cell():
         reg["finess"].tolist(),
     )
     inc = _incidents(ch[:12] + ssr[:6] + eh[:2], ["2023-03-01"] * 6 + ["2024-03-01"] * 14)
-    ind = suppress_small_cells(incident_indicators(inc, reg), min_cell=5)
+    ind = suppress_small_cells(incident_indicators(inc, reg), rule=SecrecyRule(min_cell=5))
     ax = plots.plot_incident_rates(ind, period="all", lang="en")
     points = ax.lines[0].get_xdata()
     # EHPAD (2 declarants) is secret, and SSR too (secondary suppression: all - CH would reveal EHPAD)

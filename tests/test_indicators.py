@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cyberobs_lib.disclosure import suppress_small_cells
+from cyberobs_lib.disclosure import SecrecyRule, suppress_small_cells
 from cyberobs_lib.schema import INDICATORS_COLUMNS
 from cyberobs_lib.studies.indicators import (
     METRICS_COLUMNS,
@@ -252,7 +252,7 @@ def test_groups_filter_keeps_all_and_rejects_bad_options(metrics):
 
 def test_indicators_pass_through_small_cell_suppression(metrics):
     out = compute_indicators(metrics, periods=[2024], overall=False, rate_ci="poisson_exact")
-    published = suppress_small_cells(out, min_cell=3)
+    published = suppress_small_cells(out, rule=SecrecyRule(min_cell=3))
     ehpad = published[(published.group == "EHPAD") & (published.indicator == "has_critical")].iloc[0]
     assert ehpad.suppressed and np.isnan(ehpad.value)  # 2 establishments < 3
     ch = published[(published.group == "CH") & (published.indicator == "has_critical")].iloc[0]

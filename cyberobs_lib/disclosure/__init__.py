@@ -29,7 +29,13 @@ from cyberobs_lib.disclosure.pseudonyms import (
     pseudonymize,
     pseudonymize_columns,
 )
-from cyberobs_lib.disclosure.suppression import suppress_small_cells, suppress_tests
+from cyberobs_lib.disclosure.suppression import (
+    SecrecyRule,
+    TableLayout,
+    UnitContributions,
+    suppress_small_cells,
+    suppress_tests,
+)
 from cyberobs_lib.disclosure.tables import (
     apply_policy,
     forget_ledger,
@@ -57,6 +63,9 @@ __all__ = [
     "register_population",
     "MissingKeyError",
     "PseudonymCollisionError",
+    "SecrecyRule",
+    "TableLayout",
+    "UnitContributions",
     "UnsafeKeyFileError",
     "check_disclosure",
     "demo_mode",

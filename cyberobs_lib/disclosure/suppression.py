@@ -6,12 +6,18 @@ practice: at least 5), or that break the French statistical-secrecy rules (``fre
 in every set of cells that adds up to a published total and holds exactly one hidden cell, since the
 total would otherwise give that cell back. Rows are never deleted: suppressed cells keep their keys,
 carry ``suppressed = True`` and an empty value (data contract, "Output: a report folder").
+
+:func:`suppress_small_cells` takes what it needs as three small values: the secrecy rule
+(:class:`SecrecyRule`), the table's layout (:class:`TableLayout`) and, for the dominance rule, the units'
+contributions (:class:`UnitContributions`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -26,12 +32,137 @@ FRENCH_DOMINANCE = 0.85
 DEFAULT_VALUE_COLS = ("value", "ci_low", "ci_high")
 DEFAULT_CELL_COLS = ("indicator", "group", "period")
 DEFAULT_GROUP_COLS = ("indicator", "period")
-DEFAULT_TOTAL_KEYS: Mapping[str, object] = {"group": "all"}
+DEFAULT_TOTAL_KEYS: Mapping[str, object] = MappingProxyType({"group": "all"})
 #: Columns of tests.csv blanked when a group is too small.
 TESTS_BLANKED = ("statistic", "p_value", "p_adjusted", "effect_size", "ci_low", "ci_high")
 
 Rule = Literal["min_count", "french_secrecy"]
 Margin = tuple[Sequence[str], Mapping[str, object]]
+
+
+@dataclass(frozen=True)
+class SecrecyRule:
+    """When a cell is secret.
+
+    Parameters
+    ----------
+    name : {"min_count", "french_secrecy"}, default "min_count"
+        ``min_count``: a cell is secret when ``0 < n < min_cell`` or ``n`` is missing.
+        ``french_secrecy``: the same with ``min_cell=3``, plus dominance when contributions are given.
+    min_cell : int, optional
+        Fewest units a published cell may have. Default 5 (:data:`~cyberobs_lib.config.DEFAULT_MIN_CELL`)
+        for ``min_count``, 3 for ``french_secrecy``.
+    dominance : float, default 0.85
+        Largest share of a cell's total one unit may hold (``french_secrecy`` with contributions).
+
+    Raises
+    ------
+    ValueError
+        For an unknown rule name or a ``min_cell`` below 1.
+
+    Examples
+    --------
+    >>> SecrecyRule().threshold, SecrecyRule("french_secrecy").threshold, SecrecyRule(min_cell=11).threshold
+    (5, 3, 11)
+    """
+
+    name: Rule = "min_count"
+    min_cell: int | None = None
+    dominance: float = FRENCH_DOMINANCE
+
+    def __post_init__(self) -> None:
+        if self.name not in get_args(Rule):
+            raise ValueError(f"rule must be 'min_count' or 'french_secrecy', not {self.name!r}")
+        if self.min_cell is not None and self.min_cell < 1:
+            raise ValueError(f"min_cell must be at least 1, not {self.min_cell}")
+
+    @property
+    def threshold(self) -> int:
+        """The fewest units a published cell may have under this rule."""
+        if self.min_cell is not None:
+            return self.min_cell
+        return DEFAULT_MIN_CELL if self.name == "min_count" else FRENCH_MIN_UNITS
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """Where a result table keeps its counts, its published values, its cell keys and its totals.
+
+    Parameters
+    ----------
+    count_col : str, default "n_establishments"
+        Number of establishments (units) behind each cell.
+    value_cols : sequence of str, optional
+        Columns blanked in suppressed rows; default ``value, ci_low, ci_high`` (those present). Put
+        ``count_col`` here when the count itself is the published figure (a frequency table).
+    cell_cols : sequence of str, default ("indicator", "group", "period")
+        Columns that identify a cell, shared by the table and the contributions (dominance rule).
+    group_cols : sequence of str, default ("indicator", "period")
+        Rows sharing these values form one set that adds up to the set's total row.
+    total_keys : mapping, default {"group": "all"}
+        Column values identifying the total row of a set; None or ``{}`` disables secondary suppression.
+    margins : sequence of (group_cols, total_keys), optional
+        Several additive relations (e.g. the two margins of a family × region table); replaces
+        ``group_cols``/``total_keys``.
+
+    Examples
+    --------
+    >>> TableLayout().additive_sets()
+    [(('indicator', 'period'), mappingproxy({'group': 'all'}))]
+    >>> TableLayout(group_cols=["period"], total_keys=None).additive_sets()
+    [(['period'], {})]
+    """
+
+    count_col: str = "n_establishments"
+    value_cols: Sequence[str] | None = None
+    cell_cols: Sequence[str] = DEFAULT_CELL_COLS
+    group_cols: Sequence[str] = DEFAULT_GROUP_COLS
+    total_keys: Mapping[str, object] | None = field(default_factory=lambda: DEFAULT_TOTAL_KEYS)
+    margins: Sequence[Margin] | None = None
+
+    def additive_sets(self) -> Sequence[Margin]:
+        """The (group columns, total keys) relations secondary suppression keeps safe."""
+        if self.margins is not None:
+            return self.margins
+        return [(self.group_cols, self.total_keys or {})]
+
+    def values_in(self, table: pd.DataFrame) -> list[str]:
+        """The columns of ``table`` blanked in suppressed rows; KeyError for a missing column."""
+        if self.count_col not in table.columns:
+            raise KeyError(
+                f"count column {self.count_col!r} not in the table; pass TableLayout(count_col=...)"
+            )
+        if self.value_cols is None:
+            return [c for c in DEFAULT_VALUE_COLS if c in table.columns]
+        missing = [c for c in self.value_cols if c not in table.columns]
+        if missing:
+            raise KeyError(f"value columns not in the table: {missing}")
+        return list(self.value_cols)
+
+
+@dataclass(frozen=True, eq=False)
+class UnitContributions:
+    """Unit-level values behind the cells, for the dominance rule of ``french_secrecy``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per unit and cell (several rows of a unit in a cell are summed): the layout's
+        ``cell_cols`` + ``unit_col`` + ``contribution_col``.
+    unit_col : str, default "establishment"
+        Unit identifier (pseudonym).
+    contribution_col : str, default "contribution"
+        The unit's contribution to the cell's total (absolute values are used).
+    """
+
+    frame: pd.DataFrame
+    unit_col: str = "establishment"
+    contribution_col: str = "contribution"
+
+
+#: The defaults of :func:`suppress_small_cells`: ``min_count`` with 5 units, an ``indicators.csv`` layout.
+MIN_COUNT = SecrecyRule()
+INDICATORS_LAYOUT = TableLayout()
 
 
 def _as_bool(values: pd.Series) -> np.ndarray:
@@ -41,21 +172,44 @@ def _as_bool(values: pd.Series) -> np.ndarray:
     return values.astype("string").str.strip().str.lower().isin(["true", "1", "yes"]).fillna(False).to_numpy()
 
 
+def _small_counts(count: pd.Series, min_cell: int) -> np.ndarray:
+    """Primary suppression: True where the count is missing or ``0 < n < min_cell``."""
+    return (count.isna() | ((count > 0) & (count < min_cell))).to_numpy()
+
+
+def _already_suppressed(table: pd.DataFrame) -> np.ndarray:
+    """The input's own ``suppressed`` flags (all False when the column is absent)."""
+    if "suppressed" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    return _as_bool(table["suppressed"])
+
+
+def _dominance(
+    table: pd.DataFrame, rule: SecrecyRule, layout: TableLayout, contributions: UnitContributions | None
+) -> np.ndarray:
+    """True for the cells one unit dominates (``french_secrecy`` with contributions); else all False."""
+    if rule.name != "french_secrecy" or contributions is None:
+        return np.zeros(len(table), dtype=bool)
+    cell_cols = [c for c in layout.cell_cols if c in table.columns]
+    if not cell_cols:
+        raise KeyError(f"none of cell_cols {list(layout.cell_cols)} is in the table")
+    return _dominated(table, contributions, cell_cols=cell_cols, dominance=rule.dominance)
+
+
 def _dominated(
-    table: pd.DataFrame,
-    contributions: pd.DataFrame,
-    *,
-    cell_cols: Sequence[str],
-    unit_col: str,
-    contribution_col: str,
-    dominance: float,
+    table: pd.DataFrame, contributions: UnitContributions, *, cell_cols: Sequence[str], dominance: float
 ) -> np.ndarray:
     """True for the rows of ``table`` whose largest unit holds more than ``dominance`` of the total."""
-    missing = [c for c in (*cell_cols, unit_col, contribution_col) if c not in contributions.columns]
+    frame, unit_col, contribution_col = (
+        contributions.frame,
+        contributions.unit_col,
+        contributions.contribution_col,
+    )
+    missing = [c for c in (*cell_cols, unit_col, contribution_col) if c not in frame.columns]
     if missing:
         raise KeyError(f"contributions lacks columns {missing}")
     per_unit = (
-        contributions.assign(_abs=contributions[contribution_col].abs())
+        frame.assign(_abs=frame[contribution_col].abs())
         .groupby([*cell_cols, unit_col], dropna=False, observed=True)["_abs"]
         .sum()
     )
@@ -107,21 +261,31 @@ def _secondary(
     return suppressed
 
 
+def _blank(table: pd.DataFrame, value_cols: Sequence[str], suppressed: np.ndarray) -> pd.DataFrame:
+    """A copy of ``table`` with ``value_cols`` missing in suppressed rows and the ``suppressed`` column.
+
+    Integer and bool columns become nullable (``Int64``, ``boolean``) so that they can hold a missing value.
+    """
+    out = table.copy()
+    for col in value_cols:
+        if pd.api.types.is_integer_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].astype("Int64" if pd.api.types.is_integer_dtype(out[col]) else "boolean")
+        out[col] = out[col].mask(suppressed)
+    out["suppressed"] = suppressed
+    return out
+
+
+def _reasons(primary: np.ndarray, dominated: np.ndarray, suppressed: np.ndarray) -> np.ndarray:
+    """Why each cell is hidden: ``primary``, ``dominance``, ``secondary`` or empty (published)."""
+    return np.select([primary, dominated, suppressed], ["primary", "dominance", "secondary"], "")
+
+
 def suppress_small_cells(
     table: pd.DataFrame,
     *,
-    count_col: str = "n_establishments",
-    value_cols: Sequence[str] | None = None,
-    min_cell: int | None = None,
-    rule: Rule = "min_count",
-    contributions: pd.DataFrame | None = None,
-    cell_cols: Sequence[str] = DEFAULT_CELL_COLS,
-    unit_col: str = "establishment",
-    contribution_col: str = "contribution",
-    dominance: float = FRENCH_DOMINANCE,
-    group_cols: Sequence[str] = DEFAULT_GROUP_COLS,
-    total_keys: Mapping[str, object] | None = DEFAULT_TOTAL_KEYS,
-    margins: Sequence[Margin] | None = None,
+    rule: SecrecyRule = MIN_COUNT,
+    layout: TableLayout = INDICATORS_LAYOUT,
+    contributions: UnitContributions | None = None,
     reason_col: str | None = None,
 ) -> pd.DataFrame:
     """Mark and blank the cells of a result table that are about too few establishments.
@@ -130,32 +294,13 @@ def suppress_small_cells(
     ----------
     table : pandas.DataFrame
         A result table (e.g. ``indicators.csv``) with one row per cell; not modified.
-    count_col : str, default "n_establishments"
-        Number of establishments (units) behind each cell.
-    value_cols : sequence of str, optional
-        Columns blanked in suppressed rows; default ``value, ci_low, ci_high`` (those present). Put
-        ``count_col`` here when the count itself is the published figure (a frequency table).
-    min_cell : int, optional
-        Fewest units a published cell may have. Default 5 (:data:`~cyberobs_lib.config.DEFAULT_MIN_CELL`)
-        for ``min_count``, 3 for ``french_secrecy``.
-    rule : {"min_count", "french_secrecy"}
-        ``min_count``: a cell is secret when ``0 < n < min_cell`` or ``n`` is missing.
-        ``french_secrecy``: the same with ``min_cell=3``, plus dominance when ``contributions`` is given.
-    contributions : pandas.DataFrame, optional
-        Unit-level values for the dominance rule: ``cell_cols`` + ``unit_col`` + ``contribution_col``.
-    cell_cols : sequence of str, default ("indicator", "group", "period")
-        Columns that identify a cell, shared by ``table`` and ``contributions``.
-    unit_col, contribution_col : str
-        Unit identifier (pseudonym) and its contribution in ``contributions``.
-    dominance : float, default 0.85
-        Largest share of a cell's total one unit may hold.
-    group_cols : sequence of str, default ("indicator", "period")
-        Rows sharing these values form one set that adds up to the set's total row.
-    total_keys : mapping, default {"group": "all"}
-        Column values identifying the total row of a set; None or ``{}`` disables secondary suppression.
-    margins : sequence of (group_cols, total_keys), optional
-        Several additive relations (e.g. the two margins of a family × region table); replaces
-        ``group_cols``/``total_keys``.
+    rule : SecrecyRule, default ``SecrecyRule()``
+        The secrecy rule: ``min_count`` with 5 units by default (see :class:`SecrecyRule`).
+    layout : TableLayout, default ``TableLayout()``
+        Count column, value columns, cell columns and additive sets of the table; the default fits
+        ``indicators.csv`` (see :class:`TableLayout`).
+    contributions : UnitContributions, optional
+        Unit-level values for the dominance rule of ``french_secrecy`` (ignored by ``min_count``).
     reason_col : str, optional
         When given, an extra column with ``primary``, ``dominance``, ``secondary`` or empty.
 
@@ -166,7 +311,12 @@ def suppress_small_cells(
 
         * ``suppressed`` -- bool, True for primary and secondary suppressions (a True already present
           in the input is kept);
-        * each of ``value_cols`` -- missing (NaN / NA) in suppressed rows, unchanged elsewhere.
+        * each of the layout's value columns -- missing (NaN / NA) in suppressed rows, unchanged elsewhere.
+
+    Raises
+    ------
+    KeyError
+        When the count column, a value column, every cell column or a contribution column is missing.
 
     Notes
     -----
@@ -195,52 +345,29 @@ def suppress_small_cells(
     1  EHPAD    NaN        True
     2    CHU    NaN        True
     3    all   0.56       False
+
+    The French rule (3 units) and a frequency table whose published figure is the count itself:
+
+    >>> freq = pd.DataFrame({"group": ["CH", "EHPAD", "all"], "period": "2024",
+    ...                      "n_establishments": [9, 2, 11]})
+    >>> layout = TableLayout(value_cols=["n_establishments"], group_cols=["period"])
+    >>> out = suppress_small_cells(freq, rule=SecrecyRule("french_secrecy"), layout=layout, reason_col="why")
+    >>> out[["group", "n_establishments", "suppressed"]]
+       group  n_establishments  suppressed
+    0     CH              <NA>        True
+    1  EHPAD              <NA>        True
+    2    all                11       False
+    >>> out["why"].tolist()
+    ['secondary', 'primary', '']
     """
-    if rule not in ("min_count", "french_secrecy"):
-        raise ValueError(f"rule must be 'min_count' or 'french_secrecy', not {rule!r}")
-    if count_col not in table.columns:
-        raise KeyError(f"count column {count_col!r} not in the table; pass count_col=")
-    if min_cell is None:
-        min_cell = DEFAULT_MIN_CELL if rule == "min_count" else FRENCH_MIN_UNITS
-    if min_cell < 1:
-        raise ValueError(f"min_cell must be at least 1, not {min_cell}")
-    if value_cols is None:
-        value_cols = [c for c in DEFAULT_VALUE_COLS if c in table.columns]
-    missing = [c for c in value_cols if c not in table.columns]
-    if missing:
-        raise KeyError(f"value columns not in the table: {missing}")
-
-    count = pd.to_numeric(table[count_col], errors="coerce")
-    primary = (count.isna() | ((count > 0) & (count < min_cell))).to_numpy()
-    dominated = np.zeros(len(table), dtype=bool)
-    if rule == "french_secrecy" and contributions is not None:
-        if not [c for c in cell_cols if c in table.columns]:
-            raise KeyError(f"none of cell_cols {list(cell_cols)} is in the table")
-        dominated = _dominated(
-            table,
-            contributions,
-            cell_cols=[c for c in cell_cols if c in table.columns],
-            unit_col=unit_col,
-            contribution_col=contribution_col,
-            dominance=dominance,
-        )
-    already = (
-        _as_bool(table["suppressed"]) if "suppressed" in table.columns else np.zeros(len(table), dtype=bool)
-    )
-    first = primary | dominated | already
-    if margins is None:
-        margins = [(group_cols, total_keys or {})]
-    final = _secondary(table, first, count, margins)
-
-    out = table.copy()
-    for col in value_cols:
-        if pd.api.types.is_integer_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
-            out[col] = out[col].astype("Int64" if pd.api.types.is_integer_dtype(out[col]) else "boolean")
-        out[col] = out[col].mask(final)
-    out["suppressed"] = final
+    value_cols = layout.values_in(table)
+    count = pd.to_numeric(table[layout.count_col], errors="coerce")
+    primary = _small_counts(count, rule.threshold) | _already_suppressed(table)
+    dominated = _dominance(table, rule, layout, contributions)
+    suppressed = _secondary(table, primary | dominated, count, layout.additive_sets())
+    out = _blank(table, value_cols, suppressed)
     if reason_col is not None:
-        reason = np.select([primary | already, dominated, final], ["primary", "dominance", "secondary"], "")
-        out[reason_col] = reason
+        out[reason_col] = _reasons(primary, dominated, suppressed)
     return out
 
 
