@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,11 @@ FINDINGS = "findings"
 #: Catalog file patterns searched in ``DATASET/reference/`` (as ``ingest_dataset`` does).
 _KEV_FILES = ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
 _EPSS_FILES = ("epss*.csv.gz", "epss*.csv")
+#: Phases timed in the summary's ``seconds``: in this process (small, read, write_tables) or summed over
+#: the chunks wherever they ran (check, normalize, write).
+PHASES = ("small", "read", "check", "normalize", "write", "write_tables")
+#: The findings.csv row of the accounting table.
+ACCOUNTING_COUNTS = S.ACCOUNTING_COLUMNS[2:]  # rows_read, kept, rejected, duplicates, skipped
 
 
 def _small_tables(dataset: Path, *, today: str | None, kev_path, epss_path, pad_finess: bool = False):
@@ -104,49 +110,14 @@ def ingest_large(
     Findings rows are sorted by ``ingest.SORT_KEYS`` within each chunk; chunks follow the file.
     """
     dataset, out = Path(dataset), Path(out)
-    secs = dict.fromkeys(("small", "read", "check", "normalize", "write", "write_tables"), 0.0)
-    t_start = t0 = time.perf_counter()
+    tally = _Tally(t_start=time.perf_counter())
     small = _small_tables(dataset, today=today, kev_path=kev_path, epss_path=epss_path, pad_finess=pad_finess)
     path = dataset / f"{FINDINGS}.csv"
-    present = path.exists() or path.is_symlink()  # a FIFO or a folder: the reader's error, never 0 rows
-    fatal = list(small.fatal)
-    if not present and not (dataset / "scans").is_dir():
-        fatal.append(f"{path}: the dataset needs findings.csv or a scans/ folder [missing_file]")
-    if present:
-        try:
-            detect_csv(path)  # unreadable, empty, no header, duplicated column: before anything is written
-        except InputFileError as exc:
-            fatal.append(f"{exc} [{getattr(exc, 'rule', None) or 'unreadable_file'}]")
-    if fatal:
-        raise DatasetFatalError(f"{dataset} cannot be ingested; nothing written:\n  " + "\n  ".join(fatal))
-    tables = small.tables
-    hosts_check = small.check.tables["hosts"]
-    known = pd.Index(tables["audits"]["audit_id"].astype(str)) if len(tables["audits"]) else pd.Index([])
-    perimeter = None
-    if hosts_check.read is not None and not hosts_check.fatal:
-        perimeter = perimeter_index(hosts_check.frame)
-    small_violations = small.check.violations
-    del hosts_check
-    small.check = None  # the checked frames of hosts/controls are not needed any more: free them
-    secs["small"] = time.perf_counter() - t0
-
-    rejects = [small.rejects]
-    violations = [small_violations.query("not (file == 'findings.csv' and rule == 'missing_file')")]
-    accounting = small.accounting.to_dict("records")
-    acc_f = dict.fromkeys(("rows_read", "kept", "rejected", "duplicates", "skipped"), 0)
-    n_findings, n_chunks = 0, 0
+    present = _check_findings_source(dataset, path, small)
+    known, perimeter = _chunk_frame(small, tally)
+    tally.seconds["small"] = time.perf_counter() - tally.t_start
     with PartitionedWriter(out) as writer:
-        # the small tables go to disk first and leave memory before the chunks (and worker processes) start
-        t = time.perf_counter()
-        audits, years = tables["audits"], _years(tables["audits"])
-        for name in ("establishments", "audits", "hosts", "controls", "incidents", "protection"):
-            frame = tables.pop(name)
-            writer.append(name, add_year(frame, years=years) if "audit_id" in frame.columns else frame)
-            del frame
-        scan_findings = tables.pop(FINDINGS)
-        gc.collect()
-        secs["write_tables"] += time.perf_counter() - t
-        read_report: dict = {}
+        audits, years, scan_findings = _write_small_tables(writer, small.tables, tally)
         if present:
             ctx = ChunkContext(
                 path=path,
@@ -161,70 +132,162 @@ def ingest_large(
                 root=writer.tmp,
                 extra_columns=dict(scan_findings.dtypes.items()) if len(scan_findings) else None,
             )
-            with ChunkRunner(ctx, workers=workers, client=client) as runner:
-                chunks = _grouped(
-                    path, read_arrow_chunks(path, chunk_rows=chunk_rows, report=read_report), set(known), secs
-                )
-                for res in runner.map(chunks):
-                    rejects.append(res.rejects)
-                    violations.append(res.violations)
-                    for k in acc_f:
-                        acc_f[k] += res.accounting.get(k, 0)
-                    for k, v in res.seconds.items():
-                        secs[k] += v
-                    if res.parts:
-                        writer.register(FINDINGS, res.parts, res.schema)
-                    n_findings += res.kept
-                    n_chunks += 1
-            accounting.append({"source_file": path.name, "table": FINDINGS, **acc_f})
-            if read_report.get("issues"):  # the reader's warnings (bad_encoding, control_character)
-                violations.append(_reader_issues(path, read_report["issues"]))
-            if "n_records" in read_report and read_report["n_records"] != acc_f["rows_read"]:
-                raise AssertionError(
-                    f"{path}: {read_report['n_records']} records in the file, {acc_f['rows_read']} read"
-                )
+            _ingest_chunks(ctx, writer, tally, chunk_rows=chunk_rows, workers=workers, client=client)
         t = time.perf_counter()
         if len(scan_findings):  # findings read from scans/ by ingest_dataset, already normalized
             writer.append(FINDINGS, add_year(scan_findings, years=years))
-            n_findings += len(scan_findings)
-        rej = pd.concat([r for r in rejects if len(r)] or [rejects[0]], ignore_index=True)
-        rej = rej.sort_values(["source_file", "row"], kind="stable").reset_index(drop=True)
-        writer.append("rejects", rej.astype({"row": "Int64"}))
-        writer.append("accounting", pd.DataFrame(accounting, columns=list(S.ACCOUNTING_COLUMNS)))
-        viol = pd.concat(
-            [v for v in violations if v is not None and len(v)] or [violations[0]], ignore_index=True
-        )
-        writer.append("violations", viol.astype({"row": "Int64"}))
-        summary = dict(small.summary)
-        summary["inputs"] = dict(summary.get("inputs", {}))
-        if present:
-            summary["inputs"][path.name] = sha256_file(path)
-        summary["rows"] = {**summary.get("rows", {}), FINDINGS: n_findings}
-        if read_report:
-            summary["csv_files"] = {
-                **summary.get("csv_files", {}),
-                path.name: {
-                    "encoding": read_report.get("encoding"),
-                    "bom": bool(read_report.get("bom", False)),
-                    "delimiter": {"\t": "tab"}.get(
-                        read_report.get("delimiter"), read_report.get("delimiter")
-                    ),
-                    "line_end": read_report.get("line_end"),
-                    "records": int(read_report.get("n_records", 0)),
-                    "blank_lines": len(read_report.get("blank_lines", [])),
-                },
-            }
-        summary["rejected"] = len(rej)
-        summary["warnings"] = int((viol["severity"] == "warning").sum()) if len(viol) else 0
-        summary["errors"] = int((viol["severity"] == "error").sum()) if len(viol) else 0
-        summary["chunks"] = n_chunks
-        summary["workers"] = runner.workers if present else 1
-        summary["sort_keys"] = SORT_KEYS[FINDINGS]
-        secs["write_tables"] += time.perf_counter() - t
-        summary["seconds"] = {k: round(v, 3) for k, v in secs.items()}
-        summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
+            tally.findings += len(scan_findings)
+        rejects, violations = _write_ledgers(writer, tally)
+        summary = _summary(small.summary, path if present else None, tally, rejects, violations)
+        tally.seconds["write_tables"] += time.perf_counter() - t
+        summary["seconds"] = {k: round(v, 3) for k, v in tally.seconds.items()}
+        summary["wall_seconds"] = round(time.perf_counter() - tally.t_start, 3)
         writer.commit({"ingest": summary, "rules": sorted(RULES)})
     return summary
+
+
+@dataclass
+class _Tally:
+    """What an ingestion has gathered so far: ledgers, findings accounting, counts and timings."""
+
+    t_start: float
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    rejects: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+    accounting: list = field(default_factory=list)
+    findings_accounting: dict = field(default_factory=lambda: dict.fromkeys(ACCOUNTING_COUNTS, 0))
+    read_report: dict = field(default_factory=dict)
+    findings: int = 0
+    chunks: int = 0
+    workers: int = 1
+
+
+def _check_findings_source(dataset: Path, path: Path, small) -> bool:
+    """Whether ``findings.csv`` is there; raise :class:`DatasetFatalError` with every fatal problem
+    (the small tables', a dataset with neither findings.csv nor scans/, an unreadable findings.csv)
+    before anything is written."""
+    present = path.exists() or path.is_symlink()  # a FIFO or a folder: the reader's error, never 0 rows
+    fatal = list(small.fatal)
+    if not present and not (dataset / "scans").is_dir():
+        fatal.append(f"{path}: the dataset needs findings.csv or a scans/ folder [missing_file]")
+    if present:
+        try:
+            detect_csv(path)  # unreadable, empty, no header, duplicated column: before anything is written
+        except InputFileError as exc:
+            fatal.append(f"{exc} [{getattr(exc, 'rule', None) or 'unreadable_file'}]")
+    if fatal:
+        raise DatasetFatalError(f"{dataset} cannot be ingested; nothing written:\n  " + "\n  ".join(fatal))
+    return present
+
+
+def _chunk_frame(small, tally: _Tally) -> tuple[pd.Index, object]:
+    """The known audits and the declared perimeter the chunks are checked against; the small tables'
+    ledgers start the tally, and their checked frames are freed."""
+    tables = small.tables
+    hosts_check = small.check.tables["hosts"]
+    known = pd.Index(tables["audits"]["audit_id"].astype(str)) if len(tables["audits"]) else pd.Index([])
+    perimeter = None
+    if hosts_check.read is not None and not hosts_check.fatal:
+        perimeter = perimeter_index(hosts_check.frame)
+    tally.rejects.append(small.rejects)
+    tally.violations.append(
+        small.check.violations.query("not (file == 'findings.csv' and rule == 'missing_file')")
+    )
+    tally.accounting.extend(small.accounting.to_dict("records"))
+    small.check = None  # the checked frames of hosts/controls are not needed any more: free them
+    return known, perimeter
+
+
+def _write_small_tables(writer: PartitionedWriter, tables: dict, tally: _Tally):
+    """Write every table but findings first, so they leave memory before the chunks (and worker
+    processes) start; return the audits, their years and the findings read from scans/."""
+    t = time.perf_counter()
+    audits, years = tables["audits"], _years(tables["audits"])
+    for name in ("establishments", "audits", "hosts", "controls", "incidents", "protection"):
+        frame = tables.pop(name)
+        writer.append(name, add_year(frame, years=years) if "audit_id" in frame.columns else frame)
+        del frame
+    scan_findings = tables.pop(FINDINGS)
+    gc.collect()
+    tally.seconds["write_tables"] += time.perf_counter() - t
+    return audits, years, scan_findings
+
+
+def _ingest_chunks(
+    ctx: ChunkContext, writer: PartitionedWriter, tally: _Tally, *, chunk_rows: int, workers: int, client
+) -> None:
+    """Read ``findings.csv`` in chunks of whole audits, run each through :class:`ChunkRunner` (checked,
+    normalized, enriched, written as parts) and add its outcome to the tally; every record of the file
+    must be accounted for."""
+    path, acc = ctx.path, tally.findings_accounting
+    with ChunkRunner(ctx, workers=workers, client=client) as runner:
+        read = read_arrow_chunks(path, chunk_rows=chunk_rows, report=tally.read_report)
+        for res in runner.map(_grouped(path, read, set(ctx.known_audits), tally.seconds)):
+            tally.rejects.append(res.rejects)
+            tally.violations.append(res.violations)
+            for k in acc:
+                acc[k] += res.accounting.get(k, 0)
+            for k, v in res.seconds.items():
+                tally.seconds[k] += v
+            if res.parts:
+                writer.register(FINDINGS, res.parts, res.schema)
+            tally.findings += res.kept
+            tally.chunks += 1
+        tally.workers = runner.workers
+    tally.accounting.append({"source_file": path.name, "table": FINDINGS, **acc})
+    report = tally.read_report
+    if report.get("issues"):  # the reader's warnings (bad_encoding, control_character)
+        tally.violations.append(_reader_issues(path, report["issues"]))
+    if "n_records" in report and report["n_records"] != acc["rows_read"]:
+        raise AssertionError(f"{path}: {report['n_records']} records in the file, {acc['rows_read']} read")
+
+
+def _write_ledgers(writer: PartitionedWriter, tally: _Tally) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the rejects (sorted by file and row), the accounting and the violations; return the first
+    and the last."""
+    rejects = pd.concat([r for r in tally.rejects if len(r)] or [tally.rejects[0]], ignore_index=True)
+    rejects = rejects.sort_values(["source_file", "row"], kind="stable").reset_index(drop=True)
+    writer.append("rejects", rejects.astype({"row": "Int64"}))
+    writer.append("accounting", pd.DataFrame(tally.accounting, columns=list(S.ACCOUNTING_COLUMNS)))
+    kept = [v for v in tally.violations if v is not None and len(v)] or [tally.violations[0]]
+    violations = pd.concat(kept, ignore_index=True)
+    writer.append("violations", violations.astype({"row": "Int64"}))
+    return rejects, violations
+
+
+def _summary(
+    small_summary: dict, path: Path | None, tally: _Tally, rejects: pd.DataFrame, violations: pd.DataFrame
+) -> dict:
+    """The ingest summary: the small tables' one, completed with findings.csv (``path``, None when
+    absent) read in chunks (hash, rows, CSV dialect, rejects, violations, chunks, workers)."""
+    summary = dict(small_summary)
+    summary["inputs"] = dict(summary.get("inputs", {}))
+    if path is not None:
+        summary["inputs"][path.name] = sha256_file(path)
+    summary["rows"] = {**summary.get("rows", {}), FINDINGS: tally.findings}
+    report = tally.read_report
+    if report:
+        summary["csv_files"] = {**summary.get("csv_files", {}), path.name: _csv_dialect(report)}
+    severity = violations["severity"] if len(violations) else pd.Series(dtype=object)
+    summary["rejected"] = len(rejects)
+    summary["warnings"] = int((severity == "warning").sum())
+    summary["errors"] = int((severity == "error").sum())
+    summary["chunks"] = tally.chunks
+    summary["workers"] = tally.workers
+    summary["sort_keys"] = SORT_KEYS[FINDINGS]
+    return summary
+
+
+def _csv_dialect(report: dict) -> dict:
+    """How findings.csv was written, as the chunked reader found it (the summary's ``csv_files`` entry)."""
+    return {
+        "encoding": report.get("encoding"),
+        "bom": bool(report.get("bom", False)),
+        "delimiter": {"\t": "tab"}.get(report.get("delimiter"), report.get("delimiter")),
+        "line_end": report.get("line_end"),
+        "records": int(report.get("n_records", 0)),
+        "blank_lines": len(report.get("blank_lines", [])),
+    }
 
 
 def _reader_issues(path: Path, issues: list[dict]) -> pd.DataFrame:
