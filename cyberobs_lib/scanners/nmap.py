@@ -176,198 +176,240 @@ def _iter_hosts(path: str | Path, cuts: list) -> Iterator[ET.Element]:
         stream.close()
 
 
-def iter_nmap_xml(
-    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
-) -> Iterator[ScanResult]:
-    """Stream an nmap ``-oX`` file as :class:`ScanResult` chunks (one ``<host>`` at a time)."""
-    col = Collector("nmap_xml", path, audit_id=audit_id, include_info=include_info)
-    services = severity_keys("nmap", "service")
-    port_keys = severity_keys("nmap", "port")
-    dispositions = col._dispositions
-    cve_match = _CVE.match
-    epoch = _epoch
-    kinds: dict = {}  # (service, portid, protocol) -> (vuln_id, title, scale, native, skip, port number)
-    skipped: dict[str, int] = {}
-    n = 0  # source_row: open ports and vulners entries, in file order
+class _Scan:
+    """What reading one nmap file carries from host to host.
 
-    def skip_reason(scale, native):  # what Collector.add decides from the table
-        disp = dispositions.get(f"{scale}\x1f{str(native).strip().lower()}")
-        if disp is not None and disp != "finding" and not (disp == "info" and include_info):
+    The collector, the ``source_row`` counter (open ports and vulners entries, in file order), the items
+    skipped since the last flush (by reason), the hosts up and timed out in the whole file (``col.hosts`` is
+    reset at each chunk), the ``<runstats>`` summary, and the per-port classification (vuln id, title, scale,
+    native value, skip reason, port number), memoised per distinct ``(service, port, protocol)``.
+    """
+
+    def __init__(self, col: Collector, include_info: bool) -> None:
+        self.col = col
+        self.include_info = include_info
+        self.services = severity_keys("nmap", "service")
+        self.port_keys = severity_keys("nmap", "port")
+        self.dispositions = col._dispositions
+        #: no CVSS band is listed today: vulners entries then skip the table lookup
+        self.cvss_listed = any(key.startswith("cvss\x1f") for key in self.dispositions)
+        self.kinds: dict[tuple, tuple] = {}
+        self.skipped: dict[str, int] = {}
+        self.n = 0
+        self.n_up = 0
+        self.timed_out = 0
+        self.finished: ET.Element | None = None
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` items read but not turned into rows."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+    def skip_reason(self, scale: str, native) -> str | None:
+        """The skip reason :meth:`Collector.add` would give from the table (None: a finding)."""
+        disp = self.dispositions.get(f"{scale}\x1f{str(native).strip().lower()}")
+        if disp is not None and disp != "finding" and not (disp == "info" and self.include_info):
             return SKIP_REASONS[disp]
         return None
 
-    cvss_listed = any(key.startswith("cvss\x1f") for key in dispositions)  # none today: any-scanner bands
+    def kind(self, name: str | None, portid: str | None, proto: str | None) -> tuple:
+        """``(vuln_id, title, scale, native, skip, port number)`` of an open port (bounded memo)."""
+        key = (name, portid, proto)
+        k = self.kinds.get(key)
+        if k is None:
+            if len(self.kinds) >= 4096:  # bounded memo (a sweep of all 65,535 ports)
+                self.kinds.clear()
+            k = self.kinds[key] = self._classify(name, portid, proto)
+        return k
 
-    def kind(name, portid, proto):
-        if name and name.lower() in services:
+    def _classify(self, name: str | None, portid: str | None, proto: str | None) -> tuple:
+        if name and name.lower() in self.services:
             scale, native = "service", name
-        elif portid in port_keys:
+        elif portid in self.port_keys:
             scale, native = "port", portid
         else:
             scale, native = "port", "any"
-        skip = skip_reason(scale, native)
         title = f"Open port {portid}/{proto}" + (f" ({name})" if name else "")
         # the port number as an int: the collector's to_numeric is 4x faster on ints than on digit strings
         number = int(portid) if portid and portid.isascii() and portid.isdigit() else portid
-        return f"nmap:port/{portid}", title, scale, native, skip, number
+        return f"nmap:port/{portid}", title, scale, native, self.skip_reason(scale, native), number
 
-    def flush() -> ScanResult:
-        for reason, count in skipped.items():
-            col.skip(reason, count)
-        skipped.clear()
-        return col.flush()
+    def flush(self) -> ScanResult:
+        """The chunk collected so far, with its skipped counts (both then reset)."""
+        for reason, count in self.skipped.items():
+            self.col.skip(reason, count)
+        self.skipped.clear()
+        return self.col.flush()
 
-    rows = col.rows
-    hosts = col.hosts
-    n_up = 0  # hosts up in the whole file (``col.hosts`` is reset at each chunk)
-    timed_out = 0
-    finished = None  # the <runstats><finished> element, when the file has one
+
+def _finished_of(runstats: ET.Element) -> ET.Element:
+    """The ``<finished>`` of a ``<runstats>``, else the ``<runstats>`` itself (summary without exit status)."""
+    finished = runstats.find("finished")
+    return runstats if finished is None else finished
+
+
+def _read_host(host: ET.Element) -> tuple[str | None, str | None, list[ET.Element]]:
+    """``(state, identity, ports blocks)`` of a ``<host>``.
+
+    The identity is the first IPv4 / IPv6 ``<address>`` (``addrtype`` defaults to ``ipv4``, nmap.dtd), else
+    the first hostname of ``<hostnames>``.
+    """
+    state = addr = name_fallback = None
+    port_lists = []
+    for c in host:
+        t = c.tag
+        if t == "status":
+            state = c.get("state")
+        elif t == "address":
+            if addr is None and c.get("addrtype", "ipv4") in ("ipv4", "ipv6"):
+                addr = c.get("addr")
+        elif t == "hostnames":
+            hn = c.find("hostname")
+            name_fallback = hn.get("name") if hn is not None else None
+        elif t == "ports":
+            port_lists.append(c)
+    return state, addr or name_fallback, port_lists
+
+
+def _perimeter_skip(host: ET.Element, state: str | None, ident: str | None, scan: _Scan) -> str | None:
+    """Why every item of a host is skipped (timed out, not up, no identity), else None; counts hosts up."""
+    if host.get("timedout") == "true":
+        scan.timed_out += 1
+        return "host_timeout"
+    if state is not None and state != "up":
+        return "host_not_up"
+    scan.n_up += 1
+    return "no_host" if ident is None else None
+
+
+def _skip_host_items(port_lists: list[ET.Element], reason: str, scan: _Scan) -> None:
+    """Count the items of a host outside the perimeter (nmap writes no ports for those; a file may)."""
+    if port_lists:
+        count = _count_items(port_lists)
+        if count:
+            scan.skip(reason, count)
+            scan.n += count
+
+
+def _read_port(port: ET.Element) -> tuple[bool, ET.Element | None, list[ET.Element] | None]:
+    """``(open, <service>, vulners <script>s or None)`` of a ``<port>``."""
+    open_ = False
+    svc = scripts = None
+    for c in port:
+        t = c.tag
+        if t == "state":
+            open_ = c.get("state") == "open"
+        elif t == "service":
+            svc = c
+        elif t == "script" and c.get("id") == "vulners":
+            if scripts is None:
+                scripts = [c]
+            else:
+                scripts.append(c)
+    return open_, svc, scripts
+
+
+def _service_of(svc: ET.Element | None) -> tuple[str | None, str]:
+    """``(service name, "product version")``: ``http`` over SSL is ``https``."""
+    if svc is None:
+        return None, ""
+    name = svc.get("name")
+    if name == "http" and svc.get("tunnel") == "ssl":
+        name = "https"
+    return name, " ".join(filter(None, (svc.get("product"), svc.get("version"))))
+
+
+def _host_rows(addr: str, seen: str | None, port_lists: list[ET.Element], scan: _Scan) -> None:
+    """The rows of a host in the perimeter: its open ports, then unlisted open ports counted as skipped."""
+    rows = scan.col.rows
+    for port in _ports_of(port_lists):
+        if port.tag == "port":
+            _port_rows(port, addr, seen, rows, scan)
+        elif port.tag == "extraports" and port.get("state") == "open":
+            count = _extra_open(port)  # never written by nmap (open ports are always listed)
+            scan.skip("open_port_unlisted", count)
+            scan.n += count
+
+
+def _port_rows(port: ET.Element, addr: str, seen: str | None, rows: list[tuple], scan: _Scan) -> None:
+    """The exposure row of an open port (unless its kind is skipped), then the rows of its vulners CVEs."""
+    open_, svc, scripts = _read_port(port)
+    if not open_:
+        return
+    scan.n += 1
+    portid, proto = port.get("portid"), port.get("protocol")
+    name, product = _service_of(svc)
+    vuln_id, title, scale, native, skip, number = scan.kind(name, portid, proto)
+    evidence = product or None
+    head = (addr, number, proto, name)
+    if skip is None:
+        rows.append(
+            (*head, vuln_id, None, title, None, None, "open", seen, scan.n, evidence, scale, native, None)
+        )
+    else:
+        scan.skip(skip)
+    if scripts is not None:
+        label = f" ({product or name or 'service'})"
+        for script in scripts:
+            _vulners_rows(script, head, label, seen, evidence, rows, scan)
+
+
+def _vulners_rows(
+    script: ET.Element,
+    head: tuple,
+    label: str,
+    seen: str | None,
+    evidence: str | None,
+    rows: list,
+    scan: _Scan,
+) -> None:
+    """One row per CVE of a vulners script (``head``: host, port, protocol, service of its port).
+
+    Non-CVE entries (exploits, advisories) and a CVE repeated in the script (several CPEs) are counted as
+    skipped.
+    """
+    done = set()
+    for vid, cvss in _vulners_entries(script):
+        scan.n += 1
+        if not _CVE.match(vid):
+            scan.skip("vulners_non_cve")  # no row
+            continue
+        if vid in done:
+            scan.skip("duplicate")
+            continue
+        done.add(vid)
+        if scan.cvss_listed and (reason := scan.skip_reason("cvss", cvss)) is not None:
+            scan.skip(reason)
+            continue
+        rows.append(
+            (*head, vid, vid, vid + label, None, cvss, cvss, seen, scan.n, evidence, "cvss", cvss, None)
+        )
+
+
+def iter_nmap_xml(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Stream an nmap ``-oX`` file as :class:`ScanResult` chunks (one ``<host>`` at a time).
+
+    Each root record is the ``<runstats>`` summary (kept for the scan status) or a ``<host>``: a host
+    outside the perimeter (timed out, not up, no identity) has its items counted as skipped, a host in it
+    gives its rows (open ports, vulners CVEs). A chunk is yielded once it holds ``chunk_rows`` rows; the
+    last one carries the scan status (module docstring: Policy).
+    """
+    col = Collector("nmap_xml", path, audit_id=audit_id, include_info=include_info)
+    scan = _Scan(col, include_info)
     cuts: list[TruncatedXML] = []
     for el in _iter_hosts(path, cuts):
         if el.tag == "runstats":
-            finished = el.find("finished")
-            if finished is None:
-                finished = el  # <runstats> without <finished>: nmap's summary is there, no exit status
+            scan.finished = _finished_of(el)
             continue
-        state = addr = name_fallback = None
-        port_lists = []
-        for c in el:
-            t = c.tag
-            if t == "status":
-                state = c.get("state")
-            elif t == "address":
-                # addrtype defaults to "ipv4" (nmap.dtd: addrtype (ipv4|ipv6|mac) "ipv4")
-                if addr is None and c.get("addrtype", "ipv4") in ("ipv4", "ipv6"):
-                    addr = c.get("addr")
-            elif t == "hostnames":
-                hn = c.find("hostname")
-                name_fallback = hn.get("name") if hn is not None else None
-            elif t == "ports":
-                port_lists.append(c)
-        skip_host = None  # reason given to every item of a host that yields no row
-        if el.get("timedout") == "true":
-            timed_out += 1
-            skip_host = "host_timeout"
-        elif state is not None and state != "up":
-            skip_host = "host_not_up"
-        else:
-            n_up += 1
-            addr = addr or name_fallback
-            if addr is None:
-                skip_host = "no_host"
-        if skip_host is not None:
-            if port_lists:  # nmap writes no ports for these hosts; counted if a file has some
-                count = _count_items(port_lists)
-                if count:
-                    skipped[skip_host] = skipped.get(skip_host, 0) + count
-                    n += count
+        state, ident, port_lists = _read_host(el)
+        reason = _perimeter_skip(el, state, ident, scan)
+        if reason is not None:
+            _skip_host_items(port_lists, reason, scan)
             continue
-        hosts.add(addr)
-        seen = epoch(el.get("starttime"))
-        for port in _ports_of(port_lists):
-            if port.tag != "port":
-                if port.tag == "extraports" and port.get("state") == "open":
-                    count = _extra_open(port)  # never written by nmap (open ports are always listed)
-                    skipped["open_port_unlisted"] = skipped.get("open_port_unlisted", 0) + count
-                    n += count
-                continue
-            open_ = False
-            svc = None
-            scripts = None
-            for c in port:
-                t = c.tag
-                if t == "state":
-                    open_ = c.get("state") == "open"
-                elif t == "service":
-                    svc = c
-                elif t == "script" and c.get("id") == "vulners":
-                    if scripts is None:
-                        scripts = [c]
-                    else:
-                        scripts.append(c)
-            if not open_:
-                continue
-            n += 1
-            portid, proto = port.get("portid"), port.get("protocol")
-            if svc is not None:
-                name = svc.get("name")
-                if name == "http" and svc.get("tunnel") == "ssl":
-                    name = "https"
-                product = " ".join(filter(None, (svc.get("product"), svc.get("version"))))
-            else:
-                name = None
-                product = ""
-            key = (name, portid, proto)
-            k = kinds.get(key)
-            if k is None:
-                if len(kinds) >= 4096:  # bounded memo (a sweep of all 65,535 ports)
-                    kinds.clear()
-                k = kinds[key] = kind(name, portid, proto)
-            evidence = product or None
-            number = k[5]
-            if k[4] is None:
-                rows.append(
-                    (
-                        addr,
-                        number,
-                        proto,
-                        name,
-                        k[0],
-                        None,
-                        k[1],
-                        None,
-                        None,
-                        "open",
-                        seen,
-                        n,
-                        evidence,
-                        k[2],
-                        k[3],
-                        None,
-                    )
-                )
-            else:
-                skipped[k[4]] = skipped.get(k[4], 0) + 1
-            if scripts is None:
-                continue
-            label = f" ({product or name or 'service'})"
-            for script in scripts:
-                done = set()
-                for vid, cvss in _vulners_entries(script):
-                    n += 1
-                    if not cve_match(vid):
-                        skipped["vulners_non_cve"] = skipped.get("vulners_non_cve", 0) + 1  # no row
-                        continue
-                    if vid in done:
-                        skipped["duplicate"] = skipped.get("duplicate", 0) + 1
-                        continue
-                    done.add(vid)
-                    if cvss_listed and (reason := skip_reason("cvss", cvss)) is not None:
-                        skipped[reason] = skipped.get(reason, 0) + 1
-                        continue
-                    rows.append(
-                        (
-                            addr,
-                            number,
-                            proto,
-                            name,
-                            vid,
-                            vid,
-                            vid + label,
-                            None,
-                            cvss,
-                            cvss,
-                            seen,
-                            n,
-                            evidence,
-                            "cvss",
-                            cvss,
-                            None,
-                        )
-                    )
-        if len(rows) >= chunk_rows:
-            yield flush()
-            rows = col.rows
-            hosts = col.hosts
-    _flag_completion(col, finished, n_up, timed_out, cuts)
-    yield flush()
+        col.hosts.add(ident)
+        _host_rows(ident, _epoch(el.get("starttime")), port_lists, scan)
+        if len(col.rows) >= chunk_rows:
+            yield scan.flush()
+    _flag_completion(col, scan.finished, scan.n_up, scan.timed_out, cuts)
+    yield scan.flush()
