@@ -20,6 +20,7 @@ import pytest
 
 from cyberobs_lib import registry
 from cyberobs_lib.demo import DemoScale, generate_dataset, load_catalog
+from cyberobs_lib.incident_files import MappingError, load_mapping, read_incidents
 from cyberobs_lib.report import label
 from cyberobs_lib.studies.incident_exposure import (
     EXPOSURES,
@@ -28,7 +29,6 @@ from cyberobs_lib.studies.incident_exposure import (
     exposure_incident_association,
     side_by_side,
 )
-from cyberobs_lib.studies.incident_sources import MappingError, load_mapping, read_incidents
 from cyberobs_lib.studies.incidents import (
     INCIDENT_INDICATORS,
     attach_family,

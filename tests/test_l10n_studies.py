@@ -38,7 +38,7 @@ MODULES = tuple(
         "studies/families.py",
         "studies/incidents.py",
         "studies/incident_exposure.py",
-        "studies/incident_sources.py",
+        "incident_files.py",
         "studies/indicators.py",
         "plots/longitudinal.py",
     )
