@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from cyberobs_lib.config import NOTEBOOKS_DIR
+from cyberobs_lib.io import write_parquet_atomic
 from cyberobs_lib.run_errors import RunError
 from cyberobs_lib.run_notebook import (
     KERNEL_ARGUMENTS,
@@ -34,12 +35,12 @@ from cyberobs_lib.run_notebook import (
     page_title,
     scrub_paths,
 )
+from cyberobs_lib.studies.data import METRICS_FINDINGS, load_study_data
+from cyberobs_lib.studies.indicators import audit_metrics
 
 
 def batch_establishments(canonical: Path, selection: str | list) -> list[str]:
     """FINESS numbers to report on: ``"all"`` (every audited establishment) or an explicit list."""
-    from cyberobs_lib.studies.data import load_study_data
-
     audits = load_study_data(canonical, columns={"audits": ["finess"]}).audits
     audited = sorted(set(audits["finess"].astype(str)))
     if selection == "all":
@@ -55,10 +56,6 @@ def batch_establishments(canonical: Path, selection: str | list) -> list[str]:
 
 def precompute_metrics(canonical: Path) -> Path:
     """Write ``audit_metrics.parquet`` next to the canonical tables (read by each report)."""
-    from cyberobs_lib.io import write_parquet_atomic
-    from cyberobs_lib.studies.data import METRICS_FINDINGS, load_study_data
-    from cyberobs_lib.studies.indicators import audit_metrics
-
     path = Path(canonical) / "audit_metrics.parquet"
     data = load_study_data(canonical, columns={"findings": METRICS_FINDINGS})
     write_parquet_atomic(audit_metrics(data), path)

@@ -30,8 +30,10 @@ from cyberobs_lib.registry import (
     CATEGORIES_TABLE,
     UnknownCategoryError,
     derive_establishments,
+    finess_department,
     fold_text,
     load_categories,
+    load_departments,
 )
 
 #: Fields of an ``etalab`` ``structureet`` line, in order (FINESS open-data documentation, data.gouv.fr
@@ -186,8 +188,6 @@ def read_finess_extract(
     UnknownCategoryError
         A category code or label absent from ``finess_categories.csv`` (lists them all).
     """
-    from cyberobs_lib.registry import finess_department, load_departments
-
     path = Path(path)
     text = _read_text(path)
     layout, delim = _detect(text, path)

@@ -67,6 +67,7 @@ from functools import cache
 
 import pandas as pd
 
+from cyberobs_lib.config import PACKAGE_DATA
 from cyberobs_lib.markup import escape_markdown
 
 #: Languages of the reports and the Babel locale of each (British English: day month year, 24 h).
@@ -110,7 +111,6 @@ def _read_catalog_file(path) -> dict[str, dict[str, str]]:
 
 
 def _load_catalog() -> dict[str, dict[str, str]]:
-    from cyberobs_lib.config import PACKAGE_DATA
 
     catalog: dict[str, dict[str, str]] = {}
     origin: dict[str, str] = {}

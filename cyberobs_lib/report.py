@@ -21,6 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from cyberobs_lib.disclosure import tables as disclosure_tables
+from cyberobs_lib.disclosure.ledger import open_ledger
+from cyberobs_lib.disclosure.policy import policy_for
+from cyberobs_lib.disclosure.tables import apply_policy, neutralise_formulas, run_settings
 from cyberobs_lib.io import write_csv_atomic
 from cyberobs_lib.l10n import (
     CATALOG,
@@ -68,8 +72,6 @@ def save_table(frame: pd.DataFrame, name: str, output_dir: str | Path | None) ->
     """Write a tidy table to ``<output_dir>/tables/<name>.csv`` as given (no disclosure control: confidential
     reports), text cells that a spreadsheet would read as formulas neutralised
     (:func:`~cyberobs_lib.disclosure.tables.neutralise_formulas`); does nothing when output_dir is empty."""
-    from cyberobs_lib.disclosure.tables import neutralise_formulas
-
     if not output_dir:
         return None
     return write_csv_atomic(neutralise_formulas(frame), Path(output_dir) / "tables" / f"{name}.csv")
@@ -140,10 +142,6 @@ def publish_table(
     3      all                58       False
     >>> from cyberobs_lib.disclosure import forget_ledger; forget_ledger("")
     """
-    from cyberobs_lib.disclosure.ledger import open_ledger
-    from cyberobs_lib.disclosure.policy import policy_for
-    from cyberobs_lib.disclosure.tables import apply_policy, run_settings
-
     if lang not in ("fr", "en"):
         raise ValueError(f"lang must be 'fr' or 'en', got {lang!r}")
     published, min_cell = run_settings(output_dir, published=published, min_cell=min_cell)
@@ -172,9 +170,9 @@ def published_groups(
     """The groups of a population a published table may show, decided for the whole run (see
     :func:`cyberobs_lib.disclosure.tables.published_groups`): compute global tests and models over them.
     ``lang`` is accepted (unused) so that one dict of keywords serves this and :func:`publish_table`."""
-    from cyberobs_lib.disclosure.tables import published_groups as decide
-
-    return decide(output_dir, population, dimension, period, counts, published=published, min_cell=min_cell)
+    return disclosure_tables.published_groups(
+        output_dir, population, dimension, period, counts, published=published, min_cell=min_cell
+    )
 
 
 def register_population(
@@ -191,9 +189,9 @@ def register_population(
     """Every cell of a population (groups × periods) decided at once for the run (see
     :func:`cyberobs_lib.disclosure.tables.register_population`; ``columns``: ``group``, ``period``, ``count``,
     ``additive``). ``lang`` is accepted (unused), as in :func:`published_groups`."""
-    from cyberobs_lib.disclosure.tables import register_population as decide
-
-    return decide(output_dir, population, dimension, cells, published=published, min_cell=min_cell, **columns)
+    return disclosure_tables.register_population(
+        output_dir, population, dimension, cells, published=published, min_cell=min_cell, **columns
+    )
 
 
 def save_figure(fig, name: str, output_dir: str | Path | None, *, dpi: int = 144) -> Path | None:

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from cyberobs_lib.ingest import ingest_dataset, write_canonical
 from cyberobs_lib.run_errors import DatasetError
+from cyberobs_lib.store import read_manifest
+from cyberobs_lib.studies.data import PARTITIONED, canonical_format
 
 
 class CanonicalFolderError(ValueError):
@@ -33,8 +36,6 @@ def check_canonical_folder(folder: Path | str) -> Path:
     ...
     cyberobs_lib.run_canonical.CanonicalFolderError: --canonical no/such/folder: folder does not exist
     """
-    from cyberobs_lib.studies.data import canonical_format
-
     path = Path(folder).expanduser().resolve()
     if not path.is_dir():
         raise CanonicalFolderError(f"--canonical {folder}: folder does not exist")
@@ -54,9 +55,6 @@ def ingest_summary(canonical: Path | str) -> dict:
 
     It holds the input SHA-256 (``inputs``), ``rows`` per table and ``rejected`` rows.
     """
-    from cyberobs_lib.store import read_manifest
-    from cyberobs_lib.studies.data import PARTITIONED, canonical_format
-
     canonical = Path(canonical)
     if canonical_format(canonical) == PARTITIONED:
         return dict(read_manifest(canonical).get("ingest", {}))
@@ -123,7 +121,6 @@ def ingest_for_run(
         return summary
     if storage != "flat":
         raise ValueError(f"storage must be 'flat' or 'partitioned', got {storage!r}")
-    from cyberobs_lib.ingest import ingest_dataset, write_canonical
 
     result = ingest_dataset(dataset)
     if result.fatal:

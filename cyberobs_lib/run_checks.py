@@ -27,7 +27,11 @@ import pandas as pd
 
 from cyberobs_lib.batch import batch_establishments
 from cyberobs_lib.config import DEMO_ENV_VAR, DEMO_KEY, SUPPORTED_LANGS
+from cyberobs_lib.disclosure import MissingKeyError, load_key
 from cyberobs_lib.run_plan import DatasetError, RunError, RunPlan
+from cyberobs_lib.studies.data import load_study_data
+from cyberobs_lib.studies.families import resolve_families
+from cyberobs_lib.studies.indicators import COUNT_METRICS, PROPORTION_METRICS
 
 #: Manifest wording of the key modes (never the key itself).
 KEY_DEMO = "demo (public key, pseudonyms do not protect)"
@@ -43,7 +47,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 
 def _metrics() -> tuple[str, ...]:
-    from cyberobs_lib.studies.indicators import COUNT_METRICS, PROPORTION_METRICS
 
     return (*PROPORTION_METRICS, *COUNT_METRICS)
 
@@ -121,8 +124,6 @@ def check_dataset_folder(folder: Path) -> None:
 
 def _load_key(demo: bool) -> bytes:
     """:func:`cyberobs_lib.disclosure.load_key` in demo mode or not (either of its signatures)."""
-    from cyberobs_lib.disclosure import load_key
-
     if "demo" in inspect.signature(load_key).parameters:
         return load_key(demo=demo)
     return load_key(dataset_is_demo=demo)  # signature before the ``demo`` keyword
@@ -163,8 +164,6 @@ def check_key(*, published: bool) -> str:
     is set is always used, demo mode or not; only with no key anywhere does demo mode fall back on the
     public demo key. A confidential run needs no key.
     """
-    from cyberobs_lib.disclosure import MissingKeyError  # UnsafeKeyFileError is one too
-
     demo = demo_mode()
     try:
         key = _load_key(demo)
@@ -232,7 +231,6 @@ def _years_with_complete_audits(audits: pd.DataFrame) -> list[int]:
 
 
 def _resolve(values: list, available: list[str], lang: str | None, where: str, key: str) -> list[str]:
-    from cyberobs_lib.studies.families import resolve_families
 
     try:
         return list(resolve_families(values, available, lang=lang, parameter=key))
@@ -249,8 +247,6 @@ def check_against_data(plan: RunPlan, canonical: Path) -> dict[str, dict[str, An
     (audited establishments; establishments for 30_incidents), given as codes or French/English names —
     they are passed on as codes. Returns ``{notebook: {key: value}}`` of the values changed.
     """
-    from cyberobs_lib.studies.data import load_study_data
-
     data = load_study_data(
         canonical,
         columns={
@@ -320,8 +316,6 @@ def _defaults_against_data(
     dataset without one of those families is not an error of the run's parameters: the families absent
     are left out (none left: every family), and an absent reference becomes the most audited family. Values
     the run sets itself are checked strictly (:func:`check_against_data`)."""
-    from cyberobs_lib.studies.families import resolve_families
-
     received = plan.received(name)
     out: dict[str, Any] = {}
     if "families" in received and not given.get("families") and received["families"]:

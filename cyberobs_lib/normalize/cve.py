@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib.normalize._unique import categorical_from, factorize_na
+from cyberobs_lib.normalize._unique import categorical_from, factorize_na, map_unique
 
 #: A CVE id with any case and common separator damage (``cve_2021_44228``, ``CVE 2021-44228``, en dash).
 CVE_PATTERN = re.compile(
@@ -67,8 +67,6 @@ def first_cve(cve_lists: pd.Series) -> pd.Series:
     >>> first_cve(pd.Series(["CVE-2017-0144;CVE-2021-44228", None])).tolist()
     ['CVE-2017-0144', nan]
     """
-    from cyberobs_lib.normalize._unique import map_unique
-
     return map_unique(cve_lists, lambda u: u.str.split(";", n=1).str[0])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib.l10n import fmt_number, fmt_pvalue, fmt_range, text
+from cyberobs_lib.l10n import LOCALES, fmt_number, fmt_pvalue, fmt_range, text
 from cyberobs_lib.plots import no_data, number_axis, percent_axis
 from cyberobs_lib.report import label
 from cyberobs_lib.stats.paired import DIRECTION_COLUMN, change_direction
@@ -290,8 +290,6 @@ def _month_axis(ax, months: pd.Series, lang: str) -> None:
     import matplotlib.dates as mdates
     from babel.dates import format_date
     from matplotlib.ticker import FixedLocator, FuncFormatter
-
-    from cyberobs_lib.l10n import LOCALES
 
     ticks = [m for m in months if m.month in (1, 4, 7, 10)] or list(months)
     ax.xaxis.set_major_locator(FixedLocator(mdates.date2num(ticks)))

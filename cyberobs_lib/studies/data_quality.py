@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cyberobs_lib.l10n import fmt_number, fmt_percent, has, text, text_n
+from cyberobs_lib.l10n import fmt_number, fmt_percent, has, label, text, text_n
 from cyberobs_lib.store import YEAR, open_partitioned, year_filter
 from cyberobs_lib.studies.data import AUDIT_TABLES, FLAT, PARTITIONED, LazyTables, canonical_format
 from cyberobs_lib.validate import RULES
@@ -213,8 +213,6 @@ def plot_accounting(accounting: pd.DataFrame, *, ax=None, lang: str = "fr"):
     the per-file figures are in the accounting table. Returns the Axes; never shows or saves.
     """
     import matplotlib.pyplot as plt
-
-    from cyberobs_lib.l10n import label
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))

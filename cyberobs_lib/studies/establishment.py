@@ -14,8 +14,10 @@ import pandas as pd
 
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.l10n import as_date, fmt_date, fmt_number, has, label, text
+from cyberobs_lib.registry import load_categories, load_departments
 from cyberobs_lib.schema import SEVERITY_RANK
 from cyberobs_lib.studies.indicators import unavailable_metrics, unavailable_reason
+from cyberobs_lib.ticks import number_axis
 
 #: Metrics compared with the family; for each, a higher value means more exposure.
 RANK_METRICS = ("findings_per_host", "n_crit_high", "n_kev", "hosts_in_scope")
@@ -58,8 +60,6 @@ def place_names(department: object, region: object, lang: str = "fr") -> tuple[s
     >>> place_names("02", "32")
     ('Aisne (02)', 'Hauts-de-France')
     """
-    from cyberobs_lib.registry import load_departments
-
     deps = load_departments()
     by_dep = deps.set_index("department")["name"]
     regions = dict(zip(deps["region_code"], deps["region_name"], strict=False))
@@ -78,8 +78,6 @@ def profile_view(profile: pd.Series, lang: str = "fr") -> pd.DataFrame:
     >>> profile_view(p, "fr")["value"].tolist()[2:]
     ['soins à domicile', '354 — Service de Soins Infirmiers A Domicile (S.S.I.A.D)', 'privé à but lucratif', 'Hauts-de-France', 'Aisne (02)', '98']
     """
-    from cyberobs_lib.registry import load_categories
-
     get = profile.get
     categories = load_categories().set_index("category_code")["label"]
     code = "" if pd.isna(get("category_code")) else str(get("category_code"))
@@ -270,8 +268,6 @@ def plot_findings_by_audit(by_severity: pd.DataFrame, *, ax=None, lang: str = "f
     """Stacked bars of findings per audit by severity, worst at the bottom, each audit's total on top and its
     date in words (an audit with no finding shows an empty bar); titled, legend in ``lang``."""
     import matplotlib.pyplot as plt
-
-    from cyberobs_lib.ticks import number_axis
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))

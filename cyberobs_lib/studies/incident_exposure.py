@@ -16,12 +16,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib.l10n import text
+from cyberobs_lib.l10n import label, text
+from cyberobs_lib.markup import escape_markdown
 from cyberobs_lib.schema import Audits, Incidents
 from cyberobs_lib.stats import make_tests_table
 from cyberobs_lib.stats.models import SeparationWarning, fit_logistic, to_tests_table
 from cyberobs_lib.studies.incidents import ALL, incident_indicators
 from cyberobs_lib.studies.indicators import (
+    UNAVAILABLE_REASONS,
     compute_indicators,
     select_audits,
     unavailable_metrics,
@@ -356,10 +358,6 @@ def not_estimable_sentences(odds_ratios: pd.DataFrame, lang: str = "fr") -> str:
     <BLANKLINE>
     - known exploited vulnerability (KEV): unavailable: no KEV catalog in the dataset.
     """
-    from cyberobs_lib.l10n import label
-    from cyberobs_lib.markup import escape_markdown
-    from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS
-
     if "model" not in odds_ratios.columns:
         return ""
     rows = odds_ratios[odds_ratios["model"].astype(str).str.startswith("not estimable")]

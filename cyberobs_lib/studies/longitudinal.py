@@ -30,14 +30,17 @@ import pandas as pd
 
 from cyberobs_lib import lifecycle as lc
 from cyberobs_lib.config import DEFAULT_DEADLINES
-from cyberobs_lib.l10n import fmt_number, has, text
+from cyberobs_lib.l10n import fmt_number, has, label, text
+from cyberobs_lib.lifecycle.intervals import INTERVAL_COLUMNS, interval_columns
 from cyberobs_lib.markup import escape_markdown
 from cyberobs_lib.stats import paired, survival
-from cyberobs_lib.stats.models import MIN_CLUSTERS
+from cyberobs_lib.stats.models import MIN_CLUSTERS, fit_trend_gee
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.paired import DIRECTION_COLUMN, NO_DIRECTION, UNSIGNED_W, change_direction, tidy_tests
 from cyberobs_lib.stats.proportions import wilson_interval
+from cyberobs_lib.studies.annual import paired_view
 from cyberobs_lib.studies.indicators import UNAVAILABLE_REASONS, unavailable_metrics, unavailable_reason
+from cyberobs_lib.studies.methods import effect_text, interval_text, metric_words, secret
 
 #: Establishments audited twice or more needed for the repeated-audit GEE trend (its small-sample
 #: covariance needs enough clusters: :data:`cyberobs_lib.stats.models.MIN_CLUSTERS`).
@@ -301,9 +304,6 @@ def undefined_sentences(tests: pd.DataFrame, lang: str = "fr") -> str:
     <BLANKLINE>
     - no establishment audited twice at least 90 days apart: no paired test (known exploited (KEV) findings — Wilcoxon signed-rank).
     """
-    from cyberobs_lib.l10n import label
-    from cyberobs_lib.studies.methods import metric_words
-
     rows = tests[is_undefined(tests)]
     if rows.empty:
         return ""
@@ -408,9 +408,6 @@ def paired_for_readers(summary: pd.DataFrame, tests: pd.DataFrame, lang: str = "
     >>> paired_for_readers(s, t, "en")[["change", "effect_size", "ci", "p_adjusted"]].iloc[0].tolist()
     ['-10 points', '-10.0\xa0points', '-16.0\xa0to\xa0-4.0', '0.031']
     """
-    from cyberobs_lib.studies.annual import paired_view
-    from cyberobs_lib.studies.methods import effect_text, interval_text
-
     view = paired_view(summary, tests, lang)
     main = tests[tests["test"].isin(["wilcoxon_signed_rank", "mcnemar"])] if len(tests) else tests
     by_metric = {r["metric"]: r for r in main.to_dict("records")}
@@ -443,8 +440,6 @@ def repeated_tests(
     A test the data cannot support (too few establishments audited often enough, a measure never known) is
     a row whose ``variant`` starts ``undefined:`` (see :data:`UNDEFINED_REASONS`).
     """
-    from cyberobs_lib.stats.models import fit_trend_gee
-
     m = metrics.sort_values(["finess", "audit_date"]).copy()
     m["rank"] = m.groupby("finess").cumcount() + 1
     counts = m.groupby("finess")["rank"].transform("max")
@@ -531,8 +526,6 @@ def remediation_episodes(
     Episodes never followed by an audit covering their host (seen only at the last audit) carry no
     information on time to fix and are left out (counted in ``attrs["not_followed"]``).
     """
-    from cyberobs_lib.lifecycle.intervals import INTERVAL_COLUMNS, interval_columns
-
     audits, findings, hosts = complete_audits(data.audits, data.findings, data.hosts)
     hosts = hosts if len(hosts) else None
     fam = data.establishments.set_index("finess")["family"]
@@ -733,7 +726,6 @@ def remediation_by_family(remediation: pd.DataFrame, lang: str = "fr") -> pd.Dat
     """
     if remediation.empty:
         return pd.DataFrame(columns=["group", "n_establishments", "suppressed"])
-    from cyberobs_lib.studies.methods import secret
 
     hidden = secret(remediation)
     cell = [

@@ -38,6 +38,7 @@ from cyberobs_lib.l10n import (
     label,
     text,
     text_n,
+    with_interval,
 )
 from cyberobs_lib.markup import escape_markdown
 
@@ -592,8 +593,6 @@ def with_ci(frame: pd.DataFrame, lang: str = "fr", **options) -> pd.DataFrame:
     >>> with_ci(pd.DataFrame({"ci_low": [0.241], "ci_high": [0.43]}), "fr", decimals=1)["ci"].tolist()
     ['24,1\\xa0%\\u2060–\\u206043,0\\xa0%']
     """
-    from cyberobs_lib.l10n import with_interval
-
     name = options.get("name", "ci")
     out = with_interval(frame, lang, **options)
     return out.assign(**{name: out[name].map(_unbroken)})

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from cyberobs_lib.disclosure import demo_mode, load_key, pseudonymize
+from cyberobs_lib.studies.indicators import select_audits
+
 
 def study_key(data: object = None) -> bytes:
     """The keyed-pseudonym secret of a study: ``load_key(demo=CYBEROBS_DEMO == "1")``.
@@ -25,8 +28,6 @@ def study_key(data: object = None) -> bytes:
         The study data; not read (kept for the notebooks' calls). The key never depends on the dataset:
         a key that is set is always used, and the public demo key only in demo mode (INTERFACES §1).
     """
-    from cyberobs_lib.disclosure import demo_mode, load_key
-
     return load_key(demo=demo_mode())
 
 
@@ -66,7 +67,6 @@ def pseudonymize_establishments(
     """
     if not published:
         return table
-    from cyberobs_lib.disclosure import pseudonymize
 
     key = study_key(data)
     out = table.copy()
@@ -166,8 +166,6 @@ def audited_cells(
     >>> audited_cells(m).to_dict("records")[:3]
     [{'group': 'CH', 'period': '2024', 'n': 1, 'n_audits': 1}, {'group': 'all', 'period': '2024', 'n': 1, 'n_audits': 1}, {'group': 'CH', 'period': '2025', 'n': 1, 'n_audits': 1}]
     """
-    from cyberobs_lib.studies.indicators import select_audits
-
     present = sorted(int(y) for y in metrics["year"].dropna().unique())
     chosen = [y for y in present if years is None or y in set(years)]
     rows = []
