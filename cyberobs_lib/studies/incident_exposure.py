@@ -2,7 +2,7 @@
 
 Audit exposure comes from :func:`cyberobs_lib.studies.indicators.audit_metrics` (one row per audit with
 ``has_kev``, ``exposes_remote_admin``, ``no_protection``); incidents from
-:func:`cyberobs_lib.studies.incident_sources.read_incidents` or ingestion. The association is estimated at
+:func:`cyberobs_lib.incident_files.read_incidents` or ingestion. The association is estimated at
 establishment level with a logistic regression (:func:`cyberobs_lib.stats.models.fit_logistic`) adjusted
 for family and size; :func:`caveats` states what such an association can and cannot mean.
 """

@@ -1,6 +1,6 @@
 """Incident indicators in the registry frame: declarations, shares and rates per family and year, trends.
 
-Incident declarations (read by :func:`cyberobs_lib.studies.incident_sources.read_incidents` or ingested from
+Incident declarations (read by :func:`cyberobs_lib.incident_files.read_incidents` or ingested from
 ``incidents.csv``) are placed in the same registry frame as the audits: an incident's family comes from its
 establishment in the registry, else from its FINESS category code, else from the family it declares
 (:func:`attach_family`). Rates are per 1,000 *eligible* establishments of the family (the registry frame)
