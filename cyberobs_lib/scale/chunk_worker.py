@@ -30,7 +30,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cyberobs_lib.enrich import enrich_findings
+from cyberobs_lib.ingest import split_file, type_table
+from cyberobs_lib.normalize import normalize_findings
 from cyberobs_lib.scale.chunk_check import check_findings_chunk
+from cyberobs_lib.store import add_year, to_compact_arrow, write_parts
 
 FINDINGS = "findings"
 
@@ -74,11 +78,6 @@ def process_chunk(ctx: ChunkContext, number: int, table: pa.Table, lines: np.nda
     ``number`` orders the chunk's Parquet parts (``part-{number}``) and its results; ``lines`` are the
     physical lines of the rows, ``ragged`` the records skipped for a wrong number of cells.
     """
-    from cyberobs_lib.enrich import enrich_findings
-    from cyberobs_lib.ingest import split_file, type_table
-    from cyberobs_lib.normalize import normalize_findings
-    from cyberobs_lib.store import add_year, to_compact_arrow, write_parts
-
     t0 = time.perf_counter()
     frame = table.to_pandas()
     del table

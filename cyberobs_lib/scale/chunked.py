@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from cyberobs_lib import schema as S
 from cyberobs_lib.checks import RULES
+from cyberobs_lib.enrich import read_epss, read_kev
 from cyberobs_lib.ingest import SORT_KEYS, DatasetFatalError, ingest_dataset, reference_file
 from cyberobs_lib.io import InputFileError, sha256_file
 from cyberobs_lib.scale.chunk_check import check_findings_chunk  # noqa: F401 - re-exported
@@ -330,6 +331,5 @@ def _grouped(path: Path, chunks, known: set, secs: dict):
 def _load(path, kind: str):
     if path is None:
         return None
-    from cyberobs_lib.enrich import read_epss, read_kev
 
     return read_kev(path) if kind == "kev" else read_epss(path)

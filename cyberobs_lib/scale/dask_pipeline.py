@@ -27,8 +27,10 @@ except ImportError as exc:  # an optional extra: the message says how to install
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.enrich import enrich_findings
 from cyberobs_lib.ingest import type_table
 from cyberobs_lib.lifecycle import LifecycleResult, match_lifecycle
+from cyberobs_lib.normalize import normalize_findings
 from cyberobs_lib.schema import Audits, Findings
 from cyberobs_lib.studies.indicators import audit_metrics
 
@@ -82,9 +84,6 @@ def bucket_of(finess: pd.Series, *, buckets: int) -> np.ndarray:
 
 
 def _normalize_part(part: pd.DataFrame, audits: pd.DataFrame, kev, epss) -> pd.DataFrame:
-    from cyberobs_lib.enrich import enrich_findings
-    from cyberobs_lib.normalize import normalize_findings
-
     order = [c for c in (Findings.audit_id, "source_file", "source_row") if c in part.columns]
     part = part.sort_values(order, kind="stable") if order else part  # back to input order per audit
     if part.empty:

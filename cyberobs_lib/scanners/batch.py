@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cyberobs_lib.scanners._core import CONTROL_COLUMNS, ScanError
+from cyberobs_lib.scanners._core import CONTROL_COLUMNS, ScanError, empty_result
 from cyberobs_lib.scanners.reader import read_scan_file
 
 #: Deepest folder accepted under ``scans/`` (``scans/<audit_id>`` is level 1).
@@ -385,8 +385,6 @@ def read_scans_dir(
     hosts = pd.DataFrame(
         [(a, h) for a, r in results for h in r.hosts], columns=["audit_id", "host"]
     ).drop_duplicates(ignore_index=True)
-    from cyberobs_lib.scanners._core import empty_result
-
     template = empty_result("empty", scans_dir, audit_id=None)
     return ScanBatch(
         findings=pd.concat(frames, ignore_index=True) if frames else template.findings,

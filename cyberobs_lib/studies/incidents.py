@@ -19,11 +19,14 @@ import numpy as np
 import pandas as pd
 
 from cyberobs_lib import registry
-from cyberobs_lib.l10n import fmt_number, fmt_percent, text
+from cyberobs_lib.l10n import LOCALES, as_date, fmt_date, fmt_number, fmt_percent, fmt_range, text
+from cyberobs_lib.markup import escape_markdown
+from cyberobs_lib.reference import incident_series
 from cyberobs_lib.schema import INDICATORS_COLUMNS, Establishments, Incidents
 from cyberobs_lib.stats.models import fit_poisson_trend
 from cyberobs_lib.stats.proportions import wilson_interval
 from cyberobs_lib.stats.rates import poisson_exact_interval
+from cyberobs_lib.ticks import number_axis, percent_axis
 
 ALL, YEAR, FAMILY = "all", "year", "family"
 #: Indicator names of :func:`incident_indicators`, in table order.
@@ -477,8 +480,6 @@ def national_series(reference=None) -> pd.DataFrame:
     >>> s.loc[(s["period"] == "2023") & (s["measure"] == "incidents_declared"), "value"].tolist()
     [581.0]
     """
-    from cyberobs_lib.reference import incident_series
-
     series = incident_series(reference)
     return series[list(NATIONAL_SERIES_COLUMNS)].reset_index(drop=True)
 
@@ -503,8 +504,6 @@ def period_words(period: object, start: object, end: object, lang: str = "fr") -
     """
     from babel.dates import format_date
 
-    from cyberobs_lib.l10n import LOCALES, as_date
-
     first, last = as_date(start), as_date(end)
     if first is None or last is None or (first.month, first.day, last.month, last.day) == (1, 1, 12, 31):
         return str(period)
@@ -526,8 +525,6 @@ def source_link(url: str) -> str:
     >>> source_link("javascript:alert(1)"), source_link("https://x.fr/a*b*")
     ('javascript:alert(1)', 'https://x.fr/a\\\\*b\\\\*')
     """
-    from cyberobs_lib.markup import escape_markdown
-
     return f"[{url}]({url})" if _SAFE_URL.match(str(url)) else escape_markdown(url)
 
 
@@ -620,8 +617,6 @@ def national_rates_view(rates: pd.DataFrame, lang: str = "fr") -> pd.DataFrame:
     >>> view.iloc[0][["sector", "count", "value", "ci"]].tolist()
     ['all establishments', '319', '15.4', '13.8–17.2']
     """
-    from cyberobs_lib.l10n import fmt_date, fmt_range
-
     out = []
     for r in rates.to_dict("records"):
         den_key = f"inc.denominator.{r['denominator_source']}"
@@ -653,8 +648,6 @@ def plot_national_series(series: pd.DataFrame, dataset_share: pd.DataFrame | Non
     Returns the two Axes.
     """
     import matplotlib.pyplot as plt
-
-    from cyberobs_lib.ticks import number_axis, percent_axis
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1.6, 1]})
