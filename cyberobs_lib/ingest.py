@@ -22,10 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from cyberobs_lib import CONTRACT_VERSION, __version__
+from cyberobs_lib import CONTRACT_VERSION, __version__, registry
 from cyberobs_lib import schema as S
 from cyberobs_lib.checks import FILE_RULES
+from cyberobs_lib.enrich import enrich_findings, protection_status, read_epss, read_kev
 from cyberobs_lib.io import sha256_file, write_csv_atomic, write_parquet_atomic, write_text_atomic
+from cyberobs_lib.normalize import normalize_findings
+from cyberobs_lib.rows import findings_rules, perimeter_index
+from cyberobs_lib.scanners import read_scans_dir
 from cyberobs_lib.validate import DatasetCheck, TableCheck, check_dataset
 
 #: Sort keys giving each canonical table a deterministic row order.
@@ -187,8 +191,6 @@ def read_scans(dataset: Path, *, include_info: bool = False):
     """Step 2: read every scanner export under ``DATASET/scans/`` (None when there is no such folder).
 
     Paths in the batch are made relative to the dataset folder (no local path leaves the machine)."""
-    from cyberobs_lib.scanners import read_scans_dir
-
     scans_dir = dataset / "scans"
     if not scans_dir.is_dir():
         return None
@@ -237,8 +239,6 @@ def check_scan_rows(
 ) -> TableCheck:
     """Step 3: the findings row rules (:func:`cyberobs_lib.rows.findings_rules`, the same as findings.csv's)
     on the rows read from scanner exports; each violation names the scan file and the item number."""
-    from cyberobs_lib.rows import findings_rules
-
     f = batch.findings
     files = f["source_file"].astype(object).reset_index(drop=True)
     rows = f["source_row"].astype("int64").reset_index(drop=True)
@@ -396,10 +396,6 @@ def normalize_and_enrich(
 ) -> dict[str, pd.DataFrame]:
     """Step 5: establishments derived (family, region...), findings normalized (duplicates of one audit and
     fingerprint collapsed, ``n_duplicates``) and enriched (KEV, EPSS), protection status per audit."""
-    from cyberobs_lib import registry
-    from cyberobs_lib.enrich import enrich_findings, protection_status
-    from cyberobs_lib.normalize import normalize_findings
-
     est = tables["establishments"]
     tables["establishments"] = registry.derive_establishments(est) if len(est) else est
     findings = tables["findings"]
@@ -548,8 +544,6 @@ def validate_dataset(
     The returned check has an extra table ``scans`` when the dataset has a ``scans/`` folder; its
     ``violations`` include one ``unreadable_scan`` error per refused scanner file.
     """
-    from cyberobs_lib.rows import perimeter_index
-
     dataset = Path(dataset)
     today_ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
     check = read_tables(dataset, today=today, pad_finess=pad_finess)
@@ -608,9 +602,6 @@ def ingest_dataset(
         spreadsheet), zero-padded, with a warning; by default such rows are rejected
         (``finess_leading_zero``).
     """
-    from cyberobs_lib.enrich import read_epss, read_kev
-    from cyberobs_lib.rows import perimeter_index
-
     dataset = Path(dataset)
     today_ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
     check = read_tables(dataset, today=today, findings=findings_csv, pad_finess=pad_finess)
