@@ -1,4 +1,8 @@
-"""Finding-by-finding matching of consecutive audits: new, persistent, fixed, reopened."""
+"""Finding-by-finding matching of consecutive audits: new, persistent, fixed, reopened.
+
+What a status means is here (:func:`match_lifecycle`); how the events are found on integer codes, with
+no join and no loop over findings, is :mod:`cyberobs_lib.kernels.matching` (beside its pandas
+reference)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.kernels import matching as chains
 from cyberobs_lib.lifecycle._encode import (
     FINDINGS_REQUIRED,
     FINGERPRINT,
@@ -14,7 +19,6 @@ from cyberobs_lib.lifecycle._encode import (
     SOURCE_HOSTS,
     audit_codes,
     categorical,
-    count_before_in_group,
     encode,
     encode_codes,
     factorize,
@@ -204,54 +208,28 @@ def match_lifecycle(
 
 
 def _event_arrays(enc):
-    """Events of an encoding: row of each event in ``enc``, status code, audit positions from/to."""
+    """Events of an encoding: row of each event in ``enc``, status code, audit positions from/to.
+
+    A finding identity is an item of :mod:`cyberobs_lib.kernels.matching`, an audit a position, a host
+    in the perimeter of an audit watched there: the kernel's event kinds are the :data:`STATUSES`, in
+    the same order."""
     ordered = enc.audits
-    next_kept = ordered["next_kept"].to_numpy()
-    prev_kept = ordered["prev_kept"].to_numpy()
-    rank = ordered["rank"].to_numpy()
-    key, a = enc.ident, enc.audit
-    r = rank[a]
-
-    cont = np.zeros(len(a), dtype=bool)  # row i is seen again at the next kept audit
-    cont[:-1] = (key[1:] == key[:-1]) & (r[1:] == r[:-1] + 1)
-    came = np.zeros(len(a), dtype=bool)  # row i was seen at the previous kept audit
-    came[1:] = cont[:-1]
-    leaves = (next_kept[a] >= 0) & ~cont
-    fixed = leaves & enc.scope_next
-    gone = leaves & ~enc.scope_next
-    arrives = (prev_kept[a] >= 0) & ~came
-    arrived = arrives & enc.scope_prev
-    reopened = arrived & (count_before_in_group(fixed, key) > 0)
-    new = arrived & ~reopened
-    oos_new = arrives & ~enc.scope_prev
-
-    # events: "from" side (persistent, fixed, gone) and "to" side (new, reopened, oos_new); a row can
-    # carry both: its to-side event (about the pair ending at its audit) comes first. Merged by
-    # position (a prefix sum), not by a sort.
-    side_from = cont | fixed | gone
-    side_to = new | reopened | oos_new
-    n_ev = side_to.astype(np.int64) + side_from
-    at = np.cumsum(n_ev) - n_ev  # first event position of each row
-    idx_f, idx_t = np.flatnonzero(side_from), np.flatnonzero(side_to)
-    at_f, at_t = at[idx_f] + side_to[idx_f], at[idx_t]
-    idx = np.empty(len(idx_f) + len(idx_t), dtype=np.int64)
-    st = np.empty(len(idx), dtype=np.int8)
-    pos_from = np.empty(len(idx), dtype=np.int64)
-    pos_to = np.empty(len(idx), dtype=np.int64)
-    idx[at_f], idx[at_t] = idx_f, idx_t
-    st[at_f] = np.select([cont[idx_f], fixed[idx_f]], [1, 2], 5)
-    st[at_t] = np.select([new[idx_t], reopened[idx_t]], [0, 3], 4)
-    pos_from[at_f], pos_from[at_t] = a[idx_f], prev_kept[a[idx_t]]
-    pos_to[at_f], pos_to[at_t] = next_kept[a[idx_f]], a[idx_t]
-    return idx, st, pos_from, pos_to
+    return chains.step_events(
+        enc.ident,
+        enc.audit,
+        ordered["rank"].to_numpy(),
+        ordered["prev_kept"].to_numpy(),
+        ordered["next_kept"].to_numpy(),
+        enc.scope_next,
+        enc.scope_prev,
+    )
 
 
 def _per_audit(enc, pos_from: np.ndarray, st: np.ndarray):
     """Per audit of ``enc.audits``: event counts by status, perimeter size, hosts also in the next
     kept audit's perimeter, perimeter from the hosts table."""
     n_audits = len(enc.audits)
-    counts = np.bincount(pos_from * len(STATUSES) + st, minlength=n_audits * len(STATUSES))
-    counts = counts.reshape(n_audits, len(STATUSES))
+    counts = chains.count_table(pos_from, st, (n_audits, len(STATUSES)))
     size = np.bincount(enc.per_audit, minlength=n_audits)
     common_all = np.bincount(enc.per_audit[enc.per_in_next], minlength=n_audits)
     return counts, size, common_all, enc.from_hosts_table
@@ -260,10 +238,7 @@ def _per_audit(enc, pos_from: np.ndarray, st: np.ndarray):
 def _block_of_rows(est: np.ndarray, n_est: int) -> tuple[np.ndarray, int]:
     """Block of each establishment: contiguous ranges of establishment codes of about
     ``_BLOCK_FINDINGS`` rows (``est``: the establishment code of each finding)."""
-    per_est = np.bincount(est, minlength=n_est)
-    before = np.cumsum(per_est) - per_est
-    block = before // _BLOCK_FINDINGS
-    return block, int(block.max()) + 1 if n_est else 1
+    return chains.blocks_of_groups(est, n_est, _BLOCK_FINDINGS)
 
 
 def _match_blocked(findings, audits, *, hosts, min_days):
@@ -366,18 +341,10 @@ def _match_blocked(findings, audits, *, hosts, min_days):
         return None
     arrays = [np.concatenate([p[k] for p in parts]) for k in range(4)]
     # the text columns: taken from each block's uniques straight into the output (one pointer copy)
-    ends = np.cumsum([len(p[0]) for p in parts])
     for codes_at, index_at in ((4, 5), (6, 7)):
-        out = np.empty(ends[-1], dtype=object)
-        for p, end in zip(parts, ends, strict=True):
-            uniques = p[index_at].to_numpy()
-            if uniques.dtype != object:
-                out = None  # not object: concatenate as the unblocked path's take would give
-                break
-            np.take(uniques, p[codes_at], out=out[end - len(p[0]) : end])
-        if out is None:
-            out = np.concatenate([p[index_at].to_numpy()[p[codes_at]] for p in parts])
-        arrays.append(out)
+        arrays.append(
+            chains.take_concat([p[codes_at] for p in parts], [p[index_at].to_numpy() for p in parts])
+        )
     pos_from, pos_to, st, rows, fingerprint, host = arrays
     return ordered, (pos_from, pos_to, st, fingerprint, host, rows), (counts, size, common_all, from_table)
 

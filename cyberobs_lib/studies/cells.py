@@ -5,7 +5,8 @@ into the rows behind each indicator cell (a period — a calendar year or ``"all
 of the grouping column, plus the pooled group ``"all"``), with integer cell codes, so that per-cell sums,
 counts and arrays are ``np.bincount`` and one stable sort instead of a ``groupby`` on text keys.
 :func:`audit_order` and :func:`in_text_order` put audits in (finess, audit_date, audit_id) order without
-sorting text when the rows are (almost) in order already.
+sorting text when the rows are (almost) in order already. How (the array kernels, each beside its pandas
+reference): :mod:`cyberobs_lib.kernels.group_counts`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from cyberobs_lib.kernels import group_counts
 from cyberobs_lib.schema import Audits
 
 AuditChoice = Literal["first", "last"]
 YEAR, PERIOD, GROUP, ALL = "year", "period", "group", "all"
+#: The order of audits: an establishment's audits adjacent, by date.
+AUDIT_ORDER = (Audits.finess, Audits.audit_date, Audits.audit_id)
 
 
 class IndicatorCells(NamedTuple):
@@ -32,30 +36,15 @@ class IndicatorCells(NamedTuple):
 
 
 def first_of_runs(keys: np.ndarray, audit_choice: AuditChoice = "first") -> np.ndarray:
-    """Mask of the first (``"last"``: last) element of each run of equal adjacent keys.
+    """Mask of the first (``"last"``: last) element of each run of equal adjacent keys (the audit kept
+    per establishment when its audits are adjacent; :func:`cyberobs_lib.kernels.group_counts.first_of_runs`).
 
     Examples
     --------
     >>> first_of_runs(np.array([3, 3, 1, 2, 2])).tolist(), first_of_runs(np.array([3, 3, 1]), "last").tolist()
     ([True, False, True, True, False], [False, True, True])
     """
-    keep = np.ones(len(keys), dtype=bool)
-    if audit_choice == "first":
-        keep[1:] = keys[1:] != keys[:-1]
-    else:
-        keep[:-1] = keys[1:] != keys[:-1]
-    return keep
-
-
-def _sort_key(values: pd.Series) -> np.ndarray:
-    """What ``sort_values`` compares: category codes for a categorical (missing last), else the values."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy().astype(np.int64)
-        return np.where(codes >= 0, codes, np.iinfo(np.int64).max)
-    if pd.api.types.is_datetime64_dtype(values.dtype):
-        day = values.to_numpy("datetime64[ns]").view(np.int64)
-        return np.where(day == np.iinfo(np.int64).min, np.iinfo(np.int64).max, day)  # NaT last
-    return np.asarray(values, dtype=object)
+    return group_counts.first_of_runs(keys, audit_choice)
 
 
 def audit_order(frame: pd.DataFrame) -> np.ndarray:
@@ -64,8 +53,7 @@ def audit_order(frame: pd.DataFrame) -> np.ndarray:
 
     Rows already in that order (the output of
     :func:`~cyberobs_lib.studies.indicators.audit_metrics`) are recognised in one comparison pass of
-    adjacent rows instead of a sort; when the pass cannot decide (missing values, values that do not
-    compare), it is ``sort_values``.
+    adjacent rows instead of a sort (:func:`cyberobs_lib.kernels.group_counts.stable_order`).
 
     Examples
     --------
@@ -74,17 +62,7 @@ def audit_order(frame: pd.DataFrame) -> np.ndarray:
     >>> audit_order(m).tolist(), audit_order(m.iloc[[2, 1, 0]]).tolist()
     ([2, 1, 0], [0, 1, 2])
     """
-    keys = [Audits.finess, Audits.audit_date, Audits.audit_id]
-    f, d, a = (_sort_key(frame[k]) for k in keys)
-    try:
-        ok = (f[:-1] < f[1:]) | (
-            (f[:-1] == f[1:]) & ((d[:-1] < d[1:]) | ((d[:-1] == d[1:]) & (a[:-1] <= a[1:])))
-        )
-        if bool(np.all(ok)):
-            return np.arange(len(frame))
-    except TypeError:  # missing or mixed values: let sort_values decide
-        pass
-    return frame[keys].reset_index(drop=True).sort_values(keys, kind="stable").index.to_numpy()
+    return group_counts.stable_order(frame, AUDIT_ORDER)
 
 
 def in_text_order(aud: pd.DataFrame) -> pd.DataFrame:
@@ -99,26 +77,11 @@ def in_text_order(aud: pd.DataFrame) -> pd.DataFrame:
     if not pd.api.types.is_datetime64_dtype(dates.dtype) or fin.isna().any() or dates.isna().any():
         return aud
     try:
-        if isinstance(fin.dtype, pd.CategoricalDtype):
-            rank = np.empty(len(fin.cat.categories), dtype=np.int64)
-            rank[fin.cat.categories.argsort()] = np.arange(len(rank))
-            est = rank[fin.cat.codes.to_numpy()]
-        else:
-            est = pd.factorize(fin, sort=True)[0]
+        est = group_counts.value_ranks(fin)
     except TypeError:  # values that do not compare
         return aud
     day = dates.to_numpy("datetime64[ns]").view(np.int64)
-    order = np.lexsort((day, est))
-    tie = (est[order][1:] == est[order][:-1]) & (day[order][1:] == day[order][:-1])
-    if tie.any():  # the same establishment on the same day: by audit id, within each run of ties
-        run = np.concatenate([[0], np.cumsum(~tie)])
-        inside = np.zeros(len(order), dtype=bool)
-        inside[1:] |= tie
-        inside[:-1] |= tie
-        pos = np.flatnonzero(inside)
-        ids = aud[Audits.audit_id].iloc[order[pos]].astype(str).to_numpy(dtype=object)
-        order[pos] = order[pos][np.lexsort((pd.factorize(ids, sort=True)[0], run[pos]))]
-    return aud.take(order)
+    return aud.take(group_counts.lexsort_text_ties(est, day, aud[Audits.audit_id]))
 
 
 def stack_cells(
@@ -203,14 +166,12 @@ def stack_cells(
 
 
 def rows_per_cell(cell: np.ndarray, n_cells: int) -> list[np.ndarray]:
-    """Row positions of each cell ``0 .. n_cells - 1``, each in row order (one stable sort by cell).
+    """Row positions of each cell ``0 .. n_cells - 1``, each in row order
+    (:func:`cyberobs_lib.kernels.group_counts.rows_per_group`).
 
     Examples
     --------
     >>> [a.tolist() for a in rows_per_cell(np.array([1, 0, 1, 2]), 3)]
     [[1], [0, 2], [3]]
     """
-    if n_cells == 0:
-        return []
-    order = np.argsort(cell, kind="stable")
-    return np.split(order, np.cumsum(np.bincount(cell, minlength=n_cells))[:-1])
+    return group_counts.rows_per_group(cell, n_cells)

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cyberobs_lib.config import MIN_AUDIT_DATE
 from cyberobs_lib.ingest import SORT_KEYS, ingest_dataset, read_canonical
+from cyberobs_lib.kernels import arrow_frames
 from cyberobs_lib.schema import CATEGORICAL_FINDINGS, INPUT_FILES
 from cyberobs_lib.store import YEAR, open_partitioned, read_manifest, year_filter
 from cyberobs_lib.studies.indicators import audit_metrics, mark_unavailable
@@ -50,7 +50,7 @@ LIFECYCLE_FINDINGS = ("audit_id", "host", "fingerprint", "severity", "category",
 #: Columns of ``findings`` that the establishment report reads (:mod:`cyberobs_lib.studies.establishment`).
 REPORT_FINDINGS = (*LIFECYCLE_FINDINGS, "port", "title")
 #: Text columns are read as pandas ``string`` backed by Arrow (compact: no Python object per cell).
-TEXT = pd.StringDtype("pyarrow")
+TEXT = arrow_frames.TEXT
 #: Canonical types that the store's Arrow types do not tell (otherwise: integers ``Int64``, booleans
 #: ``boolean``, text :data:`TEXT`).
 _TYPES = {"port": "Int32", "source_row": "int64", "finess_key_ok": "bool", "severity_mismatch": "bool"}
@@ -271,97 +271,18 @@ def _read_store(
     table = dataset.to_table(
         columns=list(dict.fromkeys(wanted + keys)), filter=year_filter(years) if partitioned else None
     )
-    order = _stable_order(table, keys) if keys and table.num_rows else None
+    order = arrow_frames.stable_order(table, keys) if keys and table.num_rows else None
     if order is not None and bool((order[1:] > order[:-1]).all()):  # already in order (one year, …)
         order = None
     arrays = {column: table.column(column) for column in wanted}
     del table  # from here on, each column lives only in ``arrays`` until converted
-    return _to_pandas(arrays, order=None if order is None else pa.array(order),
-                      categorical=CATEGORICAL_FINDINGS if name == "findings" else ())  # fmt: skip
-
-
-def _sort_rank(column: pa.ChunkedArray) -> np.ndarray:
-    """Integer ranks giving the order of ``column`` (code-point order of text, missing values last).
-
-    A dictionary column is ranked through its dictionary (sorted by Arrow: UTF-8 bytes, i.e. code-point
-    order), not row by row: 10^7 audit ids with 10^5 distinct values sort as 10^5 strings."""
-    if pa.types.is_dictionary(column.type):
-        column = column.unify_dictionaries()
-        values = column.chunk(0).dictionary if column.num_chunks else pa.array([], pa.string())
-        rank = np.empty(len(values) + 1, dtype=np.int64)
-        rank[pc.sort_indices(values).to_numpy()] = np.arange(len(values))
-        rank[-1] = len(values)
-        codes = [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks]
-        return rank[np.concatenate(codes) if codes else np.array([], dtype=np.int64)]
-    codes, uniques = pd.factorize(column.to_pandas(), sort=True, use_na_sentinel=True)
-    return np.where(codes < 0, len(uniques), codes).astype(np.int64)
-
-
-def _stable_order(table: pa.Table, keys: Sequence[str]) -> np.ndarray:
-    """Row order sorting ``table`` by ``keys`` (first key first), ties kept in their order."""
-    ranks = [_sort_rank(table.column(k)) for k in keys]
-    if len(ranks) == 1:
-        return np.argsort(ranks[0], kind="stable")
-    return np.lexsort(ranks[::-1])
-
-
-def _pandas_type(arrow_type: pa.DataType):
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return TEXT
-    if pa.types.is_integer(arrow_type):
-        return pd.Int64Dtype()
-    if pa.types.is_boolean(arrow_type):
-        return pd.BooleanDtype()
-    return None
-
-
-def _to_pandas(
-    arrays: dict[str, pa.ChunkedArray], *, order: pa.Array | None = None, categorical: Sequence[str] = ()
-) -> pd.DataFrame:
-    """A DataFrame of the Arrow columns ``arrays`` (emptied as they are converted) with the canonical types
-    (:data:`TEXT`, ``Int64``, ``boolean``, :data:`_TYPES`), rows taken in ``order`` (None: as they are);
-    the dictionary columns named in ``categorical`` as categoricals.
-
-    Column by column, each Arrow column released once converted, and the memory freed in the Arrow
-    pool given back to the system (NumPy and pandas allocate outside it): the peak is about the frame
-    plus the Arrow columns not yet converted, not twice the frame.
-    """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    def arrange(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:  # Arrow kernels: no GIL held
-        if order is not None:
-            column = column.take(order)
-        if pa.types.is_dictionary(column.type) and name not in categorical:
-            column = column.cast(pa.large_string())  # pandas keeps Arrow text as large_string
-        return column
-
-    names, columns = list(arrays), {}
-    pending: deque = deque()
-
-    def convert_oldest() -> None:
-        done, future = pending.popleft()
-        columns[done] = _series(done, future.result())
-
-    with ThreadPoolExecutor(max_workers=2) as pool:  # the next columns taken while one converts
-        for name in names:
-            pending.append((name, pool.submit(arrange, name, arrays.pop(name))))
-            if len(pending) == 2:
-                convert_oldest()
-        while pending:
-            convert_oldest()
-    pa.default_memory_pool().release_unused()
-    return pd.DataFrame(columns, columns=names, copy=False)
-
-
-def _series(name: str, column: pa.ChunkedArray) -> pd.Series:
-    """One Arrow column as a pandas Series of its canonical type."""
-    series = pa.table({name: column}).to_pandas(types_mapper=_pandas_type)[name]
-    del column
-    dtype = _TYPES.get(name)
-    if dtype is not None and not series.isna().any():
-        series = series.astype(dtype)
-    return series
+    return arrow_frames.to_pandas(
+        arrays,
+        order=None if order is None else pa.array(order),
+        categorical=CATEGORICAL_FINDINGS if name == "findings" else (),
+        types=_TYPES,
+        text=TEXT,
+    )
 
 
 def load_audit_metrics(data: StudyData) -> pd.DataFrame:
