@@ -25,6 +25,7 @@ QUICK = [
     ("bench_xml_readers.py", ["--size-mb", "50"]),
     ("bench_batch.py", ["--n", "20"]),
     ("bench_scale.py", ["--sizes", "1e5,1e6"]),
+    ("bench_kernels.py", ["--sizes", "1e5,1e6"]),
 ]
 FULL = [
     ("bench_pipeline.py", []),
@@ -34,6 +35,7 @@ FULL = [
     ("bench_xml_readers.py", []),
     ("bench_batch.py", ["--n", "200"]),
     ("bench_scale.py", ["--sizes", "1e5,1e6,1e7"]),
+    ("bench_kernels.py", ["--sizes", "1e5,1e6"]),  # the pandas references: 10^7 rows would take minutes
 ]
 
 
