@@ -18,6 +18,7 @@ import pandas as pd
 
 from cyberobs_lib.ingest import ingest_dataset, write_canonical
 from cyberobs_lib.run_errors import DatasetError
+from cyberobs_lib.scale.chunked import ingest_large
 from cyberobs_lib.store import read_manifest
 from cyberobs_lib.studies.data import PARTITIONED, canonical_format
 
@@ -110,8 +111,6 @@ def ingest_for_run(
     """
     _remove(canonical)  # a stale store of the other format must not be read instead
     if storage == "partitioned":
-        from cyberobs_lib.scale import ingest_large
-
         summary = ingest_large(dataset, canonical, workers=workers or 1)
         if summary.get("fatal"):
             raise DatasetError(

@@ -188,3 +188,59 @@ def test_notebooks_define_no_function_or_class():
             defined = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
             found += [f"{path.name} cell {k}: {name}" for name in defined]
     assert found == []
+
+
+#: Modules whose imports of the package's own modules are deferred into functions on purpose: the command
+#: line answers ``--version`` and ``--help`` without importing pandas and the studies.
+DEFERRED_IMPORTS_ALLOWED = {"cyberobs_lib.cli"}
+#: Known deferred imports still to move to the top, each (module, imported module).
+KNOWN_DEFERRED_IMPORTS: set[tuple[str, str]] = {
+    ("cyberobs_lib.runner", "cyberobs_lib.studies.data"),
+    ("cyberobs_lib.runner", "cyberobs_lib.disclosure"),
+    ("cyberobs_lib.disclosure.tables", "cyberobs_lib.stats.multiplicity"),
+}
+
+
+def deferred_imports(source: str) -> list[tuple[str, int]]:
+    """``(imported module, line)`` of each import of a ``cyberobs_lib`` module made inside a function.
+
+    >>> deferred_imports("from cyberobs_lib import io\\ndef f():\\n    from cyberobs_lib.stats import wilson")
+    [('cyberobs_lib.stats', 3)]
+    >>> deferred_imports("def f():\\n    import pandas as pd\\n    import cyberobs_lib.io")
+    [('cyberobs_lib.io', 3)]
+    """
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [
+                (m, node.lineno) for m in modules if m == "cyberobs_lib" or m.startswith("cyberobs_lib.")
+            ]
+    return sorted(set(found), key=lambda x: x[1])
+
+
+def test_the_package_imports_its_own_modules_at_the_top():
+    """A module's header says which floors it stands on: an import of the package's own modules hidden in a
+    function hides a dependency from the reader (import-linter still sees it), so only the command line,
+    whose start-up time depends on it, defers them."""
+    found, where = set(), {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        importer = module_name(path)
+        if importer in DEFERRED_IMPORTS_ALLOWED:
+            continue
+        for module, line in deferred_imports(path.read_text(encoding="utf-8")):
+            found.add((importer, module))
+            where.setdefault((importer, module), f"{path.relative_to(ROOT)}:{line}: {module}")
+    new = sorted(where[k] for k in found - KNOWN_DEFERRED_IMPORTS)
+    assert not new, "imports of the package's own modules inside functions:\n" + "\n".join(new)
+    paid = sorted(f"{a} -> {b}" for a, b in KNOWN_DEFERRED_IMPORTS - found)
+    assert not paid, (
+        "deferred imports moved to the top: drop them from KNOWN_DEFERRED_IMPORTS:\n" + "\n".join(paid)
+    )
