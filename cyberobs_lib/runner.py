@@ -319,6 +319,165 @@ def _run_setting(plan: RunPlan, key: str, default):
     return max(values) if key == "min_cell" else values[0]
 
 
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """One run once every check passed: what its steps share (plan, folders, ingested data, settings)."""
+
+    plan: RunPlan
+    #: where everything is written; swapped in whole at the end, or set aside as ``failed_name``.
+    staging: Path
+    #: the canonical tables the notebooks read.
+    canonical: Path
+    #: the run's confidential working folder (never published).
+    work: Path
+    failed_name: str
+    notebooks_dir: Path
+    #: the ingest summary and the validation counts of the dataset.
+    summary: dict
+    validation: dict
+    #: how pseudonyms are keyed (:func:`cyberobs_lib.run_checks.check_key`).
+    key_mode: str
+    #: what was changed or noted while checking the parameters against the data.
+    notes: list[str]
+    workers: int | None
+    progress: bool
+
+    @property
+    def min_cell(self) -> int:
+        """The run's smallest published cell: never below the policy floor in a published run."""
+        min_cell = int(_run_setting(self.plan, "min_cell", DEFAULT_MIN_CELL))
+        return max(min_cell, POLICY_MIN_CELL) if self.plan.published else min_cell
+
+    @property
+    def lang(self) -> str:
+        """The run's language: the first notebook's ``lang``, French when none declares it."""
+        return str(_run_setting(self.plan, "lang", "fr"))
+
+    @property
+    def private(self) -> Path:
+        """The run's private folder in staging (marker, disclosure ledger), deleted before publication."""
+        return self.staging / RUN_PRIVATE
+
+    @property
+    def show_bar(self) -> bool:
+        """A progress bar only when asked for and standard error is a terminal."""
+        return self.progress and sys.stderr.isatty()
+
+    @property
+    def scrub(self) -> list[tuple[str, str]]:
+        """Local paths replaced in published pages, with what they are replaced by."""
+        return [
+            (str(self.staging), "<report folder>"),
+            (str(self.canonical), "<canonical tables>"),
+            (str(self.work), "<working folder>"),
+            (str(self.notebooks_dir.resolve()), "notebooks"),
+            (str(PROJECT_DIR), "<project>"),
+        ]
+
+
+def run_study(
+    params_file: Path,
+    *,
+    data: Path | str | None = None,
+    out: Path | str | None = None,
+    overrides: list[str] | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    canonical: Path | str | None = None,
+    large: bool = False,
+    demo: bool = False,
+    strict: bool = False,
+) -> RunResult:
+    """Run every notebook of a parameter file; a failing notebook does not stop the others.
+
+    Every check is made before the first notebook starts (:mod:`cyberobs_lib.run_checks`); the report
+    folder is replaced whole only when the run succeeded (:mod:`cyberobs_lib.run_lock`).
+
+    ``canonical``: run on this already ingested folder (flat or partitioned) instead of ingesting the
+    dataset; ``large``: ingest into a year-partitioned store (``storage: partitioned``); ``workers``:
+    processes of the per-establishment batch and of the partitioned ingestion; ``demo``: demo mode
+    (``$CYBEROBS_DEMO=1``: the public demo key when no key is set); ``strict``: refuse a dataset with
+    validation errors (default: go on without the rejected rows, logged and counted); ``progress``: a progress bar, shown only when
+    standard error is a terminal.
+
+    Raises
+    ------
+    RunError
+        Refused before anything ran (exit status 2); :class:`DatasetError` for the dataset (3),
+        :class:`RunLockedError` when another run writes the same folder (4).
+    """
+    plan = load_plan(
+        params_file,
+        data=data,
+        out=out,
+        overrides=overrides,
+        notebooks_dir=notebooks_dir,
+        canonical=canonical,
+        large=large,
+    )
+    folders = _check_plan(plan, Path(notebooks_dir))
+    with demo_environment(demo), OutputLock(folders):
+        run = _start(
+            plan, folders, workers=workers, strict=strict, progress=progress, notebooks_dir=notebooks_dir
+        )
+        try:
+            result = _execute(run)
+            _finish(run, folders, result)
+        except BaseException:
+            remove_tree(run.staging)  # interrupted or crashed: the previous report stays as it was
+            raise
+    return result
+
+
+def _check_plan(plan: RunPlan, notebooks_dir: Path) -> RunFolders:
+    """The checks that need neither the lock nor the data: parameter values, the report folder's place
+    (never inside the project, the notebooks or an input) and the dataset folder; the run's folders."""
+    check_values(plan)
+    folders = RunFolders(plan.out)
+    source = plan.canonical if plan.canonical is not None else plan.data
+    check_output_location(
+        folders, published=plan.published, protected=[PROJECT_DIR, notebooks_dir], inputs=[source]
+    )
+    if plan.canonical is None:
+        check_dataset_folder(plan.data)
+    return folders
+
+
+def _start(
+    plan: RunPlan,
+    folders: RunFolders,
+    *,
+    workers: int | None,
+    strict: bool,
+    progress: bool,
+    notebooks_dir: Path,
+) -> _Run:
+    """Under the lock: the key, the recovery of an interrupted run, the canonical tables, the parameters
+    checked against the data, and an empty staging folder."""
+    key_mode = check_key(published=plan.published)
+    for action in recover(folders):
+        log.warning("%s: %s", plan.out.name, action)
+    canonical, summary, validation = _prepare_canonical(plan, folders.work, workers, strict=strict)
+    notes = plan.notes + apply_changes(plan, check_against_data(plan, canonical))
+    for note in notes:
+        log.info("%s", note)
+    return _Run(
+        plan,
+        staging=_empty_staging(folders),
+        canonical=canonical,
+        work=folders.work,
+        failed_name=folders.failed.name,
+        notebooks_dir=Path(notebooks_dir),
+        summary=summary,
+        validation=validation,
+        key_mode=key_mode,
+        notes=notes,
+        workers=workers,
+        progress=progress,
+    )
+
+
 def _prepare_canonical(
     plan: RunPlan, work: Path, workers: int | None, *, strict: bool
 ) -> tuple[Path, dict, dict]:
@@ -348,13 +507,244 @@ def _prepare_canonical(
     return canonical, summary, counts
 
 
+def _empty_staging(folders: RunFolders) -> Path:
+    """The run's staging folder beside the report folder, emptied of what an earlier attempt left."""
+    staging = folders.staging()
+    remove_tree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _execute(run: _Run) -> RunResult:
+    """Notebooks, batch, workbook, manifest and disclosure check, all inside the staging folder."""
+    started = dt.datetime.now(dt.UTC)
+    _prepare_staging(run)
+    result = RunResult(run.plan.out)
+    _let_kernels_draw()
+    result.outcomes.extend(_run_notebooks(run))
+    result.outcomes.extend(_run_batch(run))
+    remove_tree(run.private)  # the marker and the disclosure ledger are the run's, never published
+    result.workbook_error = _write_tables_workbook(run.staging)
+    manifest = _manifest(run, result, started)
+    _write_manifest(manifest, run.staging)
+    if run.plan.published:
+        result.disclosure_hits = _check_disclosure(run)
+        manifest["disclosure_problems"] = result.disclosure_hits
+        _write_manifest(manifest, run.staging)
+    return result
+
+
+def _prepare_staging(run: _Run) -> None:
+    """``tables/``, ``figures/`` and the private marker the notebooks read (published, min_cell, lang)."""
+    (run.staging / "tables").mkdir()
+    (run.staging / "figures").mkdir()
+    run.private.mkdir()
+    marker = {
+        "published": run.plan.published,
+        "min_cell": run.min_cell,
+        "run_name": run.plan.run_name,
+        "lang": run.lang,
+    }
+    write_text_atomic(json.dumps(marker, indent=2) + "\n", run.private / "run.json")
+
+
+def _let_kernels_draw() -> None:
+    """Kernels inherit the environment: a non-interactive MPLBACKEND (e.g. Agg) would keep every figure
+    out of the executed notebooks and their HTML."""
+    os.environ.pop("MPLBACKEND", None)
+
+
 def _progress(items, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="notebook", disable=not enabled, file=sys.stderr)
 
 
+def _run_notebooks(run: _Run) -> list[NotebookOutcome]:
+    """Execute the plan's notebooks one after the other; a failure does not stop the next."""
+    outcomes = []
+    bar = _progress(run.plan.notebooks, run.plan.run_name, run.show_bar)
+    for name, params in bar:
+        bar.set_postfix_str(name)
+        outcomes.append(_run_notebook(run, name, params))
+    bar.close()
+    return outcomes
+
+
+def _run_notebook(run: _Run, name: str, params: dict) -> NotebookOutcome:
+    """One notebook: the runner's paths it declares, then its own parameters; logged start and end."""
+    runner_params = {
+        "data_dir": str(run.canonical),
+        "output_dir": str(run.staging),
+        "published": run.plan.published,
+    }
+    injected = {k: v for k, v in runner_params.items() if k in run.plan.declared[name]}
+    injected.update(params)
+    lang = str(run.plan.received(name).get("lang", run.lang))
+    log.info("start %s", name)
+    outcome = execute_notebook(
+        name,
+        injected,
+        run.staging,
+        notebooks_dir=run.notebooks_dir,
+        description=run.plan.description_in(lang),
+        lang=lang,
+        scrub=run.scrub,
+        failed_folder=run.failed_name,
+        pdf=name in run.plan.pdf,
+    )
+    if outcome.ok:
+        log.info("end %s: ok in %.1f s", name, outcome.seconds)
+    else:
+        log.error("end %s: FAILED in %.1f s: %s", name, outcome.seconds, outcome.error)
+    return outcome
+
+
+def _run_batch(run: _Run) -> list[NotebookOutcome]:
+    """The per-establishment reports of the plan's ``batch`` (none without one)."""
+    if run.plan.batch is None:
+        return []
+    return run_batch(
+        run.plan,
+        canonical=run.canonical,
+        out=run.staging,
+        workers=run.workers,
+        progress=run.show_bar,
+        notebooks_dir=run.notebooks_dir,
+        scrub=run.scrub,
+    )
+
+
+def _write_tables_workbook(staging: Path) -> str | None:
+    """Write ``tables.xlsx``; why it could not be written (a run failure), None when it was."""
+    try:
+        for note in write_workbook(staging / "tables", staging / "tables.xlsx"):
+            log.warning("tables.xlsx: %s", note)
+    except Exception as exc:  # noqa: BLE001 - a workbook failure fails the run, reported like a notebook
+        error = f"tables.xlsx could not be written: {type(exc).__name__}: {exc}"
+        log.error("%s", error)
+        return error
+    return None
+
+
+def _manifest(run: _Run, result: RunResult, started: dt.datetime) -> dict:
+    """``manifest.json``: parameters, inputs and their digests, versions, times and outcomes of the run."""
+    from cyberobs_lib.studies.data import canonical_format
+
+    plan, summary, published = run.plan, run.summary, run.plan.published
+    inputs = dict(summary.get("inputs", {}))  # relative to the dataset folder (ingest's summary)
+    declared_all = [n for n, _ in plan.notebooks] + ([plan.batch[0]] if plan.batch else [])
+    return {
+        "run_name": plan.run_name,
+        "description": plan.description,
+        "parameter_file": _public_path(plan.params_file),
+        "parameter_file_sha256": sha256_file(plan.params_file),
+        "published": published,
+        "key": run.key_mode,
+        "min_cell": run.min_cell,
+        "lang": run.lang,
+        "parameters": {
+            "common": plan.spec.get("common", {}),
+            "command_line": plan.overrides,
+            "notes": run.notes,
+            "batch": plan.spec.get("batch"),
+            # what each notebook received: its defaults, the file's values, -p (runner paths left out)
+            "notebooks": {n: {**plan.received(n), "published": published} for n in declared_all},
+        },
+        "data": {"dataset": summary.get("dataset"), "inputs_sha256": inputs_digest(inputs)},
+        "canonical": plan.canonical.name if plan.canonical is not None else None,
+        "storage": canonical_format(run.canonical),
+        "inputs": inputs,
+        "rows": summary.get("rows"),
+        "rejected_rows": summary.get("rejected"),
+        "validation": run.validation,
+        "catalogs": summary.get("catalogs"),
+        "packages": _package_versions(),
+        "code_version": _code_version(),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "notebooks": [o.__dict__ for o in result.outcomes],
+        "workbook_error": result.workbook_error,
+        "disclosure_problems": None if published else "not checked (confidential run)",
+        "platform": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def _write_manifest(manifest: dict, staging: Path) -> None:
+    """Write ``manifest.json`` atomically (dates and paths as text)."""
+    write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", staging / "manifest.json")
+
+
+def _check_disclosure(run: _Run) -> int:
+    """Scan the staging folder (:func:`~cyberobs_lib.disclosure.check_disclosure`); the number of problems,
+    listed in the working folder's ``disclosure_problems.csv`` (which quotes what it found)."""
+    from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
+
+    hits = check_disclosure(
+        run.staging, identifiers=identifiers_from_dataset(run.canonical), min_cell=run.min_cell
+    )
+    problems = run.work / "disclosure_problems.csv"
+    if len(hits):
+        hits.to_csv(problems, index=False)
+        log.error(
+            "DISCLOSURE CHECK FAILED: %d problem(s), see %s; the report is not published",
+            len(hits),
+            problems,
+        )
+    elif problems.exists():
+        problems.unlink()
+    return len(hits)
+
+
+def _finish(run: _Run, folders: RunFolders, result: RunResult) -> None:
+    """Swap a successful run in as the report folder; set a failed one aside with ``FAILED.md``."""
+    if result.ok:
+        _publish(run, folders, result)
+    else:
+        _set_aside(run, folders, result)
+
+
+def _publish(run: _Run, folders: RunFolders, result: RunResult) -> None:
+    """Swap the staging folder in as the report folder, delete a stale ``.failed`` folder, log it."""
+    plan = run.plan
+    how = swap_in(run.staging, folders)
+    remove_tree(folders.failed)  # a stale failure report would contradict the new report
+    log.info(
+        "%s: %d/%d notebooks ran; report in %s (%s)",
+        plan.run_name,
+        len(result.outcomes),
+        len(result.outcomes),
+        plan.out,
+        how,
+    )
+
+
+def _set_aside(run: _Run, folders: RunFolders, result: RunResult) -> None:
+    """Write ``FAILED.md`` into the staging folder, move it to ``<name>.failed``, log what failed."""
+    plan, work = run.plan, run.work
+    failed = [o for o in result.outcomes if not o.ok]
+    extra = [result.workbook_error] if result.workbook_error else []
+    if result.disclosure_hits:
+        extra.append(
+            f"the disclosure check found {result.disclosure_hits} problem(s) in the report; their list (which "
+            f"quotes the identifying values found) is `{work / 'disclosure_problems.csv'}`"
+        )
+    _write_failed_md(run.staging, plan, result, work, extra)
+    result.failed_folder = set_aside_failed(run.staging, folders)
+    log.error(
+        "%s: %d/%d notebooks ran%s%s; the report folder %s was NOT changed; failure report: %s",
+        plan.run_name,
+        len(result.outcomes) - len(failed),
+        len(result.outcomes),
+        f"; FAILED: {', '.join(o.notebook for o in failed)}" if failed else "",
+        f"; disclosure check: {result.disclosure_hits} problem(s)" if result.disclosure_hits else "",
+        plan.out,
+        result.failed_folder / "FAILED.md",
+    )
+
+
 def _write_failed_md(folder: Path, plan: RunPlan, result: RunResult, work: Path, extra: list[str]) -> None:
+    """``FAILED.md``: what failed (each notebook, then ``extra``), what to do, where the working files are."""
     lines = [
         f"# Run {plan.run_name} FAILED: the report folder was not changed",
         "",
@@ -397,265 +787,3 @@ def _write_failed_md(folder: Path, plan: RunPlan, result: RunResult, work: Path,
         "",
     ]
     write_text_atomic("\n".join(lines), folder / "FAILED.md")
-
-
-def run_study(
-    params_file: Path,
-    *,
-    data: Path | str | None = None,
-    out: Path | str | None = None,
-    overrides: list[str] | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    notebooks_dir: Path = NOTEBOOKS_DIR,
-    canonical: Path | str | None = None,
-    large: bool = False,
-    demo: bool = False,
-    strict: bool = False,
-) -> RunResult:
-    """Run every notebook of a parameter file; a failing notebook does not stop the others.
-
-    Every check is made before the first notebook starts (:mod:`cyberobs_lib.run_checks`); the report
-    folder is replaced whole only when the run succeeded (:mod:`cyberobs_lib.run_lock`).
-
-    ``canonical``: run on this already ingested folder (flat or partitioned) instead of ingesting the
-    dataset; ``large``: ingest into a year-partitioned store (``storage: partitioned``); ``workers``:
-    processes of the per-establishment batch and of the partitioned ingestion; ``demo``: demo mode
-    (``$CYBEROBS_DEMO=1``: the public demo key when no key is set); ``strict``: refuse a dataset with
-    validation errors (default: go on without the rejected rows, logged and counted); ``progress``: a progress bar, shown only when
-    standard error is a terminal.
-
-    Raises
-    ------
-    RunError
-        Refused before anything ran (exit status 2); :class:`DatasetError` for the dataset (3),
-        :class:`RunLockedError` when another run writes the same folder (4).
-    """
-
-    plan = load_plan(
-        params_file,
-        data=data,
-        out=out,
-        overrides=overrides,
-        notebooks_dir=notebooks_dir,
-        canonical=canonical,
-        large=large,
-    )
-    check_values(plan)
-    folders = RunFolders(plan.out)
-    source = plan.canonical if plan.canonical is not None else plan.data
-    check_output_location(
-        folders, published=plan.published, protected=[PROJECT_DIR, Path(notebooks_dir)], inputs=[source]
-    )
-    if plan.canonical is None:
-        check_dataset_folder(plan.data)
-    with demo_environment(demo), OutputLock(folders):
-        key_mode = check_key(published=plan.published)
-        for action in recover(folders):
-            log.warning("%s: %s", plan.out.name, action)
-        work = folders.work
-        canonical_dir, summary, validation = _prepare_canonical(plan, work, workers, strict=strict)
-        notes = plan.notes + apply_changes(plan, check_against_data(plan, canonical_dir))
-        for note in notes:
-            log.info("%s", note)
-        staging = folders.staging()
-        remove_tree(staging)
-        staging.mkdir(parents=True)
-        try:
-            result = _execute(
-                plan,
-                staging,
-                canonical_dir,
-                work=work,
-                summary=summary,
-                key_mode=key_mode,
-                validation=validation,
-                notes=notes,
-                workers=workers,
-                progress=progress,
-                notebooks_dir=Path(notebooks_dir),
-                failed_name=folders.failed.name,
-            )
-            _finish(plan, staging, folders, result, work)
-        except BaseException:
-            remove_tree(staging)  # interrupted or crashed: the previous report stays as it was
-            raise
-    return result
-
-
-def _finish(plan: RunPlan, staging: Path, folders, result: RunResult, work: Path) -> None:
-
-    failed = [o for o in result.outcomes if not o.ok]
-    if result.ok:
-        how = swap_in(staging, folders)
-        remove_tree(folders.failed)  # a stale failure report would contradict the new report
-        log.info(
-            "%s: %d/%d notebooks ran; report in %s (%s)",
-            plan.run_name,
-            len(result.outcomes),
-            len(result.outcomes),
-            plan.out,
-            how,
-        )
-        return
-    extra = [result.workbook_error] if result.workbook_error else []
-    if result.disclosure_hits:
-        extra.append(
-            f"the disclosure check found {result.disclosure_hits} problem(s) in the report; their list (which "
-            f"quotes the identifying values found) is `{work / 'disclosure_problems.csv'}`"
-        )
-    _write_failed_md(staging, plan, result, work, extra)
-    result.failed_folder = set_aside_failed(staging, folders)
-    log.error(
-        "%s: %d/%d notebooks ran%s%s; the report folder %s was NOT changed; failure report: %s",
-        plan.run_name,
-        len(result.outcomes) - len(failed),
-        len(result.outcomes),
-        f"; FAILED: {', '.join(o.notebook for o in failed)}" if failed else "",
-        f"; disclosure check: {result.disclosure_hits} problem(s)" if result.disclosure_hits else "",
-        plan.out,
-        result.failed_folder / "FAILED.md",
-    )
-
-
-def _execute(
-    plan: RunPlan,
-    staging: Path,
-    canonical: Path,
-    *,
-    work: Path,
-    summary: dict,
-    key_mode: str,
-    validation: dict,
-    notes: list[str],
-    workers: int | None,
-    progress: bool,
-    notebooks_dir: Path,
-    failed_name: str,
-) -> RunResult:
-    """Notebooks, batch, workbook, manifest and disclosure check, all inside ``staging``."""
-    from cyberobs_lib.studies.data import canonical_format
-
-    started = dt.datetime.now(dt.UTC)
-    published = plan.published
-    min_cell = int(_run_setting(plan, "min_cell", DEFAULT_MIN_CELL))
-    if published:
-        min_cell = max(min_cell, POLICY_MIN_CELL)
-    lang = str(_run_setting(plan, "lang", "fr"))
-    (staging / "tables").mkdir()
-    (staging / "figures").mkdir()
-    private = staging / RUN_PRIVATE
-    private.mkdir()
-    marker = {"published": published, "min_cell": min_cell, "run_name": plan.run_name, "lang": lang}
-    write_text_atomic(json.dumps(marker, indent=2) + "\n", private / "run.json")
-    result = RunResult(plan.out)
-    runner_params = {"data_dir": str(canonical), "output_dir": str(staging), "published": published}
-    scrub = [
-        (str(staging), "<report folder>"),
-        (str(canonical), "<canonical tables>"),
-        (str(work), "<working folder>"),
-        (str(notebooks_dir.resolve()), "notebooks"),
-        (str(PROJECT_DIR), "<project>"),
-    ]
-    # Kernels inherit the environment: a non-interactive MPLBACKEND (e.g. Agg) would keep every figure
-    # out of the executed notebooks and their HTML.
-    os.environ.pop("MPLBACKEND", None)
-    show_bar = progress and sys.stderr.isatty()
-    bar = _progress(plan.notebooks, plan.run_name, show_bar)
-    for name, params in bar:
-        bar.set_postfix_str(name)
-        declared = plan.declared[name]
-        injected = {k: v for k, v in runner_params.items() if k in declared}
-        injected.update(params)
-        log.info("start %s", name)
-        outcome = execute_notebook(
-            name,
-            injected,
-            staging,
-            notebooks_dir=notebooks_dir,
-            description=plan.description_in(str(plan.received(name).get("lang", lang))),
-            lang=str(plan.received(name).get("lang", lang)),
-            scrub=scrub,
-            failed_folder=failed_name,
-            pdf=name in plan.pdf,
-        )
-        result.outcomes.append(outcome)
-        if outcome.ok:
-            log.info("end %s: ok in %.1f s", name, outcome.seconds)
-        else:
-            log.error("end %s: FAILED in %.1f s: %s", name, outcome.seconds, outcome.error)
-    bar.close()
-    if plan.batch is not None:
-        result.outcomes.extend(
-            run_batch(
-                plan,
-                canonical=canonical,
-                out=staging,
-                workers=workers,
-                progress=show_bar,
-                notebooks_dir=notebooks_dir,
-                scrub=scrub,
-            )
-        )
-    remove_tree(private)  # the marker and the disclosure ledger are the run's, never published
-    try:
-        for note in write_workbook(staging / "tables", staging / "tables.xlsx"):
-            log.warning("tables.xlsx: %s", note)
-    except Exception as exc:  # noqa: BLE001 - a workbook failure fails the run, reported like a notebook
-        result.workbook_error = f"tables.xlsx could not be written: {type(exc).__name__}: {exc}"
-        log.error("%s", result.workbook_error)
-    inputs = dict(summary.get("inputs", {}))  # relative to the dataset folder (ingest's summary)
-    declared_all = [n for n, _ in plan.notebooks] + ([plan.batch[0]] if plan.batch else [])
-    manifest = {
-        "run_name": plan.run_name,
-        "description": plan.description,
-        "parameter_file": _public_path(plan.params_file),
-        "parameter_file_sha256": sha256_file(plan.params_file),
-        "published": published,
-        "key": key_mode,
-        "min_cell": min_cell,
-        "lang": lang,
-        "parameters": {
-            "common": plan.spec.get("common", {}),
-            "command_line": plan.overrides,
-            "notes": notes,
-            "batch": plan.spec.get("batch"),
-            # what each notebook received: its defaults, the file's values, -p (runner paths left out)
-            "notebooks": {n: {**plan.received(n), "published": published} for n in declared_all},
-        },
-        "data": {"dataset": summary.get("dataset"), "inputs_sha256": inputs_digest(inputs)},
-        "canonical": plan.canonical.name if plan.canonical is not None else None,
-        "storage": canonical_format(canonical),
-        "inputs": inputs,
-        "rows": summary.get("rows"),
-        "rejected_rows": summary.get("rejected"),
-        "validation": validation,
-        "catalogs": summary.get("catalogs"),
-        "packages": _package_versions(),
-        "code_version": _code_version(),
-        "started": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "notebooks": [o.__dict__ for o in result.outcomes],
-        "workbook_error": result.workbook_error,
-        "disclosure_problems": None if published else "not checked (confidential run)",
-        "platform": f"{platform.system()} {platform.machine()}",
-    }
-    write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", staging / "manifest.json")
-    if published:
-        from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
-
-        hits = check_disclosure(staging, identifiers=identifiers_from_dataset(canonical), min_cell=min_cell)
-        result.disclosure_hits = len(hits)
-        problems = work / "disclosure_problems.csv"
-        if len(hits):
-            hits.to_csv(problems, index=False)
-            log.error(
-                "DISCLOSURE CHECK FAILED: %d problem(s), see %s; the report is not published",
-                len(hits),
-                problems,
-            )
-        elif problems.exists():
-            problems.unlink()
-        manifest["disclosure_problems"] = result.disclosure_hits
-        write_text_atomic(json.dumps(manifest, indent=2, default=str) + "\n", staging / "manifest.json")
-    return result
