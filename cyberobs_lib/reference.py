@@ -982,7 +982,27 @@ def build_reference(
     """
     kinds, ignored = _collect(inputs)
     old = load_reference(base, verify=True) if base is not None else None
-    if old is None and not (kinds.get("finess") and kinds.get("incident_series")):
+    _check_sources(kinds, inputs, rebuild_all=old is None)
+    meta, tables, caveats = _start_from(old)
+    if kinds.get("finess"):
+        _rebuild_finess(kinds, finess_date, meta, tables, caveats)
+    if kinds.get("incident_series"):
+        _rebuild_incident_series(kinds, meta, tables)
+    if kinds.get("denominators"):
+        _rebuild_denominators(kinds["denominators"][0], meta, tables)
+    elif "denominators" not in tables:
+        tables["denominators"] = pd.DataFrame(columns=list(DENOMINATOR_COLUMNS))
+        meta["sources"].setdefault("denominators", {"title": "none given", "input_file": None})
+    texts = {name: _csv_text(tables[name]) for name in TABLE_FILES}
+    _describe_tables(meta, texts, tables, caveats)
+    _write_reference(Path(out_dir), texts, meta)
+    return {**meta, "ignored": [str(p) for p in ignored]}
+
+
+def _check_sources(kinds: dict, inputs, *, rebuild_all: bool) -> None:
+    """Raise :class:`ReferenceSourceError` when the sources cannot build (``rebuild_all``: a new reference
+    needs a FINESS extraction and a series) or update (at least one of the three rebuildable kinds)."""
+    if rebuild_all and not (kinds.get("finess") and kinds.get("incident_series")):
         raise ReferenceSourceError(
             "a new reference needs a FINESS extraction and an observatory series; found: "
             + (", ".join(f"{k} ({len(v)})" for k, v in kinds.items()) or "nothing usable")
@@ -992,6 +1012,11 @@ def build_reference(
             "nothing to update: no FINESS extraction, observatory series or denominators file among "
             + ", ".join(str(p) for p in map(Path, [inputs] if isinstance(inputs, str | Path) else inputs))
         )
+
+
+def _start_from(old: Reference | None) -> tuple[dict, dict[str, pd.DataFrame], dict]:
+    """The metadata, tables and caveats a build starts from: ``old``'s (an update) or empty ones; the
+    packaged caveats always in their current wording."""
     meta = json.loads(json.dumps(old.metadata)) if old is not None else {"sources": {}, "tables": {}}
     tables: dict[str, pd.DataFrame] = {}
     if old is not None:
@@ -1004,98 +1029,109 @@ def build_reference(
     caveats = {c["id"]: c for c in meta.get("caveats", [])}
     for cid, (applies, en, fr) in _CAVEATS.items():
         caveats[cid] = _caveat(cid, applies, en, fr)
+    return meta, tables, caveats
 
-    if kinds.get("finess"):
-        companions = [
-            p for k in ("finess_counts", "finess_category_totals", "finess_sph") for p in kinds.get(k, [])
-        ]
-        src = read_finess_source(kinds["finess"][0], reference_date=finess_date, companions=companions)
-        eligible, other, fmeta = build_finess_tables(src)
-        checks = [
-            _cross_check(src, p, k)
-            for k in ("finess_counts", "finess_category_totals", "finess_sph")
-            for p in kinds.get(k, [])
-        ]
-        tables["eligible"], tables["other_categories"] = eligible, other
-        for cid in [c for c in caveats if c.startswith(("finess_", "departments_absent"))]:
-            del caveats[cid]
-        for (layout, when), cid, en, fr in _KNOWN_SOURCE_ISSUES:
-            if (src.layout, src.reference_date) == (layout, when):
-                caveats[cid] = _caveat(cid, ("eligible", "other_categories"), en, fr)
-        if fmeta["departments_absent"]:
-            names = load_departments().set_index("department")["name"]
-            listed = ", ".join(f"{d} {names.get(d, '')}".strip() for d in fmeta["departments_absent"])
-            caveats["departments_absent"] = _caveat(
-                "departments_absent",
-                ("eligible",),
-                f"No establishment of the extraction in: {listed}.",
-                f"Aucun établissement de l'extraction dans : {listed}.",
-            )
-        meta["sources"]["finess"] = {
-            "title": "FINESS, Extraction du Fichier des établissements (geographic establishments, ET)",
-            "publisher": "Ministère chargé de la santé (FINESS), on data.gouv.fr",
-            "reference_date": src.reference_date,
-            "licence": FINESS_LICENCE,
-            "licence_url": FINESS_LICENCE_URL,
-            "provenance": src.provenance,
-            "input_file": src.file_name,
-            "input_sha256": src.sha256,
-            "layout": src.layout,
-            "cross_checks": checks,
-            **fmeta,
-        }
-    if kinds.get("incident_series"):
-        series_path = kinds["incident_series"][0]
-        fig_path = (kinds.get("incident_figures") or [None])[0]
-        series = read_incident_series(series_path, figures=fig_path)
-        tables["incident_series"] = series
-        meta["sources"]["incident_observatory"] = {
-            "title": "Observatoire des incidents de sécurité des SI des structures de santé (ANS / CERT Santé)",
-            "reference_date": str(series["period_end"].max()),
-            "periods": list(dict.fromkeys(series["period"])),
-            "licence": SERIES_LICENCE,
-            "input_file": series_path.name,
-            "input_sha256": sha256_file(series_path),
-            "figures_file": fig_path.name if fig_path else None,
-            "figures_sha256": sha256_file(fig_path) if fig_path else None,
-            "figures_matched": int(series["figure_row"].notna().sum()),
-            "figures_total": len(series),
-        }
-    if kinds.get("denominators"):
-        den_path = kinds["denominators"][0]
-        tables["denominators"] = read_observatory_denominators(den_path)
-        meta["sources"]["denominators"] = {
-            "title": "Published counts of establishments (observatory reports, DREES, others)",
-            "licence": SERIES_LICENCE,
-            "input_file": den_path.name,
-            "input_sha256": sha256_file(den_path),
-        }
-    elif "denominators" not in tables:
-        tables["denominators"] = pd.DataFrame(columns=list(DENOMINATOR_COLUMNS))
-        meta["sources"].setdefault("denominators", {"title": "none given", "input_file": None})
 
-    finess_date_used = meta["sources"]["finess"]["reference_date"]
-    series_date = meta["sources"]["incident_observatory"]["reference_date"]
+def _rebuild_finess(kinds: dict, finess_date: str | None, meta: dict, tables: dict, caveats: dict) -> None:
+    """The eligible and other-category tables from the FINESS extraction, cross-checked against the
+    published counts given with it; its caveats (known source issues, departments without establishment)
+    and its source entry replace the old ones."""
+    companions = [
+        p for k in ("finess_counts", "finess_category_totals", "finess_sph") for p in kinds.get(k, [])
+    ]
+    src = read_finess_source(kinds["finess"][0], reference_date=finess_date, companions=companions)
+    eligible, other, fmeta = build_finess_tables(src)
+    checks = [
+        _cross_check(src, p, k)
+        for k in ("finess_counts", "finess_category_totals", "finess_sph")
+        for p in kinds.get(k, [])
+    ]
+    tables["eligible"], tables["other_categories"] = eligible, other
+    for cid in [c for c in caveats if c.startswith(("finess_", "departments_absent"))]:
+        del caveats[cid]
+    for (layout, when), cid, en, fr in _KNOWN_SOURCE_ISSUES:
+        if (src.layout, src.reference_date) == (layout, when):
+            caveats[cid] = _caveat(cid, ("eligible", "other_categories"), en, fr)
+    if fmeta["departments_absent"]:
+        names = load_departments().set_index("department")["name"]
+        listed = ", ".join(f"{d} {names.get(d, '')}".strip() for d in fmeta["departments_absent"])
+        caveats["departments_absent"] = _caveat(
+            "departments_absent",
+            ("eligible",),
+            f"No establishment of the extraction in: {listed}.",
+            f"Aucun établissement de l'extraction dans : {listed}.",
+        )
+    meta["sources"]["finess"] = {
+        "title": "FINESS, Extraction du Fichier des établissements (geographic establishments, ET)",
+        "publisher": "Ministère chargé de la santé (FINESS), on data.gouv.fr",
+        "reference_date": src.reference_date,
+        "licence": FINESS_LICENCE,
+        "licence_url": FINESS_LICENCE_URL,
+        "provenance": src.provenance,
+        "input_file": src.file_name,
+        "input_sha256": src.sha256,
+        "layout": src.layout,
+        "cross_checks": checks,
+        **fmeta,
+    }
+
+
+def _rebuild_incident_series(kinds: dict, meta: dict, tables: dict) -> None:
+    """The observatory's yearly series (its figures matched to the published figure rows when given)."""
+    series_path = kinds["incident_series"][0]
+    fig_path = (kinds.get("incident_figures") or [None])[0]
+    series = read_incident_series(series_path, figures=fig_path)
+    tables["incident_series"] = series
+    meta["sources"]["incident_observatory"] = {
+        "title": "Observatoire des incidents de sécurité des SI des structures de santé (ANS / CERT Santé)",
+        "reference_date": str(series["period_end"].max()),
+        "periods": list(dict.fromkeys(series["period"])),
+        "licence": SERIES_LICENCE,
+        "input_file": series_path.name,
+        "input_sha256": sha256_file(series_path),
+        "figures_file": fig_path.name if fig_path else None,
+        "figures_sha256": sha256_file(fig_path) if fig_path else None,
+        "figures_matched": int(series["figure_row"].notna().sum()),
+        "figures_total": len(series),
+    }
+
+
+def _rebuild_denominators(path: Path, meta: dict, tables: dict) -> None:
+    """The published counts of establishments (observatory reports, DREES)."""
+    tables["denominators"] = read_observatory_denominators(path)
+    meta["sources"]["denominators"] = {
+        "title": "Published counts of establishments (observatory reports, DREES, others)",
+        "licence": SERIES_LICENCE,
+        "input_file": path.name,
+        "input_sha256": sha256_file(path),
+    }
+
+
+#: The source entry of ``reference.json`` each table comes from.
+_TABLE_SOURCE = {
+    "eligible": "finess",
+    "other_categories": "finess",
+    "incident_series": "incident_observatory",
+    "denominators": "denominators",
+}
+
+
+def _describe_tables(meta: dict, texts: dict[str, str], tables: dict, caveats: dict) -> None:
+    """Each table's entry in ``reference.json`` (file, rows, hash of its CSV text, reference date, source,
+    caveats), the caveats, the format version and the content hash over the tables."""
     dates = {
-        "eligible": finess_date_used,
-        "other_categories": finess_date_used,
-        "incident_series": series_date,
+        "eligible": meta["sources"]["finess"]["reference_date"],
+        "other_categories": meta["sources"]["finess"]["reference_date"],
+        "incident_series": meta["sources"]["incident_observatory"]["reference_date"],
         "denominators": "",
     }
-    source_of = {
-        "eligible": "finess",
-        "other_categories": "finess",
-        "incident_series": "incident_observatory",
-        "denominators": "denominators",
-    }
-    texts = {name: _csv_text(tables[name]) for name in TABLE_FILES}
     meta["tables"] = {
         name: {
             "file": TABLE_FILES[name],
             "rows": len(tables[name]),
             "sha256": hashlib.sha256(texts[name].encode("utf-8")).hexdigest(),
             "reference_date": dates[name],
-            "source": source_of[name],
+            "source": _TABLE_SOURCE[name],
             "caveats": sorted(c for c, v in caveats.items() if name in v["applies_to"]),
         }
         for name in TABLE_FILES
@@ -1108,14 +1144,16 @@ def build_reference(
     meta["built_with"] = (
         "cyberobs_lib.reference.build_reference (scripts/build_reference.py, cyberobs reference update)"
     )
-    out = Path(out_dir)
+
+
+def _write_reference(out: Path, texts: dict[str, str], meta: dict) -> None:
+    """Write the tables and ``reference.json`` (each atomically, world-readable) and forget cached loads."""
     out.mkdir(parents=True, exist_ok=True)
     for name, file in TABLE_FILES.items():
         os.chmod(write_text_atomic(texts[name], out / file), 0o644)
     meta_text = json.dumps(meta, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     os.chmod(write_text_atomic(meta_text, out / METADATA_FILE), 0o644)
     _load_cached.cache_clear()
-    return {**meta, "ignored": [str(p) for p in ignored]}
 
 
 def update_reference(
