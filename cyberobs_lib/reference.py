@@ -1639,67 +1639,95 @@ def national_coverage(
     [['CH', 1, 1501], ['CHU/CHR', 2, 373], ['all', 3, 1874]]
     """
     ref = _ref(reference)
-    allowed = ("family", "sector", "category_code", "department", "region", "status")
-    keys = _by(by, allowed)
+    keys = _by(by, ("family", "sector", "category_code", "department", "region", "status"))
     est = _reference_keys(establishments, keys)
     if families is not None:
         est = est[est["_family"].isin(list(families))]
-    elig = eligible_counts(keys, reference=ref, families=families)
-    elig = elig[[*keys, "eligible"]]
-    known_fams = set(ref.eligible["family"]) if families is None else set(families)
-    if audits is not None:
-        if "finess" not in audits.columns:
-            raise KeyError("audits need a `finess` column")
-        aud = audits[audits["finess"].isin(est["finess"])].copy()
-        if by_year:
-            if "audit_date" not in aud.columns:
-                raise KeyError("by_year needs `audit_date` in audits")
-            aud["_year"] = pd.to_datetime(aud["audit_date"]).dt.year
-    elif by_year:
-        raise ValueError("by_year needs the audits")
+    elig = eligible_counts(keys, reference=ref, families=families)[[*keys, "eligible"]]
+    in_ref = est["_family"].isin(set(ref.eligible["family"]) if families is None else set(families)) & est[
+        "_department"
+    ].isin(set(ref.eligible["department"]))
+    est = est.assign(_in_reference=in_ref)
+    aud = _audits_of(audits, est, by_year=by_year)
     blocks = [("all", None)]
-    if by_year and audits is not None:
+    if by_year:
         blocks += [(str(int(y)), int(y)) for y in sorted(aud["_year"].dropna().unique())]
-    rows = []
-    for period, year in blocks:
-        if audits is None:
-            audited_est, n_aud = est, None
-        else:
-            a = aud if year is None else aud[aud["_year"] == year]
-            audited_est = est[est["finess"].isin(a["finess"])]
-            n_aud = a[["finess"]].merge(est[["finess", *keys]], on="finess")
-        got = audited_est.groupby(keys, dropna=False).size().rename("audited").reset_index()
-        merged = elig.merge(got, on=keys, how="outer")
-        merged["audited"] = merged["audited"].fillna(0).astype("int64")
-        merged["eligible"] = merged["eligible"].fillna(0).astype("int64")
-        if n_aud is not None:
-            na = n_aud.groupby(keys, dropna=False).size().rename("n_audits").reset_index()
-            merged = merged.merge(na, on=keys, how="left")
-            merged["n_audits"] = merged["n_audits"].fillna(0).astype("Int64")
-        else:
-            merged["n_audits"] = pd.Series(pd.NA, index=merged.index, dtype="Int64")
-        in_ref = audited_est["_family"].isin(known_fams) & audited_est["_department"].isin(
-            set(ref.eligible["department"])
-        )
-        total = pd.DataFrame(
-            {
-                **{k: ["all"] for k in keys},
-                "audited": [int(in_ref.sum())],
-                "eligible": [int(elig["eligible"].sum())],
-                "n_audits": pd.array(
-                    [
-                        pd.NA
-                        if n_aud is None
-                        else int(n_aud["finess"].isin(audited_est.loc[in_ref, "finess"]).sum())
-                    ],
-                    dtype="Int64",
-                ),
-            }
-        )
-        block = pd.concat([merged.sort_values(keys, na_position="last"), total], ignore_index=True)
-        block["period"] = period
-        rows.append(block)
-    out = pd.concat(rows, ignore_index=True)
+    out = pd.concat(
+        [_coverage_block(est, aud, elig, keys, period=period, year=year) for period, year in blocks],
+        ignore_index=True,
+    )
+    out = _coverage_shares(out, keys, alpha=alpha, reference_date=ref.finess_date)
+    out.attrs["statement"] = (
+        f"Eligible establishments: national FINESS reference of {ref.finess_date} (geographic "
+        "establishments), not the dataset's registry."
+    )
+    return out.reset_index(drop=True)
+
+
+def _audits_of(audits: pd.DataFrame | None, est: pd.DataFrame, *, by_year: bool) -> pd.DataFrame | None:
+    """The audits of the establishments ``est`` (with ``_year`` for ``by_year``); None without audits.
+    Raise KeyError or ValueError when a column ``national_coverage`` needs is missing."""
+    if audits is None:
+        if by_year:
+            raise ValueError("by_year needs the audits")
+        return None
+    if "finess" not in audits.columns:
+        raise KeyError("audits need a `finess` column")
+    aud = audits[audits["finess"].isin(est["finess"])].copy()
+    if by_year:
+        if "audit_date" not in aud.columns:
+            raise KeyError("by_year needs `audit_date` in audits")
+        aud["_year"] = pd.to_datetime(aud["audit_date"]).dt.year
+    return aud
+
+
+def _coverage_block(
+    est: pd.DataFrame, aud: pd.DataFrame | None, elig: pd.DataFrame, keys: list[str], *, period: str, year
+) -> pd.DataFrame:
+    """Audited and eligible establishments (and audits) per group for one period (``year`` None: all),
+    plus the ``all`` row, whose audited count keeps only establishments the reference can place."""
+    if aud is None:
+        audited_est, n_aud = est, None
+    else:
+        a = aud if year is None else aud[aud["_year"] == year]
+        audited_est = est[est["finess"].isin(a["finess"])]
+        n_aud = a[["finess"]].merge(est[["finess", *keys]], on="finess")
+    got = audited_est.groupby(keys, dropna=False).size().rename("audited").reset_index()
+    merged = elig.merge(got, on=keys, how="outer")
+    merged["audited"] = merged["audited"].fillna(0).astype("int64")
+    merged["eligible"] = merged["eligible"].fillna(0).astype("int64")
+    if n_aud is not None:
+        na = n_aud.groupby(keys, dropna=False).size().rename("n_audits").reset_index()
+        merged = merged.merge(na, on=keys, how="left")
+        merged["n_audits"] = merged["n_audits"].fillna(0).astype("Int64")
+    else:
+        merged["n_audits"] = pd.Series(pd.NA, index=merged.index, dtype="Int64")
+    in_ref = audited_est["_in_reference"]
+    total = pd.DataFrame(
+        {
+            **{k: ["all"] for k in keys},
+            "audited": [int(in_ref.sum())],
+            "eligible": [int(elig["eligible"].sum())],
+            "n_audits": pd.array(
+                [
+                    pd.NA
+                    if n_aud is None
+                    else int(n_aud["finess"].isin(audited_est.loc[in_ref, "finess"]).sum())
+                ],
+                dtype="Int64",
+            ),
+        }
+    )
+    block = pd.concat([merged.sort_values(keys, na_position="last"), total], ignore_index=True)
+    block["period"] = period
+    return block
+
+
+def _coverage_shares(
+    out: pd.DataFrame, keys: list[str], *, alpha: float, reference_date: str
+) -> pd.DataFrame:
+    """Audited / eligible with exact (Clopper-Pearson) intervals, a note where no share can be given, and
+    the ``indicators.csv`` vocabulary first."""
     for k in keys:
         out[k] = out[k].astype("string").fillna("unknown")
     x, n = out["audited"].to_numpy(float), out["eligible"].to_numpy(float)
@@ -1717,18 +1745,13 @@ def national_coverage(
     out["group"] = out[keys].agg(" / ".join, axis=1).where(~out[keys].eq("all").all(axis=1), "all")
     out["n_establishments"] = out["eligible"]
     out["suppressed"] = False
-    out["reference_date"] = ref.finess_date
-    out["reference_source"] = f"FINESS {ref.finess_date} (national, geographic establishments)"
+    out["reference_date"] = reference_date
+    out["reference_source"] = f"FINESS {reference_date} (national, geographic establishments)"
     cols = [
         "indicator", "group", "period", "n_establishments", "n_audits", "value", "ci_low", "ci_high",
         "ci_method", "suppressed", *keys, "audited", "eligible", "reference_date", "reference_source", "note",
     ]  # fmt: skip
-    out = _add_names(out[cols].copy(), keys)
-    out.attrs["statement"] = (
-        f"Eligible establishments: national FINESS reference of {ref.finess_date} (geographic "
-        "establishments), not the dataset's registry."
-    )
-    return out.reset_index(drop=True)
+    return _add_names(out[cols].copy(), keys)
 
 
 def registry_scope(establishments: pd.DataFrame, audits: pd.DataFrame) -> str:
