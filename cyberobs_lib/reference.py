@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -1979,84 +1980,33 @@ def national_incident_rates(
         raise KeyError("eligible needs `sector` and `eligible` columns (eligible_counts('sector'))")
     sites = e.groupby("sector")["eligible"].sum().to_dict()
     sites["all"] = float(sum(sites.values()))
-    pub: dict[str, tuple[float, str, bool]] = {}
-    if published_denominators and len(ref.denominators):
-        d = ref.denominators
-        obl = d[d["figure"].str.contains("obligation", case=False) & d["sector"].isin(["ES", "ESMS"])]
-        for _, r in obl.iterrows():
-            pub.setdefault(
-                r["sector"], (float(r["value"]), r["as_of"] or r["as_of_label"], bool(r["approx"]))
-            )
+    pub = _published_denominators(ref) if published_denominators else {}
     rows = []
     for period, g in s.groupby("period", sort=False):
-        v = dict(zip(g["measure"], g["value"], strict=True))
-        src = dict(zip(g["measure"], g["source_url"], strict=True))
         first = g.iloc[0]
-        start = str(first["period_start"])
         base = {"period": period, "year": first["year"]}
-        pre_obligation = start < ESMS_OBLIGATION_DATE
-        total = v.get("incidents_declared")
-        wanted: list[tuple[str, str, float, bool, str, str]] = []
-        if total is not None and not np.isnan(total):
-            wanted.append(("all", "declarations", total, False, "", src["incidents_declared"]))
-            for sector, key in (("ES", "declarations_share_es"), ("ESMS", "declarations_share_esms")):
-                if key in v and not np.isnan(v[key]):
-                    wanted.append(
-                        (
-                            sector,
-                            "declarations",
-                            round(v[key] * total),
-                            True,
-                            f"round({v[key]:g} × {total:g})",
-                            f"{src[key]} ; {src['incidents_declared']}",
-                        )  # fmt: skip
-                    )
-        for sector, key in (
-            ("all", "structures_declaring"),
-            ("ES", "structures_declaring_es"),
-            ("ESMS", "structures_declaring_esms"),
-        ):
-            if key in v and not np.isnan(v[key]):
-                wanted.append((sector, "structures_declaring", v[key], False, "", src[key]))
-        for sector, measure, count, derived, derivation, url in wanted:
-            dens = [(sites.get(sector, 0.0), "finess_sites", ref.finess_date)]
-            if sector in pub:
-                dens.append((pub[sector][0], "observatory_published", pub[sector][1]))
+        pre_obligation = str(first["period_start"]) < ESMS_OBLIGATION_DATE
+        for c in _period_counts(g):
+            dens = [(sites.get(c.sector, 0.0), "finess_sites", ref.finess_date)]
+            if c.sector in pub:
+                dens.append((pub[c.sector][0], "observatory_published", pub[c.sector][1]))
             for den, den_source, den_date in dens:
-                cav = []
-                if sector in ("all", "ESMS") and pre_obligation:
-                    cav.append("esms_obligation_2022")
-                if derived:
-                    cav.append("derived_counts")
-                cav.append("denominator_sites" if den_source == "finess_sites" else "denominator_published")
-                cav += ["under_declaration"] if measure == "declarations" else []
-                if den <= 0:
-                    value = low = high = np.nan
-                    method = "no denominator"
-                elif measure == "declarations":
-                    r = rate_per_1000(count, den, per=per, alpha=alpha).iloc[0]
-                    value, low, high, method = r["value"], r["ci_low"], r["ci_high"], r["ci_method"]
-                else:
-                    lo, hi = _clopper_pearson(np.array([count]), np.array([den]), alpha)
-                    value, low, high, method = per * count / den, per * lo[0], per * hi[0], "clopper_pearson"
+                rate = _rate(c.measure, c.count, den, per=per, alpha=alpha)
                 rows.append(
                     {
                         **base,
-                        "sector": sector,
-                        "measure": measure,
-                        "count": int(count),
-                        "count_derived": derived,
-                        "derivation": derivation,
+                        "sector": c.sector,
+                        "measure": c.measure,
+                        "count": int(c.count),
+                        "count_derived": c.derived,
+                        "derivation": c.derivation,
                         "denominator": den,
                         "denominator_source": den_source,
                         "denominator_date": den_date,
                         "per": per,
-                        "value": value,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "ci_method": method,
-                        "source_url": url,
-                        "caveats": ";".join(cav),
+                        **rate,
+                        "source_url": c.url,
+                        "caveats": ";".join(_rate_caveats(c, den_source, pre_obligation=pre_obligation)),
                     }
                 )
     out = pd.DataFrame(rows, columns=list(RATE_COLUMNS))
@@ -2064,6 +2014,97 @@ def national_incident_rates(
     ids = sorted({c for cs in out["caveats"] for c in cs.split(";") if c})
     out.attrs["caveat_text"] = dict(zip(ids, caveat_text(ids, lang, ref), strict=True))
     return out
+
+
+class _PeriodCount(NamedTuple):
+    """One national figure of a period to rate: sector, measure, count and where it comes from."""
+
+    sector: str
+    measure: str
+    count: float
+    derived: bool
+    derivation: str
+    url: str
+
+
+def _published_denominators(ref: Reference) -> dict[str, tuple[float, str, bool]]:
+    """The observatory's own published denominators per sector (ES, ESMS): entities subject to the
+    reporting obligation, as (value, as-of date or label, approximate); the first row of a sector wins."""
+    pub: dict[str, tuple[float, str, bool]] = {}
+    if len(ref.denominators):
+        d = ref.denominators
+        obl = d[d["figure"].str.contains("obligation", case=False) & d["sector"].isin(["ES", "ESMS"])]
+        for _, r in obl.iterrows():
+            pub.setdefault(
+                r["sector"], (float(r["value"]), r["as_of"] or r["as_of_label"], bool(r["approx"]))
+            )
+    return pub
+
+
+def _period_counts(g: pd.DataFrame) -> list[_PeriodCount]:
+    """The figures of one period of the long series: declarations (all, and ES/ESMS derived from the
+    published shares, rounded) and declaring structures (all, ES, ESMS), those published only."""
+    v = dict(zip(g["measure"], g["value"], strict=True))
+    src = dict(zip(g["measure"], g["source_url"], strict=True))
+    counts: list[_PeriodCount] = []
+    total = v.get("incidents_declared")
+    if total is not None and not np.isnan(total):
+        counts.append(_PeriodCount("all", "declarations", total, False, "", src["incidents_declared"]))
+        for sector, key in (("ES", "declarations_share_es"), ("ESMS", "declarations_share_esms")):
+            if key in v and not np.isnan(v[key]):
+                counts.append(
+                    _PeriodCount(
+                        sector,
+                        "declarations",
+                        round(v[key] * total),
+                        True,
+                        f"round({v[key]:g} × {total:g})",
+                        f"{src[key]} ; {src['incidents_declared']}",
+                    )
+                )
+    for sector, key in (
+        ("all", "structures_declaring"),
+        ("ES", "structures_declaring_es"),
+        ("ESMS", "structures_declaring_esms"),
+    ):
+        if key in v and not np.isnan(v[key]):
+            counts.append(_PeriodCount(sector, "structures_declaring", v[key], False, "", src[key]))
+    return counts
+
+
+def _rate(measure: str, count: float, den: float, *, per: float, alpha: float) -> dict:
+    """``value``, ``ci_low``, ``ci_high``, ``ci_method`` of a count over a denominator: a Poisson rate
+    (Garwood exact) for declarations, a Clopper-Pearson share for declaring structures, scaled by ``per``."""
+    if den <= 0:
+        return {"value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_method": "no denominator"}
+    if measure == "declarations":
+        r = rate_per_1000(count, den, per=per, alpha=alpha).iloc[0]
+        return {
+            "value": r["value"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
+            "ci_method": r["ci_method"],
+        }
+    lo, hi = _clopper_pearson(np.array([count]), np.array([den]), alpha)
+    return {
+        "value": per * count / den,
+        "ci_low": per * lo[0],
+        "ci_high": per * hi[0],
+        "ci_method": "clopper_pearson",
+    }
+
+
+def _rate_caveats(c: _PeriodCount, den_source: str, *, pre_obligation: bool) -> list[str]:
+    """Caveat ids of a rate: ESMS obligation (before 2022), derived counts, the kind of denominator,
+    under-declaration (declarations)."""
+    cav = []
+    if c.sector in ("all", "ESMS") and pre_obligation:
+        cav.append("esms_obligation_2022")
+    if c.derived:
+        cav.append("derived_counts")
+    cav.append("denominator_sites" if den_source == "finess_sites" else "denominator_published")
+    cav += ["under_declaration"] if c.measure == "declarations" else []
+    return cav
 
 
 def dataset_share_of_national(
