@@ -166,6 +166,11 @@ def _catalog_meta(table: pd.DataFrame | None, dataset: Path) -> dict | None:
     return meta
 
 
+#: Catalog file patterns searched in ``DATASET/reference/``: the CISA KEV catalog and FIRST EPSS scores.
+KEV_FILES = ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
+EPSS_FILES = ("epss*.csv.gz", "epss*.csv")
+
+
 def reference_file(dataset: Path, patterns: tuple[str, ...]) -> Path | None:
     """The catalog shipped in ``DATASET/reference/`` (first match, sorted), if any."""
     folder = dataset / "reference"
@@ -605,83 +610,29 @@ def ingest_dataset(
     dataset = Path(dataset)
     today_ts = pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize()
     check = read_tables(dataset, today=today, findings=findings_csv, pad_finess=pad_finess)
-    tables: dict[str, pd.DataFrame] = {}
-    rejects, counts = [], []
-    layouts: dict[str, dict] = {}
-    for name, tc in check.tables.items():
-        if tc.read is None:
-            tables[name] = type_table(name, pd.DataFrame())
-            continue
-        layouts[tc.path.name] = csv_layout(tc.read)
-        if len(tc.frame) != tc.read.n_records and tc.read.n_records:
-            raise AssertionError(f"{tc.path}: {tc.read.n_records} records in the file, {len(tc.frame)} read")
-        kept, rej, cnt = split_rows(tc)
-        cnt.insert(1, "table", name)
-        tables[name] = kept
-        rejects.append(rej)
-        counts.append(cnt)
-
+    tables, rejects, counts, layouts = _split_tables(check)
     batch = read_scans(dataset, include_info=include_info)
     scan_controls = None
     if batch is not None:
-        known = pd.Index(tables["audits"]["audit_id"].unique()) if len(tables["audits"]) else pd.Index([])
-        hosts_check = check.tables["hosts"]
-        perimeter = None
-        if hosts_check.read is not None and not hosts_check.fatal:
-            perimeter = perimeter_index(hosts_check.frame)
-        scan_check = check_scan_rows(
-            batch, known_audits=known, perimeter=perimeter, today=today_ts, dataset=dataset
-        )
-        kept, rej, cnt = split_rows(scan_check)
-        scan_check.violations += scan_file_violations(batch)
-        check.tables["scans"] = scan_check
-        cnt.insert(1, "table", "scan")
-        rejects += [rej, _scan_rejects(batch)]
-        counts.append(cnt)
-        tables["findings"] = pd.concat(
-            [t for t in (tables["findings"], kept) if len(t)] or [tables["findings"]], ignore_index=True
-        )
-        sh = batch.hosts[batch.hosts["audit_id"].isin(known)]
-        tables["hosts"] = pd.concat(
-            [t for t in (tables["hosts"], sh) if len(t)] or [tables["hosts"]], ignore_index=True
-        ).drop_duplicates(["audit_id", "host"])
-        scan_controls = batch.controls[batch.controls["audit_id"].isin(known)]
+        scan_controls = _add_scan_rows(batch, tables, check, rejects, counts, today=today_ts, dataset=dataset)
     scans = _scans_table(batch)
     if len(tables["audits"]):
         tables["audits"] = audit_scan_status(tables["audits"], scans)
-
-    kev_path = kev_path or reference_file(
-        dataset, ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
-    )
-    epss_path = epss_path or reference_file(dataset, ("epss*.csv.gz", "epss*.csv"))
+    kev_path = kev_path or reference_file(dataset, KEV_FILES)
+    epss_path = epss_path or reference_file(dataset, EPSS_FILES)
     kev = read_kev(kev_path) if kev_path else None
     epss = read_epss(epss_path) if epss_path else None
     tables = finalize(normalize_and_enrich(tables, kev=kev, epss=epss, scan_controls=scan_controls))
     acc = account(counts, tables["findings"], scan_accounting=None if batch is None else batch.accounting)
-
-    parts = [r for r in rejects if len(r)]
-    rej = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(S.REJECTS_COLUMNS))
-    rej = rej[list(S.REJECTS_COLUMNS)].astype({"row": "Int64"})
-    for c in ("source_file", "column", "reason", "value", "message"):
-        rej[c] = rej[c].astype("string")
-    rej = rej.sort_values(["source_file", "row"], kind="stable").reset_index(drop=True)
+    rej = _rejects_table(rejects)
     scan_errors = list(batch.errors) if batch is not None else []
-    inputs = [dataset / f"{n}.csv" for n, t in check.tables.items() if t.read is not None and n != "scans"]
-    if batch is not None:
-        inputs += [
-            dataset / f
-            for f, st in zip(scans["source_file"], scans["status"], strict=True)
-            if st != "refused"
-        ]
-    inputs += [Path(p) for p in (kev_path, epss_path) if p]
-    # the other files at the top of the folder (truth.json, a README...): regular files only, no walk
-    inputs += [e for e in dataset.iterdir() if e.is_file() and not e.is_symlink() and e.suffix != ".csv"]
+    inputs = _input_files(dataset, check, scans if batch is not None else None, (kev_path, epss_path))
     status_counts = tables["audits"]["scan_status"].value_counts() if len(tables["audits"]) else {}
     summary = {
         "contract_version": CONTRACT_VERSION,
         "cyberobs_version": __version__,
         "dataset": dataset.name,
-        "inputs": {_relative(p, dataset): sha256_file(p) for p in sorted(set(inputs)) if p.is_file()},
+        "inputs": {_relative(p, dataset): sha256_file(p) for p in inputs},
         "rows": {name: int(len(t)) for name, t in tables.items()},
         "rejected": int(len(rej)),
         "errors": int((check.violations["severity"] == "error").sum()),
@@ -704,6 +655,89 @@ def ingest_dataset(
         summary=summary,
         scans=scans,
     )
+
+
+def _split_tables(check: DatasetCheck) -> tuple[dict[str, pd.DataFrame], list, list, dict[str, dict]]:
+    """Each contract table read split into kept rows and rejects (:func:`split_rows`), with its counts and
+    its CSV layout; a table not read is empty with its canonical columns. Every record of a file must have
+    been read."""
+    tables: dict[str, pd.DataFrame] = {}
+    rejects, counts = [], []
+    layouts: dict[str, dict] = {}
+    for name, tc in check.tables.items():
+        if tc.read is None:
+            tables[name] = type_table(name, pd.DataFrame())
+            continue
+        layouts[tc.path.name] = csv_layout(tc.read)
+        if len(tc.frame) != tc.read.n_records and tc.read.n_records:
+            raise AssertionError(f"{tc.path}: {tc.read.n_records} records in the file, {len(tc.frame)} read")
+        kept, rej, cnt = split_rows(tc)
+        cnt.insert(1, "table", name)
+        tables[name] = kept
+        rejects.append(rej)
+        counts.append(cnt)
+    return tables, rejects, counts, layouts
+
+
+def _add_scan_rows(
+    batch,
+    tables: dict,
+    check: DatasetCheck,
+    rejects: list,
+    counts: list,
+    *,
+    today: pd.Timestamp,
+    dataset: Path,
+) -> pd.DataFrame:
+    """The scanner rows checked by the findings rules (against the known audits and their declared
+    perimeter) and added to the findings, their hosts to the hosts, their rejects and counts to the
+    ledgers; return the scanners' control observations of known audits."""
+    known = pd.Index(tables["audits"]["audit_id"].unique()) if len(tables["audits"]) else pd.Index([])
+    hosts_check = check.tables["hosts"]
+    perimeter = None
+    if hosts_check.read is not None and not hosts_check.fatal:
+        perimeter = perimeter_index(hosts_check.frame)
+    scan_check = check_scan_rows(batch, known_audits=known, perimeter=perimeter, today=today, dataset=dataset)
+    kept, rej, cnt = split_rows(scan_check)
+    scan_check.violations += scan_file_violations(batch)
+    check.tables["scans"] = scan_check
+    cnt.insert(1, "table", "scan")
+    rejects += [rej, _scan_rejects(batch)]
+    counts.append(cnt)
+    tables["findings"] = pd.concat(
+        [t for t in (tables["findings"], kept) if len(t)] or [tables["findings"]], ignore_index=True
+    )
+    sh = batch.hosts[batch.hosts["audit_id"].isin(known)]
+    tables["hosts"] = pd.concat(
+        [t for t in (tables["hosts"], sh) if len(t)] or [tables["hosts"]], ignore_index=True
+    ).drop_duplicates(["audit_id", "host"])
+    return batch.controls[batch.controls["audit_id"].isin(known)]
+
+
+def _rejects_table(rejects: list[pd.DataFrame]) -> pd.DataFrame:
+    """Every rejected row in the contract's rejects layout, sorted by file and row."""
+    parts = [r for r in rejects if len(r)]
+    rej = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(S.REJECTS_COLUMNS))
+    rej = rej[list(S.REJECTS_COLUMNS)].astype({"row": "Int64"})
+    for c in ("source_file", "column", "reason", "value", "message"):
+        rej[c] = rej[c].astype("string")
+    return rej.sort_values(["source_file", "row"], kind="stable").reset_index(drop=True)
+
+
+def _input_files(dataset: Path, check: DatasetCheck, scans: pd.DataFrame | None, catalogs) -> list[Path]:
+    """The files an ingestion read, sorted (hashed in the summary): the contract tables, the scanner exports
+    not refused (``scans`` None: no scans/ folder), the catalogs, and the other regular files at the top of
+    the folder (truth.json, a README...; no walk, no symbolic link)."""
+    inputs = [dataset / f"{n}.csv" for n, t in check.tables.items() if t.read is not None and n != "scans"]
+    if scans is not None:
+        inputs += [
+            dataset / f
+            for f, st in zip(scans["source_file"], scans["status"], strict=True)
+            if st != "refused"
+        ]
+    inputs += [Path(p) for p in catalogs if p]
+    inputs += [e for e in dataset.iterdir() if e.is_file() and not e.is_symlink() and e.suffix != ".csv"]
+    return [p for p in sorted(set(inputs)) if p.is_file()]
 
 
 class CanonicalSchemaError(ValueError):

@@ -22,7 +22,14 @@ import pyarrow.compute as pc
 from cyberobs_lib import schema as S
 from cyberobs_lib.checks import RULES
 from cyberobs_lib.enrich import read_epss, read_kev
-from cyberobs_lib.ingest import SORT_KEYS, DatasetFatalError, ingest_dataset, reference_file
+from cyberobs_lib.ingest import (
+    EPSS_FILES,
+    KEV_FILES,
+    SORT_KEYS,
+    DatasetFatalError,
+    ingest_dataset,
+    reference_file,
+)
 from cyberobs_lib.io import InputFileError, sha256_file
 from cyberobs_lib.scale.chunk_check import check_findings_chunk  # noqa: F401 - re-exported
 from cyberobs_lib.scale.chunk_worker import ChunkContext, ChunkRunner
@@ -31,9 +38,6 @@ from cyberobs_lib.store import PartitionedWriter, add_year, year_of_audits
 from cyberobs_lib.validate import perimeter_index
 
 FINDINGS = "findings"
-#: Catalog file patterns searched in ``DATASET/reference/`` (as ``ingest_dataset`` does).
-_KEV_FILES = ("known_exploited_vulnerabilities*.json", "known_exploited_vulnerabilities*.csv")
-_EPSS_FILES = ("epss*.csv.gz", "epss*.csv")
 #: Phases timed in the summary's ``seconds``: in this process (small, read, write_tables) or summed over
 #: the chunks wherever they ran (check, normalize, write).
 PHASES = ("small", "read", "check", "normalize", "write", "write_tables")
@@ -127,8 +131,8 @@ def ingest_large(
                 perimeter=perimeter,
                 today=pd.Timestamp(today) if today is not None else pd.Timestamp.today().normalize(),
                 audits=audits[["audit_id", "finess", "audit_date"]],
-                kev=_load(kev_path or reference_file(dataset, _KEV_FILES), "kev"),
-                epss=_load(epss_path or reference_file(dataset, _EPSS_FILES), "epss"),
+                kev=_load(kev_path or reference_file(dataset, KEV_FILES), "kev"),
+                epss=_load(epss_path or reference_file(dataset, EPSS_FILES), "epss"),
                 years=years,
                 root=writer.tmp,
                 extra_columns=dict(scan_findings.dtypes.items()) if len(scan_findings) else None,
