@@ -333,12 +333,65 @@ def load_plan(
     params_file = Path(params_file)
     spec = _read_spec(params_file)
     where = params_file.name
+    storage = _storage_of(spec, large=large, where=where)
+    items, batch_item, pdf = _notebook_items(spec, where)
+    common = dict(spec.get("common") or {})
+    _refuse_runner_keys(common, f"{where}: common")
+    given = dict(parse_override(text) for text in overrides or [])
+    published = _apply_safety_overrides(given, spec, where)
+    if batch_item is not None and published:
+        raise RunError(f"{where}: per-establishment batch reports are confidential: set 'published: false'")
+    entries = items + ([batch_item] if batch_item else [])
+    declared_by = {n: notebook_parameters(notebooks_dir / n) for n, _ in entries}
+    _check_accepted(common, given, entries, declared_by, where)
+    notes: list[str] = []
+    merged = [
+        (
+            name,
+            _notebook_parameters(
+                name, item_params, declared_by[name], common, given, published, where, notes
+            ),
+        )
+        for name, item_params in entries
+    ]
+    data_path, canonical_path = _dataset_paths(spec, data=data, canonical=canonical, large=large, where=where)
+    out_path = Path(out) if out else REPORTS_DIR / spec["run_name"]
+    plan = RunPlan(
+        params_file,
+        dict(spec, published=published),
+        data_path.resolve(),
+        out_path.expanduser().resolve(),
+        merged[: len(items)],
+        storage,
+        canonical_path,
+        published=published,
+        overrides=given,
+        declared=declared_by,
+        batch=merged[len(items)] if batch_item else None,
+        notes=notes,
+        pdf=frozenset(pdf),
+    )
+    if "description" in spec:
+        plan.spec["description"] = _description(spec["description"], _single_values(plan), where)
+    return plan
+
+
+def _storage_of(spec: dict, *, large: bool, where: str) -> str:
+    """The run's storage format: ``partitioned`` with ``--large``, else the file's ``storage`` (flat)."""
     storage = "partitioned" if large else spec.get("storage", "flat")
     if storage not in STORAGE_FORMATS:
         raise RunError(
             f"{where}: storage '{storage}' is not known{_hint(storage, STORAGE_FORMATS)}; "
             f"use one of: {', '.join(STORAGE_FORMATS)}"
         )
+    return storage
+
+
+def _notebook_items(
+    spec: dict, where: str
+) -> tuple[list[tuple[str, dict]], tuple[str, dict] | None, set[str]]:
+    """The notebooks of the file as (name, parameters), its batch notebook (or None) and the notebooks
+    exported to PDF; each item's keys checked, runner keys refused."""
     items, pdf = [], set()
     for i, item in enumerate(spec.get("notebooks", [])):
         if not isinstance(item, dict) or "notebook" not in item:
@@ -359,19 +412,11 @@ def load_plan(
         batch_item = (spec["batch"]["notebook"], batch_params)
         if spec["batch"].get("pdf"):
             pdf.add(batch_item[0])
-    common = dict(spec.get("common") or {})
-    _refuse_runner_keys(common, f"{where}: common")
+    return items, batch_item, pdf
 
-    given: dict[str, Any] = {}
-    for text in overrides or []:
-        key, value = parse_override(text)
-        given[key] = value
-    published = _apply_safety_overrides(given, spec, where)
-    if batch_item is not None and published:
-        raise RunError(f"{where}: per-establishment batch reports are confidential: set 'published: false'")
 
-    entries = items + ([batch_item] if batch_item else [])
-    declared_by = {n: notebook_parameters(notebooks_dir / n) for n, _ in entries}
+def _check_accepted(common: dict, given: dict, entries: list, declared_by: dict, where: str) -> None:
+    """Refuse a ``common`` parameter or a ``-p`` override that no notebook of the run declares."""
     accepted = sorted({k for d in declared_by.values() for k in d} - set(RUNNER_PARAMETERS))
     for key in common:
         if key not in accepted:
@@ -386,32 +431,49 @@ def load_plan(
                 f"{', '.join(accepted)} (or data_dir/output_dir/published through --data, --out and the "
                 "parameter file)"
             )
-    notes = []
-    merged: list[tuple[str, dict]] = []
-    for name, item_params in entries:
-        declared = declared_by[name]
-        for key in item_params:
-            if key not in declared:
-                raise RunError(
-                    f"{where}: {name}: unknown parameter '{key}'{_hint(key, declared)}; the notebook "
-                    f"declares: {', '.join(sorted(declared))}"
-                )
-        params = {k: v for k, v in common.items() if k in declared}
-        params.update(item_params)
-        params.update({k: v for k, v in given.items() if k in declared})
-        for key, linked in YEAR_LINKS.items():
-            if key not in given or key in declared or given[key] == 0:
-                continue
-            for other in linked:
-                if other in declared and other not in given:
-                    params[other] = given[key]
-                    notes.append(f"-p {key}={given[key]} also sets {other}={given[key]} in {name}")
-        for key, value in params.items():
-            _check_value(f"{where}: {name}", key, value, declared[key])
-        origin = _origin_of("min_cell", given, common, item_params)
-        _check_min_cell(f"{where}: {name}", params, declared, published, origin)
-        merged.append((name, params))
 
+
+def _notebook_parameters(
+    name: str,
+    item_params: dict,
+    declared: dict,
+    common: dict,
+    given: dict,
+    published: bool,
+    where: str,
+    notes: list[str],
+) -> dict:
+    """One notebook's parameters: ``common``, then its own, then the ``-p`` overrides it declares (a year
+    override also setting the linked year parameters, noted in ``notes``); each value checked against the
+    notebook's declaration, ``min_cell`` against the publication rule."""
+    for key in item_params:
+        if key not in declared:
+            raise RunError(
+                f"{where}: {name}: unknown parameter '{key}'{_hint(key, declared)}; the notebook "
+                f"declares: {', '.join(sorted(declared))}"
+            )
+    params = {k: v for k, v in common.items() if k in declared}
+    params.update(item_params)
+    params.update({k: v for k, v in given.items() if k in declared})
+    for key, linked in YEAR_LINKS.items():
+        if key not in given or key in declared or given[key] == 0:
+            continue
+        for other in linked:
+            if other in declared and other not in given:
+                params[other] = given[key]
+                notes.append(f"-p {key}={given[key]} also sets {other}={given[key]} in {name}")
+    for key, value in params.items():
+        _check_value(f"{where}: {name}", key, value, declared[key])
+    origin = _origin_of("min_cell", given, common, item_params)
+    _check_min_cell(f"{where}: {name}", params, declared, published, origin)
+    return params
+
+
+def _dataset_paths(
+    spec: dict, *, data: Path | str | None, canonical: Path | str | None, large: bool, where: str
+) -> tuple[Path, Path | None]:
+    """The dataset folder (``--data`` or the file's ``data``, relative to the project when it does not
+    exist here) and the checked ``--canonical`` folder (None: the run ingests the dataset)."""
     data_path = Path(data or spec["data"])
     if not data_path.is_absolute():
         data_path = (PROJECT_DIR / data_path) if not data_path.exists() else data_path.resolve()
@@ -426,36 +488,21 @@ def load_plan(
         raise RunError(str(exc)) from exc
     if canonical_path is None and not data_path.is_dir():
         raise DatasetError(f"{where}: dataset folder {data_path} does not exist")
-    out_path = Path(out) if out else REPORTS_DIR / spec["run_name"]
-    plan = RunPlan(
-        params_file,
-        dict(spec, published=published),
-        data_path.resolve(),
-        out_path.expanduser().resolve(),
-        merged[: len(items)],
-        storage,
-        canonical_path,
-        published=published,
-        overrides=given,
-        declared=declared_by,
-        batch=merged[len(items)] if batch_item else None,
-        notes=notes,
-        pdf=frozenset(pdf),
-    )
-    if "description" in spec:
-        values = _single_values(plan)
-        text = spec["description"]
-        if isinstance(text, dict):
-            wrong = [k for k, v in text.items() if k not in LANGS or not isinstance(v, str)]
-            if wrong or not text:
-                raise RunError(
-                    f"{where}: description must be a text or a mapping of report languages "
-                    f"({', '.join(LANGS)}) to texts; got {wrong[0] if wrong else 'an empty mapping'!r}"
-                )
-            plan.spec["description"] = {k: format_description(v, values, where) for k, v in text.items()}
-        else:
-            plan.spec["description"] = format_description(text, values, where)
-    return plan
+    return data_path, canonical_path
+
+
+def _description(text: str | dict, values: dict, where: str) -> str | dict:
+    """The run's description with the run's single values filled in: a text, or one text per report
+    language."""
+    if isinstance(text, dict):
+        wrong = [k for k, v in text.items() if k not in LANGS or not isinstance(v, str)]
+        if wrong or not text:
+            raise RunError(
+                f"{where}: description must be a text or a mapping of report languages "
+                f"({', '.join(LANGS)}) to texts; got {wrong[0] if wrong else 'an empty mapping'!r}"
+            )
+        return {k: format_description(v, values, where) for k, v in text.items()}
+    return format_description(text, values, where)
 
 
 def _single_values(plan: RunPlan) -> dict[str, Any]:
