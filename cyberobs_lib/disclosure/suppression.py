@@ -200,11 +200,8 @@ def _dominated(
     table: pd.DataFrame, contributions: UnitContributions, *, cell_cols: Sequence[str], dominance: float
 ) -> np.ndarray:
     """True for the rows of ``table`` whose largest unit holds more than ``dominance`` of the total."""
-    frame, unit_col, contribution_col = (
-        contributions.frame,
-        contributions.unit_col,
-        contributions.contribution_col,
-    )
+    frame = contributions.frame
+    unit_col, contribution_col = contributions.unit_col, contributions.contribution_col
     missing = [c for c in (*cell_cols, unit_col, contribution_col) if c not in frame.columns]
     if missing:
         raise KeyError(f"contributions lacks columns {missing}")
