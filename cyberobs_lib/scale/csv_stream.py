@@ -158,104 +158,129 @@ def read_arrow_chunks(
 
 
 def _arrow_chunks(source: Path, norm: Normalizer, chunk_rows: int, group_by: str | None):
-    record_lines, _ = norm.records()  # physical line of every record after the header (blank ones too)
-    delimiter = norm.delimiter
-    skipped: list[int] = []
-    texts: dict[int, str] = {}
+    """The chunks of ``source`` (see :class:`_RecordStream`)."""
+    yield from _RecordStream(source, norm, chunk_rows, group_by)
 
-    def _bad(row) -> str:
+
+class _RecordStream:
+    """The records of a normalised CSV file as Arrow tables of about ``chunk_rows`` rows, never cutting a
+    run of equal ``group_by`` values, each with the physical line of its records and the ragged records
+    (a wrong number of cells: skipped by the parser) met before its end.
+
+    Iterating gives ``(table, lines, ragged)``: text cells trimmed (empty: null), blank records dropped;
+    ``lines`` the physical line of each row (a quoted cell may span lines); ``ragged`` (line, text) pairs.
+    """
+
+    def __init__(self, source: Path, norm: Normalizer, chunk_rows: int, group_by: str | None):
+        self.source, self.norm, self.chunk_rows, self.group_by = source, norm, chunk_rows, group_by
+        self.record_lines, _ = norm.records()  # physical line of every record after the header (blank too)
+        self.skipped: list[int] = []  # indexes of the records the parser skipped (ragged or blank)
+        self.texts: dict[int, str] = {}  # line -> text of the ragged records not yet reported
+        self.used_skips = 0  # skipped records already placed before an emitted chunk
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+        self.carry: pa.Table | None = None  # the last group of the previous cut, waiting for its end
+        self.names: list[str] = []
+
+    def __iter__(self):
+        reader = self._open()
+        self.names = [n.strip().lower() for n in reader.schema.names]
+        delivered = 0
+        for whole in reader:
+            for offset in range(0, whole.num_rows, self.chunk_rows):
+                batch = whole.slice(offset, self.chunk_rows)
+                self.buffer.append(self._text_table(batch, delivered))
+                delivered += batch.num_rows
+                self.buffered += batch.num_rows
+                if self.buffered >= self.chunk_rows:
+                    table = self._take(final=False)
+                    if table is not None:
+                        yield self._with_lines(table)
+        table = self._take(final=True)
+        if table is not None:
+            table, lines, ragged = self._with_lines(table)
+            rest = (int(self.record_lines[k]) for k in sorted(self.skipped)[self.used_skips :])
+            ragged += [(x, self.texts.pop(x)) for x in rest if x in self.texts]
+            yield table, lines, ragged
+        elif self.texts:
+            empty = pa.table({n: pa.array([], pa.string()) for n in self.names})
+            yield empty, np.zeros(0, dtype=np.int64), [(x, self.texts.pop(x)) for x in sorted(self.texts)]
+
+    def _skip(self, row) -> str:
+        """pyarrow's invalid-row handler: note the skipped record (and its text when it is not blank)."""
         k = int(row.number) - 2  # pyarrow numbers the records, the header being 1: the record's index
-        skipped.append(k)  # every skipped record counts for the positions after it
+        self.skipped.append(k)  # every skipped record counts for the positions after it
         if row.text.strip():  # a whitespace-only line is blank (read_table_csv drops it), not ragged
-            texts[int(record_lines[k])] = row.text
+            self.texts[int(self.record_lines[k])] = row.text
         return "skip"
 
-    reader = pacsv.open_csv(
-        source,
-        read_options=pacsv.ReadOptions(use_threads=False, encoding="utf8",
-                                       block_size=max(1 << 24, 2 * norm.scan.max_record + 2)),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=_bad,
-                                         ignore_empty_lines=False, newlines_in_values=norm.scan.multiline),
-        # every column as text, never inferred from the first block: leading zeros kept, and a bad
-        # cell after the first block is a rule violation, not a conversion error
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(norm.header, pa.string()),
-            strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False,
-        ),
-    )  # fmt: skip
-    names = [n.strip().lower() for n in reader.schema.names]
-    delivered, used_skips = 0, 0
-    buffer: list[pa.Table] = []
-    buffered = 0
-    carry: pa.Table | None = None
-    null = pa.scalar(None, pa.string())
+    def _open(self):
+        """A streaming pyarrow CSV reader: every column as text, ragged rows to :meth:`_skip`."""
+        norm = self.norm
+        return pacsv.open_csv(
+            self.source,
+            read_options=pacsv.ReadOptions(use_threads=False, encoding="utf8",
+                                           block_size=max(1 << 24, 2 * norm.scan.max_record + 2)),
+            parse_options=pacsv.ParseOptions(delimiter=norm.delimiter, invalid_row_handler=self._skip,
+                                             ignore_empty_lines=False, newlines_in_values=norm.scan.multiline),
+            # every column as text, never inferred from the first block: leading zeros kept, and a bad
+            # cell after the first block is a rule violation, not a conversion error
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(norm.header, pa.string()),
+                strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False,
+            ),
+        )  # fmt: skip
 
-    def _table(batch: pa.RecordBatch, start: int) -> pa.Table:
+    def _text_table(self, batch: pa.RecordBatch, start: int) -> pa.Table:
+        """The batch with lower-cased names, trimmed cells (empty: null) and its stream positions; blank
+        records (every cell empty) dropped: skipped, never counted."""
+        null = pa.scalar(None, pa.string())
         cols = {}
-        for name, col in zip(names, batch.columns, strict=True):
+        for name, col in zip(self.names, batch.columns, strict=True):
             text = pc.utf8_trim_whitespace(col.cast(pa.string()))
             cols[name] = pc.if_else(pc.equal(text, ""), null, text)
         cols[_LINE] = pa.array(np.arange(start, start + batch.num_rows, dtype=np.int64))
         table = pa.table(cols)
-        blank = None  # blank records: skipped, never counted
-        for name in names:
+        blank = None
+        for name in self.names:
             blank = pc.is_null(table[name]) if blank is None else pc.and_(blank, pc.is_null(table[name]))
         if blank is not None and pc.any(blank).as_py():
             table = table.filter(pc.invert(blank))
         return table
 
-    def _flush(final: bool) -> pa.Table | None:
-        nonlocal carry, buffer, buffered
-        parts = ([carry] if carry is not None else []) + buffer
-        buffer, buffered = [], 0
+    def _take(self, final: bool) -> pa.Table | None:
+        """The buffered rows (after the carried group) up to the start of the last run of equal
+        ``group_by`` values, which is carried to the next chunk (``final``: everything)."""
+        parts = ([self.carry] if self.carry is not None else []) + self.buffer
+        self.buffer, self.buffered = [], 0
         if not parts:
             return None
         table = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
-        carry = None
-        if not final and group_by in table.column_names and table.num_rows:
-            key = table[group_by]
+        self.carry = None
+        if not final and self.group_by in table.column_names and table.num_rows:
+            key = table[self.group_by]
             last = key[-1]
             same = pc.is_null(key) if not last.is_valid else pc.fill_null(pc.equal(key, last), False)
             same = same.to_numpy(zero_copy_only=False)
             run = int(np.argmin(same[::-1])) if not same.all() else table.num_rows
             cut = table.num_rows - run
             if cut == 0:
-                carry = table
+                self.carry = table
                 return None
-            carry, table = table.slice(cut), table.slice(0, cut)
+            self.carry, table = table.slice(cut), table.slice(0, cut)
         return table
 
-    def _emit(table: pa.Table):
-        nonlocal used_skips
+    def _with_lines(self, table: pa.Table) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]]]:
+        """The chunk, the physical line of each of its records and the ragged records before its end."""
         # record index = stream position + skipped (ragged) records before it; its physical line from
         # the byte scan (a quoted cell may span lines)
-        s = np.sort(np.asarray(skipped, dtype=np.int64))
+        s = np.sort(np.asarray(self.skipped, dtype=np.int64))
         adjusted = s - np.arange(len(s))
         pos = table[_LINE].to_numpy()
         index = pos + np.searchsorted(adjusted, pos, side="right")
-        lines = record_lines[index] if len(index) else np.zeros(0, dtype=np.int64)
+        lines = self.record_lines[index] if len(index) else np.zeros(0, dtype=np.int64)
         last = int(index.max()) if len(index) else -1
-        done = [int(record_lines[x]) for x in s[used_skips:] if x <= last]
-        used_skips += len(done)
-        ragged = [(x, texts.pop(x)) for x in done if x in texts]
+        done = [int(self.record_lines[x]) for x in s[self.used_skips :] if x <= last]
+        self.used_skips += len(done)
+        ragged = [(x, self.texts.pop(x)) for x in done if x in self.texts]
         return table.drop_columns([_LINE]), lines.astype(np.int64), ragged
-
-    for whole in reader:
-        for offset in range(0, whole.num_rows, chunk_rows):
-            batch = whole.slice(offset, chunk_rows)
-            buffer.append(_table(batch, delivered))
-            delivered += batch.num_rows
-            buffered += batch.num_rows
-            if buffered >= chunk_rows:
-                table = _flush(final=False)
-                if table is not None:
-                    yield _emit(table)
-    table = _flush(final=True)
-    if table is not None:
-        table, lines, ragged = _emit(table)
-        rest = (int(record_lines[k]) for k in sorted(skipped)[used_skips:])
-        ragged += [(x, texts.pop(x)) for x in rest if x in texts]
-        yield table, lines, ragged
-    elif texts:
-        empty = pa.table({n: pa.array([], pa.string()) for n in names})
-        yield empty, np.zeros(0, dtype=np.int64), [(x, texts.pop(x)) for x in sorted(texts)]
