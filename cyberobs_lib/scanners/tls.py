@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +64,14 @@ _OLD = ("SSLv2", "SSLv3", "TLS1", "TLS1_1")
 _RESULT_SEVERITIES = ("OK", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 _MAX_DETAILS = 5
 _MODERN = ("TLS1_2", "TLS1_3")
+#: sslyze cipher-suite commands of the old protocols (SSLv2 ... TLS 1.1) and of the modern ones
+_OLD_SUITES = (
+    "ssl_2_0_cipher_suites",
+    "ssl_3_0_cipher_suites",
+    "tls_1_0_cipher_suites",
+    "tls_1_1_cipher_suites",
+)
+_MODERN_SUITES = ("tls_1_2_cipher_suites", "tls_1_3_cipher_suites")
 
 
 def _testssl_controls(col: Collector, df: pd.DataFrame, host: pd.Series) -> None:
@@ -87,7 +96,18 @@ def _testssl_controls(col: Collector, df: pd.DataFrame, host: pd.Series) -> None
         col.add_control(h, "hsts", not f.startswith("not offered"))
 
 
-def _testssl_block(col: Collector, df: pd.DataFrame, state: dict) -> None:
+@dataclass
+class _TestsslState:
+    """What a testssl.sh file carries over its chunks: ``fatal`` (target ``fqdn/ip:port`` -> its FATAL
+    findings, in file order), ``result`` (a check ran: an ``OK`` ... ``CRITICAL`` entry), ``interrupted``
+    (testssl.sh's "Scan interrupted")."""
+
+    fatal: dict[str, list[str]] = field(default_factory=dict)
+    result: bool = False
+    interrupted: bool = False
+
+
+def _testssl_block(col: Collector, df: pd.DataFrame, state: _TestsslState) -> None:
     """Append the rows of one testssl frame (CSV columns ``id, fqdn/ip, port, severity, finding, cve``)."""
     target = (
         pick(df, "fqdn/ip").fillna("").astype(str).str.split("/", n=1, expand=True).reindex(columns=[0, 1])
@@ -117,9 +137,9 @@ def _testssl_block(col: Collector, df: pd.DataFrame, state: dict) -> None:
     _testssl_state(df, state)
 
 
-def _testssl_state(df: pd.DataFrame, state: dict) -> None:
-    """Accumulate over chunks: ``fatal`` (target ``fqdn/ip:port`` -> its FATAL findings), ``result`` (a
-    check ran: an ``OK`` ... ``CRITICAL`` entry), ``interrupted`` (testssl.sh's "Scan interrupted")."""
+def _testssl_state(df: pd.DataFrame, state: _TestsslState) -> None:
+    """Accumulate the FATAL entries, whether a check ran and whether the scan was interrupted (over
+    chunks)."""
     sev = pick(df, "severity").fillna("").str.strip().str.upper()
     ids = pick(df, "id").fillna("")
     finding = pick(df, "finding").fillna("").astype(str)
@@ -127,23 +147,22 @@ def _testssl_state(df: pd.DataFrame, state: dict) -> None:
     if fatal.any():
         key = pick(df, "fqdn/ip").fillna("").astype(str) + ":" + pick(df, "port").fillna("").astype(str)
         for k, f in zip(key[fatal], finding[fatal], strict=True):
-            state.setdefault("fatal", {}).setdefault(k, []).append(f)
-    state["result"] = state.get("result", False) or bool(sev.isin(_RESULT_SEVERITIES).any())
+            state.fatal.setdefault(k, []).append(f)
+    state.result = state.result or bool(sev.isin(_RESULT_SEVERITIES).any())
     interrupted = (ids == "scanTime") & finding.str.contains("interrupted", case=False)
-    state["interrupted"] = state.get("interrupted", False) or bool(interrupted.any())
+    state.interrupted = state.interrupted or bool(interrupted.any())
 
 
-def _testssl_flag(col: Collector, state: dict) -> None:
+def _testssl_flag(col: Collector, state: _TestsslState) -> None:
     """``failed`` when there is a FATAL entry and no check ran at all (nothing could be scanned, e.g. the
     single FATAL row of an unreachable target); ``incomplete`` when there are FATAL entries beside check
     results (some targets or part of a scan), or when testssl.sh says the scan was interrupted."""
-    fatal = state.get("fatal", {})
-    details = [f"testssl.sh FATAL for {k.strip(':/') or 'the scan'}: {v[0]}" for k, v in fatal.items()]
+    details = [f"testssl.sh FATAL for {k.strip(':/') or 'the scan'}: {v[0]}" for k, v in state.fatal.items()]
     if len(details) > _MAX_DETAILS:
         details = [*details[:_MAX_DETAILS], f"... and {len(details) - _MAX_DETAILS} more targets with FATAL"]
     for d in details:
-        col.flag("incomplete" if state.get("result") else "failed", d)
-    if state.get("interrupted"):
+        col.flag("incomplete" if state.result else "failed", d)
+    if state.interrupted:
         col.flag("incomplete", "testssl.sh: scan interrupted")
 
 
@@ -158,7 +177,7 @@ def iter_testssl_csv(
         )
     enc, sep, skip, _ = sniffed
     col = Collector("testssl_csv", path, audit_id=audit_id, include_info=include_info)
-    state: dict = {}
+    state = _TestsslState()
     for df in iter_csv(path, encoding=enc, sep=sep, skip_lines=skip, chunk_rows=chunk_rows):
         _testssl_block(col, df, state)
         if len(col) >= chunk_rows:
@@ -212,16 +231,18 @@ def _pretty_rows(doc: dict) -> list[list]:
     return rows
 
 
-def iter_testssl_json(
-    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
-) -> Iterator[ScanResult]:
-    """Read a testssl.sh ``--jsonfile`` (flat array) or ``--jsonfile-pretty`` export as one chunk."""
-    path = Path(path)
+def _testssl_doc(path: Path) -> list | dict:
+    """The parsed export (invalid JSON is a :class:`ScanError` with the line and column)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise json_error(path, err, "a testssl.sh JSON export") from None
-    col = Collector("testssl_json", path, audit_id=audit_id, include_info=include_info)
+
+
+def _testssl_frame(path: Path, doc: list | dict) -> pd.DataFrame:
+    """The entries of a ``--jsonfile`` (flat array, ``ip`` = ``name/ip``) or ``--jsonfile-pretty`` export
+    as a frame of the CSV columns, ``_row`` numbering them from 1; any other document is a
+    :class:`ScanError`."""
     if isinstance(doc, list):
         rows = [_entry(e, str(e.get("ip") or "") if isinstance(e, dict) else "", None) for e in doc]
     elif isinstance(doc, dict) and "scanResult" in doc:
@@ -235,10 +256,22 @@ def iter_testssl_json(
         )
     df = pd.DataFrame(rows, columns=list(_JSON_FIELDS), dtype=object)
     df["_row"] = range(1, len(df) + 1)
-    state: dict = {}
+    return df
+
+
+def iter_testssl_json(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Read a testssl.sh ``--jsonfile`` (flat array) or ``--jsonfile-pretty`` export as one chunk: its
+    entries read as CSV rows, then the scan status (a pretty export's ``scanTime`` may say "interrupted")."""
+    path = Path(path)
+    doc = _testssl_doc(path)
+    col = Collector("testssl_json", path, audit_id=audit_id, include_info=include_info)
+    df = _testssl_frame(path, doc)
+    state = _TestsslState()
     _testssl_block(col, df, state)
     if isinstance(doc, dict) and "interrupted" in str(doc.get("scanTime", "")).lower():
-        state["interrupted"] = True
+        state.interrupted = True
     _testssl_flag(col, state)
     yield col.flush()
 
@@ -332,105 +365,186 @@ def _server_checks(res: dict, scan_date: str | None) -> dict[str, bool]:
     return checks
 
 
-def iter_sslyze_json(
-    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
-) -> Iterator[ScanResult]:
-    """Read an sslyze ``--json_out`` file (3.x, 5.x, 6.x layouts) as one :class:`ScanResult`."""
+@dataclass
+class _SslyzeScan:
+    """What reading one sslyze report carries from target to target: the collector, the scan date (for
+    certificate expiry), the ``source_row`` counter (items in file order) and the targets sslyze could not
+    scan at all (one status detail each)."""
+
+    col: Collector
+    scan_date: str | None
+    n: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def next_row(self) -> int:
+        """The ``source_row`` of the next item."""
+        self.n += 1
+        return self.n
+
+
+def _sslyze_doc(path: str | Path) -> dict | None:
+    """The parsed report, or None for an empty report (``[]``); invalid JSON and a document without
+    ``server_scan_results`` are :class:`ScanError`."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise json_error(path, err, "an sslyze JSON report") from None
-    col = Collector("sslyze_json", path, audit_id=audit_id, include_info=include_info)
     if isinstance(doc, list) and not doc:
-        yield col.flush()
-        return
+        return None
     if not isinstance(doc, dict) or "server_scan_results" not in doc:
         raise ScanError(path, "no server_scan_results", line=1, expected="an sslyze JSON report")
-    scan_date = doc.get("date_scans_started")
-    n = 0
-    servers = doc["server_scan_results"] or []
-    failures: list[str] = []  # targets sslyze could not scan at all
-    # targets sslyze could not reach or resolve (3.x: server_connectivity_errors; 5.x+: invalid strings)
-    unreachable = [*(doc.get("server_connectivity_errors") or []), *(doc.get("invalid_server_strings") or [])]
-    for bad in unreachable:
-        bad = bad if isinstance(bad, dict) else {"server_string": str(bad)}
-        target = str(bad.get("server_string") or bad.get("hostname") or "")
-        host = _target_host(target)
-        if host:
-            col.hosts.add(host)
-        n += 1
-        failures.append(f"sslyze {target or '?'}: {bad.get('error_message') or 'not scanned'}")
-        col.add(
-            host=host, vuln_id="sslyze:no_connectivity", source_row=n, scale="check", native="no_connectivity"
+    return doc
+
+
+def _unreachable_targets(doc: dict) -> list:
+    """Targets sslyze could not reach or resolve (3.x: ``server_connectivity_errors``; 5.x+:
+    ``invalid_server_strings``)."""
+    return [*(doc.get("server_connectivity_errors") or []), *(doc.get("invalid_server_strings") or [])]
+
+
+def _unreachable_row(bad, scan: _SslyzeScan) -> None:
+    """One ``no_connectivity`` item (skipped ``scan_problem``) for a target sslyze could not reach; its host
+    stays in the perimeter."""
+    bad = bad if isinstance(bad, dict) else {"server_string": str(bad)}
+    target = str(bad.get("server_string") or bad.get("hostname") or "")
+    host = _target_host(target)
+    if host:
+        scan.col.hosts.add(host)
+    n = scan.next_row()
+    scan.failures.append(f"sslyze {target or '?'}: {bad.get('error_message') or 'not scanned'}")
+    scan.col.add(
+        host=host, vuln_id="sslyze:no_connectivity", source_row=n, scale="check", native="no_connectivity"
+    )
+
+
+def _server_location(server: dict) -> tuple[str | None, object]:
+    """``(host, port)`` of a scanned server (5.x+: ``server_location``; 3.x: ``server_info``); the host
+    is the hostname, else the IP address."""
+    loc = server.get("server_location") or (server.get("server_info") or {}).get("server_location") or {}
+    return loc.get("hostname") or loc.get("ip_address"), loc.get("port")
+
+
+def _not_connected(server: dict) -> bool:
+    """sslyze could not connect to the server (``scan_status`` ``ERROR_*``, ``connectivity_status``
+    ``ERROR``)."""
+    return (
+        server.get("scan_status", "COMPLETED") != "COMPLETED" or server.get("connectivity_status") == "ERROR"
+    )
+
+
+def _no_connectivity_row(server: dict, host, port, base: dict, scan: _SslyzeScan) -> None:
+    """The ``no_connectivity`` item of a server sslyze could not connect to, and its failure detail
+    (sslyze's status and the last line of its connectivity error trace)."""
+    status = server.get("scan_status", "COMPLETED")
+    n = scan.next_row()
+    why = _last_line(server.get("connectivity_error_trace"))
+    scan.failures.append(
+        f"sslyze {host}:{port}: {status if status != 'COMPLETED' else 'connectivity ERROR'}"
+        + (f" ({why})" if why else "")
+    )
+    scan.col.add(
+        **base,
+        vuln_id="sslyze:no_connectivity",
+        title="sslyze: no connectivity",
+        scanner_severity=server.get("scan_status"),
+        source_row=n,
+        scale="check",
+        native="no_connectivity",
+    )
+
+
+def _command_error_rows(errors: dict[str, str], host, port, base: dict, scan: _SslyzeScan) -> None:
+    """One ``not_tested`` item per scan command that errored (by command name), each flagging the scan
+    ``incomplete`` with sslyze's reason."""
+    for cmd in sorted(errors):
+        scan.col.flag("incomplete", f"sslyze {host}:{port}: {cmd} errored ({errors[cmd]})")
+        scan.col.add(
+            **base,
+            vuln_id=f"sslyze:{cmd}",
+            title=f"sslyze: {cmd} not tested",
+            scanner_severity="ERROR",
+            source_row=scan.next_row(),
+            scale="check",
+            native="not_tested",
         )
+
+
+def _check_rows(res: dict, base: dict, scan: _SslyzeScan) -> None:
+    """One item per check whose command result is available: a failed check is a finding, a passed one is
+    skipped ``check_passed`` (both ``no_host`` when the server has no host)."""
+    for check, failed in _server_checks(res, scan.scan_date).items():
+        scan.col.add(
+            **base,
+            vuln_id=f"sslyze:{check}",
+            title=f"sslyze: {check.replace('_', ' ')}",
+            scanner_severity="FAILED" if failed else "PASSED",
+            source_row=scan.next_row(),
+            scale="check",
+            native=check if failed else "pass",
+            skip=None if base["host"] else "no_host",
+        )
+
+
+def _sslyze_controls(col: Collector, host: str | None, res: dict) -> None:
+    """``tls_modern`` (every old protocol tested and none accepted, TLS 1.2 or 1.3 tested and one
+    accepted) and ``hsts`` (``http_headers`` has a ``strict_transport_security_header``) of a server."""
+    if not host:
+        return
+    old = [_accepted(res, c) for c in _OLD_SUITES]
+    new = [_accepted(res, c) for c in _MODERN_SUITES]
+    if None not in old and any(v is not None for v in new):
+        col.add_control(host, "tls_modern", bool(any(new) and not any(old)))
+    headers = res.get("http_headers")
+    if headers is not None:
+        col.add_control(host, "hsts", headers.get("strict_transport_security_header") is not None)
+
+
+def _server_rows(server: dict, scan: _SslyzeScan) -> None:
+    """The items and controls of one server: a server sslyze could not connect to is one
+    ``no_connectivity`` item; otherwise its errored commands, then its checks, then its controls."""
+    host, port = _server_location(server)
+    if host:
+        scan.col.hosts.add(host)
+    base = {"host": host, "port": port, "protocol": "tcp", "first_seen": scan.scan_date}
+    if _not_connected(server):
+        _no_connectivity_row(server, host, port, base, scan)
+        return
+    res, errors = _results(server)
+    _command_error_rows(errors, host, port, base, scan)
+    _check_rows(res, base, scan)
+    _sslyze_controls(scan.col, host, res)
+
+
+def _flag_failures(scan: _SslyzeScan, n_targets: int) -> None:
+    """Scan status: ``failed`` when no target could be scanned, else ``incomplete`` for each one that
+    could not (its detail)."""
+    every = len(scan.failures) == n_targets
+    for detail in scan.failures:
+        scan.col.flag("failed" if every else "incomplete", detail)
+
+
+def iter_sslyze_json(
+    path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
+) -> Iterator[ScanResult]:
+    """Read an sslyze ``--json_out`` file (3.x, 5.x, 6.x layouts) as one :class:`ScanResult`.
+
+    The targets sslyze could not reach come first (one item each), then each scanned server (its items and
+    controls); the scan status follows from the targets that could not be scanned (module docstring:
+    Policy).
+    """
+    doc = _sslyze_doc(path)
+    col = Collector("sslyze_json", path, audit_id=audit_id, include_info=include_info)
+    if doc is None:
+        yield col.flush()
+        return
+    scan = _SslyzeScan(col, doc.get("date_scans_started"))
+    unreachable = _unreachable_targets(doc)
+    servers = doc["server_scan_results"] or []
+    for bad in unreachable:
+        _unreachable_row(bad, scan)
     for server in servers:
-        loc = server.get("server_location") or (server.get("server_info") or {}).get("server_location") or {}
-        host = loc.get("hostname") or loc.get("ip_address")
-        port = loc.get("port")
-        if host:
-            col.hosts.add(host)
-        base = {"host": host, "port": port, "protocol": "tcp", "first_seen": scan_date}
-        status = server.get("scan_status", "COMPLETED")
-        if status != "COMPLETED" or server.get("connectivity_status") == "ERROR":
-            n += 1
-            why = _last_line(server.get("connectivity_error_trace"))
-            failures.append(
-                f"sslyze {host}:{port}: {status if status != 'COMPLETED' else 'connectivity ERROR'}"
-                + (f" ({why})" if why else "")
-            )
-            col.add(
-                **base,
-                vuln_id="sslyze:no_connectivity",
-                title="sslyze: no connectivity",
-                scanner_severity=server.get("scan_status"),
-                source_row=n,
-                scale="check",
-                native="no_connectivity",
-            )
-            continue
-        res, errors = _results(server)
-        for cmd in sorted(errors):
-            col.flag("incomplete", f"sslyze {host}:{port}: {cmd} errored ({errors[cmd]})")
-            n += 1
-            col.add(
-                **base,
-                vuln_id=f"sslyze:{cmd}",
-                title=f"sslyze: {cmd} not tested",
-                scanner_severity="ERROR",
-                source_row=n,
-                scale="check",
-                native="not_tested",
-            )
-        for check, failed in _server_checks(res, scan_date).items():
-            n += 1
-            col.add(
-                **base,
-                vuln_id=f"sslyze:{check}",
-                title=f"sslyze: {check.replace('_', ' ')}",
-                scanner_severity="FAILED" if failed else "PASSED",
-                source_row=n,
-                scale="check",
-                native=check if failed else "pass",
-                skip=None if host else "no_host",
-            )
-        old = [
-            _accepted(res, c)
-            for c in (
-                "ssl_2_0_cipher_suites",
-                "ssl_3_0_cipher_suites",
-                "tls_1_0_cipher_suites",
-                "tls_1_1_cipher_suites",
-            )
-        ]
-        new = [_accepted(res, c) for c in ("tls_1_2_cipher_suites", "tls_1_3_cipher_suites")]
-        if host and None not in old and any(v is not None for v in new):
-            col.add_control(host, "tls_modern", bool(any(new) and not any(old)))
-        headers = res.get("http_headers")
-        if host and headers is not None:
-            col.add_control(host, "hsts", headers.get("strict_transport_security_header") is not None)
-    every = len(failures) == len(servers) + len(unreachable)
-    for detail in failures:
-        col.flag("failed" if every else "incomplete", detail)
+        _server_rows(server, scan)
+    _flag_failures(scan, len(servers) + len(unreachable))
     yield col.flush()
 
 
