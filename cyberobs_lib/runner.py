@@ -54,6 +54,7 @@ from pathlib import Path
 from cyberobs_lib import __version__
 from cyberobs_lib.batch import run_batch
 from cyberobs_lib.config import DEFAULT_MIN_CELL, NOTEBOOKS_DIR, POLICY_MIN_CELL, PROJECT_DIR
+from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
 from cyberobs_lib.io import sha256_file, write_bytes_atomic, write_text_atomic
 from cyberobs_lib.run_canonical import ingest_for_run, ingest_summary, link_canonical
 from cyberobs_lib.run_checks import (
@@ -97,6 +98,7 @@ from cyberobs_lib.run_plan import (
     notebook_parameters,
     parse_override,
 )
+from cyberobs_lib.studies.data import canonical_format, load_study_data
 
 __all__ = [
     "DatasetError",
@@ -484,8 +486,6 @@ def _prepare_canonical(
     """The run's canonical folder (ingested, or a view of ``--canonical``), its ingest summary and its
     validation counts; :class:`DatasetError` when the dataset does not validate (checked before the
     tables are written for a flat ingest, after ``ingest_large`` for a partitioned one)."""
-    from cyberobs_lib.studies.data import load_study_data
-
     canonical = work / "canonical"
     counts: dict = {}
 
@@ -629,8 +629,6 @@ def _write_tables_workbook(staging: Path) -> str | None:
 
 def _manifest(run: _Run, result: RunResult, started: dt.datetime) -> dict:
     """``manifest.json``: parameters, inputs and their digests, versions, times and outcomes of the run."""
-    from cyberobs_lib.studies.data import canonical_format
-
     plan, summary, published = run.plan, run.summary, run.plan.published
     inputs = dict(summary.get("inputs", {}))  # relative to the dataset folder (ingest's summary)
     declared_all = [n for n, _ in plan.notebooks] + ([plan.batch[0]] if plan.batch else [])
@@ -678,8 +676,6 @@ def _write_manifest(manifest: dict, staging: Path) -> None:
 def _check_disclosure(run: _Run) -> int:
     """Scan the staging folder (:func:`~cyberobs_lib.disclosure.check_disclosure`); the number of problems,
     listed in the working folder's ``disclosure_problems.csv`` (which quotes what it found)."""
-    from cyberobs_lib.disclosure import check_disclosure, identifiers_from_dataset
-
     hits = check_disclosure(
         run.staging, identifiers=identifiers_from_dataset(run.canonical), min_cell=run.min_cell
     )

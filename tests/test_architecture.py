@@ -193,12 +193,8 @@ def test_notebooks_define_no_function_or_class():
 #: Modules whose imports of the package's own modules are deferred into functions on purpose: the command
 #: line answers ``--version`` and ``--help`` without importing pandas and the studies.
 DEFERRED_IMPORTS_ALLOWED = {"cyberobs_lib.cli"}
-#: Known deferred imports still to move to the top, each (module, imported module).
-KNOWN_DEFERRED_IMPORTS: set[tuple[str, str]] = {
-    ("cyberobs_lib.runner", "cyberobs_lib.studies.data"),
-    ("cyberobs_lib.runner", "cyberobs_lib.disclosure"),
-    ("cyberobs_lib.disclosure.tables", "cyberobs_lib.stats.multiplicity"),
-}
+#: Known deferred imports still to move to the top, each (module, imported module): none left.
+KNOWN_DEFERRED_IMPORTS: set[tuple[str, str]] = set()
 
 
 def deferred_imports(source: str) -> list[tuple[str, int]]:

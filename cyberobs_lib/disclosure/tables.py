@@ -44,6 +44,7 @@ from cyberobs_lib.disclosure.policy import (
     TablePolicy,
     check_min_cell,
 )
+from cyberobs_lib.stats.multiplicity import adjust_pvalues
 
 __all__ = [
     "register_population",
@@ -445,8 +446,6 @@ def readjust(tests: pd.DataFrame, withheld: np.ndarray, original: pd.DataFrame) 
     method (``adjust_method`` gains ``(recomputed over the published tests)``), or ``p_adjusted`` is
     blanked when the method is not one :func:`cyberobs_lib.stats.multiplicity.adjust_pvalues` knows.
     """
-    from cyberobs_lib.stats.multiplicity import adjust_pvalues
-
     if "p_adjusted" not in tests.columns or "adjust_method" not in tests.columns:
         return tests
     out = tests.copy()
