@@ -25,8 +25,10 @@ Policy
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cyberobs_lib.scanners._core import EVIDENCE_MAX, Collector, ScanError, ScanResult, join_cves
@@ -43,88 +45,152 @@ def _v2(vector: str | None) -> str | None:
     return vector
 
 
+@dataclass
+class _NessusScan:
+    """What reading one ``.nessus`` file carries from element to element.
+
+    The collector; the root and its ``<Report>`` (complete hosts are detached from them: memory stays
+    flat); the current host's ``HOST_START``; the ``source_row`` counter (``ReportItem`` elements in file
+    order); where the current host's rows begin in the collector (its items are read before its end tag
+    names them) and the items counted as skipped before it (to drop a host cut by a truncation whole).
+    """
+
+    col: Collector
+    root: ET.Element | None = None
+    report: ET.Element | None = None
+    host_start: str | None = None
+    n: int = 0
+    first_of_host: int = 0
+    skipped_before_host: dict = field(default_factory=dict)
+
+    def start_host(self) -> None:
+        """The next host's rows begin here."""
+        self.first_of_host = len(self.col)
+        self.skipped_before_host = dict(self.col.extra_skipped)
+
+
+#: what a ``ReportItem`` holds beside its attributes (see :func:`_read_item`)
+_ItemFields = tuple[list[str], str | None, str | None, str | None, str | None, str | None, str | None]
+
+
+def _read_item(item: ET.Element) -> _ItemFields:
+    """``(cves, cvss3 vector, cvss3 score, cvss2 vector, cvss2 score, risk_factor, plugin_output)`` of a
+    ``ReportItem``."""
+    cves = []
+    v3 = s3 = v2 = s2 = risk = output = None
+    for c in item:
+        t = c.tag
+        if t == "cve":
+            cves.append(c.text)
+        elif t == "cvss3_vector":
+            v3 = c.text
+        elif t == "cvss3_base_score":
+            s3 = c.text
+        elif t == "cvss_vector":
+            v2 = c.text
+        elif t == "cvss_base_score":
+            s2 = c.text
+        elif t == "risk_factor":
+            risk = c.text
+        elif t == "plugin_output":
+            output = c.text
+    return cves, v3, s3, v2, s2, risk, output
+
+
+def _item_row(item: ET.Element, scan: _NessusScan) -> None:
+    """The row of a ``ReportItem`` (its host and ``first_seen`` are filled when the host ends): CVSS v3
+    when present, else v2; severity from ``severity``, else ``risk_factor``. The element is then cleared
+    (its empty shell stays in its ``ReportHost`` until the host ends)."""
+    scan.n += 1
+    cves, v3, s3, v2, s2, risk, output = _read_item(item)
+    sev = item.get("severity")
+    scan.col.add(
+        port=item.get("port"),
+        protocol=item.get("protocol"),
+        service=item.get("svc_name"),
+        vuln_id=scan.col.prefix + (item.get("pluginID") or ""),
+        cve=";".join(dict.fromkeys(cves)) if cves else None,
+        title=item.get("pluginName"),
+        cvss_vector=v3 or _v2(v2),
+        cvss_score=s3 if v3 or s3 else s2,
+        scanner_severity=sev if sev is not None else risk,
+        source_row=scan.n,
+        evidence=output.strip()[:EVIDENCE_MAX] if output else None,
+        scale="severity" if sev is not None else "risk",
+        native=sev if sev is not None else risk,
+    )
+    item.clear()
+
+
+def _host_property(tag: ET.Element, scan: _NessusScan) -> None:
+    """Keep the host's scan start (``<tag name="HOST_START">``): its items' ``first_seen``."""
+    if tag.get("name") == "HOST_START":
+        scan.host_start = tag.text
+
+
+def _end_host(host: ET.Element, scan: _NessusScan) -> None:
+    """A ``ReportHost`` ends: its name joins the perimeter and, with its ``HOST_START``, fills the rows of
+    its items (read before its end tag); the host is then detached from its ``<Report>``."""
+    name = host.get("name")
+    col = scan.col
+    col.hosts.add(name)
+    col.fill("host", scan.first_of_host, name)
+    col.fill("first_seen", scan.first_of_host, scan.host_start)
+    scan.host_start = None
+    if scan.report is None:
+        scan.report = scan.root.find("Report")
+    detach(scan.report, host)
+
+
+def _drop_cut_host(scan: _NessusScan, cuts: list[TruncatedXML]) -> None:
+    """A truncated file is ``incomplete``; a ``ReportHost`` cut in its middle (every complete one was
+    detached) is dropped whole: its rows and its skipped counts."""
+    if not cuts:
+        return
+    scan.col.flag("incomplete", cuts[0].detail)
+    if scan.root is not None and next(scan.root.iter("ReportHost"), None) is not None:
+        del scan.col.rows[scan.first_of_host :]
+        scan.col.extra_skipped = Counter(scan.skipped_before_host)
+
+
+def _skip_unhosted(scan: _NessusScan) -> None:
+    """Items outside any ``ReportHost`` (not valid v2) stay visible, skipped ``no_host``."""
+    if scan.first_of_host < len(scan.col):
+        scan.col.fill("skip", scan.first_of_host, "no_host")
+
+
 def iter_nessus_xml(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
-    """Stream a ``.nessus`` v2 file as :class:`ScanResult` chunks of at most ``chunk_rows`` items."""
+    """Stream a ``.nessus`` v2 file as :class:`ScanResult` chunks of at most ``chunk_rows`` items.
+
+    Each ``ReportItem`` is a row as soon as it ends; a ``HOST_START`` property is kept for its host; at the
+    end of a ``ReportHost`` its rows get its name and start time, and a chunk is yielded once it holds
+    ``chunk_rows`` rows. A truncated file drops the host cut in its middle (module docstring: Policy).
+    """
     col = Collector("nessus_xml", path, audit_id=audit_id, include_info=include_info)
-    prefix = col.prefix
-    root = report = host_start = None
-    n = first_of_host = 0
-    skipped_before_host = dict(col.extra_skipped)  # items counted (skipped) before the current host
-    wanted = _WANTED
+    scan = _NessusScan(col, skipped_before_host=dict(col.extra_skipped))
     cuts: list[TruncatedXML] = []
     for batch in until_cut(iterparse_safe(path, roots=ROOTS), cuts):
-        if root is None:
-            root = batch[0][1]  # the first event is the root's start
+        if scan.root is None:
+            scan.root = batch[0][1]  # the first event is the root's start
         for ev, el in batch:
             tag = el.tag
-            if tag not in wanted or ev != "end":
+            if tag not in _WANTED or ev != "end":
                 continue
             if tag == "ReportItem":
-                n += 1
-                cves = []
-                v3 = s3 = v2 = s2 = risk = output = None
-                for c in el:
-                    t = c.tag
-                    if t == "cve":
-                        cves.append(c.text)
-                    elif t == "cvss3_vector":
-                        v3 = c.text
-                    elif t == "cvss3_base_score":
-                        s3 = c.text
-                    elif t == "cvss_vector":
-                        v2 = c.text
-                    elif t == "cvss_base_score":
-                        s2 = c.text
-                    elif t == "risk_factor":
-                        risk = c.text
-                    elif t == "plugin_output":
-                        output = c.text
-                sev = el.get("severity")
-                col.add(
-                    port=el.get("port"),
-                    protocol=el.get("protocol"),
-                    service=el.get("svc_name"),
-                    vuln_id=prefix + (el.get("pluginID") or ""),
-                    cve=";".join(dict.fromkeys(cves)) if cves else None,
-                    title=el.get("pluginName"),
-                    cvss_vector=v3 or _v2(v2),
-                    cvss_score=s3 if v3 or s3 else s2,
-                    scanner_severity=sev if sev is not None else risk,
-                    source_row=n,
-                    evidence=output.strip()[:EVIDENCE_MAX] if output else None,
-                    scale="severity" if sev is not None else "risk",
-                    native=sev if sev is not None else risk,
-                )
-                el.clear()  # the shell stays in its ReportHost until the host ends
+                _item_row(el, scan)
             elif tag == "tag":
-                if el.get("name") == "HOST_START":
-                    host_start = el.text
+                _host_property(el, scan)
             elif tag == "ReportHost":
-                # the host's items were read before its end tag: give them its name and start time now
-                name = el.get("name")
-                col.hosts.add(name)
-                col.fill("host", first_of_host, name)
-                col.fill("first_seen", first_of_host, host_start)
-                host_start = None
-                if report is None:
-                    report = root.find("Report")
-                detach(report, el)
+                _end_host(el, scan)
                 if len(col) >= chunk_rows:
                     yield col.flush()
-                first_of_host = len(col)
-                skipped_before_host = dict(col.extra_skipped)
+                scan.start_host()
             elif tag == "Policy":
-                detach(root, el)
-    if cuts:
-        col.flag("incomplete", cuts[0].detail)
-        if root is not None and next(root.iter("ReportHost"), None) is not None:
-            # a ReportHost cut in its middle (every complete one was detached): its items are dropped
-            del col.rows[first_of_host:]
-            col.extra_skipped = Counter(skipped_before_host)
-    if first_of_host < len(col):  # items outside any ReportHost (not valid v2): kept visible, no host
-        col.fill("skip", first_of_host, "no_host")
+                detach(scan.root, el)
+    _drop_cut_host(scan, cuts)
+    _skip_unhosted(scan)
     yield col.flush()
 
 
