@@ -103,6 +103,22 @@ def test_rows_per_group(seed, n):
         np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize(("seed", "n"), CASES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sum_per_group(seed, n, weighted, masked):
+    rng = np.random.default_rng(seed)
+    n_groups = int(rng.integers(1, 6)) + 1  # the last group never drawn: an empty group
+    codes = rng.integers(0, n_groups - 1, n)
+    weights = rng.normal(size=n).round(3) if weighted else None
+    where = rng.random(n) < 0.6 if masked else None
+    got = group_counts.sum_per_group(codes, n_groups, weights=weights, where=where)
+    want = ref.sum_per_group_reference(codes, n_groups, weights=weights, where=where)
+    assert got.dtype == want.dtype == (np.float64 if weighted else np.int64)
+    assert got[-1] == 0
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------ flag_counts
 
 

@@ -12,7 +12,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["first_of_runs", "lexsort_text_ties", "rows_per_group", "sort_key", "stable_order", "value_ranks"]
+__all__ = [
+    "first_of_runs",
+    "lexsort_text_ties",
+    "rows_per_group",
+    "sort_key",
+    "stable_order",
+    "sum_per_group",
+    "value_ranks",
+]
 
 _LAST = np.iinfo(np.int64).max
 
@@ -145,3 +153,27 @@ def rows_per_group(codes: np.ndarray, n_groups: int) -> list[np.ndarray]:
         return []
     order = np.argsort(codes, kind="stable")
     return np.split(order, np.cumsum(np.bincount(codes, minlength=n_groups))[:-1])
+
+
+def sum_per_group(
+    codes: np.ndarray, n_groups: int, *, weights: np.ndarray | None = None, where: np.ndarray | None = None
+) -> np.ndarray:
+    """Rows (``weights`` None: ``int64`` counts) or sums of ``weights`` (``float64``) of each group
+    ``0 .. n_groups - 1``, over the rows where ``where`` is True (all rows by default); a group without
+    rows gets 0. A ``groupby(codes).size()`` / ``.sum()`` reindexed on every group, as one ``np.bincount``.
+
+    Examples
+    --------
+    >>> sum_per_group(np.array([1, 0, 1, 3]), 4).tolist()
+    [1, 2, 0, 1]
+    >>> sum_per_group(np.array([1, 0, 1]), 2, weights=np.array([0.5, 2.0, 1.0]), where=np.array([True, True, False])).tolist()
+    [2.0, 0.5]
+    """
+    codes = np.asarray(codes)
+    if where is not None:
+        codes = codes[where]
+        weights = None if weights is None else np.asarray(weights)[where]
+    if weights is None:
+        return np.bincount(codes, minlength=n_groups).astype(np.int64)
+    # float64 even without rows (numpy gives int64 zeros for an empty input)
+    return np.bincount(codes, weights=np.asarray(weights, dtype=float), minlength=n_groups).astype(np.float64)

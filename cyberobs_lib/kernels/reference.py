@@ -50,6 +50,19 @@ def rows_per_group_reference(codes: np.ndarray, n_groups: int) -> list[np.ndarra
     return [np.asarray(indices.get(g, []), dtype=np.int64) for g in range(n_groups)]
 
 
+def sum_per_group_reference(codes: np.ndarray, n_groups: int, *, weights=None, where=None) -> np.ndarray:
+    """:func:`~cyberobs_lib.kernels.group_counts.sum_per_group`: ``groupby(codes).size()`` or ``.sum()``,
+    reindexed on every group (0 for a group without rows)."""
+    frame = pd.DataFrame(
+        {"g": np.asarray(codes), "w": 1.0 if weights is None else np.asarray(weights, float)}
+    )
+    if where is not None:
+        frame = frame[np.asarray(where, dtype=bool)]
+    grouped = frame.groupby("g")["w"]
+    out = (grouped.size() if weights is None else grouped.sum()).reindex(range(n_groups), fill_value=0)
+    return out.to_numpy(dtype=np.int64 if weights is None else float)
+
+
 # ------------------------------------------------------------------------------ flag_counts
 
 

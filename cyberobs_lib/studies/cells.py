@@ -3,7 +3,7 @@
 :func:`stack_cells` turns the per-audit frame of :func:`cyberobs_lib.studies.indicators.audit_metrics`
 into the rows behind each indicator cell (a period — a calendar year or ``"all"`` — crossed with a group
 of the grouping column, plus the pooled group ``"all"``), with integer cell codes, so that per-cell sums,
-counts and arrays are ``np.bincount`` and one stable sort instead of a ``groupby`` on text keys.
+counts and arrays are sums over integer codes and one stable sort instead of a ``groupby`` on text keys.
 :func:`audit_order` and :func:`in_text_order` put audits in (finess, audit_date, audit_id) order without
 sorting text when the rows are (almost) in order already. How (the array kernels, each beside its pandas
 reference): :mod:`cyberobs_lib.kernels.group_counts`.
@@ -146,7 +146,7 @@ def stack_cells(
         period_labels.append(str(y) if y else ALL)
         pos = np.arange(len(ordered)) if not y else np.flatnonzero((year == y).to_numpy(bool, na_value=False))
         grouped = group[pos][group[pos] >= 0]
-        n_audits.append(np.bincount(grouped, minlength=n_groups))
+        n_audits.append(group_counts.sum_per_group(grouped, n_groups))
         n_audits[-1][pooled] += len(pos)
         chosen = pos[first_of_runs(est[pos], audit_choice)]
         g = group[chosen]

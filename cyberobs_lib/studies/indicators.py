@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from cyberobs_lib.kernels.group_counts import sum_per_group
 from cyberobs_lib.l10n import fmt_number, text, text_n
 from cyberobs_lib.schema import INDICATORS_COLUMNS, Audits, Controls, Establishments
 from cyberobs_lib.stats.proportions import wilson_interval
@@ -497,8 +498,8 @@ def compute_indicators(
     for name in PROPORTION_METRICS:
         flag = c.rows[name].astype("boolean")
         known = flag.notna().to_numpy()
-        n = np.bincount(c.cell[known], minlength=n_cells)
-        hits = np.bincount(c.cell[known & as_mask(flag)], minlength=n_cells)
+        n = sum_per_group(c.cell, n_cells, where=known)  # establishments whose flag is known
+        hits = sum_per_group(c.cell, n_cells, where=known & as_mask(flag))
         ci = wilson_interval(hits.astype(float), n.astype(float), alpha=alpha).set_axis(c.index)
         parts.append(ci.assign(indicator=name, n_establishments=n))
     hosts = pd.to_numeric(c.rows[Audits.hosts_in_scope], errors="coerce")
@@ -508,12 +509,12 @@ def compute_indicators(
     scope = hosts.to_numpy(dtype=float, na_value=np.nan)[exposed]
     counted = ~np.isnan(found)
     rate = poisson_exact_interval(
-        np.bincount(ecell[counted], weights=found[counted], minlength=len(cells)),
-        np.bincount(ecell, weights=scope, minlength=len(cells)),
+        sum_per_group(ecell, len(cells), weights=found, where=counted),  # findings
+        sum_per_group(ecell, len(cells), weights=scope),  # hosts in scope
         alpha=alpha,
     ).set_axis(c.index[cells])
     rate = rate.assign(
-        indicator="findings_per_host", n_establishments=np.bincount(ecell[counted], minlength=len(cells))
+        indicator="findings_per_host", n_establishments=sum_per_group(ecell, len(cells), where=counted)
     )
     if rate_ci == "bootstrap":
         rng = np.random.default_rng(seed)
@@ -527,7 +528,7 @@ def compute_indicators(
     crit_high = c.rows["n_crit_high"].to_numpy(dtype=float, na_value=np.nan)
     med = [median_interval(crit_high[i], alpha=alpha) for i in rows_per_cell(c.cell, n_cells)]
     med_frame = pd.DataFrame(med, index=c.index, columns=["value", "ci_low", "ci_high"], dtype=float)
-    med_frame["n_establishments"] = np.bincount(c.cell, minlength=n_cells)
+    med_frame["n_establishments"] = sum_per_group(c.cell, n_cells)
     parts.append(
         med_frame.assign(
             indicator="median_crit_high", ci_method="order_statistic (binomial, distribution-free)"
@@ -536,7 +537,7 @@ def compute_indicators(
     out = pd.concat([p.reset_index() for p in parts], ignore_index=True)
     out["n_audits"] = c.n_audits.reindex(pd.MultiIndex.from_frame(out[keys])).to_numpy()
     out["suppressed"] = False
-    every = pd.Series(np.bincount(c.cell, minlength=n_cells), index=c.index)  # establishments of each cell
+    every = pd.Series(sum_per_group(c.cell, n_cells), index=c.index)  # establishments of each cell
     for name, reason in unavailable_metrics(metrics).items():  # unknown, not 0: no value, the reason said
         if name in PROPORTION_METRICS:
             rows = out["indicator"] == name
