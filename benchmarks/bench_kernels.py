@@ -108,6 +108,12 @@ def cases(n: int, rng) -> dict[str, tuple[Callable, Callable, Callable]]:
         lambda: ref.rows_per_group_reference(cells, 60),
         lambda a, b: all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)),
     )
+    weights, known = rng.random(n), rng.random(n) < 0.8
+    out["group_counts.sum_per_group"] = (
+        lambda: group_counts.sum_per_group(cells, 60, weights=weights, where=known),
+        lambda: ref.sum_per_group_reference(cells, 60, weights=weights, where=known),
+        lambda a, b: np.allclose(a, b, rtol=1e-12, atol=0),
+    )
 
     table = _findings_table(rng, n)
     frame_keys = pd.Series(table.column("audit_id").to_pandas().astype(object))
