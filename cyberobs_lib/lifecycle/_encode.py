@@ -321,16 +321,3 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 def categorical(codes: np.ndarray, categories) -> pd.Categorical:
     """Categorical from codes and a short list of distinct categories (statuses)."""
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories)), validate=False)
-
-
-def group_starts(key: np.ndarray) -> np.ndarray:
-    """For each row of an array sorted by ``key``, the position of the first row of its group."""
-    start = np.ones(len(key), dtype=bool)
-    start[1:] = key[1:] != key[:-1]
-    return np.maximum.accumulate(np.where(start, np.arange(len(key)), 0))
-
-
-def count_before_in_group(flag: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Number of earlier rows of the same group (array sorted by ``key``) where ``flag`` is true."""
-    excl = np.cumsum(flag) - flag
-    return excl - excl[group_starts(key)]

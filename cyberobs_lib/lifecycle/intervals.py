@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cyberobs_lib.lifecycle._encode import FINGERPRINT, KNOWN_EXPLOITED, count_before_in_group, encode
+from cyberobs_lib.kernels.matching import count_before_in_run
+from cyberobs_lib.lifecycle._encode import FINGERPRINT, KNOWN_EXPLOITED, encode
 from cyberobs_lib.schema import Audits, Findings
 
 CONVENTIONS = ("midpoint", "upper", "lower")
@@ -154,7 +155,7 @@ def interval_columns(
     start[1:] = ~cont[:-1]
     s, e = np.flatnonzero(start), np.flatnonzero(~cont)
     observed = ns[e] >= 0
-    episode = count_before_in_group(start, key)[s] + 1
+    episode = count_before_in_run(start, key)[s] + 1
 
     first_audit = dates[a[s]]
     origin = first_audit.copy()
