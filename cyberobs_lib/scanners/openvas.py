@@ -139,8 +139,9 @@ def _cves(memo: ValueMemo, cves: tuple) -> str | None:
     return memo[key]
 
 
-def _result(rows: list, skipped: dict, hosts: set, memo: ValueMemo, el, n: int) -> None:
-    """One ``<result>``: a single pass over its children (and, when it is kept, its ``<nvt>``'s)."""
+def _read_result(el: ET.Element) -> tuple:
+    """``(host, port text, threat, severity, <nvt>, creation_time, modification_time, description, name)``
+    of a ``<result>`` (one pass over its children; host, threat and severity stripped, empty as None)."""
     host = port_text = threat = sev = created = modified = desc = rname = None
     nvt = None
     for c in el:
@@ -163,14 +164,12 @@ def _result(rows: list, skipped: dict, hosts: set, memo: ValueMemo, el, n: int) 
             desc = c.text
         elif t == "name":
             rname = c.text
-    if host:
-        hosts.add(host)
-    scale = "threat" if threat else "cvss"
-    native = threat or sev
-    reason = memo.skip_reason(scale, native) if host else "no_host"
-    if reason is not None:  # counted, the <nvt> never read
-        skipped[reason] = skipped.get(reason, 0) + 1
-        return
+    return host, port_text, threat, sev, nvt, created, modified, desc, rname
+
+
+def _read_nvt(nvt: ET.Element) -> tuple[str | None, str | None, str | None, str | None, list[str]]:
+    """``(name, cvss_base, tags, CVSS vector, CVEs)`` of a result's ``<nvt>``: CVEs from ``refs`` (GVM 9+)
+    and ``cve`` (OpenVAS ≤ 8, ``NOCVE`` ignored), the vector from ``severities`` (GVM 21+)."""
     name = cvss_base = tags = vector = None
     cves = []
     for c in nvt:
@@ -188,6 +187,23 @@ def _result(rows: list, skipped: dict, hosts: set, memo: ValueMemo, el, n: int) 
                 cves.append(c.text)
         elif t == "severities":
             vector = c.findtext("severity/value")
+    return name, cvss_base, tags, vector, cves
+
+
+def _result(el: ET.Element, scan: _OpenvasScan) -> None:
+    """One ``<result>``: its host joins the perimeter; a result skipped by policy (or without host) is
+    counted without reading its ``<nvt>``, any other one is a row."""
+    host, port_text, threat, sev, nvt, created, modified, desc, rname = _read_result(el)
+    if host:
+        scan.col.hosts.add(host)
+    scale = "threat" if threat else "cvss"
+    native = threat or sev
+    reason = scan.memo.skip_reason(scale, native) if host else "no_host"
+    if reason is not None:
+        scan.skipped[reason] = scan.skipped.get(reason, 0) + 1
+        return
+    memo = scan.memo
+    name, cvss_base, tags, vector, cves = _read_nvt(nvt)
     port, proto, service = _port(memo, port_text)
     vid = "openvas:" + (nvt.get("oid") or "")
     cve = _cves(memo, tuple(cves))
@@ -195,7 +211,7 @@ def _result(rows: list, skipped: dict, hosts: set, memo: ValueMemo, el, n: int) 
     score = memo.number(sev if sev is not None else cvss_base)
     seen = (created or modified or "").strip() or None
     ev = desc.strip()[:EVIDENCE_MAX] if desc else None
-    rows.append(
+    scan.col.rows.append(
         (
             host,
             port,
@@ -208,7 +224,7 @@ def _result(rows: list, skipped: dict, hosts: set, memo: ValueMemo, el, n: int) 
             score,
             native,
             seen,
-            n,
+            scan.n,
             ev,
             scale,
             native,
@@ -265,53 +281,76 @@ class _RunInfo:
             )
 
 
+class _OpenvasScan:
+    """What reading one report carries from record to record: the collector, the value memo (ports,
+    scores, CVE lists, dispositions), the run information, the results skipped since the last flush (by
+    reason) and the ``source_row`` counter (``<result>`` items in file order)."""
+
+    def __init__(self, col: Collector, include_info: bool) -> None:
+        self.col = col
+        self.memo = ValueMemo(col.scanner, include_info)
+        self.run = _RunInfo()
+        self.skipped: dict[str, int] = {}
+        self.n = 0
+
+    def flush(self) -> ScanResult:
+        """The chunk collected so far, with its skipped counts (both then reset)."""
+        for reason, count in self.skipped.items():
+            self.col.skip(reason, count)
+        self.skipped.clear()
+        return self.col.flush()
+
+
+def _report_field(el: ET.Element, scan: _OpenvasScan) -> None:
+    """A report field: a report ``<host>`` (its IP joins the perimeter), ``scan_run_status``,
+    ``scan_start``, ``scan_end`` or ``<errors>`` (kept for the scan status)."""
+    tag, run = el.tag, scan.run
+    if tag == "host":
+        ip = (el.findtext("ip") or "").strip()
+        if ip:
+            scan.col.hosts.add(ip)
+            run.hosts.add(ip)
+    elif tag == "scan_run_status":
+        run.run_status.append(_text(el))
+    elif tag == "scan_start":
+        run.started = True
+    elif tag == "scan_end":
+        run.ends.append(_text(el))
+    else:  # <errors>
+        run.add_errors(el)
+
+
 def iter_openvas_xml(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
-    """Stream a GVM/OpenVAS XML report as :class:`ScanResult` chunks."""
+    """Stream a GVM/OpenVAS XML report as :class:`ScanResult` chunks.
+
+    Each record is a ``<result>`` carrying an ``<nvt>`` (an item: a row or a skipped count; a chunk is
+    yielded once ``chunk_rows`` rows are held), a report field (kept for the perimeter and the scan status)
+    or an ignored element; at the end, the truncation and the run information give the scan status (module
+    docstring: Policy).
+    """
     path = Path(path)
     stream, root_tag, root_line = open_xml(path)
     try:
         require_root(path, root_tag, root_line, ROOTS)
         col = Collector("openvas_xml", path, audit_id=audit_id, include_info=include_info)
-        memo = ValueMemo(col.scanner, include_info)
-        run = _RunInfo()
-        skipped: dict[str, int] = {}
-        n = 0
+        scan = _OpenvasScan(col, include_info)
         cuts: list[TruncatedXML] = []
         for el in until_cut(iter_records(path, stream, root_tag, _RECORDS), cuts):
-            tag = el.tag
-            if tag in _IGNORED:
-                continue
-            if tag == "result":
+            if el.tag == "result":
                 if el.find("nvt") is None:
                     continue  # a <detection><result> reference (or a delta) outside a result
-                n += 1
-                _result(col.rows, skipped, col.hosts, memo, el, n)
+                scan.n += 1
+                _result(el, scan)
                 if len(col) >= chunk_rows:
-                    for reason, count in skipped.items():
-                        col.skip(reason, count)
-                    skipped.clear()
-                    yield col.flush()
-            elif tag == "host":  # a report <host>
-                ip = (el.findtext("ip") or "").strip()
-                if ip:
-                    col.hosts.add(ip)
-                    run.hosts.add(ip)
-            elif tag == "scan_run_status":
-                run.run_status.append(_text(el))
-            elif tag == "scan_start":
-                run.started = True
-            elif tag == "scan_end":
-                run.ends.append(_text(el))
-            else:  # <errors>
-                run.add_errors(el)
-        for reason, count in skipped.items():
-            col.skip(reason, count)
+                    yield scan.flush()
+            elif el.tag not in _IGNORED:
+                _report_field(el, scan)
         for cut in cuts:
             col.flag("incomplete", cut.detail)
-        run.flag(col, n, truncated=bool(cuts))
-        yield col.flush()
+        scan.run.flag(col, scan.n, truncated=bool(cuts))
+        yield scan.flush()
     finally:
         stream.close()
 
