@@ -181,6 +181,23 @@ def test_count_flags_batches(seed, n, dictionary):
     pd.testing.assert_frame_equal(got, want, check_exact=True)
 
 
+@pytest.mark.parametrize(("seed", "n"), CASES)
+@pytest.mark.parametrize("categorical", [False, True])
+def test_flag_masks_count_what_the_batches_count(seed, n, categorical):
+    """A frame in memory (flag_masks + count_by_key) and its Arrow batches (count_flags_batches) give the
+    same counts: one rule for both paths."""
+    rng = np.random.default_rng(seed)
+    f = _findings(rng, n)
+    if seed == 1:
+        f = f.drop(columns="b")  # a flag column absent: raises no flag
+    frame = f.astype({"s": "category", "c": "category"}) if categorical else f
+    got = flag_counts.count_by_key(frame["k"], flag_counts.flag_masks(frame, FLAGS), total="n")
+    want = ref.count_flags_batches_reference(
+        _batches(f, rng, dictionary=False), key="k", flags=FLAGS, total="n"
+    )
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
 def test_count_flags_batches_no_batches_is_count_by_key_of_nothing():
     got = flag_counts.count_flags_batches([], key="k", flags=FLAGS, total="n")
     assert list(got.columns) == ["n", *FLAGS] and len(got) == 0

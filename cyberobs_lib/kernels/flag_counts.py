@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Flags", "KEY_DTYPE", "count_by_key", "count_flags_batches"]
+__all__ = ["Flags", "KEY_DTYPE", "count_by_key", "count_flags_batches", "flag_masks"]
 
 #: Output column name -> the ``(column, value)`` conditions raising it (any of them).
 Flags = Mapping[str, Sequence[tuple[str, object]]]
@@ -25,6 +25,27 @@ Flags = Mapping[str, Sequence[tuple[str, object]]]
 KEY_DTYPE = pd.StringDtype("pyarrow")
 #: At most this many flags (one bit each in a ``uint8``).
 MAX_FLAGS = 7
+
+
+def flag_masks(frame: pd.DataFrame, flags: Flags) -> dict[str, np.ndarray]:
+    """One boolean array per flag: the rows of ``frame`` where any of its conditions holds (``column ==
+    value``; a missing value or a column absent from the frame never holds). What
+    :func:`count_flags_batches` counts in Arrow, for a frame in memory.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"sev": ["high", None, "low"], "kev": pd.array([None, True, False], "boolean")})
+    >>> {k: v.tolist() for k, v in flag_masks(f, {"hot": [("sev", "high"), ("kev", True)], "x": [("y", 1)]}).items()}
+    {'hot': [True, True, False], 'x': [False, False, False]}
+    """
+    masks = {}
+    for name, conditions in flags.items():
+        mask = np.zeros(len(frame), dtype=bool)
+        for column, value in conditions:
+            if column in frame.columns:
+                mask |= (frame[column] == value).to_numpy(dtype=bool, na_value=False)
+        masks[name] = mask
+    return masks
 
 
 def count_by_key(

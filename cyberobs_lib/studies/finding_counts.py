@@ -58,18 +58,7 @@ def count_frame(findings: pd.DataFrame | None) -> pd.DataFrame:
     aid = Findings.audit_id
     if findings is None or findings.empty:
         findings = pd.DataFrame({aid: pd.Series(dtype=object)})
-    none = pd.Series(None, index=findings.index, dtype=object)
-    sev = findings[Findings.severity] if Findings.severity in findings.columns else none
-    cat = findings[Findings.category] if Findings.category in findings.columns else none
-    kev = as_mask(cat == "known_exploited")
-    if KNOWN_EXPLOITED in findings.columns:
-        kev = kev | findings[KNOWN_EXPLOITED].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    flags = {
-        "n_critical": as_mask(sev == "critical"),
-        "n_high": as_mask(sev == "high"),
-        "n_remote": as_mask(cat == "exposed_remote_admin"),
-        "n_kev": kev,
-    }
+    flags = flag_counts.flag_masks(findings, FLAGS)
     return flag_counts.count_by_key(findings[aid], flags, total=COUNT_COLUMNS[0], key_dtype=TEXT)
 
 
