@@ -99,10 +99,41 @@ def _info_types() -> frozenset[str]:
     return frozenset(t.loc[sel, "native"])
 
 
+def _scan_kind(memo: ValueMemo, kind: str, sev: str | None) -> tuple[str, str | None, str | None]:
+    """``(scale, native, skip reason)`` of a ``SCAN`` entry (memoised per ``(kind, severity)``):
+    ``INFO``/``SERVICE`` on the ``type`` scale, ``VULN``/``PRACTICE`` by their level."""
+    k = memo.kinds.get((kind, sev))
+    if k is None:
+        informational = kind in ("INFO", "SERVICE")
+        scale = "type" if informational else "severity"
+        native = kind.lower() if informational else sev
+        k = memo.kinds[(kind, sev)] = (scale, native, memo.skip_reason(scale, native))
+    return k
+
+
+def _read_scan_entry(item) -> tuple[str | None, str | None, str | None, tuple | None, str | None]:
+    """``(TITLE, CVSS3_BASE, CVSS_BASE, CVE ids, RESULT)`` of a ``SCAN`` entry (one pass over its
+    children: the last one of a tag wins)."""
+    title = v3 = v2 = result = None
+    cves = None
+    for c in item:
+        t = c.tag
+        if t == "TITLE":
+            title = c.text
+        elif t == "CVSS3_BASE":
+            v3 = c.text
+        elif t == "CVSS_BASE":
+            v2 = c.text
+        elif t == "CVE_ID_LIST":
+            cves = tuple(i.text for i in c.iter("ID"))
+        elif t == "RESULT":
+            result = c.text
+    return title, v3, v2, cves, result
+
+
 def _scan_ip(rows: list, skipped: dict, memo: ValueMemo, ip_el, date: str | None, n: int) -> int:
     """The rows of one ``SCAN/IP``; returns the running item count (``source_row``)."""
     host = ip_el.get("value")
-    kinds = memo.kinds
     for group in ip_el:
         for cat in group:
             if cat.tag != "CAT":
@@ -117,29 +148,11 @@ def _scan_ip(rows: list, skipped: dict, memo: ValueMemo, ip_el, date: str | None
                     continue
                 n += 1
                 sev = item.get("severity")
-                k = kinds.get((kind, sev))
-                if k is None:
-                    informational = kind in ("INFO", "SERVICE")
-                    scale = "type" if informational else "severity"
-                    native = kind.lower() if informational else sev
-                    k = kinds[(kind, sev)] = (scale, native, memo.skip_reason(scale, native))
+                k = _scan_kind(memo, kind, sev)
                 if k[2] is not None:  # skipped by policy: counted, children never read
                     skipped[k[2]] = skipped.get(k[2], 0) + 1
                     continue
-                title = v3 = v2 = result = None
-                cves = None
-                for c in item:  # one pass over the entry's children (the last one of a tag wins)
-                    t = c.tag
-                    if t == "TITLE":
-                        title = c.text
-                    elif t == "CVSS3_BASE":
-                        v3 = c.text
-                    elif t == "CVSS_BASE":
-                        v2 = c.text
-                    elif t == "CVE_ID_LIST":
-                        cves = tuple(i.text for i in c.iter("ID"))
-                    elif t == "RESULT":
-                        result = c.text
+                title, v3, v2, cves, result = _read_scan_entry(item)
                 score = memo.score(v3)
                 if score is None:
                     score = memo.score(v2)
@@ -298,74 +311,123 @@ def _detection_warning(col: Collector, el) -> None:
     )
 
 
+class _QualysScan:
+    """What reading one Qualys report carries from record to record: the collector, the value memo, the
+    informational entry types, the ``SCAN`` report date, the ``source_row`` counter (items in file order),
+    the items skipped since the last flush (by reason), and for the glossary layouts the glossary key of
+    each row and the glossary read so far."""
+
+    def __init__(self, col: Collector, include_info: bool) -> None:
+        self.col = col
+        self.memo = ValueMemo(col.scanner, include_info)
+        self.info = _info_types()
+        self.date: str | None = None
+        self.n = 0
+        self.skipped: dict[str, int] = {}
+        self.keys: list = []
+        self.glossary: dict = {}
+
+    def flush(self) -> ScanResult:
+        """The chunk collected so far, with its skipped counts (both then reset)."""
+        for reason, count in self.skipped.items():
+            self.col.skip(reason, count)
+        self.skipped.clear()
+        return self.col.flush()
+
+
+def _scan_record(el, scan: _QualysScan) -> bool:
+    """``SCAN``: the report ``DATE`` key, or an ``IP`` (a perimeter host and its rows)."""
+    if el.tag == "KEY":
+        if el.get("value") == "DATE":
+            scan.date = el.text
+        return False
+    if el.get("value") is None:
+        return False
+    scan.col.hosts.add(el.get("value"))
+    scan.n = _scan_ip(scan.col.rows, scan.skipped, scan.memo, el, scan.date, scan.n)
+    return True
+
+
+def _asset_record(el, scan: _QualysScan) -> bool:
+    """``ASSET_DATA_REPORT``: a ``HOST`` (a perimeter host and its rows, glossary keys noted) or a
+    glossary ``VULN_DETAILS``."""
+    if el.tag == "HOST":
+        host = el.findtext("IP") or el.findtext("DNS")
+        if host:
+            scan.col.hosts.add(host.strip())
+        scan.n = _asset_host(scan.col.rows, scan.skipped, scan.memo, el, scan.n, scan.keys, scan.info)
+    else:
+        scan.glossary[el.get("id")] = _glossary_entry(el)
+    return False
+
+
+def _detection_record(el, scan: _QualysScan) -> bool:
+    """``HOST_LIST_VM_DETECTION_OUTPUT``: a ``HOST`` and its detections, or the API's truncation
+    ``WARNING``."""
+    if el.tag == "HOST":
+        scan.n = _detection_host(scan.col, el, scan.n)
+        return True
+    _detection_warning(scan.col, el)
+    return False
+
+
+def _was_record(el, scan: _QualysScan) -> bool:
+    """``WAS_SCAN_REPORT``: a ``VULNERABILITY`` with a ``QID`` (an item, glossary key noted), or a glossary
+    ``QID`` entry (one with a ``SEVERITY``)."""
+    if el.tag == "VULNERABILITY":
+        if el.find("QID") is not None:
+            scan.n += 1
+            _was_vuln(scan.col, el, scan.n, scan.keys)
+    elif el.find("SEVERITY") is not None:
+        scan.glossary[(el.findtext("QID") or "").strip()] = _glossary_entry(el)
+    return False
+
+
+#: The step reading one record of each layout; it returns whether a chunk may end after the record (the
+#: glossary layouts are read in one chunk: their rows are completed from the glossary at the end).
+_RECORD_STEPS = {
+    "SCAN": _scan_record,
+    "ASSET_DATA_REPORT": _asset_record,
+    "HOST_LIST_VM_DETECTION_OUTPUT": _detection_record,
+    "WAS_SCAN_REPORT": _was_record,
+}
+
+
+def _flag_cuts(scan: _QualysScan, cuts: list[TruncatedXML]) -> None:
+    """A truncated report is ``incomplete``; items whose glossary entry was cut off are counted."""
+    for cut in cuts:
+        scan.col.flag("incomplete", cut.detail)
+        lost = sum(key not in scan.glossary for key in scan.keys)
+        if lost:  # the glossary follows the hosts: cut off, its entries are unknown
+            scan.col.flag("incomplete", f"{lost} item(s) without a glossary entry (title, severity): cut off")
+
+
 def iter_qualys_xml(
     path: str | Path, *, audit_id: str | None, include_info: bool, chunk_rows: int
 ) -> Iterator[ScanResult]:
-    """Stream a Qualys XML report as :class:`ScanResult` chunks (glossary layouts: one chunk)."""
+    """Stream a Qualys XML report as :class:`ScanResult` chunks (glossary layouts: one chunk).
+
+    The root names the layout, hence its records and the step reading each one; a chunk is yielded once it
+    holds ``chunk_rows`` rows (``SCAN``, VMDR); at the end the truncation is flagged and the glossary
+    layouts' rows get their title, severity and CVEs (module docstring: Policy).
+    """
     path = Path(path)
     stream, root_tag, root_line = open_xml(path)
     try:
         require_root(path, root_tag, root_line, ROOTS)
         col = Collector("qualys_xml", path, audit_id=audit_id, include_info=include_info)
-        memo = ValueMemo(col.scanner, include_info)
+        scan = _QualysScan(col, include_info)
         layout = root_tag  # as the parsed root's tag
+        step = _RECORD_STEPS.get(layout, _was_record)
         cuts: list[TruncatedXML] = []
-        records = until_cut(
-            iter_records(path, stream, root_tag, _RECORDS.get(layout, _RECORDS["WAS_SCAN_REPORT"])), cuts
-        )
-        date = None
-        keys: list = []
-        glossary: dict = {}
-        skipped: dict[str, int] = {}
-        n = 0  # source_row: items in file order
-        info = _info_types()
-
-        def flush() -> ScanResult:
-            for reason, count in skipped.items():
-                col.skip(reason, count)
-            skipped.clear()
-            return col.flush()
-
-        for el in records:
-            tag = el.tag
-            if layout == "SCAN":
-                if tag == "KEY":
-                    if el.get("value") == "DATE":
-                        date = el.text
-                elif el.get("value") is not None:  # IP
-                    col.hosts.add(el.get("value"))
-                    n = _scan_ip(col.rows, skipped, memo, el, date, n)
-                    if len(col) >= chunk_rows:
-                        yield flush()
-            elif layout == "ASSET_DATA_REPORT":
-                if tag == "HOST":
-                    host = el.findtext("IP") or el.findtext("DNS")
-                    if host:
-                        col.hosts.add(host.strip())
-                    n = _asset_host(col.rows, skipped, memo, el, n, keys, info)
-                else:
-                    glossary[el.get("id")] = _glossary_entry(el)
-            elif layout == "HOST_LIST_VM_DETECTION_OUTPUT":
-                if tag == "HOST":
-                    n = _detection_host(col, el, n)
-                    if len(col) >= chunk_rows:
-                        yield flush()
-                else:
-                    _detection_warning(col, el)
-            elif tag == "VULNERABILITY":  # WAS_SCAN_REPORT
-                if el.find("QID") is not None:
-                    n += 1
-                    _was_vuln(col, el, n, keys)
-            elif el.find("SEVERITY") is not None:  # glossary QID
-                glossary[(el.findtext("QID") or "").strip()] = _glossary_entry(el)
-        for cut in cuts:
-            col.flag("incomplete", cut.detail)
-            lost = sum(key not in glossary for key in keys)
-            if lost:  # the glossary follows the hosts: cut off, its entries are unknown
-                col.flag("incomplete", f"{lost} item(s) without a glossary entry (title, severity): cut off")
-        if keys:
-            _apply_glossary(col.rows, keys, glossary)
-        yield flush()
+        records = iter_records(path, stream, root_tag, _RECORDS.get(layout, _RECORDS["WAS_SCAN_REPORT"]))
+        for el in until_cut(records, cuts):
+            if step(el, scan) and len(col) >= chunk_rows:
+                yield scan.flush()
+        _flag_cuts(scan, cuts)
+        if scan.keys:
+            _apply_glossary(col.rows, scan.keys, scan.glossary)
+        yield scan.flush()
     finally:
         stream.close()
 
