@@ -11,7 +11,8 @@ from __future__ import annotations
 import fnmatch
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -182,42 +183,98 @@ def _span_keys(row: pd.Series, ref: Ref) -> list[CellKey]:
 def _apply_cells(
     frame: pd.DataFrame, policy: CellsPolicy, ledger: Ledger, min_cell: int, name: str
 ) -> pd.DataFrame:
+    """A table under a :class:`CellsPolicy`: its cells registered and decided in the run's ledger (with the
+    additive sets they belong to), then the rows and parts of rows about a withheld cell blanked and
+    marked; known zeros and implied shares given back."""
     rows = [r for _, r in frame.iterrows()]
     ind_col = policy.indicator if policy.indicator in frame.columns else None
     refs_per_row = [policy.refs_for(r[ind_col] if ind_col else None) for r in rows]
-    observations: list[Observation] = []
-    vectors: dict[tuple[SetKey, str], dict[str, float]] = {}
-    lines: dict[tuple[str, str, str], dict[str, float]] = {}  # values adding up over the periods of a group
     try:
-        for row, refs in zip(rows, refs_per_row, strict=True):
-            for ref in refs:
-                if ref.span is not None:
-                    continue
-                if ref.additive is not None and _number(row.get(ref.additive)) is not None:
-                    key = _cell_key(row, ref)
-                    lines.setdefault(key[:3], {})[key[3]] = _number(row[ref.additive])  # type: ignore[assignment]
-                count = _ref_count(row, ref)
-                if ref.count is None and ref.count_from_share is None:
-                    continue
-                key = _cell_key(row, ref)
-                observations.append(Observation(key, count, public=ref.public))
-                if count is not None:
-                    tag = f"{_text(row[ind_col]) if ind_col else ''}:{ref.count or 'share'}"
-                    vectors.setdefault((set_of(key), tag), {})[key[2]] = count
+        observations, vectors, lines = _observe_cells(rows, refs_per_row, ind_col)
     except PolicyError as err:
         raise PolicyError(f"table {name!r}: {err} (policy: {policy.description})") from None
+    ledger.decide(
+        observations,
+        vectors=_published_sets(vectors, min_cell),
+        period_vectors={line: [values] for line, values in lines.items() if TOTAL in values},
+        min_cell=min_cell,
+    )
+    hide = _hidden_cells(frame, rows, refs_per_row, policy, ledger, min_cell, name)
+    _give_back_known(frame, ind_col, policy, hide)
+    out = frame
+    for col, mask in hide.blank.items():
+        out = blank_rows(out, mask, [col])
+    out = out if hide.blank else frame.copy()
+    if any(r.part for refs in refs_per_row for r in refs):
+        out = out.assign(
+            suppressed_part=["" if hide.row[i] else ",".join(p) for i, p in enumerate(hide.parts)]
+        )
+    return _mark(out, hide.row, policy)
+
+
+def _observe_cells(rows: list, refs_per_row: list, ind_col: str | None):
+    """What a table says about its cells: one :class:`Observation` per counted cell reference, the count
+    vectors of each additive set (``(set, indicator:count) -> {group: count}``) and the values adding up
+    over the periods of a group (``(indicator, dimension, group) -> {period: value}``)."""
+    observations: list[Observation] = []
+    vectors: dict[tuple[SetKey, str], dict[str, float]] = {}
+    lines: dict[tuple[str, str, str], dict[str, float]] = {}
+    for row, refs in zip(rows, refs_per_row, strict=True):
+        for ref in refs:
+            if ref.span is not None:
+                continue
+            if ref.additive is not None and _number(row.get(ref.additive)) is not None:
+                key = _cell_key(row, ref)
+                lines.setdefault(key[:3], {})[key[3]] = _number(row[ref.additive])  # type: ignore[assignment]
+            count = _ref_count(row, ref)
+            if ref.count is None and ref.count_from_share is None:
+                continue
+            key = _cell_key(row, ref)
+            observations.append(Observation(key, count, public=ref.public))
+            if count is not None:
+                tag = f"{_text(row[ind_col]) if ind_col else ''}:{ref.count or 'share'}"
+                vectors.setdefault((set_of(key), tag), {})[key[2]] = count
+    return observations, vectors, lines
+
+
+def _published_sets(vectors: dict, min_cell: int) -> dict[SetKey, list[dict[str, float]]]:
+    """The count vectors of each additive set; a vector whose total row the small-count rule withholds
+    publishes no total to subtract from, so its total is left out."""
     by_set: dict[SetKey, list[dict[str, float]]] = {}
     for (set_key, _), vector in vectors.items():
         if _small(vector.get(TOTAL), min_cell):
-            # its total row is withheld by the small-count rule below: it publishes no total to subtract from
             vector = {g: v for g, v in vector.items() if g != TOTAL}
         by_set.setdefault(set_key, []).append(vector)
-    period_vectors = {line: [values] for line, values in lines.items() if TOTAL in values}
-    ledger.decide(observations, vectors=by_set, period_vectors=period_vectors, min_cell=min_cell)
+    return by_set
 
-    blank: dict[str, np.ndarray] = {}
-    hidden_row = np.zeros(len(rows), dtype=bool)
-    parts_hidden: list[list[str]] = [[] for _ in rows]
+
+@dataclass
+class _Hidden:
+    """What a table hides: rows withheld whole, the parts of rows withheld, the cells blanked per column."""
+
+    row: np.ndarray
+    parts: list[list[str]]
+    blank: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def blank_cells(self, columns: Iterable[str], i: int) -> None:
+        for col in columns:
+            self.blank.setdefault(col, np.zeros(len(self.row), dtype=bool))[i] = True
+
+
+def _hidden_cells(
+    frame: pd.DataFrame,
+    rows: list,
+    refs_per_row: list,
+    policy: CellsPolicy,
+    ledger: Ledger,
+    min_cell: int,
+    name: str,
+) -> _Hidden:
+    """Each row's withheld cells: a row about too few units (its private counts small), or any of its
+    private cell references not published by the ledger (a part of a row hides its own columns; a row all
+    of whose parts are hidden is hidden); public counts are never blanked. Cells the ledger never saw are
+    reported (:func:`_warn_unknown`)."""
+    hide = _Hidden(row=np.zeros(len(rows), dtype=bool), parts=[[] for _ in rows])
     unknown: set[CellKey] = set()
     for i, (row, refs) in enumerate(zip(rows, refs_per_row, strict=True)):
         public_counts = {r.count for r in refs if r.public and r.count}  # a public count is never blanked
@@ -225,49 +282,44 @@ def _apply_cells(
         private = [r for r in refs if not r.public]
         parted = any(r.part for r in private)  # each part checks its own count
         if private and not parted and _small_row(row, min_cell, exempt=(*public_counts, *policy.exempt)):
-            hidden_row[i] = True
-            for col in default_blank:
-                blank.setdefault(col, np.zeros(len(rows), dtype=bool))[i] = True
-        for ref in refs:
-            if ref.public:
-                continue
+            hide.row[i] = True
+            hide.blank_cells(default_blank, i)
+        for ref in private:
             keys = _span_keys(row, ref) if ref.span is not None else [_cell_key(row, ref)]
             statuses = [ledger.status(k) for k in keys]
             unknown.update(k for k, s in zip(keys, statuses, strict=True) if s is None)
-            hide = any(s != "published" for s in statuses) or _small(_ref_count(row, ref), min_cell)
-            if not hide:
+            if not (any(s != "published" for s in statuses) or _small(_ref_count(row, ref), min_cell)):
                 continue
             if ref.part:
-                parts_hidden[i].append(ref.part)
+                hide.parts[i].append(ref.part)
             else:
-                hidden_row[i] = True
-            columns = default_blank if ref.blank is None else _matching(list(frame.columns), ref.blank)
-            for col in columns:
-                blank.setdefault(col, np.zeros(len(rows), dtype=bool))[i] = True
+                hide.row[i] = True
+            hide.blank_cells(
+                default_blank if ref.blank is None else _matching(list(frame.columns), ref.blank), i
+            )
         parts = [r.part for r in private if r.part]
-        if parts and set(parts_hidden[i]) == set(parts):
-            hidden_row[i] = True
+        if parts and set(hide.parts[i]) == set(parts):
+            hide.row[i] = True
     _warn_unknown(unknown, name)
+    return hide
+
+
+def _give_back_known(frame: pd.DataFrame, ind_col: str | None, policy: CellsPolicy, hide: _Hidden) -> None:
+    """Un-hide what the published rows already tell: zero values of event counts (``zero_values``) and
+    shares the other rows force (``implied_shares``: the share only; its interval and count stay blank)."""
     if policy.zero_values and ind_col and "value" in frame.columns:
-        zero = _known_zeros(frame, ind_col, policy.zero_values, hidden_row)
+        zero = _known_zeros(frame, ind_col, policy.zero_values, hide.row)
         for col in ("value", "ci_low", "ci_high", "ci_method"):
-            if col in blank:
-                blank[col] &= ~zero
-        hidden_row &= ~zero
+            if col in hide.blank:
+                hide.blank[col] &= ~zero
+        hide.row &= ~zero
     if policy.implied_shares and ind_col and {"value", "n_establishments"} <= set(frame.columns):
-        implied = _implied_shares(frame, ind_col, hidden_row, exclude=tuple(policy.by_indicator))
-        if "value" in blank:
-            blank["value"] &= ~implied  # the share only: its interval and count would give the cell's size
-        hidden_row &= ~implied  # published (as the zeros of event counts): its count stays blank
-    out = frame
-    for col, mask in blank.items():
-        out = blank_rows(out, mask, [col])
-    out = out if blank else frame.copy()
-    if any(r.part for refs in refs_per_row for r in refs):
-        out = out.assign(
-            suppressed_part=["" if hidden_row[i] else ",".join(p) for i, p in enumerate(parts_hidden)]
-        )
-    return _mark(out, hidden_row, policy)
+        implied = _implied_shares(frame, ind_col, hide.row, exclude=tuple(policy.by_indicator))
+        if "value" in hide.blank:
+            hide.blank[
+                "value"
+            ] &= ~implied  # the share only: its interval and count would give the cell's size
+        hide.row &= ~implied  # published (as the zeros of event counts): its count stays blank
 
 
 def _known_zeros(
