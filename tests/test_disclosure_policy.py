@@ -490,6 +490,23 @@ def test_summarise_by_group_then_publish(run):
     assert out.loc["all", "n_fixed"] == 24 and "establishment" not in out.columns
 
 
+def test_summarise_by_group_median_of_nothing_known_is_nan_without_a_warning():
+    """A metric nobody measured (the corpus campaign's scope drift) gives an empty median, not a numpy
+    "Mean of empty slice" warning printed on the published page."""
+    import warnings
+
+    from cyberobs_lib.studies.publish import summarise_by_group
+
+    pairs = pd.DataFrame({"establishment": ["E1", "E2", "E3"], "family": ["CH", "CH", "SSR"], "n_new": 1,
+                          "days": [10.0, 30.0, np.nan], "scope_drift": pd.array([None] * 3, dtype="Float64")})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = summarise_by_group(pairs, sums=["n_new"], medians=["days", "scope_drift"]).set_index("family")
+    assert table["median_scope_drift"].isna().all()
+    assert table.loc["CH", "median_days"] == 20.0 and np.isnan(table.loc["SSR", "median_days"])
+    assert table.loc["all", "median_days"] == 20.0
+
+
 def test_side_by_side_rows_hide_each_population_apart(run):
     """Exposure shares (audited) and declaration rates (declaring) of one row are two cells: a hidden one
     does not blank the other, which another table publishes anyway."""

@@ -46,3 +46,14 @@ def make_tests_table(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
 
 def nan_if_none(x: object) -> float:
     return np.nan if x is None else float(x)
+
+
+def median_of_known(values: pd.Series) -> float:
+    """Median of the known values; NaN, without numpy's "Mean of empty slice" warning (it would be printed
+    on a published page), when none is known (a metric nobody could measure).
+
+    >>> median_of_known(pd.Series([3.0, None, 1.0])), median_of_known(pd.Series([None], dtype="Float64"))
+    (2.0, nan)
+    """
+    known = values.dropna()
+    return float(known.median()) if len(known) else np.nan

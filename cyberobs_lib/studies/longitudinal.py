@@ -33,7 +33,7 @@ from cyberobs_lib.config import DEFAULT_DEADLINES
 from cyberobs_lib.l10n import fmt_number, has, label, text
 from cyberobs_lib.lifecycle.intervals import INTERVAL_COLUMNS, interval_columns
 from cyberobs_lib.markup import escape_markdown
-from cyberobs_lib.stats import paired, survival
+from cyberobs_lib.stats import median_of_known, paired, survival
 from cyberobs_lib.stats.models import MIN_CLUSTERS, fit_trend_gee
 from cyberobs_lib.stats.multiplicity import adjust_pvalues
 from cyberobs_lib.stats.paired import DIRECTION_COLUMN, NO_DIRECTION, UNSIGNED_W, change_direction, tidy_tests
@@ -326,13 +326,6 @@ PAIRED_SUMMARY_COLUMNS = ("metric", "statistic", "n_pairs", "baseline", "follow_
                           "share_difference", DIRECTION_COLUMN)  # fmt: skip
 
 
-def _median(values: pd.Series) -> float:
-    """Median of the known values; NaN, without numpy's "Mean of empty slice" warning, when none is known
-    (a metric nobody could measure: no KEV catalogue, no controls file)."""
-    known = values.dropna()
-    return float(known.median()) if len(known) else np.nan
-
-
 def paired_summary(
     metrics: pd.DataFrame,
     *,
@@ -359,9 +352,9 @@ def paired_summary(
                 "metric": metric,
                 "statistic": "median",
                 "n_pairs": int((a.notna() & b.notna()).sum()),
-                "baseline": _median(a),
-                "follow_up": _median(b),
-                "median_difference": _median(b - a),
+                "baseline": median_of_known(a),
+                "follow_up": median_of_known(b),
+                "median_difference": median_of_known(b - a),
                 "share_difference": np.nan,
                 DIRECTION_COLUMN: change_direction("baseline", "follow-up"),
             }

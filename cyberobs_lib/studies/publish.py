@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from cyberobs_lib.disclosure import demo_mode, load_key, pseudonymize
+from cyberobs_lib.stats import median_of_known
 from cyberobs_lib.studies.indicators import select_audits
 
 
@@ -127,7 +128,7 @@ def summarise_by_group(
     def summary(rows: pd.DataFrame) -> dict:
         out = {"n_establishments": rows[unit].nunique(), "n_pairs": len(rows)}
         out.update({c: rows[c].sum() for c in sums})
-        out.update({f"median_{c}": rows[c].median() for c in medians})
+        out.update({f"median_{c}": median_of_known(rows[c]) for c in medians})
         return out
 
     groups = [{by: g, **summary(rows)} for g, rows in table.groupby(by, sort=True, observed=True)]
