@@ -428,7 +428,7 @@ def show(
     if mark_secret is not None and mark_secret not in cells:
         raise KeyError(f"show: mark_secret {mark_secret!r} is not a shown column")
     if mark_secret is not None and "suppressed" in frame.columns:
-        hidden = frame["suppressed"].head(max_rows).fillna(False).astype(bool).to_numpy()
+        hidden = frame["suppressed"].head(max_rows).astype("boolean").fillna(False).astype(bool).to_numpy()
         cells[mark_secret] = [
             text("fig.secret", lang) if h else v for h, v in zip(hidden, cells[mark_secret], strict=True)
         ]

@@ -350,3 +350,17 @@ def test_plots_return_axes_and_mark_secret_cells():
     ]
     assert "general hospitals (CH)" in ax.get_xlabel()  # the one reference, said on the axis
     plt.close("all")
+
+
+def test_no_family_to_compare_is_no_model_not_every_family(planted):
+    """``families=[]`` (a published run where no family can be shown) compares nothing; ``None`` compares every
+    family. An empty list used to mean every family: the models then ran on families whose cells are secret."""
+    m, truth = planted
+    table, _ = cohorts.adjusted_rate_ratios(m, reference=truth["reference"], families=[], on_error="row")
+    assert (table["model"] == "not modelled").all()
+    assert table["note"].str.contains("fewer than two families").all()
+    with pytest.raises(ValueError, match="no binary outcome could be modelled"):
+        cohorts.adjusted_odds_ratios(m, reference=truth["reference"], families=[], outcomes=["has_critical"])
+    assert cohorts.family_trends(m, families=[], proportions=["has_critical"]).empty
+    every, _ = cohorts.adjusted_rate_ratios(m, reference=truth["reference"], families=None)
+    assert (every[every.term == "family"]["level"].nunique()) == m["family"].nunique() - 1

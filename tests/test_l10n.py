@@ -240,7 +240,9 @@ FRENCH_WORDS = {
     "estimable",
 }
 PYTHON_LOOK = [r"\de[-+]\d", r"\bnan\b", r"\bNaN\b", r"\bNone\b", r"\bTrue\b",
-               r"\bFalse\b", r"<NA>", r"\bNaT\b", r"00:00:00", r"\w+: \d+ \| \w+"]  # fmt: skip
+               r"\bFalse\b", r"<NA>", r"\bNaT\b", r"00:00:00", r"\w+: \d+ \| \w+",
+               # a warning or a traceback printed on the page ("RuntimeWarning: Mean of empty slice")
+               r"\b[A-Z]\w*(?:Warning|Error): ", r"Traceback \(most recent call last\)", r"\.py:\d+: "]  # fmt: skip
 
 
 def visible_text(html: str) -> str:
@@ -305,10 +307,11 @@ def test_the_page_check_finds_what_a_reader_would_find():
     page = (
         "<html><head><title>Synthèse</title></head><body><p>Part des structures</p><table><tr><th>group_a</th>"
         "<td>0.308</td><td>1.23e+03</td></tr></table><p>headline indicators: 4 | year: 2025</p>"
-        "<p>the share of establishments</p><img alt='No description has been provided for this image'></body></html>"
+        "<p>the share of establishments</p><img alt='No description has been provided for this image'>"
+        "<pre>numpy/lib/_nanfunctions_impl.py:1213: RuntimeWarning: Mean of empty slice</pre></body></html>"
     )
     found = " ".join(page_problems(page, "fr", {"group_a", "value", "test"}))
-    for expected in ("'the'", "'share'", "group_a", "0.308", "e+0", "headline", "'of'"):
+    for expected in ("'the'", "'share'", "group_a", "0.308", "e+0", "headline", "'of'", "RuntimeWarning: ", ".py:1213: "):
         assert expected in found, expected
     assert "'test'" not in found  # a French word
     clean = (

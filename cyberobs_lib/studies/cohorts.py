@@ -54,7 +54,7 @@ def _subset(
 ) -> pd.DataFrame:
     rows = select_audits(frame, period=period, audit_choice=audit_choice)
     rows = rows[rows[FAMILY].notna()]
-    return rows if not families else rows[rows[FAMILY].isin(list(families))]
+    return rows if families is None else rows[rows[FAMILY].isin(list(families))]  # []: no family
 
 
 def _stack(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -329,15 +329,15 @@ def adjusted_rate_ratios(
     rows = rows[pd.to_numeric(rows[exposure], errors="coerce") > 0]
     if on_error not in ("raise", "row"):
         raise ValueError(f"on_error must be 'raise' or 'row', got {on_error!r}")
+    if rows[FAMILY].nunique() < 2:  # checked first: no family given at all is not a missing reference
+        reason = f"fewer than two families with audits with hosts in scope{f' in {period}' if period else ''}"
+        if on_error == "raise":
+            raise ValueError(reason)
+        return _not_modelled(outcomes, reference, reason)
     if reference not in set(rows[FAMILY]):
         reason = f"reference family {reference!r} has no audit with hosts in scope"
         if period:
             reason += f" in {period}"
-        if on_error == "raise":
-            raise ValueError(reason)
-        return _not_modelled(outcomes, reference, reason)
-    if rows[FAMILY].nunique() < 2:
-        reason = f"fewer than two families with audits with hosts in scope{f' in {period}' if period else ''}"
         if on_error == "raise":
             raise ValueError(reason)
         return _not_modelled(outcomes, reference, reason)
@@ -457,10 +457,10 @@ def adjusted_odds_ratios(
         if data[outcome].nunique() < 2 or reference not in set(data[FAMILY]) or data[FAMILY].nunique() < 2:
             skipped.append(outcome)
             reason = (
-                f"no {reference} audit"
-                if reference not in set(data[FAMILY])
-                else "a single family"
+                "fewer than two families"
                 if data[FAMILY].nunique() < 2
+                else f"no {reference} audit"
+                if reference not in set(data[FAMILY])
                 else "a single observed value"
             )
             undefined.append(_undefined(outcome, "logistic", reason, len(data)))
@@ -532,7 +532,7 @@ def family_trends(
     years = sorted(frame[YEAR].dropna().unique().tolist())
     per_year = pd.concat([select_audits(frame, period=y, audit_choice=audit_choice) for y in years])
     per_year = per_year[per_year[FAMILY].notna()]
-    if families:
+    if families is not None:
         per_year = per_year[per_year[FAMILY].isin(list(families))]
     parts = []
     missing = unavailable_metrics(frame)

@@ -549,7 +549,7 @@ def indicator_table(indicators: pd.DataFrame, period: object, lang: str = "fr", 
     for group in groups:
         sub = rows[rows["group"] == group].set_index("indicator")
         hidden = (
-            sub["suppressed"].fillna(False).astype(bool)
+            sub["suppressed"].astype("boolean").fillna(False).astype(bool)
             if "suppressed" in sub
             else pd.Series(False, index=sub.index)
         )
@@ -568,7 +568,7 @@ def indicator_table(indicators: pd.DataFrame, period: object, lang: str = "fr", 
                 r = sub.loc[name]
                 record[name] = value_with_interval(r["value"], r["ci_low"], r["ci_high"],
                                                    share=name in SHARE_INDICATORS, lang=lang)  # fmt: skip
-        record["suppressed"] = bool(hidden.reindex(names).fillna(False).all())
+        record["suppressed"] = bool(hidden.reindex(names, fill_value=False).astype(bool).all())
         out.append(record)
     return pd.DataFrame(out, columns=["group", "n_establishments", *names, "suppressed"])
 
