@@ -463,6 +463,8 @@ def show(
     if total > max_rows:
         lines.append(escape(text("table.first_rows", lang, shown=fmt_number(max_rows, lang),
                                  total=fmt_number(total, lang))))  # fmt: skip
+    if total == 0:  # headings alone would read as a table that failed to print
+        lines.append(escape(text("table.no_rows", lang)))
     if note:
         lines.append(escape(note))
     if lines:

@@ -88,3 +88,13 @@ def test_show_refuses_what_does_not_fit_a_page_and_unknown_columns():
         show(wide, "fr", columns=["nope"])
     long = pd.DataFrame({"n": range(40)})
     assert "30 premières lignes sur 40" in show(long, "fr", columns=["n"]).to_html()
+
+
+def test_an_empty_table_says_so_in_its_caption():
+    """Headings over no row read as a table that failed to print: the caption says nothing could be shown."""
+    from cyberobs_lib.report import show
+
+    empty = show(pd.DataFrame({"group": [], "value": []}), "fr", caption="Tendances").to_html()
+    assert "rien n&#x27;a pu être calculé" in empty or "rien n'a pu être calculé" in empty
+    full = show(pd.DataFrame({"group": ["CH"], "value": [0.5]}), "fr", caption="Tendances").to_html()
+    assert "rien n" not in full
