@@ -135,56 +135,80 @@ def detect_format(path: str | Path) -> str:
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if packing(head[:4]):
-        with unpacked(path) as (inner, _layers):
-            try:
-                return detect_format(inner)
-            except ScanError as err:
-                err.path = str(path)
-                err.args = (str(path) + str(err)[len(str(inner)) :],)
-                raise
+        return _packed_format(path)
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
         return "empty"
-    first = stripped[:1]
-    if first == b"<":
-        root = sniff_root(path)
-        if root.startswith("NessusClientData"):
-            return "nessus_xml"
-        if root in _XML_ROOTS:
-            return _XML_ROOTS[root]
-        raise ScanError(
-            path,
-            f"unknown XML root element <{root}>",
-            line=None,
-            expected="a Nessus, OpenVAS/GVM, Nmap or Qualys XML export",
-        )
-    if first in (b"{", b"["):
-        # JSON Lines: the first line decides without reading the whole file; else the whole document
-        line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    if stripped[:1] == b"<":
+        return _xml_format(path)
+    if stripped[:1] in (b"{", b"["):
+        return _json_format(path, _json_start(path, stripped))
+    return _csv_format(path)
+
+
+def _packed_format(path: Path) -> str:
+    """The format of a gzip, zip or UTF-16 export's unpacked content; an error names ``path``."""
+    with unpacked(path) as (inner, _layers):
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            try:  # a whole (pretty-printed) document
-                obj = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
-            except json.JSONDecodeError as err:
-                raise json_error(path, err, "a JSON scanner export (nuclei, testssl.sh, sslyze)") from None
-        if isinstance(obj, list):
-            if not obj:
-                return "empty"
-            obj = obj[0]
-        if isinstance(obj, dict):
-            if "server_scan_results" in obj or "sslyze_version" in obj:
-                return "sslyze_json"
-            if _is_testssl_json(obj):
-                return "testssl_json"
-            if _NUCLEI_KEYS & set(obj) or ("info" in obj and "matched-at" in obj):
-                return "nuclei_json"
-        raise ScanError(
-            path,
-            "JSON of no known scanner",
-            line=1,
-            expected="nuclei JSON/JSONL, testssl.sh JSON or sslyze JSON",
-        )
+            return detect_format(inner)
+        except ScanError as err:
+            err.path = str(path)
+            err.args = (str(path) + str(err)[len(str(inner)) :],)
+            raise
+
+
+def _xml_format(path: Path) -> str:
+    """The format named by the root element, after the prolog's security check (rule 2)."""
+    root = sniff_root(path)
+    if root.startswith("NessusClientData"):
+        return "nessus_xml"
+    if root in _XML_ROOTS:
+        return _XML_ROOTS[root]
+    raise ScanError(
+        path,
+        f"unknown XML root element <{root}>",
+        line=None,
+        expected="a Nessus, OpenVAS/GVM, Nmap or Qualys XML export",
+    )
+
+
+def _json_start(path: Path, stripped: bytes) -> object:
+    """The first JSON value: the first line (JSON Lines: decided without reading the whole file), else the
+    whole (pretty-printed) document; invalid JSON is a :class:`ScanError` with its line and column."""
+    line = stripped.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        try:
+            return json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
+        except json.JSONDecodeError as err:
+            raise json_error(path, err, "a JSON scanner export (nuclei, testssl.sh, sslyze)") from None
+
+
+def _json_format(path: Path, obj: object) -> str:
+    """The format of a JSON export from its first object (an array's first item; ``[]`` is empty)
+    (rule 3)."""
+    if isinstance(obj, list):
+        if not obj:
+            return "empty"
+        obj = obj[0]
+    if isinstance(obj, dict):
+        if "server_scan_results" in obj or "sslyze_version" in obj:
+            return "sslyze_json"
+        if _is_testssl_json(obj):
+            return "testssl_json"
+        if _NUCLEI_KEYS & set(obj) or ("info" in obj and "matched-at" in obj):
+            return "nuclei_json"
+    raise ScanError(
+        path,
+        "JSON of no known scanner",
+        line=1,
+        expected="nuclei JSON/JSONL, testssl.sh JSON or sslyze JSON",
+    )
+
+
+def _csv_format(path: Path) -> str:
+    """The format of a delimited text export from its header names (rule 4)."""
     for fmt, test in (
         ("testssl_csv", _is_testssl),
         ("openvas_csv", _is_openvas),
