@@ -311,7 +311,17 @@ def test_the_page_check_finds_what_a_reader_would_find():
         "<pre>numpy/lib/_nanfunctions_impl.py:1213: RuntimeWarning: Mean of empty slice</pre></body></html>"
     )
     found = " ".join(page_problems(page, "fr", {"group_a", "value", "test"}))
-    for expected in ("'the'", "'share'", "group_a", "0.308", "e+0", "headline", "'of'", "RuntimeWarning: ", ".py:1213: "):
+    for expected in (
+        "'the'",
+        "'share'",
+        "group_a",
+        "0.308",
+        "e+0",
+        "headline",
+        "'of'",
+        "RuntimeWarning: ",
+        ".py:1213: ",
+    ):
         assert expected in found, expected
     assert "'test'" not in found  # a French word
     clean = (

@@ -336,8 +336,12 @@ POLICIES: dict[str, TablePolicy] = {
     "scan_status": DatasetPolicy("audits per scan status (whole dataset)"),
     "rejects_by_reason": DatasetPolicy("rejected rows per file and reason"),
     "violations_by_rule": DatasetPolicy("contract violations per file and rule"),
-    "registry_vs_reference": PublicPolicy("the dataset's registry (a public frame wider than the audited) vs FINESS"),
-    "registry_unknown_to_reference": DatasetPolicy("registry rows the national reference cannot place, by reason"),
+    "registry_vs_reference": PublicPolicy(
+        "the dataset's registry (a public frame wider than the audited) vs FINESS"
+    ),
+    "registry_unknown_to_reference": DatasetPolicy(
+        "registry rows the national reference cannot place, by reason"
+    ),
     # 10 longitudinal
     "lifecycle": RowsPolicy(
         "one row per pair of consecutive audits of an establishment", aggregate="lifecycle_by_family"
