@@ -748,6 +748,21 @@ def by_severity(table: pd.DataFrame, column: str = "group") -> pd.DataFrame:
     return table.sort_values(column, key=lambda s: s.map(rank).fillna(len(rank)), kind="stable")
 
 
+def curves_shown(survival: pd.DataFrame, published: pd.DataFrame, column: str = "group") -> pd.DataFrame:
+    """The survival curves a published page may draw: those of the groups whose row of the ``published``
+    table (e.g. the medians by severity) is not covered by statistical secrecy. A curve of a hidden group
+    would give its median back (read where it crosses 50 %). Groups absent from ``published`` are not
+    drawn; in a confidential run (no ``suppressed`` column) every group present is.
+
+    >>> km = pd.DataFrame({"group": ["high", "high", "medium"], "survival": [1.0, 0.4, 1.0]})
+    >>> medians = pd.DataFrame({"group": ["high", "medium"], "suppressed": [False, True]})
+    >>> curves_shown(km, medians)["group"].tolist()
+    ['high', 'high']
+    """
+    drawn = set(published.loc[~secret(published), column])
+    return survival[survival["group"].isin(drawn)]
+
+
 def _logrank(ep: pd.DataFrame, group: str) -> pd.DataFrame:
     """Log-rank test of the time to fix across the values of ``group``; an ``undefined`` row with fewer
     than two of them."""
