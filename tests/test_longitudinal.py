@@ -204,13 +204,19 @@ def test_every_effect_and_figure_agree_when_every_establishment_improved():
              "en": "difference follow-up − baseline (negative: fewer at follow-up)"}  # fmt: skip
     for lang, axis in words.items():
         fig, ax = plt.subplots()
-        plots.plot_paired_differences(pairs, tests, ax=ax, lang=lang)
+        plots.plot_paired_differences(
+            pairs, tests, ax=ax, lang=lang, show_points=True
+        )  # a confidential report
         printed = [t.get_text() for t in ax.texts if t.get_text().startswith("r = ")]
         assert len(printed) == 3 and all(t.startswith("r = -") for t in printed), printed
         drawn = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections])
         assert (drawn < 0).all()  # the changes drawn are follow-up − baseline
         assert ax.get_xlabel() == axis
         plt.close(fig)
+    fig, ax = plt.subplots()
+    plots.plot_paired_differences(pairs, tests, ax=ax)  # published: no establishment's own change drawn
+    assert len(ax.collections) == 0 and len(ax.lines) > 0
+    plt.close(fig)
     # a table with the opposite convention is refused rather than drawn with an r of the wrong sign
     flipped = tests.assign(effect_direction="baseline − follow-up (positive: fewer)")
     fig, ax = plt.subplots()

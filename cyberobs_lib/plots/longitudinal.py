@@ -79,10 +79,21 @@ def plot_slopes(
 
 
 def plot_paired_differences(
-    pairs: pd.DataFrame, tests: pd.DataFrame, *, metrics=None, ax=None, lang: str = "fr"
+    pairs: pd.DataFrame,
+    tests: pd.DataFrame,
+    *,
+    metrics=None,
+    ax=None,
+    lang: str = "fr",
+    show_points: bool = False,
 ):
-    """Distribution of the changes follow-up − baseline per metric (strip + box), with the matched-pairs
-    rank-biserial r and its CI written beside each metric.
+    """Distribution of the changes follow-up − baseline per metric (box, and each establishment's change as
+    a point with ``show_points``), with the matched-pairs rank-biserial r and its CI written beside each
+    metric.
+
+    The box is the quartiles, the whiskers reach the last changes within the 10th and 90th percentiles, no
+    outlier point: a published page shows no establishment's own change (``show_points`` only in a
+    confidential report), as the distributions of :func:`cyberobs_lib.plots.cohorts.plot_family_distributions`.
 
     The axis says the convention in words (negative = fewer at follow-up) and r has the same sign as the
     drawn changes: ``tests`` must state ``effect_direction`` = ``follow-up − baseline (negative: fewer)`` on
@@ -106,10 +117,12 @@ def plot_paired_differences(
             positions=[i],
             orientation="horizontal",
             widths=0.5,
+            whis=(10, 90),
             showfliers=False,
             medianprops={"color": "black"},
         )
-        ax.scatter(d, i + rng.uniform(-0.18, 0.18, len(d)), s=6, alpha=0.35, color="#4C72B0")
+        if show_points:
+            ax.scatter(d, i + rng.uniform(-0.18, 0.18, len(d)), s=6, alpha=0.35, color="#4C72B0")
         row = tests[(tests["metric"] == metric) & (tests["test"] == "wilcoxon_signed_rank")]
         if len(row) and pd.notna(row.iloc[0]["p_value"]):
             r = row.iloc[0]
